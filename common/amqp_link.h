@@ -1,0 +1,111 @@
+/* amqp_link: one connection to RabbitMQ (rabbitmq-c) driven by a libuv loop.
+ *
+ * A handle. It connects in the background and keeps reconnecting with capped exponential
+ * backoff and jitter. On every (re)connection it opens one channel, puts it in confirm mode,
+ * sets basic.qos prefetch, declares the registered queues (durable; when the user may not
+ * configure, it falls back to a passive declare and, if the queue is missing, reports which
+ * one and retries later), and restores the registered consumers that are not paused.
+ *
+ * The socket is watched with uv_poll_t; frames are drained without blocking while
+ * amqp_frames_enqueued() or amqp_data_in_buffer() is true; heartbeats are driven by a timer.
+ * Opening the connection and the login/declare RPCs block for at most connect_timeout_ms
+ * (bounded: the only blocking calls, made on (re)connect).
+ *
+ * Every delivery carries the connection generation it came on: acks and nacks for an older
+ * generation are ignored (the broker already requeued those messages).
+ *
+ * Publishing is persistent (delivery_mode 2), content_type application/json, mandatory, with
+ * publisher confirms: many may be outstanding at once (up to max_unconfirmed); each publish
+ * gets exactly one confirm callback: 0 on basic.ack, -EIO on basic.nack or basic.return
+ * (unroutable), -ECONNRESET when the connection was lost first, -ECANCELED on amqp_link_free. */
+#pragma once
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+typedef struct amqp_link amqp_link;
+
+struct amqp_link_config {
+    const char *host;     /* default "localhost" */
+    int port;             /* default 5672 */
+    const char *user;     /* default "guest" */
+    const char *password; /* default "guest" */
+    const char *vhost;    /* default "/" */
+    unsigned heartbeat_s; /* default 30; 0 disables */
+    unsigned prefetch;    /* basic.qos prefetch_count; 0 = unlimited */
+    size_t max_message_bytes;   /* a bigger delivery is rejected (nack, no requeue) and reported */
+    unsigned max_unconfirmed;   /* publishes awaiting confirm; beyond: -ENOBUFS */
+    uint64_t connect_timeout_ms;  /* socket open, login, each RPC */
+    uint64_t reconnect_min_ms;    /* first backoff, default 500 */
+    uint64_t reconnect_max_ms;    /* cap, default 30000 */
+};
+void amqp_link_config_defaults(struct amqp_link_config *cfg);
+
+enum amqp_link_event {
+    AMQP_LINK_UP,   /* connected, channel ready, queues declared, consumers restored */
+    AMQP_LINK_DOWN, /* lost (detail says why); unacked deliveries are back in their queues */
+    AMQP_LINK_ERROR, /* a problem that needs an operator (missing queue, bad login); retrying */
+    AMQP_LINK_REJECTED, /* a delivery was refused before reaching the consumer (too big) */
+};
+typedef void (*amqp_link_event_cb)(amqp_link *link, enum amqp_link_event ev, const char *detail,
+                                   void *userdata);
+
+struct amqp_link_header {
+    const char *key;
+    const char *str; /* a string value, or NULL for an integer */
+    int64_t num;
+};
+
+struct amqp_link_delivery {
+    uint64_t generation;
+    uint64_t delivery_tag;
+    bool redelivered;
+    const char *queue;       /* the queue of the consumer */
+    const char *message_id;  /* NULL when the property is absent */
+    const void *body;
+    size_t body_len;
+    const struct amqp_link_header *headers; /* string and integer headers only */
+    size_t n_headers;
+};
+/* The delivery and everything it points to are valid only during the callback: copy what
+ * you keep. Ack or nack later with (generation, delivery_tag). */
+typedef void (*amqp_link_deliver_cb)(amqp_link *link, const struct amqp_link_delivery *d,
+                                     void *userdata);
+typedef void (*amqp_link_confirm_cb)(amqp_link *link, int status, void *userdata);
+
+struct amqp_link_publish_opts {
+    const char *message_id; /* optional */
+    const struct amqp_link_header *headers; /* optional */
+    size_t n_headers;
+    uint64_t expiration_ms; /* 0: none; else per-message TTL */
+};
+
+amqp_link *amqp_link_new(uv_loop_t *loop, const struct amqp_link_config *cfg,
+                         amqp_link_event_cb on_event, void *userdata);
+/* Registration, before or after start; each is (re)applied on every connection.
+ * x_args: optional extra declare arguments as headers (e.g. "x-dead-letter-exchange"). */
+int amqp_link_declare_queue(amqp_link *link, const char *queue,
+                            const struct amqp_link_header *x_args, size_t n_x_args);
+int amqp_link_consume(amqp_link *link, const char *queue, amqp_link_deliver_cb cb,
+                      void *userdata);
+/* Stop / restart delivering from a registered consumer (basic.cancel / basic.consume).
+ * Messages already delivered stay with us until acked or nacked. */
+int amqp_link_pause(amqp_link *link, const char *queue);
+int amqp_link_resume(amqp_link *link, const char *queue);
+int amqp_link_start(amqp_link *link);
+bool amqp_link_is_up(const amqp_link *link);
+uint64_t amqp_link_generation(const amqp_link *link);
+
+/* -ENOTCONN when the link is down (cb not called), -ENOBUFS when too many are unconfirmed,
+ * -EINVAL, -ENOMEM; else 0 and cb will be called exactly once. */
+int amqp_link_publish(amqp_link *link, const char *queue, const void *body, size_t len,
+                      const struct amqp_link_publish_opts *opts, amqp_link_confirm_cb cb,
+                      void *userdata);
+/* 0; -ESTALE when generation is not the current one (nothing sent); -ENOTCONN. */
+int amqp_link_ack(amqp_link *link, uint64_t generation, uint64_t delivery_tag);
+int amqp_link_nack(amqp_link *link, uint64_t generation, uint64_t delivery_tag, bool requeue);
+
+/* Closes the connection cleanly (if up), fails outstanding confirms with -ECANCELED, stops
+ * its handles and frees the link once libuv has released them (run the loop afterwards). */
+void amqp_link_free(amqp_link *link);

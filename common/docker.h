@@ -1,0 +1,81 @@
+/* docker: a Docker Engine API client on the libuv loop (through http.h).
+ *
+ * DOCKER_HOST is unix:///path (default unix:///var/run/docker.sock) or tcp://host:port, with
+ * TLS when DOCKER_TLS_VERIFY is set, using DOCKER_CERT_PATH/{ca,cert,key}.pem as the docker
+ * CLI does. Every call is pinned to API version DOCKER_API_VERSION ("v1.41"), has a timeout
+ * and a bounded response. Each call is a request with one completion callback. */
+#pragma once
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "http.h"
+
+#define DOCKER_API_VERSION "v1.41"
+
+typedef struct docker docker;
+
+struct docker_config {
+    const char *host;        /* DOCKER_HOST; NULL: unix:///var/run/docker.sock */
+    bool tls_verify;         /* DOCKER_TLS_VERIFY */
+    const char *cert_path;   /* DOCKER_CERT_PATH; NULL: ~/.docker */
+    uint64_t timeout_ms;     /* per call (not for the events stream), default 30000 */
+    size_t max_response_bytes; /* default 4 MiB */
+};
+void docker_config_defaults(struct docker_config *cfg);
+/* Reads DOCKER_HOST, DOCKER_TLS_VERIFY, DOCKER_CERT_PATH from the environment into cfg
+ * (pointers into the environment). -EINVAL with a message on a bad value. */
+int docker_config_from_env(struct docker_config *cfg, char *err, size_t errlen);
+
+struct docker_result {
+    int err;            /* transport: 0, or -ETIMEDOUT/-ECONNREFUSED/-ENOENT(socket)/-EIO/-EFBIG */
+    long status;        /* HTTP status when err == 0 */
+    const char *message; /* Docker's {"message": ...} on an error status, or the transport
+                            error; never NULL (may be "") */
+    json_t *json;       /* parsed JSON body when there is one, else NULL; borrowed */
+    const char *body;   /* raw body (e.g. logs), NUL-terminated; borrowed */
+    size_t body_len;
+};
+typedef void (*docker_cb)(const struct docker_result *res, void *userdata);
+
+docker *docker_new(uv_loop_t *loop, const struct docker_config *cfg, char *err, size_t errlen);
+void docker_free(docker *d); /* cancels pending calls without callbacks */
+
+/* The raw call: path starts with "/" and is put after the version ("/containers/json?..."). */
+int docker_call(docker *d, const char *method, const char *path, const char *content_type,
+                const void *body, size_t body_len, docker_cb cb, void *userdata);
+
+int docker_ping(docker *d, docker_cb cb, void *userdata);
+/* POST /containers/create?name=...; body is the create config (not stolen). 201 {"Id":...};
+ * 404 no such image; 409 name in use. */
+int docker_container_create(docker *d, const char *name, json_t *config, docker_cb cb,
+                            void *userdata);
+/* PUT /containers/{id}/archive?path=... with a tar stream. */
+int docker_container_upload(docker *d, const char *id, const char *path, const void *tar,
+                            size_t tar_len, docker_cb cb, void *userdata);
+int docker_container_start(docker *d, const char *id, docker_cb cb, void *userdata); /* 204/304 */
+int docker_container_inspect(docker *d, const char *id, docker_cb cb, void *userdata);
+/* GET /containers/{id}/logs?stdout=1&stderr=1: the raw (multiplexed) stream in body, at most
+ * max_bytes (err -EFBIG beyond, with the first max_bytes kept in body). */
+int docker_container_logs(docker *d, const char *id, size_t max_bytes, docker_cb cb,
+                          void *userdata);
+int docker_container_kill(docker *d, const char *id, const char *signal, docker_cb cb,
+                          void *userdata);
+int docker_container_remove(docker *d, const char *id, bool force, docker_cb cb, void *userdata);
+/* GET /containers/json?all=..&filters=<json>; filters is a JSON object like
+ * {"label":["correctomatic.job_id"],"status":["running"]} (not stolen). */
+int docker_container_list(docker *d, bool all, json_t *filters, docker_cb cb, void *userdata);
+int docker_image_inspect(docker *d, const char *ref, docker_cb cb, void *userdata);
+
+/* The events stream (GET /events?since=..&filters=..), one callback per event object.
+ * on_end is called once when the stream ends for any reason (err/status say why), unless
+ * the stream was stopped with docker_events_stop. Lines longer than 64 KiB end the stream
+ * with -EFBIG. */
+typedef struct docker_events docker_events;
+typedef void (*docker_event_cb)(json_t *event, void *userdata); /* borrowed */
+typedef void (*docker_events_end_cb)(const struct docker_result *res, void *userdata);
+int docker_events_start(docker *d, int64_t since, json_t *filters, docker_event_cb on_event,
+                        docker_events_end_cb on_end, void *userdata, docker_events **ret);
+void docker_events_stop(docker_events *ev);
