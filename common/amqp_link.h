@@ -27,25 +27,25 @@
 typedef struct amqp_link amqp_link;
 
 struct amqp_link_config {
-    const char *host;     /* default "localhost" */
-    int port;             /* default 5672 */
-    const char *user;     /* default "guest" */
-    const char *password; /* default "guest" */
-    const char *vhost;    /* default "/" */
-    unsigned heartbeat_s; /* default 30; 0 disables */
-    unsigned prefetch;    /* basic.qos prefetch_count; 0 = unlimited */
-    size_t max_message_bytes;   /* a bigger delivery is rejected (nack, no requeue) and reported */
-    unsigned max_unconfirmed;   /* publishes awaiting confirm; beyond: -ENOBUFS */
-    uint64_t connect_timeout_ms;  /* socket open, login, each RPC */
-    uint64_t reconnect_min_ms;    /* first backoff, default 500 */
-    uint64_t reconnect_max_ms;    /* cap, default 30000 */
+    const char *host;            /* default "localhost" */
+    int port;                    /* default 5672 */
+    const char *user;            /* default "guest" */
+    const char *password;        /* default "guest" */
+    const char *vhost;           /* default "/" */
+    unsigned heartbeat_s;        /* default 30; 0 disables */
+    unsigned prefetch;           /* basic.qos prefetch_count; 0 = unlimited */
+    size_t max_message_bytes;    /* a bigger delivery is rejected (nack, no requeue) and reported */
+    unsigned max_unconfirmed;    /* publishes awaiting confirm; beyond: -ENOBUFS */
+    uint64_t connect_timeout_ms; /* socket open, login, each RPC */
+    uint64_t reconnect_min_ms;   /* first backoff, default 500 */
+    uint64_t reconnect_max_ms;   /* cap, default 30000 */
 };
 void amqp_link_config_defaults(struct amqp_link_config *cfg);
 
 enum amqp_link_event {
-    AMQP_LINK_UP,   /* connected, channel ready, queues declared, consumers restored */
-    AMQP_LINK_DOWN, /* lost (detail says why); unacked deliveries are back in their queues */
-    AMQP_LINK_ERROR, /* a problem that needs an operator (missing queue, bad login); retrying */
+    AMQP_LINK_UP,       /* connected, channel ready, queues declared, consumers restored */
+    AMQP_LINK_DOWN,     /* lost (detail says why); unacked deliveries are back in their queues */
+    AMQP_LINK_ERROR,    /* a problem that needs an operator (missing queue, bad login); retrying */
     AMQP_LINK_REJECTED, /* a delivery was refused before reaching the consumer (too big) */
 };
 typedef void (*amqp_link_event_cb)(amqp_link *link, enum amqp_link_event ev, const char *detail,
@@ -61,8 +61,8 @@ struct amqp_link_delivery {
     uint64_t generation;
     uint64_t delivery_tag;
     bool redelivered;
-    const char *queue;       /* the queue of the consumer */
-    const char *message_id;  /* NULL when the property is absent */
+    const char *queue;      /* the queue of the consumer */
+    const char *message_id; /* NULL when the property is absent */
     const void *body;
     size_t body_len;
     const struct amqp_link_header *headers; /* string and integer headers only */
@@ -75,7 +75,7 @@ typedef void (*amqp_link_deliver_cb)(amqp_link *link, const struct amqp_link_del
 typedef void (*amqp_link_confirm_cb)(amqp_link *link, int status, void *userdata);
 
 struct amqp_link_publish_opts {
-    const char *message_id; /* optional */
+    const char *message_id;                 /* optional */
     const struct amqp_link_header *headers; /* optional */
     size_t n_headers;
     uint64_t expiration_ms; /* 0: none; else per-message TTL */
@@ -87,8 +87,7 @@ amqp_link *amqp_link_new(uv_loop_t *loop, const struct amqp_link_config *cfg,
  * x_args: optional extra declare arguments as headers (e.g. "x-dead-letter-exchange"). */
 int amqp_link_declare_queue(amqp_link *link, const char *queue,
                             const struct amqp_link_header *x_args, size_t n_x_args);
-int amqp_link_consume(amqp_link *link, const char *queue, amqp_link_deliver_cb cb,
-                      void *userdata);
+int amqp_link_consume(amqp_link *link, const char *queue, amqp_link_deliver_cb cb, void *userdata);
 /* Stop / restart delivering from a registered consumer (basic.cancel / basic.consume).
  * Messages already delivered stay with us until acked or nacked. */
 int amqp_link_pause(amqp_link *link, const char *queue);

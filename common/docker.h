@@ -18,10 +18,10 @@
 typedef struct docker docker;
 
 struct docker_config {
-    const char *host;        /* DOCKER_HOST; NULL: unix:///var/run/docker.sock */
-    bool tls_verify;         /* DOCKER_TLS_VERIFY */
-    const char *cert_path;   /* DOCKER_CERT_PATH; NULL: ~/.docker */
-    uint64_t timeout_ms;     /* per call (not for the events stream), default 30000 */
+    const char *host;          /* DOCKER_HOST; NULL: unix:///var/run/docker.sock */
+    bool tls_verify;           /* DOCKER_TLS_VERIFY */
+    const char *cert_path;     /* DOCKER_CERT_PATH; NULL: ~/.docker */
+    uint64_t timeout_ms;       /* per call (not for the events stream), default 30000 */
     size_t max_response_bytes; /* default 4 MiB */
 };
 void docker_config_defaults(struct docker_config *cfg);
@@ -30,12 +30,12 @@ void docker_config_defaults(struct docker_config *cfg);
 int docker_config_from_env(struct docker_config *cfg, char *err, size_t errlen);
 
 struct docker_result {
-    int err;            /* transport: 0, or -ETIMEDOUT/-ECONNREFUSED/-ENOENT(socket)/-EIO/-EFBIG */
-    long status;        /* HTTP status when err == 0 */
+    int err;             /* transport: 0, or -ETIMEDOUT/-ECONNREFUSED/-ENOENT(socket)/-EIO/-EFBIG */
+    long status;         /* HTTP status when err == 0 */
     const char *message; /* Docker's {"message": ...} on an error status, or the transport
                             error; never NULL (may be "") */
-    json_t *json;       /* parsed JSON body when there is one, else NULL; borrowed */
-    const char *body;   /* raw body (e.g. logs), NUL-terminated; borrowed */
+    json_t *json;        /* parsed JSON body when there is one, else NULL; borrowed */
+    const char *body;    /* raw body (e.g. logs), NUL-terminated; borrowed */
     size_t body_len;
 };
 typedef void (*docker_cb)(const struct docker_result *res, void *userdata);

@@ -16,11 +16,11 @@ typedef struct http http;
 typedef struct http_req http_req;
 
 struct http_result {
-    int err;             /* 0 when an HTTP response arrived, else -ETIMEDOUT, -ECONNREFUSED,
-                            -EFBIG (body over the limit), -ECANCELED, -EIO (other) */
+    int err;                /* 0 when an HTTP response arrived, else -ETIMEDOUT, -ECONNREFUSED,
+                               -EFBIG (body over the limit), -ECANCELED, -EIO (other) */
     const char *err_detail; /* curl's message when err != 0 */
-    long status;         /* HTTP status, 0 when err != 0 */
-    const char *body;    /* NUL-terminated, len excludes it; valid during the callback */
+    long status;            /* HTTP status, 0 when err != 0 */
+    const char *body;       /* NUL-terminated, len excludes it; valid during the callback */
     size_t body_len;
     const char *retry_after; /* value of a Retry-After header, or NULL */
 };
@@ -30,16 +30,16 @@ typedef void (*http_done_cb)(http_req *req, const struct http_result *res, void 
 typedef int (*http_chunk_cb)(http_req *req, const char *data, size_t len, void *userdata);
 
 struct http_req_opts {
-    const char *method;        /* "GET", "POST", "PUT", "DELETE" */
+    const char *method; /* "GET", "POST", "PUT", "DELETE" */
     const char *url;
-    const char *unix_socket;   /* optional: talk HTTP over this Unix socket */
+    const char *unix_socket;    /* optional: talk HTTP over this Unix socket */
     const char *const *headers; /* optional, NULL-terminated "Name: value" */
-    const void *body;          /* optional; copied */
+    const void *body;           /* optional; copied */
     size_t body_len;
     uint64_t connect_timeout_ms; /* 0: none */
-    uint64_t timeout_ms;       /* whole transfer, 0: none (streams) */
-    size_t max_body_bytes;     /* 0: unlimited (only for streams) */
-    http_chunk_cb on_chunk;    /* optional: stream instead of buffering */
+    uint64_t timeout_ms;         /* whole transfer, 0: none (streams) */
+    size_t max_body_bytes;       /* 0: unlimited (only for streams) */
+    http_chunk_cb on_chunk;      /* optional: stream instead of buffering */
     /* TLS (tcp:// Docker with DOCKER_TLS_VERIFY, https callbacks) */
     const char *ca_file, *cert_file, *key_file;
     /* optional hook to set more curl options on the easy handle before it starts */

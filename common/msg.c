@@ -34,8 +34,8 @@ const char *msg_error_text(const struct msg_error *err, char *buf, size_t len)
 static json_t *load_object(const void *body, size_t len, size_t max_len, struct msg_error *err)
 {
     if (len > max_len) {
-        msg_error_set(err, MSG_REASON_INVALID_MESSAGE, "message of %zu bytes exceeds the limit of %zu",
-                      len, max_len);
+        msg_error_set(err, MSG_REASON_INVALID_MESSAGE,
+                      "message of %zu bytes exceeds the limit of %zu", len, max_len);
         return NULL;
     }
     json_error_t je;
@@ -62,7 +62,8 @@ static int take_work_id(json_t *root, json_t **ret, struct msg_error *err)
         return 0;
     }
     if (!json_is_string(w) && !json_is_number(w)) {
-        msg_error_set(err, MSG_REASON_INVALID_MESSAGE, "field 'work_id' must be a string or a number");
+        msg_error_set(err, MSG_REASON_INVALID_MESSAGE,
+                      "field 'work_id' must be a string or a number");
         return -EINVAL;
     }
     *ret = json_incref(w);
@@ -133,8 +134,8 @@ int msg_validate_callback(const char *url, struct msg_error *err)
     }
     /* The scheme first: curl would accept (and guess) others. */
     if (strncasecmp(url, "http://", 7) != 0 && strncasecmp(url, "https://", 8) != 0) {
-        msg_error_set(err, MSG_REASON_INVALID_CALLBACK, "callback '%.200s' is not an http or https URL",
-                      url);
+        msg_error_set(err, MSG_REASON_INVALID_CALLBACK,
+                      "callback '%.200s' is not an http or https URL", url);
         return -EINVAL;
     }
     int r = 0;
@@ -146,7 +147,8 @@ int msg_validate_callback(const char *url, struct msg_error *err)
     }
     if (curl_url_set(u, CURLUPART_URL, url, 0) != CURLUE_OK ||
         curl_url_get(u, CURLUPART_HOST, &host, 0) != CURLUE_OK || !host || !*host) {
-        msg_error_set(err, MSG_REASON_INVALID_CALLBACK, "callback '%.200s' is not a valid URL", url);
+        msg_error_set(err, MSG_REASON_INVALID_CALLBACK, "callback '%.200s' is not a valid URL",
+                      url);
         r = -EINVAL;
     }
     curl_free(host);
@@ -228,8 +230,8 @@ static int check_image(const char *image, struct msg_error *err)
 {
     for (const char *p = image; *p; p++) {
         if (isspace((unsigned char)*p) || *p == '"' || *p == '\\') {
-            msg_error_set(err, MSG_REASON_INVALID_MESSAGE, "field 'image' is not an image reference: '%.100s'",
-                          image);
+            msg_error_set(err, MSG_REASON_INVALID_MESSAGE,
+                          "field 'image' is not an image reference: '%.100s'", image);
             return -EINVAL;
         }
     }
@@ -309,7 +311,8 @@ char *msg_running_serialize(const struct running_msg *m)
         return NULL;
     if ((m->work_id && json_object_set(o, "work_id", m->work_id) < 0) ||
         set_opt_string(o, "container_id", m->container_id) < 0 ||
-        set_opt_string(o, "callback", m->callback) < 0 || set_opt_string(o, "job_id", m->job_id) < 0) {
+        set_opt_string(o, "callback", m->callback) < 0 ||
+        set_opt_string(o, "job_id", m->job_id) < 0) {
         json_decref(o);
         return NULL;
     }
@@ -365,7 +368,8 @@ char *msg_finished_serialize(const struct finished_msg *m)
     if ((m->work_id && json_object_set(o, "work_id", m->work_id) < 0) ||
         json_object_set_new(o, "error", json_boolean(m->error)) < 0 ||
         json_object_set(o, "correction_data", m->correction_data) < 0 ||
-        set_opt_string(o, "callback", m->callback) < 0 || set_opt_string(o, "job_id", m->job_id) < 0)
+        set_opt_string(o, "callback", m->callback) < 0 ||
+        set_opt_string(o, "job_id", m->job_id) < 0)
         goto fail;
     return dump(o);
 fail:
@@ -408,8 +412,8 @@ int msg_finished_parse(const void *body, size_t len, size_t max_len, struct fini
     if (r == 0) {
         json_t *d = json_object_get(root, "correction_data");
         if (m.error ? !json_is_string(d) : !json_is_object(d)) {
-            msg_error_set(err, MSG_REASON_INVALID_MESSAGE,
-                          "field 'correction_data' must be %s", m.error ? "a string" : "an object");
+            msg_error_set(err, MSG_REASON_INVALID_MESSAGE, "field 'correction_data' must be %s",
+                          m.error ? "a string" : "an object");
             r = -EINVAL;
         } else {
             m.correction_data = json_incref(d);

@@ -57,8 +57,8 @@ static int write_entry(struct archive *a, const char *path, mode_t type, unsigne
     return r;
 }
 
-int tar_single_file(const char *path, const void *data, size_t len, unsigned mode,
-                    void **ret_buf, size_t *ret_len)
+int tar_single_file(const char *path, const void *data, size_t len, unsigned mode, void **ret_buf,
+                    size_t *ret_len)
 {
     if (!path || !*path || path[0] == '/' || strstr(path, "..") || (len && !data))
         return -EINVAL;

@@ -21,9 +21,10 @@ static void test_pending_ok(void **state)
     (void)state;
     struct pending_job job;
     struct msg_error err;
-    const char *s = "{\"work_id\":\"abc123\",\"image\":\"correction-test-1:latest\","
-                    "\"file\":\"/srv/uploads/1-exercise.txt\",\"callback\":\"http://r.example/grade\","
-                    "\"params\":[\"EXERCISE=6\",\"LANGUAGE=js\",\"EXPR=a=b\"],\"extra\":1}";
+    const char *s =
+        "{\"work_id\":\"abc123\",\"image\":\"correction-test-1:latest\","
+        "\"file\":\"/srv/uploads/1-exercise.txt\",\"callback\":\"http://r.example/grade\","
+        "\"params\":[\"EXERCISE=6\",\"LANGUAGE=js\",\"EXPR=a=b\"],\"extra\":1}";
     assert_int_equal(parse(s, &job, &err), 0);
     assert_string_equal(json_string_value(job.work_id), "abc123");
     assert_string_equal(job.image, "correction-test-1:latest");
@@ -98,8 +99,8 @@ static void test_pending_bad(void **state)
         if (r != -EINVAL || strcmp(err.reason, cases[i].reason) != 0 ||
             !strstr(err.detail, cases[i].detail_part) ||
             (job.callback != NULL) != cases[i].has_callback)
-            fail_msg("case %zu (%s): r=%d reason='%s' detail='%s' callback=%s", i, cases[i].json,
-                     r, err.reason, err.detail, job.callback ? job.callback : "(none)");
+            fail_msg("case %zu (%s): r=%d reason='%s' detail='%s' callback=%s", i, cases[i].json, r,
+                     err.reason, err.detail, job.callback ? job.callback : "(none)");
         msg_pending_free(&job);
     }
 
@@ -146,8 +147,8 @@ static void test_running(void **state)
 
     /* legacy "id", no job_id, unknown properties ignored */
     char legacy[256];
-    snprintf(legacy, sizeof(legacy), "{\"work_id\":7,\"id\":\"%s\",\"callback\":\"http://h/\",\"x\":1}",
-             cid);
+    snprintf(legacy, sizeof(legacy),
+             "{\"work_id\":7,\"id\":\"%s\",\"callback\":\"http://h/\",\"x\":1}", cid);
     assert_int_equal(msg_running_parse(legacy, strlen(legacy), MAX, &p, &err), 0);
     assert_string_equal(p.container_id, cid);
     assert_null(p.job_id);
@@ -163,7 +164,8 @@ static void test_finished(void **state)
 {
     (void)state;
     json_t *wid = json_integer(5);
-    char *s = msg_finished_error_serialize(wid, NULL, "http://h/", "image not found - no such image: x");
+    char *s =
+        msg_finished_error_serialize(wid, NULL, "http://h/", "image not found - no such image: x");
     assert_string_equal(s, "{\"callback\":\"http://h/\",\"correction_data\":\"image not found - no "
                            "such image: x\",\"error\":true,\"work_id\":5}");
     struct finished_msg f;
@@ -175,8 +177,11 @@ static void test_finished(void **state)
     free(s);
 
     json_t *data = json_pack("{s:b,s:i,s:[s]}", "success", 1, "grade", 10, "comments", "ok");
-    struct finished_msg m = {.work_id = wid, .error = false, .correction_data = data,
-                             .callback = "http://h/", .job_id = "j"};
+    struct finished_msg m = {.work_id = wid,
+                             .error = false,
+                             .correction_data = data,
+                             .callback = "http://h/",
+                             .job_id = "j"};
     s = msg_finished_serialize(&m);
     assert_string_equal(s, "{\"callback\":\"http://h/\",\"correction_data\":{\"comments\":[\"ok\"],"
                            "\"grade\":10,\"success\":true},\"error\":false,\"job_id\":\"j\","

@@ -1,0 +1,53 @@
+/* The starter stage: pending_corrections -> a started correction container ->
+ * running_corrections. */
+#pragma once
+#include <stdbool.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "amqp_link.h"
+#include "docker.h"
+
+#define QUEUE_PENDING "pending_corrections"
+#define QUEUE_PENDING_INVALID "pending_corrections.invalid"
+#define QUEUE_RUNNING "running_corrections"
+#define QUEUE_FINISHED "finished_corrections"
+
+/* Labels on every correction container; the completer relies on them. */
+#define LABEL_JOB_ID "correctomatic.job_id"
+#define LABEL_WORK_ID "correctomatic.work_id" /* the work_id as JSON (keeps its type) */
+#define LABEL_CALLBACK "correctomatic.callback"
+#define LABEL_DEADLINE "correctomatic.deadline" /* unix seconds */
+#define LABEL_HOST "correctomatic.host"
+
+/* The header that says why a message was parked in pending_corrections.invalid. */
+#define HEADER_REASON "x-correctomatic-reason"
+
+struct starter_config {
+    struct amqp_link_config amqp;
+    struct docker_config docker;
+    uint64_t max_running;
+    const char *network;
+    uint64_t memory_bytes;
+    uint64_t nanocpus;
+    uint64_t pids;
+    const char *cap_add; /* comma-separated, NULL: none */
+    const char *log_max_size;
+    uint64_t max_exercise_bytes;
+    const char *exercise_dir;
+    bool dont_start;
+    bool delete_file;
+    uint64_t correction_timeout_ms;
+    uint64_t retry_min_ms, retry_max_ms;
+    uint64_t shutdown_timeout_ms;
+    uint64_t reconcile_ms;
+};
+
+typedef struct starter starter;
+
+starter *starter_new(uv_loop_t *loop, const struct starter_config *cfg, char *err, size_t errlen);
+int starter_start(starter *s);
+/* Stops consuming, lets in-flight jobs finish (or returns them to the queue at the
+ * deadline), closes everything; done() runs once all is released. */
+void starter_shutdown(starter *s, void (*done)(void *userdata), void *userdata);
+void starter_free(starter *s);
