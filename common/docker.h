@@ -69,7 +69,8 @@ int docker_container_remove(docker *d, const char *id, bool force, docker_cb cb,
 int docker_container_list(docker *d, bool all, json_t *filters, docker_cb cb, void *userdata);
 int docker_image_inspect(docker *d, const char *ref, docker_cb cb, void *userdata);
 
-/* The events stream (GET /events?since=..&filters=..), one callback per event object.
+/* The events stream (GET /events?since=..&filters=..), one callback per event object;
+ * since <= 0 means from now on, filters may be NULL.
  * on_end is called once when the stream ends for any reason (err/status say why), unless
  * the stream was stopped with docker_events_stop. Lines longer than 64 KiB end the stream
  * with -EFBIG. */
@@ -79,3 +80,33 @@ typedef void (*docker_events_end_cb)(const struct docker_result *res, void *user
 int docker_events_start(docker *d, int64_t since, json_t *filters, docker_event_cb on_event,
                         docker_events_end_cb on_end, void *userdata, docker_events **ret);
 void docker_events_stop(docker_events *ev);
+#define DOCKER_EVENTS_MAX_LINE (64 * 1024)
+
+/* POST /containers/{id}/wait?condition=... ("not-running", "next-exit", "removed"; NULL: the
+ * engine's default). 200 {"StatusCode":n}. It lasts as long as the container runs, so it has
+ * its own timeout_ms (0: none) instead of the per-call one. */
+int docker_container_wait(docker *d, const char *id, const char *condition, uint64_t timeout_ms,
+                          docker_cb cb, void *userdata);
+
+/* Pure helpers, exposed for the tests. */
+
+/* DOCKER_HOST resolved to what http.h needs. */
+struct docker_endpoint {
+    char *base_url;    /* "http://localhost" (unix), "http://host:2375", "https://host:2376" */
+    char *unix_socket; /* the socket path for unix://, else NULL */
+};
+/* host NULL or "": unix:///var/run/docker.sock. tcp:// without a port gets 2376 with TLS,
+ * 2375 without. 0, -ENOMEM, or -EINVAL with a message naming DOCKER_HOST in err. */
+int docker_endpoint_parse(const char *host, bool tls, struct docker_endpoint *ret, char *err,
+                          size_t errlen);
+void docker_endpoint_clear(struct docker_endpoint *ep);
+/* Percent-encodes every byte but RFC 3986 unreserved ones (A-Z a-z 0-9 - . _ ~). malloc'd,
+ * NULL on ENOMEM. */
+char *docker_url_encode(const char *s);
+/* base_url + "/" DOCKER_API_VERSION + path. malloc'd, NULL on ENOMEM. */
+char *docker_url_join(const char *base_url, const char *path);
+/* prefix + encoded(id) + suffix, e.g. ("/containers/", id, "/json"). malloc'd or NULL. */
+char *docker_path_for(const char *prefix, const char *id, const char *suffix);
+/* Appends "?key=value" (or "&key=value" when *path already has a query) to the malloc'd
+ * *path, value encoded. 0 or -ENOMEM (*path untouched). */
+int docker_query_add(char **path, const char *key, const char *value);

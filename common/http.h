@@ -17,7 +17,9 @@ typedef struct http_req http_req;
 
 struct http_result {
     int err;                /* 0 when an HTTP response arrived, else -ETIMEDOUT, -ECONNREFUSED,
-                               -EFBIG (body over the limit), -ECANCELED, -EIO (other) */
+                               -ENOENT (Unix socket path missing), -EFBIG (body over the limit;
+                               body holds the first max_body_bytes), -ECANCELED (on_chunk
+                               stopped it), -ENOMEM, -EIO (other) */
     const char *err_detail; /* curl's message when err != 0 */
     long status;            /* HTTP status, 0 when err != 0 */
     const char *body;       /* NUL-terminated, len excludes it; valid during the callback */
@@ -38,7 +40,8 @@ struct http_req_opts {
     size_t body_len;
     uint64_t connect_timeout_ms; /* 0: none */
     uint64_t timeout_ms;         /* whole transfer, 0: none (streams) */
-    size_t max_body_bytes;       /* 0: unlimited (only for streams) */
+    size_t max_body_bytes;       /* 0: unlimited (only for streams); with on_chunk it bounds
+                                    the total streamed */
     http_chunk_cb on_chunk;      /* optional: stream instead of buffering */
     /* TLS (tcp:// Docker with DOCKER_TLS_VERIFY, https callbacks) */
     const char *ca_file, *cert_file, *key_file;
@@ -56,4 +59,7 @@ int http_request(http *h, const struct http_req_opts *opts, http_done_cb done, v
                  http_req **ret_req);
 /* No callback after this. Safe to call from inside the request's own callbacks. */
 void http_req_cancel(http_req *req);
+/* The HTTP status of the response being received (valid from inside on_chunk), 0 before the
+ * status line arrived. */
+long http_req_status(const http_req *req);
 size_t http_active(const http *h);

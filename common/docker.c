@@ -1,0 +1,927 @@
+/* docker: the Docker Engine API over http.h.
+ *
+ * Every call is a `struct docker_call` linked into the client so docker_free can cancel it;
+ * it is unlinked before its callback runs, so the callback may free the client. The events
+ * stream parses newline-delimited JSON from the chunks as they arrive. */
+#include "docker.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#define DOCKER_DEFAULT_HOST "unix:///var/run/docker.sock"
+#define DOCKER_DEFAULT_TIMEOUT_MS 30000
+#define DOCKER_DEFAULT_MAX_RESPONSE (4u * 1024 * 1024)
+/* The first bytes of an error body kept as the message when it is not Docker's JSON. */
+#define DOCKER_MAX_ERROR_TEXT 512
+
+struct docker {
+    uv_loop_t *loop;
+    http *http;
+    char *host; /* as configured, for messages */
+    struct docker_endpoint ep;
+    char *ca_file, *cert_file, *key_file;
+    uint64_t timeout_ms;
+    size_t max_response;
+    struct docker_call *calls;
+    struct docker_events *events;
+};
+
+struct docker_call {
+    docker *d;
+    http_req *req;
+    docker_cb cb;
+    void *userdata;
+    bool raw; /* keep the body as it is (logs), no JSON */
+    size_t max_bytes;
+    struct docker_call *prev, *next;
+};
+
+struct docker_events {
+    docker *d;
+    http_req *req;
+    docker_event_cb on_event;
+    docker_events_end_cb on_end;
+    void *userdata;
+    char *line; /* the incomplete line, or the error body on an error status */
+    size_t len;
+    int end_err;
+    const char *end_msg;
+    bool in_event; /* inside on_event: docker_events_stop must not free */
+    bool stopped;
+    bool ending; /* inside on_end */
+    struct docker_events *prev, *next;
+};
+
+/* ---- pure helpers ---- */
+
+void docker_config_defaults(struct docker_config *cfg)
+{
+    memset(cfg, 0, sizeof(*cfg));
+    cfg->timeout_ms = DOCKER_DEFAULT_TIMEOUT_MS;
+    cfg->max_response_bytes = DOCKER_DEFAULT_MAX_RESPONSE;
+}
+
+int docker_config_from_env(struct docker_config *cfg, char *err, size_t errlen)
+{
+    const char *host = getenv("DOCKER_HOST");
+    const char *tls = getenv("DOCKER_TLS_VERIFY");
+    const char *cert = getenv("DOCKER_CERT_PATH");
+    struct docker_endpoint ep;
+    int r;
+
+    if (host && !*host)
+        host = NULL;
+    if (cert && !*cert)
+        cert = NULL;
+    r = docker_endpoint_parse(host, tls && *tls, &ep, err, errlen);
+    if (r < 0)
+        return r;
+    docker_endpoint_clear(&ep);
+    cfg->host = host;
+    cfg->tls_verify = tls && *tls;
+    cfg->cert_path = cert;
+    return 0;
+}
+
+static int set_err(char *err, size_t errlen, int code, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static int set_err(char *err, size_t errlen, int code, const char *fmt, ...)
+{
+    va_list ap;
+
+    if (err && errlen) {
+        va_start(ap, fmt);
+        vsnprintf(err, errlen, fmt, ap);
+        va_end(ap);
+    }
+    return code;
+}
+
+static char *str_printf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static char *str_printf(const char *fmt, ...)
+{
+    va_list ap;
+    char *s = NULL;
+    int n;
+
+    va_start(ap, fmt);
+    n = vasprintf(&s, fmt, ap);
+    va_end(ap);
+    return n < 0 ? NULL : s;
+}
+
+static bool valid_hostname(const char *s, size_t len)
+{
+    if (len == 0)
+        return false;
+    if (s[0] == '[') { /* IPv6 literal */
+        if (len < 3 || s[len - 1] != ']')
+            return false;
+        for (size_t i = 1; i < len - 1; i++)
+            if (!isxdigit((unsigned char)s[i]) && s[i] != ':' && s[i] != '.')
+                return false;
+        return true;
+    }
+    for (size_t i = 0; i < len; i++)
+        if (!isalnum((unsigned char)s[i]) && s[i] != '.' && s[i] != '-' && s[i] != '_')
+            return false;
+    return true;
+}
+
+int docker_endpoint_parse(const char *host, bool tls, struct docker_endpoint *ret, char *err,
+                          size_t errlen)
+{
+    struct docker_endpoint ep = {0};
+    const char *rest, *colon, *end;
+    size_t hostlen;
+    unsigned long port;
+
+    if (!host || !*host)
+        host = DOCKER_DEFAULT_HOST;
+    if (strncmp(host, "unix://", 7) == 0) {
+        rest = host + 7;
+        if (rest[0] != '/')
+            return set_err(err, errlen, -EINVAL,
+                           "DOCKER_HOST=%s: unix:// needs an absolute socket path", host);
+        if (strlen(rest) >= sizeof(((struct sockaddr_un *)0)->sun_path))
+            return set_err(err, errlen, -EINVAL, "DOCKER_HOST=%s: socket path too long", host);
+        ep.base_url = strdup("http://localhost");
+        ep.unix_socket = strdup(rest);
+        if (!ep.base_url || !ep.unix_socket)
+            goto nomem;
+        *ret = ep;
+        return 0;
+    }
+    if (strncmp(host, "tcp://", 6) != 0)
+        return set_err(err, errlen, -EINVAL,
+                       "DOCKER_HOST=%s: expected unix:///path or tcp://host:port", host);
+    rest = host + 6;
+    end = rest + strlen(rest);
+    if (end > rest && end[-1] == '/')
+        end--;
+    if (memchr(rest, '/', (size_t)(end - rest)) || memchr(rest, '@', (size_t)(end - rest)))
+        return set_err(err, errlen, -EINVAL,
+                       "DOCKER_HOST=%s: expected tcp://host:port without a path", host);
+    /* The port is after the last ':' unless that ':' is inside an IPv6 literal. */
+    colon = NULL;
+    for (const char *p = rest; p < end; p++)
+        if (*p == ':')
+            colon = p;
+    if (colon && rest[0] == '[' && memchr(colon, ']', (size_t)(end - colon)))
+        colon = NULL;
+    hostlen = (size_t)((colon ? colon : end) - rest);
+    if (!valid_hostname(rest, hostlen))
+        return set_err(err, errlen, -EINVAL, "DOCKER_HOST=%s: invalid host name", host);
+    if (colon) {
+        char *num_end;
+        const char *digits = colon + 1;
+
+        if (digits == end || !isdigit((unsigned char)*digits))
+            return set_err(err, errlen, -EINVAL, "DOCKER_HOST=%s: invalid port", host);
+        errno = 0;
+        port = strtoul(digits, &num_end, 10);
+        if (errno || num_end != end || port == 0 || port > 65535)
+            return set_err(err, errlen, -EINVAL, "DOCKER_HOST=%s: invalid port", host);
+    } else {
+        port = tls ? 2376 : 2375;
+    }
+    ep.base_url = str_printf("%s://%.*s:%lu", tls ? "https" : "http", (int)hostlen, rest, port);
+    if (!ep.base_url)
+        goto nomem;
+    *ret = ep;
+    return 0;
+nomem:
+    docker_endpoint_clear(&ep);
+    return set_err(err, errlen, -ENOMEM, "out of memory");
+}
+
+void docker_endpoint_clear(struct docker_endpoint *ep)
+{
+    if (!ep)
+        return;
+    free(ep->base_url);
+    free(ep->unix_socket);
+    ep->base_url = ep->unix_socket = NULL;
+}
+
+static bool unreserved(unsigned char c)
+{
+    return isalnum(c) || c == '-' || c == '.' || c == '_' || c == '~';
+}
+
+char *docker_url_encode(const char *s)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    size_t n = 0;
+    char *out, *o;
+
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++)
+        n += unreserved(*p) ? 1 : 3;
+    out = malloc(n + 1);
+    if (!out)
+        return NULL;
+    o = out;
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        if (unreserved(*p)) {
+            *o++ = (char)*p;
+        } else {
+            *o++ = '%';
+            *o++ = hex[*p >> 4];
+            *o++ = hex[*p & 15];
+        }
+    }
+    *o = '\0';
+    return out;
+}
+
+char *docker_url_join(const char *base_url, const char *path)
+{
+    return str_printf("%s/%s%s", base_url, DOCKER_API_VERSION, path);
+}
+
+char *docker_path_for(const char *prefix, const char *id, const char *suffix)
+{
+    char *enc = docker_url_encode(id), *s;
+
+    if (!enc)
+        return NULL;
+    s = str_printf("%s%s%s", prefix, enc, suffix ? suffix : "");
+    free(enc);
+    return s;
+}
+
+int docker_query_add(char **path, const char *key, const char *value)
+{
+    char *enc = docker_url_encode(value), *s;
+
+    if (!enc)
+        return -ENOMEM;
+    s = str_printf("%s%c%s=%s", *path, strchr(*path, '?') ? '&' : '?', key, enc);
+    free(enc);
+    if (!s)
+        return -ENOMEM;
+    free(*path);
+    *path = s;
+    return 0;
+}
+
+/* ---- results ---- */
+
+/* The message of a result: Docker's {"message"} on an error status, else the start of the
+ * body, else "HTTP <status>". Written to buf when it is not a string in json. */
+static const char *error_message(long status, json_t *json, const char *body, size_t len, char *buf,
+                                 size_t buflen)
+{
+    const char *m;
+
+    if (status < 400)
+        return "";
+    m = json_string_value(json_object_get(json, "message"));
+    if (m)
+        return m;
+    while (len > 0 && isspace((unsigned char)body[len - 1]))
+        len--;
+    if (len > 0)
+        snprintf(buf, buflen, "HTTP %ld: %.*s", status,
+                 (int)(len < DOCKER_MAX_ERROR_TEXT ? len : DOCKER_MAX_ERROR_TEXT), body);
+    else
+        snprintf(buf, buflen, "HTTP %ld", status);
+    return buf;
+}
+
+static void transport_message(const docker *d, const struct http_result *hr, size_t max_bytes,
+                              char *buf, size_t buflen)
+{
+    switch (hr->err) {
+    case -ECONNREFUSED:
+    case -ENOENT:
+        snprintf(buf, buflen, "cannot connect to Docker at %s: %s", d->host, strerror(-hr->err));
+        break;
+    case -ETIMEDOUT:
+        snprintf(buf, buflen, "Docker at %s: timed out (%s)", d->host,
+                 hr->err_detail ? hr->err_detail : "");
+        break;
+    case -EFBIG:
+        snprintf(buf, buflen, "Docker at %s: response over %zu bytes", d->host, max_bytes);
+        break;
+    default:
+        snprintf(buf, buflen, "Docker at %s: %s", d->host,
+                 hr->err_detail ? hr->err_detail : strerror(-hr->err));
+        break;
+    }
+}
+
+static json_t *parse_json(const char *body, size_t len)
+{
+    size_t i = 0;
+
+    while (i < len && isspace((unsigned char)body[i]))
+        i++;
+    if (i == len || (body[i] != '{' && body[i] != '['))
+        return NULL;
+    return json_loadb(body, len, JSON_DECODE_ANY, NULL);
+}
+
+/* ---- calls ---- */
+
+static void call_unlink(struct docker_call *c)
+{
+    docker *d = c->d;
+
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        d->calls = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    c->prev = c->next = NULL;
+}
+
+static void call_done(http_req *req, const struct http_result *hr, void *userdata)
+{
+    struct docker_call *c = userdata;
+    struct docker_result res = {0};
+    char msg[DOCKER_MAX_ERROR_TEXT + 256];
+
+    (void)req;
+    res.err = hr->err;
+    res.status = hr->status;
+    res.body = hr->body;
+    res.body_len = hr->body_len;
+    if (hr->err) {
+        transport_message(c->d, hr, c->max_bytes, msg, sizeof(msg));
+        res.message = msg;
+    } else {
+        if (!c->raw)
+            res.json = parse_json(hr->body, hr->body_len);
+        res.message = error_message(hr->status, res.json, hr->body, hr->body_len, msg, sizeof(msg));
+    }
+    /* Unlinked first: the callback may free the client. */
+    call_unlink(c);
+    c->cb(&res, c->userdata);
+    json_decref(res.json);
+    free(c);
+}
+
+struct call_opts {
+    const char *method;
+    const char *path;
+    const char *content_type;
+    const void *body;
+    size_t body_len;
+    uint64_t timeout_ms;
+    size_t max_bytes;
+    bool raw;
+};
+
+static void base_opts(const docker *d, struct http_req_opts *o)
+{
+    memset(o, 0, sizeof(*o));
+    o->unix_socket = d->ep.unix_socket;
+    o->connect_timeout_ms = d->timeout_ms;
+    o->ca_file = d->ca_file;
+    o->cert_file = d->cert_file;
+    o->key_file = d->key_file;
+}
+
+static int call_start(docker *d, const struct call_opts *co, docker_cb cb, void *userdata)
+{
+    struct http_req_opts o;
+    struct docker_call *c = NULL;
+    char *url = NULL, *ctype = NULL;
+    const char *headers[2] = {NULL, NULL};
+    int r;
+
+    if (!d || !co->path || co->path[0] != '/' || !cb)
+        return -EINVAL;
+    c = calloc(1, sizeof(*c));
+    url = docker_url_join(d->ep.base_url, co->path);
+    if (co->content_type) {
+        ctype = str_printf("Content-Type: %s", co->content_type);
+        headers[0] = ctype;
+    }
+    if (!c || !url || (co->content_type && !ctype)) {
+        r = -ENOMEM;
+        goto fail;
+    }
+    c->d = d;
+    c->cb = cb;
+    c->userdata = userdata;
+    c->raw = co->raw;
+    c->max_bytes = co->max_bytes;
+
+    base_opts(d, &o);
+    o.method = co->method;
+    o.url = url;
+    o.headers = headers;
+    o.body = co->body;
+    o.body_len = co->body_len;
+    o.timeout_ms = co->timeout_ms;
+    o.max_body_bytes = co->max_bytes;
+    r = http_request(d->http, &o, call_done, c, &c->req);
+    if (r < 0)
+        goto fail;
+    c->next = d->calls;
+    if (d->calls)
+        d->calls->prev = c;
+    d->calls = c;
+    free(url);
+    free(ctype);
+    return 0;
+fail:
+    free(c);
+    free(url);
+    free(ctype);
+    return r;
+}
+
+int docker_call(docker *d, const char *method, const char *path, const char *content_type,
+                const void *body, size_t body_len, docker_cb cb, void *userdata)
+{
+    struct call_opts co = {
+        .method = method,
+        .path = path,
+        .content_type = content_type,
+        .body = body,
+        .body_len = body_len,
+    };
+
+    if (!d || !method)
+        return -EINVAL;
+    co.timeout_ms = d->timeout_ms;
+    co.max_bytes = d->max_response;
+    return call_start(d, &co, cb, userdata);
+}
+
+/* A call whose path is made here; takes ownership of path (NULL: -ENOMEM). */
+static int call_path(docker *d, const char *method, char *path, docker_cb cb, void *userdata)
+{
+    int r;
+
+    if (!path)
+        return -ENOMEM;
+    r = docker_call(d, method, path, NULL, NULL, 0, cb, userdata);
+    free(path);
+    return r;
+}
+
+static bool valid_id(const char *id)
+{
+    return id && *id;
+}
+
+int docker_ping(docker *d, docker_cb cb, void *userdata)
+{
+    return docker_call(d, "GET", "/_ping", NULL, NULL, 0, cb, userdata);
+}
+
+int docker_container_create(docker *d, const char *name, json_t *config, docker_cb cb,
+                            void *userdata)
+{
+    char *path = strdup("/containers/create"), *body = NULL;
+    int r = -ENOMEM;
+
+    if (!json_is_object(config)) {
+        free(path);
+        return -EINVAL;
+    }
+    if (!path)
+        goto out;
+    if (name && *name && docker_query_add(&path, "name", name) < 0)
+        goto out;
+    body = json_dumps(config, JSON_COMPACT);
+    if (!body)
+        goto out;
+    r = docker_call(d, "POST", path, "application/json", body, strlen(body), cb, userdata);
+out:
+    free(path);
+    free(body);
+    return r;
+}
+
+int docker_container_upload(docker *d, const char *id, const char *path, const void *tar,
+                            size_t tar_len, docker_cb cb, void *userdata)
+{
+    char *p;
+    int r;
+
+    if (!valid_id(id) || !path || !*path || (!tar && tar_len))
+        return -EINVAL;
+    p = docker_path_for("/containers/", id, "/archive");
+    if (!p)
+        return -ENOMEM;
+    r = docker_query_add(&p, "path", path);
+    if (r == 0)
+        r = docker_call(d, "PUT", p, "application/x-tar", tar, tar_len, cb, userdata);
+    free(p);
+    return r;
+}
+
+int docker_container_start(docker *d, const char *id, docker_cb cb, void *userdata)
+{
+    if (!valid_id(id))
+        return -EINVAL;
+    return call_path(d, "POST", docker_path_for("/containers/", id, "/start"), cb, userdata);
+}
+
+int docker_container_inspect(docker *d, const char *id, docker_cb cb, void *userdata)
+{
+    if (!valid_id(id))
+        return -EINVAL;
+    return call_path(d, "GET", docker_path_for("/containers/", id, "/json"), cb, userdata);
+}
+
+int docker_container_logs(docker *d, const char *id, size_t max_bytes, docker_cb cb, void *userdata)
+{
+    struct call_opts co = {.method = "GET", .raw = true};
+    char *p;
+    int r;
+
+    if (!d || !valid_id(id))
+        return -EINVAL;
+    p = docker_path_for("/containers/", id, "/logs?stdout=1&stderr=1");
+    if (!p)
+        return -ENOMEM;
+    co.path = p;
+    co.timeout_ms = d->timeout_ms;
+    co.max_bytes = max_bytes ? max_bytes : d->max_response;
+    r = call_start(d, &co, cb, userdata);
+    free(p);
+    return r;
+}
+
+int docker_container_kill(docker *d, const char *id, const char *signal, docker_cb cb,
+                          void *userdata)
+{
+    char *p;
+
+    if (!valid_id(id))
+        return -EINVAL;
+    p = docker_path_for("/containers/", id, "/kill");
+    if (p && signal && *signal && docker_query_add(&p, "signal", signal) < 0) {
+        free(p);
+        return -ENOMEM;
+    }
+    return call_path(d, "POST", p, cb, userdata);
+}
+
+int docker_container_remove(docker *d, const char *id, bool force, docker_cb cb, void *userdata)
+{
+    if (!valid_id(id))
+        return -EINVAL;
+    return call_path(d, "DELETE",
+                     docker_path_for("/containers/", id, force ? "?force=1" : "?force=0"), cb,
+                     userdata);
+}
+
+int docker_container_list(docker *d, bool all, json_t *filters, docker_cb cb, void *userdata)
+{
+    char *p = strdup(all ? "/containers/json?all=1" : "/containers/json?all=0");
+    char *f = NULL;
+
+    if (p && filters) {
+        f = json_dumps(filters, JSON_COMPACT);
+        if (!f || docker_query_add(&p, "filters", f) < 0) {
+            free(f);
+            free(p);
+            return -ENOMEM;
+        }
+        free(f);
+    }
+    return call_path(d, "GET", p, cb, userdata);
+}
+
+int docker_image_inspect(docker *d, const char *ref, docker_cb cb, void *userdata)
+{
+    if (!valid_id(ref))
+        return -EINVAL;
+    return call_path(d, "GET", docker_path_for("/images/", ref, "/json"), cb, userdata);
+}
+
+int docker_container_wait(docker *d, const char *id, const char *condition, uint64_t timeout_ms,
+                          docker_cb cb, void *userdata)
+{
+    struct call_opts co = {.method = "POST", .timeout_ms = timeout_ms};
+    char *p;
+    int r;
+
+    if (!d || !valid_id(id))
+        return -EINVAL;
+    p = docker_path_for("/containers/", id, "/wait");
+    if (!p)
+        return -ENOMEM;
+    if (condition && *condition && docker_query_add(&p, "condition", condition) < 0) {
+        free(p);
+        return -ENOMEM;
+    }
+    co.path = p;
+    co.max_bytes = d->max_response;
+    r = call_start(d, &co, cb, userdata);
+    free(p);
+    return r;
+}
+
+/* ---- events ---- */
+
+static void events_unlink(docker_events *ev)
+{
+    docker *d = ev->d;
+
+    if (!d)
+        return;
+    if (ev->prev)
+        ev->prev->next = ev->next;
+    else
+        d->events = ev->next;
+    if (ev->next)
+        ev->next->prev = ev->prev;
+    ev->prev = ev->next = NULL;
+    ev->d = NULL;
+}
+
+static void events_free(docker_events *ev)
+{
+    free(ev->line);
+    free(ev);
+}
+
+/* Appends to the line buffer; false when it would go over DOCKER_EVENTS_MAX_LINE. */
+static bool events_append(docker_events *ev, const char *data, size_t len)
+{
+    if (len > DOCKER_EVENTS_MAX_LINE - ev->len)
+        return false;
+    memcpy(ev->line + ev->len, data, len);
+    ev->len += len;
+    return true;
+}
+
+/* One complete line: -EIO when it is not JSON, 1 when the stream was stopped from on_event. */
+static int events_line(docker_events *ev, const char *line, size_t len)
+{
+    json_t *obj;
+    size_t i = 0;
+
+    while (i < len && isspace((unsigned char)line[i]))
+        i++;
+    if (i == len)
+        return 0;
+    obj = json_loadb(line + i, len - i, 0, NULL);
+    if (!obj)
+        return -EIO;
+    ev->in_event = true;
+    ev->on_event(obj, ev->userdata);
+    ev->in_event = false;
+    json_decref(obj);
+    return ev->stopped ? 1 : 0;
+}
+
+static int events_chunk(http_req *req, const char *data, size_t len, void *userdata)
+{
+    docker_events *ev = userdata;
+    long status = http_req_status(req);
+
+    if (status >= 300) { /* an error body, kept for the message */
+        size_t room = DOCKER_EVENTS_MAX_LINE - ev->len;
+        events_append(ev, data, len < room ? len : room);
+        return 0;
+    }
+    while (len > 0) {
+        const char *nl = memchr(data, '\n', len);
+        size_t take = nl ? (size_t)(nl - data) : len;
+        int r;
+
+        if (!events_append(ev, data, take)) {
+            ev->end_err = -EFBIG;
+            ev->end_msg = "Docker events: line over 64 KiB";
+            return 1;
+        }
+        if (!nl)
+            break;
+        r = events_line(ev, ev->line, ev->len);
+        ev->len = 0;
+        if (r == 1) {
+            events_free(ev); /* stopped from on_event; the request is cancelled */
+            return 1;
+        }
+        if (r < 0) {
+            ev->end_err = r;
+            ev->end_msg = "Docker events: invalid JSON";
+            return 1;
+        }
+        data = nl + 1;
+        len -= take + 1;
+    }
+    return 0;
+}
+
+static void events_done(http_req *req, const struct http_result *hr, void *userdata)
+{
+    docker_events *ev = userdata;
+    struct docker_result res = {0};
+    char msg[DOCKER_MAX_ERROR_TEXT + 256];
+
+    (void)req;
+    if (ev->end_err) {
+        res.err = ev->end_err;
+        res.message = ev->end_msg;
+    } else if (hr->err) {
+        res.err = hr->err;
+        transport_message(ev->d, hr, 0, msg, sizeof(msg));
+        res.message = msg;
+    } else {
+        res.status = hr->status;
+        if (hr->status >= 300) {
+            res.body = ev->line;
+            res.body_len = ev->len;
+            res.json = parse_json(ev->line, ev->len);
+        }
+        res.message = error_message(hr->status, res.json, ev->line, ev->len, msg, sizeof(msg));
+    }
+    if (!res.body)
+        res.body = "";
+    events_unlink(ev);
+    ev->ending = true;
+    ev->on_end(&res, ev->userdata);
+    json_decref(res.json);
+    events_free(ev);
+}
+
+int docker_events_start(docker *d, int64_t since, json_t *filters, docker_event_cb on_event,
+                        docker_events_end_cb on_end, void *userdata, docker_events **ret)
+{
+    struct http_req_opts o;
+    docker_events *ev = NULL;
+    char *path = strdup("/events"), *url = NULL, *f = NULL, num[32];
+    int r = -ENOMEM;
+
+    if (!d || !on_event || !on_end) {
+        r = -EINVAL;
+        goto fail;
+    }
+    if (!path)
+        goto fail;
+    if (since > 0) {
+        snprintf(num, sizeof(num), "%" PRId64, since);
+        if (docker_query_add(&path, "since", num) < 0)
+            goto fail;
+    }
+    if (filters) {
+        f = json_dumps(filters, JSON_COMPACT);
+        if (!f || docker_query_add(&path, "filters", f) < 0)
+            goto fail;
+    }
+    url = docker_url_join(d->ep.base_url, path);
+    ev = calloc(1, sizeof(*ev));
+    if (!url || !ev)
+        goto fail;
+    ev->line = malloc(DOCKER_EVENTS_MAX_LINE);
+    if (!ev->line)
+        goto fail;
+    ev->d = d;
+    ev->on_event = on_event;
+    ev->on_end = on_end;
+    ev->userdata = userdata;
+
+    base_opts(d, &o);
+    o.method = "GET";
+    o.url = url;
+    o.on_chunk = events_chunk;
+    r = http_request(d->http, &o, events_done, ev, &ev->req);
+    if (r < 0)
+        goto fail;
+    ev->next = d->events;
+    if (d->events)
+        d->events->prev = ev;
+    d->events = ev;
+    if (ret)
+        *ret = ev;
+    free(path);
+    free(url);
+    free(f);
+    return 0;
+fail:
+    if (ev)
+        events_free(ev);
+    free(path);
+    free(url);
+    free(f);
+    return r;
+}
+
+void docker_events_stop(docker_events *ev)
+{
+    if (!ev || ev->stopped || ev->ending)
+        return;
+    ev->stopped = true;
+    events_unlink(ev);
+    http_req_cancel(ev->req);
+    if (!ev->in_event)
+        events_free(ev); /* else events_chunk frees it when on_event returns */
+}
+
+/* ---- the client ---- */
+
+static int tls_file(const char *dir, const char *name, char **ret, char *err, size_t errlen)
+{
+    char *p = str_printf("%s/%s", dir, name);
+
+    if (!p)
+        return set_err(err, errlen, -ENOMEM, "out of memory");
+    /* A short, bounded check at start, so a missing certificate is reported clearly. */
+    if (access(p, R_OK) < 0) {
+        int e = errno;
+        set_err(err, errlen, -e, "DOCKER_CERT_PATH: cannot read %s: %s", p, strerror(e));
+        free(p);
+        return -e;
+    }
+    *ret = p;
+    return 0;
+}
+
+docker *docker_new(uv_loop_t *loop, const struct docker_config *cfg, char *err, size_t errlen)
+{
+    docker *d;
+    char *home_docker = NULL;
+    const char *cert_dir;
+
+    if (!loop || !cfg) {
+        set_err(err, errlen, -EINVAL, "docker_new: no loop or configuration");
+        return NULL;
+    }
+    d = calloc(1, sizeof(*d));
+    if (!d) {
+        set_err(err, errlen, -ENOMEM, "out of memory");
+        return NULL;
+    }
+    d->loop = loop;
+    d->timeout_ms = cfg->timeout_ms ? cfg->timeout_ms : DOCKER_DEFAULT_TIMEOUT_MS;
+    d->max_response =
+        cfg->max_response_bytes ? cfg->max_response_bytes : DOCKER_DEFAULT_MAX_RESPONSE;
+    d->host = strdup(cfg->host && *cfg->host ? cfg->host : DOCKER_DEFAULT_HOST);
+    if (!d->host) {
+        set_err(err, errlen, -ENOMEM, "out of memory");
+        goto fail;
+    }
+    if (docker_endpoint_parse(d->host, cfg->tls_verify, &d->ep, err, errlen) < 0)
+        goto fail;
+    if (cfg->tls_verify && !d->ep.unix_socket) {
+        cert_dir = cfg->cert_path;
+        if (!cert_dir || !*cert_dir) {
+            const char *home = getenv("HOME");
+            if (!home || !*home) {
+                set_err(err, errlen, -EINVAL,
+                        "DOCKER_TLS_VERIFY is set but neither DOCKER_CERT_PATH nor HOME is");
+                goto fail;
+            }
+            home_docker = str_printf("%s/.docker", home);
+            if (!home_docker) {
+                set_err(err, errlen, -ENOMEM, "out of memory");
+                goto fail;
+            }
+            cert_dir = home_docker;
+        }
+        if (tls_file(cert_dir, "ca.pem", &d->ca_file, err, errlen) < 0 ||
+            tls_file(cert_dir, "cert.pem", &d->cert_file, err, errlen) < 0 ||
+            tls_file(cert_dir, "key.pem", &d->key_file, err, errlen) < 0)
+            goto fail;
+    }
+    d->http = http_new(loop);
+    if (!d->http) {
+        set_err(err, errlen, -ENOMEM, "cannot set up the HTTP client");
+        goto fail;
+    }
+    free(home_docker);
+    return d;
+fail:
+    free(home_docker);
+    docker_free(d);
+    return NULL;
+}
+
+void docker_free(docker *d)
+{
+    if (!d)
+        return;
+    while (d->events)
+        docker_events_stop(d->events);
+    while (d->calls) {
+        struct docker_call *c = d->calls;
+        call_unlink(c);
+        http_req_cancel(c->req);
+        free(c);
+    }
+    http_free(d->http);
+    docker_endpoint_clear(&d->ep);
+    free(d->host);
+    free(d->ca_file);
+    free(d->cert_file);
+    free(d->key_file);
+    free(d);
+}

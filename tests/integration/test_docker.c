@@ -1,0 +1,723 @@
+/* Integration tests for docker.c (and http.c under it) against a real dockerd.
+ *
+ * Needs CT_DOCKER_HOST (unix:///...docker.sock) and the test images ct-ok:latest (prints
+ * {"success":true,"grade":10}) and ct-sleeper:latest (sleeps). Fails when CT_DOCKER_HOST is
+ * missing. Every container it creates carries the label ct.test=<pid> and is removed at the
+ * end. The loop is driven until a condition holds or a deadline passes. */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "docker.h"
+
+#define WAIT_MS 20000
+#define OK_OUTPUT "{\"success\":true,\"grade\":10}\n"
+
+struct res {
+    bool done;
+    int calls;
+    int err;
+    long status;
+    char *message;
+    json_t *json;
+    char *body;
+    size_t body_len;
+};
+
+static struct {
+    const char *host;
+    uv_loop_t loop;
+    uv_timer_t guard;
+    docker *d;
+    char label[64];     /* ct.test=<pid> */
+    char label_val[32]; /* <pid> */
+    char name[64];
+    char id[80];
+} T;
+
+static void guard_tick(uv_timer_t *t)
+{
+    (void)t;
+}
+
+/* Runs the loop until *flag or the deadline; the guard timer keeps UV_RUN_ONCE blocking. */
+static bool run_until(uv_loop_t *loop, const bool *flag, uint64_t timeout_ms)
+{
+    uint64_t deadline;
+
+    uv_update_time(loop);
+    deadline = uv_now(loop) + timeout_ms;
+    while (!*flag && uv_now(loop) < deadline) {
+        uv_run(loop, UV_RUN_ONCE);
+        uv_update_time(loop);
+    }
+    return *flag;
+}
+
+static void on_res(const struct docker_result *r, void *userdata)
+{
+    struct res *x = userdata;
+
+    x->calls++;
+    x->done = true;
+    x->err = r->err;
+    x->status = r->status;
+    assert_non_null(r->message);
+    x->message = strdup(r->message);
+    x->json = json_incref(r->json);
+    x->body_len = r->body_len;
+    x->body = malloc(r->body_len + 1);
+    assert_non_null(x->body);
+    memcpy(x->body, r->body, r->body_len);
+    x->body[r->body_len] = '\0';
+}
+
+static void res_clear(struct res *x)
+{
+    free(x->message);
+    free(x->body);
+    json_decref(x->json);
+    memset(x, 0, sizeof(*x));
+}
+
+#define WAIT(x) assert_true(run_until(&T.loop, &(x)->done, WAIT_MS))
+
+static docker *client(uv_loop_t *loop, const char *host, size_t max_response)
+{
+    struct docker_config cfg;
+    char err[256] = "";
+    docker *d;
+
+    docker_config_defaults(&cfg);
+    cfg.host = host;
+    if (max_response)
+        cfg.max_response_bytes = max_response;
+    d = docker_new(loop, &cfg, err, sizeof(err));
+    if (!d)
+        fail_msg("docker_new: %s", err);
+    return d;
+}
+
+static json_t *label_filter(void)
+{
+    return json_pack("{s:[s]}", "label", T.label);
+}
+
+/* A create config for image, labelled for this run. */
+static json_t *create_config(const char *image)
+{
+    json_t *c = json_pack("{s:s, s:{s:s}, s:{s:s, s:I, s:b}}", "Image", image, "Labels", "ct.test",
+                          T.label_val, "HostConfig", "NetworkMode", "none", "Memory",
+                          (json_int_t)64 * 1024 * 1024, "AutoRemove", 0);
+    assert_non_null(c);
+    return c;
+}
+
+static void create(const char *name, const char *image, char *ret_id, size_t idlen)
+{
+    struct res r = {0};
+    json_t *cfg = create_config(image);
+
+    assert_int_equal(docker_container_create(T.d, name, cfg, on_res, &r), 0);
+    json_decref(cfg);
+    WAIT(&r);
+    assert_int_equal(r.err, 0);
+    assert_int_equal(r.status, 201);
+    assert_non_null(json_string_value(json_object_get(r.json, "Id")));
+    snprintf(ret_id, idlen, "%s", json_string_value(json_object_get(r.json, "Id")));
+    res_clear(&r);
+}
+
+/* ---- setup ---- */
+
+static int group_setup(void **state)
+{
+    (void)state;
+    T.host = getenv("CT_DOCKER_HOST");
+    if (!T.host || !*T.host) {
+        fprintf(stderr, "CT_DOCKER_HOST is not set: these tests need a real dockerd\n");
+        return -1;
+    }
+    if (uv_loop_init(&T.loop) < 0 || uv_timer_init(&T.loop, &T.guard) < 0 ||
+        uv_timer_start(&T.guard, guard_tick, 50, 50) < 0)
+        return -1;
+    snprintf(T.label_val, sizeof(T.label_val), "%ld", (long)getpid());
+    snprintf(T.label, sizeof(T.label), "ct.test=%s", T.label_val);
+    snprintf(T.name, sizeof(T.name), "ct-test-%s-main", T.label_val);
+    T.d = client(&T.loop, T.host, 0);
+    return T.d ? 0 : -1;
+}
+
+static int group_teardown(void **state)
+{
+    struct res r = {0};
+    json_t *f, *c;
+    size_t i;
+
+    (void)state;
+    if (!T.d)
+        return -1; /* the setup failed */
+    f = label_filter();
+    /* Remove every container of this run. */
+    if (docker_container_list(T.d, true, f, on_res, &r) == 0 &&
+        run_until(&T.loop, &r.done, WAIT_MS) && json_is_array(r.json)) {
+        json_array_foreach(r.json, i, c)
+        {
+            struct res rm = {0};
+            const char *id = json_string_value(json_object_get(c, "Id"));
+            if (id && docker_container_remove(T.d, id, true, on_res, &rm) == 0)
+                run_until(&T.loop, &rm.done, WAIT_MS);
+            res_clear(&rm);
+        }
+    }
+    res_clear(&r);
+    json_decref(f);
+    docker_free(T.d);
+    uv_close((uv_handle_t *)&T.guard, NULL);
+    uv_run(&T.loop, UV_RUN_DEFAULT);
+    return uv_loop_close(&T.loop) == 0 ? 0 : -1;
+}
+
+/* ---- a tar stream by hand: one file, ustar ---- */
+
+static size_t tar_one(unsigned char *buf, size_t cap, const char *name, const char *data)
+{
+    size_t len = strlen(data), total = 512 + (len + 511) / 512 * 512 + 1024;
+    unsigned sum = 0;
+
+    assert_true(total <= cap);
+    memset(buf, 0, total);
+    snprintf((char *)buf, 100, "%s", name);
+    snprintf((char *)buf + 100, 8, "%07o", 0644);
+    snprintf((char *)buf + 108, 8, "%07o", 0);
+    snprintf((char *)buf + 116, 8, "%07o", 0);
+    snprintf((char *)buf + 124, 12, "%011zo", len);
+    snprintf((char *)buf + 136, 12, "%011lo", (unsigned long)time(NULL));
+    memset(buf + 148, ' ', 8);
+    buf[156] = '0';
+    memcpy(buf + 257, "ustar", 6);
+    memcpy(buf + 263, "00", 2);
+    for (int i = 0; i < 512; i++)
+        sum += buf[i];
+    snprintf((char *)buf + 148, 8, "%06o", sum);
+    buf[155] = ' ';
+    memcpy(buf + 512, data, len);
+    return total;
+}
+
+/* ---- tests ---- */
+
+static void test_ping(void **state)
+{
+    struct res r = {0};
+
+    (void)state;
+    assert_int_equal(docker_ping(T.d, on_res, &r), 0);
+    /* Never called from inside the request itself. */
+    assert_false(r.done);
+    WAIT(&r);
+    assert_int_equal(r.err, 0);
+    assert_int_equal(r.status, 200);
+    assert_string_equal(r.body, "OK");
+    assert_string_equal(r.message, "");
+    assert_int_equal(r.calls, 1);
+    res_clear(&r);
+}
+
+static void test_create_conflict_missing_image(void **state)
+{
+    struct res r = {0};
+    json_t *cfg;
+
+    (void)state;
+    create(T.name, "ct-ok:latest", T.id, sizeof(T.id));
+
+    cfg = create_config("ct-ok:latest");
+    assert_int_equal(docker_container_create(T.d, T.name, cfg, on_res, &r), 0);
+    WAIT(&r);
+    assert_int_equal(r.err, 0);
+    assert_int_equal(r.status, 409);
+    assert_non_null(strstr(r.message, "already in use"));
+    json_decref(cfg);
+    res_clear(&r);
+
+    cfg = create_config("ct-no-such-image:never");
+    assert_int_equal(docker_container_create(T.d, NULL, cfg, on_res, &r), 0);
+    WAIT(&r);
+    assert_int_equal(r.err, 0);
+    assert_int_equal(r.status, 404);
+    assert_non_null(strstr(r.message, "No such image"));
+    json_decref(cfg);
+    res_clear(&r);
+}
+
+static void test_inspect_created(void **state)
+{
+    struct res r = {0};
+    json_t *labels;
+
+    (void)state;
+    /* By name, then by id. */
+    assert_int_equal(docker_container_inspect(T.d, T.name, on_res, &r), 0);
+    WAIT(&r);
+    assert_int_equal(r.status, 200);
+    assert_string_equal(json_string_value(json_object_get(r.json, "Id")), T.id);
+    labels = json_object_get(json_object_get(r.json, "Config"), "Labels");
+    assert_string_equal(json_string_value(json_object_get(labels, "ct.test")), T.label_val);
+    assert_string_equal(
+        json_string_value(json_object_get(json_object_get(r.json, "HostConfig"), "NetworkMode")),
+        "none");
+    res_clear(&r);
+
+    assert_int_equal(docker_container_inspect(T.d, "ct-test-no-such-container", on_res, &r), 0);
+    WAIT(&r);
+    assert_int_equal(r.status, 404);
+    assert_non_null(strstr(r.message, "No such container"));
+    res_clear(&r);
+}
+
+static void test_upload_and_read_back(void **state)
+{
+    static const char content[] = "hello from the test\n";
+    unsigned char tar[4096];
+    size_t len = tar_one(tar, sizeof(tar), "hello.txt", content);
+    struct res r = {0};
+    char *path;
+
+    (void)state;
+    assert_int_equal(docker_container_upload(T.d, T.id, "/tmp", tar, len, on_res, &r), 0);
+    WAIT(&r);
+    assert_int_equal(r.err, 0);
+    assert_int_equal(r.status, 200);
+    res_clear(&r);
+
+    path = docker_path_for("/containers/", T.id, "/archive");
+    assert_non_null(path);
+    assert_int_equal(docker_query_add(&path, "path", "/tmp/hello.txt"), 0);
+    assert_int_equal(docker_call(T.d, "GET", path, NULL, NULL, 0, on_res, &r), 0);
+    free(path);
+    WAIT(&r);
+    assert_int_equal(r.err, 0);
+    assert_int_equal(r.status, 200);
+    assert_true(r.body_len >= 1024);
+    assert_string_equal(r.body, "hello.txt"); /* the tar header's name, NUL-padded */
+    assert_non_null(memmem(r.body, r.body_len, content, strlen(content)));
+    res_clear(&r);
+}
+
+struct events_state {
+    int count;
+    bool seen; /* the die event of `want` */
+    const char *want;
+    int ends;
+    bool end_done;
+    int end_err;
+    char end_msg[256];
+    bool stop_in_callback;
+    docker_events *ev;
+};
+
+static void on_event(json_t *event, void *userdata)
+{
+    struct events_state *s = userdata;
+    const char *id = json_string_value(json_object_get(event, "id"));
+
+    s->count++;
+    assert_string_equal(json_string_value(json_object_get(event, "Type")), "container");
+    assert_string_equal(json_string_value(json_object_get(event, "Action")), "die");
+    if (id && s->want && strcmp(id, s->want) == 0)
+        s->seen = true;
+    if (s->stop_in_callback) {
+        docker_events_stop(s->ev);
+        s->seen = true;
+    }
+}
+
+static void on_end(const struct docker_result *r, void *userdata)
+{
+    struct events_state *s = userdata;
+
+    s->ends++;
+    s->end_done = true;
+    s->end_err = r->err;
+    snprintf(s->end_msg, sizeof(s->end_msg), "%s", r->message);
+}
+
+static json_t *die_filter(void)
+{
+    return json_pack("{s:[s], s:[s], s:[s]}", "type", "container", "event", "die", "label",
+                     T.label);
+}
+
+static void test_start_events_logs(void **state)
+{
+    struct events_state es = {.want = T.id};
+    struct res r = {0}, ping = {0};
+    json_t *f = die_filter();
+    const unsigned char *b;
+    size_t n = strlen(OK_OUTPUT);
+
+    (void)state;
+    /* since: the stream replays from there, so there is no race with the start. */
+    assert_int_equal(
+        docker_events_start(T.d, (int64_t)time(NULL) - 5, f, on_event, on_end, &es, &es.ev), 0);
+    json_decref(f);
+
+    assert_int_equal(docker_container_start(T.d, T.id, on_res, &r), 0);
+    WAIT(&r);
+    assert_int_equal(r.err, 0);
+    assert_int_equal(r.status, 204);
+    res_clear(&r);
+
+    assert_true(run_until(&T.loop, &es.seen, WAIT_MS));
+    assert_int_equal(es.ends, 0);
+
+    assert_int_equal(docker_container_inspect(T.d, T.id, on_res, &r), 0);
+    WAIT(&r);
+    assert_int_equal(r.status, 200);
+    assert_string_equal(
+        json_string_value(json_object_get(json_object_get(r.json, "State"), "Status")), "exited");
+    assert_int_equal(
+        json_integer_value(json_object_get(json_object_get(r.json, "State"), "ExitCode")), 0);
+    res_clear(&r);
+
+    /* Logs: the raw multiplexed stream, one stdout frame. */
+    assert_int_equal(docker_container_logs(T.d, T.id, 0, on_res, &r), 0);
+    WAIT(&r);
+    assert_int_equal(r.err, 0);
+    assert_int_equal(r.status, 200);
+    assert_null(r.json);
+    assert_int_equal(r.body_len, 8 + n);
+    b = (const unsigned char *)r.body;
+    assert_int_equal(b[0], 1); /* stdout */
+    assert_int_equal(b[1] | b[2] | b[3], 0);
+    assert_int_equal(((size_t)b[4] << 24) | ((size_t)b[5] << 16) | ((size_t)b[6] << 8) | b[7], n);
+    assert_memory_equal(r.body + 8, OK_OUTPUT, n);
+    res_clear(&r);
+
+    /* Logs over max_bytes: -EFBIG with the first bytes kept. */
+    assert_int_equal(docker_container_logs(T.d, T.id, 10, on_res, &r), 0);
+    WAIT(&r);
+    assert_int_equal(r.err, -EFBIG);
+    assert_int_equal(r.body_len, 10);
+    assert_memory_equal(r.body + 8, OK_OUTPUT, 2);
+    res_clear(&r);
+
+    /* Stopped: no on_end, even after another round trip. */
+    docker_events_stop(es.ev);
+    assert_int_equal(docker_ping(T.d, on_res, &ping), 0);
+    WAIT(&ping);
+    res_clear(&ping);
+    assert_int_equal(es.ends, 0);
+}
+
+static void test_stop_events_inside_callback(void **state)
+{
+    struct events_state es = {.stop_in_callback = true};
+    struct res ping = {0};
+    json_t *f = die_filter();
+
+    (void)state;
+    /* Replays the die event of the main container; the first callback stops the stream. */
+    assert_int_equal(
+        docker_events_start(T.d, (int64_t)time(NULL) - 600, f, on_event, on_end, &es, &es.ev), 0);
+    json_decref(f);
+    assert_true(run_until(&T.loop, &es.seen, WAIT_MS));
+    assert_int_equal(docker_ping(T.d, on_res, &ping), 0);
+    WAIT(&ping);
+    res_clear(&ping);
+    assert_int_equal(es.count, 1);
+    assert_int_equal(es.ends, 0);
+}
+
+static void test_wait_kill_remove(void **state)
+{
+    struct events_state es = {0};
+    struct res r = {0};
+    char name[96], id[80];
+    json_t *f = die_filter();
+
+    (void)state;
+    snprintf(name, sizeof(name), "ct-test-%s-sleeper", T.label_val);
+    create(name, "ct-sleeper:latest", id, sizeof(id));
+    es.want = id;
+    assert_int_equal(
+        docker_events_start(T.d, (int64_t)time(NULL) - 5, f, on_event, on_end, &es, &es.ev), 0);
+    json_decref(f);
+
+    assert_int_equal(docker_container_start(T.d, id, on_res, &r), 0);
+    WAIT(&r);
+    assert_int_equal(r.status, 204);
+    res_clear(&r);
+
+    /* A wait with a short timeout on a sleeping container times out. */
+    assert_int_equal(docker_container_wait(T.d, id, "not-running", 300, on_res, &r), 0);
+    WAIT(&r);
+    assert_int_equal(r.err, -ETIMEDOUT);
+    assert_int_equal(r.status, 0);
+    assert_non_null(strstr(r.message, "timed out"));
+    res_clear(&r);
+
+    assert_int_equal(docker_container_kill(T.d, id, "SIGKILL", on_res, &r), 0);
+    WAIT(&r);
+    assert_int_equal(r.err, 0);
+    assert_int_equal(r.status, 204);
+    res_clear(&r);
+
+    assert_int_equal(docker_container_wait(T.d, id, "not-running", 0, on_res, &r), 0);
+    WAIT(&r);
+    assert_int_equal(r.status, 200);
+    assert_int_equal(json_integer_value(json_object_get(r.json, "StatusCode")), 137);
+    res_clear(&r);
+    assert_true(run_until(&T.loop, &es.seen, WAIT_MS));
+    docker_events_stop(es.ev);
+
+    /* Killing a stopped container: 409 with Docker's message. */
+    assert_int_equal(docker_container_kill(T.d, id, NULL, on_res, &r), 0);
+    WAIT(&r);
+    assert_int_equal(r.status, 409);
+    assert_true(strlen(r.message) > 0);
+    res_clear(&r);
+
+    assert_int_equal(docker_container_remove(T.d, id, true, on_res, &r), 0);
+    WAIT(&r);
+    assert_int_equal(r.status, 204);
+    res_clear(&r);
+
+    assert_int_equal(docker_container_inspect(T.d, id, on_res, &r), 0);
+    WAIT(&r);
+    assert_int_equal(r.status, 404);
+    res_clear(&r);
+}
+
+static void test_list_label_filter(void **state)
+{
+    struct res r = {0};
+    json_t *f = label_filter(), *c;
+    size_t i;
+    bool found = false;
+
+    (void)state;
+    assert_int_equal(docker_container_list(T.d, true, f, on_res, &r), 0);
+    json_decref(f);
+    WAIT(&r);
+    assert_int_equal(r.status, 200);
+    assert_true(json_is_array(r.json));
+    assert_int_equal(json_array_size(r.json), 1); /* the sleeper is gone */
+    json_array_foreach(r.json, i, c)
+    {
+        if (strcmp(json_string_value(json_object_get(c, "Id")), T.id) == 0)
+            found = true;
+    }
+    assert_true(found);
+    res_clear(&r);
+
+    /* Only running ones: none. */
+    f = label_filter();
+    assert_int_equal(docker_container_list(T.d, false, f, on_res, &r), 0);
+    json_decref(f);
+    WAIT(&r);
+    assert_int_equal(r.status, 200);
+    assert_int_equal(json_array_size(r.json), 0);
+    res_clear(&r);
+}
+
+static void test_image_inspect(void **state)
+{
+    struct res r = {0};
+
+    (void)state;
+    assert_int_equal(docker_image_inspect(T.d, "ct-ok:latest", on_res, &r), 0);
+    WAIT(&r);
+    assert_int_equal(r.status, 200);
+    assert_non_null(json_object_get(r.json, "Id"));
+    res_clear(&r);
+}
+
+static void test_transport_error(void **state)
+{
+    char host[128];
+    struct res r = {0};
+    struct events_state es = {0};
+    docker *d;
+
+    (void)state;
+    snprintf(host, sizeof(host), "unix:///tmp/ct-no-such-dir-%ld/docker.sock", (long)getpid());
+    d = client(&T.loop, host, 0);
+    assert_int_equal(docker_ping(d, on_res, &r), 0);
+    WAIT(&r);
+    assert_int_not_equal(r.err, 0);
+    assert_int_equal(r.err, -ENOENT);
+    assert_int_equal(r.status, 0);
+    assert_non_null(strstr(r.message, "cannot connect to Docker at unix:///tmp/ct-no-such-dir"));
+    res_clear(&r);
+
+    /* The events stream ends once, with the same kind of error. */
+    assert_int_equal(docker_events_start(d, 0, NULL, on_event, on_end, &es, NULL), 0);
+    assert_true(run_until(&T.loop, &es.end_done, WAIT_MS));
+    assert_int_equal(es.ends, 1);
+    assert_int_equal(es.end_err, -ENOENT);
+    assert_non_null(strstr(es.end_msg, "cannot connect to Docker"));
+    docker_free(d);
+}
+
+static void test_response_too_big(void **state)
+{
+    struct res r = {0};
+    docker *d = client(&T.loop, T.host, 256);
+
+    (void)state;
+    assert_int_equal(docker_image_inspect(d, "ct-ok:latest", on_res, &r), 0);
+    WAIT(&r);
+    assert_int_equal(r.err, -EFBIG);
+    assert_int_equal(r.status, 0);
+    assert_non_null(strstr(r.message, "256"));
+    res_clear(&r);
+
+    /* Small answers still fit. */
+    assert_int_equal(docker_ping(d, on_res, &r), 0);
+    WAIT(&r);
+    assert_int_equal(r.err, 0);
+    assert_int_equal(r.status, 200);
+    res_clear(&r);
+    docker_free(d);
+}
+
+#define N_CONCURRENT 50
+
+static void on_count(const struct docker_result *r, void *userdata)
+{
+    int *ok = userdata;
+
+    if (r->err == 0 && r->status == 200 && json_is_object(r->json))
+        ok[0]++;
+    ok[1]++;
+}
+
+static void test_concurrent_calls(void **state)
+{
+    int counts[2] = {0, 0};
+    bool all = false;
+    uint64_t deadline;
+
+    (void)state;
+    for (int i = 0; i < N_CONCURRENT; i++)
+        assert_int_equal(docker_container_inspect(T.d, T.id, on_count, counts), 0);
+    uv_update_time(&T.loop);
+    deadline = uv_now(&T.loop) + WAIT_MS;
+    while (counts[1] < N_CONCURRENT && uv_now(&T.loop) < deadline) {
+        uv_run(&T.loop, UV_RUN_ONCE);
+        uv_update_time(&T.loop);
+    }
+    all = counts[1] == N_CONCURRENT;
+    assert_true(all);
+    assert_int_equal(counts[0], N_CONCURRENT);
+}
+
+static bool freed_client; /* set right before docker_free in the tests below */
+
+static void on_never(const struct docker_result *r, void *userdata)
+{
+    (void)userdata;
+    if (freed_client)
+        fail_msg("callback after docker_free: err=%d status=%ld %s", r->err, r->status, r->message);
+}
+
+static void on_never_event(json_t *event, void *userdata)
+{
+    (void)event;
+    (void)userdata;
+}
+
+/* docker_free with calls and a stream in flight: no callback, every handle released. */
+static void test_free_with_pending(void **state)
+{
+    uv_loop_t loop;
+    docker *d;
+    struct res r = {0};
+    uv_timer_t guard;
+
+    (void)state;
+    assert_int_equal(uv_loop_init(&loop), 0);
+    assert_int_equal(uv_timer_init(&loop, &guard), 0);
+    assert_int_equal(uv_timer_start(&guard, guard_tick, 50, 50), 0);
+    d = client(&loop, T.host, 0);
+    /* First a finished call, so a kept-alive connection is in curl's cache. */
+    assert_int_equal(docker_ping(d, on_res, &r), 0);
+    assert_true(run_until(&loop, &r.done, WAIT_MS));
+    res_clear(&r);
+    for (int i = 0; i < 5; i++)
+        assert_int_equal(docker_container_inspect(d, T.id, on_never, NULL), 0);
+    assert_int_equal(docker_events_start(d, 0, NULL, on_never_event, on_never, NULL, NULL), 0);
+    uv_run(&loop, UV_RUN_NOWAIT); /* let the transfers start (some may even finish) */
+    freed_client = true;
+    docker_free(d);
+    uv_close((uv_handle_t *)&guard, NULL);
+    assert_int_equal(uv_run(&loop, UV_RUN_DEFAULT), 0);
+    assert_int_equal(uv_loop_close(&loop), 0);
+    freed_client = false;
+}
+
+struct free_in_cb {
+    docker *d;
+    bool done;
+    int calls;
+};
+
+static void on_free_client(const struct docker_result *r, void *userdata)
+{
+    struct free_in_cb *s = userdata;
+
+    (void)r;
+    s->calls++;
+    s->done = true;
+    docker_free(s->d); /* the other calls are cancelled: no callback for them */
+}
+
+static void test_free_inside_callback(void **state)
+{
+    struct free_in_cb s = {0};
+
+    (void)state;
+    s.d = client(&T.loop, T.host, 0);
+    for (int i = 0; i < 10; i++)
+        assert_int_equal(docker_ping(s.d, on_free_client, &s), 0);
+    assert_true(run_until(&T.loop, &s.done, WAIT_MS));
+    /* A round trip on the main client lets any stray callback show up. */
+    {
+        struct res r = {0};
+        assert_int_equal(docker_ping(T.d, on_res, &r), 0);
+        WAIT(&r);
+        res_clear(&r);
+    }
+    assert_int_equal(s.calls, 1);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_ping),
+        cmocka_unit_test(test_create_conflict_missing_image),
+        cmocka_unit_test(test_inspect_created),
+        cmocka_unit_test(test_upload_and_read_back),
+        cmocka_unit_test(test_start_events_logs),
+        cmocka_unit_test(test_stop_events_inside_callback),
+        cmocka_unit_test(test_wait_kill_remove),
+        cmocka_unit_test(test_list_label_filter),
+        cmocka_unit_test(test_image_inspect),
+        cmocka_unit_test(test_transport_error),
+        cmocka_unit_test(test_response_too_big),
+        cmocka_unit_test(test_concurrent_calls),
+        cmocka_unit_test(test_free_with_pending),
+        cmocka_unit_test(test_free_inside_callback),
+    };
+    return cmocka_run_group_tests(tests, group_setup, group_teardown);
+}
