@@ -33,10 +33,10 @@ struct amqp_link_config {
     const char *password;        /* default "guest" */
     const char *vhost;           /* default "/" */
     unsigned heartbeat_s;        /* default 30; 0 disables */
-    unsigned prefetch;           /* basic.qos prefetch_count; 0 = unlimited */
-    size_t max_message_bytes;    /* a bigger delivery is rejected (nack, no requeue) and reported */
-    unsigned max_unconfirmed;    /* publishes awaiting confirm; beyond: -ENOBUFS */
-    uint64_t connect_timeout_ms; /* socket open, login, each RPC */
+    unsigned prefetch;           /* basic.qos prefetch_count; 0 = unlimited; default 16 */
+    size_t max_message_bytes;    /* bigger: rejected (nack, no requeue); default 1 MiB */
+    unsigned max_unconfirmed;    /* publishes awaiting confirm; beyond: -ENOBUFS; default 256 */
+    uint64_t connect_timeout_ms; /* socket open, login, each RPC; default 5000 */
     uint64_t reconnect_min_ms;   /* first backoff, default 500 */
     uint64_t reconnect_max_ms;   /* cap, default 30000 */
 };
@@ -81,6 +81,8 @@ struct amqp_link_publish_opts {
     uint64_t expiration_ms; /* 0: none; else per-message TTL */
 };
 
+/* cfg NULL means the defaults; NULL on allocation failure or invalid cfg (max_unconfirmed 0,
+ * port out of range). The strings of cfg are copied. */
 amqp_link *amqp_link_new(uv_loop_t *loop, const struct amqp_link_config *cfg,
                          amqp_link_event_cb on_event, void *userdata);
 /* Registration, before or after start; each is (re)applied on every connection.
@@ -104,6 +106,11 @@ int amqp_link_publish(amqp_link *link, const char *queue, const void *body, size
 /* 0; -ESTALE when generation is not the current one (nothing sent); -ENOTCONN. */
 int amqp_link_ack(amqp_link *link, uint64_t generation, uint64_t delivery_tag);
 int amqp_link_nack(amqp_link *link, uint64_t generation, uint64_t delivery_tag, bool requeue);
+
+/* The delay before reconnection attempt `attempt` (0 for the first retry after a loss):
+ * capped exponential backoff with full jitter, uniform in [0, min(max_ms, min_ms * 2^attempt)]
+ * where `rnd` is the random draw. Pure; exposed for unit tests. */
+uint64_t amqp_link_backoff_ms(uint64_t min_ms, uint64_t max_ms, unsigned attempt, uint64_t rnd);
 
 /* Closes the connection cleanly (if up), fails outstanding confirms with -ECANCELED, stops
  * its handles and frees the link once libuv has released them (run the loop afterwards). */

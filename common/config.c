@@ -34,7 +34,9 @@ static const char *env(const char *name)
 void config_print_help(const char *prog, const char *summary, const struct config_doc *docs,
                        size_t n)
 {
-    printf("Usage: %s [--help]\n\n%s\n\nConfiguration (environment variables):\n", prog, summary);
+    if (prog)
+        printf("Usage: %s [--help | --version]\n\n%s\n\nConfiguration (environment variables):\n",
+               prog, summary ? summary : "");
     for (size_t i = 0; i < n; i++)
         printf("  %-26s %s (default: %s)\n", docs[i].name, docs[i].help,
                docs[i].def && *docs[i].def ? docs[i].def : "unset");

@@ -12,7 +12,7 @@ struct config_err {
     char msg[512];
 };
 
-/* A row of --help: variable, default as shown, description. */
+/* A row of --help: variable, default as shown, description. With prog NULL, only the rows. */
 struct config_doc {
     const char *name;
     const char *def;

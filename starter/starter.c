@@ -408,7 +408,7 @@ static void step_report(struct job *job)
         free(body);
     } else {
         struct amqp_link_header h[] = {{.key = HEADER_REASON, .str = job->fault},
-                                       {.key = "x-correctomatic-job-id", .str = job->job_id}};
+                                       {.key = HEADER_JOB_ID, .str = job->job_id}};
         publish(job, QUEUE_PENDING_INVALID, job->body, job->body_len, h, 2);
     }
 }

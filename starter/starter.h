@@ -7,21 +7,8 @@
 
 #include "amqp_link.h"
 #include "docker.h"
+#include "names.h"
 
-#define QUEUE_PENDING "pending_corrections"
-#define QUEUE_PENDING_INVALID "pending_corrections.invalid"
-#define QUEUE_RUNNING "running_corrections"
-#define QUEUE_FINISHED "finished_corrections"
-
-/* Labels on every correction container; the completer relies on them. */
-#define LABEL_JOB_ID "correctomatic.job_id"
-#define LABEL_WORK_ID "correctomatic.work_id" /* the work_id as JSON (keeps its type) */
-#define LABEL_CALLBACK "correctomatic.callback"
-#define LABEL_DEADLINE "correctomatic.deadline" /* unix seconds */
-#define LABEL_HOST "correctomatic.host"
-
-/* The header that says why a message was parked in pending_corrections.invalid. */
-#define HEADER_REASON "x-correctomatic-reason"
 
 struct starter_config {
     struct amqp_link_config amqp;

@@ -1,0 +1,1108 @@
+/* amqp_link: one rabbitmq-c connection driven by a libuv loop. See amqp_link.h.
+ *
+ * Re-entrancy: user callbacks may call back into the link, including amqp_link_free. Every
+ * entry from the loop goes through enter()/leave(); amqp_link_free inside a callback only marks
+ * the link closing and leave() destroys it once the outermost callback returns. A connection
+ * failure noticed in the middle of work only marks the link lost; the teardown runs from the
+ * tick timer, never under the caller's feet. */
+#include "amqp_link.h"
+
+#include <amqp.h>
+#include <amqp_framing.h>
+#include <amqp_tcp_socket.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define CHANNEL 1
+#define FRAME_MAX 131072
+
+struct queue_reg {
+    char *name;
+    char tag[32];                  /* stable consumer tag */
+    bool declare;                  /* registered with amqp_link_declare_queue */
+    struct amqp_link_header *args; /* one block (array then strings) */
+    size_t n_args;
+    amqp_link_deliver_cb cb; /* NULL: not a consumer */
+    void *cb_data;
+    bool paused;
+};
+
+struct pending {
+    uint64_t seq;
+    amqp_link_confirm_cb cb;
+    void *userdata;
+};
+
+enum incoming_kind { IN_NONE, IN_DELIVER, IN_RETURN };
+
+struct incoming {
+    enum incoming_kind kind;
+    struct queue_reg *q;
+    uint64_t tag;
+    bool redelivered;
+    bool header_seen;
+    bool discard; /* returned or rejected: read and drop the body */
+    size_t size, got;
+    char *body;
+    void *meta; /* headers array, then key/value strings and message_id */
+    const char *message_id;
+    struct amqp_link_header *headers;
+    size_t n_headers;
+};
+
+struct amqp_link {
+    uv_loop_t *loop;
+    struct amqp_link_config cfg; /* strings owned */
+    amqp_link_event_cb on_event;
+    void *userdata;
+
+    struct queue_reg **queues;
+    size_t n_queues;
+    struct pending *pend; /* in publish order, capacity cfg.max_unconfirmed */
+    size_t n_pend;
+
+    amqp_connection_state_t conn;
+    uv_poll_t *poll; /* one per connection, freed by its close callback */
+    uv_timer_t retry, tick;
+    int n_open_handles;
+    bool started, up, lost, closing, destroyed, passive, returned;
+    unsigned depth;
+    unsigned attempt;
+    uint64_t generation;
+    uint64_t next_seq;
+    unsigned heartbeat_s;
+    uint64_t last_rx, last_hb;
+    uint64_t rnd;
+    struct incoming in;
+    char detail[384];
+};
+
+void amqp_link_config_defaults(struct amqp_link_config *cfg)
+{
+    *cfg = (struct amqp_link_config){
+        .host = "localhost",
+        .port = 5672,
+        .user = "guest",
+        .password = "guest",
+        .vhost = "/",
+        .heartbeat_s = 30,
+        .prefetch = 16,
+        .max_message_bytes = 1 << 20,
+        .max_unconfirmed = 256,
+        .connect_timeout_ms = 5000,
+        .reconnect_min_ms = 500,
+        .reconnect_max_ms = 30000,
+    };
+}
+
+uint64_t amqp_link_backoff_ms(uint64_t min_ms, uint64_t max_ms, unsigned attempt, uint64_t rnd)
+{
+    uint64_t ceiling = min_ms < max_ms ? min_ms : max_ms;
+    for (unsigned i = 0; i < attempt && ceiling < max_ms; i++)
+        ceiling = ceiling > max_ms / 2 ? max_ms : ceiling * 2;
+    if (ceiling == UINT64_MAX)
+        return rnd;
+    return rnd % (ceiling + 1);
+}
+
+static uint64_t next_random(amqp_link *l)
+{
+    /* xorshift64: jitter only, no need for a strong generator */
+    l->rnd ^= l->rnd << 13;
+    l->rnd ^= l->rnd >> 7;
+    l->rnd ^= l->rnd << 17;
+    return l->rnd;
+}
+
+static void set_detail(amqp_link *l, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void set_detail(amqp_link *l, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(l->detail, sizeof(l->detail), fmt, ap);
+    va_end(ap);
+}
+
+static void emit(amqp_link *l, enum amqp_link_event ev, const char *detail)
+{
+    if (l->on_event && !l->closing)
+        l->on_event(l, ev, detail, l->userdata);
+}
+
+/* --- headers ---------------------------------------------------------------------------- */
+
+/* Deep copy into one block: the array, then the strings. */
+static int dup_headers(const struct amqp_link_header *h, size_t n, struct amqp_link_header **ret)
+{
+    size_t size = n * sizeof(*h);
+    for (size_t i = 0; i < n; i++) {
+        if (!h[i].key)
+            return -EINVAL;
+        size += strlen(h[i].key) + 1 + (h[i].str ? strlen(h[i].str) + 1 : 0);
+    }
+    struct amqp_link_header *copy = malloc(size ? size : 1);
+    if (!copy)
+        return -ENOMEM;
+    char *p = (char *)(copy + n);
+    for (size_t i = 0; i < n; i++) {
+        copy[i] = h[i];
+        copy[i].key = p;
+        p = stpcpy(p, h[i].key) + 1;
+        if (h[i].str) {
+            copy[i].str = p;
+            p = stpcpy(p, h[i].str) + 1;
+        }
+    }
+    *ret = copy;
+    return 0;
+}
+
+/* The caller frees out->entries. */
+static int make_table(const struct amqp_link_header *h, size_t n, amqp_table_t *out)
+{
+    *out = amqp_empty_table;
+    if (n == 0)
+        return 0;
+    if (n > INT_MAX)
+        return -EINVAL;
+    amqp_table_entry_t *e = calloc(n, sizeof(*e));
+    if (!e)
+        return -ENOMEM;
+    for (size_t i = 0; i < n; i++) {
+        e[i].key = amqp_cstring_bytes(h[i].key);
+        if (h[i].str) {
+            e[i].value.kind = AMQP_FIELD_KIND_UTF8;
+            e[i].value.value.bytes = amqp_cstring_bytes(h[i].str);
+        } else {
+            e[i].value.kind = AMQP_FIELD_KIND_I64;
+            e[i].value.value.i64 = h[i].num;
+        }
+    }
+    out->entries = e;
+    out->num_entries = (int)n;
+    return 0;
+}
+
+static bool field_int(const amqp_field_value_t *v, int64_t *ret)
+{
+    switch (v->kind) {
+    case AMQP_FIELD_KIND_I8:
+        *ret = v->value.i8;
+        return true;
+    case AMQP_FIELD_KIND_U8:
+        *ret = v->value.u8;
+        return true;
+    case AMQP_FIELD_KIND_I16:
+        *ret = v->value.i16;
+        return true;
+    case AMQP_FIELD_KIND_U16:
+        *ret = v->value.u16;
+        return true;
+    case AMQP_FIELD_KIND_I32:
+        *ret = v->value.i32;
+        return true;
+    case AMQP_FIELD_KIND_U32:
+        *ret = v->value.u32;
+        return true;
+    case AMQP_FIELD_KIND_I64:
+        *ret = v->value.i64;
+        return true;
+    case AMQP_FIELD_KIND_U64:
+        *ret = (int64_t)v->value.u64;
+        return true;
+    default:
+        return false;
+    }
+}
+
+static bool field_str(const amqp_field_value_t *v)
+{
+    return v->kind == AMQP_FIELD_KIND_UTF8 || v->kind == AMQP_FIELD_KIND_BYTES;
+}
+
+static char *copy_bytes(char *p, amqp_bytes_t b)
+{
+    if (b.len)
+        memcpy(p, b.bytes, b.len);
+    p[b.len] = '\0';
+    return p + b.len + 1;
+}
+
+/* Copies message_id and the string and integer headers of a delivery. */
+static int copy_properties(struct incoming *in, const amqp_basic_properties_t *p)
+{
+    const amqp_table_t *t = &p->headers;
+    bool has_headers = p->_flags & AMQP_BASIC_HEADERS_FLAG;
+    bool has_id = p->_flags & AMQP_BASIC_MESSAGE_ID_FLAG;
+    size_t n = 0, size = has_id ? p->message_id.len + 1 : 0;
+    int64_t num;
+    for (int i = 0; has_headers && i < t->num_entries; i++) {
+        const amqp_table_entry_t *e = &t->entries[i];
+        if (field_str(&e->value))
+            size += e->value.value.bytes.len + 1;
+        else if (!field_int(&e->value, &num))
+            continue;
+        size += e->key.len + 1;
+        n++;
+    }
+    in->meta = malloc(n * sizeof(struct amqp_link_header) + size + 1);
+    if (!in->meta)
+        return -ENOMEM;
+    in->headers = in->meta;
+    char *s = (char *)(in->headers + n);
+    for (int i = 0; has_headers && i < t->num_entries; i++) {
+        const amqp_table_entry_t *e = &t->entries[i];
+        struct amqp_link_header *h = &in->headers[in->n_headers];
+        *h = (struct amqp_link_header){0};
+        if (field_str(&e->value)) {
+            h->key = s;
+            s = copy_bytes(s, e->key);
+            h->str = s;
+            s = copy_bytes(s, e->value.value.bytes);
+        } else if (field_int(&e->value, &h->num)) {
+            h->key = s;
+            s = copy_bytes(s, e->key);
+        } else {
+            continue;
+        }
+        in->n_headers++;
+    }
+    if (has_id) {
+        in->message_id = s;
+        copy_bytes(s, p->message_id);
+    }
+    return 0;
+}
+
+static void incoming_reset(struct incoming *in)
+{
+    free(in->body);
+    free(in->meta);
+    *in = (struct incoming){.kind = IN_NONE};
+}
+
+/* --- connection lifecycle ------------------------------------------------------------------- */
+
+static void on_tick(uv_timer_t *t);
+static void on_retry(uv_timer_t *t);
+static void on_poll(uv_poll_t *p, int status, int events);
+static void destroy(amqp_link *l);
+
+static void enter(amqp_link *l)
+{
+    l->depth++;
+}
+
+static void leave(amqp_link *l)
+{
+    if (--l->depth == 0 && l->closing)
+        destroy(l);
+}
+
+static uint64_t tick_repeat(const amqp_link *l)
+{
+    return l->heartbeat_s ? l->heartbeat_s * 1000ULL / 2 : 0;
+}
+
+/* Have the tick run at the next loop iteration (teardown, or frames rabbitmq-c buffered
+ * during a call that did not come from the poll callback). */
+static void kick(amqp_link *l)
+{
+    if (!l->destroyed)
+        uv_timer_start(&l->tick, on_tick, 0, l->up ? tick_repeat(l) : 0);
+}
+
+static void kick_if_pending(amqp_link *l)
+{
+    if (l->conn && (amqp_frames_enqueued(l->conn) || amqp_data_in_buffer(l->conn)))
+        kick(l);
+}
+
+static void mark_lost(amqp_link *l, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void mark_lost(amqp_link *l, const char *fmt, ...)
+{
+    if (l->lost)
+        return;
+    l->lost = true;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(l->detail, sizeof(l->detail), fmt, ap);
+    va_end(ap);
+    if (l->poll)
+        uv_poll_stop(l->poll);
+    kick(l);
+}
+
+static bool usable(const amqp_link *l)
+{
+    return l->up && !l->lost && !l->closing;
+}
+
+static void close_connection(amqp_link *l)
+{
+    if (l->poll) {
+        uv_close((uv_handle_t *)l->poll, (uv_close_cb)free);
+        l->poll = NULL;
+    }
+    if (l->conn) {
+        amqp_destroy_connection(l->conn);
+        l->conn = NULL;
+    }
+    incoming_reset(&l->in);
+    l->up = l->lost = l->passive = l->returned = false;
+}
+
+/* Fails the outstanding confirms one by one; a callback may free the link. */
+static void fail_pending(amqp_link *l, int status)
+{
+    while (l->n_pend > 0 && (status == -ECANCELED || !l->closing)) {
+        struct pending p = l->pend[0];
+        memmove(l->pend, l->pend + 1, --l->n_pend * sizeof(*l->pend));
+        p.cb(l, status, p.userdata);
+    }
+}
+
+static void schedule_retry(amqp_link *l)
+{
+    if (l->closing)
+        return;
+    uint64_t delay = amqp_link_backoff_ms(l->cfg.reconnect_min_ms, l->cfg.reconnect_max_ms,
+                                          l->attempt, next_random(l));
+    if (l->attempt < 64)
+        l->attempt++;
+    uv_timer_stop(&l->tick);
+    uv_timer_start(&l->retry, on_retry, delay, 0);
+}
+
+static void teardown(amqp_link *l)
+{
+    bool was_up = l->up;
+    close_connection(l);
+    if (was_up) {
+        emit(l, AMQP_LINK_DOWN, l->detail);
+        fail_pending(l, -ECONNRESET);
+    }
+    schedule_retry(l);
+}
+
+/* Turns an RPC reply into 0 or a negative errno (detail set); answers a close from the
+ * server (the channel or connection is then closed). */
+static int check_reply(amqp_link *l, amqp_rpc_reply_t r, const char *what)
+{
+    uint16_t code = 0;
+    amqp_bytes_t text = {0, NULL};
+    switch (r.reply_type) {
+    case AMQP_RESPONSE_NORMAL:
+        return 0;
+    case AMQP_RESPONSE_NONE:
+        set_detail(l, "%s: no reply", what);
+        return -EPROTO;
+    case AMQP_RESPONSE_LIBRARY_EXCEPTION:
+        set_detail(l, "%s: %s", what, amqp_error_string2(r.library_error));
+        return r.library_error == AMQP_STATUS_TIMEOUT ? -ETIMEDOUT : -EIO;
+    case AMQP_RESPONSE_SERVER_EXCEPTION:
+        if (r.reply.id == AMQP_CHANNEL_CLOSE_METHOD) {
+            const amqp_channel_close_t *m = r.reply.decoded;
+            amqp_channel_close_ok_t ok = {0};
+            code = m->reply_code;
+            text = m->reply_text;
+            (void)amqp_send_method(l->conn, CHANNEL, AMQP_CHANNEL_CLOSE_OK_METHOD, &ok);
+        } else if (r.reply.id == AMQP_CONNECTION_CLOSE_METHOD) {
+            const amqp_connection_close_t *m = r.reply.decoded;
+            amqp_connection_close_ok_t ok = {0};
+            code = m->reply_code;
+            text = m->reply_text;
+            (void)amqp_send_method(l->conn, 0, AMQP_CONNECTION_CLOSE_OK_METHOD, &ok);
+        }
+        set_detail(l, "%s: %u %.*s", what, code, (int)text.len, (const char *)text.bytes);
+        return code == AMQP_ACCESS_REFUSED ? -EACCES : code == AMQP_NOT_FOUND ? -ENOENT : -EIO;
+    }
+    set_detail(l, "%s: unexpected reply", what);
+    return -EPROTO;
+}
+
+static int open_channel(amqp_link *l)
+{
+    amqp_channel_open(l->conn, CHANNEL);
+    int r = check_reply(l, amqp_get_rpc_reply(l->conn), "channel.open");
+    if (r < 0)
+        return r;
+    amqp_confirm_select(l->conn, CHANNEL);
+    r = check_reply(l, amqp_get_rpc_reply(l->conn), "confirm.select");
+    if (r < 0)
+        return r;
+    amqp_basic_qos(l->conn, CHANNEL, 0,
+                   (uint16_t)(l->cfg.prefetch > UINT16_MAX ? UINT16_MAX : l->cfg.prefetch), 0);
+    return check_reply(l, amqp_get_rpc_reply(l->conn), "basic.qos");
+}
+
+/* Durable declare; when refused (no configure permission), reopens the channel and from then
+ * on declares passively on this connection. */
+static int declare(amqp_link *l, struct queue_reg *q)
+{
+    char what[300];
+    amqp_table_t args;
+    int r;
+    snprintf(what, sizeof(what), "declare queue %s", q->name);
+    if (!l->passive) {
+        r = make_table(q->args, q->n_args, &args);
+        if (r < 0)
+            return r;
+        amqp_queue_declare(l->conn, CHANNEL, amqp_cstring_bytes(q->name), 0, 1, 0, 0, args);
+        free(args.entries);
+        r = check_reply(l, amqp_get_rpc_reply(l->conn), what);
+        if (r != -EACCES)
+            return r;
+        l->passive = true;
+        r = open_channel(l);
+        if (r < 0)
+            return r;
+    }
+    amqp_queue_declare(l->conn, CHANNEL, amqp_cstring_bytes(q->name), 1, 0, 0, 0, amqp_empty_table);
+    r = check_reply(l, amqp_get_rpc_reply(l->conn), what);
+    if (r == -ENOENT)
+        set_detail(l, "queue %s not found (passive declare; no permission to create it)", q->name);
+    return r;
+}
+
+static int send_consume(amqp_link *l, struct queue_reg *q)
+{
+    amqp_basic_consume_t m = {
+        .queue = amqp_cstring_bytes(q->name),
+        .consumer_tag = amqp_cstring_bytes(q->tag),
+        .nowait = 1,
+        .arguments = amqp_empty_table,
+    };
+    int r = amqp_send_method(l->conn, CHANNEL, AMQP_BASIC_CONSUME_METHOD, &m);
+    if (r != AMQP_STATUS_OK)
+        mark_lost(l, "basic.consume %s: %s", q->name, amqp_error_string2(r));
+    return r == AMQP_STATUS_OK ? 0 : -ENOTCONN;
+}
+
+/* Blocking, each step bounded by connect_timeout_ms. 0, or negative errno with detail set. */
+static int connect_once(amqp_link *l, bool *operator_error)
+{
+    struct timeval tv = {.tv_sec = (time_t)(l->cfg.connect_timeout_ms / 1000),
+                         .tv_usec = (suseconds_t)(l->cfg.connect_timeout_ms % 1000 * 1000)};
+    int r;
+    l->conn = amqp_new_connection();
+    if (!l->conn)
+        return -ENOMEM;
+    amqp_socket_t *sock = amqp_tcp_socket_new(l->conn);
+    if (!sock)
+        return -ENOMEM;
+    if (amqp_set_handshake_timeout(l->conn, &tv) != AMQP_STATUS_OK ||
+        amqp_set_rpc_timeout(l->conn, &tv) != AMQP_STATUS_OK)
+        return -EINVAL;
+    r = amqp_socket_open_noblock(sock, l->cfg.host, l->cfg.port, &tv);
+    if (r != AMQP_STATUS_OK) {
+        set_detail(l, "connect %s:%d: %s", l->cfg.host, l->cfg.port, amqp_error_string2(r));
+        return -ECONNREFUSED;
+    }
+    r = check_reply(l,
+                    amqp_login(l->conn, l->cfg.vhost, 0, FRAME_MAX, (int)l->cfg.heartbeat_s,
+                               AMQP_SASL_METHOD_PLAIN, l->cfg.user, l->cfg.password),
+                    "login");
+    if (r < 0) {
+        *operator_error = r == -EACCES;
+        return r;
+    }
+    r = open_channel(l);
+    for (size_t i = 0; r == 0 && i < l->n_queues; i++)
+        if (l->queues[i]->declare)
+            r = declare(l, l->queues[i]);
+    if (r < 0) {
+        *operator_error = r == -EACCES || r == -ENOENT;
+        return r;
+    }
+    for (size_t i = 0; i < l->n_queues; i++) {
+        struct queue_reg *q = l->queues[i];
+        if (!q->cb || q->paused)
+            continue;
+        amqp_basic_consume(l->conn, CHANNEL, amqp_cstring_bytes(q->name),
+                           amqp_cstring_bytes(q->tag), 0, 0, 0, amqp_empty_table);
+        char what[300];
+        snprintf(what, sizeof(what), "consume queue %s", q->name);
+        r = check_reply(l, amqp_get_rpc_reply(l->conn), what);
+        if (r < 0) {
+            *operator_error = r == -EACCES || r == -ENOENT;
+            return r;
+        }
+    }
+    return 0;
+}
+
+static void on_retry(uv_timer_t *t)
+{
+    amqp_link *l = t->data;
+    bool operator_error = false;
+    enter(l);
+    int r = connect_once(l, &operator_error);
+    uv_update_time(l->loop);
+    if (r < 0) {
+        close_connection(l);
+        if (operator_error)
+            emit(l, AMQP_LINK_ERROR, l->detail);
+        schedule_retry(l);
+        goto out;
+    }
+    l->poll = malloc(sizeof(*l->poll));
+    if (!l->poll || uv_poll_init(l->loop, l->poll, amqp_get_sockfd(l->conn)) < 0) {
+        free(l->poll);
+        l->poll = NULL;
+        close_connection(l);
+        schedule_retry(l);
+        goto out;
+    }
+    l->poll->data = l;
+    uv_poll_start(l->poll, UV_READABLE, on_poll);
+    l->up = true;
+    l->generation++;
+    l->next_seq = 1;
+    l->attempt = 0;
+    l->heartbeat_s = (unsigned)amqp_get_heartbeat(l->conn);
+    l->last_rx = l->last_hb = uv_now(l->loop);
+    kick(l); /* drains what arrived during the RPCs, then drives heartbeats */
+    emit(l, AMQP_LINK_UP, NULL);
+out:
+    leave(l);
+}
+
+/* --- frames ------------------------------------------------------------------------------- */
+
+static void confirm(amqp_link *l, uint64_t tag, bool multiple, int status)
+{
+    bool returned = l->returned;
+    l->returned = false;
+    while (!l->closing && l->n_pend > 0) {
+        size_t i = 0;
+        if (!multiple)
+            while (i < l->n_pend && l->pend[i].seq != tag)
+                i++;
+        if (i == l->n_pend || l->pend[i].seq > tag)
+            break;
+        struct pending p = l->pend[i];
+        memmove(l->pend + i, l->pend + i + 1, (--l->n_pend - i) * sizeof(*l->pend));
+        p.cb(l, returned && p.seq == tag ? -EIO : status, p.userdata);
+        if (!multiple)
+            break;
+    }
+}
+
+static void finish_incoming(amqp_link *l)
+{
+    struct incoming in = l->in;
+    l->in = (struct incoming){.kind = IN_NONE};
+    if (in.kind == IN_DELIVER && !in.discard) {
+        struct amqp_link_delivery d = {
+            .generation = l->generation,
+            .delivery_tag = in.tag,
+            .redelivered = in.redelivered,
+            .queue = in.q->name,
+            .message_id = in.message_id,
+            .body = in.body,
+            .body_len = in.size,
+            .headers = in.headers,
+            .n_headers = in.n_headers,
+        };
+        in.q->cb(l, &d, in.q->cb_data);
+    }
+    incoming_reset(&in);
+}
+
+static void on_header(amqp_link *l, const amqp_frame_t *f)
+{
+    struct incoming *in = &l->in;
+    if (in->kind == IN_NONE || in->header_seen) {
+        mark_lost(l, "unexpected content header");
+        return;
+    }
+    in->header_seen = true;
+    if (f->payload.properties.body_size > SIZE_MAX - 1) {
+        mark_lost(l, "content too large");
+        return;
+    }
+    in->size = (size_t)f->payload.properties.body_size;
+    if (in->kind == IN_DELIVER && in->size > l->cfg.max_message_bytes) {
+        in->discard = true;
+        int r = amqp_basic_nack(l->conn, CHANNEL, in->tag, 0, 0);
+        if (r != AMQP_STATUS_OK) {
+            mark_lost(l, "basic.nack: %s", amqp_error_string2(r));
+            return;
+        }
+        char detail[400];
+        snprintf(detail, sizeof(detail), "queue %s: message of %zu bytes exceeds %zu", in->q->name,
+                 in->size, l->cfg.max_message_bytes);
+        emit(l, AMQP_LINK_REJECTED, detail);
+    } else if (in->kind == IN_DELIVER) {
+        in->body = malloc(in->size ? in->size : 1);
+        if (!in->body || copy_properties(in, f->payload.properties.decoded) < 0) {
+            /* cannot take it now: give it back to the queue */
+            in->discard = true;
+            if (amqp_basic_nack(l->conn, CHANNEL, in->tag, 0, 1) != AMQP_STATUS_OK)
+                mark_lost(l, "basic.nack failed");
+        }
+    }
+    if (!l->lost && !l->closing && in->size == 0)
+        finish_incoming(l);
+}
+
+static void on_body(amqp_link *l, const amqp_frame_t *f)
+{
+    struct incoming *in = &l->in;
+    amqp_bytes_t b = f->payload.body_fragment;
+    if (in->kind == IN_NONE || !in->header_seen || b.len > in->size - in->got) {
+        mark_lost(l, "unexpected content body");
+        return;
+    }
+    if (!in->discard && b.len)
+        memcpy(in->body + in->got, b.bytes, b.len);
+    in->got += b.len;
+    if (in->got == in->size)
+        finish_incoming(l);
+}
+
+static struct queue_reg *find_tag(amqp_link *l, amqp_bytes_t tag)
+{
+    for (size_t i = 0; i < l->n_queues; i++)
+        if (strlen(l->queues[i]->tag) == tag.len && !memcmp(l->queues[i]->tag, tag.bytes, tag.len))
+            return l->queues[i];
+    return NULL;
+}
+
+static void on_method(amqp_link *l, const amqp_frame_t *f)
+{
+    const amqp_method_t *m = &f->payload.method;
+    if (l->in.kind != IN_NONE) {
+        mark_lost(l, "method frame inside content");
+        return;
+    }
+    switch (m->id) {
+    case AMQP_BASIC_DELIVER_METHOD: {
+        const amqp_basic_deliver_t *d = m->decoded;
+        struct queue_reg *q = find_tag(l, d->consumer_tag);
+        if (!q || !q->cb) {
+            mark_lost(l, "delivery for an unknown consumer");
+            return;
+        }
+        l->in = (struct incoming){
+            .kind = IN_DELIVER, .q = q, .tag = d->delivery_tag, .redelivered = d->redelivered};
+        break;
+    }
+    case AMQP_BASIC_RETURN_METHOD:
+        /* the basic.ack of this publish follows: it fails with -EIO */
+        l->returned = true;
+        l->in = (struct incoming){.kind = IN_RETURN, .discard = true};
+        break;
+    case AMQP_BASIC_ACK_METHOD: {
+        const amqp_basic_ack_t *a = m->decoded;
+        confirm(l, a->delivery_tag, a->multiple, 0);
+        break;
+    }
+    case AMQP_BASIC_NACK_METHOD: {
+        const amqp_basic_nack_t *n = m->decoded;
+        confirm(l, n->delivery_tag, n->multiple, -EIO);
+        break;
+    }
+    case AMQP_BASIC_CANCEL_METHOD:
+        mark_lost(l, "consumer cancelled by the broker");
+        break;
+    case AMQP_CHANNEL_CLOSE_METHOD:
+    case AMQP_CONNECTION_CLOSE_METHOD: {
+        amqp_rpc_reply_t r = {.reply_type = AMQP_RESPONSE_SERVER_EXCEPTION, .reply = *m};
+        (void)check_reply(l, r,
+                          m->id == AMQP_CHANNEL_CLOSE_METHOD ? "channel closed by broker"
+                                                             : "connection closed by broker");
+        char detail[sizeof(l->detail)];
+        memcpy(detail, l->detail, sizeof(detail));
+        mark_lost(l, "%s", detail);
+        break;
+    }
+    default:
+        break; /* consume-ok, cancel-ok, qos-ok... */
+    }
+}
+
+static void drain(amqp_link *l)
+{
+    struct timeval zero = {0, 0};
+    do {
+        amqp_frame_t f;
+        int r = amqp_simple_wait_frame_noblock(l->conn, &f, &zero);
+        if (r == AMQP_STATUS_TIMEOUT)
+            return;
+        if (r != AMQP_STATUS_OK) {
+            mark_lost(l, "read: %s", amqp_error_string2(r));
+            return;
+        }
+        if (f.channel == CHANNEL || f.channel == 0) {
+            if (f.frame_type == AMQP_FRAME_METHOD)
+                on_method(l, &f);
+            else if (f.frame_type == AMQP_FRAME_HEADER)
+                on_header(l, &f);
+            else if (f.frame_type == AMQP_FRAME_BODY)
+                on_body(l, &f);
+        }
+        if (l->lost || l->closing)
+            return;
+        amqp_maybe_release_buffers(l->conn);
+    } while (amqp_frames_enqueued(l->conn) || amqp_data_in_buffer(l->conn));
+}
+
+static void on_poll(uv_poll_t *p, int status, int events)
+{
+    amqp_link *l = p->data;
+    (void)events;
+    if (!usable(l))
+        return;
+    enter(l);
+    l->last_rx = uv_now(l->loop);
+    if (status < 0)
+        mark_lost(l, "poll: %s", uv_strerror(status));
+    else
+        drain(l);
+    leave(l);
+}
+
+static void on_tick(uv_timer_t *t)
+{
+    amqp_link *l = t->data;
+    if (l->closing)
+        return;
+    enter(l);
+    uint64_t now = uv_now(l->loop);
+    if (l->up && !l->lost && l->heartbeat_s) {
+        if (now - l->last_rx > 2000ULL * l->heartbeat_s) {
+            mark_lost(l, "no frame from the broker for %u s (heartbeat)", 2 * l->heartbeat_s);
+        } else if (now - l->last_hb >= tick_repeat(l)) {
+            amqp_frame_t hb = {.frame_type = AMQP_FRAME_HEARTBEAT, .channel = 0};
+            int r = amqp_send_frame(l->conn, &hb);
+            if (r != AMQP_STATUS_OK)
+                mark_lost(l, "heartbeat: %s", amqp_error_string2(r));
+            l->last_hb = now;
+        }
+    }
+    if (l->up && !l->lost)
+        drain(l);
+    if (l->lost && !l->closing)
+        teardown(l);
+    leave(l);
+}
+
+/* --- public API --------------------------------------------------------------------------- */
+
+static char *dup_or(const char *s, const char *fallback)
+{
+    return strdup(s ? s : fallback);
+}
+
+amqp_link *amqp_link_new(uv_loop_t *loop, const struct amqp_link_config *cfg,
+                         amqp_link_event_cb on_event, void *userdata)
+{
+    struct amqp_link_config def;
+    if (!loop)
+        return NULL;
+    if (!cfg) {
+        amqp_link_config_defaults(&def);
+        cfg = &def;
+    }
+    if (cfg->max_unconfirmed == 0 || cfg->port <= 0 || cfg->port > 65535)
+        return NULL;
+    amqp_link *l = calloc(1, sizeof(*l));
+    if (!l)
+        return NULL;
+    l->loop = loop;
+    l->on_event = on_event;
+    l->userdata = userdata;
+    l->cfg = *cfg;
+    l->cfg.host = dup_or(cfg->host, "localhost");
+    l->cfg.user = dup_or(cfg->user, "guest");
+    l->cfg.password = dup_or(cfg->password, "guest");
+    l->cfg.vhost = dup_or(cfg->vhost, "/");
+    if (l->cfg.reconnect_max_ms < l->cfg.reconnect_min_ms)
+        l->cfg.reconnect_max_ms = l->cfg.reconnect_min_ms;
+    l->pend = calloc(cfg->max_unconfirmed, sizeof(*l->pend));
+    l->rnd = (uv_hrtime() ^ (uint64_t)(uintptr_t)l) | 1;
+    if (!l->cfg.host || !l->cfg.user || !l->cfg.password || !l->cfg.vhost || !l->pend) {
+        free((char *)l->cfg.host);
+        free((char *)l->cfg.user);
+        free((char *)l->cfg.password);
+        free((char *)l->cfg.vhost);
+        free(l->pend);
+        free(l);
+        return NULL;
+    }
+    uv_timer_init(loop, &l->retry);
+    uv_timer_init(loop, &l->tick);
+    l->retry.data = l->tick.data = l;
+    l->n_open_handles = 2;
+    return l;
+}
+
+static struct queue_reg *find_queue(amqp_link *l, const char *queue)
+{
+    for (size_t i = 0; i < l->n_queues; i++)
+        if (!strcmp(l->queues[i]->name, queue))
+            return l->queues[i];
+    return NULL;
+}
+
+static int get_queue(amqp_link *l, const char *queue, struct queue_reg **ret)
+{
+    struct queue_reg *q = find_queue(l, queue);
+    if (q) {
+        *ret = q;
+        return 0;
+    }
+    if (l->n_queues >= 1000)
+        return -ENOSPC;
+    struct queue_reg **qs = realloc(l->queues, (l->n_queues + 1) * sizeof(*qs));
+    if (!qs)
+        return -ENOMEM;
+    l->queues = qs;
+    q = calloc(1, sizeof(*q));
+    if (!q || !(q->name = strdup(queue))) {
+        free(q);
+        return -ENOMEM;
+    }
+    snprintf(q->tag, sizeof(q->tag), "ct-%zu", l->n_queues);
+    l->queues[l->n_queues++] = q;
+    *ret = q;
+    return 0;
+}
+
+static bool valid_queue(const char *queue)
+{
+    return queue && *queue && strlen(queue) <= 255;
+}
+
+int amqp_link_declare_queue(amqp_link *link, const char *queue,
+                            const struct amqp_link_header *x_args, size_t n_x_args)
+{
+    struct amqp_link_header *args = NULL;
+    struct queue_reg *q;
+    if (!link || !valid_queue(queue) || (n_x_args && !x_args))
+        return -EINVAL;
+    if (link->closing)
+        return -ESHUTDOWN;
+    int r = dup_headers(x_args, n_x_args, &args);
+    if (r < 0)
+        return r;
+    r = get_queue(link, queue, &q);
+    if (r < 0) {
+        free(args);
+        return r;
+    }
+    free(q->args);
+    q->args = args;
+    q->n_args = n_x_args;
+    q->declare = true;
+    if (usable(link)) {
+        /* a failure, or the fallback reopening the channel, loses the channel state: the
+         * reconnection declares again and reports */
+        bool was_passive = link->passive;
+        if (declare(link, q) < 0 || link->passive != was_passive)
+            mark_lost(link, "%s", link->detail);
+        kick_if_pending(link);
+    }
+    return 0;
+}
+
+int amqp_link_consume(amqp_link *link, const char *queue, amqp_link_deliver_cb cb, void *userdata)
+{
+    struct queue_reg *q;
+    if (!link || !valid_queue(queue) || !cb)
+        return -EINVAL;
+    if (link->closing)
+        return -ESHUTDOWN;
+    int r = get_queue(link, queue, &q);
+    if (r < 0)
+        return r;
+    if (q->cb)
+        return -EEXIST;
+    q->cb = cb;
+    q->cb_data = userdata;
+    if (usable(link))
+        (void)send_consume(link, q);
+    return 0;
+}
+
+int amqp_link_pause(amqp_link *link, const char *queue)
+{
+    if (!link || !queue)
+        return -EINVAL;
+    struct queue_reg *q = find_queue(link, queue);
+    if (!q || !q->cb)
+        return -ENOENT;
+    if (q->paused)
+        return 0;
+    q->paused = true;
+    if (usable(link)) {
+        amqp_basic_cancel_t m = {.consumer_tag = amqp_cstring_bytes(q->tag), .nowait = 1};
+        int r = amqp_send_method(link->conn, CHANNEL, AMQP_BASIC_CANCEL_METHOD, &m);
+        if (r != AMQP_STATUS_OK)
+            mark_lost(link, "basic.cancel %s: %s", q->name, amqp_error_string2(r));
+    }
+    return 0;
+}
+
+int amqp_link_resume(amqp_link *link, const char *queue)
+{
+    if (!link || !queue)
+        return -EINVAL;
+    struct queue_reg *q = find_queue(link, queue);
+    if (!q || !q->cb)
+        return -ENOENT;
+    if (!q->paused)
+        return 0;
+    q->paused = false;
+    if (usable(link))
+        (void)send_consume(link, q);
+    return 0;
+}
+
+int amqp_link_start(amqp_link *link)
+{
+    if (!link)
+        return -EINVAL;
+    if (link->closing)
+        return -ESHUTDOWN;
+    if (link->started)
+        return -EALREADY;
+    link->started = true;
+    uv_timer_start(&link->retry, on_retry, 0, 0);
+    return 0;
+}
+
+bool amqp_link_is_up(const amqp_link *link)
+{
+    return link && usable(link);
+}
+
+uint64_t amqp_link_generation(const amqp_link *link)
+{
+    return link ? link->generation : 0;
+}
+
+int amqp_link_publish(amqp_link *link, const char *queue, const void *body, size_t len,
+                      const struct amqp_link_publish_opts *opts, amqp_link_confirm_cb cb,
+                      void *userdata)
+{
+    amqp_basic_properties_t props = {
+        ._flags = AMQP_BASIC_CONTENT_TYPE_FLAG | AMQP_BASIC_DELIVERY_MODE_FLAG,
+        .content_type = amqp_cstring_bytes("application/json"),
+        .delivery_mode = AMQP_DELIVERY_PERSISTENT,
+    };
+    char expiration[24];
+    if (!link || !valid_queue(queue) || (len && !body) || !cb ||
+        (opts && opts->n_headers && !opts->headers))
+        return -EINVAL;
+    if (!usable(link))
+        return -ENOTCONN;
+    if (link->n_pend >= link->cfg.max_unconfirmed)
+        return -ENOBUFS;
+    if (opts && opts->message_id) {
+        props._flags |= AMQP_BASIC_MESSAGE_ID_FLAG;
+        props.message_id = amqp_cstring_bytes(opts->message_id);
+    }
+    if (opts && opts->expiration_ms) {
+        props._flags |= AMQP_BASIC_EXPIRATION_FLAG;
+        snprintf(expiration, sizeof(expiration), "%" PRIu64, opts->expiration_ms);
+        props.expiration = amqp_cstring_bytes(expiration);
+    }
+    if (opts && opts->n_headers) {
+        for (size_t i = 0; i < opts->n_headers; i++)
+            if (!opts->headers[i].key)
+                return -EINVAL;
+        int r = make_table(opts->headers, opts->n_headers, &props.headers);
+        if (r < 0)
+            return r;
+        props._flags |= AMQP_BASIC_HEADERS_FLAG;
+    }
+    amqp_bytes_t b = {.len = len, .bytes = (void *)body};
+    int r = amqp_basic_publish(link->conn, CHANNEL, amqp_empty_bytes, amqp_cstring_bytes(queue), 1,
+                               0, &props, b);
+    free(props.headers.entries);
+    if (r != AMQP_STATUS_OK) {
+        mark_lost(link, "basic.publish: %s", amqp_error_string2(r));
+        return -ENOTCONN;
+    }
+    link->pend[link->n_pend++] = (struct pending){link->next_seq++, cb, userdata};
+    kick_if_pending(link);
+    return 0;
+}
+
+static int settle(amqp_link *link, uint64_t generation, uint64_t delivery_tag, bool ack,
+                  bool requeue)
+{
+    if (!link)
+        return -EINVAL;
+    if (generation != link->generation)
+        return -ESTALE;
+    if (!usable(link))
+        return -ENOTCONN;
+    int r = ack ? amqp_basic_ack(link->conn, CHANNEL, delivery_tag, 0)
+                : amqp_basic_nack(link->conn, CHANNEL, delivery_tag, 0, requeue);
+    if (r != AMQP_STATUS_OK) {
+        mark_lost(link, "%s: %s", ack ? "basic.ack" : "basic.nack", amqp_error_string2(r));
+        return -ENOTCONN;
+    }
+    return 0;
+}
+
+int amqp_link_ack(amqp_link *link, uint64_t generation, uint64_t delivery_tag)
+{
+    return settle(link, generation, delivery_tag, true, false);
+}
+
+int amqp_link_nack(amqp_link *link, uint64_t generation, uint64_t delivery_tag, bool requeue)
+{
+    return settle(link, generation, delivery_tag, false, requeue);
+}
+
+static void on_handle_closed(uv_handle_t *h)
+{
+    amqp_link *l = h->data;
+    if (--l->n_open_handles > 0)
+        return;
+    for (size_t i = 0; i < l->n_queues; i++) {
+        free(l->queues[i]->name);
+        free(l->queues[i]->args);
+        free(l->queues[i]);
+    }
+    free(l->queues);
+    free(l->pend);
+    free((char *)l->cfg.host);
+    free((char *)l->cfg.user);
+    free((char *)l->cfg.password);
+    free((char *)l->cfg.vhost);
+    free(l);
+}
+
+static void destroy(amqp_link *l)
+{
+    if (l->destroyed)
+        return;
+    l->destroyed = true;
+    l->depth++; /* callbacks below must not destroy again */
+    if (l->conn && l->up && !l->lost)
+        (void)amqp_connection_close(l->conn, AMQP_REPLY_SUCCESS); /* bounded by rpc timeout */
+    close_connection(l);
+    fail_pending(l, -ECANCELED);
+    uv_close((uv_handle_t *)&l->retry, on_handle_closed);
+    uv_close((uv_handle_t *)&l->tick, on_handle_closed);
+}
+
+void amqp_link_free(amqp_link *link)
+{
+    if (!link || link->closing)
+        return;
+    link->closing = true;
+    if (link->depth == 0)
+        destroy(link);
+}

@@ -1,0 +1,29 @@
+/* daemon: what the three daemons share around their stage: the common configuration
+ * (RabbitMQ, Docker, logging), --help/--version, and the signal handling of main(). */
+#pragma once
+#include <stdbool.h>
+#include <stddef.h>
+#include <uv.h>
+
+#include "amqp_link.h"
+#include "config.h"
+#include "docker.h"
+
+struct daemon_common {
+    struct amqp_link_config amqp;
+    struct docker_config docker;
+};
+
+/* Reads RABBITMQ_*, MAX_MESSAGE_BYTES, LOG_LEVEL (applied at once) and, with docker,
+ * DOCKER_HOST, DOCKER_TLS_VERIFY, DOCKER_CERT_PATH, DOCKER_TIMEOUT. */
+int daemon_load_common(struct daemon_common *c, bool with_docker, struct config_err *e);
+
+/* Handles argv: --help (the common variables, then docs), --version. Returns -1 to go on,
+ * else the exit code. */
+int daemon_args(int argc, char **argv, const char *prog, const char *summary, bool with_docker,
+                const struct config_doc *docs, size_t n_docs);
+
+/* Runs the loop until the stage is shut down: SIGTERM/SIGINT call shutdown(stage, done, ..)
+ * once; the loop ends when every handle is closed. */
+typedef void (*daemon_shutdown_fn)(void *stage, void (*done)(void *), void *ud);
+void daemon_run(uv_loop_t *loop, void *stage, daemon_shutdown_fn shutdown);

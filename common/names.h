@@ -1,0 +1,20 @@
+/* names: the queues, container labels and message headers every daemon agrees on. */
+#pragma once
+
+#define QUEUE_PENDING "pending_corrections"
+#define QUEUE_PENDING_INVALID "pending_corrections.invalid"
+#define QUEUE_RUNNING "running_corrections"
+#define QUEUE_RUNNING_INVALID "running_corrections.invalid"
+#define QUEUE_FINISHED "finished_corrections"
+
+/* Labels on every correction container: the running message and these hold all the
+ * completer needs. */
+#define LABEL_JOB_ID "correctomatic.job_id"
+#define LABEL_WORK_ID "correctomatic.work_id" /* the work_id as JSON (keeps its type) */
+#define LABEL_CALLBACK "correctomatic.callback"
+#define LABEL_DEADLINE "correctomatic.deadline" /* unix seconds */
+#define LABEL_HOST "correctomatic.host"
+
+/* Why a message was parked in a *.invalid queue, and the job it belonged to. */
+#define HEADER_REASON "x-correctomatic-reason"
+#define HEADER_JOB_ID "x-correctomatic-job-id"

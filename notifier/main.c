@@ -1,0 +1,126 @@
+/* correctomatic-notifier: finished_corrections -> callbacks, signed and retried. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <uv.h>
+
+#include "config.h"
+#include "daemon.h"
+#include "log.h"
+#include "notifier.h"
+
+static const struct config_doc docs[] = {
+    {"CONCURRENT_NOTIFIERS", "50", "callbacks in flight at once"},
+    {"CALLBACK_TIMEOUT", "10s", "connect and total time of one attempt"},
+    {"CALLBACK_RETRY_DELAYS", "5s,30s,2m,10m,30m,1h,3h", "delays between attempts (jittered)"},
+    {"CALLBACK_SECRET", "", "whsec_<base64> key: sign callbacks (Standard Webhooks)"},
+    {"CALLBACK_DENY_PRIVATE", "false", "also refuse loopback and private addresses"},
+    {"CALLBACK_ALLOW_HOSTS", "", "only these hosts (comma-separated, *.suffix allowed)"},
+    {"CALLBACK_MAX_RESPONSE_BYTES", "1m", "largest receiver response read"},
+    {"SHUTDOWN_TIMEOUT", "15s", "on SIGTERM, how long callbacks in flight may take"},
+};
+
+static int load_config(struct notifier_config *c, struct config_err *e)
+{
+    struct daemon_common common;
+    if (daemon_load_common(&common, false, e) < 0)
+        return -EINVAL;
+    c->amqp = common.amqp;
+    uint64_t conc, max_resp;
+    const char *delays, *secret, *allow;
+    bool deny_private;
+    if (config_uint("CONCURRENT_NOTIFIERS", 50, 1, 10000, &conc, e) < 0 ||
+        config_duration_ms("CALLBACK_TIMEOUT", 10000, 100, 3600000, &c->timeout_ms, e) < 0 ||
+        config_str("CALLBACK_RETRY_DELAYS", "5s,30s,2m,10m,30m,1h,3h", &delays, e) < 0 ||
+        config_str("CALLBACK_SECRET", NULL, &secret, e) < 0 ||
+        config_bool("CALLBACK_DENY_PRIVATE", false, &deny_private, e) < 0 ||
+        config_str("CALLBACK_ALLOW_HOSTS", NULL, &allow, e) < 0 ||
+        config_bytes("CALLBACK_MAX_RESPONSE_BYTES", 1024 * 1024, 1024, 64 * 1024 * 1024, &max_resp,
+                     e) < 0 ||
+        config_duration_ms("SHUTDOWN_TIMEOUT", 15000, 0, 3600000, &c->shutdown_timeout_ms, e) < 0)
+        return -EINVAL;
+    c->concurrency = (unsigned)conc;
+    c->max_response_bytes = (size_t)max_resp;
+    if (schedule_parse(delays, &c->retries) < 0) {
+        snprintf(e->msg, sizeof(e->msg),
+                 "invalid CALLBACK_RETRY_DELAYS: expected durations separated by commas, such as "
+                 "5s,30s,2m (at most %d)",
+                 SCHEDULE_MAX);
+        return -EINVAL;
+    }
+    if (secret) {
+        if (webhook_parse_secret(secret, c->secret, &c->secret_len) < 0) {
+            /* never print the secret itself */
+            snprintf(e->msg, sizeof(e->msg),
+                     "invalid CALLBACK_SECRET: expected whsec_ followed by base64");
+            return -EINVAL;
+        }
+        c->has_secret = true;
+    }
+    c->policy.deny_private = deny_private;
+    if (allow && netpolicy_parse_allow(allow, &c->policy) < 0) {
+        snprintf(e->msg, sizeof(e->msg), "invalid CALLBACK_ALLOW_HOSTS: expected host names");
+        return -EINVAL;
+    }
+    return 0;
+}
+
+static void shutdown_stage(void *stage, void (*done)(void *), void *ud)
+{
+    notifier_shutdown(stage, done, ud);
+}
+
+int main(int argc, char **argv)
+{
+    log_set_app("notifier");
+    bool replay = argc == 2 && strcmp(argv[1], "--replay-failed") == 0;
+    if (!replay) {
+        int code = daemon_args(argc, argv, "correctomatic-notifier",
+                               "Delivers each result of finished_corrections to its callback URL, "
+                               "signed and retried.\n"
+                               "  --replay-failed  move every message of failed_callbacks back to "
+                               "finished_corrections, then exit",
+                               false, docs, sizeof(docs) / sizeof(docs[0]));
+        if (code >= 0)
+            return code;
+    }
+    struct notifier_config cfg = {0};
+    struct config_err e = {{0}};
+    if (load_config(&cfg, &e) < 0) {
+        fprintf(stderr, "correctomatic-notifier: %s\n", e.msg);
+        log_kv(LOG_ERROR, "bad configuration", "error", e.msg, NULL);
+        return 2;
+    }
+    if (replay) {
+        char err[256] = "";
+        long n = notifier_replay_failed(&cfg.amqp, err, sizeof(err));
+        netpolicy_free(&cfg.policy);
+        if (n < 0) {
+            fprintf(stderr, "correctomatic-notifier: %s\n", err);
+            return 1;
+        }
+        printf("%ld message(s) moved from failed_callbacks to finished_corrections\n", n);
+        return 0;
+    }
+    uv_loop_t *loop = uv_default_loop();
+    char err[256];
+    notifier *n = notifier_new(loop, &cfg, err, sizeof(err));
+    if (!n) {
+        netpolicy_free(&cfg.policy);
+        log_kv(LOG_ERROR, "cannot start", "error", err, NULL);
+        return 1;
+    }
+    int r = notifier_start(n);
+    if (r < 0) {
+        log_kv(LOG_ERROR, "cannot start", "error", strerror(-r), NULL);
+        return 1;
+    }
+    log_kv(LOG_INFO, "notifier running", "version", CT_VERSION, "signed",
+           cfg.has_secret ? "true" : "false", NULL);
+    daemon_run(loop, n, shutdown_stage);
+    notifier_free(n);
+    if (uv_loop_close(loop) != 0)
+        log_kv(LOG_WARN, "event loop closed with handles open", NULL);
+    return 0;
+}

@@ -1,0 +1,617 @@
+/* The notifier stage.
+ *
+ * Each finished message becomes one POST to its callback. A 2xx acks it. Anything else is
+ * retried from RabbitMQ, not from memory: the message is re-published (confirmed, then the
+ * original acked) to the retry queue of its next delay, a queue whose x-message-ttl is that
+ * delay and which dead-letters back to finished_corrections. One queue per delay means every
+ * message in a queue waits the same time: no head-of-line blocking (the jitter shortens a
+ * message's own expiration by at most 10%). After the last delay, or on 410 Gone, a refused
+ * address or a malformed message, the message is parked in failed_callbacks with the reason,
+ * the attempts and the last error in its headers. */
+#include "notifier.h"
+
+#include <amqp.h>
+#include <amqp_tcp_socket.h>
+#include <arpa/inet.h>
+#include <curl/curl.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "http.h"
+#include "ids.h"
+#include "log.h"
+#include "msg.h"
+#include "names.h"
+
+struct job {
+    notifier *n;
+    struct job *prev, *next;
+    uint64_t gen, tag;
+    char *raw; /* the finished message as received */
+    size_t raw_len;
+    char *message_id;
+    struct finished_msg m;
+    bool parsed;
+    char *body;
+    char id[64];
+    char work_id_log[128];
+    int64_t failures; /* failed attempts before this one (header) */
+    http_req *req;
+    bool busy; /* a request or a publish in flight */
+    char refused[160];
+    char last_error[300];
+};
+
+struct notifier {
+    uv_loop_t *loop;
+    struct notifier_config cfg;
+    amqp_link *link;
+    http *http;
+    struct job *jobs;
+    unsigned in_flight;
+    uv_timer_t shutdown_timer;
+    bool shutting_down, finished;
+    void (*done)(void *);
+    void *done_ud;
+    char user_agent[64];
+};
+
+static void shutdown_check(notifier *n);
+
+void notifier_retry_queue(uint64_t delay_ms, char *buf, size_t len)
+{
+    snprintf(buf, len, "%s.retry.%llums", QUEUE_FINISHED, (unsigned long long)delay_ms);
+}
+
+static void log_job(enum log_level level, const struct job *job, const char *msg, const char *k1,
+                    const char *v1, const char *k2, const char *v2)
+{
+    log_kv(level, msg, "work_id", job->work_id_log[0] ? job->work_id_log : NULL, "job_id",
+           job->id[0] ? job->id : NULL, "callback", job->parsed ? job->m.callback : NULL, k1, v1,
+           k2, v2, NULL);
+}
+
+static void job_release(struct job *job)
+{
+    notifier *n = job->n;
+    if (job->prev)
+        job->prev->next = job->next;
+    else
+        n->jobs = job->next;
+    if (job->next)
+        job->next->prev = job->prev;
+    n->in_flight--;
+    if (job->parsed)
+        msg_finished_free(&job->m);
+    free(job->raw);
+    free(job->message_id);
+    free(job->body);
+    free(job);
+    shutdown_check(n);
+}
+
+/* ---- ack after a confirmed re-publish ---------------------------------------------------- */
+
+static void on_moved(amqp_link *link, int status, void *ud)
+{
+    struct job *job = ud;
+    job->busy = false;
+    if (job->n->finished)
+        return; /* the link is going: the message comes back to whoever runs next */
+    if (status == 0) {
+        amqp_link_ack(link, job->gen, job->tag);
+    } else if (status != -ECONNRESET && status != -ECANCELED) {
+        /* Not confirmed: give the message back, it will be tried again. */
+        amqp_link_nack(link, job->gen, job->tag, true);
+    }
+    job_release(job);
+}
+
+static void move(struct job *job, const char *queue, const struct amqp_link_header *h, size_t nh,
+                 uint64_t expiration_ms)
+{
+    struct amqp_link_publish_opts opts = {.message_id = job->message_id,
+                                          .headers = h,
+                                          .n_headers = nh,
+                                          .expiration_ms = expiration_ms};
+    int r = amqp_link_publish(job->n->link, queue, job->raw, job->raw_len, &opts, on_moved, job);
+    if (r < 0) {
+        if (r != -ENOTCONN)
+            amqp_link_nack(job->n->link, job->gen, job->tag, true);
+        job_release(job);
+        return;
+    }
+    job->busy = true;
+}
+
+/* failed_callbacks, with why. */
+static void park(struct job *job, const char *reason)
+{
+    char attempts[24];
+    snprintf(attempts, sizeof(attempts), "%lld", (long long)job->failures);
+    struct amqp_link_header h[] = {
+        {.key = HEADER_REASON, .str = reason},
+        {.key = HEADER_ATTEMPTS, .num = job->failures},
+        {.key = HEADER_LAST_ERROR, .str = job->last_error[0] ? job->last_error : reason},
+        {.key = HEADER_JOB_ID, .str = job->id},
+    };
+    log_job(LOG_WARN, job, "callback parked in " QUEUE_FAILED_CALLBACKS, "reason", reason,
+            "attempts", attempts);
+    move(job, QUEUE_FAILED_CALLBACKS, h, sizeof(h) / sizeof(h[0]), 0);
+}
+
+static void retry_later(struct job *job, int64_t retry_after_s)
+{
+    notifier *n = job->n;
+    job->failures++;
+    int level = schedule_next(&n->cfg.retries, (unsigned)job->failures, retry_after_s);
+    if (level < 0) {
+        char reason[400];
+        snprintf(reason, sizeof(reason), "gave up after %lld attempts - %s",
+                 (long long)job->failures, job->last_error);
+        park(job, reason);
+        return;
+    }
+    uint64_t delay = n->cfg.retries.delays_ms[level];
+    char queue[128], when[32], attempts[24];
+    notifier_retry_queue(delay, queue, sizeof(queue));
+    snprintf(when, sizeof(when), "%llu", (unsigned long long)(delay / 1000));
+    snprintf(attempts, sizeof(attempts), "%lld", (long long)job->failures);
+    log_job(LOG_INFO, job, "callback failed, will retry", "error", job->last_error, "retry_in_s",
+            when);
+    struct amqp_link_header h[] = {
+        {.key = HEADER_ATTEMPTS, .num = job->failures},
+        {.key = HEADER_LAST_ERROR, .str = job->last_error},
+    };
+    move(job, queue, h, 2, schedule_jitter(delay, (uint32_t)rand()));
+}
+
+/* ---- the POST ----------------------------------------------------------------------------- */
+
+static curl_socket_t open_socket(void *ud, curlsocktype purpose, struct curl_sockaddr *addr)
+{
+    struct job *job = ud;
+    (void)purpose;
+    const char *why = netpolicy_check_addr(&job->n->cfg.policy, &addr->addr);
+    if (why) {
+        char ip[INET6_ADDRSTRLEN] = "?";
+        if (addr->family == AF_INET)
+            inet_ntop(AF_INET, &((struct sockaddr_in *)&addr->addr)->sin_addr, ip, sizeof(ip));
+        else if (addr->family == AF_INET6)
+            inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&addr->addr)->sin6_addr, ip, sizeof(ip));
+        snprintf(job->refused, sizeof(job->refused), "%s %s", why, ip);
+        return CURL_SOCKET_BAD;
+    }
+    return socket(addr->family, addr->socktype, addr->protocol);
+}
+
+static void customize(CURL *easy, void *ud)
+{
+    curl_easy_setopt(easy, CURLOPT_OPENSOCKETFUNCTION, open_socket);
+    curl_easy_setopt(easy, CURLOPT_OPENSOCKETDATA, ud);
+    curl_easy_setopt(easy, CURLOPT_PROTOCOLS_STR, "http,https");
+    curl_easy_setopt(easy, CURLOPT_FOLLOWLOCATION, 0L);
+    curl_easy_setopt(easy, CURLOPT_NOSIGNAL, 1L);
+}
+
+static void on_response(http_req *req, const struct http_result *res, void *ud)
+{
+    (void)req;
+    struct job *job = ud;
+    job->req = NULL;
+    job->busy = false;
+    if (job->n->finished)
+        return;
+    if (job->refused[0]) {
+        char reason[256];
+        snprintf(reason, sizeof(reason), "callback refused - %s", job->refused);
+        snprintf(job->last_error, sizeof(job->last_error), "%s", reason);
+        park(job, reason);
+        return;
+    }
+    if (res->err == 0 && res->status >= 200 && res->status < 300) {
+        char status[16], attempt[24];
+        snprintf(status, sizeof(status), "%ld", res->status);
+        snprintf(attempt, sizeof(attempt), "%lld", (long long)job->failures + 1);
+        log_job(LOG_INFO, job, "callback delivered", "status", status, "attempt", attempt);
+        amqp_link_ack(job->n->link, job->gen, job->tag);
+        job_release(job);
+        return;
+    }
+    if (res->err == 0 && res->status == 410) {
+        job->failures++;
+        snprintf(job->last_error, sizeof(job->last_error), "HTTP 410 Gone");
+        park(job, "callback gone - the receiver answered 410 Gone");
+        return;
+    }
+    if (res->err == 0)
+        snprintf(job->last_error, sizeof(job->last_error), "HTTP %ld", res->status);
+    else if (res->err == -ETIMEDOUT)
+        snprintf(job->last_error, sizeof(job->last_error), "no answer within %llu ms",
+                 (unsigned long long)job->n->cfg.timeout_ms);
+    else
+        snprintf(job->last_error, sizeof(job->last_error), "%s",
+                 res->err_detail ? res->err_detail : strerror(-res->err));
+    int64_t retry_after = -1;
+    if (res->err == 0 && res->retry_after)
+        retry_after = schedule_retry_after(res->retry_after, time(NULL));
+    retry_later(job, retry_after);
+}
+
+static void post(struct job *job)
+{
+    notifier *n = job->n;
+    char ts[32], sig[128], h_id[96], h_ts[64], h_sig[160], ua[96];
+    const char *headers[8];
+    size_t nh = 0;
+    headers[nh++] = "Content-Type: application/json";
+    snprintf(ua, sizeof(ua), "User-Agent: %s", n->user_agent);
+    headers[nh++] = ua;
+    headers[nh++] = "Expect:";
+    if (n->cfg.has_secret) {
+        int64_t now = (int64_t)time(NULL);
+        snprintf(ts, sizeof(ts), "%lld", (long long)now);
+        if (webhook_sign(n->cfg.secret, n->cfg.secret_len, job->id, now, job->body,
+                         strlen(job->body), sig, sizeof(sig)) < 0) {
+            snprintf(job->last_error, sizeof(job->last_error), "cannot sign the callback");
+            retry_later(job, -1);
+            return;
+        }
+        snprintf(h_id, sizeof(h_id), "webhook-id: %s", job->id);
+        snprintf(h_ts, sizeof(h_ts), "webhook-timestamp: %s", ts);
+        snprintf(h_sig, sizeof(h_sig), "webhook-signature: %s", sig);
+        headers[nh++] = h_id;
+        headers[nh++] = h_ts;
+        headers[nh++] = h_sig;
+    }
+    headers[nh] = NULL;
+    struct http_req_opts opts = {
+        .method = "POST",
+        .url = job->m.callback,
+        .headers = headers,
+        .body = job->body,
+        .body_len = strlen(job->body),
+        .connect_timeout_ms = n->cfg.timeout_ms,
+        .timeout_ms = n->cfg.timeout_ms,
+        .max_body_bytes = n->cfg.max_response_bytes,
+        .customize = customize,
+    };
+    int r = http_request(n->http, &opts, on_response, job, &job->req);
+    if (r < 0) {
+        snprintf(job->last_error, sizeof(job->last_error), "cannot send: %s", strerror(-r));
+        retry_later(job, -1);
+        return;
+    }
+    job->busy = true;
+}
+
+static bool header_int(const struct amqp_link_delivery *d, const char *key, int64_t *ret)
+{
+    for (size_t i = 0; i < d->n_headers; i++) {
+        if (strcmp(d->headers[i].key, key) == 0 && !d->headers[i].str) {
+            *ret = d->headers[i].num;
+            return true;
+        }
+    }
+    return false;
+}
+
+static bool host_allowed(notifier *n, const char *url, char *host_out, size_t len)
+{
+    CURLU *u = curl_url();
+    char *host = NULL;
+    bool ok = false;
+    if (u && curl_url_set(u, CURLUPART_URL, url, 0) == CURLUE_OK &&
+        curl_url_get(u, CURLUPART_HOST, &host, 0) == CURLUE_OK && host) {
+        snprintf(host_out, len, "%s", host);
+        ok = netpolicy_host_allowed(&n->cfg.policy, host);
+    }
+    curl_free(host);
+    curl_url_cleanup(u);
+    return ok;
+}
+
+static void on_delivery(amqp_link *link, const struct amqp_link_delivery *d, void *ud)
+{
+    notifier *n = ud;
+    struct job *job = calloc(1, sizeof(*job));
+    if (!job || !(job->raw = malloc(d->body_len ? d->body_len : 1)) ||
+        (d->message_id && !(job->message_id = strdup(d->message_id)))) {
+        if (job) {
+            free(job->raw);
+            free(job);
+        }
+        amqp_link_nack(link, d->generation, d->delivery_tag, true);
+        return;
+    }
+    memcpy(job->raw, d->body, d->body_len);
+    job->raw_len = d->body_len;
+    job->n = n;
+    job->gen = d->generation;
+    job->tag = d->delivery_tag;
+    job->next = n->jobs;
+    if (n->jobs)
+        n->jobs->prev = job;
+    n->jobs = job;
+    n->in_flight++;
+    int64_t failures = 0;
+    if (header_int(d, HEADER_ATTEMPTS, &failures) && failures > 0 && failures < 1000)
+        job->failures = failures;
+
+    struct msg_error err;
+    if (msg_finished_parse(d->body, d->body_len, n->cfg.amqp.max_message_bytes, &job->m, &err) <
+        0) {
+        char text[600];
+        msg_error_text(&err, text, sizeof(text));
+        park(job, text);
+        return;
+    }
+    job->parsed = true;
+    if (job->m.job_id && *job->m.job_id)
+        snprintf(job->id, sizeof(job->id), "%s", job->m.job_id);
+    else
+        ids_uuid_from_bytes(d->body, d->body_len, job->id); /* stable across retries */
+    if (job->m.work_id) {
+        char *w = json_is_string(job->m.work_id)
+                      ? strdup(json_string_value(job->m.work_id))
+                      : json_dumps(job->m.work_id, JSON_ENCODE_ANY | JSON_COMPACT);
+        if (w)
+            snprintf(job->work_id_log, sizeof(job->work_id_log), "%s", w);
+        free(w);
+    }
+    if (msg_validate_callback(job->m.callback, &err) < 0) {
+        char text[600];
+        msg_error_text(&err, text, sizeof(text));
+        park(job, text);
+        return;
+    }
+    char host[256] = "";
+    if (!host_allowed(n, job->m.callback, host, sizeof(host))) {
+        char text[400];
+        snprintf(text, sizeof(text), "callback refused - host '%s' is not in CALLBACK_ALLOW_HOSTS",
+                 host);
+        park(job, text);
+        return;
+    }
+    job->body = webhook_body(&job->m);
+    if (!job->body) {
+        amqp_link_nack(link, d->generation, d->delivery_tag, true);
+        job_release(job);
+        return;
+    }
+    post(job);
+}
+
+/* ---- the link ----------------------------------------------------------------------------- */
+
+static void on_link_event(amqp_link *link, enum amqp_link_event ev, const char *detail, void *ud)
+{
+    (void)link;
+    notifier *n = ud;
+    switch (ev) {
+    case AMQP_LINK_UP:
+        log_kv(LOG_INFO, "connected to RabbitMQ", NULL);
+        break;
+    case AMQP_LINK_DOWN:
+        /* Deliveries in hand are back in the queue. Requests in flight finish; their ack or
+         * move is then stale and ignored, and the redelivery repeats them (at least once). */
+        log_kv(LOG_WARN, "lost RabbitMQ, reconnecting", "error", detail, NULL);
+        (void)n;
+        break;
+    case AMQP_LINK_ERROR:
+        log_kv(LOG_ERROR, "RabbitMQ problem", "error", detail, NULL);
+        break;
+    case AMQP_LINK_REJECTED:
+        log_kv(LOG_ERROR, "message refused", "error", detail, NULL);
+        break;
+    }
+}
+
+notifier *notifier_new(uv_loop_t *loop, const struct notifier_config *cfg, char *err, size_t errlen)
+{
+    notifier *n = calloc(1, sizeof(*n));
+    if (!n) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    n->loop = loop;
+    n->cfg = *cfg;
+    snprintf(n->user_agent, sizeof(n->user_agent), "correctomatic-notifier/%s", CT_VERSION);
+    n->http = http_new(loop);
+    struct amqp_link_config acfg = cfg->amqp;
+    acfg.prefetch = cfg->concurrency;
+    n->link = n->http ? amqp_link_new(loop, &acfg, on_link_event, n) : NULL;
+    if (!n->link) {
+        snprintf(err, errlen, "cannot create the RabbitMQ link or the HTTP client");
+        if (n->http)
+            http_free(n->http);
+        free(n);
+        return NULL;
+    }
+    uv_timer_init(loop, &n->shutdown_timer);
+    n->shutdown_timer.data = n;
+    srand((unsigned)time(NULL) ^ (unsigned)(uintptr_t)n);
+    return n;
+}
+
+int notifier_start(notifier *n)
+{
+    int r;
+    if ((r = amqp_link_declare_queue(n->link, QUEUE_FINISHED, NULL, 0)) < 0 ||
+        (r = amqp_link_declare_queue(n->link, QUEUE_FAILED_CALLBACKS, NULL, 0)) < 0)
+        return r;
+    for (size_t i = 0; i < n->cfg.retries.n; i++) {
+        char queue[128];
+        uint64_t delay = n->cfg.retries.delays_ms[i];
+        notifier_retry_queue(delay, queue, sizeof(queue));
+        bool dup = false;
+        for (size_t k = 0; k < i; k++)
+            dup = dup || n->cfg.retries.delays_ms[k] == delay;
+        if (dup)
+            continue;
+        struct amqp_link_header args[] = {
+            {.key = "x-message-ttl", .num = (int64_t)delay},
+            {.key = "x-dead-letter-exchange", .str = ""},
+            {.key = "x-dead-letter-routing-key", .str = QUEUE_FINISHED},
+        };
+        if ((r = amqp_link_declare_queue(n->link, queue, args, 3)) < 0)
+            return r;
+    }
+    if ((r = amqp_link_consume(n->link, QUEUE_FINISHED, on_delivery, n)) < 0)
+        return r;
+    return amqp_link_start(n->link);
+}
+
+static void finish(notifier *n)
+{
+    if (n->finished)
+        return;
+    n->finished = true;
+    uv_timer_stop(&n->shutdown_timer);
+    http_free(n->http); /* no callbacks after this */
+    n->http = NULL;
+    amqp_link_free(n->link); /* unacked deliveries return to the queue */
+    n->link = NULL;
+    while (n->jobs)
+        job_release(n->jobs);
+    uv_close((uv_handle_t *)&n->shutdown_timer, NULL);
+    log_kv(LOG_INFO, "notifier stopped", NULL);
+    if (n->done)
+        n->done(n->done_ud);
+}
+
+static void on_finish_timer(uv_timer_t *t)
+{
+    finish(t->data);
+}
+
+static void shutdown_check(notifier *n)
+{
+    if (n->shutting_down && !n->finished && !n->jobs)
+        uv_timer_start(&n->shutdown_timer, on_finish_timer, 0, 0);
+}
+
+void notifier_shutdown(notifier *n, void (*done)(void *), void *ud)
+{
+    if (n->shutting_down)
+        return;
+    n->shutting_down = true;
+    n->done = done;
+    n->done_ud = ud;
+    log_kv(LOG_INFO, "shutting down: finishing the callbacks in flight", NULL);
+    amqp_link_pause(n->link, QUEUE_FINISHED);
+    uv_timer_start(&n->shutdown_timer, on_finish_timer, n->cfg.shutdown_timeout_ms, 0);
+    shutdown_check(n);
+}
+
+void notifier_free(notifier *n)
+{
+    if (!n)
+        return;
+    netpolicy_free(&n->cfg.policy);
+    free(n);
+}
+
+/* ---- replay ------------------------------------------------------------------------------- */
+
+static int rpc_ok(amqp_connection_state_t conn, const char *what, char *err, size_t errlen)
+{
+    amqp_rpc_reply_t r = amqp_get_rpc_reply(conn);
+    if (r.reply_type == AMQP_RESPONSE_NORMAL)
+        return 0;
+    snprintf(err, errlen, "%s failed (reply type %d)", what, (int)r.reply_type);
+    return -EIO;
+}
+
+long notifier_replay_failed(const struct amqp_link_config *cfg, char *err, size_t errlen)
+{
+    amqp_connection_state_t conn = amqp_new_connection();
+    amqp_socket_t *sock = conn ? amqp_tcp_socket_new(conn) : NULL;
+    long moved = 0;
+    int r = 0;
+    struct timeval tv = {.tv_sec = 10};
+    if (!sock || amqp_socket_open_noblock(sock, cfg->host, cfg->port, &tv) != AMQP_STATUS_OK) {
+        snprintf(err, errlen, "cannot connect to RabbitMQ at %s:%d", cfg->host, cfg->port);
+        r = -ECONNREFUSED;
+        goto out;
+    }
+    amqp_set_rpc_timeout(conn, &tv);
+    amqp_rpc_reply_t login = amqp_login(conn, cfg->vhost, 0, 131072, 0, AMQP_SASL_METHOD_PLAIN,
+                                        cfg->user, cfg->password);
+    if (login.reply_type != AMQP_RESPONSE_NORMAL) {
+        snprintf(err, errlen, "RabbitMQ login refused");
+        r = -EACCES;
+        goto out;
+    }
+    amqp_channel_open(conn, 1);
+    if ((r = rpc_ok(conn, "channel.open", err, errlen)) < 0)
+        goto out;
+    amqp_confirm_select(conn, 1);
+    if ((r = rpc_ok(conn, "confirm.select", err, errlen)) < 0)
+        goto out;
+    for (;;) {
+        amqp_rpc_reply_t g = amqp_basic_get(conn, 1, amqp_cstring_bytes(QUEUE_FAILED_CALLBACKS), 0);
+        if (g.reply_type != AMQP_RESPONSE_NORMAL) {
+            snprintf(err, errlen, "basic.get on %s failed", QUEUE_FAILED_CALLBACKS);
+            r = -EIO;
+            goto out;
+        }
+        if (g.reply.id == AMQP_BASIC_GET_EMPTY_METHOD)
+            break;
+        amqp_basic_get_ok_t *ok = g.reply.decoded;
+        uint64_t tag = ok->delivery_tag;
+        amqp_message_t msg;
+        if (amqp_read_message(conn, 1, &msg, 0).reply_type != AMQP_RESPONSE_NORMAL) {
+            snprintf(err, errlen, "cannot read a message of %s", QUEUE_FAILED_CALLBACKS);
+            r = -EIO;
+            goto out;
+        }
+        amqp_basic_properties_t props = {0};
+        props._flags = AMQP_BASIC_CONTENT_TYPE_FLAG | AMQP_BASIC_DELIVERY_MODE_FLAG;
+        props.content_type = amqp_cstring_bytes("application/json");
+        props.delivery_mode = 2;
+        if (msg.properties._flags & AMQP_BASIC_MESSAGE_ID_FLAG) {
+            props._flags |= AMQP_BASIC_MESSAGE_ID_FLAG;
+            props.message_id = msg.properties.message_id;
+        }
+        int pr = amqp_basic_publish(conn, 1, amqp_empty_bytes, amqp_cstring_bytes(QUEUE_FINISHED),
+                                    1, 0, &props, msg.body);
+        /* Wait for the broker's confirm before taking the message off failed_callbacks. */
+        amqp_frame_t frame;
+        bool confirmed = false;
+        while (pr == AMQP_STATUS_OK) {
+            if (amqp_simple_wait_frame_noblock(conn, &frame, &tv) != AMQP_STATUS_OK)
+                break;
+            if (frame.frame_type != AMQP_FRAME_METHOD)
+                continue;
+            if (frame.payload.method.id == AMQP_BASIC_ACK_METHOD) {
+                confirmed = true;
+                break;
+            }
+            if (frame.payload.method.id == AMQP_BASIC_NACK_METHOD ||
+                frame.payload.method.id == AMQP_BASIC_RETURN_METHOD)
+                break;
+        }
+        amqp_destroy_message(&msg);
+        if (!confirmed) {
+            snprintf(err, errlen, "the broker did not confirm a re-published message");
+            r = -EIO;
+            goto out;
+        }
+        if (amqp_basic_ack(conn, 1, tag, 0) != AMQP_STATUS_OK) {
+            r = -EIO;
+            goto out;
+        }
+        moved++;
+    }
+out:
+    if (conn) {
+        amqp_channel_close(conn, 1, AMQP_REPLY_SUCCESS);
+        amqp_connection_close(conn, AMQP_REPLY_SUCCESS);
+        amqp_destroy_connection(conn);
+    }
+    return r < 0 ? r : moved;
+}
