@@ -395,7 +395,7 @@ static void teardown(amqp_link *l)
 static int check_reply(amqp_link *l, amqp_rpc_reply_t r, const char *what)
 {
     uint16_t code = 0;
-    amqp_bytes_t text = {0, NULL};
+    amqp_bytes_t text = {0, ""};
     switch (r.reply_type) {
     case AMQP_RESPONSE_NORMAL:
         return 0;

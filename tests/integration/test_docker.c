@@ -19,7 +19,7 @@
 #include "docker.h"
 
 #define WAIT_MS 20000
-#define OK_OUTPUT "{\"success\":true,\"grade\":10}\n"
+#define OK_OUTPUT "{\"success\":true,\"grade\":10,\"comments\":[\"well done\"]}\n"
 
 struct res {
     bool done;

@@ -281,7 +281,7 @@ static void test_image_without_tmp(void **state)
 }
 
 struct fault_case {
-    const char *body;   /* %s is replaced by the good file's path */
+    const char *body;   /* FILE, BIG and LINK stand for test files */
     const char *expect; /* prefix of correction_data or of the reason header */
     bool to_invalid;    /* parked (no usable callback) rather than reported */
 };
@@ -315,13 +315,13 @@ static void test_job_faults(void **state)
     char bodies[10][1200];
     const struct fault_case cases[] = {
         {"this is not json", "invalid message - not valid JSON", true},
-        {"{\"work_id\":1,\"image\":\"ct-ok\",\"file\":\"%s\"}",
+        {"{\"work_id\":1,\"image\":\"ct-ok\",\"file\":\"FILE\"}",
          "invalid message - missing field 'callback'", true},
-        {"{\"work_id\":2,\"image\":\"ct-ok\",\"file\":\"%s\",\"callback\":\"ftp://h/x\"}",
+        {"{\"work_id\":2,\"image\":\"ct-ok\",\"file\":\"FILE\",\"callback\":\"ftp://h/x\"}",
          "invalid callback - ", true},
-        {"{\"work_id\":3,\"file\":\"%s\",\"callback\":\"http://h/cb\"}",
+        {"{\"work_id\":3,\"file\":\"FILE\",\"callback\":\"http://h/cb\"}",
          "invalid message - missing field 'image'", false},
-        {"{\"work_id\":4,\"image\":\"ct-no-such-image:latest\",\"file\":\"%s\",\"callback\":\"http:"
+        {"{\"work_id\":4,\"image\":\"ct-no-such-image:latest\",\"file\":\"FILE\",\"callback\":\"http:"
          "//h/cb\"}",
          "image not found - ", false},
         {"{\"work_id\":5,\"image\":\"ct-ok\",\"file\":\"/nonexistent/x.txt\",\"callback\":\"http://"
@@ -331,7 +331,7 @@ static void test_job_faults(void **state)
          "file too large - ", false},
         {"{\"work_id\":7,\"image\":\"ct-ok\",\"file\":\"LINK\",\"callback\":\"http://h/cb\"}",
          "file not allowed - ", false},
-        {"{\"work_id\":8,\"image\":\"ct-ok\",\"file\":\"%s\",\"callback\":\"http://h/"
+        {"{\"work_id\":8,\"image\":\"ct-ok\",\"file\":\"FILE\",\"callback\":\"http://h/"
          "cb\",\"params\":[\"1BAD=x\"]}",
          "invalid param - ", false},
     };
@@ -339,21 +339,19 @@ static void test_job_faults(void **state)
     size_t n_invalid = 0, n_finished = 0;
     for (size_t i = 0; i < n; i++) {
         const char *tpl = cases[i].body;
-        const char *path = good;
-        if (strstr(tpl, "BIG"))
-            path = big;
-        char tmp[1200];
-        snprintf(tmp, sizeof(tmp), "%s", tpl);
-        char *p = strstr(tmp, "BIG");
-        if (!p)
-            p = strstr(tmp, "LINK");
-        if (p) {
-            const char *rep = strstr(tmp, "BIG") ? big : link;
-            size_t skip = strstr(tmp, "BIG") ? 3 : 4;
-            snprintf(bodies[i], sizeof(bodies[i]), "%.*s%s%s", (int)(p - tmp), tmp, rep, p + skip);
-        } else {
-            snprintf(bodies[i], sizeof(bodies[i]), tpl, path);
-        }
+        const char *tok = strstr(tpl, "FILE") ? "FILE" : strstr(tpl, "BIG") ? "BIG"
+                          : strstr(tpl, "LINK")                              ? "LINK"
+                                                                             : NULL;
+        const char *val = !tok                      ? ""
+                          : strcmp(tok, "FILE") == 0 ? good
+                          : strcmp(tok, "BIG") == 0  ? big
+                                                     : link;
+        const char *at = tok ? strstr(tpl, tok) : NULL;
+        if (at)
+            snprintf(bodies[i], sizeof(bodies[i]), "%.*s%s%s", (int)(at - tpl), tpl, val,
+                     at + strlen(tok));
+        else
+            snprintf(bodies[i], sizeof(bodies[i]), "%s", tpl);
         ct_amqp_publish("pending_corrections", bodies[i], NULL);
         if (cases[i].to_invalid)
             n_invalid++;

@@ -1,0 +1,3 @@
+#!/bin/sh
+# ct-fail: a valid failure response
+echo '{"success":false,"error":"compilation failed"}'

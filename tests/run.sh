@@ -1,0 +1,179 @@
+#!/usr/bin/env bash
+# run.sh: THE test command of correctomatic. As root (it runs a Docker engine and a RabbitMQ
+# node of its own):
+#
+#   sudo tests/run.sh [--no-install] [--no-asan] [-R REGEX] [--keep]
+#
+#  1. installs the Debian packages it needs, when some are missing (apt-get, non-interactive)
+#  2. builds build/ (RelWithDebInfo) and build-asan/ (-DCT_SANITIZE=ON)
+#  3. starts private servers (tests/servers.sh) in a temporary folder, on free ports and a
+#     private socket, and builds the test images (tests/images/build.sh)
+#  4. runs ctest in build/, then in build-asan/ (leak detection on)
+#  5. stops everything it started, whatever happened; exits non-zero if anything failed
+#
+# Options
+#   --no-install  do not check or install packages
+#   --no-asan     skip build-asan/
+#   -R REGEX      only the tests whose name matches (passed to ctest -R), e.g. -R unit/
+#   --keep        leave the servers running and print how to reuse them: a later run with
+#                 CT_SERVERS_DIR set to that folder reuses them (and leaves them running)
+#   -h, --help
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")/.." && pwd)
+SERVERS=$ROOT/tests/servers.sh
+PACKAGES=(build-essential cmake pkg-config librabbitmq-dev libcurl4-openssl-dev libssl-dev
+          libjansson-dev libuv1-dev libarchive-dev libcmocka-dev rabbitmq-server docker.io
+          busybox-static curl ca-certificates python3)
+
+install=1 asan=1 keep=0 regex=""
+while [ $# -gt 0 ]; do
+    case "$1" in
+    --no-install) install=0 ;;
+    --no-asan) asan=0 ;;
+    --keep) keep=1 ;;
+    -R) [ $# -ge 2 ] || { echo "run.sh: -R needs a regex" >&2; exit 2; }; regex=$2; shift ;;
+    -R*) regex=${1#-R} ;;
+    -h | --help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
+    *) echo "run.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
+    esac
+    shift
+done
+
+T0=$(date +%s)
+log() { echo "run.sh: [$(($(date +%s) - T0))s] $*" >&2; }
+die() { log "ERROR: $*"; exit 1; }
+
+[ "$(id -u)" = 0 ] || die "must run as root (it runs its own dockerd and rabbitmq): sudo tests/run.sh"
+
+# ---------------------------------------------------------------------------------- packages
+
+install_packages() {
+    local missing=() p
+    for p in "${PACKAGES[@]}"; do
+        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+    done
+    [ ${#missing[@]} -gt 0 ] || return 0
+    log "installing ${missing[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    # keep the packages' own services (a system dockerd and rabbitmq) from starting
+    local policy=""
+    if [ ! -e /usr/sbin/policy-rc.d ]; then
+        printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d
+        chmod +x /usr/sbin/policy-rc.d
+        policy=/usr/sbin/policy-rc.d
+    fi
+    local rc=0
+    apt-get update -q </dev/null || rc=$?
+    [ $rc != 0 ] || apt-get install -y -q --no-install-recommends \
+        -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold "${missing[@]}" </dev/null || rc=$?
+    [ -z "$policy" ] || rm -f "$policy"
+    [ $rc = 0 ] || die "apt-get failed"
+}
+[ $install = 0 ] || install_packages
+
+# ---------------------------------------------------------------------------------- servers
+
+reuse=0 start_pid="" started=0
+if [ -n "${CT_SERVERS_DIR:-}" ] && [ -f "$CT_SERVERS_DIR/env" ] && "$SERVERS" status >/dev/null 2>&1; then
+    reuse=1
+    log "reusing the servers in $CT_SERVERS_DIR"
+else
+    CT_SERVERS_DIR=$(mktemp -d /tmp/ct-test.XXXXXX)
+fi
+export CT_SERVERS_DIR
+
+cleanup() {
+    local rc=$?
+    trap - EXIT INT TERM
+    set +e
+    if [ -n "$start_pid" ]; then
+        # let a start in progress finish (it is bounded) so that stop knows every pid
+        wait "$start_pid" 2>/dev/null
+    fi
+    if [ $reuse = 0 ] && [ $started = 1 ]; then
+        if [ $keep = 1 ]; then
+            log "servers left running; to reuse them:"
+            echo "  source $CT_SERVERS_DIR/env   # or: CT_SERVERS_DIR=$CT_SERVERS_DIR tests/run.sh ..." >&2
+            echo "  stop them with: CT_SERVERS_DIR=$CT_SERVERS_DIR $SERVERS stop" >&2
+        else
+            "$SERVERS" stop || log "WARNING: stopping the servers failed (folder $CT_SERVERS_DIR)"
+        fi
+    fi
+    exit $rc
+}
+trap cleanup EXIT
+trap 'log "interrupted"; exit 130' INT
+trap 'log "terminated"; exit 143' TERM
+
+if [ $reuse = 0 ]; then
+    # the engine and the broker boot while we compile
+    started=1
+    "$SERVERS" start >"$CT_SERVERS_DIR/start.log" 2>&1 </dev/null &
+    start_pid=$!
+    log "starting the servers in $CT_SERVERS_DIR"
+fi
+
+# ---------------------------------------------------------------------------------- build
+
+build() { # dir, cmake args...
+    local dir=$1; shift
+    log "building $dir/"
+    cmake -S "$ROOT" -B "$ROOT/$dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo "$@" >"$ROOT/$dir.configure.log" 2>&1 ||
+        { cat "$ROOT/$dir.configure.log" >&2; rm -f "$ROOT/$dir.configure.log"; die "configuring $dir/ failed"; }
+    rm -f "$ROOT/$dir.configure.log"
+    cmake --build "$ROOT/$dir" -j2 || die "building $dir/ failed"
+}
+mkdir -p "$ROOT/build"
+build build
+[ $asan = 0 ] || build build-asan -DCT_SANITIZE=ON
+
+if [ -n "$start_pid" ]; then
+    if ! wait "$start_pid"; then
+        start_pid=""
+        cat "$CT_SERVERS_DIR/start.log" >&2
+        die "the servers did not start"
+    fi
+    start_pid=""
+    log "servers ready"
+fi
+# shellcheck disable=SC1091
+source "$CT_SERVERS_DIR/env"
+
+# ---------------------------------------------------------------------------------- tests
+
+export ASAN_OPTIONS=detect_leaks=1:halt_on_error=1:abort_on_error=0:detect_stack_use_after_return=1:strict_init_order=1:check_initialization_order=1
+export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+export CTEST_OUTPUT_ON_FAILURE=1
+
+summary=() failed=0
+run_ctest() { # dir
+    local dir=$1 rc=0 total
+    log "testing $dir/"
+    rm -f "$ROOT/$dir/Testing/Temporary/LastTestsFailed.log"
+    (cd "$ROOT/$dir" && ctest --output-on-failure --no-tests=error -j2 ${regex:+-R "$regex"}) || rc=$?
+    total=$(cd "$ROOT/$dir" && ctest -N ${regex:+-R "$regex"} | sed -n 's/^Total Tests: //p' || true)
+    if [ "${total:-}" = 0 ]; then
+        failed=1
+        summary+=("$dir: no test matches -R '$regex'")
+    elif [ $rc = 0 ]; then
+        summary+=("$dir: ${total:-?} passed")
+    else
+        failed=1
+        local names
+        names=$(sed 's/^[0-9]*://' "$ROOT/$dir/Testing/Temporary/LastTestsFailed.log" 2>/dev/null | paste -sd' ' - || true)
+        summary+=("$dir: FAILED ${names:-(ctest exit $rc)} of ${total:-?}")
+    fi
+    # the next run starts with an engine without containers
+    if [ $reuse = 0 ]; then
+        local ids; ids=$(/usr/bin/docker ps -aq 2>/dev/null || true)
+        [ -z "$ids" ] || /usr/bin/docker rm -f $ids >/dev/null 2>&1 || true
+    fi
+}
+run_ctest build
+[ $asan = 0 ] || run_ctest build-asan
+
+result=PASSED
+[ $failed = 0 ] || result=FAILED
+log "$result in $(($(date +%s) - T0))s: $(IFS=';'; echo "${summary[*]}" | sed 's/;/; /g')"
+exit $failed

@@ -1,0 +1,327 @@
+#!/usr/bin/env bash
+# servers.sh: private test servers (a Docker engine and a RabbitMQ node) for the integration tests.
+#
+#   CT_SERVERS_DIR=/tmp/x tests/servers.sh ACTION [ARGS...]
+#
+# Everything lives under $CT_SERVERS_DIR: sockets, data, logs, pids and the env file. Nothing
+# listens on a default socket or port: the engine has its own unix socket, the node its own name
+# and free ports picked at start. Processes are stopped by the pids this script recorded, never
+# by name, so other servers on the machine are left alone.
+#
+# Actions
+#   start               start dockerd and rabbitmq (with the management plugin), wait until both
+#                       answer, build the test images, write $CT_SERVERS_DIR/env (source it)
+#   stop                stop both, unmount leftovers, remove $CT_SERVERS_DIR
+#   status              exit 0 when both answer
+#   env                 print the env file
+#   docker-stop         stop the engine (data kept) - an engine outage
+#   docker-start        start the same engine again (same socket, same data-root)
+#   rabbitmq-stop-app   rabbitmqctl stop_app - a broker outage (the node stays up)
+#   rabbitmq-start-app  rabbitmqctl start_app, wait until AMQP and management answer
+#   rabbitmqctl ARGS... rabbitmqctl against the test node
+#   images              (re)build the test images (tests/images/build.sh)
+#
+# Environment for `start`: CT_START_TIMEOUT (seconds per server, default 60),
+# CT_NO_IMAGES=1 to skip the images.
+set -euo pipefail
+
+SELF=$(readlink -f "${BASH_SOURCE[0]}")
+HERE=$(dirname "$SELF")
+DOCKERD=/usr/sbin/dockerd
+DOCKER=/usr/bin/docker
+TIMEOUT=${CT_START_TIMEOUT:-60}
+
+die() { echo "servers.sh: $*" >&2; exit 1; }
+say() { echo "servers.sh: $*" >&2; }
+
+[ -n "${CT_SERVERS_DIR:-}" ] || die "CT_SERVERS_DIR is not set (the folder for the servers' state)"
+case "$CT_SERVERS_DIR" in /*) ;; *) CT_SERVERS_DIR=$(readlink -f "$CT_SERVERS_DIR") ;; esac
+S=$CT_SERVERS_DIR
+D=$S/docker
+R=$S/rabbitmq
+
+# state: one file per key under $S/state (the two servers start concurrently)
+state_get() { cat "$S/state/$1" 2>/dev/null || true; }
+state_set() { mkdir -p "$S/state"; echo "$2" >"$S/state/$1.new"; mv "$S/state/$1.new" "$S/state/$1"; }
+
+# proc_stat PID: "state ppid pgrp session ..." from /proc (procps may not be installed)
+proc_stat() {
+    local st
+    { read -r st <"/proc/$1/stat"; } 2>/dev/null || return 1
+    echo "${st##*) }"
+}
+
+# alive PID: the process exists and is not a zombie (PID 1 here may be slow to reap)
+alive() {
+    local st
+    [ -n "${1:-}" ] || return 1
+    st=$(proc_stat "$1") || return 1
+    [ "${st%% *}" != Z ]
+}
+
+# wait_gone PID SECONDS: 0 when the process has exited
+wait_gone() {
+    local pid=$1 n=$(($2 * 10))
+    while alive "$pid"; do
+        n=$((n - 1)); [ $n -gt 0 ] || return 1
+        sleep 0.1
+    done
+}
+
+# free_ports N: N distinct free TCP ports on 127.0.0.1, below the ephemeral range
+free_ports() {
+    python3 - "$1" <<'EOF'
+import random, socket, sys
+n, got, socks = int(sys.argv[1]), [], []
+while len(got) < n:
+    p = random.randrange(12000, 31000)
+    if p in got or p + 10000 in got:
+        continue
+    s = socket.socket()
+    try:
+        s.bind(("127.0.0.1", p))
+    except OSError:
+        s.close()
+        continue
+    socks.append(s); got.append(p)
+print(" ".join(map(str, got)))
+EOF
+}
+
+# ---------------------------------------------------------------------------------- docker
+
+docker_env() { export DOCKER_HOST="unix://$D/docker.sock"; }
+
+docker_launch() {
+    mkdir -p "$D/root" "$D/exec"
+    setsid "$DOCKERD" --host "unix://$D/docker.sock" --data-root "$D/root" --exec-root "$D/exec" \
+        --pidfile "$D/docker.pid" --iptables=false --ip-masq=false --bridge=none \
+        --live-restore --shutdown-timeout 2 >>"$D/dockerd.log" 2>&1 </dev/null &
+    state_set dockerd_pid $!
+    docker_env
+    local n=$((TIMEOUT * 10)) pid=$!
+    until "$DOCKER" version >/dev/null 2>&1; do
+        alive "$pid" || { tail -n 20 "$D/dockerd.log" >&2; die "dockerd exited during start"; }
+        n=$((n - 1)); [ $n -gt 0 ] || { tail -n 20 "$D/dockerd.log" >&2; die "dockerd not ready after ${TIMEOUT}s"; }
+        sleep 0.1
+    done
+}
+
+docker_halt() { # $1: remove containers first (final stop)
+    local pid; pid=$(state_get dockerd_pid)
+    alive "$pid" || return 0
+    docker_env
+    if [ "${1:-}" = clean ]; then
+        local ids; ids=$(timeout 20 "$DOCKER" ps -aq 2>/dev/null || true)
+        [ -z "$ids" ] || timeout 30 "$DOCKER" rm -f $ids >/dev/null 2>&1 || true
+    fi
+    local cpid; cpid=$(cat "$D/exec/containerd/containerd.pid" 2>/dev/null || true)
+    kill -TERM "$pid" 2>/dev/null || true
+    if ! wait_gone "$pid" 30; then
+        say "dockerd $pid did not stop, killing it"
+        kill -KILL "$pid" 2>/dev/null || true
+        wait_gone "$pid" 5 || true
+    fi
+    # the containerd that this dockerd started normally exits with it
+    if alive "$cpid" && grep -q -- "$D/exec" "/proc/$cpid/cmdline" 2>/dev/null; then
+        kill -TERM "$cpid" 2>/dev/null || true
+        wait_gone "$cpid" 10 || kill -KILL "$cpid" 2>/dev/null || true
+    fi
+}
+
+# ---------------------------------------------------------------------------------- rabbitmq
+
+rabbit_env() {
+    local node; node=$(state_get rabbitmq_node)
+    [ -n "$node" ] || die "rabbitmq was not started in $S"
+    export RABBITMQ_NODENAME=$node
+    export RABBITMQ_MNESIA_BASE=$R/mnesia RABBITMQ_LOG_BASE=$R/log
+    export RABBITMQ_NODE_IP_ADDRESS=127.0.0.1
+    RABBITMQ_NODE_PORT=$(state_get rabbitmq_port); export RABBITMQ_NODE_PORT
+    RABBITMQ_DIST_PORT=$(state_get rabbitmq_dist_port); export RABBITMQ_DIST_PORT
+    export RABBITMQ_ENABLED_PLUGINS_FILE=$R/enabled_plugins RABBITMQ_CONFIG_FILE=$R/rabbitmq
+    export RABBITMQ_ADVANCED_CONFIG_FILE=$R/advanced.config
+    export RABBITMQ_PID_FILE=$R/rabbitmq.pid
+}
+
+rabbitmqctl_() { rabbit_env; timeout 60 /usr/sbin/rabbitmqctl -n "$RABBITMQ_NODENAME" "$@"; }
+
+mgmt_up() {
+    curl -fsS -m 2 -u guest:guest "http://127.0.0.1:$(state_get rabbitmq_mgmt_port)/api/overview" >/dev/null 2>&1
+}
+amqp_up() { (exec 3<>"/dev/tcp/127.0.0.1/$(state_get rabbitmq_port)") 2>/dev/null; }
+
+rabbit_wait() { # until the AMQP port and the management API answer
+    local pid; pid=$(state_get rabbitmq_pid)
+    local n=$((TIMEOUT * 5))
+    until amqp_up && mgmt_up; do
+        alive "$pid" || { tail -n 30 "$R/server.log" >&2; die "rabbitmq exited during start"; }
+        n=$((n - 1)); [ $n -gt 0 ] || { tail -n 30 "$R/server.log" >&2; die "rabbitmq not ready after ${TIMEOUT}s"; }
+        sleep 0.2
+    done
+}
+
+rabbit_launch() {
+    local ports amqp mgmt dist
+    ports=$(free_ports 3); read -r amqp mgmt dist <<<"$ports"
+    state_set rabbitmq_node "ct-$(basename "$S" | tr -c 'a-zA-Z0-9\n' '-')-$$@localhost"
+    state_set rabbitmq_port "$amqp"
+    state_set rabbitmq_mgmt_port "$mgmt"
+    state_set rabbitmq_dist_port "$dist"
+    mkdir -p "$R/mnesia" "$R/log"
+    echo '[rabbitmq_management].' >"$R/enabled_plugins"
+    cat >"$R/rabbitmq.conf" <<EOF
+management.tcp.port = $mgmt
+management.tcp.ip = 127.0.0.1
+collect_statistics_interval = 500
+management.rates_mode = none
+log.console = false
+log.file.level = info
+EOF
+    # the management API reports queue counts per sample: 1 s samples instead of 5 s
+    cat >"$R/advanced.config" <<EOF
+[{rabbitmq_management_agent, [{sample_retention_policies,
+    [{global, [{605, 1}]}, {basic, [{605, 1}]}, {detailed, [{605, 1}]}]}]}].
+EOF
+    chown -R rabbitmq:rabbitmq "$R"
+    rabbit_env
+    setsid /usr/sbin/rabbitmq-server >"$R/server.log" 2>&1 </dev/null &
+    state_set rabbitmq_pid $!
+    rabbit_wait
+}
+
+# rabbit_pids: the processes started for the node. The launcher was started with setsid; su
+# opens one more session for the server scripts and beam: both sessions, found by their ids.
+rabbit_pids() {
+    local pid; pid=$(state_get rabbitmq_pid)
+    [ -n "$pid" ] || return 0
+    local f st ppid sid
+    for f in /proc/[0-9]*/stat; do
+        { read -r st <"$f"; } 2>/dev/null || continue
+        st=${st##*) }
+        f=${f#/proc/}
+        read -r _ ppid _ sid _ <<<"$st"
+        echo "${f%/stat} $ppid $sid"
+    done | awk -v s="$pid" '
+        { P[$1] = $2; S[$1] = $3 }
+        END {
+            ses[s] = 1
+            for (p in P) if ((P[p] in S) && S[P[p]] == s) ses[S[p]] = 1
+            for (p in S) if (S[p] in ses) print p
+        }'
+}
+
+rabbit_halt() {
+    local pid beam pids
+    pid=$(state_get rabbitmq_pid)
+    pids=$(rabbit_pids)
+    [ -n "$pids" ] || return 0
+    beam=$(cat "$R/rabbitmq.pid" 2>/dev/null || true)
+    # beam stops the node cleanly on SIGTERM, in ~6 s; its data is about to be removed: KILL
+    if [ -n "$beam" ] && grep -qx "$beam" <<<"$pids"; then
+        kill -KILL "$beam" 2>/dev/null || true
+        wait_gone "$beam" 20 || kill -KILL "$beam" 2>/dev/null || true
+    fi
+    wait_gone "$pid" 5 || true
+    pids=$(rabbit_pids)
+    [ -z "$pids" ] || kill -TERM $pids 2>/dev/null || true
+    wait_gone "$pid" 5 || true
+    pids=$(rabbit_pids)
+    [ -z "$pids" ] || kill -KILL $pids 2>/dev/null || true
+}
+
+# ---------------------------------------------------------------------------------- env
+
+write_env() {
+    local f=$S/env
+    {
+        echo "export CT_SERVERS='$SELF'"
+        echo "export CT_SERVERS_DIR='$S'"
+        echo "export CT_DOCKER_HOST='unix://$D/docker.sock'"
+        echo "export DOCKER_HOST='unix://$D/docker.sock'"
+        echo "export CT_RABBITMQ_HOST='127.0.0.1'"
+        echo "export CT_RABBITMQ_PORT='$(state_get rabbitmq_port)'"
+        echo "export CT_RABBITMQ_MGMT_PORT='$(state_get rabbitmq_mgmt_port)'"
+        echo "export CT_RABBITMQ_NODE='$(state_get rabbitmq_node)'"
+        echo "export CT_TMP='$S/tmp'"
+    } >"$f.new"
+    mv "$f.new" "$f"
+}
+
+unmount_under() {
+    local m
+    # deepest first; /proc/mounts escapes spaces, our paths have none
+    for m in $(awk -v p="$1" 'index($2, p "/") == 1 || $2 == p { print $2 }' /proc/mounts | sort -r); do
+        umount "$m" 2>/dev/null || umount -l "$m" 2>/dev/null || say "cannot unmount $m"
+    done
+}
+
+# ---------------------------------------------------------------------------------- actions
+
+action=${1:-}
+[ $# -eq 0 ] || shift
+case "$action" in
+start)
+    [ "$(id -u)" = 0 ] || die "must run as root (dockerd, rabbitmq)"
+    mkdir -p "$S"
+    if alive "$(state_get dockerd_pid)"; then die "servers already running in $S"; fi
+    mkdir -p "$S/tmp" "$D" "$R"
+    chmod 755 "$S"; chmod 1777 "$S/tmp"
+    t0=$(date +%s%N)
+    # both at once: the broker takes several seconds, the engine one
+    rabbit_launch & rpid=$!
+    docker_launch
+    if [ "${CT_NO_IMAGES:-}" != 1 ]; then
+        "$HERE/images/build.sh" >"$S/images.log" 2>&1 || { wait "$rpid" || true; cat "$S/images.log" >&2; die "building the test images failed"; }
+    fi
+    wait "$rpid" || die "rabbitmq did not start (log: $R/server.log)"
+    write_env
+    say "ready in $((($(date +%s%N) - t0) / 1000000)) ms; source $S/env"
+    ;;
+stop)
+    [ -d "$S" ] || exit 0
+    # with --live-restore, containers outlive the engine: bring it back to remove them
+    if [ -n "$(state_get dockerd_pid)" ] && ! alive "$(state_get dockerd_pid)"; then
+        docker_launch || true
+    fi
+    rabbit_halt &
+    docker_halt clean
+    wait $! || true
+    unmount_under "$S"
+    rm -rf "$S" 2>/dev/null || { unmount_under "$S"; rm -rf "$S" || die "cannot remove $S"; }
+    ;;
+status)
+    docker_env; "$DOCKER" version >/dev/null 2>&1 || { echo "docker: down"; exit 1; }
+    amqp_up && mgmt_up || { echo "rabbitmq: down"; exit 1; }
+    echo "up"
+    ;;
+env)
+    cat "$S/env"
+    ;;
+docker-stop)
+    docker_halt
+    ;;
+docker-start)
+    alive "$(state_get dockerd_pid)" && die "dockerd is already running"
+    rm -f "$D/docker.pid"
+    docker_launch
+    ;;
+rabbitmq-stop-app)
+    rabbitmqctl_ -q stop_app >/dev/null
+    ;;
+rabbitmq-start-app)
+    rabbitmqctl_ -q start_app >/dev/null
+    rabbit_wait
+    ;;
+rabbitmqctl)
+    rabbitmqctl_ "$@"
+    ;;
+images)
+    docker_env
+    "$HERE/images/build.sh"
+    ;;
+*)
+    sed -n '2,/^set -euo/p' "$SELF" | sed '$d; s/^# \{0,1\}//' >&2
+    exit 2
+    ;;
+esac
