@@ -43,6 +43,7 @@ int daemon_load_common(struct daemon_common *c, bool with_docker, struct config_
     c->amqp.port = (int)port;
     c->amqp.heartbeat_s = (unsigned)heartbeat;
     c->amqp.max_message_bytes = (size_t)max_msg;
+    c->amqp.max_unconfirmed = 4096;
     enum log_level lvl;
     if (log_level_parse(level, &lvl) < 0) {
         snprintf(e->msg, sizeof(e->msg),
