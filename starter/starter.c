@@ -87,6 +87,14 @@ struct starter {
     unsigned running;  /* running correction containers on the host (last count) */
     bool counted_once; /* the running count has been read at least once */
     bool listing, list_again;
+    /* Containers we started, not yet seen by a list taken after their start: a list answer
+     * may predate them, so they are counted on top of it until a later list includes them. */
+    struct recent_start {
+        char id[65];
+        uint64_t seq;
+    } *recent;
+    size_t n_recent, cap_recent;
+    uint64_t start_seq, list_seq;
     bool consuming;
     bool shutting_down, finished;
     unsigned events_failures;
@@ -134,7 +142,26 @@ static void on_count(const struct docker_result *res, void *ud)
     if (s->finished)
         return;
     if (res->err == 0 && res->status == 200 && json_is_array(res->json)) {
-        s->running = (unsigned)json_array_size(res->json);
+        unsigned count = (unsigned)json_array_size(res->json);
+        size_t keep = 0;
+        for (size_t i = 0; i < s->n_recent; i++) {
+            bool listed = false;
+            size_t k;
+            json_t *c;
+            json_array_foreach(res->json, k, c)
+            {
+                const char *id = json_string_value(json_object_get(c, "Id"));
+                if (id && strcmp(id, s->recent[i].id) == 0)
+                    listed = true;
+            }
+            if (s->recent[i].seq <= s->list_seq)
+                continue; /* the list was taken after its start: it is authoritative */
+            if (!listed)
+                count++;
+            s->recent[keep++] = s->recent[i];
+        }
+        s->n_recent = keep;
+        s->running = count;
         s->counted_once = true;
         if (s->docker_down_logged)
             log_kv(LOG_INFO, "docker is reachable again", NULL);
@@ -162,8 +189,10 @@ static void request_count(starter *s)
     json_t *filters = json_pack("{s:[s],s:[s]}", "label", LABEL_JOB_ID, "status", "running");
     if (!filters)
         return;
-    if (docker_container_list(s->docker, false, filters, on_count, s) == 0)
+    if (docker_container_list(s->docker, false, filters, on_count, s) == 0) {
         s->listing = true;
+        s->list_seq = s->start_seq;
+    }
     json_decref(filters);
 }
 
@@ -529,9 +558,22 @@ static void on_started(const struct docker_result *res, void *ud)
         return;
     }
     if (res->err == 0 && (res->status == 204 || res->status == 304)) {
-        /* From now on Docker's running count includes it. */
+        /* From now on Docker's running count includes it (once a list sees it). */
+        starter *s = job->s;
         job_uncount(job);
-        job->s->running++;
+        s->running++;
+        if (s->n_recent == s->cap_recent) {
+            size_t cap = s->cap_recent ? s->cap_recent * 2 : 16;
+            struct recent_start *p = realloc(s->recent, cap * sizeof(*p));
+            if (p) {
+                s->recent = p;
+                s->cap_recent = cap;
+            }
+        }
+        if (s->n_recent < s->cap_recent) {
+            snprintf(s->recent[s->n_recent].id, sizeof(s->recent[0].id), "%s", job->container_id);
+            s->recent[s->n_recent++].seq = ++s->start_seq;
+        }
         job_goto(job, STEP_PUBLISH);
     } else if (res->err == 0 && res->status == 404) {
         container_vanished(job);
@@ -922,5 +964,7 @@ void starter_shutdown(starter *s, void (*done)(void *), void *ud)
 
 void starter_free(starter *s)
 {
+    if (s)
+        free(s->recent);
     free(s);
 }
