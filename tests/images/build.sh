@@ -13,6 +13,7 @@
 #   ct-memhog     allocates memory without bound (to be OOM-killed under a small --memory)
 #   ct-echo       /tmp/exercise on stdout, `env` on stderr, exit 0
 #   ct-notmp      {"success":true,"grade":10,"comments":["no tmp"]}, and the image has no /tmp
+#   ct-badcmd     no /run.sh at all: the container cannot start (a broken correction image)
 set -euo pipefail
 
 HERE=$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")
@@ -33,6 +34,7 @@ IMAGES=(
     "ct-memhog memhog.sh tmp"
     "ct-echo echo.sh tmp"
     "ct-notmp notmp.sh notmp"
+    "ct-badcmd - tmp"
 )
 
 W=$(mktemp -d)
@@ -54,7 +56,7 @@ for spec in "${IMAGES[@]}"; do
     d=$W/$name
     cp -a "$base" "$d"
     [ "$tmp" = tmp ] && { mkdir "$d/tmp"; chmod 1777 "$d/tmp"; }
-    install -m 755 "$HERE/$script" "$d/run.sh"
+    [ "$script" = - ] || install -m 755 "$HERE/$script" "$d/run.sh"
     (
         tar --numeric-owner --owner=0 --group=0 -C "$d" -c . |
             "$DOCKER" import -c 'CMD ["/run.sh"]' -m "correctomatic test image ($script)" - "$name:latest" >/dev/null

@@ -182,7 +182,7 @@ static void test_images_exist(void **state)
 {
     (void)state;
     const char *images[] = {"ct-ok", "ct-separator", "ct-stderr", "ct-fail", "ct-invalid",
-                            "ct-sleeper", "ct-memhog", "ct-echo", "ct-notmp"};
+                            "ct-sleeper", "ct-memhog", "ct-echo", "ct-notmp", "ct-badcmd"};
     for (size_t i = 0; i < sizeof(images) / sizeof(images[0]); i++) {
         char ref[64];
         snprintf(ref, sizeof(ref), "%s:latest", images[i]);

@@ -415,6 +415,29 @@ static void test_job_faults(void **state)
     free(big);
 }
 
+static void test_start_failure_removes_container(void **state)
+{
+    (void)state;
+    struct run run;
+    char *file = exercise("badcmd.txt", "x");
+    start_starter(&run, "badcmd", NULL);
+    publish_job("w-badcmd", "ct-badcmd:latest", file, "http://h/cb", NULL, NULL);
+    json_t *j = get_json("finished_corrections");
+    const char *data = json_string_value(json_object_get(j, "correction_data"));
+    assert_non_null(data);
+    if (strncmp(data, "container start failed - ", 25) != 0)
+        fail_msg("unexpected reason: %s", data);
+    assert_true(json_is_true(json_object_get(j, "error")));
+    assert_string_equal(json_string_value(json_object_get(j, "work_id")), "w-badcmd");
+    assert_non_null(json_object_get(j, "job_id"));
+    json_decref(j);
+    /* the container that could not start is gone, nothing announced as running */
+    assert_int_equal(count_containers(), 0);
+    assert_null(ct_amqp_get("running_corrections", 500));
+    assert_int_equal(stop_starter(&run), 0);
+    free(file);
+}
+
 static void test_redelivery_one_container(void **state)
 {
     (void)state;
@@ -595,6 +618,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_dont_start_and_delete_file, setup, teardown),
         cmocka_unit_test_setup_teardown(test_image_without_tmp, setup, teardown),
         cmocka_unit_test_setup_teardown(test_job_faults, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_start_failure_removes_container, setup, teardown),
         cmocka_unit_test_setup_teardown(test_redelivery_one_container, setup, teardown),
         cmocka_unit_test_setup_teardown(test_max_running, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sigterm_in_flight, setup, teardown),
