@@ -18,12 +18,17 @@ struct daemon_common {
  * DOCKER_HOST, DOCKER_TLS_VERIFY, DOCKER_CERT_PATH, DOCKER_TIMEOUT. */
 int daemon_load_common(struct daemon_common *c, bool with_docker, struct config_err *e);
 
-/* Handles argv: --help (the common variables, then docs), --version. Returns -1 to go on,
- * else the exit code. */
+/* Handles argv: --help (the common variables, then docs), --version, --health-check (exit 0
+ * when the health file was touched in the last 30 s: for container health checks). Returns
+ * -1 to go on, else the exit code. */
 int daemon_args(int argc, char **argv, const char *prog, const char *summary, bool with_docker,
                 const struct config_doc *docs, size_t n_docs);
 
 /* Runs the loop until the stage is shut down: SIGTERM/SIGINT call shutdown(stage, done, ..)
- * once; the loop ends when every handle is closed. */
+ * once; the loop ends when every handle is closed. While the stage says it is ready, the
+ * health file (HEALTH_FILE, default /tmp/<prog>.health) is touched every 5 s. */
 typedef void (*daemon_shutdown_fn)(void *stage, void (*done)(void *), void *ud);
-void daemon_run(uv_loop_t *loop, void *stage, daemon_shutdown_fn shutdown);
+void daemon_run(uv_loop_t *loop, const char *prog, void *stage, daemon_shutdown_fn shutdown);
+
+/* The stage's readiness (connected to RabbitMQ), for the health file. */
+void daemon_set_ready(bool ready);

@@ -25,6 +25,7 @@
 
 #include "idmap.h"
 #include "ids.h"
+#include "daemon.h"
 #include "log.h"
 #include "msg.h"
 #include "names.h"
@@ -977,9 +978,11 @@ static void on_link_event(amqp_link *link, enum amqp_link_event ev, const char *
     completer *c = ud;
     switch (ev) {
     case AMQP_LINK_UP:
+        daemon_set_ready(true);
         log_kv(LOG_INFO, "connected to RabbitMQ", NULL);
         break;
     case AMQP_LINK_DOWN:
+        daemon_set_ready(false);
         log_kv(LOG_WARN, "lost RabbitMQ, reconnecting", "error", detail, NULL);
         idmap_each(c->jobs, forget_delivery, NULL);
         break;

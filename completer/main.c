@@ -98,7 +98,7 @@ int main(int argc, char **argv)
              (unsigned long long)(cfg.correction_timeout_ms / 1000));
     log_kv(LOG_INFO, "completer running", "version", CT_VERSION, "correction_timeout_s", timeout,
            NULL);
-    daemon_run(loop, c, shutdown_stage);
+    daemon_run(loop, "correctomatic-completer", c, shutdown_stage);
     completer_free(c);
     if (uv_loop_close(loop) != 0)
         log_kv(LOG_WARN, "event loop closed with handles open", NULL);

@@ -118,7 +118,7 @@ int main(int argc, char **argv)
     }
     log_kv(LOG_INFO, "notifier running", "version", CT_VERSION, "signed",
            cfg.has_secret ? "true" : "false", NULL);
-    daemon_run(loop, n, shutdown_stage);
+    daemon_run(loop, "correctomatic-notifier", n, shutdown_stage);
     notifier_free(n);
     if (uv_loop_close(loop) != 0)
         log_kv(LOG_WARN, "event loop closed with handles open", NULL);

@@ -22,6 +22,7 @@
 
 #include "http.h"
 #include "ids.h"
+#include "daemon.h"
 #include "log.h"
 #include "msg.h"
 #include "names.h"
@@ -36,7 +37,7 @@ struct job {
     struct finished_msg m;
     bool parsed;
     char *body;
-    char id[64];
+    char id[129]; /* the message's job_id (at most 128 bytes, see msg.c) or a derived UUID */
     char work_id_log[128];
     int64_t failures; /* failed attempts before this one (header) */
     http_req *req;
@@ -244,7 +245,7 @@ static void on_response(http_req *req, const struct http_result *res, void *ud)
 static void post(struct job *job)
 {
     notifier *n = job->n;
-    char ts[32], sig[128], h_id[96], h_ts[64], h_sig[160], ua[96];
+    char ts[32], sig[128], h_id[sizeof(job->id) + 16], h_ts[64], h_sig[160], ua[96];
     const char *headers[8];
     size_t nh = 0;
     headers[nh++] = "Content-Type: application/json";
@@ -393,9 +394,11 @@ static void on_link_event(amqp_link *link, enum amqp_link_event ev, const char *
     notifier *n = ud;
     switch (ev) {
     case AMQP_LINK_UP:
+        daemon_set_ready(true);
         log_kv(LOG_INFO, "connected to RabbitMQ", NULL);
         break;
     case AMQP_LINK_DOWN:
+        daemon_set_ready(false);
         /* Deliveries in hand are back in the queue. Requests in flight finish; their ack or
          * move is then stale and ignored, and the redelivery repeats them (at least once). */
         log_kv(LOG_WARN, "lost RabbitMQ, reconnecting", "error", detail, NULL);

@@ -120,7 +120,7 @@ int main(int argc, char **argv)
     snprintf(running, sizeof(running), "%llu", (unsigned long long)cfg.max_running);
     log_kv(LOG_INFO, "starter running", "version", CT_VERSION, "max_running", running, "network",
            cfg.network, "dont_start", cfg.dont_start ? "true" : "false", NULL);
-    daemon_run(loop, s, shutdown_stage);
+    daemon_run(loop, "correctomatic-starter", s, shutdown_stage);
     starter_free(s);
     if (uv_loop_close(loop) != 0)
         log_kv(LOG_WARN, "event loop closed with handles open", NULL);

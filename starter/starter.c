@@ -28,6 +28,7 @@
 
 #include "exercise.h"
 #include "ids.h"
+#include "daemon.h"
 #include "log.h"
 #include "msg.h"
 #include "tar.h"
@@ -797,10 +798,12 @@ static void on_link_event(amqp_link *link, enum amqp_link_event ev, const char *
     starter *s = ud;
     switch (ev) {
     case AMQP_LINK_UP:
+        daemon_set_ready(true);
         log_kv(LOG_INFO, "connected to RabbitMQ", NULL);
         update_consumer(s);
         break;
     case AMQP_LINK_DOWN:
+        daemon_set_ready(false);
         log_kv(LOG_WARN, "lost RabbitMQ, reconnecting", "error", detail, NULL);
         /* Unacked messages are back in the queue: every job in hand is abandoned; its
          * redelivery resumes from the container's state. */
