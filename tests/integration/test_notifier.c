@@ -1,0 +1,1090 @@
+/* The notifier against the real broker and a real HTTP receiver (tests/support/receiver.py).
+ *
+ * Every test starts its own receiver on 127.0.0.1 (a free port), which logs each request as one
+ * JSON line and answers by path (/ok, /fail-once/<key>, /status/<code>, /redirect, /gone,
+ * /retry-after/<secs>, /slow). Retry delays are short ("1s,1s,2s" style) so that retries,
+ * dead-lettering and parking happen within seconds. */
+#include <errno.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include "support.h"
+
+#define NOTIFIER CT_BIN_DIR "/correctomatic-notifier"
+#define PYTHON "/usr/bin/python3"
+#define WAIT_MS 30000
+#define FINISHED "finished_corrections"
+#define FAILED "failed_callbacks"
+#define RETRY_PREFIX "finished_corrections.retry."
+/* The example key of the Standard Webhooks specification. */
+#define SECRET "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+#define OTHER_SECRET "whsec_c2VjcmV0LW9mLWFub3RoZXItc2VydmljZQ=="
+
+/* ---- processes left by a failing test are stopped by the teardown ------------------------ */
+
+#define MAX_LIVE 8
+static pid_t live[MAX_LIVE];
+
+static void live_add(pid_t pid)
+{
+    for (size_t i = 0; i < MAX_LIVE; i++) {
+        if (live[i] == 0) {
+            live[i] = pid;
+            return;
+        }
+    }
+    fail_msg("too many processes");
+}
+
+static void live_del(pid_t pid)
+{
+    for (size_t i = 0; i < MAX_LIVE; i++)
+        if (live[i] == pid)
+            live[i] = 0;
+}
+
+/* ---- queues ------------------------------------------------------------------------------ */
+
+/* Deletes every retry queue (their TTLs differ between tests) and empties the others. */
+static void clean_queues(void)
+{
+    long status = 0;
+    json_t *all = ct_mgmt("GET", "/queues/%2F?columns=name", NULL, &status);
+    size_t i;
+    json_t *q;
+    json_array_foreach(all, i, q)
+    {
+        const char *name = json_string_value(json_object_get(q, "name"));
+        if (name && strncmp(name, RETRY_PREFIX, strlen(RETRY_PREFIX)) == 0)
+            ct_amqp_delete(name);
+    }
+    json_decref(all);
+    ct_amqp_declare(FINISHED);
+    ct_amqp_purge(FINISHED);
+    ct_amqp_declare(FAILED);
+    ct_amqp_purge(FAILED);
+}
+
+static int setup(void **state)
+{
+    (void)state;
+    clean_queues();
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    for (size_t i = 0; i < MAX_LIVE; i++) {
+        if (live[i]) {
+            ct_terminate(live[i], 5000);
+            live[i] = 0;
+        }
+    }
+    clean_queues();
+    return 0;
+}
+
+static char *retry_queue(const char *delay)
+{
+    static char name[128];
+    snprintf(name, sizeof(name), RETRY_PREFIX "%s", delay);
+    return name;
+}
+
+/* Up to n messages of the queue, left in it (management API, requeued): an array of
+ * {"payload", "properties": {"headers": ...}}. */
+static json_t *peek(const char *queue, int n)
+{
+    char path[256], body[128];
+    snprintf(path, sizeof(path), "/queues/%%2F/%s/get", queue);
+    snprintf(body, sizeof(body),
+             "{\"count\":%d,\"ackmode\":\"ack_requeue_true\",\"encoding\":\"auto\"}", n);
+    long status = 0;
+    json_t *r = ct_mgmt("POST", path, body, &status);
+    if (status != 200 || !json_is_array(r))
+        fail_msg("peek %s: HTTP %ld", queue, status);
+    return r;
+}
+
+struct peek_wait {
+    const char *queue;
+    json_t *msg; /* the first message, once there */
+};
+
+static bool peeked(void *ud)
+{
+    struct peek_wait *w = ud;
+    json_t *got = peek(w->queue, 1);
+    if (json_array_size(got) == 1)
+        w->msg = json_incref(json_array_get(got, 0));
+    json_decref(got);
+    return w->msg != NULL;
+}
+
+struct count_wait {
+    const char *queue;
+    int n;
+};
+
+static bool queue_has(void *ud)
+{
+    struct count_wait *w = ud;
+    return ct_amqp_count(w->queue) == w->n;
+}
+
+static void wait_queue(const char *queue, int n, int timeout_ms)
+{
+    struct count_wait w = {queue, n};
+    if (!ct_wait_until(queue_has, &w, timeout_ms))
+        fail_msg("%s holds %d messages, expected %d", queue, ct_amqp_count(queue), n);
+}
+
+/* A finished_corrections message; work_id_json and job_id may be NULL (left out). */
+static char *finished(const char *work_id_json, bool error, const char *data_json,
+                      const char *callback, const char *job_id)
+{
+    json_t *o = json_object();
+    if (work_id_json)
+        json_object_set_new(o, "work_id", ct_json(work_id_json));
+    json_object_set_new(o, "error", json_boolean(error));
+    json_object_set_new(o, "correction_data", error ? json_string(data_json) : ct_json(data_json));
+    json_object_set_new(o, "callback", json_string(callback));
+    if (job_id)
+        json_object_set_new(o, "job_id", json_string(job_id));
+    char *s = json_dumps(o, JSON_COMPACT);
+    json_decref(o);
+    return s;
+}
+
+static void publish(const char *work_id_json, bool error, const char *data_json,
+                    const char *callback, const char *job_id)
+{
+    char *body = finished(work_id_json, error, data_json, callback, job_id);
+    ct_amqp_publish(FINISHED, body, NULL);
+    free(body);
+}
+
+/* ---- the receiver ------------------------------------------------------------------------ */
+
+struct receiver {
+    pid_t pid;
+    int port;
+    char log[512];
+    char port_file[512];
+    char out[512];
+};
+
+static const char *receiver_py(void)
+{
+    static char path[1024];
+    /* this file is tests/integration/test_notifier.c; CMake compiles it by absolute path */
+    snprintf(path, sizeof(path), "%s", __FILE__);
+    char *slash = strrchr(path, '/');
+    assert_non_null(slash);
+    *slash = '\0';
+    slash = strrchr(path, '/');
+    assert_non_null(slash);
+    snprintf(slash, sizeof(path) - (size_t)(slash - path), "/support/receiver.py");
+    return path;
+}
+
+static bool port_written(void *ud)
+{
+    struct receiver *r = ud;
+    char *s = ct_read_file(r->port_file, NULL);
+    r->port = s ? atoi(s) : 0;
+    free(s);
+    return r->port > 0;
+}
+
+/* Starts the receiver on port (0: a free one); the log of a receiver of the same name is kept
+ * across restarts (fresh=false). */
+static void receiver_start(struct receiver *r, const char *name, int port, bool fresh)
+{
+    const char *tmp = ct_env("CT_TMP");
+    snprintf(r->log, sizeof(r->log), "%s/receiver-%s.jsonl", tmp, name);
+    snprintf(r->port_file, sizeof(r->port_file), "%s/receiver-%s.port", tmp, name);
+    snprintf(r->out, sizeof(r->out), "%s/receiver-%s.out", tmp, name);
+    if (fresh)
+        unlink(r->log);
+    unlink(r->port_file);
+    char port_s[16];
+    snprintf(port_s, sizeof(port_s), "%d", port);
+    char *argv[] = {PYTHON,        (char *)receiver_py(), "serve",  "--log", r->log,
+                    "--port-file", r->port_file,          "--port", port_s,  NULL};
+    r->pid = ct_spawn(PYTHON, argv, NULL, r->out);
+    assert_true(r->pid > 0);
+    live_add(r->pid);
+    if (!ct_wait_until(port_written, r, 10000))
+        fail_msg("the receiver did not start (see %s)", r->out);
+    if (port)
+        assert_int_equal(r->port, port);
+}
+
+static void receiver_stop(struct receiver *r)
+{
+    ct_terminate(r->pid, 5000);
+    live_del(r->pid);
+    r->pid = 0;
+}
+
+static void url(char *buf, size_t len, const struct receiver *r, const char *path)
+{
+    snprintf(buf, len, "http://127.0.0.1:%d%s", r->port, path);
+}
+
+/* Every request logged so far, in arrival order. */
+static json_t *requests(const struct receiver *r)
+{
+    json_t *all = json_array();
+    char *s = ct_read_file(r->log, NULL);
+    for (char *line = s, *nl; line && (nl = strchr(line, '\n')); line = nl + 1) {
+        *nl = '\0';
+        json_t *j = json_loads(line, 0, NULL);
+        if (!j)
+            fail_msg("bad line in %s: %s", r->log, line);
+        json_array_append_new(all, j);
+    }
+    free(s);
+    return all;
+}
+
+static const char *req_str(json_t *req, const char *key)
+{
+    return json_string_value(json_object_get(req, key));
+}
+
+static const char *req_header(json_t *req, const char *name)
+{
+    return json_string_value(json_object_get(json_object_get(req, "headers"), name));
+}
+
+static long req_status(json_t *req)
+{
+    json_t *s = json_object_get(req, "status");
+    return json_is_integer(s) ? (long)json_integer_value(s) : -1;
+}
+
+/* Requests to path (exactly; NULL: any) answered with status (-1: any). */
+static int count_requests(const struct receiver *r, const char *path, long status)
+{
+    json_t *all = requests(r);
+    int n = 0;
+    size_t i;
+    json_t *q;
+    json_array_foreach(all, i, q)
+    {
+        if ((!path || strcmp(req_str(q, "path"), path) == 0) &&
+            (status == -1 || req_status(q) == status))
+            n++;
+    }
+    json_decref(all);
+    return n;
+}
+
+struct req_wait {
+    const struct receiver *r;
+    const char *path;
+    long status;
+    int n;
+};
+
+static bool has_requests(void *ud)
+{
+    struct req_wait *w = ud;
+    return count_requests(w->r, w->path, w->status) >= w->n;
+}
+
+static void wait_requests(const struct receiver *r, const char *path, long status, int n,
+                          int timeout_ms)
+{
+    struct req_wait w = {r, path, status, n};
+    if (!ct_wait_until(has_requests, &w, timeout_ms))
+        fail_msg("%d request(s) to %s answered %ld, expected %d (log %s)",
+                 count_requests(r, path, status), path ? path : "*", status, n, r->log);
+}
+
+/* ---- the notifier ------------------------------------------------------------------------ */
+
+struct run {
+    pid_t pid;
+    char log[512];
+};
+
+static bool has_name(const char *const *extra, const char *assignment)
+{
+    size_t n = strcspn(assignment, "=");
+    for (size_t i = 0; extra && extra[i]; i++)
+        if (strncmp(extra[i], assignment, n + 1) == 0)
+            return true;
+    return false;
+}
+
+/* Starts the notifier with the test servers, short retry delays and extra "NAME=VALUE"
+ * settings (which win over the defaults here); argument: NULL or "--replay-failed". */
+static void notifier_spawn(struct run *run, const char *name, const char *arg,
+                           const char *const *extra)
+{
+    static char env[32][512];
+    static char *envp[33];
+    char defaults[5][256];
+    snprintf(defaults[0], sizeof(defaults[0]), "RABBITMQ_HOST=%s", ct_env("CT_RABBITMQ_HOST"));
+    snprintf(defaults[1], sizeof(defaults[1]), "RABBITMQ_PORT=%s", ct_env("CT_RABBITMQ_PORT"));
+    snprintf(defaults[2], sizeof(defaults[2]), "LOG_LEVEL=debug");
+    snprintf(defaults[3], sizeof(defaults[3]), "RABBITMQ_HEARTBEAT=2");
+    snprintf(defaults[4], sizeof(defaults[4]), "CALLBACK_RETRY_DELAYS=1s,1s,2s");
+    size_t n = 0;
+    for (size_t i = 0; extra && extra[i] && n < 27; i++)
+        snprintf(env[n++], sizeof(env[0]), "%s", extra[i]);
+    for (size_t i = 0; i < 5; i++)
+        if (!has_name(extra, defaults[i]))
+            snprintf(env[n++], sizeof(env[0]), "%s", defaults[i]);
+    for (size_t i = 0; i < n; i++)
+        envp[i] = env[i];
+    envp[n] = NULL;
+    snprintf(run->log, sizeof(run->log), "%s/notifier-%s.log", ct_env("CT_TMP"), name);
+    unlink(run->log);
+    char *argv[] = {NOTIFIER, (char *)arg, NULL};
+    run->pid = ct_spawn(NOTIFIER, argv, envp, run->log);
+    assert_true(run->pid > 0);
+    live_add(run->pid);
+}
+
+static void notifier_start(struct run *run, const char *name, const char *const *extra)
+{
+    notifier_spawn(run, name, NULL, extra);
+}
+
+static int notifier_stop(struct run *run)
+{
+    int status = -1;
+    ct_kill(run->pid, SIGTERM);
+    if (ct_wait_exit(run->pid, 20000, &status) < 0) {
+        ct_kill(run->pid, SIGKILL);
+        ct_wait_exit(run->pid, 5000, &status);
+        live_del(run->pid);
+        fail_msg("the notifier did not exit within 20 s of SIGTERM (log: %s)", run->log);
+    }
+    live_del(run->pid);
+    return status;
+}
+
+static void assert_exit(struct run *run, int code)
+{
+    int status = notifier_stop(run);
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != code)
+        fail_msg("the notifier ended with status 0x%x, expected exit %d (log: %s)", status, code,
+                 run->log);
+}
+
+/* Lines of the log that contain every needle (NULL-terminated). */
+static int log_lines(const char *path, const char *const *needles)
+{
+    char *s = ct_read_file(path, NULL);
+    int n = 0;
+    for (char *line = s, *nl; line && *line; line = nl ? nl + 1 : line + strlen(line)) {
+        nl = strchr(line, '\n');
+        if (nl)
+            *nl = '\0';
+        bool all = true;
+        for (size_t i = 0; needles[i] && all; i++)
+            all = strstr(line, needles[i]) != NULL;
+        n += all;
+    }
+    free(s);
+    return n;
+}
+
+struct log_wait {
+    const char *path;
+    const char *const *needles;
+    int count;
+};
+
+static bool log_has(void *ud)
+{
+    struct log_wait *w = ud;
+    return log_lines(w->path, w->needles) >= w->count;
+}
+
+#define WAIT_LOG(run, count, ...)                                                                  \
+    do {                                                                                           \
+        const char *const needles_[] = {__VA_ARGS__, NULL};                                        \
+        struct log_wait w_ = {(run)->log, needles_, (count)};                                      \
+        if (!ct_wait_until(log_has, &w_, WAIT_MS))                                                 \
+            fail_msg("no %d line(s) with '%s' in %s", (count), needles_[0], (run)->log);           \
+    } while (0)
+
+/* A parked message's headers, checked. */
+static void assert_parked(json_t *headers, const char *reason_prefix, long attempts,
+                          const char *last_error_prefix)
+{
+    const char *reason = json_string_value(json_object_get(headers, "x-correctomatic-reason"));
+    const char *last = json_string_value(json_object_get(headers, "x-correctomatic-last-error"));
+    json_t *att = json_object_get(headers, "x-correctomatic-attempts");
+    if (!reason || strncmp(reason, reason_prefix, strlen(reason_prefix)) != 0)
+        fail_msg("reason '%s', expected '%s...'", reason ? reason : "(none)", reason_prefix);
+    if (!json_is_integer(att) || json_integer_value(att) != attempts)
+        fail_msg("attempts %lld, expected %ld", (long long)json_integer_value(att), attempts);
+    if (!last || strncmp(last, last_error_prefix, strlen(last_error_prefix)) != 0)
+        fail_msg("last error '%s', expected '%s...'", last ? last : "(none)", last_error_prefix);
+}
+
+/* Nothing left anywhere once the notifier has stopped (unacked messages would be back). */
+static void assert_queues_empty(const char *const *retry_queues)
+{
+    assert_int_equal(ct_amqp_count(FINISHED), 0);
+    assert_int_equal(ct_amqp_count(FAILED), 0);
+    for (size_t i = 0; retry_queues && retry_queues[i]; i++)
+        assert_int_equal(ct_amqp_count(retry_queue(retry_queues[i])), 0);
+}
+
+/* Runs receiver.py verify; returns its exit code and its JSON summary in *summary. */
+static int verify_signatures(const struct receiver *r, const char *secret, json_t **summary)
+{
+    char out[600];
+    snprintf(out, sizeof(out), "%s.verify", r->log);
+    unlink(out);
+    char *argv[] = {PYTHON,     (char *)receiver_py(), "verify", "--log", (char *)r->log,
+                    "--secret", (char *)secret,        NULL};
+    pid_t pid = ct_spawn(PYTHON, argv, NULL, out);
+    int status = -1;
+    assert_int_equal(ct_wait_exit(pid, 30000, &status), 0);
+    char *s = ct_read_file(out, NULL);
+    *summary = s ? json_loads(s, 0, NULL) : NULL;
+    if (!*summary)
+        fail_msg("receiver.py verify printed: %s", s ? s : "(nothing)");
+    free(s);
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+static json_int_t jint(json_t *o, const char *key)
+{
+    return json_integer_value(json_object_get(o, key));
+}
+
+/* ---- tests ------------------------------------------------------------------------------- */
+
+/* Success and error bodies byte for byte, and the headers. */
+static void test_bodies(void **state)
+{
+    (void)state;
+    struct receiver r;
+    struct run run;
+    receiver_start(&r, "bodies", 0, true);
+    notifier_start(&run, "bodies", NULL);
+    char cb1[128], cb2[128], cb3[128];
+    url(cb1, sizeof(cb1), &r, "/ok?case=success");
+    url(cb2, sizeof(cb2), &r, "/ok?case=error");
+    url(cb3, sizeof(cb3), &r, "/ok?case=nowork");
+    /* The container's own work_id is overridden; keys sorted at every depth; UTF-8 as is. */
+    publish("\"w-1\"", false,
+            "{\"success\":true,\"grade\":7.5,\"comments\":[\"ok\",\"\xc3\xb1 \\\"q\\\" / "
+            "\xe2\x82\xac\"],\"work_id\":\"evil\",\"zeta\":1,\"alpha\":{\"b\":1,\"a\":[2,{\"d\":"
+            "null,\"c\":true}]}}",
+            cb1, "job-bodies-1");
+    publish("42", true, "image not found - no such image: ct-nope", cb2, NULL);
+    publish(NULL, false, "{\"success\":false,\"error\":\"compilation failed\",\"work_id\":1}", cb3,
+            NULL);
+    wait_requests(&r, NULL, 200, 3, WAIT_MS);
+    assert_exit(&run, 0);
+
+    const struct {
+        const char *path, *body;
+    } want[] = {
+        {"/ok?case=success",
+         "{\"alpha\":{\"a\":[2,{\"c\":true,\"d\":null}],\"b\":1},\"comments\":[\"ok\",\"\xc3\xb1 "
+         "\\\"q\\\" / \xe2\x82\xac\"],\"grade\":7.5,\"success\":true,\"work_id\":\"w-1\",\"zeta\":"
+         "1}"},
+        {"/ok?case=error",
+         "{\"error\":\"image not found - no such image: ct-nope\",\"success\":false,\"work_id\":"
+         "42}"},
+        {"/ok?case=nowork", "{\"error\":\"compilation failed\",\"success\":false}"},
+    };
+    json_t *all = requests(&r);
+    assert_int_equal(json_array_size(all), 3);
+    for (size_t k = 0; k < 3; k++) {
+        json_t *q = NULL;
+        size_t i;
+        json_t *x;
+        json_array_foreach(all, i, x) if (strcmp(req_str(x, "path"), want[k].path) == 0) q = x;
+        if (!q)
+            fail_msg("no request to %s", want[k].path);
+        assert_string_equal(req_str(q, "method"), "POST");
+        assert_string_equal(req_str(q, "body"), want[k].body);
+        assert_string_equal(req_header(q, "content-type"), "application/json");
+        const char *ua = req_header(q, "user-agent");
+        assert_non_null(ua);
+        assert_true(strncmp(ua, "correctomatic-notifier/", 23) == 0 && strlen(ua) > 23);
+        char len[24];
+        snprintf(len, sizeof(len), "%zu", strlen(want[k].body));
+        assert_string_equal(req_header(q, "content-length"), len);
+        /* no secret, no signature */
+        assert_null(req_header(q, "webhook-signature"));
+        assert_null(req_header(q, "webhook-id"));
+    }
+    json_decref(all);
+    assert_queues_empty((const char *[]){"1000ms", "2000ms", NULL});
+    receiver_stop(&r);
+}
+
+static bool is_uuid(const char *s)
+{
+    if (!s || strlen(s) != 36)
+        return false;
+    for (int i = 0; i < 36; i++) {
+        bool dash = i == 8 || i == 13 || i == 18 || i == 23;
+        if (dash ? s[i] != '-' : !strchr("0123456789abcdef", s[i]))
+            return false;
+    }
+    return true;
+}
+
+/* Standard Webhooks signatures, checked by Python's hmac; webhook-id stable across retries. */
+static void test_signatures(void **state)
+{
+    (void)state;
+    struct receiver r;
+    struct run run;
+    receiver_start(&r, "signatures", 0, true);
+    notifier_start(&run, "signatures", (const char *[]){"CALLBACK_SECRET=" SECRET, NULL});
+    char cb1[128], cb2[128];
+    url(cb1, sizeof(cb1), &r, "/ok");
+    url(cb2, sizeof(cb2), &r, "/fail-once/sig");
+    publish("\"w-sig-1\"", false,
+            "{\"success\":true,\"grade\":10,\"comments\":[\"\xc3\xa9t\xc3\xa9\"]}", cb1,
+            "3f2c9a1e-7d4b-4c1a-9f0e-1a2b3c4d5e6f");
+    publish("\"w-sig-2\"", true, "runtime error - exit 1", cb2, NULL); /* no job_id */
+    /* a long job id is the webhook-id all the same */
+    char long_id[129];
+    memset(long_id, 'j', 128);
+    long_id[128] = '\0';
+    publish("\"w-sig-3\"", false, "{\"success\":true,\"grade\":0}", cb1, long_id);
+    wait_requests(&r, NULL, 200, 3, WAIT_MS);
+    assert_exit(&run, 0);
+
+    json_t *all = requests(&r);
+    assert_int_equal(json_array_size(all), 4);
+    const char *retry_id = NULL, *retry_body = NULL;
+    size_t i;
+    json_t *q;
+    time_t now = time(NULL);
+    json_array_foreach(all, i, q)
+    {
+        const char *id = req_header(q, "webhook-id");
+        const char *ts = req_header(q, "webhook-timestamp");
+        const char *sig = req_header(q, "webhook-signature");
+        assert_non_null(id);
+        assert_non_null(ts);
+        assert_non_null(sig);
+        assert_true(strncmp(sig, "v1,", 3) == 0 && strlen(sig) == 3 + 44);
+        long long t = atoll(ts);
+        assert_true(t > now - 120 && t <= now + 5);
+        const char *work = strstr(req_str(q, "body"), "\"work_id\":\"w-sig-");
+        assert_non_null(work);
+        if (work[17] == '1') {
+            assert_string_equal(id, "3f2c9a1e-7d4b-4c1a-9f0e-1a2b3c4d5e6f");
+        } else if (work[17] == '3') {
+            assert_string_equal(id, long_id);
+        } else if (!retry_id) {
+            /* no job_id: an id derived from the message, the same on every attempt */
+            assert_true(is_uuid(id));
+            retry_id = id;
+            retry_body = req_str(q, "body");
+        } else {
+            assert_string_equal(id, retry_id);
+            assert_string_equal(req_str(q, "body"), retry_body);
+        }
+    }
+    assert_non_null(retry_id);
+
+    json_t *summary = NULL;
+    assert_int_equal(verify_signatures(&r, SECRET, &summary), 0);
+    assert_int_equal(jint(summary, "checked"), 4);
+    assert_int_equal(jint(summary, "valid"), 4);
+    json_decref(summary);
+    /* the check is not vacuous: another key fails it */
+    assert_int_equal(verify_signatures(&r, OTHER_SECRET, &summary), 1);
+    assert_int_equal(jint(summary, "invalid"), 4);
+    json_decref(summary);
+    json_decref(all);
+    /* the secret never reaches the log */
+    assert_int_equal(log_lines(run.log, (const char *[]){"MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", NULL}),
+                     0);
+    receiver_stop(&r);
+}
+
+/* 500 then 200: delivered once, on the second attempt; the waiting retry holds no prefetch slot
+ * (with one callback at a time, a later message is delivered meanwhile). */
+static void test_500_then_200(void **state)
+{
+    (void)state;
+    struct receiver r;
+    struct run run;
+    receiver_start(&r, "500", 0, true);
+    notifier_start(&run, "500",
+                   (const char *[]){"CONCURRENT_NOTIFIERS=1", "CALLBACK_RETRY_DELAYS=2s,2s", NULL});
+    char cb1[128], cb2[128];
+    url(cb1, sizeof(cb1), &r, "/fail-once/k500");
+    url(cb2, sizeof(cb2), &r, "/ok");
+    publish("\"w-500\"", false, "{\"success\":true,\"grade\":1}", cb1, "job-500");
+    wait_requests(&r, "/fail-once/k500", 500, 1, WAIT_MS);
+    /* Waiting in the retry queue with its attempts and last error. */
+    struct peek_wait pw = {retry_queue("2000ms"), NULL};
+    if (!ct_wait_until(peeked, &pw, 5000))
+        fail_msg("the failed message did not show up in %s", pw.queue);
+    json_t *waiting = pw.msg;
+    json_t *h = json_object_get(json_object_get(waiting, "properties"), "headers");
+    assert_int_equal(jint(h, "x-correctomatic-attempts"), 1);
+    assert_string_equal(json_string_value(json_object_get(h, "x-correctomatic-last-error")),
+                        "HTTP 500");
+    json_decref(waiting);
+    publish("\"w-next\"", false, "{\"success\":true,\"grade\":2}", cb2, "job-next");
+    wait_requests(&r, "/fail-once/k500", 200, 1, WAIT_MS);
+    WAIT_LOG(&run, 1, "callback delivered", "work_id=w-500", "attempt=2");
+    assert_exit(&run, 0);
+
+    json_t *all = requests(&r);
+    assert_int_equal(json_array_size(all), 3);
+    /* in order: the failure, the other message (not blocked), the retry */
+    assert_string_equal(req_str(json_array_get(all, 0), "path"), "/fail-once/k500");
+    assert_int_equal(req_status(json_array_get(all, 0)), 500);
+    assert_string_equal(req_str(json_array_get(all, 1), "path"), "/ok");
+    assert_string_equal(req_str(json_array_get(all, 2), "path"), "/fail-once/k500");
+    assert_int_equal(req_status(json_array_get(all, 2)), 200);
+    assert_string_equal(req_str(json_array_get(all, 0), "body"),
+                        req_str(json_array_get(all, 2), "body"));
+    double gap = json_real_value(json_object_get(json_array_get(all, 2), "time")) -
+                 json_real_value(json_object_get(json_array_get(all, 0), "time"));
+    assert_true(gap >= 1.7); /* 2 s, jitter at most 10% */
+    json_decref(all);
+    assert_int_equal(
+        log_lines(run.log, (const char *[]){"callback delivered", "work_id=w-500", NULL}), 1);
+    assert_queues_empty((const char *[]){"2000ms", NULL});
+    receiver_stop(&r);
+}
+
+/* Nobody listens on the callback's port for a while: retried, then delivered. */
+static void test_receiver_down_then_up(void **state)
+{
+    (void)state;
+    struct receiver r;
+    struct run run;
+    receiver_start(&r, "down", 0, true);
+    int port = r.port;
+    receiver_stop(&r); /* the port is now closed */
+    char cb[128];
+    url(cb, sizeof(cb), &r, "/ok");
+    notifier_start(&run, "down",
+                   (const char *[]){"CALLBACK_RETRY_DELAYS=1s,1s,1s,1s,1s,1s,1s,1s", NULL});
+    publish("\"w-down\"", false, "{\"success\":true,\"grade\":3}", cb, NULL);
+    WAIT_LOG(&run, 2, "callback failed, will retry", "work_id=w-down");
+    receiver_start(&r, "down", port, false);
+    wait_requests(&r, "/ok", 200, 1, WAIT_MS);
+    assert_exit(&run, 0);
+    assert_int_equal(count_requests(&r, NULL, -1), 1);
+    assert_int_equal(
+        log_lines(run.log, (const char *[]){"callback delivered", "work_id=w-down", NULL}), 1);
+    /* the first delivered attempt is the third or later */
+    assert_int_equal(log_lines(run.log, (const char *[]){"callback delivered", "attempt=1 ", NULL}),
+                     0);
+    assert_int_equal(log_lines(run.log, (const char *[]){"callback delivered", "attempt=2 ", NULL}),
+                     0);
+    assert_queues_empty((const char *[]){"1000ms", NULL});
+    receiver_stop(&r);
+}
+
+/* A receiver that never answers: each attempt times out, is retried, and finally parked. */
+static void test_timeout(void **state)
+{
+    (void)state;
+    struct receiver r;
+    struct run run;
+    receiver_start(&r, "slow", 0, true);
+    notifier_start(&run, "slow",
+                   (const char *[]){"CALLBACK_TIMEOUT=1s", "CALLBACK_RETRY_DELAYS=1s,1s", NULL});
+    char cb[128];
+    url(cb, sizeof(cb), &r, "/slow");
+    publish("\"w-slow\"", false, "{\"success\":true,\"grade\":4}", cb, NULL);
+    struct ct_msg *m = ct_amqp_get(FAILED, WAIT_MS);
+    if (!m)
+        fail_msg("not parked (log %s)", run.log);
+    assert_parked(m->headers, "gave up after 3 attempts - no answer within 1000 ms", 3,
+                  "no answer within 1000 ms");
+    json_t *body = ct_json(m->body);
+    assert_string_equal(json_string_value(json_object_get(body, "work_id")), "w-slow");
+    json_decref(body);
+    ct_msg_free(m);
+    assert_int_equal(count_requests(&r, "/slow", -1), 3);
+    assert_exit(&run, 0);
+    assert_queues_empty((const char *[]){"1000ms", NULL});
+    receiver_stop(&r);
+}
+
+/* 3xx is an answer that is not 2xx: retried, never followed. */
+static void test_redirect_not_followed(void **state)
+{
+    (void)state;
+    struct receiver r;
+    struct run run;
+    receiver_start(&r, "redirect", 0, true);
+    notifier_start(&run, "redirect", (const char *[]){"CALLBACK_RETRY_DELAYS=1s", NULL});
+    char cb[128];
+    url(cb, sizeof(cb), &r, "/redirect");
+    publish("\"w-302\"", false, "{\"success\":true,\"grade\":5}", cb, NULL);
+    struct ct_msg *m = ct_amqp_get(FAILED, WAIT_MS);
+    if (!m)
+        fail_msg("not parked (log %s)", run.log);
+    assert_parked(m->headers, "gave up after 2 attempts - HTTP 302", 2, "HTTP 302");
+    ct_msg_free(m);
+    assert_int_equal(count_requests(&r, "/redirect", 302), 2);
+    assert_int_equal(count_requests(&r, "/ok", -1), 0);
+    assert_exit(&run, 0);
+    assert_queues_empty((const char *[]){"1000ms", NULL});
+    receiver_stop(&r);
+}
+
+/* 410 Gone: parked at once, no retry. */
+static void test_gone(void **state)
+{
+    (void)state;
+    struct receiver r;
+    struct run run;
+    receiver_start(&r, "gone", 0, true);
+    notifier_start(&run, "gone", NULL);
+    char cb[128];
+    url(cb, sizeof(cb), &r, "/gone");
+    publish("\"w-410\"", false, "{\"success\":true,\"grade\":6}", cb, NULL);
+    struct ct_msg *m = ct_amqp_get(FAILED, WAIT_MS);
+    if (!m)
+        fail_msg("not parked (log %s)", run.log);
+    assert_parked(m->headers, "callback gone", 1, "HTTP 410");
+    ct_msg_free(m);
+    assert_exit(&run, 0);
+    assert_int_equal(count_requests(&r, NULL, -1), 1);
+    assert_int_equal(log_lines(run.log, (const char *[]){"will retry", NULL}), 0);
+    assert_queues_empty((const char *[]){"1000ms", "2000ms", NULL});
+    receiver_stop(&r);
+}
+
+/* Retry-After moves the retry to the first level at least that long. */
+static void test_retry_after(void **state)
+{
+    (void)state;
+    struct receiver r;
+    struct run run;
+    receiver_start(&r, "retry-after", 0, true);
+    notifier_start(&run, "retry-after", (const char *[]){"CALLBACK_RETRY_DELAYS=1s,3s,3s", NULL});
+    char cb[128];
+    url(cb, sizeof(cb), &r, "/retry-after/2");
+    publish("\"w-ra\"", false, "{\"success\":true,\"grade\":7}", cb, NULL);
+    wait_requests(&r, "/retry-after/2", 200, 1, WAIT_MS);
+    assert_exit(&run, 0);
+    json_t *all = requests(&r);
+    assert_int_equal(json_array_size(all), 2);
+    assert_int_equal(req_status(json_array_get(all, 0)), 503);
+    double gap = json_real_value(json_object_get(json_array_get(all, 1), "time")) -
+                 json_real_value(json_object_get(json_array_get(all, 0), "time"));
+    if (gap < 2.0) /* the first level (1 s) would have been too early */
+        fail_msg("retried %.2f s after a Retry-After of 2 s", gap);
+    json_decref(all);
+    assert_int_equal(log_lines(run.log, (const char *[]){"will retry", "retry_in_s=3", NULL}), 1);
+    assert_queues_empty((const char *[]){"1000ms", "3000ms", NULL});
+    receiver_stop(&r);
+}
+
+/* SIGKILL while messages wait in a retry queue: they come back on their own and the next
+ * notifier delivers them. */
+static void test_killed_while_waiting(void **state)
+{
+    (void)state;
+    enum { N = 5 };
+    struct receiver r;
+    struct run run;
+    receiver_start(&r, "kill", 0, true);
+    const char *const extra[] = {"CALLBACK_RETRY_DELAYS=4s,4s", NULL};
+    notifier_start(&run, "kill", extra);
+    for (int i = 0; i < N; i++) {
+        char path[64], cb[128], wid[32];
+        snprintf(path, sizeof(path), "/fail-once/kill-%d", i);
+        url(cb, sizeof(cb), &r, path);
+        snprintf(wid, sizeof(wid), "\"w-kill-%d\"", i);
+        publish(wid, false, "{\"success\":true,\"grade\":8}", cb, NULL);
+    }
+    wait_requests(&r, NULL, 500, N, WAIT_MS);
+    wait_queue(retry_queue("4000ms"), N, 3000);
+    ct_kill(run.pid, SIGKILL);
+    int status;
+    assert_int_equal(ct_wait_exit(run.pid, 10000, &status), 0);
+    live_del(run.pid);
+    assert_true(WIFSIGNALED(status));
+    /* No notifier: the retries expire back into finished_corrections. */
+    wait_queue(FINISHED, N, 10000);
+    assert_int_equal(count_requests(&r, NULL, -1), N);
+    notifier_start(&run, "kill-again", extra);
+    wait_requests(&r, NULL, 200, N, WAIT_MS);
+    assert_exit(&run, 0);
+    for (int i = 0; i < N; i++) {
+        char path[64];
+        snprintf(path, sizeof(path), "/fail-once/kill-%d", i);
+        assert_int_equal(count_requests(&r, path, 500), 1);
+        assert_int_equal(count_requests(&r, path, 200), 1);
+    }
+    assert_int_equal(count_requests(&r, NULL, -1), 2 * N);
+    assert_int_equal(log_lines(run.log, (const char *[]){"callback delivered", "attempt=2", NULL}),
+                     N);
+    assert_queues_empty((const char *[]){"4000ms", NULL});
+    receiver_stop(&r);
+}
+
+struct parked_case {
+    const char *work_id;  /* in the body; NULL: the body is not JSON */
+    const char *callback; /* PORT stands for the receiver's port */
+    const char *reason;   /* prefix of the reason, first run (CALLBACK_DENY_PRIVATE=true) */
+    const char *reason2;  /* after --replay-failed, CALLBACK_ALLOW_HOSTS=127.0.0.1; NULL:
+                             delivered */
+};
+
+/* Bad URLs and refused addresses parked with their reasons; --replay-failed sends them back. */
+static void test_bad_urls_and_replay(void **state)
+{
+    (void)state;
+    struct receiver r;
+    struct run run;
+    receiver_start(&r, "bad", 0, true);
+    const struct parked_case cases[] = {
+        {"b-ftp", "ftp://127.0.0.1:PORT/ok", "invalid callback - callback 'ftp://",
+         "invalid callback - callback 'ftp://"},
+        {"b-meta", "http://169.254.169.254/latest/meta-data/",
+         "callback refused - link-local address 169.254.169.254",
+         "callback refused - host '169.254.169.254' is not in CALLBACK_ALLOW_HOSTS"},
+        {"b-zero", "http://0.0.0.0:PORT/ok", "callback refused - unspecified address 0.0.0.0",
+         "callback refused - host '0.0.0.0' is not in CALLBACK_ALLOW_HOSTS"},
+        {"b-loop", "http://127.0.0.1:PORT/ok", "callback refused - loopback address 127.0.0.1",
+         NULL},
+        {"b-name", "http://localhost:PORT/ok", "callback refused - loopback address",
+         "callback refused - host 'localhost' is not in CALLBACK_ALLOW_HOSTS"},
+        {"b-space", "http://127.0.0.1:PORT/o k", "invalid callback - callback URL contains a space",
+         "invalid callback - callback URL contains a space"},
+        {"b-bracket", "http://[::1/x", "invalid callback - callback 'http://[::1/x' is not a valid",
+         "invalid callback - callback 'http://[::1/x' is not a valid"},
+        {"b-empty", "", "invalid message - field 'callback' is empty",
+         "invalid message - field 'callback' is empty"},
+        {NULL, "", "invalid message - ", "invalid message - "},
+    };
+    enum { N = sizeof(cases) / sizeof(cases[0]) };
+    char bodies[N][512];
+    for (size_t i = 0; i < N; i++) {
+        char cb[256];
+        const char *at = strstr(cases[i].callback, "PORT");
+        if (at)
+            snprintf(cb, sizeof(cb), "%.*s%d%s", (int)(at - cases[i].callback), cases[i].callback,
+                     r.port, at + 4);
+        else
+            snprintf(cb, sizeof(cb), "%s", cases[i].callback);
+        if (cases[i].work_id) {
+            char wid[64];
+            snprintf(wid, sizeof(wid), "\"%s\"", cases[i].work_id);
+            char *b = finished(wid, false, "{\"success\":true,\"grade\":9}", cb, NULL);
+            snprintf(bodies[i], sizeof(bodies[i]), "%s", b);
+            free(b);
+        } else {
+            snprintf(bodies[i], sizeof(bodies[i]), "this is not json");
+        }
+        ct_amqp_publish(FINISHED, bodies[i], NULL);
+    }
+
+    notifier_start(&run, "bad", (const char *[]){"CALLBACK_DENY_PRIVATE=true", NULL});
+    wait_queue(FAILED, N, WAIT_MS);
+    json_t *parked = peek(FAILED, N + 1);
+    assert_int_equal(json_array_size(parked), N);
+    bool seen[N] = {0};
+    size_t k;
+    json_t *p;
+    json_array_foreach(parked, k, p)
+    {
+        const char *payload = json_string_value(json_object_get(p, "payload"));
+        json_t *h = json_object_get(json_object_get(p, "properties"), "headers");
+        size_t i = 0;
+        while (i < N && strcmp(bodies[i], payload) != 0)
+            i++;
+        if (i == N)
+            fail_msg("unexpected parked message %s", payload);
+        assert_false(seen[i]);
+        seen[i] = true;
+        assert_parked(h, cases[i].reason, 0, cases[i].reason);
+    }
+    json_decref(parked);
+    assert_exit(&run, 0);
+    assert_int_equal(count_requests(&r, NULL, -1), 0); /* nothing reached the receiver */
+
+    /* --replay-failed: everything back in finished_corrections, at once */
+    notifier_spawn(&run, "replay", "--replay-failed", NULL);
+    int status = -1;
+    assert_int_equal(ct_wait_exit(run.pid, 30000, &status), 0);
+    live_del(run.pid);
+    assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    char moved[64];
+    snprintf(moved, sizeof(moved), "%d message(s) moved", N);
+    assert_int_equal(log_lines(run.log, (const char *[]){moved, NULL}), 1);
+    assert_int_equal(ct_amqp_count(FAILED), 0);
+    assert_int_equal(ct_amqp_count(FINISHED), N);
+
+    /* Loopback allowed now, but only the host 127.0.0.1. */
+    notifier_start(&run, "bad-again", (const char *[]){"CALLBACK_ALLOW_HOSTS=127.0.0.1", NULL});
+    wait_requests(&r, "/ok", 200, 1, WAIT_MS);
+    wait_queue(FAILED, N - 1, WAIT_MS);
+    assert_exit(&run, 0);
+    assert_int_equal(count_requests(&r, NULL, -1), 1);
+    json_t *all = requests(&r);
+    json_t *got = ct_json(req_str(json_array_get(all, 0), "body"));
+    assert_string_equal(json_string_value(json_object_get(got, "work_id")), "b-loop");
+    json_decref(got);
+    json_decref(all);
+    for (size_t n = 0; n < N - 1; n++) {
+        struct ct_msg *m = ct_amqp_get(FAILED, 0);
+        assert_non_null(m);
+        size_t i = 0;
+        while (i < N && strcmp(bodies[i], m->body) != 0)
+            i++;
+        assert_true(i < N);
+        assert_non_null(cases[i].reason2);
+        assert_parked(m->headers, cases[i].reason2, 0, cases[i].reason2);
+        ct_msg_free(m);
+    }
+    assert_queues_empty(NULL);
+    receiver_stop(&r);
+}
+
+/* 1,000 results, a tenth of them failing once: the receiver counts exactly 1,000 deliveries,
+ * every one signed, none missing, none twice. */
+static void test_thousand(void **state)
+{
+    (void)state;
+    enum { N = 1000 };
+    struct receiver r;
+    struct run run;
+    receiver_start(&r, "thousand", 0, true);
+    notifier_start(&run, "thousand",
+                   (const char *[]){"CALLBACK_SECRET=" SECRET, "LOG_LEVEL=info", NULL});
+    int64_t t0 = ct_now_ms();
+    for (int i = 0; i < N; i++) {
+        char path[64], cb[128], wid[32], job[64];
+        if (i % 10 == 0)
+            snprintf(path, sizeof(path), "/fail-once/t%d", i);
+        else
+            snprintf(path, sizeof(path), "/ok");
+        url(cb, sizeof(cb), &r, path);
+        snprintf(wid, sizeof(wid), "\"w-%04d\"", i);
+        snprintf(job, sizeof(job), "job-thousand-%04d", i);
+        /* half of them without a job_id: the webhook-id is then derived from the message */
+        publish(wid, i % 3 == 0,
+                i % 3 == 0 ? "runtime error - boom" : "{\"success\":true,\"grade\":1}", cb,
+                i % 2 ? job : NULL);
+    }
+    print_message("published %d messages in %lld ms\n", N, (long long)(ct_now_ms() - t0));
+    wait_requests(&r, NULL, 200, N, 90000);
+    print_message("delivered in %lld ms\n", (long long)(ct_now_ms() - t0));
+    assert_exit(&run, 0);
+
+    json_t *all = requests(&r);
+    json_t *work_ids = json_object(), *hook_ids = json_object();
+    int ok = 0, failed = 0;
+    size_t i;
+    json_t *q;
+    json_array_foreach(all, i, q)
+    {
+        if (req_status(q) == 500) {
+            failed++;
+            continue;
+        }
+        assert_int_equal(req_status(q), 200);
+        ok++;
+        json_t *body = ct_json(req_str(q, "body"));
+        const char *w = json_string_value(json_object_get(body, "work_id"));
+        assert_non_null(w);
+        if (json_object_get(work_ids, w))
+            fail_msg("%s delivered twice", w);
+        json_object_set_new(work_ids, w, json_true());
+        const char *id = req_header(q, "webhook-id");
+        assert_non_null(id);
+        if (json_object_get(hook_ids, id))
+            fail_msg("webhook-id %s delivered twice", id);
+        json_object_set_new(hook_ids, id, json_true());
+        json_decref(body);
+    }
+    assert_int_equal(ok, N);
+    assert_int_equal(failed, N / 10);
+    assert_int_equal(json_object_size(work_ids), N);
+    assert_int_equal(json_object_size(hook_ids), N);
+    for (int k = 0; k < N; k++) {
+        char wid[32];
+        snprintf(wid, sizeof(wid), "w-%04d", k);
+        if (!json_object_get(work_ids, wid))
+            fail_msg("%s missing", wid);
+    }
+    json_decref(work_ids);
+    json_decref(hook_ids);
+    json_decref(all);
+    json_t *summary = NULL;
+    assert_int_equal(verify_signatures(&r, SECRET, &summary), 0);
+    assert_int_equal(jint(summary, "valid"), N + N / 10);
+    json_decref(summary);
+    assert_queues_empty((const char *[]){"1000ms", "2000ms", NULL});
+    receiver_stop(&r);
+}
+
+/* Bad settings stop the start with a message naming the variable (never the secret). */
+static void test_config_errors(void **state)
+{
+    (void)state;
+    struct run run;
+    const struct {
+        const char *setting, *name;
+    } bad[] = {
+        {"CALLBACK_SECRET=whsec_not*base64!", "CALLBACK_SECRET"},
+        {"CALLBACK_RETRY_DELAYS=5s,soon", "CALLBACK_RETRY_DELAYS"},
+        {"CALLBACK_TIMEOUT=0", "CALLBACK_TIMEOUT"},
+        {"CONCURRENT_NOTIFIERS=none", "CONCURRENT_NOTIFIERS"},
+        {"CALLBACK_DENY_PRIVATE=maybe", "CALLBACK_DENY_PRIVATE"},
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        notifier_start(&run, "badconfig", (const char *[]){bad[i].setting, NULL});
+        int status = -1;
+        assert_int_equal(ct_wait_exit(run.pid, 10000, &status), 0);
+        live_del(run.pid);
+        assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 2);
+        assert_true(log_lines(run.log, (const char *[]){bad[i].name, NULL}) > 0);
+    }
+    assert_int_equal(log_lines(run.log, (const char *[]){"not*base64", NULL}), 0);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_bodies, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_signatures, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_500_then_200, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_receiver_down_then_up, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_timeout, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_redirect_not_followed, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_gone, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_retry_after, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_killed_while_waiting, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_bad_urls_and_replay, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_thousand, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_config_errors, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,178 @@
+#!/usr/bin/env python3
+"""receiver.py: a callback receiver for the notifier's integration tests (standard library only).
+
+  receiver.py serve --log FILE --port-file FILE [--port N]
+      Listens on 127.0.0.1 (port N, or a free one when 0 or absent; the port chosen is written
+      to --port-file once listening), HTTP/1.1 with keep-alive, one thread per connection.
+      Every request is appended to --log as one JSON line, written before the answer:
+      {"time", "method", "path", "headers" (names in lower case), "body" (text), "status"}.
+      Answers by path:
+        /ok                  200
+        /fail-once/<key>     500 the first time for that key, then 200
+        /status/<code>       that status
+        /redirect            302 to /ok
+        /gone                410
+        /retry-after/<secs>  503 with Retry-After: <secs> the first time for that path, then 200
+        /slow                no answer for a long time (the client times out)
+        anything else        404
+
+  receiver.py verify --log FILE --secret whsec_...
+      Checks the Standard Webhooks signature of every logged request (an implementation
+      independent of the notifier's: hmac, hashlib, base64). Prints a JSON summary
+      {"checked", "valid", "invalid", "unsigned"}; exits 0 when at least one request was
+      checked and every one was valid, else 1.
+"""
+import argparse
+import base64
+import hashlib
+import hmac
+import json
+import os
+import sys
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+SLOW_SECONDS = 600
+MAX_BODY = 16 * 1024 * 1024
+
+
+class Receiver(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"  # keep-alive; every answer has a Content-Length
+    lock = threading.Lock()
+    seen = set()  # keys of /fail-once and paths of /retry-after already answered once
+    log_file = None
+
+    def log_message(self, fmt, *args):  # quiet: the JSON log is the record
+        pass
+
+    def first_time(self, key):
+        with Receiver.lock:
+            if key in Receiver.seen:
+                return False
+            Receiver.seen.add(key)
+            return True
+
+    def read_body(self):
+        if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
+            data = b""
+            while True:
+                size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
+                chunk = self.rfile.read(size + 2)[:size] if size else b""
+                if not size:
+                    while self.rfile.readline() not in (b"\r\n", b"\n", b""):
+                        pass
+                    return data
+                data += chunk
+        n = int(self.headers.get("Content-Length") or 0)
+        return self.rfile.read(min(n, MAX_BODY)) if n > 0 else b""
+
+    def decide(self):
+        """(status, extra headers) for self.path."""
+        parts = self.path.split("?")[0].strip("/").split("/")
+        if parts == ["ok"]:
+            return 200, {}
+        if len(parts) == 2 and parts[0] == "fail-once":
+            return (500, {}) if self.first_time("fail-once/" + parts[1]) else (200, {})
+        if len(parts) == 2 and parts[0] == "status" and parts[1].isdigit():
+            return int(parts[1]), {}
+        if parts == ["redirect"]:
+            return 302, {"Location": "/ok"}
+        if parts == ["gone"]:
+            return 410, {}
+        if len(parts) == 2 and parts[0] == "retry-after" and parts[1].isdigit():
+            if self.first_time(self.path):
+                return 503, {"Retry-After": parts[1]}
+            return 200, {}
+        if parts == ["slow"]:
+            return None, {}
+        return 404, {}
+
+    def handle_any(self):
+        body = self.read_body()
+        status, extra = self.decide()
+        entry = {
+            "time": time.time(),
+            "method": self.command,
+            "path": self.path,
+            "headers": {k.lower(): v for k, v in self.headers.items()},
+            "body": body.decode("utf-8", errors="surrogateescape"),
+            "status": status,
+        }
+        line = json.dumps(entry, ensure_ascii=True) + "\n"
+        with Receiver.lock:
+            Receiver.log_file.write(line)
+            Receiver.log_file.flush()
+        if status is None:
+            time.sleep(SLOW_SECONDS)
+            self.close_connection = True
+            return
+        payload = b'{"received":true}\n' if status < 300 else b""
+        self.send_response(status)
+        for k, v in extra.items():
+            self.send_header(k, v)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        self.wfile.write(payload)
+
+    do_POST = do_GET = do_PUT = handle_any
+
+
+def serve(args):
+    Receiver.log_file = open(args.log, "a", encoding="utf-8", errors="surrogateescape")
+    server = ThreadingHTTPServer(("127.0.0.1", args.port), Receiver)
+    server.daemon_threads = True
+    tmp = args.port_file + ".tmp"
+    with open(tmp, "w") as f:
+        f.write("%d\n" % server.server_address[1])
+    os.replace(tmp, args.port_file)  # the reader never sees a half-written port
+    server.serve_forever()
+
+
+def verify(args):
+    secret = args.secret[len("whsec_"):] if args.secret.startswith("whsec_") else args.secret
+    key = base64.b64decode(secret)
+    summary = {"checked": 0, "valid": 0, "invalid": 0, "unsigned": 0}
+    now = time.time()
+    with open(args.log, encoding="utf-8", errors="surrogateescape") as f:
+        for line in f:
+            r = json.loads(line)
+            h = r["headers"]
+            if "webhook-signature" not in h:
+                summary["unsigned"] += 1
+                continue
+            summary["checked"] += 1
+            body = r["body"].encode("utf-8", errors="surrogateescape")
+            msg = h.get("webhook-id", "").encode() + b"." + h.get("webhook-timestamp", "").encode()
+            expected = base64.b64encode(hmac.new(key, msg + b"." + body, hashlib.sha256).digest())
+            ok = False
+            for sig in h["webhook-signature"].split(" "):
+                version, _, value = sig.partition(",")
+                if version == "v1" and hmac.compare_digest(value.encode(), expected):
+                    ok = True
+            try:
+                ok = ok and abs(now - int(h["webhook-timestamp"])) < 300
+            except ValueError:
+                ok = False
+            summary["valid" if ok else "invalid"] += 1
+    print(json.dumps(summary))
+    return 0 if summary["checked"] > 0 and summary["invalid"] == 0 else 1
+
+
+def main():
+    p = argparse.ArgumentParser(description="callback receiver for the notifier tests")
+    sub = p.add_subparsers(dest="cmd", required=True)
+    s = sub.add_parser("serve")
+    s.add_argument("--log", required=True)
+    s.add_argument("--port-file", required=True)
+    s.add_argument("--port", type=int, default=0)
+    v = sub.add_parser("verify")
+    v.add_argument("--log", required=True)
+    v.add_argument("--secret", required=True)
+    args = p.parse_args()
+    return serve(args) if args.cmd == "serve" else verify(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
