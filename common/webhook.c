@@ -1,5 +1,7 @@
 #include "webhook.h"
 
+#include "canon.h"
+
 #include <errno.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
@@ -77,7 +79,7 @@ char *webhook_body(const struct finished_msg *m)
         json_decref(o);
         return NULL;
     }
-    char *s = json_dumps(o, JSON_COMPACT | JSON_SORT_KEYS);
+    char *s = canon_dump(o);
     json_decref(o);
     return s;
 }

@@ -17,6 +17,7 @@ int webhook_sign(const unsigned char *key, size_t key_len, const char *id, int64
                  const void *body, size_t body_len, char *sig, size_t sig_len);
 
 /* The callback body: {"work_id":..., <every property of the response>} on success, or
- * {"success":false,"work_id":...,"error":"<reason> - <detail>"} on error; sorted keys, no
- * whitespace; work_id always the message's (left out when it has none). malloc'd or NULL. */
+ * {"success":false,"work_id":...,"error":"<reason> - <detail>"} on error, serialized as
+ * canon.h says (RFC 8785); work_id always the message's (left out when it has none). malloc'd
+ * or NULL. */
 char *webhook_body(const struct finished_msg *m);

@@ -38,34 +38,39 @@ struct opts {
 
 static void usage(FILE *f)
 {
-    fprintf(f,
-            "Usage: correctomatic-submit --image IMAGE --file PATH [--callback URL] [--work-id ID]\n"
-            "                            [--param NAME=VALUE]... [--uploads LOCAL:REMOTE]\n"
-            "                            [--wait [--listen ADDR:PORT] [--timeout SECONDS]]\n\n"
-            "Publishes a job to pending_corrections (confirmed by the broker) and prints it.\n\n"
-            "  --image IMAGE        the correction image\n"
-            "  --file PATH          the submission (as the starter sees it, or see --uploads)\n"
-            "  --callback URL       where the result goes (with --wait: the local listener)\n"
-            "  --work-id ID         your id for the job, echoed in the callback\n"
-            "  --param NAME=VALUE   an environment variable for the correction (repeatable)\n"
-            "  --uploads LOCAL:REMOTE  copy the file into the folder LOCAL, shared with the\n"
-            "                       starter as REMOTE (compose: ./uploads:/srv/uploads)\n"
-            "  --wait               listen for the callback and print it (exit 0 on success,\n"
-            "                       1 when the correction failed, 3 on timeout)\n"
-            "  --listen ADDR:PORT   the listener's address (default 127.0.0.1:0, any free port)\n"
-            "  --timeout SECONDS    how long --wait waits (default 300)\n\n"
-            "RabbitMQ settings come from RABBITMQ_HOST, RABBITMQ_PORT, RABBITMQ_USER,\n"
-            "RABBITMQ_PASSWORD, RABBITMQ_VHOST, as for the daemons.\n");
+    fprintf(
+        f, "Usage: correctomatic-submit --image IMAGE --file PATH [--callback URL] [--work-id ID]\n"
+           "                            [--param NAME=VALUE]... [--uploads LOCAL:REMOTE]\n"
+           "                            [--wait [--listen ADDR:PORT] [--timeout SECONDS]]\n\n"
+           "Publishes a job to pending_corrections (confirmed by the broker) and prints it.\n\n"
+           "  --image IMAGE        the correction image\n"
+           "  --file PATH          the submission (as the starter sees it, or see --uploads)\n"
+           "  --callback URL       where the result goes (with --wait: the local listener)\n"
+           "  --work-id ID         your id for the job, echoed in the callback\n"
+           "  --param NAME=VALUE   an environment variable for the correction (repeatable)\n"
+           "  --uploads LOCAL:REMOTE  copy the file into the folder LOCAL, shared with the\n"
+           "                       starter as REMOTE (compose: ./uploads:/srv/uploads)\n"
+           "  --wait               listen for the callback and print it (exit 0 on success,\n"
+           "                       1 when the correction failed, 3 on timeout)\n"
+           "  --listen ADDR:PORT   the listener's address (default 127.0.0.1:0, any free port)\n"
+           "  --timeout SECONDS    how long --wait waits (default 300)\n\n"
+           "RabbitMQ settings come from RABBITMQ_HOST, RABBITMQ_PORT, RABBITMQ_USER,\n"
+           "RABBITMQ_PASSWORD, RABBITMQ_VHOST, as for the daemons.\n");
 }
 
 static int parse_args(int argc, char **argv, struct opts *o)
 {
     static const struct option longopts[] = {
-        {"image", required_argument, 0, 'i'},  {"file", required_argument, 0, 'f'},
-        {"callback", required_argument, 0, 'c'}, {"work-id", required_argument, 0, 'w'},
-        {"param", required_argument, 0, 'p'},  {"uploads", required_argument, 0, 'u'},
-        {"wait", no_argument, 0, 'W'},         {"listen", required_argument, 0, 'l'},
-        {"timeout", required_argument, 0, 't'}, {"help", no_argument, 0, 'h'},
+        {"image", required_argument, 0, 'i'},
+        {"file", required_argument, 0, 'f'},
+        {"callback", required_argument, 0, 'c'},
+        {"work-id", required_argument, 0, 'w'},
+        {"param", required_argument, 0, 'p'},
+        {"uploads", required_argument, 0, 'u'},
+        {"wait", no_argument, 0, 'W'},
+        {"listen", required_argument, 0, 'l'},
+        {"timeout", required_argument, 0, 't'},
+        {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0},
     };
     o->timeout_s = 300;
@@ -167,8 +172,8 @@ static int listen_on(const char *spec, char *host, size_t hostlen, int *port)
         return -1;
     }
     snprintf(host, hostlen, "%.*s", (int)(colon - spec), spec);
-    struct addrinfo hints = {.ai_family = AF_INET, .ai_socktype = SOCK_STREAM,
-                             .ai_flags = AI_PASSIVE | AI_NUMERICHOST};
+    struct addrinfo hints = {
+        .ai_family = AF_INET, .ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE | AI_NUMERICHOST};
     struct addrinfo *ai = NULL;
     if (getaddrinfo(host, colon + 1, &hints, &ai) != 0 || !ai) {
         fprintf(stderr, "correctomatic-submit: bad --listen address %s\n", spec);
@@ -195,8 +200,8 @@ static int ms_left(const struct timespec *deadline)
 {
     struct timespec now;
     clock_gettime(CLOCK_MONOTONIC, &now);
-    long long ms = (deadline->tv_sec - now.tv_sec) * 1000LL +
-                   (deadline->tv_nsec - now.tv_nsec) / 1000000;
+    long long ms =
+        (deadline->tv_sec - now.tv_sec) * 1000LL + (deadline->tv_nsec - now.tv_nsec) / 1000000;
     return ms < 0 ? 0 : ms > 1000000000 ? 1000000000 : (int)ms;
 }
 
@@ -246,7 +251,8 @@ static char *receive_one(int lfd, const struct timespec *deadline)
                 break;
             }
         }
-        static const char ok[] = "HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
+        static const char ok[] =
+            "HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
         if (body && write(fd, ok, sizeof(ok) - 1) < 0)
             fprintf(stderr, "correctomatic-submit: could not answer the callback\n");
         close(fd);
@@ -287,8 +293,8 @@ static int publish(const char *body, const char *message_id)
     if (amqp_get_rpc_reply(conn).reply_type != AMQP_RESPONSE_NORMAL)
         goto out;
     amqp_basic_properties_t props = {0};
-    props._flags = AMQP_BASIC_CONTENT_TYPE_FLAG | AMQP_BASIC_DELIVERY_MODE_FLAG |
-                   AMQP_BASIC_MESSAGE_ID_FLAG;
+    props._flags =
+        AMQP_BASIC_CONTENT_TYPE_FLAG | AMQP_BASIC_DELIVERY_MODE_FLAG | AMQP_BASIC_MESSAGE_ID_FLAG;
     props.content_type = amqp_cstring_bytes("application/json");
     props.delivery_mode = 2;
     props.message_id = amqp_cstring_bytes(message_id);
@@ -306,8 +312,9 @@ static int publish(const char *body, const char *message_id)
             break;
         }
         if (f.payload.method.id == AMQP_BASIC_RETURN_METHOD) {
-            fprintf(stderr, "correctomatic-submit: the queue %s does not exist (is the starter "
-                            "running?)\n",
+            fprintf(stderr,
+                    "correctomatic-submit: the queue %s does not exist (is the starter "
+                    "running?)\n",
                     QUEUE_PENDING);
             break;
         }
@@ -376,8 +383,9 @@ int main(int argc, char **argv)
     }
     struct stat st;
     if (stat(file, &st) < 0)
-        fprintf(stderr, "correctomatic-submit: note: %s is not visible here (fine if it is the "
-                        "starter's path)\n",
+        fprintf(stderr,
+                "correctomatic-submit: note: %s is not visible here (fine if it is the "
+                "starter's path)\n",
                 file);
     char message_id[IDS_UUID_LEN + 1];
     ids_uuid_random(message_id);
