@@ -14,6 +14,7 @@
 #   ct-echo       /tmp/exercise on stdout, `env` on stderr, exit 0
 #   ct-notmp      {"success":true,"grade":10,"comments":["no tmp"]}, and the image has no /tmp
 #   ct-badcmd     no /run.sh at all: the container cannot start (a broken correction image)
+#   ct-sumgrader  examples/sum-grader/grade.sh: the README's example correction image
 set -euo pipefail
 
 HERE=$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")
@@ -35,6 +36,7 @@ IMAGES=(
     "ct-echo echo.sh tmp"
     "ct-notmp notmp.sh notmp"
     "ct-badcmd - tmp"
+    "ct-sumgrader ../../examples/sum-grader/grade.sh tmp"
 )
 
 W=$(mktemp -d)

@@ -304,12 +304,12 @@ static const char *amqp_error(amqp_rpc_reply_t r, char *buf, size_t len)
     case AMQP_RESPONSE_SERVER_EXCEPTION:
         if (r.reply.id == AMQP_CONNECTION_CLOSE_METHOD) {
             amqp_connection_close_t *m = r.reply.decoded;
-            snprintf(buf, len, "connection closed %u: %.*s", m->reply_code,
-                     (int)m->reply_text.len, (const char *)m->reply_text.bytes);
+            snprintf(buf, len, "connection closed %u: %.*s", m->reply_code, (int)m->reply_text.len,
+                     (const char *)m->reply_text.bytes);
         } else if (r.reply.id == AMQP_CHANNEL_CLOSE_METHOD) {
             amqp_channel_close_t *m = r.reply.decoded;
-            snprintf(buf, len, "channel closed %u: %.*s", m->reply_code,
-                     (int)m->reply_text.len, (const char *)m->reply_text.bytes);
+            snprintf(buf, len, "channel closed %u: %.*s", m->reply_code, (int)m->reply_text.len,
+                     (const char *)m->reply_text.bytes);
         } else {
             snprintf(buf, len, "server exception, method 0x%08x", r.reply.id);
         }
@@ -435,7 +435,8 @@ static amqp_table_t headers_to_table(json_t *headers, amqp_pool_t *pool)
     t.entries = amqp_pool_alloc(pool, json_object_size(headers) * sizeof(amqp_table_entry_t));
     const char *k;
     json_t *v;
-    json_object_foreach(headers, k, v) {
+    json_object_foreach(headers, k, v)
+    {
         amqp_table_entry_t *e = &t.entries[t.num_entries];
         e->key = amqp_cstring_bytes(k);
         if (json_is_string(v)) {
@@ -474,18 +475,42 @@ static json_t *table_to_json(const amqp_table_t *t)
         case AMQP_FIELD_KIND_BOOLEAN:
             j = json_boolean(v->value.boolean);
             break;
-        case AMQP_FIELD_KIND_I8: j = json_integer(v->value.i8); break;
-        case AMQP_FIELD_KIND_U8: j = json_integer(v->value.u8); break;
-        case AMQP_FIELD_KIND_I16: j = json_integer(v->value.i16); break;
-        case AMQP_FIELD_KIND_U16: j = json_integer(v->value.u16); break;
-        case AMQP_FIELD_KIND_I32: j = json_integer(v->value.i32); break;
-        case AMQP_FIELD_KIND_U32: j = json_integer(v->value.u32); break;
-        case AMQP_FIELD_KIND_I64: j = json_integer(v->value.i64); break;
-        case AMQP_FIELD_KIND_U64: j = json_integer((json_int_t)v->value.u64); break;
-        case AMQP_FIELD_KIND_TIMESTAMP: j = json_integer((json_int_t)v->value.u64); break;
-        case AMQP_FIELD_KIND_F32: j = json_real(v->value.f32); break;
-        case AMQP_FIELD_KIND_F64: j = json_real(v->value.f64); break;
-        default: j = json_null(); break;
+        case AMQP_FIELD_KIND_I8:
+            j = json_integer(v->value.i8);
+            break;
+        case AMQP_FIELD_KIND_U8:
+            j = json_integer(v->value.u8);
+            break;
+        case AMQP_FIELD_KIND_I16:
+            j = json_integer(v->value.i16);
+            break;
+        case AMQP_FIELD_KIND_U16:
+            j = json_integer(v->value.u16);
+            break;
+        case AMQP_FIELD_KIND_I32:
+            j = json_integer(v->value.i32);
+            break;
+        case AMQP_FIELD_KIND_U32:
+            j = json_integer(v->value.u32);
+            break;
+        case AMQP_FIELD_KIND_I64:
+            j = json_integer(v->value.i64);
+            break;
+        case AMQP_FIELD_KIND_U64:
+            j = json_integer((json_int_t)v->value.u64);
+            break;
+        case AMQP_FIELD_KIND_TIMESTAMP:
+            j = json_integer((json_int_t)v->value.u64);
+            break;
+        case AMQP_FIELD_KIND_F32:
+            j = json_real(v->value.f32);
+            break;
+        case AMQP_FIELD_KIND_F64:
+            j = json_real(v->value.f64);
+            break;
+        default:
+            j = json_null();
+            break;
         }
         json_object_set_new(o, key, j);
         free(key);
@@ -519,7 +544,8 @@ void ct_amqp_publish_ex(const char *queue, const void *body, size_t len,
         p.headers = headers_to_table(opts->headers, &pool);
     }
     amqp_bytes_t b = {.len = len, .bytes = (void *)body};
-    int rc = amqp_basic_publish(c, 1, amqp_cstring_bytes(""), amqp_cstring_bytes(queue), 1, 0, &p, b);
+    int rc =
+        amqp_basic_publish(c, 1, amqp_cstring_bytes(""), amqp_cstring_bytes(queue), 1, 0, &p, b);
     empty_amqp_pool(&pool);
     if (rc != AMQP_STATUS_OK) {
         amqp_destroy_connection(c);
@@ -795,8 +821,7 @@ json_t *ct_docker(const char *method, const char *path, const char *body_json, l
     return parse_or_null(body);
 }
 
-static json_t *docker_expect(const char *method, const char *path, const char *body_json,
-                             long want)
+static json_t *docker_expect(const char *method, const char *path, const char *body_json, long want)
 {
     long st;
     json_t *j = ct_docker(method, path, body_json, &st);
@@ -848,7 +873,8 @@ void ct_docker_remove_labelled(const char *label)
     json_t *list = ct_docker_list(label);
     size_t i;
     json_t *c;
-    json_array_foreach(list, i, c) {
+    json_array_foreach(list, i, c)
+    {
         const char *id = json_string_value(json_object_get(c, "Id"));
         if (!id)
             continue;
@@ -1010,8 +1036,8 @@ char *ct_docker_read_file(const char *container, const char *path, size_t *len)
     return res;
 }
 
-long ct_docker_put_file(const char *container, const char *dir, const char *name,
-                        const void *data, size_t len)
+long ct_docker_put_file(const char *container, const char *dir, const char *name, const void *data,
+                        size_t len)
 {
     size_t name_len = strlen(name);
     if (name_len == 0 || name_len > 99)
@@ -1057,4 +1083,243 @@ bool ct_docker_image_exists(const char *image)
     if (st != 200 && st != 404)
         fail_msg("docker image inspect %s: status %ld", image, st);
     return st == 200;
+}
+
+/* ------------------------------------------------------------------ processes of a test */
+
+#define MAX_TRACKED 64
+static pid_t tracked[MAX_TRACKED];
+
+void ct_track(pid_t pid)
+{
+    for (size_t i = 0; i < MAX_TRACKED; i++) {
+        if (tracked[i] == 0) {
+            tracked[i] = pid;
+            return;
+        }
+    }
+    fail_msg("ct_track: more than %d processes", MAX_TRACKED);
+}
+
+void ct_untrack(pid_t pid)
+{
+    for (size_t i = 0; i < MAX_TRACKED; i++)
+        if (tracked[i] == pid)
+            tracked[i] = 0;
+}
+
+void ct_kill_tracked(void)
+{
+    for (size_t i = 0; i < MAX_TRACKED; i++) {
+        if (tracked[i] > 0)
+            ct_terminate(tracked[i], 5000);
+        tracked[i] = 0;
+    }
+}
+
+int ct_file_count(const char *path, const char *needle)
+{
+    char *s = ct_read_file(path, NULL);
+    int n = 0;
+    for (char *p = s; p && (p = strstr(p, needle)); p += strlen(needle))
+        n++;
+    free(s);
+    return n;
+}
+
+/* ------------------------------------------------------------------ our daemons */
+
+void ct_daemon_start(struct ct_daemon *d, const char *program, const char *name,
+                     const char *const *extra_env)
+{
+    static char env[48][1024];
+    static char *envp[49];
+    const char *tmp = ct_env("CT_TMP");
+    char base[6][1024];
+    snprintf(base[0], sizeof(base[0]), "RABBITMQ_HOST=%s", ct_env("CT_RABBITMQ_HOST"));
+    snprintf(base[1], sizeof(base[1]), "RABBITMQ_PORT=%s", ct_env("CT_RABBITMQ_PORT"));
+    snprintf(base[2], sizeof(base[2]), "DOCKER_HOST=%s", ct_env("CT_DOCKER_HOST"));
+    snprintf(base[3], sizeof(base[3]), "LOG_LEVEL=debug");
+    snprintf(base[4], sizeof(base[4]), "RABBITMQ_HEARTBEAT=2");
+    snprintf(base[5], sizeof(base[5]), "HEALTH_FILE=%s/%s-%s.health", tmp, program, name);
+    size_t n = 0;
+    for (size_t i = 0; i < 6; i++) {
+        bool overridden = false;
+        for (size_t j = 0; extra_env && extra_env[j]; j++)
+            overridden = overridden || env_name_eq(base[i], extra_env[j]);
+        if (!overridden)
+            snprintf(env[n++], sizeof(env[0]), "%s", base[i]);
+    }
+    for (size_t j = 0; extra_env && extra_env[j]; j++) {
+        if (n == 48)
+            fail_msg("ct_daemon_start: too many settings");
+        snprintf(env[n++], sizeof(env[0]), "%s", extra_env[j]);
+    }
+    for (size_t i = 0; i < n; i++)
+        envp[i] = env[i];
+    envp[n] = NULL;
+    char path[1024];
+    snprintf(path, sizeof(path), "%s/correctomatic-%s", CT_BIN_DIR, program);
+    snprintf(d->log, sizeof(d->log), "%s/%s-%s.log", tmp, program, name);
+    char *argv[] = {path, NULL};
+    d->pid = ct_spawn(path, argv, envp, d->log);
+    ct_track(d->pid);
+}
+
+int ct_daemon_stop(struct ct_daemon *d)
+{
+    int status = -1;
+    ct_kill(d->pid, SIGTERM);
+    if (ct_wait_exit(d->pid, 20000, &status) < 0) {
+        ct_kill(d->pid, SIGKILL);
+        ct_wait_exit(d->pid, 5000, &status);
+        ct_untrack(d->pid);
+        fail_msg("%s did not exit within 20 s of SIGTERM", d->log);
+    }
+    ct_untrack(d->pid);
+    return status;
+}
+
+void ct_daemon_kill(struct ct_daemon *d)
+{
+    ct_kill(d->pid, SIGKILL);
+    ct_wait_exit(d->pid, 10000, NULL);
+    ct_untrack(d->pid);
+}
+
+struct log_wait {
+    const char *path, *needle;
+    int count;
+};
+
+static bool log_has(void *ud)
+{
+    struct log_wait *w = ud;
+    return ct_file_count(w->path, w->needle) >= w->count;
+}
+
+void ct_daemon_wait_log(const struct ct_daemon *d, const char *needle, int count, int timeout_ms)
+{
+    struct log_wait w = {d->log, needle, count};
+    if (!ct_wait_until(log_has, &w, timeout_ms))
+        fail_msg("'%s' did not appear %d time(s) in %s", needle, count, d->log);
+}
+
+/* ------------------------------------------------------------------ a callback receiver */
+
+const char *ct_receiver_script(void)
+{
+    static char path[1024];
+    /* this file is tests/support/support.c, compiled by absolute path; receiver.py is beside */
+    snprintf(path, sizeof(path), "%s", __FILE__);
+    char *slash = strrchr(path, '/');
+    if (!slash)
+        fail_msg("cannot locate receiver.py from %s", __FILE__);
+    snprintf(slash, sizeof(path) - (size_t)(slash - path), "/receiver.py");
+    return path;
+}
+
+static bool port_written(void *ud)
+{
+    struct ct_receiver *r = ud;
+    char *s = ct_read_file(r->port_file, NULL);
+    r->port = s ? atoi(s) : 0;
+    free(s);
+    return r->port > 0;
+}
+
+void ct_receiver_start(struct ct_receiver *r, const char *name, int port, bool fresh)
+{
+    const char *tmp = ct_env("CT_TMP");
+    snprintf(r->log, sizeof(r->log), "%s/receiver-%s.jsonl", tmp, name);
+    snprintf(r->port_file, sizeof(r->port_file), "%s/receiver-%s.port", tmp, name);
+    snprintf(r->out, sizeof(r->out), "%s/receiver-%s.out", tmp, name);
+    if (fresh)
+        unlink(r->log);
+    unlink(r->port_file);
+    char port_s[16];
+    snprintf(port_s, sizeof(port_s), "%d", port);
+    char *argv[] = {"/usr/bin/python3",
+                    (char *)ct_receiver_script(),
+                    "serve",
+                    "--log",
+                    r->log,
+                    "--port-file",
+                    r->port_file,
+                    "--port",
+                    port_s,
+                    NULL};
+    r->pid = ct_spawn("/usr/bin/python3", argv, NULL, r->out);
+    ct_track(r->pid);
+    if (!ct_wait_until(port_written, r, 10000))
+        fail_msg("the receiver did not start (see %s)", r->out);
+    if (port && r->port != port)
+        fail_msg("the receiver listens on %d, not %d", r->port, port);
+}
+
+void ct_receiver_stop(struct ct_receiver *r)
+{
+    ct_terminate(r->pid, 5000);
+    ct_untrack(r->pid);
+    r->pid = 0;
+}
+
+void ct_receiver_url(char *buf, size_t len, const struct ct_receiver *r, const char *path)
+{
+    snprintf(buf, len, "http://127.0.0.1:%d%s", r->port, path);
+}
+
+json_t *ct_receiver_requests(const struct ct_receiver *r)
+{
+    json_t *all = json_array();
+    char *s = ct_read_file(r->log, NULL);
+    for (char *line = s, *nl; line && (nl = strchr(line, '\n')); line = nl + 1) {
+        *nl = '\0';
+        json_t *j = json_loads(line, 0, NULL);
+        if (!j)
+            fail_msg("bad line in %s: %s", r->log, line);
+        json_array_append_new(all, j);
+    }
+    free(s);
+    return all;
+}
+
+int ct_receiver_count(const struct ct_receiver *r, const char *path, long status)
+{
+    json_t *all = ct_receiver_requests(r);
+    int n = 0;
+    size_t i;
+    json_t *q;
+    json_array_foreach(all, i, q)
+    {
+        const char *p = json_string_value(json_object_get(q, "path"));
+        json_t *st = json_object_get(q, "status");
+        long s = json_is_integer(st) ? (long)json_integer_value(st) : -1;
+        if ((!path || (p && strcmp(p, path) == 0)) && (status == -1 || s == status))
+            n++;
+    }
+    json_decref(all);
+    return n;
+}
+
+struct req_wait {
+    const struct ct_receiver *r;
+    const char *path;
+    long status;
+    int n;
+};
+
+static bool has_requests(void *ud)
+{
+    struct req_wait *w = ud;
+    return ct_receiver_count(w->r, w->path, w->status) >= w->n;
+}
+
+void ct_receiver_wait(const struct ct_receiver *r, const char *path, long status, int n,
+                      int timeout_ms)
+{
+    struct req_wait w = {r, path, status, n};
+    if (!ct_wait_until(has_requests, &w, timeout_ms))
+        fail_msg("%d request(s) to %s answered %ld, expected %d (log %s)",
+                 ct_receiver_count(r, path, status), path ? path : "*", status, n, r->log);
 }

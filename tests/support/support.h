@@ -80,19 +80,19 @@ int64_t ct_now_ms(void);
  * closes it, so a broker outage in between leaves nothing stale. */
 
 struct ct_msg {
-    char *body;          /* NUL-terminated */
-    size_t len;          /* without the NUL */
+    char *body; /* NUL-terminated */
+    size_t len; /* without the NUL */
     bool redelivered;
-    char *message_id;    /* NULL when absent */
-    char *content_type;  /* NULL when absent */
-    int delivery_mode;   /* 0 when absent, 2 = persistent */
-    json_t *headers;     /* object: strings, integers, booleans, reals; {} when none */
+    char *message_id;   /* NULL when absent */
+    char *content_type; /* NULL when absent */
+    int delivery_mode;  /* 0 when absent, 2 = persistent */
+    json_t *headers;    /* object: strings, integers, booleans, reals; {} when none */
 };
 void ct_msg_free(struct ct_msg *m);
 
-void ct_amqp_declare(const char *queue);   /* durable, not exclusive, not auto-delete */
+void ct_amqp_declare(const char *queue); /* durable, not exclusive, not auto-delete */
 void ct_amqp_purge(const char *queue);
-void ct_amqp_delete(const char *queue);    /* absent is fine */
+void ct_amqp_delete(const char *queue); /* absent is fine */
 
 /* Publishes to queue on the default exchange: content_type application/json, persistent,
  * message_id if not NULL, mandatory, and waits for the broker's confirm (fails the test on a
@@ -172,8 +172,67 @@ char *ct_docker_read_file(const char *container, const char *path, size_t *len);
 
 /* Puts a regular file dir/name (mode 0644) into the container (PUT /containers/{id}/archive);
  * returns the HTTP status (200 on success, 404 when dir does not exist). */
-long ct_docker_put_file(const char *container, const char *dir, const char *name,
-                        const void *data, size_t len);
+long ct_docker_put_file(const char *container, const char *dir, const char *name, const void *data,
+                        size_t len);
 
 /* The image exists in the engine. */
 bool ct_docker_image_exists(const char *image);
+
+/* ------------------------------------------------------------------ processes of a test
+ * Children a test started, killed by ct_kill_tracked() (call it from teardown) when the test
+ * failed half-way and left them running. */
+void ct_track(pid_t pid);
+void ct_untrack(pid_t pid);
+void ct_kill_tracked(void);
+
+/* Counts the occurrences of needle in the file (0 when unreadable). */
+int ct_file_count(const char *path, const char *needle);
+
+/* ------------------------------------------------------------------ our daemons */
+
+struct ct_daemon {
+    pid_t pid;
+    char log[512];
+};
+
+/* Starts build/bin/correctomatic-<program> ("starter", "completer", "notifier") with the test
+ * servers (RABBITMQ_HOST/PORT, DOCKER_HOST), LOG_LEVEL=debug, RABBITMQ_HEARTBEAT=2 and a
+ * health file in CT_TMP, then extra_env ("NAME=VALUE", NULL-terminated, may be NULL; they win
+ * over those). Its output goes to $CT_TMP/<program>-<name>.log (appended). Tracked. */
+void ct_daemon_start(struct ct_daemon *d, const char *program, const char *name,
+                     const char *const *extra_env);
+/* SIGTERM, then waits up to 20 s (fails the test past that, after a SIGKILL). Returns the
+ * wait status. Untracked. */
+int ct_daemon_stop(struct ct_daemon *d);
+/* SIGKILL, reaped. */
+void ct_daemon_kill(struct ct_daemon *d);
+/* Waits until needle appears count times in the daemon's log (fails the test after
+ * timeout_ms). */
+void ct_daemon_wait_log(const struct ct_daemon *d, const char *needle, int count, int timeout_ms);
+
+/* ------------------------------------------------------------------ a callback receiver
+ * tests/support/receiver.py (see its header for how it answers each path). */
+
+struct ct_receiver {
+    pid_t pid;
+    int port;
+    char log[512];
+    char port_file[512];
+    char out[512];
+};
+
+/* Starts it on 127.0.0.1:port (0: a free one); with fresh, the request log of an earlier
+ * receiver of the same name is dropped. Tracked. */
+void ct_receiver_start(struct ct_receiver *r, const char *name, int port, bool fresh);
+void ct_receiver_stop(struct ct_receiver *r);
+/* "http://127.0.0.1:<port><path>" */
+void ct_receiver_url(char *buf, size_t len, const struct ct_receiver *r, const char *path);
+/* Every request so far, in arrival order: objects {time, method, path, headers, body, status}. */
+json_t *ct_receiver_requests(const struct ct_receiver *r);
+/* Requests to path (exactly; NULL: any) answered with status (-1: any). */
+int ct_receiver_count(const struct ct_receiver *r, const char *path, long status);
+/* Waits until ct_receiver_count(r, path, status) >= n (fails the test after timeout_ms). */
+void ct_receiver_wait(const struct ct_receiver *r, const char *path, long status, int n,
+                      int timeout_ms);
+/* The path of receiver.py, for other modes (verify). */
+const char *ct_receiver_script(void);

@@ -1,0 +1,3 @@
+#!/bin/sh
+# A correct submission for the sum-grader example.
+echo $(($1 + $2))

@@ -1,0 +1,225 @@
+/* The whole pipeline: the three daemons, the real broker, the real engine and a real HTTP
+ * receiver, with a mixed batch of jobs. Every job ends in exactly one callback with the
+ * expected body (or, without a usable callback, parked with its reason); nothing is left
+ * behind: no correction container, no message in the pipeline's queues. */
+#include <errno.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "support.h"
+
+#define LABEL "correctomatic.job_id"
+
+static const char *const queues[] = {"pending_corrections",  "pending_corrections.invalid",
+                                     "running_corrections",  "running_corrections.invalid",
+                                     "finished_corrections", "failed_callbacks"};
+
+static void clean(void)
+{
+    for (size_t i = 0; i < sizeof(queues) / sizeof(queues[0]); i++) {
+        ct_amqp_declare(queues[i]);
+        ct_amqp_purge(queues[i]);
+    }
+    ct_docker_remove_labelled(LABEL);
+}
+
+static int setup(void **state)
+{
+    (void)state;
+    clean();
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    ct_kill_tracked();
+    clean();
+    return 0;
+}
+
+/* A kind of job, how many of it, and what its callback body must be. */
+struct kind {
+    const char *name;
+    const char *image;
+    const char *file; /* "GOOD", "SOLUTION", "WRONG" or a path */
+    const char *params;
+    int count;
+    const char *body;         /* the exact body, %s standing for the work_id (or NULL) */
+    const char *error_prefix; /* or: success false and the error starts with this */
+};
+
+static const struct kind kinds[] = {
+    {"ok", "ct-ok", "GOOD", NULL, 30,
+     "{\"comments\":[\"well done\"],\"grade\":10,\"success\":true,\"work_id\":\"%s\"}", NULL},
+    {"separator", "ct-separator", "GOOD", NULL, 10,
+     "{\"comments\":[\"separated\",\"by markers\"],\"grade\":7.5,\"success\":true,\"work_id\":"
+     "\"%s\"}",
+     NULL},
+    {"stderr", "ct-stderr", "GOOD", NULL, 10,
+     "{\"comments\":[\"stderr ignored\"],\"grade\":5,\"success\":true,\"work_id\":\"%s\"}", NULL},
+    {"fail", "ct-fail", "GOOD", NULL, 10,
+     "{\"error\":\"compilation failed\",\"success\":false,\"work_id\":\"%s\"}", NULL},
+    {"sum-right", "ct-sumgrader", "SOLUTION", NULL, 6,
+     "{\"comments\":[\"sum of 2 and 3: ok\",\"sum of 10 and -4: ok\",\"sum of 0 and 0: ok\"],"
+     "\"grade\":10,\"success\":true,\"work_id\":\"%s\"}",
+     NULL},
+    {"sum-wrong", "ct-sumgrader", "WRONG", "[\"POINTS=9\"]", 5,
+     "{\"comments\":[\"sum of 2 and 3: expected 5\",\"sum of 10 and -4: expected 6\",\"sum of 0 "
+     "and 0: ok\"],\"grade\":3,\"success\":true,\"work_id\":\"%s\"}",
+     NULL},
+    {"invalid", "ct-invalid", "GOOD", NULL, 8, NULL, "no response found - "},
+    {"timeout", "ct-sleeper", "GOOD", "[\"SLEEP=120\"]", 4, NULL, "time limit exceeded - "},
+    {"oom", "ct-memhog", "GOOD", NULL, 4, NULL, "memory limit exceeded - "},
+    {"no-image", "ct-no-such-image", "GOOD", NULL, 4, NULL, "image not found - "},
+    {"no-file", "ct-ok", "/nonexistent/exercise.txt", NULL, 4, NULL, "file not found - "},
+};
+
+#define BAD_CALLBACKS 5
+
+static void test_mixed_batch(void **state)
+{
+    (void)state;
+    char *good = ct_tmpfile("e2e-good.txt", "anything", 8);
+    char *solution = ct_tmpfile("e2e-solution.sh", "echo $(($1 + $2))\n", 18);
+    char *wrong = ct_tmpfile("e2e-wrong.sh", "echo $(($1 * $2))\n", 18);
+
+    struct ct_receiver rcv;
+    ct_receiver_start(&rcv, "e2e", 0, true);
+    char callback[256];
+    ct_receiver_url(callback, sizeof(callback), &rcv, "/ok");
+
+    char exdir[600];
+    snprintf(exdir, sizeof(exdir), "EXERCISE_DIR=%s", ct_env("CT_TMP"));
+    struct ct_daemon starter, completer, notifier;
+    ct_daemon_start(&starter, "starter", "e2e",
+                    (const char *const[]){exdir, "MAX_RUNNING=8", "CORRECTION_MEMORY=16m",
+                                          "RECONCILE_INTERVAL=1s", NULL});
+    ct_daemon_start(&completer, "completer", "e2e",
+                    (const char *const[]){"CORRECTION_TIMEOUT=3s", "RECONCILE_INTERVAL=2s", NULL});
+    ct_daemon_start(&notifier, "notifier", "e2e",
+                    (const char *const[]){"CALLBACK_RETRY_DELAYS=1s,2s", NULL});
+
+    int total = 0;
+    for (size_t k = 0; k < sizeof(kinds) / sizeof(kinds[0]); k++) {
+        for (int i = 0; i < kinds[k].count; i++) {
+            const char *file = kinds[k].file;
+            if (strcmp(file, "GOOD") == 0)
+                file = good;
+            else if (strcmp(file, "SOLUTION") == 0)
+                file = solution;
+            else if (strcmp(file, "WRONG") == 0)
+                file = wrong;
+            char body[2048], wid[64];
+            snprintf(wid, sizeof(wid), "e2e-%s-%d", kinds[k].name, i);
+            snprintf(body, sizeof(body),
+                     "{\"work_id\":\"%s\",\"image\":\"%s:latest\",\"file\":\"%s\",\"callback\":"
+                     "\"%s\"%s%s}",
+                     wid, kinds[k].image, file, callback, kinds[k].params ? ",\"params\":" : "",
+                     kinds[k].params ? kinds[k].params : "");
+            ct_amqp_publish("pending_corrections", body, NULL);
+            total++;
+        }
+    }
+    /* Jobs without a usable callback: no callback can be made, they are parked. */
+    for (int i = 0; i < BAD_CALLBACKS; i++) {
+        char body[1024];
+        snprintf(body, sizeof(body),
+                 "{\"work_id\":\"e2e-badcb-%d\",\"image\":\"ct-ok:latest\",\"file\":\"%s\","
+                 "\"callback\":\"ftp://127.0.0.1/x\"}",
+                 i, good);
+        ct_amqp_publish("pending_corrections", body, NULL);
+    }
+    assert_true(total >= 95 && total + BAD_CALLBACKS >= 100);
+    int64_t t0 = ct_now_ms();
+    ct_receiver_wait(&rcv, "/ok", 200, total, 180000);
+    printf("e2e: %d callbacks in %.1f s\n", total, (double)(ct_now_ms() - t0) / 1000.0);
+
+    /* Exactly one callback per job, each with the expected body. */
+    json_t *reqs = ct_receiver_requests(&rcv);
+    json_t *seen = json_object();
+    size_t i;
+    json_t *q;
+    json_array_foreach(reqs, i, q)
+    {
+        const char *body = json_string_value(json_object_get(q, "body"));
+        json_t *b = ct_json(body);
+        const char *wid = json_string_value(json_object_get(b, "work_id"));
+        if (!wid)
+            fail_msg("callback without work_id: %s", body);
+        if (json_object_get(seen, wid))
+            fail_msg("two callbacks for %s", wid);
+        json_object_set_new(seen, wid, json_true());
+        const struct kind *kind = NULL;
+        for (size_t k = 0; k < sizeof(kinds) / sizeof(kinds[0]); k++) {
+            size_t n = strlen(kinds[k].name);
+            if (strncmp(wid + 4, kinds[k].name, n) == 0 && wid[4 + n] == '-' &&
+                (!kind || n > strlen(kind->name)))
+                kind = &kinds[k];
+        }
+        if (!kind)
+            fail_msg("callback for an unknown job %s", wid);
+        if (kind->body) {
+            char want[2048];
+            snprintf(want, sizeof(want), kind->body, wid);
+            if (strcmp(body, want) != 0)
+                fail_msg("%s: body\n  %s\nexpected\n  %s", wid, body, want);
+        } else {
+            const char *err = json_string_value(json_object_get(b, "error"));
+            if (!json_is_false(json_object_get(b, "success")) || !err ||
+                strncmp(err, kind->error_prefix, strlen(kind->error_prefix)) != 0)
+                fail_msg("%s: body %s, expected an error starting '%s'", wid, body,
+                         kind->error_prefix);
+        }
+        json_decref(b);
+    }
+    assert_int_equal((int)json_object_size(seen), total);
+    json_decref(seen);
+    json_decref(reqs);
+
+    /* The parked ones, with their reason. */
+    for (int k = 0; k < BAD_CALLBACKS; k++) {
+        struct ct_msg *m = ct_amqp_get("pending_corrections.invalid", 10000);
+        assert_non_null(m);
+        const char *reason =
+            json_string_value(json_object_get(m->headers, "x-correctomatic-reason"));
+        assert_non_null(reason);
+        assert_non_null(strstr(reason, "invalid callback"));
+        ct_msg_free(m);
+    }
+
+    /* Nothing left behind. */
+    assert_int_equal(ct_daemon_stop(&notifier), 0);
+    assert_int_equal(ct_daemon_stop(&completer), 0);
+    assert_int_equal(ct_daemon_stop(&starter), 0);
+    json_t *left = ct_docker_list(LABEL);
+    if (json_array_size(left) != 0)
+        fail_msg("%zu correction containers left behind", json_array_size(left));
+    json_decref(left);
+    for (size_t k = 0; k < sizeof(queues) / sizeof(queues[0]); k++) {
+        int n = ct_amqp_count(queues[k]);
+        if (n != 0)
+            fail_msg("%d message(s) left in %s", n, queues[k]);
+    }
+    /* and no callback came twice after the daemons stopped */
+    assert_int_equal(ct_receiver_count(&rcv, NULL, -1), total);
+    ct_receiver_stop(&rcv);
+    free(good);
+    free(solution);
+    free(wrong);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_mixed_batch, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
