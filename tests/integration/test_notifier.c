@@ -30,29 +30,6 @@
 #define SECRET "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 #define OTHER_SECRET "whsec_c2VjcmV0LW9mLWFub3RoZXItc2VydmljZQ=="
 
-/* ---- processes left by a failing test are stopped by the teardown ------------------------ */
-
-#define MAX_LIVE 8
-static pid_t live[MAX_LIVE];
-
-static void live_add(pid_t pid)
-{
-    for (size_t i = 0; i < MAX_LIVE; i++) {
-        if (live[i] == 0) {
-            live[i] = pid;
-            return;
-        }
-    }
-    fail_msg("too many processes");
-}
-
-static void live_del(pid_t pid)
-{
-    for (size_t i = 0; i < MAX_LIVE; i++)
-        if (live[i] == pid)
-            live[i] = 0;
-}
-
 /* ---- queues ------------------------------------------------------------------------------ */
 
 /* Deletes every retry queue (their TTLs differ between tests) and empties the others. */
@@ -85,12 +62,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     (void)state;
-    for (size_t i = 0; i < MAX_LIVE; i++) {
-        if (live[i]) {
-            ct_terminate(live[i], 5000);
-            live[i] = 0;
-        }
-    }
+    ct_kill_tracked();
     clean_queues();
     return 0;
 }
@@ -175,90 +147,7 @@ static void publish(const char *work_id_json, bool error, const char *data_json,
     free(body);
 }
 
-/* ---- the receiver ------------------------------------------------------------------------ */
-
-struct receiver {
-    pid_t pid;
-    int port;
-    char log[512];
-    char port_file[512];
-    char out[512];
-};
-
-static const char *receiver_py(void)
-{
-    static char path[1024];
-    /* this file is tests/integration/test_notifier.c; CMake compiles it by absolute path */
-    snprintf(path, sizeof(path), "%s", __FILE__);
-    char *slash = strrchr(path, '/');
-    assert_non_null(slash);
-    *slash = '\0';
-    slash = strrchr(path, '/');
-    assert_non_null(slash);
-    snprintf(slash, sizeof(path) - (size_t)(slash - path), "/support/receiver.py");
-    return path;
-}
-
-static bool port_written(void *ud)
-{
-    struct receiver *r = ud;
-    char *s = ct_read_file(r->port_file, NULL);
-    r->port = s ? atoi(s) : 0;
-    free(s);
-    return r->port > 0;
-}
-
-/* Starts the receiver on port (0: a free one); the log of a receiver of the same name is kept
- * across restarts (fresh=false). */
-static void receiver_start(struct receiver *r, const char *name, int port, bool fresh)
-{
-    const char *tmp = ct_env("CT_TMP");
-    snprintf(r->log, sizeof(r->log), "%s/receiver-%s.jsonl", tmp, name);
-    snprintf(r->port_file, sizeof(r->port_file), "%s/receiver-%s.port", tmp, name);
-    snprintf(r->out, sizeof(r->out), "%s/receiver-%s.out", tmp, name);
-    if (fresh)
-        unlink(r->log);
-    unlink(r->port_file);
-    char port_s[16];
-    snprintf(port_s, sizeof(port_s), "%d", port);
-    char *argv[] = {PYTHON,        (char *)receiver_py(), "serve",  "--log", r->log,
-                    "--port-file", r->port_file,          "--port", port_s,  NULL};
-    r->pid = ct_spawn(PYTHON, argv, NULL, r->out);
-    assert_true(r->pid > 0);
-    live_add(r->pid);
-    if (!ct_wait_until(port_written, r, 10000))
-        fail_msg("the receiver did not start (see %s)", r->out);
-    if (port)
-        assert_int_equal(r->port, port);
-}
-
-static void receiver_stop(struct receiver *r)
-{
-    ct_terminate(r->pid, 5000);
-    live_del(r->pid);
-    r->pid = 0;
-}
-
-static void url(char *buf, size_t len, const struct receiver *r, const char *path)
-{
-    snprintf(buf, len, "http://127.0.0.1:%d%s", r->port, path);
-}
-
-/* Every request logged so far, in arrival order. */
-static json_t *requests(const struct receiver *r)
-{
-    json_t *all = json_array();
-    char *s = ct_read_file(r->log, NULL);
-    for (char *line = s, *nl; line && (nl = strchr(line, '\n')); line = nl + 1) {
-        *nl = '\0';
-        json_t *j = json_loads(line, 0, NULL);
-        if (!j)
-            fail_msg("bad line in %s: %s", r->log, line);
-        json_array_append_new(all, j);
-    }
-    free(s);
-    return all;
-}
+/* ---- requests logged by the receiver ----------------------------------------------------- */
 
 static const char *req_str(json_t *req, const char *key)
 {
@@ -274,45 +163,6 @@ static long req_status(json_t *req)
 {
     json_t *s = json_object_get(req, "status");
     return json_is_integer(s) ? (long)json_integer_value(s) : -1;
-}
-
-/* Requests to path (exactly; NULL: any) answered with status (-1: any). */
-static int count_requests(const struct receiver *r, const char *path, long status)
-{
-    json_t *all = requests(r);
-    int n = 0;
-    size_t i;
-    json_t *q;
-    json_array_foreach(all, i, q)
-    {
-        if ((!path || strcmp(req_str(q, "path"), path) == 0) &&
-            (status == -1 || req_status(q) == status))
-            n++;
-    }
-    json_decref(all);
-    return n;
-}
-
-struct req_wait {
-    const struct receiver *r;
-    const char *path;
-    long status;
-    int n;
-};
-
-static bool has_requests(void *ud)
-{
-    struct req_wait *w = ud;
-    return count_requests(w->r, w->path, w->status) >= w->n;
-}
-
-static void wait_requests(const struct receiver *r, const char *path, long status, int n,
-                          int timeout_ms)
-{
-    struct req_wait w = {r, path, status, n};
-    if (!ct_wait_until(has_requests, &w, timeout_ms))
-        fail_msg("%d request(s) to %s answered %ld, expected %d (log %s)",
-                 count_requests(r, path, status), path ? path : "*", status, n, r->log);
 }
 
 /* ---- the notifier ------------------------------------------------------------------------ */
@@ -349,7 +199,7 @@ static void notifier_spawn(struct run *run, const char *name, const char *arg,
         snprintf(env[n++], sizeof(env[0]), "%s", extra[i]);
     for (size_t i = 0; i < 5; i++)
         if (!has_name(extra, defaults[i]))
-            snprintf(env[n++], sizeof(env[0]), "%s", defaults[i]);
+            snprintf(env[n++], sizeof(env[0]), "%.250s", defaults[i]);
     for (size_t i = 0; i < n; i++)
         envp[i] = env[i];
     envp[n] = NULL;
@@ -358,7 +208,7 @@ static void notifier_spawn(struct run *run, const char *name, const char *arg,
     char *argv[] = {NOTIFIER, (char *)arg, NULL};
     run->pid = ct_spawn(NOTIFIER, argv, envp, run->log);
     assert_true(run->pid > 0);
-    live_add(run->pid);
+    ct_track(run->pid);
 }
 
 static void notifier_start(struct run *run, const char *name, const char *const *extra)
@@ -373,10 +223,10 @@ static int notifier_stop(struct run *run)
     if (ct_wait_exit(run->pid, 20000, &status) < 0) {
         ct_kill(run->pid, SIGKILL);
         ct_wait_exit(run->pid, 5000, &status);
-        live_del(run->pid);
+        ct_untrack(run->pid);
         fail_msg("the notifier did not exit within 20 s of SIGTERM (log: %s)", run->log);
     }
-    live_del(run->pid);
+    ct_untrack(run->pid);
     return status;
 }
 
@@ -451,13 +301,15 @@ static void assert_queues_empty(const char *const *retry_queues)
 }
 
 /* Runs receiver.py verify; returns its exit code and its JSON summary in *summary. */
-static int verify_signatures(const struct receiver *r, const char *secret, json_t **summary)
+static int verify_signatures(const struct ct_receiver *r, const char *secret, json_t **summary)
 {
     char out[600];
     snprintf(out, sizeof(out), "%s.verify", r->log);
     unlink(out);
-    char *argv[] = {PYTHON,     (char *)receiver_py(), "verify", "--log", (char *)r->log,
-                    "--secret", (char *)secret,        NULL};
+    char *argv[] = {PYTHON,         (char *)ct_receiver_script(),
+                    "verify",       "--log",
+                    (char *)r->log, "--secret",
+                    (char *)secret, NULL};
     pid_t pid = ct_spawn(PYTHON, argv, NULL, out);
     int status = -1;
     assert_int_equal(ct_wait_exit(pid, 30000, &status), 0);
@@ -480,14 +332,14 @@ static json_int_t jint(json_t *o, const char *key)
 static void test_bodies(void **state)
 {
     (void)state;
-    struct receiver r;
+    struct ct_receiver r;
     struct run run;
-    receiver_start(&r, "bodies", 0, true);
+    ct_receiver_start(&r, "bodies", 0, true);
     notifier_start(&run, "bodies", NULL);
     char cb1[128], cb2[128], cb3[128];
-    url(cb1, sizeof(cb1), &r, "/ok?case=success");
-    url(cb2, sizeof(cb2), &r, "/ok?case=error");
-    url(cb3, sizeof(cb3), &r, "/ok?case=nowork");
+    ct_receiver_url(cb1, sizeof(cb1), &r, "/ok?case=success");
+    ct_receiver_url(cb2, sizeof(cb2), &r, "/ok?case=error");
+    ct_receiver_url(cb3, sizeof(cb3), &r, "/ok?case=nowork");
     /* The container's own work_id is overridden; keys sorted at every depth; UTF-8 as is. */
     publish("\"w-1\"", false,
             "{\"success\":true,\"grade\":7.5,\"comments\":[\"ok\",\"\xc3\xb1 \\\"q\\\" / "
@@ -497,7 +349,7 @@ static void test_bodies(void **state)
     publish("42", true, "image not found - no such image: ct-nope", cb2, NULL);
     publish(NULL, false, "{\"success\":false,\"error\":\"compilation failed\",\"work_id\":1}", cb3,
             NULL);
-    wait_requests(&r, NULL, 200, 3, WAIT_MS);
+    ct_receiver_wait(&r, NULL, 200, 3, WAIT_MS);
     assert_exit(&run, 0);
 
     const struct {
@@ -512,7 +364,7 @@ static void test_bodies(void **state)
          "42}"},
         {"/ok?case=nowork", "{\"error\":\"compilation failed\",\"success\":false}"},
     };
-    json_t *all = requests(&r);
+    json_t *all = ct_receiver_requests(&r);
     assert_int_equal(json_array_size(all), 3);
     for (size_t k = 0; k < 3; k++) {
         json_t *q = NULL;
@@ -536,7 +388,7 @@ static void test_bodies(void **state)
     }
     json_decref(all);
     assert_queues_empty((const char *[]){"1000ms", "2000ms", NULL});
-    receiver_stop(&r);
+    ct_receiver_stop(&r);
 }
 
 static bool is_uuid(const char *s)
@@ -555,13 +407,13 @@ static bool is_uuid(const char *s)
 static void test_signatures(void **state)
 {
     (void)state;
-    struct receiver r;
+    struct ct_receiver r;
     struct run run;
-    receiver_start(&r, "signatures", 0, true);
+    ct_receiver_start(&r, "signatures", 0, true);
     notifier_start(&run, "signatures", (const char *[]){"CALLBACK_SECRET=" SECRET, NULL});
     char cb1[128], cb2[128];
-    url(cb1, sizeof(cb1), &r, "/ok");
-    url(cb2, sizeof(cb2), &r, "/fail-once/sig");
+    ct_receiver_url(cb1, sizeof(cb1), &r, "/ok");
+    ct_receiver_url(cb2, sizeof(cb2), &r, "/fail-once/sig");
     publish("\"w-sig-1\"", false,
             "{\"success\":true,\"grade\":10,\"comments\":[\"\xc3\xa9t\xc3\xa9\"]}", cb1,
             "3f2c9a1e-7d4b-4c1a-9f0e-1a2b3c4d5e6f");
@@ -571,10 +423,10 @@ static void test_signatures(void **state)
     memset(long_id, 'j', 128);
     long_id[128] = '\0';
     publish("\"w-sig-3\"", false, "{\"success\":true,\"grade\":0}", cb1, long_id);
-    wait_requests(&r, NULL, 200, 3, WAIT_MS);
+    ct_receiver_wait(&r, NULL, 200, 3, WAIT_MS);
     assert_exit(&run, 0);
 
-    json_t *all = requests(&r);
+    json_t *all = ct_receiver_requests(&r);
     assert_int_equal(json_array_size(all), 4);
     const char *retry_id = NULL, *retry_body = NULL;
     size_t i;
@@ -622,7 +474,7 @@ static void test_signatures(void **state)
     /* the secret never reaches the log */
     assert_int_equal(log_lines(run.log, (const char *[]){"MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", NULL}),
                      0);
-    receiver_stop(&r);
+    ct_receiver_stop(&r);
 }
 
 /* 500 then 200: delivered once, on the second attempt; the waiting retry holds no prefetch slot
@@ -630,16 +482,16 @@ static void test_signatures(void **state)
 static void test_500_then_200(void **state)
 {
     (void)state;
-    struct receiver r;
+    struct ct_receiver r;
     struct run run;
-    receiver_start(&r, "500", 0, true);
+    ct_receiver_start(&r, "500", 0, true);
     notifier_start(&run, "500",
                    (const char *[]){"CONCURRENT_NOTIFIERS=1", "CALLBACK_RETRY_DELAYS=2s,2s", NULL});
     char cb1[128], cb2[128];
-    url(cb1, sizeof(cb1), &r, "/fail-once/k500");
-    url(cb2, sizeof(cb2), &r, "/ok");
+    ct_receiver_url(cb1, sizeof(cb1), &r, "/fail-once/k500");
+    ct_receiver_url(cb2, sizeof(cb2), &r, "/ok");
     publish("\"w-500\"", false, "{\"success\":true,\"grade\":1}", cb1, "job-500");
-    wait_requests(&r, "/fail-once/k500", 500, 1, WAIT_MS);
+    ct_receiver_wait(&r, "/fail-once/k500", 500, 1, WAIT_MS);
     /* Waiting in the retry queue with its attempts and last error. */
     struct peek_wait pw = {retry_queue("2000ms"), NULL};
     if (!ct_wait_until(peeked, &pw, 5000))
@@ -651,11 +503,11 @@ static void test_500_then_200(void **state)
                         "HTTP 500");
     json_decref(waiting);
     publish("\"w-next\"", false, "{\"success\":true,\"grade\":2}", cb2, "job-next");
-    wait_requests(&r, "/fail-once/k500", 200, 1, WAIT_MS);
+    ct_receiver_wait(&r, "/fail-once/k500", 200, 1, WAIT_MS);
     WAIT_LOG(&run, 1, "callback delivered", "work_id=w-500", "attempt=2");
     assert_exit(&run, 0);
 
-    json_t *all = requests(&r);
+    json_t *all = ct_receiver_requests(&r);
     assert_int_equal(json_array_size(all), 3);
     /* in order: the failure, the other message (not blocked), the retry */
     assert_string_equal(req_str(json_array_get(all, 0), "path"), "/fail-once/k500");
@@ -672,28 +524,28 @@ static void test_500_then_200(void **state)
     assert_int_equal(
         log_lines(run.log, (const char *[]){"callback delivered", "work_id=w-500", NULL}), 1);
     assert_queues_empty((const char *[]){"2000ms", NULL});
-    receiver_stop(&r);
+    ct_receiver_stop(&r);
 }
 
 /* Nobody listens on the callback's port for a while: retried, then delivered. */
 static void test_receiver_down_then_up(void **state)
 {
     (void)state;
-    struct receiver r;
+    struct ct_receiver r;
     struct run run;
-    receiver_start(&r, "down", 0, true);
+    ct_receiver_start(&r, "down", 0, true);
     int port = r.port;
-    receiver_stop(&r); /* the port is now closed */
+    ct_receiver_stop(&r); /* the port is now closed */
     char cb[128];
-    url(cb, sizeof(cb), &r, "/ok");
+    ct_receiver_url(cb, sizeof(cb), &r, "/ok");
     notifier_start(&run, "down",
                    (const char *[]){"CALLBACK_RETRY_DELAYS=1s,1s,1s,1s,1s,1s,1s,1s", NULL});
     publish("\"w-down\"", false, "{\"success\":true,\"grade\":3}", cb, NULL);
     WAIT_LOG(&run, 2, "callback failed, will retry", "work_id=w-down");
-    receiver_start(&r, "down", port, false);
-    wait_requests(&r, "/ok", 200, 1, WAIT_MS);
+    ct_receiver_start(&r, "down", port, false);
+    ct_receiver_wait(&r, "/ok", 200, 1, WAIT_MS);
     assert_exit(&run, 0);
-    assert_int_equal(count_requests(&r, NULL, -1), 1);
+    assert_int_equal(ct_receiver_count(&r, NULL, -1), 1);
     assert_int_equal(
         log_lines(run.log, (const char *[]){"callback delivered", "work_id=w-down", NULL}), 1);
     /* the first delivered attempt is the third or later */
@@ -702,20 +554,20 @@ static void test_receiver_down_then_up(void **state)
     assert_int_equal(log_lines(run.log, (const char *[]){"callback delivered", "attempt=2 ", NULL}),
                      0);
     assert_queues_empty((const char *[]){"1000ms", NULL});
-    receiver_stop(&r);
+    ct_receiver_stop(&r);
 }
 
 /* A receiver that never answers: each attempt times out, is retried, and finally parked. */
 static void test_timeout(void **state)
 {
     (void)state;
-    struct receiver r;
+    struct ct_receiver r;
     struct run run;
-    receiver_start(&r, "slow", 0, true);
+    ct_receiver_start(&r, "slow", 0, true);
     notifier_start(&run, "slow",
                    (const char *[]){"CALLBACK_TIMEOUT=1s", "CALLBACK_RETRY_DELAYS=1s,1s", NULL});
     char cb[128];
-    url(cb, sizeof(cb), &r, "/slow");
+    ct_receiver_url(cb, sizeof(cb), &r, "/slow");
     publish("\"w-slow\"", false, "{\"success\":true,\"grade\":4}", cb, NULL);
     struct ct_msg *m = ct_amqp_get(FAILED, WAIT_MS);
     if (!m)
@@ -726,45 +578,45 @@ static void test_timeout(void **state)
     assert_string_equal(json_string_value(json_object_get(body, "work_id")), "w-slow");
     json_decref(body);
     ct_msg_free(m);
-    assert_int_equal(count_requests(&r, "/slow", -1), 3);
+    assert_int_equal(ct_receiver_count(&r, "/slow", -1), 3);
     assert_exit(&run, 0);
     assert_queues_empty((const char *[]){"1000ms", NULL});
-    receiver_stop(&r);
+    ct_receiver_stop(&r);
 }
 
 /* 3xx is an answer that is not 2xx: retried, never followed. */
 static void test_redirect_not_followed(void **state)
 {
     (void)state;
-    struct receiver r;
+    struct ct_receiver r;
     struct run run;
-    receiver_start(&r, "redirect", 0, true);
+    ct_receiver_start(&r, "redirect", 0, true);
     notifier_start(&run, "redirect", (const char *[]){"CALLBACK_RETRY_DELAYS=1s", NULL});
     char cb[128];
-    url(cb, sizeof(cb), &r, "/redirect");
+    ct_receiver_url(cb, sizeof(cb), &r, "/redirect");
     publish("\"w-302\"", false, "{\"success\":true,\"grade\":5}", cb, NULL);
     struct ct_msg *m = ct_amqp_get(FAILED, WAIT_MS);
     if (!m)
         fail_msg("not parked (log %s)", run.log);
     assert_parked(m->headers, "gave up after 2 attempts - HTTP 302", 2, "HTTP 302");
     ct_msg_free(m);
-    assert_int_equal(count_requests(&r, "/redirect", 302), 2);
-    assert_int_equal(count_requests(&r, "/ok", -1), 0);
+    assert_int_equal(ct_receiver_count(&r, "/redirect", 302), 2);
+    assert_int_equal(ct_receiver_count(&r, "/ok", -1), 0);
     assert_exit(&run, 0);
     assert_queues_empty((const char *[]){"1000ms", NULL});
-    receiver_stop(&r);
+    ct_receiver_stop(&r);
 }
 
 /* 410 Gone: parked at once, no retry. */
 static void test_gone(void **state)
 {
     (void)state;
-    struct receiver r;
+    struct ct_receiver r;
     struct run run;
-    receiver_start(&r, "gone", 0, true);
+    ct_receiver_start(&r, "gone", 0, true);
     notifier_start(&run, "gone", NULL);
     char cb[128];
-    url(cb, sizeof(cb), &r, "/gone");
+    ct_receiver_url(cb, sizeof(cb), &r, "/gone");
     publish("\"w-410\"", false, "{\"success\":true,\"grade\":6}", cb, NULL);
     struct ct_msg *m = ct_amqp_get(FAILED, WAIT_MS);
     if (!m)
@@ -772,26 +624,26 @@ static void test_gone(void **state)
     assert_parked(m->headers, "callback gone", 1, "HTTP 410");
     ct_msg_free(m);
     assert_exit(&run, 0);
-    assert_int_equal(count_requests(&r, NULL, -1), 1);
+    assert_int_equal(ct_receiver_count(&r, NULL, -1), 1);
     assert_int_equal(log_lines(run.log, (const char *[]){"will retry", NULL}), 0);
     assert_queues_empty((const char *[]){"1000ms", "2000ms", NULL});
-    receiver_stop(&r);
+    ct_receiver_stop(&r);
 }
 
 /* Retry-After moves the retry to the first level at least that long. */
 static void test_retry_after(void **state)
 {
     (void)state;
-    struct receiver r;
+    struct ct_receiver r;
     struct run run;
-    receiver_start(&r, "retry-after", 0, true);
+    ct_receiver_start(&r, "retry-after", 0, true);
     notifier_start(&run, "retry-after", (const char *[]){"CALLBACK_RETRY_DELAYS=1s,3s,3s", NULL});
     char cb[128];
-    url(cb, sizeof(cb), &r, "/retry-after/2");
+    ct_receiver_url(cb, sizeof(cb), &r, "/retry-after/2");
     publish("\"w-ra\"", false, "{\"success\":true,\"grade\":7}", cb, NULL);
-    wait_requests(&r, "/retry-after/2", 200, 1, WAIT_MS);
+    ct_receiver_wait(&r, "/retry-after/2", 200, 1, WAIT_MS);
     assert_exit(&run, 0);
-    json_t *all = requests(&r);
+    json_t *all = ct_receiver_requests(&r);
     assert_int_equal(json_array_size(all), 2);
     assert_int_equal(req_status(json_array_get(all, 0)), 503);
     double gap = json_real_value(json_object_get(json_array_get(all, 1), "time")) -
@@ -801,7 +653,7 @@ static void test_retry_after(void **state)
     json_decref(all);
     assert_int_equal(log_lines(run.log, (const char *[]){"will retry", "retry_in_s=3", NULL}), 1);
     assert_queues_empty((const char *[]){"1000ms", "3000ms", NULL});
-    receiver_stop(&r);
+    ct_receiver_stop(&r);
 }
 
 /* SIGKILL while messages wait in a retry queue: they come back on their own and the next
@@ -810,42 +662,42 @@ static void test_killed_while_waiting(void **state)
 {
     (void)state;
     enum { N = 5 };
-    struct receiver r;
+    struct ct_receiver r;
     struct run run;
-    receiver_start(&r, "kill", 0, true);
+    ct_receiver_start(&r, "kill", 0, true);
     const char *const extra[] = {"CALLBACK_RETRY_DELAYS=4s,4s", NULL};
     notifier_start(&run, "kill", extra);
     for (int i = 0; i < N; i++) {
         char path[64], cb[128], wid[32];
         snprintf(path, sizeof(path), "/fail-once/kill-%d", i);
-        url(cb, sizeof(cb), &r, path);
+        ct_receiver_url(cb, sizeof(cb), &r, path);
         snprintf(wid, sizeof(wid), "\"w-kill-%d\"", i);
         publish(wid, false, "{\"success\":true,\"grade\":8}", cb, NULL);
     }
-    wait_requests(&r, NULL, 500, N, WAIT_MS);
+    ct_receiver_wait(&r, NULL, 500, N, WAIT_MS);
     wait_queue(retry_queue("4000ms"), N, 3000);
     ct_kill(run.pid, SIGKILL);
     int status;
     assert_int_equal(ct_wait_exit(run.pid, 10000, &status), 0);
-    live_del(run.pid);
+    ct_untrack(run.pid);
     assert_true(WIFSIGNALED(status));
     /* No notifier: the retries expire back into finished_corrections. */
     wait_queue(FINISHED, N, 10000);
-    assert_int_equal(count_requests(&r, NULL, -1), N);
+    assert_int_equal(ct_receiver_count(&r, NULL, -1), N);
     notifier_start(&run, "kill-again", extra);
-    wait_requests(&r, NULL, 200, N, WAIT_MS);
+    ct_receiver_wait(&r, NULL, 200, N, WAIT_MS);
     assert_exit(&run, 0);
     for (int i = 0; i < N; i++) {
         char path[64];
         snprintf(path, sizeof(path), "/fail-once/kill-%d", i);
-        assert_int_equal(count_requests(&r, path, 500), 1);
-        assert_int_equal(count_requests(&r, path, 200), 1);
+        assert_int_equal(ct_receiver_count(&r, path, 500), 1);
+        assert_int_equal(ct_receiver_count(&r, path, 200), 1);
     }
-    assert_int_equal(count_requests(&r, NULL, -1), 2 * N);
+    assert_int_equal(ct_receiver_count(&r, NULL, -1), 2 * N);
     assert_int_equal(log_lines(run.log, (const char *[]){"callback delivered", "attempt=2", NULL}),
                      N);
     assert_queues_empty((const char *[]){"4000ms", NULL});
-    receiver_stop(&r);
+    ct_receiver_stop(&r);
 }
 
 struct parked_case {
@@ -860,9 +712,9 @@ struct parked_case {
 static void test_bad_urls_and_replay(void **state)
 {
     (void)state;
-    struct receiver r;
+    struct ct_receiver r;
     struct run run;
-    receiver_start(&r, "bad", 0, true);
+    ct_receiver_start(&r, "bad", 0, true);
     const struct parked_case cases[] = {
         {"b-ftp", "ftp://127.0.0.1:PORT/ok", "invalid callback - callback 'ftp://",
          "invalid callback - callback 'ftp://"},
@@ -927,13 +779,13 @@ static void test_bad_urls_and_replay(void **state)
     }
     json_decref(parked);
     assert_exit(&run, 0);
-    assert_int_equal(count_requests(&r, NULL, -1), 0); /* nothing reached the receiver */
+    assert_int_equal(ct_receiver_count(&r, NULL, -1), 0); /* nothing reached the receiver */
 
     /* --replay-failed: everything back in finished_corrections, at once */
     notifier_spawn(&run, "replay", "--replay-failed", NULL);
     int status = -1;
     assert_int_equal(ct_wait_exit(run.pid, 30000, &status), 0);
-    live_del(run.pid);
+    ct_untrack(run.pid);
     assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
     char moved[64];
     snprintf(moved, sizeof(moved), "%d message(s) moved", N);
@@ -943,11 +795,11 @@ static void test_bad_urls_and_replay(void **state)
 
     /* Loopback allowed now, but only the host 127.0.0.1. */
     notifier_start(&run, "bad-again", (const char *[]){"CALLBACK_ALLOW_HOSTS=127.0.0.1", NULL});
-    wait_requests(&r, "/ok", 200, 1, WAIT_MS);
+    ct_receiver_wait(&r, "/ok", 200, 1, WAIT_MS);
     wait_queue(FAILED, N - 1, WAIT_MS);
     assert_exit(&run, 0);
-    assert_int_equal(count_requests(&r, NULL, -1), 1);
-    json_t *all = requests(&r);
+    assert_int_equal(ct_receiver_count(&r, NULL, -1), 1);
+    json_t *all = ct_receiver_requests(&r);
     json_t *got = ct_json(req_str(json_array_get(all, 0), "body"));
     assert_string_equal(json_string_value(json_object_get(got, "work_id")), "b-loop");
     json_decref(got);
@@ -964,7 +816,7 @@ static void test_bad_urls_and_replay(void **state)
         ct_msg_free(m);
     }
     assert_queues_empty(NULL);
-    receiver_stop(&r);
+    ct_receiver_stop(&r);
 }
 
 /* 1,000 results, a tenth of them failing once: the receiver counts exactly 1,000 deliveries,
@@ -973,9 +825,9 @@ static void test_thousand(void **state)
 {
     (void)state;
     enum { N = 1000 };
-    struct receiver r;
+    struct ct_receiver r;
     struct run run;
-    receiver_start(&r, "thousand", 0, true);
+    ct_receiver_start(&r, "thousand", 0, true);
     notifier_start(&run, "thousand",
                    (const char *[]){"CALLBACK_SECRET=" SECRET, "LOG_LEVEL=info", NULL});
     int64_t t0 = ct_now_ms();
@@ -985,7 +837,7 @@ static void test_thousand(void **state)
             snprintf(path, sizeof(path), "/fail-once/t%d", i);
         else
             snprintf(path, sizeof(path), "/ok");
-        url(cb, sizeof(cb), &r, path);
+        ct_receiver_url(cb, sizeof(cb), &r, path);
         snprintf(wid, sizeof(wid), "\"w-%04d\"", i);
         snprintf(job, sizeof(job), "job-thousand-%04d", i);
         /* half of them without a job_id: the webhook-id is then derived from the message */
@@ -994,11 +846,11 @@ static void test_thousand(void **state)
                 i % 2 ? job : NULL);
     }
     print_message("published %d messages in %lld ms\n", N, (long long)(ct_now_ms() - t0));
-    wait_requests(&r, NULL, 200, N, 90000);
+    ct_receiver_wait(&r, NULL, 200, N, 90000);
     print_message("delivered in %lld ms\n", (long long)(ct_now_ms() - t0));
     assert_exit(&run, 0);
 
-    json_t *all = requests(&r);
+    json_t *all = ct_receiver_requests(&r);
     json_t *work_ids = json_object(), *hook_ids = json_object();
     int ok = 0, failed = 0;
     size_t i;
@@ -1042,7 +894,7 @@ static void test_thousand(void **state)
     assert_int_equal(jint(summary, "valid"), N + N / 10);
     json_decref(summary);
     assert_queues_empty((const char *[]){"1000ms", "2000ms", NULL});
-    receiver_stop(&r);
+    ct_receiver_stop(&r);
 }
 
 /* Bad settings stop the start with a message naming the variable (never the secret). */
@@ -1063,7 +915,7 @@ static void test_config_errors(void **state)
         notifier_start(&run, "badconfig", (const char *[]){bad[i].setting, NULL});
         int status = -1;
         assert_int_equal(ct_wait_exit(run.pid, 10000, &status), 0);
-        live_del(run.pid);
+        ct_untrack(run.pid);
         assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 2);
         assert_true(log_lines(run.log, (const char *[]){bad[i].name, NULL}) > 0);
     }

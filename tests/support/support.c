@@ -1148,7 +1148,7 @@ void ct_daemon_start(struct ct_daemon *d, const char *program, const char *name,
         for (size_t j = 0; extra_env && extra_env[j]; j++)
             overridden = overridden || env_name_eq(base[i], extra_env[j]);
         if (!overridden)
-            snprintf(env[n++], sizeof(env[0]), "%s", base[i]);
+            snprintf(env[n++], sizeof(env[0]), "%.1000s", base[i]);
     }
     for (size_t j = 0; extra_env && extra_env[j]; j++) {
         if (n == 48)
