@@ -21,11 +21,6 @@
 static const char *const queues[] = {"pending_corrections", "pending_corrections.invalid",
                                      "running_corrections", "finished_corrections"};
 
-struct run {
-    pid_t pid;
-    char log[512];
-};
-
 static void clean(void)
 {
     for (size_t i = 0; i < sizeof(queues) / sizeof(queues[0]); i++) {
@@ -42,80 +37,34 @@ static int setup(void **state)
     return 0;
 }
 
-/* The starter of the running test, killed by teardown if the test failed half-way. */
-static pid_t current_pid;
-
 static int teardown(void **state)
 {
     (void)state;
-    if (current_pid > 0)
-        ct_terminate(current_pid, 5000);
-    current_pid = 0;
+    ct_kill_tracked();
     clean();
     return 0;
 }
 
-/* Starts the starter with the test servers and extra "NAME=VALUE" settings. */
-static void start_starter(struct run *run, const char *name, const char *const *extra)
+/* Starts the starter with the test servers, short retry delays and extra "NAME=VALUE"
+ * settings. */
+static void start_starter(struct ct_daemon *run, const char *name, const char *const *extra)
 {
-    static char env[32][512];
-    static char *envp[33];
-    size_t n = 0;
-    snprintf(env[n++], sizeof(env[0]), "RABBITMQ_HOST=%s", ct_env("CT_RABBITMQ_HOST"));
-    snprintf(env[n++], sizeof(env[0]), "RABBITMQ_PORT=%s", ct_env("CT_RABBITMQ_PORT"));
-    snprintf(env[n++], sizeof(env[0]), "DOCKER_HOST=%s", ct_env("CT_DOCKER_HOST"));
-    snprintf(env[n++], sizeof(env[0]), "LOG_LEVEL=debug");
-    snprintf(env[n++], sizeof(env[0]), "RABBITMQ_HEARTBEAT=2");
-    snprintf(env[n++], sizeof(env[0]), "RETRY_MAX=2s");
-    snprintf(env[n++], sizeof(env[0]), "RECONCILE_INTERVAL=1s");
-    for (size_t i = 0; extra && extra[i] && n < 32; i++)
-        snprintf(env[n++], sizeof(env[0]), "%s", extra[i]);
-    for (size_t i = 0; i < n; i++)
-        envp[i] = env[i];
-    envp[n] = NULL;
-    snprintf(run->log, sizeof(run->log), "%s/starter-%s.log", ct_env("CT_TMP"), name);
-    char *argv[] = {STARTER, NULL};
-    run->pid = ct_spawn(STARTER, argv, envp, run->log);
-    assert_true(run->pid > 0);
-    current_pid = run->pid;
+    const char *env[32] = {"RETRY_MAX=2s", "RECONCILE_INTERVAL=1s"};
+    size_t n = 2;
+    for (size_t i = 0; extra && extra[i] && n < 31; i++)
+        env[n++] = extra[i];
+    env[n] = NULL;
+    ct_daemon_start(run, "starter", name, env);
 }
 
-static int stop_starter(struct run *run)
+static int stop_starter(struct ct_daemon *run)
 {
-    int status = -1;
-    ct_kill(run->pid, SIGTERM);
-    if (ct_wait_exit(run->pid, 20000, &status) < 0) {
-        ct_kill(run->pid, SIGKILL);
-        ct_wait_exit(run->pid, 5000, &status);
-        fail_msg("the starter did not exit within 20 s of SIGTERM (log: %s)", run->log);
-    }
-    current_pid = 0;
-    return status;
+    return ct_daemon_stop(run);
 }
 
-struct log_wait {
-    const char *path;
-    const char *needle;
-    int count;
-};
-
-static bool log_has(void *ud)
+static void wait_log(struct ct_daemon *run, const char *needle, int count)
 {
-    struct log_wait *w = ud;
-    size_t len;
-    char *s = ct_read_file(w->path, &len);
-    int n = 0;
-    for (char *p = s; p && (p = strstr(p, w->needle)); p++)
-        n++;
-    free(s);
-    return n >= w->count;
-}
-
-static void wait_log(struct run *run, const char *needle, int count)
-{
-    struct log_wait w = {run->log, needle, count};
-    if (!ct_wait_until(log_has, &w, WAIT_MS))
-        fail_msg("'%s' did not appear %d time(s) in %s", needle, count, run->log);
+    ct_daemon_wait_log(run, needle, count, WAIT_MS);
 }
 
 static char *exercise(const char *name, const char *content)
@@ -175,7 +124,7 @@ static bool json_array_has(json_t *a, const char *s)
 static void test_happy_path(void **state)
 {
     (void)state;
-    struct run run;
+    struct ct_daemon run;
     const char *content = "print('hello')\n\x01\xff binary too";
     char *file = exercise("happy.py", content);
     start_starter(&run, "happy",
@@ -246,7 +195,7 @@ static void test_happy_path(void **state)
 static void test_dont_start_and_delete_file(void **state)
 {
     (void)state;
-    struct run run;
+    struct ct_daemon run;
     char *file = exercise("dont-start.txt", "x");
     start_starter(&run, "dontstart",
                   (const char *[]){"DONT_START_CONTAINER=S", "DELETE_EXERCISE_FILE=yes", NULL});
@@ -272,7 +221,7 @@ static void test_dont_start_and_delete_file(void **state)
 static void test_image_without_tmp(void **state)
 {
     (void)state;
-    struct run run;
+    struct ct_daemon run;
     char *file = exercise("notmp.txt", "content");
     start_starter(&run, "notmp", (const char *[]){"DONT_START_CONTAINER=true", NULL});
     publish_job("w-notmp", "ct-notmp:latest", file, "http://h/cb", NULL, NULL);
@@ -297,7 +246,7 @@ struct fault_case {
 static void test_job_faults(void **state)
 {
     (void)state;
-    struct run run;
+    struct ct_daemon run;
     char *good = exercise("good.txt", "fine");
     char *big = ct_tmpfile("big.txt", NULL, 0);
     FILE *f = fopen(big, "w");
@@ -329,7 +278,8 @@ static void test_job_faults(void **state)
          "invalid callback - ", true},
         {"{\"work_id\":3,\"file\":\"FILE\",\"callback\":\"http://h/cb\"}",
          "invalid message - missing field 'image'", false},
-        {"{\"work_id\":4,\"image\":\"ct-no-such-image:latest\",\"file\":\"FILE\",\"callback\":\"http:"
+        {"{\"work_id\":4,\"image\":\"ct-no-such-image:latest\",\"file\":\"FILE\",\"callback\":"
+         "\"http:"
          "//h/cb\"}",
          "image not found - ", false},
         {"{\"work_id\":5,\"image\":\"ct-ok\",\"file\":\"/nonexistent/x.txt\",\"callback\":\"http://"
@@ -347,10 +297,11 @@ static void test_job_faults(void **state)
     size_t n_invalid = 0, n_finished = 0;
     for (size_t i = 0; i < n; i++) {
         const char *tpl = cases[i].body;
-        const char *tok = strstr(tpl, "FILE") ? "FILE" : strstr(tpl, "BIG") ? "BIG"
-                          : strstr(tpl, "LINK")                              ? "LINK"
-                                                                             : NULL;
-        const char *val = !tok                      ? ""
+        const char *tok = strstr(tpl, "FILE")   ? "FILE"
+                          : strstr(tpl, "BIG")  ? "BIG"
+                          : strstr(tpl, "LINK") ? "LINK"
+                                                : NULL;
+        const char *val = !tok                       ? ""
                           : strcmp(tok, "FILE") == 0 ? good
                           : strcmp(tok, "BIG") == 0  ? big
                                                      : link;
@@ -418,7 +369,7 @@ static void test_job_faults(void **state)
 static void test_start_failure_removes_container(void **state)
 {
     (void)state;
-    struct run run;
+    struct ct_daemon run;
     char *file = exercise("badcmd.txt", "x");
     start_starter(&run, "badcmd", NULL);
     publish_job("w-badcmd", "ct-badcmd:latest", file, "http://h/cb", NULL, NULL);
@@ -441,7 +392,7 @@ static void test_start_failure_removes_container(void **state)
 static void test_redelivery_one_container(void **state)
 {
     (void)state;
-    struct run run;
+    struct ct_daemon run;
     char *file = exercise("redeliver.txt", "abc");
     start_starter(&run, "redeliver", (const char *[]){"DONT_START_CONTAINER=true", NULL});
     /* The same message twice, as a redelivery after a crash would bring it. */
@@ -473,7 +424,7 @@ static void test_redelivery_one_container(void **state)
 static void test_max_running(void **state)
 {
     (void)state;
-    struct run run;
+    struct ct_daemon run;
     char *file = exercise("sleep.txt", "zzz");
     start_starter(&run, "maxrunning", (const char *[]){"MAX_RUNNING=2", NULL});
     char wid[16];
@@ -509,7 +460,7 @@ static void test_max_running(void **state)
 static void test_docker_outage(void **state)
 {
     (void)state;
-    struct run run;
+    struct ct_daemon run;
     char *file = exercise("outage.txt", "abc");
     start_starter(&run, "docker-outage", (const char *[]){"DONT_START_CONTAINER=true", NULL});
     wait_log(&run, "consuming pending jobs", 1);
@@ -532,7 +483,7 @@ static void test_docker_outage(void **state)
 static void test_broker_restart(void **state)
 {
     (void)state;
-    struct run run;
+    struct ct_daemon run;
     char *file = exercise("broker.txt", "abc");
     start_starter(&run, "broker-restart", (const char *[]){"DONT_START_CONTAINER=true", NULL});
     wait_log(&run, "connected to RabbitMQ", 1);
@@ -551,7 +502,7 @@ static void test_broker_restart(void **state)
 static void test_sigterm_in_flight(void **state)
 {
     (void)state;
-    struct run run;
+    struct ct_daemon run;
     char *file = exercise("sigterm.txt", "abc");
     start_starter(&run, "sigterm", (const char *[]){"MAX_RUNNING=50", NULL});
     wait_log(&run, "consuming pending jobs", 1);
@@ -576,24 +527,24 @@ static void test_sigterm_in_flight(void **state)
 static void test_config_errors(void **state)
 {
     (void)state;
-    struct run run;
+    struct ct_daemon run;
     start_starter(&run, "badconfig", (const char *[]){"MAX_RUNNING=zero", NULL});
     int status = -1;
     assert_int_equal(ct_wait_exit(run.pid, 10000, &status), 0);
     assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 2);
-    struct log_wait w = {run.log, "MAX_RUNNING", 1};
-    assert_true(log_has(&w));
+    ct_untrack(run.pid);
+    assert_true(ct_file_count(run.log, "MAX_RUNNING") > 0);
 
     start_starter(&run, "badconfig2", (const char *[]){"CORRECTION_MEMORY=lots", NULL});
     assert_int_equal(ct_wait_exit(run.pid, 10000, &status), 0);
     assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 2);
-    w.path = run.log;
-    w.needle = "CORRECTION_MEMORY";
-    assert_true(log_has(&w));
+    ct_untrack(run.pid);
+    assert_true(ct_file_count(run.log, "CORRECTION_MEMORY") > 0);
 
     char *argv[] = {STARTER, "--help", NULL};
     char log[512];
     snprintf(log, sizeof(log), "%s/starter-help.log", ct_env("CT_TMP"));
+    unlink(log);
     pid_t pid = ct_spawn(STARTER, argv, NULL, log);
     assert_int_equal(ct_wait_exit(pid, 10000, &status), 0);
     assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
@@ -604,9 +555,7 @@ static void test_config_errors(void **state)
                            "MAX_EXERCISE_BYTES",  "EXERCISE_DIR",    "DELETE_EXERCISE_FILE",
                            "DONT_START_CONTAINER"};
     for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
-        w.path = log;
-        w.needle = names[i];
-        if (!log_has(&w))
+        if (ct_file_count(log, names[i]) == 0)
             fail_msg("--help does not list %s", names[i]);
     }
 }

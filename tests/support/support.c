@@ -1161,6 +1161,7 @@ void ct_daemon_start(struct ct_daemon *d, const char *program, const char *name,
     char path[1024];
     snprintf(path, sizeof(path), "%s/correctomatic-%s", CT_BIN_DIR, program);
     snprintf(d->log, sizeof(d->log), "%s/%s-%s.log", tmp, program, name);
+    unlink(d->log); /* a fresh log: waits count only this run's lines */
     char *argv[] = {path, NULL};
     d->pid = ct_spawn(path, argv, envp, d->log);
     ct_track(d->pid);
