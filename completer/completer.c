@@ -79,6 +79,12 @@ struct job {
     char *result;
 };
 
+/* A Docker event waiting to be handled (see on_event). */
+struct pending_event {
+    char id[65];
+    bool exited; /* die/destroy; else start */
+};
+
 struct completer {
     uv_loop_t *loop;
     struct completer_config cfg;
@@ -86,7 +92,9 @@ struct completer {
     docker *docker;
     docker_events *events;
     idmap *jobs;
-    uv_timer_t reconcile_timer, events_timer, sweep_timer, shutdown_timer;
+    uv_timer_t reconcile_timer, events_timer, sweep_timer, shutdown_timer, pending_timer;
+    struct pending_event *pending; /* events not handled yet */
+    size_t n_pending, cap_pending;
     int64_t last_event_s;
     unsigned events_failures;
     bool listing;
@@ -340,6 +348,13 @@ static void on_finish_inspect(const struct docker_result *res, void *ud)
         job->c->finishing--;
         job_inspect(job);
         return;
+    }
+    if (!job->job_id[0]) {
+        /* A message without job_id (an older producer): the label has it. */
+        const char *jid = json_string_value(json_object_get(
+            json_object_get(json_object_get(res->json, "Config"), "Labels"), LABEL_JOB_ID));
+        if (jid)
+            snprintf(job->job_id, sizeof(job->job_id), "%s", jid);
     }
     json_decref(job->inspect);
     job->inspect = json_incref(res->json);
@@ -745,6 +760,31 @@ static void container_exited(completer *c, const char *id)
     maybe_finish(job);
 }
 
+static void handle_event(completer *c, const struct pending_event *pe)
+{
+    if (pe->exited) {
+        container_exited(c, pe->id);
+    } else {
+        struct job *job = idmap_get(c->jobs, pe->id);
+        if (job && job->has_message && job->state == J_WAITING)
+            job_inspect(job); /* arms its deadline */
+    }
+}
+
+static void on_pending_timer(uv_timer_t *t)
+{
+    completer *c = t->data;
+    struct pending_event *list = c->pending;
+    size_t n = c->n_pending;
+    c->pending = NULL;
+    c->n_pending = c->cap_pending = 0;
+    for (size_t i = 0; i < n && !c->finished; i++)
+        handle_event(c, &list[i]);
+    free(list);
+}
+
+/* Called from inside libcurl (the stream's write callback), where no new transfer can be
+ * added (CURLM_RECURSIVE_API_CALL): events are queued and handled on the next loop turn. */
 static void on_event(json_t *ev, void *ud)
 {
     completer *c = ud;
@@ -759,13 +799,24 @@ static void on_event(json_t *ev, void *ud)
         c->last_event_s = t;
     if (!action || !id || !ids_is_container_id(id))
         return;
-    if (strcmp(action, "die") == 0 || strcmp(action, "destroy") == 0) {
-        container_exited(c, id);
-    } else if (strcmp(action, "start") == 0) {
-        struct job *job = idmap_get(c->jobs, id);
-        if (job && job->has_message && job->state == J_WAITING)
-            job_inspect(job); /* arms its deadline */
+    bool exited = strcmp(action, "die") == 0 || strcmp(action, "destroy") == 0;
+    if (!exited && strcmp(action, "start") != 0)
+        return;
+    if (c->n_pending == c->cap_pending) {
+        /* Bounded: past it, the reconcile list finds the exits. */
+        size_t cap = c->cap_pending ? c->cap_pending * 2 : 64;
+        struct pending_event *p =
+            cap <= c->cfg.max_tracked ? realloc(c->pending, cap * sizeof(*p)) : NULL;
+        if (!p)
+            return;
+        c->pending = p;
+        c->cap_pending = cap;
     }
+    struct pending_event *pe = &c->pending[c->n_pending++];
+    snprintf(pe->id, sizeof(pe->id), "%s", id);
+    pe->exited = exited;
+    if (!uv_is_active((uv_handle_t *)&c->pending_timer))
+        uv_timer_start(&c->pending_timer, on_pending_timer, 0, 0);
 }
 
 static void start_events(completer *c);
@@ -917,9 +968,14 @@ static void on_unclaimed_removed(const struct docker_result *res, void *ud)
     if (job->c->finished)
         return;
     if (res->err == 0 && (res->status == 204 || res->status == 404)) {
-        log_job(LOG_WARN, job, "removed an exited correction container no running message claimed",
-                NULL, NULL, NULL, NULL);
-        job_drop(job);
+        if (res->status == 204) /* 404: gone already (a replayed destroy event, say) */
+            log_job(LOG_WARN, job,
+                    "removed an exited correction container no running message claimed", NULL, NULL,
+                    NULL, NULL);
+        if (job->has_message)
+            maybe_finish(job); /* its message came meanwhile: "container missing" */
+        else
+            job_drop(job);
     }
 }
 
@@ -934,7 +990,8 @@ static void on_sweep(uv_timer_t *t)
     n = idmap_values(c->jobs, all, n);
     for (size_t k = 0; k < n; k++) {
         struct job *job = all[k];
-        if (job->state == J_DONE || job->published) {
+        if (job->state == J_DONE) {
+            /* Only J_DONE: a published job is still removing its container (done_ms unset). */
             if (now - job->done_ms >= c->cfg.done_ttl_ms)
                 job_drop(job);
         } else if (job->state == J_WAITING && !job->has_message && job->exited && !job->busy) {
@@ -1033,8 +1090,9 @@ completer *completer_new(uv_loop_t *loop, const struct completer_config *cfg, ch
     uv_timer_init(loop, &c->events_timer);
     uv_timer_init(loop, &c->sweep_timer);
     uv_timer_init(loop, &c->shutdown_timer);
+    uv_timer_init(loop, &c->pending_timer);
     c->reconcile_timer.data = c->events_timer.data = c->sweep_timer.data = c->shutdown_timer.data =
-        c;
+        c->pending_timer.data = c;
     c->last_event_s = (int64_t)time(NULL);
     srand((unsigned)time(NULL) ^ (unsigned)(uintptr_t)c);
     return c;
@@ -1083,6 +1141,10 @@ static void finish(completer *c)
     uv_timer_stop(&c->events_timer);
     uv_timer_stop(&c->sweep_timer);
     uv_timer_stop(&c->shutdown_timer);
+    uv_timer_stop(&c->pending_timer);
+    free(c->pending);
+    c->pending = NULL;
+    c->n_pending = c->cap_pending = 0;
     if (c->events)
         docker_events_stop(c->events);
     c->events = NULL;
@@ -1097,6 +1159,7 @@ static void finish(completer *c)
     uv_close((uv_handle_t *)&c->events_timer, NULL);
     uv_close((uv_handle_t *)&c->sweep_timer, NULL);
     uv_close((uv_handle_t *)&c->shutdown_timer, NULL);
+    uv_close((uv_handle_t *)&c->pending_timer, NULL);
     log_kv(LOG_INFO, "completer stopped", NULL);
     if (c->done)
         c->done(c->done_ud);
