@@ -40,6 +40,26 @@ static void health_path(const char *prog, char *buf, size_t len)
         snprintf(buf, len, "/tmp/%s.health", prog);
 }
 
+void daemon_link_event(enum amqp_link_event ev, const char *detail)
+{
+    switch (ev) {
+    case AMQP_LINK_UP:
+        daemon_set_ready(true);
+        log_kv(LOG_INFO, "connected to RabbitMQ", NULL);
+        break;
+    case AMQP_LINK_DOWN:
+        daemon_set_ready(false);
+        log_kv(LOG_WARN, "lost RabbitMQ, reconnecting", "error", detail, NULL);
+        break;
+    case AMQP_LINK_ERROR:
+        log_kv(LOG_ERROR, "RabbitMQ problem", "error", detail, NULL);
+        break;
+    case AMQP_LINK_REJECTED:
+        log_kv(LOG_ERROR, "message refused", "error", detail, NULL);
+        break;
+    }
+}
+
 static int health_check(const char *prog)
 {
     char path[512];

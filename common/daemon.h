@@ -32,3 +32,7 @@ void daemon_run(uv_loop_t *loop, const char *prog, void *stage, daemon_shutdown_
 
 /* The stage's readiness (connected to RabbitMQ), for the health file. */
 void daemon_set_ready(bool ready);
+
+/* What every stage does with a link event: log it once, and follow readiness (up/down).
+ * The stage then does its own part (a lost link returns its deliveries to the queue). */
+void daemon_link_event(enum amqp_link_event ev, const char *detail);

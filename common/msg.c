@@ -114,6 +114,19 @@ static int take_string(json_t *root, const char *field, bool required, size_t ma
     return 0;
 }
 
+void msg_work_id_text(const json_t *work_id, char *buf, size_t len)
+{
+    buf[0] = '\0';
+    if (json_is_string(work_id)) {
+        snprintf(buf, len, "%s", json_string_value(work_id));
+    } else if (work_id) {
+        char *w = json_dumps(work_id, JSON_ENCODE_ANY | JSON_COMPACT);
+        if (w)
+            snprintf(buf, len, "%s", w);
+        free(w);
+    }
+}
+
 int msg_validate_callback(const char *url, struct msg_error *err)
 {
     if (!url || !*url) {

@@ -42,6 +42,9 @@ int msg_pending_parse(const void *body, size_t len, size_t max_len, struct pendi
                       struct msg_error *err);
 void msg_pending_free(struct pending_job *job);
 
+/* The work_id as text for logs: the string itself, a number as JSON, "" when absent. */
+void msg_work_id_text(const json_t *work_id, char *buf, size_t len);
+
 /* 0 when url is an absolute http or https URL with a host, else -EINVAL with err set. */
 int msg_validate_callback(const char *url, struct msg_error *err);
 /* 0 when s is "NAME=VALUE" with NAME a valid environment variable name. */

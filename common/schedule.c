@@ -59,6 +59,14 @@ uint64_t schedule_jitter(uint64_t delay_ms, uint32_t rnd)
     return delay_ms - (uint64_t)rnd % (span + 1);
 }
 
+uint64_t schedule_backoff_ms(uint64_t min_ms, uint64_t max_ms, unsigned attempt, uint32_t rnd)
+{
+    uint64_t delay = max_ms;
+    if (attempt < 32 && min_ms <= (max_ms >> attempt))
+        delay = min_ms << attempt;
+    return delay / 2 + (uint64_t)rnd % (delay / 2 + 1);
+}
+
 int64_t schedule_retry_after(const char *v, time_t now)
 {
     if (!v)

@@ -26,5 +26,10 @@ int schedule_next(const struct schedule *s, unsigned failures, int64_t retry_aft
  * for more than 10% of it. */
 uint64_t schedule_jitter(uint64_t delay_ms, uint32_t rnd);
 
+/* The delay before retry number attempt (0 for the first) after an infrastructure fault:
+ * min_ms doubled per attempt, capped at max_ms, then between half and all of it (rnd picks
+ * where) so that many jobs retrying at once spread out. */
+uint64_t schedule_backoff_ms(uint64_t min_ms, uint64_t max_ms, unsigned attempt, uint32_t rnd);
+
 /* A Retry-After value: delta seconds or an HTTP date (relative to now). -1 when invalid. */
 int64_t schedule_retry_after(const char *value, time_t now);

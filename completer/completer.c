@@ -30,6 +30,7 @@
 #include "msg.h"
 #include "names.h"
 #include "output.h"
+#include "schedule.h"
 
 #define REASON_TIMEOUT "time limit exceeded"
 #define REASON_OOM "memory limit exceeded"
@@ -201,11 +202,8 @@ static void on_retry_timer(uv_timer_t *t)
 static void finish_retry(struct job *job, const char *why)
 {
     completer *c = job->c;
-    unsigned shift = job->attempts < 16 ? job->attempts : 16;
-    uint64_t delay = c->cfg.retry_min_ms << shift;
-    if (delay > c->cfg.retry_max_ms || delay < c->cfg.retry_min_ms)
-        delay = c->cfg.retry_max_ms;
-    delay = delay / 2 + (uint64_t)rand() % (delay / 2 + 1);
+    uint64_t delay = schedule_backoff_ms(c->cfg.retry_min_ms, c->cfg.retry_max_ms, job->attempts,
+                                         (uint32_t)rand());
     job->attempts++;
     static const char *const names[] = {"inspect", "stdout", "stderr", "publish", "remove"};
     log_job(LOG_WARN, job, "infrastructure fault, will retry", "step", names[job->step], "error",
@@ -711,17 +709,7 @@ static void on_delivery(amqp_link *link, const struct amqp_link_delivery *d, voi
         m.callback = NULL;
         if (m.job_id)
             snprintf(job->job_id, sizeof(job->job_id), "%s", m.job_id);
-        if (job->work_id) {
-            if (json_is_string(job->work_id)) {
-                snprintf(job->work_id_log, sizeof(job->work_id_log), "%s",
-                         json_string_value(job->work_id));
-            } else {
-                char *w = json_dumps(job->work_id, JSON_ENCODE_ANY | JSON_COMPACT);
-                if (w)
-                    snprintf(job->work_id_log, sizeof(job->work_id_log), "%s", w);
-                free(w);
-            }
-        }
+        msg_work_id_text(job->work_id, job->work_id_log, sizeof(job->work_id_log));
         job->running_body = malloc(d->body_len);
         if (job->running_body) {
             memcpy(job->running_body, d->body, d->body_len);
@@ -1033,23 +1021,9 @@ static void on_link_event(amqp_link *link, enum amqp_link_event ev, const char *
 {
     (void)link;
     completer *c = ud;
-    switch (ev) {
-    case AMQP_LINK_UP:
-        daemon_set_ready(true);
-        log_kv(LOG_INFO, "connected to RabbitMQ", NULL);
-        break;
-    case AMQP_LINK_DOWN:
-        daemon_set_ready(false);
-        log_kv(LOG_WARN, "lost RabbitMQ, reconnecting", "error", detail, NULL);
+    daemon_link_event(ev, detail);
+    if (ev == AMQP_LINK_DOWN)
         idmap_each(c->jobs, forget_delivery, NULL);
-        break;
-    case AMQP_LINK_ERROR:
-        log_kv(LOG_ERROR, "RabbitMQ problem", "error", detail, NULL);
-        break;
-    case AMQP_LINK_REJECTED:
-        log_kv(LOG_ERROR, "message refused", "error", detail, NULL);
-        break;
-    }
 }
 
 /* ---- the handle --------------------------------------------------------------------------- */

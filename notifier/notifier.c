@@ -355,14 +355,7 @@ static void on_delivery(amqp_link *link, const struct amqp_link_delivery *d, voi
         snprintf(job->id, sizeof(job->id), "%s", job->m.job_id);
     else
         ids_uuid_from_bytes(d->body, d->body_len, job->id); /* stable across retries */
-    if (job->m.work_id) {
-        char *w = json_is_string(job->m.work_id)
-                      ? strdup(json_string_value(job->m.work_id))
-                      : json_dumps(job->m.work_id, JSON_ENCODE_ANY | JSON_COMPACT);
-        if (w)
-            snprintf(job->work_id_log, sizeof(job->work_id_log), "%s", w);
-        free(w);
-    }
+    msg_work_id_text(job->m.work_id, job->work_id_log, sizeof(job->work_id_log));
     if (msg_validate_callback(job->m.callback, &err) < 0) {
         char text[600];
         msg_error_text(&err, text, sizeof(text));
@@ -391,26 +384,11 @@ static void on_delivery(amqp_link *link, const struct amqp_link_delivery *d, voi
 static void on_link_event(amqp_link *link, enum amqp_link_event ev, const char *detail, void *ud)
 {
     (void)link;
-    notifier *n = ud;
-    switch (ev) {
-    case AMQP_LINK_UP:
-        daemon_set_ready(true);
-        log_kv(LOG_INFO, "connected to RabbitMQ", NULL);
-        break;
-    case AMQP_LINK_DOWN:
-        daemon_set_ready(false);
-        /* Deliveries in hand are back in the queue. Requests in flight finish; their ack or
-         * move is then stale and ignored, and the redelivery repeats them (at least once). */
-        log_kv(LOG_WARN, "lost RabbitMQ, reconnecting", "error", detail, NULL);
-        (void)n;
-        break;
-    case AMQP_LINK_ERROR:
-        log_kv(LOG_ERROR, "RabbitMQ problem", "error", detail, NULL);
-        break;
-    case AMQP_LINK_REJECTED:
-        log_kv(LOG_ERROR, "message refused", "error", detail, NULL);
-        break;
-    }
+    (void)ud;
+    /* On a lost link, deliveries in hand are back in the queue. Requests in flight finish;
+     * their ack or move is then stale and ignored, and the redelivery repeats them (at least
+     * once, with the same webhook-id). */
+    daemon_link_event(ev, detail);
 }
 
 notifier *notifier_new(uv_loop_t *loop, const struct notifier_config *cfg, char *err, size_t errlen)

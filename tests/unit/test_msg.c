@@ -200,13 +200,27 @@ static void test_finished(void **state)
     assert_non_null(strstr(err.detail, "correction_data"));
 }
 
+static void test_work_id_text(void **state)
+{
+    (void)state;
+    char buf[32];
+    json_t *s = json_string("abc"), *n = json_integer(42);
+    msg_work_id_text(s, buf, sizeof(buf));
+    assert_string_equal(buf, "abc");
+    msg_work_id_text(n, buf, sizeof(buf));
+    assert_string_equal(buf, "42");
+    msg_work_id_text(NULL, buf, sizeof(buf));
+    assert_string_equal(buf, "");
+    json_decref(s);
+    json_decref(n);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_pending_ok),
-        cmocka_unit_test(test_pending_bad),
-        cmocka_unit_test(test_running),
-        cmocka_unit_test(test_finished),
+        cmocka_unit_test(test_pending_ok),   cmocka_unit_test(test_pending_bad),
+        cmocka_unit_test(test_running),      cmocka_unit_test(test_finished),
+        cmocka_unit_test(test_work_id_text),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -97,6 +97,18 @@ static void test_schedule(void **state)
     assert_int_equal(schedule_next(&s, 1, 3), 0);
     assert_int_equal(schedule_next(&s, 1, 99999), 2);
 
+    /* backoff after infrastructure faults: doubling, capped, jittered in [d/2, d] */
+    for (uint32_t r = 0; r < 5000; r += 97) {
+        uint64_t d0 = schedule_backoff_ms(500, 30000, 0, r);
+        uint64_t d3 = schedule_backoff_ms(500, 30000, 3, r);
+        uint64_t dmax = schedule_backoff_ms(500, 30000, 40, r);
+        assert_true(d0 >= 250 && d0 <= 500);
+        assert_true(d3 >= 2000 && d3 <= 4000);
+        assert_true(dmax >= 15000 && dmax <= 30000);
+    }
+    assert_int_equal(schedule_backoff_ms(500, 30000, 6, 0), 15000); /* 32000 capped, halved */
+    assert_int_equal(schedule_backoff_ms(500, 30000, 1, 500), 1000);
+
     for (uint32_t r = 0; r < 1000; r += 37) {
         uint64_t d = schedule_jitter(10000, r);
         assert_true(d <= 10000 && d >= 9000);
