@@ -1,5 +1,6 @@
-# Builds the correctomatic daemons. Build stage on Debian bookworm, runtime on bookworm-slim
-# with only the runtime libraries, running as a non-root user.
+# The correctomatic daemons (starter, completer, notifier, and the submit command) in one
+# image; compose.yaml picks the daemon with `command:`. Built on Debian bookworm, run on
+# bookworm-slim with only the runtime libraries, as a non-root user (uid 10001).
 FROM debian:bookworm AS build
 RUN apt-get update \
  && apt-get install -y --no-install-recommends build-essential cmake pkg-config \
@@ -15,7 +16,9 @@ RUN apt-get update \
  && apt-get install -y --no-install-recommends librabbitmq4 libcurl4 libssl3 libjansson4 libuv1 \
       libarchive13 ca-certificates \
  && rm -rf /var/lib/apt/lists/* \
- && useradd --system --uid 10001 --no-create-home correctomatic
+ && useradd --system --uid 10001 --no-create-home --home-dir /nonexistent correctomatic
 COPY --from=build /build/bin/ /usr/local/bin/
-USER correctomatic
+USER 10001
+# each daemon touches /tmp/<program>.health while connected to RabbitMQ; compose.yaml's health
+# checks run `<program> --health-check`
 CMD ["correctomatic-starter"]

@@ -1,0 +1,400 @@
+#!/usr/bin/env bash
+# smoke.sh: the compose smoke test. As root (it runs a Docker engine of its own):
+#
+#   sudo tests/compose/smoke.sh [--no-install] [--keep]
+#
+#  1. installs the Debian packages it needs when some are missing (debootstrap, docker-compose...)
+#  2. starts a private dockerd (tests/servers.sh docker-start) on its own socket, in a temporary
+#     folder; nothing else on the machine is touched
+#  3. without a registry: imports debian:bookworm and debian:bookworm-slim from one debootstrap
+#     (minbase; the tarball is cached in $CT_CACHE_DIR, default /var/cache/correctomatic-ci, and
+#     rebuilt when older than 30 days; the image layers of the last run are cached there too,
+#     for --cache-from), builds the RabbitMQ stand-in (tests/compose/rabbitmq/,
+#     Debian's rabbitmq-server) as rabbitmq:3.13-management, and builds compose.yaml's image
+#     correctomatic:latest with `docker build --network host` (the private engine has no
+#     bridge for builds); then `docker-compose up -d --no-build` of the unchanged compose.yaml,
+#     with a .env of its own (passwords, DOCKER_GID, the private socket, free ports)
+#  4. publishes one job (a busybox correction image made with `docker import`) through the
+#     management API, receives its callback on the host (python3 http.server on the compose
+#     network's gateway) and checks the body byte for byte; checks that every service becomes
+#     healthy and that no message and no correction container is left behind
+#  5. tears everything down, whatever happened: docker-compose kill and down -v, the engine
+#     (with its data folder, so the images too), the temporary folder
+#
+# Options
+#   --no-install  do not check or install packages
+#   --keep        leave the engine and the compose project running; print how to reach them
+#   -h, --help
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")/../.." && pwd)
+HERE=$ROOT/tests/compose
+SERVERS=$ROOT/tests/servers.sh
+CACHE=${CT_CACHE_DIR:-/var/cache/correctomatic-ci}
+PACKAGES=(docker.io docker-compose debootstrap busybox-static curl python3 ca-certificates)
+PROJECT=ctsmoke
+TIMEOUT=${CT_SMOKE_TIMEOUT:-180} # seconds for each wait
+
+install=1 keep=0
+while [ $# -gt 0 ]; do
+    case "$1" in
+    --no-install) install=0 ;;
+    --keep) keep=1 ;;
+    -h | --help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
+    *) echo "smoke.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
+    esac
+    shift
+done
+
+T0=$(date +%s%N)
+ms() { echo $((($(date +%s%N) - $1) / 1000000)); }
+log() { printf 'smoke.sh: [%5.1fs] %s\n' "$(($(ms "$T0") / 100))e-1" "$*" >&2; }
+die() { log "ERROR: $*"; exit 1; }
+timings=()
+# step NAME COMMAND...: runs it, records its duration
+step() {
+    local name=$1 t; shift
+    t=$(date +%s%N)
+    log "$name..."
+    "$@"
+    timings+=("$name $(ms "$t")ms")
+}
+
+[ "$(id -u)" = 0 ] || die "must run as root (it runs its own dockerd): sudo $0"
+
+# ---------------------------------------------------------------------------------- packages
+
+install_packages() {
+    local missing=() p
+    for p in "${PACKAGES[@]}"; do
+        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+    done
+    [ ${#missing[@]} -gt 0 ] || return 0
+    log "installing ${missing[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    # keep the packages' own services (a system dockerd) from starting
+    local policy=""
+    if [ ! -e /usr/sbin/policy-rc.d ]; then
+        printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d
+        chmod +x /usr/sbin/policy-rc.d
+        policy=/usr/sbin/policy-rc.d
+    fi
+    local rc=0
+    apt-get update -q </dev/null || rc=$?
+    [ $rc != 0 ] || apt-get install -y -q --no-install-recommends \
+        -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold "${missing[@]}" </dev/null || rc=$?
+    [ -z "$policy" ] || rm -f "$policy"
+    [ $rc = 0 ] || die "apt-get failed"
+}
+[ $install = 0 ] || step packages install_packages
+
+# ---------------------------------------------------------------------------------- cleanup
+
+W=$(mktemp -d /tmp/ct-compose.XXXXXX)
+chmod 755 "$W"
+export CT_SERVERS_DIR=$W/servers
+engine=0 receiver_pid="" build_pids=()
+compose() { docker-compose --project-directory "$ROOT" -f "$ROOT/compose.yaml" -p "$PROJECT" --env-file "$W/env" "$@"; }
+
+cleanup() {
+    local rc=$? t
+    trap - EXIT INT TERM
+    set +e
+    t=$(date +%s%N)
+    [ -z "$receiver_pid" ] || { kill "$receiver_pid"; wait "$receiver_pid"; } 2>/dev/null
+    local p
+    for p in "${build_pids[@]}"; do kill "$p" 2>/dev/null; wait "$p" 2>/dev/null; done
+    if [ $rc != 0 ] && [ $engine = 1 ] && [ -f "$W/env" ]; then
+        log "compose state and logs (last lines):"
+        compose ps >&2
+        compose logs --no-color --tail=40 >&2
+    fi
+    if [ $keep = 1 ] && [ $engine = 1 ]; then
+        log "left running; DOCKER_HOST=$DOCKER_HOST, project $PROJECT, env file $W/env"
+        echo "  stop with: cd $ROOT && DOCKER_HOST=$DOCKER_HOST docker-compose -p $PROJECT --env-file $W/env down -v" >&2
+        echo "             CT_SERVERS_DIR=$CT_SERVERS_DIR $SERVERS stop; rm -rf $W" >&2
+        exit $rc
+    fi
+    if [ $engine = 1 ]; then
+        # no graceful stop needed; the images go with the engine's data folder
+        if [ -f "$W/env" ]; then
+            compose kill >/dev/null 2>&1
+            compose down -v >/dev/null 2>&1 || log "WARNING: docker-compose down failed"
+        fi
+        "$SERVERS" stop || log "WARNING: stopping the engine failed (folder $CT_SERVERS_DIR)"
+    fi
+    rm -rf "$W" 2>/dev/null || log "WARNING: cannot remove $W"
+    timings+=("teardown $(ms "$t")ms")
+    local result=PASSED
+    [ $rc = 0 ] || result=FAILED
+    log "$result in $(($(ms "$T0") / 1000))s ($(IFS=','; echo "${timings[*]}" | sed 's/,/, /g'))"
+    exit $rc
+}
+trap cleanup EXIT
+trap 'log "interrupted"; exit 130' INT
+trap 'log "terminated"; exit 143' TERM
+
+# ---------------------------------------------------------------------------------- base images
+
+# mirror: the Debian archive of this machine's apt sources (one-line or deb822 format)
+debian_mirror() {
+    local m
+    m=$(cat /etc/apt/sources.list /etc/apt/sources.list.d/*.list /etc/apt/sources.list.d/*.sources 2>/dev/null | awk '
+        /^[ \t]*#/ { next }
+        /^deb[ \t]/ { for (i = 2; i <= NF; i++) if ($i ~ /^[a-z]+:\/\//) { if ($(i + 1) == "bookworm") { print $i; exit } break } next }
+        /^URIs:/ { uri = $2 }
+        /^Suites:/ { for (i = 2; i <= NF; i++) if ($i == "bookworm" && uri != "") { print uri; exit } }
+        /^[ \t]*$/ { uri = "" }')
+    echo "${m:-http://deb.debian.org/debian}"
+}
+
+# the debootstrap tarball (cached): one minbase root file system for both tags
+base_tarball() {
+    local tar=$CACHE/debian-bookworm-minbase.tar
+    if [ -f "$tar" ] && [ -z "$(find "$tar" -mtime +30)" ]; then
+        echo "$tar"
+        return
+    fi
+    local mirror b
+    mirror=$(debian_mirror)
+    b=$W/rootfs
+    log "debootstrap bookworm from $mirror (cached afterwards in $CACHE)" 
+    debootstrap --variant=minbase bookworm "$b" "$mirror" >"$W/debootstrap.log" 2>&1 ||
+        { tail -n 20 "$W/debootstrap.log" >&2; die "debootstrap failed"; }
+    # as the official images: apt lists and caches empty, no documentation
+    rm -rf "$b"/var/lib/apt/lists/* "$b"/var/cache/apt/*.bin "$b"/var/cache/apt/archives/*.deb \
+        "$b"/usr/share/doc/* "$b"/usr/share/man/* "$b"/usr/share/info/* "$b"/var/log/*.log
+    mkdir -p "$CACHE"
+    tar -C "$b" -cf "$tar.new" .
+    mv "$tar.new" "$tar"
+    date +%s%N >"$tar.id" # a new tarball: new base image ids, so the cached layers are stale
+    rm -rf "$b"
+    echo "$tar"
+}
+
+# The image layers of the last run (base images, the RabbitMQ stand-in, the build stage and the
+# image) are cached too, as a `docker save` next to the tarball: builds then reuse their apt-get
+# layers through --cache-from (docker itself decides what is still valid). They are kept while
+# the tarball and the Dockerfiles are the same.
+layers_key() {
+    cat "$CACHE/debian-bookworm-minbase.tar.id" "$ROOT/Dockerfile" "$HERE"/rabbitmq/* 2>/dev/null | sha256sum | cut -c1-16
+}
+LAYERS=$CACHE/layers.tar
+layers_loaded=0
+
+import_base() {
+    local tar
+    tar=$(base_tarball)
+    [ -s "$tar.id" ] || date +%s%N >"$tar.id"
+    if [ -f "$LAYERS" ] && [ "$(cat "$LAYERS.key" 2>/dev/null)" = "$(layers_key)" ] &&
+        docker load -q -i "$LAYERS" >/dev/null 2>&1; then
+        layers_loaded=1
+        return
+    fi
+    docker import - debian:bookworm-slim <"$tar" >/dev/null
+    docker tag debian:bookworm-slim debian:bookworm
+}
+
+save_layers() {
+    [ $layers_loaded = 0 ] || return 0
+    mkdir -p "$CACHE"
+    if docker save -o "$LAYERS.new" debian:bookworm-slim debian:bookworm rabbitmq:3.13-management \
+        correctomatic-build:cache correctomatic:latest 2>"$W/save.log"; then
+        mv "$LAYERS.new" "$LAYERS"
+        layers_key >"$LAYERS.key"
+    else
+        rm -f "$LAYERS.new"
+        log "WARNING: cannot cache the image layers: $(cat "$W/save.log")"
+    fi
+}
+
+# ---------------------------------------------------------------------------------- images
+
+# a correction image: busybox-static and one script that prints a response made of the
+# submission and a param, as tests/images/build.sh does
+correction_image() {
+    local d=$W/ct-smoke
+    mkdir -p "$d/bin" "$d/tmp"
+    chmod 1777 "$d/tmp"
+    cp /bin/busybox "$d/bin/"
+    ln -s busybox "$d/bin/sh"
+    ln -s busybox "$d/bin/head"
+    cat >"$d/run.sh" <<'EOF'
+#!/bin/sh
+line=$(head -n 1 /tmp/exercise)
+echo "grading..."
+echo "-----BEGIN CORRECTOMATIC RESPONSE-----"
+echo "{\"success\": true, \"grade\": 9.5, \"comments\": [\"$line\", \"$GREETING\"]}"
+echo "-----END CORRECTOMATIC RESPONSE-----"
+EOF
+    chmod 755 "$d/run.sh"
+    tar -C "$d" -c . | docker import -c 'CMD ["/run.sh"]' - ct-smoke:latest >/dev/null
+}
+
+# build LOG ARGS...: docker build on the host network, quietly unless it fails
+build() {
+    local log=$1; shift
+    docker build --network host "$@" >>"$log" 2>&1 || { tail -n 30 "$log" >&2; return 1; }
+}
+
+build_correctomatic() { # the build stage tagged too, for the layer cache
+    local log=$W/build-correctomatic.log
+    build "$log" --target build --cache-from correctomatic-build:cache -t correctomatic-build:cache "$ROOT" &&
+        build "$log" --cache-from correctomatic-build:cache --cache-from correctomatic:latest \
+            -t correctomatic:latest "$ROOT"
+}
+
+build_images() {
+    # both at once: apt-get in one, the compiler in the other
+    build "$W/build-rabbitmq.log" --cache-from rabbitmq:3.13-management -t rabbitmq:3.13-management \
+        "$HERE/rabbitmq" & build_pids+=($!)
+    build_correctomatic & build_pids+=($!)
+    local p rc=0
+    for p in "${build_pids[@]}"; do wait "$p" || rc=1; done
+    build_pids=()
+    [ $rc = 0 ] || die "building the images failed"
+}
+
+# ---------------------------------------------------------------------------------- compose
+
+# free_port: a free TCP port on 127.0.0.1
+free_port() {
+    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+write_env() {
+    mkdir -p "$W/uploads"
+    chmod 755 "$W/uploads"
+    AMQP_PORT=$(free_port)
+    MGMT_PORT=$(free_port)
+    ADMIN_PASSWORD="adm'in \"pw\\$RANDOM" # quotes and a backslash: init.sh must escape them
+    # .env format of docker-compose 1.29: VAR=VAL, the value taken literally
+    cat >"$W/env" <<EOF
+RABBITMQ_ADMIN_USER=admin
+RABBITMQ_ADMIN_PASSWORD=$ADMIN_PASSWORD
+RABBITMQ_USER=correctomatic
+RABBITMQ_PASSWORD=app-$RANDOM$RANDOM
+DOCKER_SOCKET=${DOCKER_HOST#unix://}
+DOCKER_GID=$(stat -c %g "${DOCKER_HOST#unix://}")
+UPLOADS_DIR=$W/uploads
+AMQP_PUBLISH=127.0.0.1:$AMQP_PORT
+MANAGEMENT_PUBLISH=127.0.0.1:$MGMT_PORT
+LOG_LEVEL=debug
+EOF
+}
+
+compose_up() {
+    write_env
+    compose config -q || die "compose.yaml does not validate"
+    # returns once the broker is healthy (depends_on) and the daemons are started
+    compose up -d --no-build >"$W/up.log" 2>&1 || { cat "$W/up.log" >&2; die "docker-compose up failed"; }
+}
+
+# wait_for SECONDS DESCRIPTION COMMAND...: polls COMMAND every 0.2 s
+wait_for() {
+    local n=$(($1 * 5)) what=$2; shift 2
+    until "$@"; do
+        n=$((n - 1)); [ $n -gt 0 ] || die "timed out waiting for $what"
+        sleep 0.2
+    done
+}
+
+mgmt() { # METHOD PATH [BODY]
+    curl -fsS -m 10 -u "admin:$ADMIN_PASSWORD" -H 'content-type: application/json' -X "$1" \
+        "http://127.0.0.1:$MGMT_PORT/api/$2" ${3:+--data-binary "$3"}
+}
+
+# the callback receiver: on the compose network's gateway (the host's side of its bridge)
+start_receiver() {
+    local net gw
+    net=$(docker network ls -q --filter "label=com.docker.compose.project=$PROJECT" | head -n 1)
+    gw=$(docker network inspect -f '{{range .IPAM.Config}}{{.Gateway}}{{end}}' "$net")
+    [ -n "$gw" ] || die "no gateway address on the compose network"
+    RECEIVER_PORT=$(free_port)
+    RECEIVER_URL="http://$gw:$RECEIVER_PORT/grade?x=1"
+    python3 - "$gw" "$RECEIVER_PORT" "$W/callback" <<'EOF' >"$W/receiver.log" 2>&1 &
+import http.server, json, os, sys
+
+host, port, out = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+
+class H(http.server.BaseHTTPRequestHandler):
+    def do_POST(self):
+        body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        with open(out + ".tmp", "wb") as f:
+            f.write(json.dumps({"path": self.path, "type": self.headers.get("Content-Type"),
+                                "body": body.decode("utf-8", "replace")}).encode())
+        os.replace(out + ".tmp", out)
+        self.send_response(204)
+        self.end_headers()
+
+http.server.HTTPServer((host, port), H).serve_forever()
+EOF
+    receiver_pid=$!
+    wait_for 10 "the callback receiver" bash -c "exec 3<>/dev/tcp/$gw/$RECEIVER_PORT" 2>/dev/null
+}
+
+publish_job() {
+    echo "exercise-$RANDOM" >"$W/uploads/exercise.txt"
+    chmod 644 "$W/uploads/exercise.txt"
+    EXERCISE=$(cat "$W/uploads/exercise.txt")
+    local job payload
+    job=$(python3 -c 'import json, sys; print(json.dumps({"work_id": "smoke-1", "image": "ct-smoke:latest",
+        "file": "/srv/uploads/exercise.txt", "callback": sys.argv[1], "params": ["GREETING=hello=world"]}))' "$RECEIVER_URL")
+    payload=$(python3 -c 'import json, sys; print(json.dumps({"properties": {"delivery_mode": 2,
+        "content_type": "application/json"}, "routing_key": "pending_corrections",
+        "payload": sys.argv[1], "payload_encoding": "string"}))' "$job")
+    mgmt POST exchanges/%2F/amq.default/publish "$payload" | grep -q '"routed":true' ||
+        die "the job was not routed to pending_corrections"
+}
+
+check_callback() {
+    wait_for "$TIMEOUT" "the callback" test -s "$W/callback"
+    local want got
+    want="{\"comments\":[\"$EXERCISE\",\"hello=world\"],\"grade\":9.5,\"success\":true,\"work_id\":\"smoke-1\"}"
+    got=$(python3 -c 'import json, sys; d = json.load(open(sys.argv[1])); print(d["path"], d["type"]); print(d["body"])' "$W/callback")
+    [ "$got" = "/grade?x=1 application/json
+$want" ] || die "unexpected callback: $got (expected POST /grade?x=1, application/json, $want)"
+}
+
+# the container of a compose service
+container() {
+    docker ps -q --filter "label=com.docker.compose.project=$PROJECT" \
+        --filter "label=com.docker.compose.service=$1"
+}
+
+healthy() { # the four services' containers report healthy
+    [ "$(docker ps --filter "label=com.docker.compose.project=$PROJECT" --format '{{.Status}}' |
+        grep -c '(healthy)')" = 4 ]
+}
+
+queues_empty() { # no message anywhere, from the broker itself
+    local out
+    out=$(docker exec "$(container rabbitmq)" rabbitmqctl -q list_queues name messages 2>/dev/null) || return 1
+    [ -n "$out" ] && ! awk '$2 != 0 && $2 ~ /^[0-9]+$/ { bad = 1 } END { exit !bad }' <<<"$out"
+}
+
+no_correction_containers() {
+    [ -z "$(docker ps -aq --filter label=correctomatic.job_id)" ]
+}
+
+check_clean() {
+    wait_for 60 "the queues to be empty" queues_empty
+    wait_for 60 "the correction container to be removed" no_correction_containers
+    wait_for 60 "every service to be healthy" healthy
+}
+
+# ---------------------------------------------------------------------------------- run
+
+engine=1
+step "engine" "$SERVERS" docker-start
+export DOCKER_HOST="unix://$CT_SERVERS_DIR/docker/docker.sock"
+step "base images" import_base
+step "correction image" correction_image
+step "image builds" build_images
+step "compose up" compose_up
+step "receiver" start_receiver
+step "job published" publish_job
+step "callback" check_callback
+step "clean state" check_clean
+step "layer cache" save_layers
+log "OK: the job went through the three daemons and its callback arrived"
