@@ -40,7 +40,18 @@ struct docker_call {
     void *userdata;
     bool raw; /* keep the body as it is (logs), no JSON */
     size_t max_bytes;
+    struct json_stream *js; /* a streamed answer of JSON lines (a pull), else NULL */
     struct docker_call *prev, *next;
+};
+
+/* The state of a streamed answer of JSON lines: the incomplete line (or the error body on an
+ * error status), the last object and the first {"error"} object. */
+struct json_stream {
+    char *line;
+    size_t len;
+    json_t *last;
+    json_t *error;
+    bool too_long;
 };
 
 struct docker_events {
@@ -344,6 +355,97 @@ static void call_unlink(struct docker_call *c)
     c->prev = c->next = NULL;
 }
 
+static void json_stream_free(struct json_stream *js)
+{
+    if (!js)
+        return;
+    free(js->line);
+    json_decref(js->last);
+    json_decref(js->error);
+    free(js);
+}
+
+static void call_free(struct docker_call *c)
+{
+    json_stream_free(c->js);
+    free(c);
+}
+
+static void json_stream_line(struct json_stream *js, const char *line, size_t len)
+{
+    json_t *obj = json_loadb(line, len, 0, NULL);
+
+    if (!json_is_object(obj)) { /* blank or not JSON: not ours to judge, skipped */
+        json_decref(obj);
+        return;
+    }
+    if (!js->error && json_object_get(obj, "error"))
+        js->error = json_incref(obj);
+    json_decref(js->last);
+    js->last = obj;
+}
+
+static int json_stream_chunk(http_req *req, const char *data, size_t len, void *userdata)
+{
+    struct json_stream *js = ((struct docker_call *)userdata)->js;
+
+    if (http_req_status(req) >= 300) { /* an error body, kept (bounded) for the message */
+        size_t room = DOCKER_EVENTS_MAX_LINE - js->len;
+        size_t take = len < room ? len : room;
+        memcpy(js->line + js->len, data, take);
+        js->len += take;
+        return 0;
+    }
+    while (len > 0) {
+        const char *nl = memchr(data, '\n', len);
+        size_t take = nl ? (size_t)(nl - data) : len;
+
+        if (take > DOCKER_EVENTS_MAX_LINE - js->len) {
+            js->too_long = true;
+            return 1;
+        }
+        memcpy(js->line + js->len, data, take);
+        js->len += take;
+        if (!nl)
+            break;
+        json_stream_line(js, js->line, js->len);
+        js->len = 0;
+        data = nl + 1;
+        len -= take + 1;
+    }
+    return 0;
+}
+
+/* The result of a streamed call that got an answer (err == 0). */
+static void json_stream_result(struct json_stream *js, const struct http_result *hr,
+                               struct docker_result *res, char *msg, size_t msglen)
+{
+    res->status = hr->status;
+    if (hr->status >= 300) {
+        res->body = js->line;
+        res->body_len = js->len;
+        res->json = parse_json(js->line, js->len);
+        res->message = error_message(hr->status, res->json, js->line, js->len, msg, msglen);
+        return;
+    }
+    if (js->len > 0) /* a last line without its newline */
+        json_stream_line(js, js->line, js->len);
+    res->body = "";
+    if (js->error) {
+        json_t *e = json_object_get(js->error, "error");
+        const char *text = json_string_value(e);
+        if (!text || !*text)
+            text = json_string_value(
+                json_object_get(json_object_get(js->error, "errorDetail"), "message"));
+        snprintf(msg, msglen, "%s", text && *text ? text : "error in the answer stream");
+        res->message = msg;
+        res->json = json_incref(js->error);
+    } else {
+        res->message = "";
+        res->json = json_incref(js->last);
+    }
+}
+
 static void call_done(http_req *req, const struct http_result *hr, void *userdata)
 {
     struct docker_call *c = userdata;
@@ -355,7 +457,13 @@ static void call_done(http_req *req, const struct http_result *hr, void *userdat
     res.status = hr->status;
     res.body = hr->body;
     res.body_len = hr->body_len;
-    if (hr->err) {
+    if (c->js && c->js->too_long) {
+        res.err = -EFBIG;
+        res.message = "Docker: a line of the answer stream is over 64 KiB";
+        res.body = "";
+    } else if (c->js && !hr->err) {
+        json_stream_result(c->js, hr, &res, msg, sizeof(msg));
+    } else if (hr->err) {
         transport_message(c->d, hr, c->max_bytes, msg, sizeof(msg));
         res.message = msg;
     } else {
@@ -367,7 +475,7 @@ static void call_done(http_req *req, const struct http_result *hr, void *userdat
     call_unlink(c);
     c->cb(&res, c->userdata);
     json_decref(res.json);
-    free(c);
+    call_free(c);
 }
 
 struct call_opts {
@@ -379,6 +487,8 @@ struct call_opts {
     uint64_t timeout_ms;
     size_t max_bytes;
     bool raw;
+    const char *header; /* one more "Name: value" header, or NULL */
+    bool json_stream;   /* stream the answer as JSON lines (struct json_stream) */
 };
 
 static void base_opts(const docker *d, struct http_req_opts *o)
@@ -396,7 +506,8 @@ static int call_start(docker *d, const struct call_opts *co, docker_cb cb, void 
     struct http_req_opts o;
     struct docker_call *c = NULL;
     char *url = NULL, *ctype = NULL;
-    const char *headers[2] = {NULL, NULL};
+    const char *headers[3] = {NULL, NULL, NULL};
+    size_t n_headers = 0;
     int r;
 
     if (!d || !co->path || co->path[0] != '/' || !cb)
@@ -405,11 +516,20 @@ static int call_start(docker *d, const struct call_opts *co, docker_cb cb, void 
     url = docker_url_join(d->ep.base_url, co->path);
     if (co->content_type) {
         ctype = str_printf("Content-Type: %s", co->content_type);
-        headers[0] = ctype;
+        headers[n_headers++] = ctype;
     }
+    if (co->header)
+        headers[n_headers++] = co->header;
     if (!c || !url || (co->content_type && !ctype)) {
         r = -ENOMEM;
         goto fail;
+    }
+    if (co->json_stream) {
+        c->js = calloc(1, sizeof(*c->js));
+        if (!c->js || !(c->js->line = malloc(DOCKER_EVENTS_MAX_LINE))) {
+            r = -ENOMEM;
+            goto fail;
+        }
     }
     c->d = d;
     c->cb = cb;
@@ -425,6 +545,8 @@ static int call_start(docker *d, const struct call_opts *co, docker_cb cb, void 
     o.body_len = co->body_len;
     o.timeout_ms = co->timeout_ms;
     o.max_body_bytes = co->max_bytes;
+    if (c->js)
+        o.on_chunk = json_stream_chunk;
     r = http_request(d->http, &o, call_done, c, &c->req);
     if (r < 0)
         goto fail;
@@ -436,7 +558,8 @@ static int call_start(docker *d, const struct call_opts *co, docker_cb cb, void 
     free(ctype);
     return 0;
 fail:
-    free(c);
+    if (c)
+        call_free(c);
     free(url);
     free(ctype);
     return r;
@@ -603,6 +726,36 @@ int docker_image_inspect(docker *d, const char *ref, docker_cb cb, void *userdat
     if (!valid_id(ref))
         return -EINVAL;
     return call_path(d, "GET", docker_path_for("/images/", ref, "/json"), cb, userdata);
+}
+
+int docker_image_pull(docker *d, const char *from_image, const char *tag, const char *registry_auth,
+                      uint64_t timeout_ms, docker_cb cb, void *userdata)
+{
+    struct call_opts co = {.method = "POST", .timeout_ms = timeout_ms, .json_stream = true};
+    char *p = NULL, *header = NULL;
+    int r = -ENOMEM;
+
+    if (!d || !valid_id(from_image) || !valid_id(tag))
+        return -EINVAL;
+    p = strdup("/images/create");
+    if (!p || docker_query_add(&p, "fromImage", from_image) < 0 ||
+        docker_query_add(&p, "tag", tag) < 0)
+        goto out;
+    if (registry_auth && *registry_auth) {
+        header = str_printf("X-Registry-Auth: %s", registry_auth);
+        if (!header)
+            goto out;
+        co.header = header;
+    }
+    co.path = p;
+    r = call_start(d, &co, cb, userdata);
+out:
+    free(p);
+    if (header) {
+        explicit_bzero(header, strlen(header));
+        free(header);
+    }
+    return r;
 }
 
 int docker_container_wait(docker *d, const char *id, const char *condition, uint64_t timeout_ms,
@@ -915,7 +1068,7 @@ void docker_free(docker *d)
         struct docker_call *c = d->calls;
         call_unlink(c);
         http_req_cancel(c->req);
-        free(c);
+        call_free(c);
     }
     http_free(d->http);
     docker_endpoint_clear(&d->ep);

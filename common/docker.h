@@ -68,6 +68,17 @@ int docker_container_remove(docker *d, const char *id, bool force, docker_cb cb,
  * {"label":["correctomatic.job_id"],"status":["running"]} (not stolen). */
 int docker_container_list(docker *d, bool all, json_t *filters, docker_cb cb, void *userdata);
 int docker_image_inspect(docker *d, const char *ref, docker_cb cb, void *userdata);
+/* POST /images/create?fromImage=<from_image>&tag=<tag>: pulls an image. tag is required (without
+ * one Docker would pull every tag of the repository): a tag, or a digest ("sha256:...").
+ * registry_auth is the X-Registry-Auth value (base64url JSON credentials) or NULL. timeout_ms
+ * bounds the whole pull (0: none) instead of the per-call timeout.
+ * The answer is a stream of JSON progress objects, read as it comes and not kept (a line over
+ * DOCKER_EVENTS_MAX_LINE ends the call with -EFBIG). A pull can fail inside a 200 stream with
+ * {"error": "...", "errorDetail": {...}}: then res.message is that error text and res.json the
+ * error object. So a pull succeeded exactly when err == 0, status == 200 and message is "";
+ * res.json is then the last object of the stream. */
+int docker_image_pull(docker *d, const char *from_image, const char *tag, const char *registry_auth,
+                      uint64_t timeout_ms, docker_cb cb, void *userdata);
 
 /* The events stream (GET /events?since=..&filters=..), one callback per event object;
  * since <= 0 means from now on, filters may be NULL.

@@ -1,13 +1,17 @@
 /* correctomatic-starter: pending_corrections -> started correction containers. */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <uv.h>
 
 #include "config.h"
 #include "daemon.h"
 #include "log.h"
+#include "registry.h"
 #include "starter.h"
 
 static const struct config_doc docs[] = {
@@ -27,11 +31,125 @@ static const struct config_doc docs[] = {
     {"RETRY_MAX", "30s", "longest retry delay"},
     {"RECONCILE_INTERVAL", "5s", "how often the running count is re-read from Docker"},
     {"SHUTDOWN_TIMEOUT", "10s", "on SIGTERM, how long in-flight jobs may take to finish"},
+    {"DOCKER_PULL", "false", "pull a missing image (once for all the jobs that need it)"},
+    {"DOCKER_PULL_TIMEOUT", "120s", "time limit of one image pull"},
+    {"DOCKER_REGISTRY_CREDENTIALS", "",
+     "JSON {\"host:port\": {\"username\": \"...\", \"password\": \"...\"}} for pulls"},
+    {"DOCKER_REGISTRY_CREDENTIALS_FILE", "", "the same JSON in a file (a Docker secret, say)"},
+    {"ALLOWED_IMAGES", "",
+     "comma-separated image patterns (registry.example/*, correction-*); unset: any image"},
 };
+
+/* Largest DOCKER_REGISTRY_CREDENTIALS_FILE read at start. */
+#define CREDENTIALS_FILE_MAX (1024 * 1024)
+
+/* What load_config allocates, freed by config_clear. */
+struct owned {
+    registry_creds *creds;
+    registry_allowlist *allow;
+};
+
+static void config_clear(struct owned *o)
+{
+    registry_creds_free(o->creds);
+    registry_allowlist_free(o->allow);
+    o->creds = NULL;
+    o->allow = NULL;
+}
+
+/* Reads the credentials file: a short blocking read at start, bounded by CREDENTIALS_FILE_MAX.
+ * The text is wiped once parsed. */
+static int load_credentials_file(registry_creds *creds, const char *path, struct config_err *e)
+{
+    char source[320], err[400];
+    char *buf = NULL;
+    ssize_t n = 0;
+    struct stat st;
+    int r = -EINVAL;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0 || fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+        snprintf(e->msg, sizeof(e->msg), "invalid DOCKER_REGISTRY_CREDENTIALS_FILE=\"%.200s\": %s",
+                 path, fd < 0 ? strerror(errno) : "not a regular file");
+        goto out;
+    }
+    if (st.st_size > CREDENTIALS_FILE_MAX) {
+        snprintf(e->msg, sizeof(e->msg),
+                 "invalid DOCKER_REGISTRY_CREDENTIALS_FILE=\"%.200s\": over %d bytes", path,
+                 CREDENTIALS_FILE_MAX);
+        goto out;
+    }
+    buf = calloc(1, CREDENTIALS_FILE_MAX + 1);
+    if (!buf) {
+        snprintf(e->msg, sizeof(e->msg), "out of memory");
+        r = -ENOMEM;
+        goto out;
+    }
+    for (ssize_t got; n < CREDENTIALS_FILE_MAX; n += got) {
+        got = read(fd, buf + n, (size_t)(CREDENTIALS_FILE_MAX - n));
+        if (got < 0 && errno == EINTR) {
+            got = 0;
+            continue;
+        }
+        if (got < 0) {
+            snprintf(e->msg, sizeof(e->msg),
+                     "invalid DOCKER_REGISTRY_CREDENTIALS_FILE=\"%.200s\": %s", path,
+                     strerror(errno));
+            goto out;
+        }
+        if (got == 0)
+            break;
+    }
+    snprintf(source, sizeof(source), "DOCKER_REGISTRY_CREDENTIALS_FILE (%.200s)", path);
+    r = registry_creds_add_json(creds, buf, (size_t)n, source, err, sizeof(err));
+    if (r < 0)
+        snprintf(e->msg, sizeof(e->msg), "%s", err);
+out:
+    if (buf) {
+        explicit_bzero(buf, (size_t)n);
+        free(buf);
+    }
+    if (fd >= 0)
+        close(fd);
+    return r;
+}
+
+static int load_registry_config(struct starter_config *c, struct owned *o, struct config_err *e)
+{
+    const char *creds_json, *creds_file, *allowed;
+    char err[400];
+    if (config_bool("DOCKER_PULL", false, &c->pull, e) < 0 ||
+        config_duration_ms("DOCKER_PULL_TIMEOUT", 120000, 1000, 24 * 3600000ULL,
+                           &c->pull_timeout_ms, e) < 0 ||
+        config_str("DOCKER_REGISTRY_CREDENTIALS", NULL, &creds_json, e) < 0 ||
+        config_str("DOCKER_REGISTRY_CREDENTIALS_FILE", NULL, &creds_file, e) < 0 ||
+        config_str("ALLOWED_IMAGES", NULL, &allowed, e) < 0)
+        return -EINVAL;
+    o->creds = registry_creds_new();
+    if (!o->creds) {
+        snprintf(e->msg, sizeof(e->msg), "out of memory");
+        return -ENOMEM;
+    }
+    if (creds_json &&
+        registry_creds_add_json(o->creds, creds_json, strlen(creds_json),
+                                "DOCKER_REGISTRY_CREDENTIALS", err, sizeof(err)) < 0) {
+        snprintf(e->msg, sizeof(e->msg), "%s", err);
+        return -EINVAL;
+    }
+    if (creds_file && load_credentials_file(o->creds, creds_file, e) < 0)
+        return -EINVAL;
+    if (allowed &&
+        registry_allowlist_parse(allowed, "ALLOWED_IMAGES", &o->allow, err, sizeof(err)) < 0) {
+        snprintf(e->msg, sizeof(e->msg), "%s", err);
+        return -EINVAL;
+    }
+    c->creds = o->creds;
+    c->allow = o->allow;
+    return 0;
+}
 
 #define GiB (1024ULL * 1024 * 1024)
 
-static int load_config(struct starter_config *c, struct config_err *e)
+static int load_config(struct starter_config *c, struct owned *o, struct config_err *e)
 {
     struct daemon_common common;
     if (daemon_load_common(&common, true, e) < 0)
@@ -80,7 +198,7 @@ static int load_config(struct starter_config *c, struct config_err *e)
         snprintf(e->msg, sizeof(e->msg), "invalid RETRY_MAX: shorter than RETRY_MIN");
         return -EINVAL;
     }
-    return 0;
+    return load_registry_config(c, o, e);
 }
 
 static void shutdown_stage(void *stage, void (*done)(void *), void *ud)
@@ -98,8 +216,10 @@ int main(int argc, char **argv)
     if (code >= 0)
         return code;
     struct starter_config cfg = {0};
+    struct owned owned = {0};
     struct config_err e = {{0}};
-    if (load_config(&cfg, &e) < 0) {
+    if (load_config(&cfg, &owned, &e) < 0) {
+        config_clear(&owned);
         fprintf(stderr, "correctomatic-starter: %s\n", e.msg);
         log_kv(LOG_ERROR, "bad configuration", "error", e.msg, NULL);
         return 2;
@@ -109,19 +229,31 @@ int main(int argc, char **argv)
     starter *s = starter_new(loop, &cfg, err, sizeof(err));
     if (!s) {
         log_kv(LOG_ERROR, "cannot start", "error", err, NULL);
+        config_clear(&owned);
         return 1;
     }
     int r = starter_start(s);
     if (r < 0) {
         log_kv(LOG_ERROR, "cannot start", "error", strerror(-r), NULL);
+        config_clear(&owned);
         return 1;
     }
-    char running[32];
+    char running[32], registries[32], patterns[32];
     snprintf(running, sizeof(running), "%llu", (unsigned long long)cfg.max_running);
+    snprintf(registries, sizeof(registries), "%zu", registry_creds_count(owned.creds));
+    snprintf(patterns, sizeof(patterns), "%zu", registry_allowlist_count(owned.allow));
     log_kv(LOG_INFO, "starter running", "version", CT_VERSION, "max_running", running, "network",
-           cfg.network, "dont_start", cfg.dont_start ? "true" : "false", NULL);
+           cfg.network, "dont_start", cfg.dont_start ? "true" : "false", "pull",
+           cfg.pull ? "true" : "false", "registries_with_credentials", registries,
+           "allowed_image_patterns", owned.allow ? patterns : NULL, NULL);
+    if (!owned.allow)
+        log_kv(LOG_WARN, "ALLOWED_IMAGES is not set: any image may run", NULL);
+    if (!cfg.pull && registry_creds_count(owned.creds) > 0)
+        log_kv(LOG_WARN, "registry credentials are set but DOCKER_PULL is off: they are unused",
+               NULL);
     daemon_run(loop, "correctomatic-starter", s, shutdown_stage);
     starter_free(s);
+    config_clear(&owned);
     if (uv_loop_close(loop) != 0)
         log_kv(LOG_WARN, "event loop closed with handles open", NULL);
     return 0;

@@ -2,8 +2,14 @@
  *
  * Each pending message becomes a job that walks these steps, each safe to repeat:
  *
- *   parse + read the file -> CREATE -> UPLOAD -> START -> PUBLISH running -> ack
- *                              |409: INSPECT (a redelivery: carry on from the container's state)
+ *   parse + allowlist + read the file -> CREATE -> UPLOAD -> START -> PUBLISH running -> ack
+ *                                          |409: INSPECT (a redelivery: carry on from its state)
+ *                                          |404 with DOCKER_PULL: PULL, then CREATE again
+ *
+ * Pulls are shared: jobs that need the same missing image wait on one pull (s->pulls, keyed by
+ * the image's name and tag or digest). A pull the registry refuses (no such image, access
+ * denied) is the job's fault; a pull that cannot reach the registry is retried like any
+ * infrastructure fault, from CREATE (another job may have brought the image meanwhile).
  *
  * A fault of the job (bad message, missing image, bad file...) goes to REMOVE (when a container
  * exists) and REPORT: an error result on finished_corrections when the job has a usable
@@ -27,6 +33,7 @@
 #include <unistd.h>
 
 #include "exercise.h"
+#include "idmap.h"
 #include "ids.h"
 #include "daemon.h"
 #include "log.h"
@@ -34,12 +41,15 @@
 #include "tar.h"
 
 #define REASON_IMAGE_NOT_FOUND "image not found"
+#define REASON_IMAGE_NOT_ALLOWED "image not allowed"
+#define REASON_IMAGE_PULL_DENIED "image pull denied"
 #define REASON_CREATE_FAILED "container create failed"
 #define REASON_UPLOAD_FAILED "upload failed"
 #define REASON_START_FAILED "container start failed"
 
 enum step {
     STEP_CREATE,
+    STEP_PULL,
     STEP_INSPECT,
     STEP_UPLOAD,
     STEP_START,
@@ -48,8 +58,8 @@ enum step {
     STEP_REPORT,
 };
 
-static const char *const step_names[] = {"create",  "inspect", "upload", "start",
-                                         "publish", "remove",  "report"};
+static const char *const step_names[] = {"create", "pull",    "inspect", "upload",
+                                         "start",  "publish", "remove",  "report"};
 
 struct job {
     starter *s;
@@ -69,11 +79,23 @@ struct job {
     enum step step;
     unsigned attempts;
     uv_timer_t timer;
-    bool busy;      /* a Docker call or a publish is in flight */
-    bool waiting;   /* the retry timer is armed */
-    bool abandoned; /* the message went back to the queue: stop at the next step */
-    bool counted;   /* counted in s->starting */
+    bool busy;             /* a Docker call or a publish is in flight */
+    bool waiting;          /* the retry timer is armed */
+    bool abandoned;        /* the message went back to the queue: stop at the next step */
+    bool counted;          /* counted in s->starting */
+    bool pulled;           /* its image was pulled: a create answered 404 again is final */
+    struct pull *pull;     /* the pull it waits for, or NULL */
+    struct job *pull_next; /* in pull->waiters */
     char fault[600];
+};
+
+/* One pull of a missing image, and the jobs waiting for it. */
+struct pull {
+    starter *s;
+    char key[2 * REGISTRY_MAX_REF + 2]; /* name:tag or name@digest */
+    char host[REGISTRY_MAX_REF + 1];
+    struct job *waiters;
+    uint64_t started_ms;
 };
 
 struct starter {
@@ -100,6 +122,7 @@ struct starter {
     bool shutting_down, finished;
     unsigned events_failures;
     bool docker_down_logged;
+    idmap *pulls; /* struct pull by key */
     char hostname[256];
     void (*done)(void *);
     void *done_ud;
@@ -271,9 +294,25 @@ static void job_uncount(struct job *job)
     }
 }
 
+static void pull_detach(struct job *job)
+{
+    struct pull *p = job->pull;
+    if (!p)
+        return;
+    for (struct job **jp = &p->waiters; *jp; jp = &(*jp)->pull_next) {
+        if (*jp == job) {
+            *jp = job->pull_next;
+            break;
+        }
+    }
+    job->pull = NULL;
+    job->pull_next = NULL;
+}
+
 static void job_release(struct job *job)
 {
     starter *s = job->s;
+    pull_detach(job);
     if (job->prev)
         job->prev->next = job->next;
     else
@@ -493,11 +532,113 @@ static void on_created(const struct docker_result *res, void *ud)
         job_goto(job, STEP_UPLOAD);
     } else if (res->status == 409) {
         job_goto(job, STEP_INSPECT); /* a redelivery: our container is there already */
+    } else if (res->status == 404 && job->s->cfg.pull && !job->pulled) {
+        /* Not job_goto: the attempts carry on, so a registry that stays down backs off. */
+        job->step = STEP_PULL;
+        job_run(job);
     } else if (res->status == 404) {
         job_fault(job, REASON_IMAGE_NOT_FOUND, "%.200s: %.200s", job->p.image, res->message);
     } else {
         job_fault(job, REASON_CREATE_FAILED, "%.300s", res->message);
     }
+}
+
+/* ---- pulls -------------------------------------------------------------------------------- */
+
+static void on_pulled(const struct docker_result *res, void *ud)
+{
+    struct pull *p = ud;
+    starter *s = p->s;
+    bool ok = res->err == 0 && res->status == 200 && !res->message[0];
+    enum registry_pull_fault fault =
+        ok ? REGISTRY_PULL_INFRA : registry_pull_classify(res->err, res->status, res->message);
+    char ms[32];
+    idmap_del(s->pulls, p->key);
+    snprintf(ms, sizeof(ms), "%llu", (unsigned long long)(uv_now(s->loop) - p->started_ms));
+    if (ok)
+        log_kv(LOG_INFO, "image pulled", "image", p->key, "registry", p->host, "duration_ms", ms,
+               NULL);
+    else
+        log_kv(fault == REGISTRY_PULL_INFRA ? LOG_WARN : LOG_INFO, "image pull failed", "image",
+               p->key, "registry", p->host, "duration_ms", ms, "error", res->message, NULL);
+    /* One waiter at a time: handling one may release others (which detach themselves). */
+    while (p->waiters) {
+        struct job *job = p->waiters;
+        p->waiters = job->pull_next;
+        job->pull = NULL;
+        job->pull_next = NULL;
+        if (ok) {
+            job->pulled = true;
+            job_goto(job, STEP_CREATE);
+        } else if (fault == REGISTRY_PULL_NOT_FOUND) {
+            job_fault(job, REASON_IMAGE_NOT_FOUND, "%.200s: %.200s", job->p.image, res->message);
+        } else if (fault == REGISTRY_PULL_DENIED) {
+            job_fault(job, REASON_IMAGE_PULL_DENIED, "%.200s: %.200s", job->p.image, res->message);
+        } else {
+            char why[400];
+            snprintf(why, sizeof(why), "image pull: %.300s", res->message);
+            job->step = STEP_CREATE;
+            job_retry(job, why);
+        }
+    }
+    free(p);
+}
+
+/* Starts the pull of ref for key: 0 and *ret, or a negative errno. */
+static int pull_start(starter *s, const struct registry_ref *ref, const char *key,
+                      struct pull **ret)
+{
+    char *auth = NULL;
+    struct pull *p = calloc(1, sizeof(*p));
+    int r = -ENOMEM;
+    if (!p || registry_auth_header(s->cfg.creds, ref->host, &auth) < 0)
+        goto fail;
+    p->s = s;
+    snprintf(p->key, sizeof(p->key), "%s", key);
+    snprintf(p->host, sizeof(p->host), "%s", ref->host);
+    p->started_ms = uv_now(s->loop);
+    r = idmap_put(s->pulls, p->key, p);
+    if (r < 0)
+        goto fail;
+    r = docker_image_pull(s->docker, ref->name, ref->tag, auth, s->cfg.pull_timeout_ms, on_pulled,
+                          p);
+    if (r < 0) {
+        idmap_del(s->pulls, p->key);
+        goto fail;
+    }
+    registry_auth_free(auth);
+    *ret = p;
+    return 0;
+fail:
+    registry_auth_free(auth);
+    free(p);
+    return r;
+}
+
+/* Joins the pull of the job's image, starting it when there is none. */
+static void step_pull(struct job *job)
+{
+    starter *s = job->s;
+    struct registry_ref ref;
+    char key[sizeof(((struct pull *)0)->key)];
+    if (registry_ref_parse(job->p.image, &ref) < 0) {
+        job_fault(job, REASON_IMAGE_NOT_FOUND, "%.200s: not a valid image reference", job->p.image);
+        return;
+    }
+    snprintf(key, sizeof(key), "%s%c%s", ref.name, ref.has_digest ? '@' : ':', ref.tag);
+    struct pull *p = idmap_get(s->pulls, key);
+    if (!p) {
+        int r = pull_start(s, &ref, key, &p);
+        if (r < 0) {
+            job_retry(job, strerror(-r));
+            return;
+        }
+        log_job(LOG_INFO, job, "pulling image", "image", p->key, "registry", p->host);
+    }
+    job->pull = p;
+    job->pull_next = p->waiters;
+    p->waiters = job;
+    log_job(LOG_DEBUG, job, "waiting for the image pull", "image", p->key, NULL, NULL);
 }
 
 static void on_inspected(const struct docker_result *res, void *ud)
@@ -619,6 +760,9 @@ static void job_run(struct job *job)
     starter *s = job->s;
     int r = 0;
     switch (job->step) {
+    case STEP_PULL:
+        step_pull(job);
+        return;
     case STEP_CREATE:
         r = docker_container_create(s->docker, job->name, job->create_config, on_created, job);
         break;
@@ -725,6 +869,10 @@ static void job_begin(struct job *job)
                 snprintf(job->work_id, sizeof(job->work_id), "%s", w);
             free(w);
         }
+    }
+    if (s->cfg.allow && !registry_allowlist_match(s->cfg.allow, job->p.image)) {
+        job_fault(job, REASON_IMAGE_NOT_ALLOWED, "%.200s is not in ALLOWED_IMAGES", job->p.image);
+        return;
     }
     void *data = NULL;
     size_t len = 0;
@@ -833,10 +981,17 @@ starter *starter_new(uv_loop_t *loop, const struct starter_config *cfg, char *er
     }
     s->loop = loop;
     s->cfg = *cfg;
+    s->pulls = idmap_new();
+    if (!s->pulls) {
+        snprintf(err, errlen, "out of memory");
+        free(s);
+        return NULL;
+    }
     if (gethostname(s->hostname, sizeof(s->hostname) - 1) < 0)
         snprintf(s->hostname, sizeof(s->hostname), "unknown");
     s->docker = docker_new(loop, &cfg->docker, err, errlen);
     if (!s->docker) {
+        idmap_free(s->pulls);
         free(s);
         return NULL;
     }
@@ -846,6 +1001,7 @@ starter *starter_new(uv_loop_t *loop, const struct starter_config *cfg, char *er
     if (!s->link) {
         snprintf(err, errlen, "cannot create the RabbitMQ link");
         docker_free(s->docker);
+        idmap_free(s->pulls);
         free(s);
         return NULL;
     }
@@ -902,6 +1058,12 @@ static void finish(starter *s)
         j->busy = false;
         job_release(j);
     }
+    /* Their calls were cancelled with the client, and every waiter is released. */
+    struct pull *p;
+    while (idmap_values(s->pulls, (void **)&p, 1) == 1) {
+        idmap_del(s->pulls, p->key);
+        free(p);
+    }
     amqp_link_free(s->link);
     s->link = NULL;
     uv_close((uv_handle_t *)&s->reconcile_timer, NULL);
@@ -953,10 +1115,10 @@ void starter_shutdown(starter *s, void (*done)(void *), void *ud)
     log_kv(LOG_INFO, "shutting down: no new jobs, finishing the ones in hand", NULL);
     amqp_link_pause(s->link, QUEUE_PENDING);
     s->consuming = false;
-    /* Jobs waiting for Docker or the broker to come back go back to the queue now. */
+    /* Jobs waiting for Docker, the broker or a pull go back to the queue now. */
     for (struct job *j = s->jobs, *next; j; j = next) {
         next = j->next;
-        if (j->waiting && !j->abandoned) {
+        if ((j->waiting || j->pull) && !j->abandoned) {
             amqp_link_nack(s->link, j->gen, j->tag, true);
             job_abandon(j);
         }
@@ -967,7 +1129,9 @@ void starter_shutdown(starter *s, void (*done)(void *), void *ud)
 
 void starter_free(starter *s)
 {
-    if (s)
+    if (s) {
         free(s->recent);
+        idmap_free(s->pulls);
+    }
     free(s);
 }

@@ -8,7 +8,7 @@
 #include "amqp_link.h"
 #include "docker.h"
 #include "names.h"
-
+#include "registry.h"
 
 struct starter_config {
     struct amqp_link_config amqp;
@@ -28,6 +28,10 @@ struct starter_config {
     uint64_t retry_min_ms, retry_max_ms;
     uint64_t shutdown_timeout_ms;
     uint64_t reconcile_ms;
+    bool pull;                       /* DOCKER_PULL: pull a missing image, then create again */
+    uint64_t pull_timeout_ms;        /* DOCKER_PULL_TIMEOUT */
+    const registry_creds *creds;     /* per registry host; NULL: none. Not owned */
+    const registry_allowlist *allow; /* ALLOWED_IMAGES; NULL: any image. Not owned */
 };
 
 typedef struct starter starter;

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# servers.sh: private test servers (a Docker engine and a RabbitMQ node) for the integration tests.
+# servers.sh: private test servers (a Docker engine, a RabbitMQ node and an image registry) for
+# the integration tests.
 #
 #   CT_SERVERS_DIR=/tmp/x tests/servers.sh ACTION [ARGS...]
 #
@@ -9,9 +10,10 @@
 # by name, so other servers on the machine are left alone.
 #
 # Actions
-#   start               start dockerd and rabbitmq (with the management plugin), wait until both
-#                       answer, build the test images, write $CT_SERVERS_DIR/env (source it)
-#   stop                stop both, unmount leftovers, remove $CT_SERVERS_DIR
+#   start               start dockerd, rabbitmq (with the management plugin) and the registry,
+#                       wait until they answer, build the test images, write
+#                       $CT_SERVERS_DIR/env (source it)
+#   stop                stop them all, unmount leftovers, remove $CT_SERVERS_DIR
 #   status              exit 0 when both answer
 #   env                 print the env file
 #   docker-stop         stop the engine (data kept) - an engine outage
@@ -19,7 +21,15 @@
 #   rabbitmq-stop-app   rabbitmqctl stop_app - a broker outage (the node stays up)
 #   rabbitmq-start-app  rabbitmqctl start_app, wait until AMQP and management answer
 #   rabbitmqctl ARGS... rabbitmqctl against the test node
+#   registry-stop       stop the registry (data kept) - a registry outage
+#   registry-start      start the same registry again (same port, same data)
 #   images              (re)build the test images (tests/images/build.sh)
+#
+# The registry is Debian's docker-registry on 127.0.0.1 (the engine trusts 127.0.0.0/8 without
+# TLS) with htpasswd authentication: user "user", password "secret". `docker login` must use
+# DOCKER_CONFIG=$CT_DOCKER_CONFIG (exported in the env file) so no user configuration is
+# touched. Without /usr/bin/docker-registry and htpasswd the registry is skipped (with a warning)
+# and CT_REGISTRY is not exported.
 #
 # Environment for `start`: CT_START_TIMEOUT (seconds per server, default 60),
 # CT_NO_IMAGES=1 to skip the images.
@@ -39,6 +49,11 @@ case "$CT_SERVERS_DIR" in /*) ;; *) CT_SERVERS_DIR=$(readlink -f "$CT_SERVERS_DI
 S=$CT_SERVERS_DIR
 D=$S/docker
 R=$S/rabbitmq
+G=$S/registry
+REGISTRY=/usr/bin/docker-registry
+HTPASSWD=/usr/bin/htpasswd
+REGISTRY_USER=user
+REGISTRY_PASSWORD=secret
 
 # state: one file per key under $S/state (the two servers start concurrently)
 state_get() { cat "$S/state/$1" 2>/dev/null || true; }
@@ -230,6 +245,58 @@ rabbit_halt() {
     [ -z "$pids" ] || kill -KILL $pids 2>/dev/null || true
 }
 
+# ---------------------------------------------------------------------------------- registry
+
+registry_available() { [ -x "$REGISTRY" ] && [ -x "$HTPASSWD" ]; }
+
+registry_up() { # /v2/ answers (401 without credentials)
+    local code
+    code=$(curl -sS -m 2 -o /dev/null -w '%{http_code}' "http://127.0.0.1:$(state_get registry_port)/v2/" 2>/dev/null) || return 1
+    [ "$code" = 401 ] || [ "$code" = 200 ]
+}
+
+registry_launch() {
+    local port; port=$(state_get registry_port)
+    if [ -z "$port" ]; then
+        port=$(free_ports 1)
+        state_set registry_port "$port"
+    fi
+    mkdir -p "$G/data" "$S/docker-config"
+    [ -f "$G/htpasswd" ] || "$HTPASSWD" -Bbn "$REGISTRY_USER" "$REGISTRY_PASSWORD" >"$G/htpasswd"
+    cat >"$G/config.yml" <<CONF
+version: 0.1
+log:
+  level: info
+storage:
+  filesystem:
+    rootdirectory: $G/data
+  delete:
+    enabled: true
+http:
+  addr: 127.0.0.1:$port
+auth:
+  htpasswd:
+    realm: ct-registry
+    path: $G/htpasswd
+CONF
+    setsid "$REGISTRY" serve "$G/config.yml" >>"$G/log" 2>&1 </dev/null &
+    local pid=$!
+    state_set registry_pid "$pid"
+    local n=$((TIMEOUT * 10))
+    until registry_up; do
+        alive "$pid" || { tail -n 20 "$G/log" >&2; die "the registry exited during start"; }
+        n=$((n - 1)); [ $n -gt 0 ] || { tail -n 20 "$G/log" >&2; die "the registry not ready after ${TIMEOUT}s"; }
+        sleep 0.1
+    done
+}
+
+registry_halt() {
+    local pid; pid=$(state_get registry_pid)
+    alive "$pid" || return 0
+    kill -TERM "$pid" 2>/dev/null || true
+    wait_gone "$pid" 10 || { kill -KILL "$pid" 2>/dev/null || true; wait_gone "$pid" 5 || true; }
+}
+
 # ---------------------------------------------------------------------------------- env
 
 write_env() {
@@ -244,6 +311,13 @@ write_env() {
         echo "export CT_RABBITMQ_MGMT_PORT='$(state_get rabbitmq_mgmt_port)'"
         echo "export CT_RABBITMQ_NODE='$(state_get rabbitmq_node)'"
         echo "export CT_TMP='$S/tmp'"
+        if [ -n "$(state_get registry_pid)" ]; then
+            echo "export CT_REGISTRY='127.0.0.1:$(state_get registry_port)'"
+            echo "export CT_REGISTRY_USER='$REGISTRY_USER'"
+            echo "export CT_REGISTRY_PASSWORD='$REGISTRY_PASSWORD'"
+            echo "export CT_REGISTRY_LOG='$G/log'"
+            echo "export CT_DOCKER_CONFIG='$S/docker-config'"
+        fi
     } >"$f.new"
     mv "$f.new" "$f"
 }
@@ -270,6 +344,11 @@ start)
     t0=$(date +%s%N)
     # both at once: the broker takes several seconds, the engine one
     rabbit_launch & rpid=$!
+    if registry_available; then
+        registry_launch
+    else
+        say "WARNING: $REGISTRY or $HTPASSWD missing (packages docker-registry, apache2-utils): no registry"
+    fi
     docker_launch
     if [ "${CT_NO_IMAGES:-}" != 1 ]; then
         "$HERE/images/build.sh" >"$S/images.log" 2>&1 || { wait "$rpid" || true; cat "$S/images.log" >&2; die "building the test images failed"; }
@@ -285,6 +364,7 @@ stop)
         docker_launch || true
     fi
     rabbit_halt &
+    registry_halt
     docker_halt clean
     wait $! || true
     unmount_under "$S"
@@ -293,6 +373,7 @@ stop)
 status)
     docker_env; "$DOCKER" version >/dev/null 2>&1 || { echo "docker: down"; exit 1; }
     amqp_up && mgmt_up || { echo "rabbitmq: down"; exit 1; }
+    [ -z "$(state_get registry_pid)" ] || registry_up || { echo "registry: down"; exit 1; }
     echo "up"
     ;;
 env)
@@ -315,6 +396,14 @@ rabbitmq-start-app)
     ;;
 rabbitmqctl)
     rabbitmqctl_ "$@"
+    ;;
+registry-stop)
+    registry_halt
+    ;;
+registry-start)
+    [ -n "$(state_get registry_port)" ] || die "the registry was not started in $S"
+    alive "$(state_get registry_pid)" && die "the registry is already running"
+    registry_launch
     ;;
 images)
     docker_env
