@@ -38,6 +38,7 @@
 #include "daemon.h"
 #include "log.h"
 #include "msg.h"
+#include "schedule.h"
 #include "tar.h"
 
 #define REASON_IMAGE_NOT_FOUND "image not found"
@@ -115,7 +116,7 @@ struct starter {
     struct recent_start {
         char id[65];
         uint64_t seq;
-    } *recent;
+    } * recent;
     size_t n_recent, cap_recent;
     uint64_t start_seq, list_seq;
     bool consuming;
@@ -365,12 +366,8 @@ static void job_retry(struct job *job, const char *why)
         job_abandon(job);
         return;
     }
-    unsigned shift = job->attempts < 16 ? job->attempts : 16;
-    uint64_t delay = s->cfg.retry_min_ms << shift;
-    if (delay > s->cfg.retry_max_ms || delay < s->cfg.retry_min_ms)
-        delay = s->cfg.retry_max_ms;
-    /* Jitter: between half and all of the delay, so retries of many jobs spread out. */
-    delay = delay / 2 + (uint64_t)rand() % (delay / 2 + 1);
+    uint64_t delay = schedule_backoff_ms(s->cfg.retry_min_ms, s->cfg.retry_max_ms, job->attempts,
+                                         (uint32_t)rand());
     job->attempts++;
     char ms[32];
     snprintf(ms, sizeof(ms), "%llu", (unsigned long long)delay);
@@ -851,25 +848,11 @@ static void job_begin(struct job *job)
     struct msg_error err;
     if (msg_pending_parse(job->body, job->body_len, s->cfg.amqp.max_message_bytes, &job->p, &err) <
         0) {
-        if (job->p.work_id) {
-            char *w = json_dumps(job->p.work_id, JSON_ENCODE_ANY | JSON_COMPACT);
-            if (w)
-                snprintf(job->work_id, sizeof(job->work_id), "%s", w);
-            free(w);
-        }
+        msg_work_id_text(job->p.work_id, job->work_id, sizeof(job->work_id));
         job_fault(job, err.reason, "%s", err.detail);
         return;
     }
-    if (job->p.work_id) {
-        if (json_is_string(job->p.work_id)) {
-            snprintf(job->work_id, sizeof(job->work_id), "%s", json_string_value(job->p.work_id));
-        } else {
-            char *w = json_dumps(job->p.work_id, JSON_ENCODE_ANY | JSON_COMPACT);
-            if (w)
-                snprintf(job->work_id, sizeof(job->work_id), "%s", w);
-            free(w);
-        }
-    }
+    msg_work_id_text(job->p.work_id, job->work_id, sizeof(job->work_id));
     if (s->cfg.allow && !registry_allowlist_match(s->cfg.allow, job->p.image)) {
         job_fault(job, REASON_IMAGE_NOT_ALLOWED, "%.200s is not in ALLOWED_IMAGES", job->p.image);
         return;
@@ -944,15 +927,10 @@ static void on_link_event(amqp_link *link, enum amqp_link_event ev, const char *
 {
     (void)link;
     starter *s = ud;
-    switch (ev) {
-    case AMQP_LINK_UP:
-        daemon_set_ready(true);
-        log_kv(LOG_INFO, "connected to RabbitMQ", NULL);
+    daemon_link_event(ev, detail);
+    if (ev == AMQP_LINK_UP) {
         update_consumer(s);
-        break;
-    case AMQP_LINK_DOWN:
-        daemon_set_ready(false);
-        log_kv(LOG_WARN, "lost RabbitMQ, reconnecting", "error", detail, NULL);
+    } else if (ev == AMQP_LINK_DOWN) {
         /* Unacked messages are back in the queue: every job in hand is abandoned; its
          * redelivery resumes from the container's state. */
         for (struct job *j = s->jobs, *next; j; j = next) {
@@ -960,13 +938,6 @@ static void on_link_event(amqp_link *link, enum amqp_link_event ev, const char *
             if (!j->abandoned)
                 job_abandon(j);
         }
-        break;
-    case AMQP_LINK_ERROR:
-        log_kv(LOG_ERROR, "RabbitMQ problem", "error", detail, NULL);
-        break;
-    case AMQP_LINK_REJECTED:
-        log_kv(LOG_ERROR, "message refused", "error", detail, NULL);
-        break;
     }
 }
 
