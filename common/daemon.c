@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "names.h"
 
 static const struct config_doc common_docs[] = {
     {"RABBITMQ_HOST", "localhost", "RabbitMQ host"},
@@ -82,7 +83,21 @@ static const struct config_doc docker_docs[] = {
     {"DOCKER_TLS_VERIFY", "", "use TLS with tcp:// (certificates from DOCKER_CERT_PATH)"},
     {"DOCKER_CERT_PATH", "~/.docker", "folder with ca.pem, cert.pem, key.pem"},
     {"DOCKER_TIMEOUT", "30s", "timeout of each Docker API call"},
+    {"RUNNING_QUEUE", "running_corrections",
+     "started corrections' queue: one per Docker host, shared by its starter and completer"},
 };
+
+static bool valid_queue_name(const char *q)
+{
+    size_t n = strlen(q);
+    if (n == 0 || n > 200 || (n >= 8 && strcmp(q + n - 8, ".invalid") == 0))
+        return false;
+    for (const char *p = q; *p; p++)
+        if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
+              *p == '.' || *p == '_' || *p == '-' || *p == ':'))
+            return false;
+    return true;
+}
 
 int daemon_load_common(struct daemon_common *c, bool with_docker, struct config_err *e)
 {
@@ -110,10 +125,20 @@ int daemon_load_common(struct daemon_common *c, bool with_docker, struct config_
         return -EINVAL;
     }
     log_set_level(lvl);
-    if (with_docker &&
-        (docker_config_from_env(&c->docker, e->msg, sizeof(e->msg)) < 0 ||
-         config_duration_ms("DOCKER_TIMEOUT", 30000, 100, 3600000, &c->docker.timeout_ms, e) < 0))
+    c->running_queue = QUEUE_RUNNING;
+    if (!with_docker)
+        return 0;
+    if (docker_config_from_env(&c->docker, e->msg, sizeof(e->msg)) < 0 ||
+        config_duration_ms("DOCKER_TIMEOUT", 30000, 100, 3600000, &c->docker.timeout_ms, e) < 0 ||
+        config_str("RUNNING_QUEUE", QUEUE_RUNNING, &c->running_queue, e) < 0)
         return -EINVAL;
+    if (!valid_queue_name(c->running_queue)) {
+        snprintf(e->msg, sizeof(e->msg),
+                 "invalid RUNNING_QUEUE=\"%.64s\": letters, digits and . _ - : only, at most "
+                 "200 bytes, not ending in .invalid",
+                 c->running_queue);
+        return -EINVAL;
+    }
     return 0;
 }
 

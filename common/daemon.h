@@ -12,10 +12,12 @@
 struct daemon_common {
     struct amqp_link_config amqp;
     struct docker_config docker;
+    const char *running_queue; /* RUNNING_QUEUE, read with the Docker settings */
 };
 
 /* Reads RABBITMQ_*, MAX_MESSAGE_BYTES, LOG_LEVEL (applied at once) and, with docker,
- * DOCKER_HOST, DOCKER_TLS_VERIFY, DOCKER_CERT_PATH, DOCKER_TIMEOUT. */
+ * DOCKER_HOST, DOCKER_TLS_VERIFY, DOCKER_CERT_PATH, DOCKER_TIMEOUT and RUNNING_QUEUE (the
+ * starter and the completer of one Docker host share it). */
 int daemon_load_common(struct daemon_common *c, bool with_docker, struct config_err *e);
 
 /* Handles argv: --help (the common variables, then docs), --version, --health-check (exit 0

@@ -89,6 +89,7 @@ struct pending_event {
 struct completer {
     uv_loop_t *loop;
     struct completer_config cfg;
+    char running_invalid[256]; /* <running queue>.invalid */
     amqp_link *link;
     docker *docker;
     docker_events *events;
@@ -638,7 +639,7 @@ static void park_invalid(completer *c, const struct amqp_link_delivery *d, const
     }
     cell->gen = d->generation;
     cell->tag = d->delivery_tag;
-    if (amqp_link_publish(c->link, QUEUE_RUNNING_INVALID, d->body, d->body_len, &opts, on_parked,
+    if (amqp_link_publish(c->link, c->running_invalid, d->body, d->body_len, &opts, on_parked,
                           cell) < 0) {
         free(cell);
         amqp_link_nack(c->link, d->generation, d->delivery_tag, true);
@@ -677,8 +678,8 @@ static void on_delivery(amqp_link *link, const struct amqp_link_delivery *d, voi
     if (msg_running_parse(d->body, d->body_len, c->cfg.amqp.max_message_bytes, &m, &err) < 0) {
         char text[600];
         msg_error_text(&err, text, sizeof(text));
-        log_kv(LOG_WARN, "invalid running message parked in " QUEUE_RUNNING_INVALID, "reason", text,
-               NULL);
+        log_kv(LOG_WARN, "invalid running message parked", "queue", c->running_invalid, "reason",
+               text, NULL);
         park_invalid(c, d, text);
         return;
     }
@@ -996,8 +997,8 @@ static void on_sweep(uv_timer_t *t)
             rn->n = job->n_dels;
             struct amqp_link_publish_opts opts = {.message_id =
                                                       job->job_id[0] ? job->job_id : NULL};
-            if (amqp_link_publish(c->link, QUEUE_RUNNING, job->running_body, job->running_len,
-                                  &opts, on_renewed, rn) == 0) {
+            if (amqp_link_publish(c->link, c->cfg.running_queue, job->running_body,
+                                  job->running_len, &opts, on_renewed, rn) == 0) {
                 job->renewing = job->busy = true;
             } else {
                 free(rn);
@@ -1038,6 +1039,7 @@ completer *completer_new(uv_loop_t *loop, const struct completer_config *cfg, ch
     }
     c->loop = loop;
     c->cfg = *cfg;
+    snprintf(c->running_invalid, sizeof(c->running_invalid), "%s.invalid", cfg->running_queue);
     c->jobs = idmap_new();
     struct docker_config dcfg = cfg->docker;
     /* Room for the multiplexed stdout: 8 bytes of frame header per write at most. */
@@ -1074,13 +1076,13 @@ completer *completer_new(uv_loop_t *loop, const struct completer_config *cfg, ch
 
 int completer_start(completer *c)
 {
-    static const char *const queues[] = {QUEUE_RUNNING, QUEUE_RUNNING_INVALID, QUEUE_FINISHED};
+    const char *const queues[] = {c->cfg.running_queue, c->running_invalid, QUEUE_FINISHED};
     for (size_t i = 0; i < sizeof(queues) / sizeof(queues[0]); i++) {
         int r = amqp_link_declare_queue(c->link, queues[i], NULL, 0);
         if (r < 0)
             return r;
     }
-    int r = amqp_link_consume(c->link, QUEUE_RUNNING, on_delivery, c);
+    int r = amqp_link_consume(c->link, c->cfg.running_queue, on_delivery, c);
     if (r < 0)
         return r;
     r = amqp_link_start(c->link);
@@ -1166,7 +1168,7 @@ void completer_shutdown(completer *c, void (*done)(void *), void *ud)
     c->done = done;
     c->done_ud = ud;
     log_kv(LOG_INFO, "shutting down: finishing the results in hand", NULL);
-    amqp_link_pause(c->link, QUEUE_RUNNING);
+    amqp_link_pause(c->link, c->cfg.running_queue);
     if (c->finishing == 0)
         uv_timer_start(&c->shutdown_timer, on_finish_timer, 0, 0);
     else

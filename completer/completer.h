@@ -9,6 +9,7 @@
 
 struct completer_config {
     struct amqp_link_config amqp;
+    const char *running_queue; /* RUNNING_QUEUE: the one its starter(s) publish to */
     struct docker_config docker;
     unsigned prefetch;
     uint64_t correction_timeout_ms;

@@ -156,6 +156,7 @@ static int load_config(struct starter_config *c, struct owned *o, struct config_
         return -EINVAL;
     c->amqp = common.amqp;
     c->docker = common.docker;
+    c->running_queue = common.running_queue;
     const char *exercise_dir;
     if (config_uint("MAX_RUNNING", 8, 1, 10000, &c->max_running, e) < 0 ||
         config_str("CORRECTION_NETWORK", "none", &c->network, e) < 0 ||

@@ -748,7 +748,7 @@ static void step_publish_running(struct job *job)
         job_retry(job, "out of memory");
         return;
     }
-    publish(job, QUEUE_RUNNING, body, strlen(body), NULL, 0);
+    publish(job, job->s->cfg.running_queue, body, strlen(body), NULL, 0);
     free(body);
 }
 
@@ -986,8 +986,8 @@ starter *starter_new(uv_loop_t *loop, const struct starter_config *cfg, char *er
 
 int starter_start(starter *s)
 {
-    static const char *const queues[] = {QUEUE_PENDING, QUEUE_PENDING_INVALID, QUEUE_RUNNING,
-                                         QUEUE_FINISHED};
+    const char *const queues[] = {QUEUE_PENDING, QUEUE_PENDING_INVALID, s->cfg.running_queue,
+                                  QUEUE_FINISHED};
     for (size_t i = 0; i < sizeof(queues) / sizeof(queues[0]); i++) {
         int r = amqp_link_declare_queue(s->link, queues[i], NULL, 0);
         if (r < 0)

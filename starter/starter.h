@@ -12,6 +12,7 @@
 
 struct starter_config {
     struct amqp_link_config amqp;
+    const char *running_queue; /* RUNNING_QUEUE: one per Docker host when there are several */
     struct docker_config docker;
     uint64_t max_running;
     const char *network;

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <cmocka.h>
 
 #include "support.h"
@@ -219,10 +220,76 @@ static void test_mixed_batch(void **state)
     free(wrong);
 }
 
+/* Several Docker hosts: each host's starter and completer share a RUNNING_QUEUE of their own,
+ * so a completer only ever sees its own host's containers. */
+static void test_running_queue_per_host(void **state)
+{
+    (void)state;
+    const char *q = "running_corrections.host-a";
+    ct_amqp_delete(q);
+    ct_amqp_delete("running_corrections.host-a.invalid");
+    char *good = ct_tmpfile("e2e-host.txt", "x", 1);
+    struct ct_receiver rcv;
+    ct_receiver_start(&rcv, "e2e-host", 0, true);
+    char callback[256], body[1024];
+    ct_receiver_url(callback, sizeof(callback), &rcv, "/ok");
+
+    struct ct_daemon starter, completer;
+    ct_daemon_start(&starter, "starter", "e2e-host",
+                    (const char *const[]){"RUNNING_QUEUE=running_corrections.host-a",
+                                          "DONT_START_CONTAINER=true", NULL});
+    snprintf(body, sizeof(body),
+             "{\"work_id\":\"host-a-1\",\"image\":\"ct-ok:latest\",\"file\":\"%s\","
+             "\"callback\":\"%s\"}",
+             good, callback);
+    ct_amqp_publish("pending_corrections", body, NULL);
+    /* announced on the host's own queue, not on the shared one */
+    struct ct_msg *m = ct_amqp_get(q, 30000);
+    assert_non_null(m);
+    assert_int_equal(ct_amqp_count("running_corrections"), 0);
+    json_t *running = ct_json(m->body);
+    ct_amqp_publish(q, m->body, m->message_id); /* back, for the completer */
+    ct_msg_free(m);
+
+    struct ct_daemon notifier;
+    ct_daemon_start(&completer, "completer", "e2e-host",
+                    (const char *const[]){"RUNNING_QUEUE=running_corrections.host-a", NULL});
+    ct_daemon_start(&notifier, "notifier", "e2e-host", NULL);
+    ct_daemon_wait_log(&completer, "connected to RabbitMQ", 1, 30000);
+    ct_docker_start(json_string_value(json_object_get(running, "container_id")));
+    ct_receiver_wait(&rcv, "/ok", 200, 1, 60000);
+    json_t *reqs = ct_receiver_requests(&rcv);
+    assert_string_equal(json_string_value(json_object_get(json_array_get(reqs, 0), "body")),
+                        "{\"comments\":[\"well done\"],\"grade\":10,\"success\":true,"
+                        "\"work_id\":\"host-a-1\"}");
+    json_decref(reqs);
+    json_decref(running);
+    assert_int_equal(ct_daemon_stop(&notifier), 0);
+    assert_int_equal(ct_daemon_stop(&completer), 0);
+    assert_int_equal(ct_daemon_stop(&starter), 0);
+    assert_int_equal(ct_amqp_count(q), 0);
+
+    /* a bad queue name stops the daemon at start, naming the variable */
+    struct ct_daemon bad;
+    ct_daemon_start(&bad, "completer", "e2e-badq",
+                    (const char *const[]){"RUNNING_QUEUE=bad name", NULL});
+    int status = -1;
+    assert_int_equal(ct_wait_exit(bad.pid, 10000, &status), 0);
+    ct_untrack(bad.pid);
+    assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 2);
+    assert_true(ct_file_count(bad.log, "RUNNING_QUEUE") > 0);
+
+    ct_receiver_stop(&rcv);
+    ct_amqp_delete(q);
+    ct_amqp_delete("running_corrections.host-a.invalid");
+    free(good);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_mixed_batch, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_running_queue_per_host, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
