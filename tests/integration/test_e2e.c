@@ -238,6 +238,7 @@ static void test_running_queue_per_host(void **state)
     ct_daemon_start(&starter, "starter", "e2e-host",
                     (const char *const[]){"RUNNING_QUEUE=running_corrections.host-a",
                                           "DONT_START_CONTAINER=true", NULL});
+    ct_daemon_wait_log(&starter, "consuming pending jobs", 1, 30000); /* queues declared */
     snprintf(body, sizeof(body),
              "{\"work_id\":\"host-a-1\",\"image\":\"ct-ok:latest\",\"file\":\"%s\","
              "\"callback\":\"%s\"}",
