@@ -914,6 +914,40 @@ static void test_sigkill_and_restart(void **state)
 
 /* ---- a burst --------------------------------------------------------------------------------- */
 
+/* The engine restarts while corrections run: one exits while the engine is down, one is
+ * started after it is back. Every job completes once. */
+static void test_docker_restart(void **state)
+{
+    (void)state;
+    struct run run;
+    start_completer(&run, "docker-restart", NULL);
+    wait_log(&run, "connected to RabbitMQ", NULL, 1);
+    struct job jobs[2];
+    make_job(&jobs[0], "ct-sleeper:latest", "\"w-restart-a\"", (const char *[]){"SLEEP=2", NULL},
+             NULL, NULL, true);
+    make_job(&jobs[1], "ct-ok:latest", "\"w-restart-b\"", NULL, NULL, NULL, false);
+    publish_running(&jobs[0], false);
+    publish_running(&jobs[1], false);
+    wait_log(&run, "running message received", jobs[0].cid, 1);
+    wait_log(&run, "running message received", jobs[1].cid, 1);
+    assert_int_equal(ct_servers("docker-stop"), 0);
+    /* The completer notices (its events stream ends, its lists fail) while the sleeper
+     * finishes under the stopped engine (live-restore keeps it running). */
+    wait_log(&run, "docker events stream ended", NULL, 1);
+    wait_log(&run, "cannot list correction containers", NULL, 1);
+    assert_int_equal(ct_servers("docker-start"), 0);
+    ct_docker_start(jobs[1].cid);
+    json_t *results[2];
+    collect(jobs, 2, results);
+    assert_success(results[0], SLEPT_RESPONSE);
+    assert_success(results[1], OK_RESPONSE);
+    assert_all_clean();
+    free_results(results, 2);
+    for (size_t i = 0; i < 2; i++)
+        job_free(&jobs[i]);
+    stop(&run);
+}
+
 static void test_burst_200(void **state)
 {
     (void)state;
@@ -959,6 +993,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_invalid_running_messages, setup, teardown),
         cmocka_unit_test_setup_teardown(test_renewal_and_retention, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sigkill_and_restart, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_docker_restart, setup, teardown),
         cmocka_unit_test_setup_teardown(test_burst_200, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
