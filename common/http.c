@@ -8,7 +8,9 @@
  * Re-entrancy: user callbacks may cancel requests, start new ones or free the handle. While
  * we are inside curl (socket_action) or dispatching callbacks, `depth` is non-zero and such
  * operations only mark the request (or the handle); the outermost frame carries them out
- * once it is safe to call curl_multi_remove_handle / uv_close. */
+ * once it is safe to call curl_multi_remove_handle / uv_close. Likewise a request started
+ * from inside curl (an on_chunk callback, say: curl refuses curl_multi_add_handle there with
+ * CURLM_RECURSIVE_API_CALL) is added by the outermost frame. */
 #include "http.h"
 
 #include <assert.h>
@@ -42,6 +44,7 @@ struct http_req {
     bool nomem;         /* the body could not grow */
     bool cancelled;     /* no callback any more; destroyed as soon as it is safe */
     bool in_multi;
+    bool add_later; /* started from inside curl: added when the outermost frame leaves */
     char errbuf[CURL_ERROR_SIZE];
     char retry_after[HTTP_RETRY_AFTER_MAX];
     struct http_req *prev, *next;
@@ -56,6 +59,7 @@ struct http {
     unsigned depth;          /* > 0 while inside curl or dispatching callbacks */
     unsigned closing;        /* uv handles whose close callback is pending */
     bool reap;               /* some request was cancelled while depth > 0 */
+    bool add_pending;        /* some request was started from inside curl */
     bool free_requested;     /* http_free was called while depth > 0 */
     bool freed;              /* waiting for the close callbacks, then free */
 };
@@ -143,6 +147,9 @@ static void http_enter(http *h)
     h->depth++;
 }
 
+static void req_finish(http_req *r, CURLcode code);
+static void add_pending(http *h);
+
 /* Leaves a frame; the outermost one destroys what was cancelled meanwhile. The handle may
  * be gone when this returns. */
 static void http_leave(http *h)
@@ -158,8 +165,37 @@ static void http_leave(http *h)
                 req_destroy(r);
         }
     }
-    if (h->free_requested)
+    if (h->free_requested) {
         http_destroy(h);
+        return;
+    }
+    if (h->add_pending)
+        add_pending(h);
+}
+
+/* Adds the requests started from inside curl, at depth 0. One that curl still refuses
+ * completes with an error (its callback runs, as for any request that was accepted). */
+static void add_pending(http *h)
+{
+    h->add_pending = false;
+    http_enter(h);
+    for (http_req *r = h->reqs, *next; r; r = next) {
+        next = r->next;
+        if (!r->add_later)
+            continue;
+        r->add_later = false;
+        if (r->cancelled)
+            continue;
+        if (curl_multi_add_handle(h->multi, r->easy) == CURLM_OK) {
+            r->in_multi = true;
+        } else {
+            r->nomem = true;
+            req_finish(r, CURLE_OUT_OF_MEMORY);
+            if (h->free_requested)
+                break;
+        }
+    }
+    http_leave(h);
 }
 
 static int map_curl_error(http_req *r, CURLcode code)
@@ -516,11 +552,16 @@ int http_request(http *h, const struct http_req_opts *opts, http_done_cb done, v
     err = setup_easy(r, opts);
     if (err < 0)
         goto fail;
-    if (curl_multi_add_handle(h->multi, r->easy) != CURLM_OK) {
+    CURLMcode mc = curl_multi_add_handle(h->multi, r->easy);
+    if (mc == CURLM_RECURSIVE_API_CALL) {
+        r->add_later = true;
+        h->add_pending = true;
+    } else if (mc != CURLM_OK) {
         err = -ENOMEM;
         goto fail;
+    } else {
+        r->in_multi = true;
     }
-    r->in_multi = true;
     r->next = h->reqs;
     if (h->reqs)
         h->reqs->prev = r;

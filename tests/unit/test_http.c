@@ -392,6 +392,52 @@ static void test_cancel_inside_chunk(void **state)
     assert_int_equal(http_active(T.h), 0);
 }
 
+/* A request started from inside a streaming callback (the starter recounts its containers
+ * on each Docker event) is carried out: curl refuses curl_multi_add_handle there, so http.c
+ * adds it once curl has returned. */
+struct nested {
+    struct res outer, inner;
+    int started, start_ret;
+};
+
+static int on_chunk_start(http_req *req, const char *data, size_t len, void *userdata)
+{
+    struct nested *n = userdata;
+
+    (void)req;
+    (void)data;
+    (void)len;
+    if (n->started++ == 0)
+        n->start_ret = get("/", &n->inner, NULL);
+    return 0;
+}
+
+static void on_done_nested(http_req *req, const struct http_result *r, void *userdata)
+{
+    struct nested *n = userdata;
+
+    on_done(req, r, &n->outer);
+}
+
+static void test_start_inside_chunk(void **state)
+{
+    char url[128];
+    struct nested n = {0};
+    struct http_req_opts o = {.method = "GET", .url = url, .on_chunk = on_chunk_start};
+
+    (void)state;
+    snprintf(url, sizeof(url), "%s/big", T.base);
+    assert_int_equal(http_request(T.h, &o, on_done_nested, &n, NULL), 0);
+    assert_true(run_until(&n.outer.done, WAIT_MS));
+    assert_int_equal(n.start_ret, 0);
+    assert_true(run_until(&n.inner.done, WAIT_MS));
+    assert_int_equal(n.inner.calls, 1);
+    assert_int_equal(n.inner.err, 0);
+    assert_int_equal(n.inner.status, 200);
+    assert_string_equal(n.inner.body, "ok");
+    assert_int_equal(http_active(T.h), 0);
+}
+
 static void test_cancel_inside_done(void **state)
 {
     struct res x = {.cancel_in_done = true};
@@ -552,6 +598,7 @@ int main(void)
         cmocka_unit_test(test_stream_limit),
         cmocka_unit_test(test_stream_abort),
         cmocka_unit_test(test_cancel_inside_chunk),
+        cmocka_unit_test(test_start_inside_chunk),
         cmocka_unit_test(test_cancel_inside_done),
         cmocka_unit_test(test_cancel_before_start),
         cmocka_unit_test(test_timeout),

@@ -1,0 +1,774 @@
+#!/usr/bin/env python3
+"""bench.py: the four benchmarks of correctomatic (see docs/BENCHMARKS.md), run by bench/run.sh.
+
+Expects the private servers of tests/servers.sh (their env file sourced: CT_DOCKER_HOST,
+CT_RABBITMQ_PORT, CT_RABBITMQ_MGMT_PORT, CT_TMP) and the binaries in --bin. Writes
+docs/BENCHMARKS.md, docs/bench-*.png and the raw figures (bench-results.json) under --out.
+"""
+import argparse
+import base64
+import json
+import os
+import platform
+import signal
+import statistics
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+PAGE = os.sysconf("SC_PAGE_SIZE")
+
+
+def log(*a):
+    print("bench:", *a, file=sys.stderr, flush=True)
+
+
+# ------------------------------------------------------------------------------ servers
+
+def mgmt(method, path, body=None):
+    url = "http://127.0.0.1:%s/api%s" % (os.environ["CT_RABBITMQ_MGMT_PORT"], path)
+    req = urllib.request.Request(url, method=method, data=json.dumps(body).encode() if body else None)
+    req.add_header("Authorization", "Basic " + base64.b64encode(b"guest:guest").decode())
+    req.add_header("Content-Type", "application/json")
+    try:
+        with urllib.request.urlopen(req, timeout=10) as r:
+            data = r.read()
+            return json.loads(data) if data else None
+    except urllib.error.HTTPError as e:
+        if e.code == 404:
+            return None
+        raise
+
+
+QUEUES = ["pending_corrections", "running_corrections", "finished_corrections",
+          "pending_corrections.invalid", "failed_callbacks"]
+
+
+def purge_queues():
+    for q in QUEUES:
+        mgmt("DELETE", "/queues/%2F/" + q + "/contents")
+
+
+def queue_stats(q):
+    return mgmt("GET", "/queues/%2F/" + q) or {}
+
+
+def docker(*args, timeout=300):
+    return subprocess.run(["docker", *args], check=False, capture_output=True, text=True,
+                          timeout=timeout).stdout
+
+
+def remove_containers():
+    docker("container", "prune", "-f", "--filter", "label=correctomatic.job_id")
+    docker("container", "prune", "-f", "--filter", "label=ct-bench")
+    ids = docker("ps", "-aq", "--filter", "label=correctomatic.job_id").split()
+    if ids:
+        docker("rm", "-f", *ids)
+
+
+# ------------------------------------------------------------------------------ processes
+
+def proc_mem(pid):
+    """VmRSS, VmHWM, RssAnon in KiB and Pss (KiB) of a live process."""
+    out = {}
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            k, _, v = line.partition(":")
+            if k in ("VmRSS", "VmHWM", "RssAnon", "RssFile"):
+                out[k] = int(v.split()[0])
+    try:
+        with open("/proc/%d/smaps_rollup" % pid) as f:
+            for line in f:
+                if line.startswith("Pss:"):
+                    out["Pss"] = int(line.split()[1])
+    except OSError:
+        pass
+    return out
+
+
+def proc_cpu(pid):
+    with open("/proc/%d/stat" % pid) as f:
+        st = f.read().rsplit(")", 1)[1].split()
+    return (int(st[11]) + int(st[12])) / CLK_TCK  # utime + stime
+
+
+class Daemon:
+    """One correctomatic daemon, its resident memory sampled every 50 ms."""
+
+    def __init__(self, bindir, name, logdir, env):
+        self.name = name
+        self.health = os.path.join(logdir, name + ".health")
+        if os.path.exists(self.health):
+            os.unlink(self.health)
+        full = dict(os.environ)
+        full.update({"RABBITMQ_HOST": "127.0.0.1", "RABBITMQ_PORT": os.environ["CT_RABBITMQ_PORT"],
+                     "DOCKER_HOST": os.environ["CT_DOCKER_HOST"], "HEALTH_FILE": self.health,
+                     "LOG_LEVEL": "info"})
+        full.update(env)
+        self.log = open(os.path.join(logdir, name + ".log"), "a")
+        self.p = subprocess.Popen([os.path.join(bindir, "correctomatic-" + name)], env=full,
+                                  stdin=subprocess.DEVNULL, stdout=self.log, stderr=self.log)
+        self.peak = {}
+        self.stop_sampling = threading.Event()
+        self.sampler = threading.Thread(target=self._sample, daemon=True)
+        self.sampler.start()
+
+    def _sample(self):
+        while not self.stop_sampling.is_set():
+            try:
+                m = proc_mem(self.p.pid)
+            except (OSError, ValueError):
+                return
+            for k, v in m.items():
+                if v > self.peak.get(k, 0):
+                    self.peak[k] = v
+            self.stop_sampling.wait(0.05)
+
+    def reset_peak(self):
+        self.peak = {}
+
+    def wait_ready(self, timeout=30):
+        t = time.time() + timeout
+        while not os.path.exists(self.health):
+            if self.p.poll() is not None:
+                raise RuntimeError("%s exited (%s)" % (self.name, self.p.returncode))
+            if time.time() > t:
+                raise RuntimeError("%s not connected after %ss" % (self.name, timeout))
+            time.sleep(0.02)
+
+    def mem(self):
+        return proc_mem(self.p.pid)
+
+    def cpu(self):
+        return proc_cpu(self.p.pid)
+
+    def stop(self):
+        self.stop_sampling.set()
+        if self.p.poll() is None:
+            self.p.send_signal(signal.SIGTERM)
+            try:
+                self.p.wait(30)
+            except subprocess.TimeoutExpired:
+                self.p.kill()
+                self.p.wait()
+        self.log.close()
+
+
+class Pipeline:
+    def __init__(self, bench, names=("starter", "completer", "notifier"), **env):
+        env = {k: str(v) for k, v in env.items()}
+        self.bench = bench
+        self.d = {n: Daemon(bench.bin, n, bench.logdir, env) for n in names}
+        for d in self.d.values():
+            d.wait_ready()
+        time.sleep(0.3)  # first container count, consumers registered
+        bench.pl = self
+
+    def __getitem__(self, name):
+        return self.d[name]
+
+    def cpu(self):
+        return {n: d.cpu() for n, d in self.d.items()}
+
+    def stop(self):
+        for d in self.d.values():
+            d.stop()
+        if self.bench.pl is self:
+            self.bench.pl = None
+
+
+# ------------------------------------------------------------------------------ statistics
+
+def pct(xs, p):
+    xs = sorted(xs)
+    if not xs:
+        return float("nan")
+    k = (len(xs) - 1) * p / 100.0
+    lo, hi = int(k), min(int(k) + 1, len(xs) - 1)
+    return xs[lo] + (xs[hi] - xs[lo]) * (k - lo)
+
+
+def summary(xs):
+    """median and spread (min, max) of per-run figures"""
+    return {"median": statistics.median(xs), "min": min(xs), "max": max(xs), "runs": xs}
+
+
+def fmt(s, nd=1):
+    return "%.*f (%.*f–%.*f)" % (nd, s["median"], nd, s["min"], nd, s["max"])
+
+
+def mib(kib):
+    return kib / 1024.0
+
+
+# ------------------------------------------------------------------------------ the benchmarks
+
+class Bench:
+    def __init__(self, a):
+        self.a = a
+        self.bin = a.bin
+        self.logdir = os.path.join(a.out, "logs")
+        os.makedirs(self.logdir, exist_ok=True)
+        self.file = os.path.join(os.environ["CT_TMP"], "bench-exercise.txt")
+        with open(self.file, "w") as f:
+            f.write("40 2\n")
+        os.chmod(self.file, 0o644)
+        self.r = {"commands": [], "config": vars(a).copy(), "errors": {}}
+        self.pl = None
+
+    def run(self, cmd, timeout=1800, record=True):
+        if record:
+            self.r["commands"].append(" ".join(os.path.basename(c) if i == 0 else c
+                                               for i, c in enumerate(cmd)))
+        p = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+        if p.returncode != 0:
+            log("command failed:", " ".join(cmd), p.stderr[-2000:])
+            raise RuntimeError("%s failed" % cmd[0])
+        return json.loads(p.stdout)
+
+    def baseline(self, jobs, conc):
+        return self.run([os.path.join(self.bin, "ct-bench-baseline"), "--jobs", str(jobs),
+                         "--concurrency", str(conc), "--image", "ct-ok", "--file", self.file])
+
+    def load(self, mode, jobs, *extra, tag="b"):
+        env = dict(os.environ, RABBITMQ_HOST="127.0.0.1", RABBITMQ_PORT=os.environ["CT_RABBITMQ_PORT"])
+        cmd = [os.path.join(self.bin, "ct-bench-load"), "--mode", mode, "--jobs", str(jobs),
+               "--image", "ct-ok", "--file", self.file, "--tag", tag, *extra]
+        self.r["commands"].append(" ".join([os.path.basename(cmd[0])] + cmd[1:]))
+        p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+        box = {}
+        reader = threading.Thread(target=lambda: box.update(zip(("out", "err"), p.communicate())))
+        reader.start()
+        while reader.is_alive():
+            reader.join(0.5)
+            dead = [d for d in (self.pl.d.values() if self.pl else []) if d.p.poll() is not None]
+            if dead and p.poll() is None:
+                p.kill()
+                reader.join()
+                raise RuntimeError("%s exited with status %s during the load (see %s)" % (
+                    dead[0].name, dead[0].p.returncode, os.path.join(self.logdir, dead[0].name + ".log")))
+        if p.returncode != 0:
+            log("command failed:", " ".join(cmd), box.get("err", "")[-2000:])
+            raise RuntimeError("ct-bench-load failed: " + box.get("err", "")[-300:].strip())
+        return json.loads(box["out"])
+
+    # 1. throughput ------------------------------------------------------------------------
+    def throughput(self):
+        a, out = self.a, {}
+        for conc in a.concurrency:
+            log("throughput: MAX_RUNNING=%d, %d jobs x %d runs" % (conc, a.jobs, a.runs))
+            purge_queues()
+            remove_containers()
+            pl = Pipeline(self, MAX_RUNNING=conc)
+            base, pipe, cpu, rss = [], [], {n: [] for n in pl.d}, {}
+            try:
+                for d in pl.d.values():
+                    d.reset_peak()
+                for run in range(a.runs):
+                    b = self.baseline(a.jobs, conc)
+                    base.append(b["jobs_per_s"])
+                    c0 = pl.cpu()
+                    p = self.load("pipeline", a.jobs, tag="t%d%d" % (conc, run))
+                    c1 = pl.cpu()
+                    pipe.append(p["per_s"])
+                    for n in c0:
+                        cpu[n].append((c1[n] - c0[n]) * 1000.0 / a.jobs)
+                    log("  run %d: baseline %.2f/s, pipeline %.2f/s" % (run + 1, b["jobs_per_s"], p["per_s"]))
+                rss = {n: dict(d.peak) for n, d in pl.d.items()}
+            finally:
+                pl.stop()
+            ratio = [p / b for p, b in zip(pipe, base)]
+            out[str(conc)] = {"baseline": summary(base), "pipeline": summary(pipe),
+                              "ratio": summary(ratio),
+                              "cpu_ms_per_job": {n: summary(v) for n, v in cpu.items()},
+                              "peak_rss_kib": rss}
+        self.r["throughput"] = out
+
+    # 2. latency ---------------------------------------------------------------------------
+    def latency(self):
+        a = self.a
+        log("latency: %d jobs one at a time x %d runs" % (a.latency_jobs, a.runs))
+        purge_queues()
+        remove_containers()
+        pl = Pipeline(self, MAX_RUNNING=1)
+        runs = []
+        try:
+            for run in range(a.runs):
+                b = self.baseline(a.latency_jobs, 1)["latency_ms"]
+                p = self.load("pipeline", a.latency_jobs, "--serial", tag="l%d" % run)["latency_ms"]
+                r = {"baseline_median": pct(b, 50), "baseline_p99": pct(b, 99),
+                     "pipeline_median": pct(p, 50), "pipeline_p99": pct(p, 99),
+                     "baseline_ms": b, "pipeline_ms": p}
+                r["overhead_median"] = r["pipeline_median"] - r["baseline_median"]
+                r["overhead_p99"] = r["pipeline_p99"] - r["baseline_p99"]
+                runs.append(r)
+                log("  run %d: baseline median %.0f ms, pipeline median %.0f ms" %
+                    (run + 1, r["baseline_median"], r["pipeline_median"]))
+        finally:
+            pl.stop()
+        self.r["latency"] = {"runs": runs, **{k: summary([r[k] for r in runs]) for k in
+                             ("baseline_median", "baseline_p99", "pipeline_median", "pipeline_p99",
+                              "overhead_median", "overhead_p99")}}
+
+    # 3. notifier --------------------------------------------------------------------------
+    def notifier(self):
+        a = self.a
+        n = a.callbacks
+        log("notifier: %d callbacks x %d runs" % (n, a.runs))
+        rates, broker, cpu, rss, rss_anon = [], [], [], [], []
+        env = dict(os.environ, RABBITMQ_HOST="127.0.0.1", RABBITMQ_PORT=os.environ["CT_RABBITMQ_PORT"])
+        for run in range(a.runs):
+            purge_queues()
+            cmd = [os.path.join(self.bin, "ct-bench-load"), "--mode", "finished", "--jobs", str(n),
+                   "--tag", "n%d" % run]
+            self.r["commands"].append(" ".join(["ct-bench-load"] + cmd[1:]) +
+                                      "   # then correctomatic-notifier, on \"loaded\"")
+            p = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            for line in p.stderr:
+                if line.strip() == "loaded":
+                    break
+                log("  load:", line.rstrip())
+            d = Daemon(self.bin, "notifier", self.logdir, {})
+            try:
+                out, err = p.communicate(timeout=600)
+                if p.returncode != 0:
+                    raise RuntimeError("notifier load failed: " + err[-1000:])
+                res = json.loads(out)
+                rates.append(res["per_s"])
+                cpu.append(d.cpu() * 1e6 / n)  # microseconds per callback
+                rss.append(d.mem()["VmHWM"])
+                rss_anon.append(d.peak.get("RssAnon", 0))
+            finally:
+                d.stop()
+            b = self.load("broker", n, "--prefetch", "50", tag="k%d" % run)
+            broker.append(b["per_s"])
+            log("  run %d: notifier %.0f callbacks/s, broker alone %.0f msg/s" %
+                (run + 1, res["per_s"], b["per_s"]))
+        self.r["notifier"] = {"callbacks": n, "notifier": summary(rates), "broker": summary(broker),
+                              "cpu_us_per_callback": summary(cpu), "vmhwm_kib": summary(rss),
+                              "rss_anon_kib": summary(rss_anon)}
+
+    # 4. scale -----------------------------------------------------------------------------
+    def scale(self):
+        a = self.a
+        res = {"gone": {}, "created": {}, "idle": {}}
+        # running messages whose containers are gone: fresh daemons for each level
+        for k in a.gone_levels:
+            log("scale: %d running messages whose containers are gone" % k)
+            purge_queues()
+            pl = Pipeline(self)
+            try:
+                idle = {n: d.mem() for n, d in pl.d.items()}
+                for n, m in idle.items():
+                    res["idle"].setdefault(n, []).append(m)
+                for d in pl.d.values():
+                    d.reset_peak()
+                c0 = pl.cpu()
+                r = self.load("gone", k, tag="g%d" % k)
+                c1 = pl.cpu()
+                res["gone"][str(k)] = {
+                    "per_s": r["per_s"], "seconds": r["seconds"],
+                    "mem": {n: {**d.peak, "VmHWM": d.mem()["VmHWM"]} for n, d in pl.d.items()},
+                    "cpu_us_per_job": {n: (c1[n] - c0[n]) * 1e6 / k for n in c0}}
+                log("  %.0f jobs/s; completer peak %.1f MiB, notifier peak %.1f MiB" %
+                    (r["per_s"], mib(pl["completer"].peak.get("VmRSS", 0)),
+                     mib(pl["notifier"].peak.get("VmRSS", 0))))
+            finally:
+                pl.stop()
+        # created-not-started containers, cumulative levels on the same daemons
+        purge_queues()
+        remove_containers()
+        pl = Pipeline(self, DONT_START_CONTAINER="true", MAX_RUNNING=8)
+        try:
+            have = 0
+            c0 = pl.cpu()
+            for k in a.created_levels:
+                log("scale: completer tracking %d created-not-started containers" % k)
+                for d in pl.d.values():
+                    d.reset_peak()
+                t0 = time.time()
+                self.load("publish", k - have, tag="c%d" % k)
+                deadline = time.time() + 1800
+                while True:
+                    q = queue_stats("running_corrections")
+                    pend = queue_stats("pending_corrections")
+                    if (q.get("messages_unacknowledged", 0) >= k and q.get("messages_ready", 1) == 0
+                            and pend.get("messages", 1) == 0):
+                        break
+                    if time.time() > deadline:
+                        raise RuntimeError("created containers: not tracked in time")
+                    time.sleep(0.5)
+                secs = time.time() - t0
+                time.sleep(1.0)
+                c1 = pl.cpu()
+                res["created"][str(k)] = {
+                    "seconds": secs, "per_s": (k - have) / secs,
+                    "mem": {n: {**d.peak, **d.mem()} for n, d in pl.d.items()},
+                    "cpu_us_per_job": {n: (c1[n] - c0[n]) * 1e6 / k for n in c0}}
+                log("  %.1f containers/s; starter %.1f MiB, completer %.1f MiB" %
+                    ((k - have) / secs, mib(pl["starter"].mem()["VmRSS"]),
+                     mib(pl["completer"].mem()["VmRSS"])))
+                have = k
+        finally:
+            pl.stop()
+            purge_queues()
+            remove_containers()
+        self.r["scale"] = res
+
+
+# ------------------------------------------------------------------------------ report
+
+def facts():
+    mem = 0
+    with open("/proc/meminfo") as f:
+        for line in f:
+            if line.startswith("MemTotal:"):
+                mem = int(line.split()[1])
+    model = ""
+    with open("/proc/cpuinfo") as f:
+        for line in f:
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    ov = mgmt("GET", "/overview") or {}
+    dv = docker("version", "--format", "{{.Server.Version}} (API {{.Server.APIVersion}})").strip()
+    return {"loadavg_start": open("/proc/loadavg").read().split()[:3], "nproc": os.cpu_count(), "mem_gib": mem / 1024 / 1024, "cpu": model,
+            "kernel": platform.release(), "docker": dv,
+            "rabbitmq": ov.get("rabbitmq_version", "?"), "erlang": ov.get("erlang_version", "?"),
+            "os": open("/etc/debian_version").read().strip() if os.path.exists("/etc/debian_version") else ""}
+
+
+def plots(r, docs):
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        log("no matplotlib: no plots")
+        return []
+    made = []
+    if "throughput" in r:
+        t = r["throughput"]
+        cs = sorted(t, key=int)
+        x = range(len(cs))
+        fig, ax = plt.subplots(figsize=(6, 3.6))
+        for off, key, label in ((-0.2, "baseline", "Docker API directly (baseline)"),
+                                (0.2, "pipeline", "pipeline, publish to callback")):
+            med = [t[c][key]["median"] for c in cs]
+            lo = [t[c][key]["median"] - t[c][key]["min"] for c in cs]
+            hi = [t[c][key]["max"] - t[c][key]["median"] for c in cs]
+            ax.bar([i + off for i in x], med, 0.4, yerr=[lo, hi], capsize=3, label=label)
+        ax.set_xticks(list(x))
+        ax.set_xticklabels(["MAX_RUNNING=%s" % c for c in cs])
+        ax.set_ylabel("jobs/s")
+        ax.set_title("Throughput, trivial image (median, min–max)")
+        ax.legend(fontsize=8)
+        fig.tight_layout()
+        fig.savefig(os.path.join(docs, "bench-throughput.png"), dpi=110)
+        plt.close(fig)
+        made.append("bench-throughput.png")
+    if "scale" in r and r["scale"]["gone"]:
+        g = r["scale"]["gone"]
+        ks = sorted(g, key=int)
+        fig, ax = plt.subplots(figsize=(6, 3.6))
+        for n in ("completer", "notifier", "starter"):
+            ax.plot([int(k) for k in ks], [mib(g[k]["mem"][n].get("VmHWM", 0)) for k in ks],
+                    marker="o", label="%s VmHWM" % n)
+            ax.plot([int(k) for k in ks], [mib(g[k]["mem"][n].get("RssAnon", 0)) for k in ks],
+                    marker="x", linestyle="--", label="%s RssAnon (peak)" % n)
+        c = r["scale"]["created"]
+        if c:
+            kc = sorted(c, key=int)
+            ax.plot([int(k) for k in kc], [mib(c[k]["mem"]["completer"]["VmRSS"]) for k in kc],
+                    marker="s", label="completer VmRSS, created containers")
+        ax.axhline(16, color="grey", linestyle=":", linewidth=1)
+        ax.set_xscale("log")
+        ax.set_xlabel("jobs in the scenario")
+        ax.set_ylabel("MiB")
+        ax.set_title("Resident memory under load")
+        ax.legend(fontsize=7)
+        fig.tight_layout()
+        fig.savefig(os.path.join(docs, "bench-memory.png"), dpi=110)
+        plt.close(fig)
+        made.append("bench-memory.png")
+    return made
+
+
+def report(r, docs, made, cmdline):
+    f = r["facts"]
+    L = []
+    w = L.append
+    w("# Benchmarks")
+    w("")
+    w("Written by `%s` on %s; raw figures in `docs/bench-results.json`. Every figure is a median "
+      "over %d runs with the spread (min–max) in brackets, unless it says otherwise." %
+      (cmdline, time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(r["finished"])), r["config"]["runs"]))
+    w("")
+    w("## Machine")
+    w("")
+    w("| | |")
+    w("|---|---|")
+    w("| cores (nproc) | %d (%s) |" % (f["nproc"], f["cpu"]))
+    w("| memory | %.1f GiB |" % f["mem_gib"])
+    w("| kernel / Debian | %s / %s |" % (f["kernel"], f["os"]))
+    w("| Docker engine | %s, private `dockerd` of tests/servers.sh (overlay2) |" % f["docker"])
+    w("| RabbitMQ | %s (Erlang %s), private node of tests/servers.sh |" % (f["rabbitmq"], f["erlang"]))
+    w("| load average (1, 5, 15 min) at start / end | %s / %s (other work shared the machine) |" % (
+        " ".join(f.get("loadavg_start", [])), " ".join(f.get("loadavg_end", []))))
+    w("| build | `-DCMAKE_BUILD_TYPE=Release`, daemons at `LOG_LEVEL=info` (logs to a file) |")
+    w("")
+    w("Image: `ct-ok` (busybox-static and a shell script printing a JSON response), the same for "
+      "the baseline and the pipeline. The baseline (`ct-bench-baseline`, C, our `common/docker.c` "
+      "client) does per job what the pipeline's Docker work is: create (the starter's HostConfig), "
+      "upload the file, start, wait, logs, remove, with as many jobs in flight as `MAX_RUNNING`.")
+    w("")
+    targets = []
+    if "throughput" in r:
+        t = r["throughput"]
+        w("## 1. Throughput")
+        w("")
+        w("%d jobs per run published at once to `pending_corrections`; time from the first publish "
+          "to the last callback (all three daemons, callbacks to a local sink). Baseline: the same "
+          "number of containers through the Docker API at the same concurrency." % r["config"]["jobs"])
+        w("")
+        w("| MAX_RUNNING | baseline jobs/s | pipeline jobs/s | pipeline / baseline | "
+          "CPU ms/job starter | completer | notifier |")
+        w("|---|---|---|---|---|---|---|")
+        for c in sorted(t, key=int):
+            x = t[c]
+            cj = x["cpu_ms_per_job"]
+            w("| %s | %s | %s | %s | %s | %s | %s |" % (
+                c, fmt(x["baseline"], 2), fmt(x["pipeline"], 2),
+                "%.0f%% (%.0f–%.0f%%)" % (100 * x["ratio"]["median"], 100 * x["ratio"]["min"],
+                                          100 * x["ratio"]["max"]),
+                fmt(cj["starter"], 2), fmt(cj["completer"], 2), fmt(cj["notifier"], 2)))
+            targets.append(("throughput ≥ 90%% of baseline, MAX_RUNNING=%s" % c,
+                            "%.0f%%" % (100 * x["ratio"]["median"]), x["ratio"]["median"] >= 0.9))
+        w("")
+        if "bench-throughput.png" in made:
+            w("![throughput](bench-throughput.png)")
+            w("")
+        w("Peak resident memory during these runs (VmRSS sampled every 50 ms, MiB): " + "; ".join(
+            "MAX_RUNNING=%s: %s" % (c, ", ".join("%s %.1f" % (n, mib(m.get("VmRSS", 0)))
+                                             for n, m in t[c]["peak_rss_kib"].items()))
+            for c in sorted(t, key=int)) + ".")
+        w("")
+    if "latency" in r:
+        l = r["latency"]
+        w("## 2. Latency")
+        w("")
+        w("%d jobs one at a time per run (`MAX_RUNNING=1`; the next job is published when the "
+          "previous callback arrived): publish-to-callback time, against the baseline's "
+          "create-to-removed time at concurrency 1. Overhead = pipeline − baseline, for the "
+          "median and for the p99 of each run." % r["config"]["latency_jobs"])
+        w("")
+        w("| | median ms | p99 ms |")
+        w("|---|---|---|")
+        w("| baseline (Docker API directly) | %s | %s |" % (fmt(l["baseline_median"]), fmt(l["baseline_p99"])))
+        w("| pipeline | %s | %s |" % (fmt(l["pipeline_median"]), fmt(l["pipeline_p99"])))
+        w("| **overhead** | **%s** | %s |" % (fmt(l["overhead_median"]), fmt(l["overhead_p99"])))
+        w("")
+        targets.append(("median latency overhead < 30 ms", "%.0f ms" % l["overhead_median"]["median"],
+                        l["overhead_median"]["median"] < 30))
+    if "notifier" in r:
+        n = r["notifier"]
+        w("## 3. Notifier")
+        w("")
+        w("%d results preloaded in `finished_corrections`, then a fresh notifier "
+          "(`CONCURRENT_NOTIFIERS=50`, the default) delivers them to a local keep-alive HTTP sink "
+          "(`ct-bench-load`, libuv, answers 200); time from the notifier's start to the last "
+          "callback. Broker alone: the same messages published to a queue, then consumed and acked "
+          "with the same prefetch (50), no HTTP." % n["callbacks"])
+        w("")
+        w("| | per second |")
+        w("|---|---|")
+        w("| notifier, callbacks | %s |" % fmt(n["notifier"], 0))
+        w("| broker alone, consume + ack | %s |" % fmt(n["broker"], 0))
+        w("| notifier / broker | %.0f%% |" % (100 * n["notifier"]["median"] / n["broker"]["median"]))
+        w("")
+        w("Notifier CPU: %s µs per callback; VmHWM %s MiB; peak RssAnon %s MiB." % (
+            fmt(n["cpu_us_per_callback"], 0),
+            fmt({k: (mib(v) if k != "runs" else v) for k, v in n["vmhwm_kib"].items()}, 1),
+            fmt({k: (mib(v) if k != "runs" else v) for k, v in n["rss_anon_kib"].items()}, 1)))
+        w("")
+        targets.append(("notifier ≥ 2,000 callbacks/s", "%.0f/s" % n["notifier"]["median"],
+                        n["notifier"]["median"] >= 2000))
+    if "scale" in r:
+        s = r["scale"]
+        w("## 4. Scale")
+        w("")
+        w("Resident memory from `/proc/<pid>/status`: **VmRSS** (what `ps` shows: includes the pages "
+          "of shared libraries mapped from disk, libcrypto, libcurl, libc..., shared with every "
+          "other process using them), **RssAnon** (the process's own memory: heap, stacks), and "
+          "**VmHWM** (peak VmRSS). CPU time is utime+stime from `/proc/<pid>/stat`.")
+        w("")
+        idle = s["idle"]
+        w("### Idle (connected, nothing to do)")
+        w("")
+        w("| daemon | VmRSS MiB | RssAnon MiB | RssFile MiB | Pss MiB |")
+        w("|---|---|---|---|---|")
+        for d in ("starter", "completer", "notifier"):
+            ms = idle.get(d, [])
+            if not ms:
+                continue
+            med = lambda k: statistics.median(m.get(k, 0) for m in ms)
+            w("| %s | %.1f | %.1f | %.1f | %.1f |" % (d, mib(med("VmRSS")), mib(med("RssAnon")),
+                                                     mib(med("RssFile")), mib(med("Pss"))))
+            targets.append(("%s idle < 8 MiB (VmRSS)" % d, "%.1f MiB" % mib(med("VmRSS")), med("VmRSS") < 8192))
+            targets.append(("%s idle < 8 MiB (RssAnon, own memory)" % d, "%.1f MiB" % mib(med("RssAnon")),
+                            med("RssAnon") < 8192))
+        w("")
+        w("(median of the %d fresh starts of the scenario below)" % len(idle.get("completer", [])))
+        w("")
+        g = s["gone"]
+        if g:
+            w("### Running messages whose containers are gone")
+            w("")
+            w("N messages in `running_corrections` naming containers that do not exist: the completer "
+              "inspects each (404), publishes a \"container missing\" error result, the notifier "
+              "delivers it to the sink. Fresh daemons for each N (default `PREFETCH=1000`: the "
+              "completer holds at most 1,000 at once). One run per N.")
+            w("")
+            w("| N | jobs/s | completer VmHWM / peak RssAnon MiB | notifier VmHWM / peak RssAnon MiB | "
+              "starter VmHWM MiB | CPU µs/job completer | notifier |")
+            w("|---|---|---|---|---|---|---|")
+            for k in sorted(g, key=int):
+                x = g[k]
+                m = x["mem"]
+                w("| %s | %.0f | %.1f / %.1f | %.1f / %.1f | %.1f | %.0f | %.0f |" % (
+                    k, x["per_s"], mib(m["completer"]["VmHWM"]), mib(m["completer"].get("RssAnon", 0)),
+                    mib(m["notifier"]["VmHWM"]), mib(m["notifier"].get("RssAnon", 0)),
+                    mib(m["starter"]["VmHWM"]), x["cpu_us_per_job"]["completer"],
+                    x["cpu_us_per_job"]["notifier"]))
+            top = g[max(g, key=int)]["mem"]
+            for d in ("completer", "notifier"):
+                targets.append(("%s < 16 MiB at %s gone messages (VmHWM)" % (d, max(g, key=int)),
+                                "%.1f MiB" % mib(top[d]["VmHWM"]), top[d]["VmHWM"] < 16384))
+            w("")
+        c = s["created"]
+        if c:
+            w("### Created-not-started containers")
+            w("")
+            w("The starter with `DONT_START_CONTAINER=true` creates the containers (create, upload) "
+              "and publishes their running messages; the completer tracks every one (an inspect "
+              "says `created`; it waits for a start event). Cumulative levels on the same daemons; "
+              "memory read once all N are tracked.")
+            w("")
+            w("| N | containers/s | starter VmRSS / RssAnon MiB | completer VmRSS / RssAnon MiB | "
+              "notifier VmRSS MiB | CPU µs/job starter | completer |")
+            w("|---|---|---|---|---|---|---|")
+            for k in sorted(c, key=int):
+                x = c[k]
+                m = x["mem"]
+                w("| %s | %.1f | %.1f / %.1f | %.1f / %.1f | %.1f | %.0f | %.0f |" % (
+                    k, x["per_s"], mib(m["starter"]["VmRSS"]), mib(m["starter"]["RssAnon"]),
+                    mib(m["completer"]["VmRSS"]), mib(m["completer"]["RssAnon"]),
+                    mib(m["notifier"]["VmRSS"]), x["cpu_us_per_job"]["starter"],
+                    x["cpu_us_per_job"]["completer"]))
+            top = c[max(c, key=int)]["mem"]
+            for d in ("starter", "completer"):
+                targets.append(("%s < 16 MiB at %s created containers (VmHWM)" % (d, max(c, key=int)),
+                                "%.1f MiB" % mib(top[d]["VmHWM"]), top[d]["VmHWM"] < 16384))
+            w("")
+        if "bench-memory.png" in made:
+            w("![memory](bench-memory.png)")
+            w("")
+    for part, err in r.get("errors", {}).items():
+        w("**%s did not complete:** %s" % (part, err))
+        w("")
+    w("## Targets")
+    w("")
+    w("| target | measured | met |")
+    w("|---|---|---|")
+    for name, val, ok in targets:
+        w("| %s | %s | %s |" % (name, val, "yes" if ok else "**no**"))
+    w("")
+    notes = os.path.join(ROOT, "bench", "NOTES.md")
+    if os.path.exists(notes):
+        w(open(notes).read().rstrip())
+        w("")
+    w("## Commands")
+    w("")
+    w("The whole run (as root; it installs what is missing, builds `build-bench/`, starts a private "
+      "dockerd and RabbitMQ with tests/servers.sh and stops them at the end):")
+    w("")
+    w("    %s" % cmdline)
+    w("")
+    w("Options: `--quick` (a smoke pass, a minute or two), `--runs N`, `--jobs N` (throughput jobs "
+      "per run; the issue's 500 with `--jobs 500`), `--only throughput,latency,notifier,scale`.")
+    w("")
+    w("What it ran, in order (daemons started by bench/bench.py with the settings named above):")
+    w("")
+    seen = []
+    for c in r["commands"]:
+        if c not in seen:
+            seen.append(c)
+    for c in seen[:40]:
+        w("    " + c)
+    if len(seen) > 40:
+        w("    ... (%d more, same shape)" % (len(seen) - 40))
+    w("")
+    with open(os.path.join(docs, "BENCHMARKS.md"), "w") as fh:
+        fh.write("\n".join(L))
+    return targets
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--bin")
+    ap.add_argument("--out", help="scratch folder (logs)")
+    ap.add_argument("--docs", default=os.path.join(ROOT, "docs"))
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--runs", type=int)
+    ap.add_argument("--jobs", type=int)
+    ap.add_argument("--only", default="throughput,latency,notifier,scale")
+    ap.add_argument("--load-timeout", default="600")
+    ap.add_argument("--cmdline", default="sudo bench/run.sh")
+    ap.add_argument("--report-only", action="store_true",
+                    help="rewrite docs/BENCHMARKS.md and the plots from docs/bench-results.json")
+    a = ap.parse_args()
+    if a.report_only:
+        with open(os.path.join(a.docs, "bench-results.json")) as f:
+            r = json.load(f)
+        report(r, a.docs, plots(r, a.docs), r["config"].get("cmdline", a.cmdline))
+        return
+    q = a.quick
+    a.runs = a.runs or (1 if q else 3)
+    a.jobs = a.jobs or (20 if q else 100)
+    a.concurrency = [1, 4, 8]
+    a.latency_jobs = 5 if q else 30
+    a.callbacks = 2000 if q else 20000
+    a.gone_levels = [100, 1000] if q else [100, 1000, 10000]
+    a.created_levels = [100] if q else [100, 1000]
+    os.makedirs(a.docs, exist_ok=True)
+    b = Bench(a)
+    b.r["facts"] = facts()
+    t0 = time.time()
+    for part in a.only.split(","):
+        part = part.strip()
+        try:
+            getattr(b, part)()
+        except Exception as e:  # report what ran; say what did not
+            log("%s FAILED: %s" % (part, e))
+            b.r["errors"][part] = str(e)
+            for d in (b.pl.d.values() if b.pl else []):
+                d.stop()
+        b.pl = None
+    b.r["finished"] = time.time()
+    b.r["facts"]["loadavg_end"] = open("/proc/loadavg").read().split()[:3]
+    b.r["wall_s"] = time.time() - t0
+    with open(os.path.join(a.docs, "bench-results.json"), "w") as f:
+        json.dump(b.r, f, indent=1)
+    made = plots(b.r, a.docs)
+    targets = report(b.r, a.docs, made, a.cmdline)
+    log("done in %.0f s; docs/BENCHMARKS.md written" % b.r["wall_s"])
+    for name, val, ok in targets:
+        log("  %-55s %-12s %s" % (name, val, "met" if ok else "MISSED"))
+
+
+if __name__ == "__main__":
+    main()
