@@ -18,6 +18,7 @@
 #define DOCKER_DEFAULT_HOST "unix:///var/run/docker.sock"
 #define DOCKER_DEFAULT_TIMEOUT_MS 30000
 #define DOCKER_DEFAULT_MAX_RESPONSE (4u * 1024 * 1024)
+#define DOCKER_DEFAULT_MAX_CALLS 32u
 /* The first bytes of an error body kept as the message when it is not Docker's JSON. */
 #define DOCKER_MAX_ERROR_TEXT 512
 
@@ -31,6 +32,11 @@ struct docker {
     size_t max_response;
     struct docker_call *calls;
     struct docker_events *events;
+    /* Calls beyond max_calls wait here (FIFO) holding only what they need to start: each
+     * call in flight costs a connection and curl's buffers, so a burst of a thousand
+     * inspects must not open a thousand of them. */
+    struct docker_call *queue_head, *queue_tail;
+    unsigned in_flight, max_calls;
 };
 
 struct docker_call {
@@ -42,6 +48,13 @@ struct docker_call {
     size_t max_bytes;
     struct json_stream *js; /* a streamed answer of JSON lines (a pull), else NULL */
     struct docker_call *prev, *next;
+    /* what starting it takes (kept while it waits in the queue) */
+    const char *method;
+    char *url, *ctype, *header;
+    void *body;
+    size_t body_len;
+    uint64_t timeout_ms;
+    struct docker_call *queue_next;
 };
 
 /* The state of a streamed answer of JSON lines: the incomplete line (or the error body on an
@@ -77,6 +90,7 @@ void docker_config_defaults(struct docker_config *cfg)
     memset(cfg, 0, sizeof(*cfg));
     cfg->timeout_ms = DOCKER_DEFAULT_TIMEOUT_MS;
     cfg->max_response_bytes = DOCKER_DEFAULT_MAX_RESPONSE;
+    cfg->max_calls = DOCKER_DEFAULT_MAX_CALLS;
 }
 
 int docker_config_from_env(struct docker_config *cfg, char *err, size_t errlen)
@@ -368,6 +382,10 @@ static void json_stream_free(struct json_stream *js)
 static void call_free(struct docker_call *c)
 {
     json_stream_free(c->js);
+    free(c->url);
+    free(c->ctype);
+    free(c->header);
+    free(c->body);
     free(c);
 }
 
@@ -446,6 +464,8 @@ static void json_stream_result(struct json_stream *js, const struct http_result 
     }
 }
 
+static void pump(docker *d);
+
 static void call_done(http_req *req, const struct http_result *hr, void *userdata)
 {
     struct docker_call *c = userdata;
@@ -471,8 +491,10 @@ static void call_done(http_req *req, const struct http_result *hr, void *userdat
             res.json = parse_json(hr->body, hr->body_len);
         res.message = error_message(hr->status, res.json, hr->body, hr->body_len, msg, sizeof(msg));
     }
-    /* Unlinked first: the callback may free the client. */
+    /* Unlinked first, and the next queued call started: the callback may free the client. */
     call_unlink(c);
+    c->d->in_flight--;
+    pump(c->d);
     c->cb(&res, c->userdata);
     json_decref(res.json);
     call_free(c);
@@ -501,28 +523,90 @@ static void base_opts(const docker *d, struct http_req_opts *o)
     o->key_file = d->key_file;
 }
 
-static int call_start(docker *d, const struct call_opts *co, docker_cb cb, void *userdata)
+/* Hands a prepared call to http.c; 0 or a negative errno (the call is then not linked). */
+static int launch(docker *d, struct docker_call *c)
 {
     struct http_req_opts o;
-    struct docker_call *c = NULL;
-    char *url = NULL, *ctype = NULL;
     const char *headers[3] = {NULL, NULL, NULL};
     size_t n_headers = 0;
+    if (c->ctype)
+        headers[n_headers++] = c->ctype;
+    if (c->header)
+        headers[n_headers++] = c->header;
+    base_opts(d, &o);
+    o.method = c->method;
+    o.url = c->url;
+    o.headers = headers;
+    o.body = c->body;
+    o.body_len = c->body_len;
+    o.timeout_ms = c->timeout_ms;
+    o.max_body_bytes = c->max_bytes;
+    if (c->js)
+        o.on_chunk = json_stream_chunk;
+    int r = http_request(d->http, &o, call_done, c, &c->req);
+    if (r < 0)
+        return r;
+    /* http.c copied the body: ours is not needed any more. */
+    free(c->body);
+    c->body = NULL;
+    c->next = d->calls;
+    if (d->calls)
+        d->calls->prev = c;
+    d->calls = c;
+    d->in_flight++;
+    return 0;
+}
+
+/* Starts queued calls while there is room. One that cannot start is answered with its error
+ * (from here, never from inside the docker_* call that made it). */
+static void pump(docker *d)
+{
+    while (d->queue_head && d->in_flight < d->max_calls) {
+        struct docker_call *c = d->queue_head;
+        d->queue_head = c->queue_next;
+        if (!d->queue_head)
+            d->queue_tail = NULL;
+        int r = launch(d, c);
+        if (r < 0) {
+            struct docker_result res = {.err = r, .message = "cannot start the Docker call"};
+            res.body = "";
+            c->cb(&res, c->userdata);
+            call_free(c);
+        }
+    }
+}
+
+static int call_start(docker *d, const struct call_opts *co, docker_cb cb, void *userdata)
+{
+    struct docker_call *c = NULL;
     int r;
 
     if (!d || !co->path || co->path[0] != '/' || !cb)
         return -EINVAL;
     c = calloc(1, sizeof(*c));
-    url = docker_url_join(d->ep.base_url, co->path);
-    if (co->content_type) {
-        ctype = str_printf("Content-Type: %s", co->content_type);
-        headers[n_headers++] = ctype;
-    }
-    if (co->header)
-        headers[n_headers++] = co->header;
-    if (!c || !url || (co->content_type && !ctype)) {
+    if (!c)
+        return -ENOMEM;
+    c->d = d;
+    c->cb = cb;
+    c->userdata = userdata;
+    c->raw = co->raw;
+    c->max_bytes = co->max_bytes;
+    c->method = co->method;
+    c->timeout_ms = co->timeout_ms;
+    c->url = docker_url_join(d->ep.base_url, co->path);
+    if (!c->url ||
+        (co->content_type && !(c->ctype = str_printf("Content-Type: %s", co->content_type))) ||
+        (co->header && !(c->header = strdup(co->header)))) {
         r = -ENOMEM;
         goto fail;
+    }
+    if (co->body_len) {
+        if (!(c->body = malloc(co->body_len))) {
+            r = -ENOMEM;
+            goto fail;
+        }
+        memcpy(c->body, co->body, co->body_len);
+        c->body_len = co->body_len;
     }
     if (co->json_stream) {
         c->js = calloc(1, sizeof(*c->js));
@@ -531,37 +615,20 @@ static int call_start(docker *d, const struct call_opts *co, docker_cb cb, void 
             goto fail;
         }
     }
-    c->d = d;
-    c->cb = cb;
-    c->userdata = userdata;
-    c->raw = co->raw;
-    c->max_bytes = co->max_bytes;
-
-    base_opts(d, &o);
-    o.method = co->method;
-    o.url = url;
-    o.headers = headers;
-    o.body = co->body;
-    o.body_len = co->body_len;
-    o.timeout_ms = co->timeout_ms;
-    o.max_body_bytes = co->max_bytes;
-    if (c->js)
-        o.on_chunk = json_stream_chunk;
-    r = http_request(d->http, &o, call_done, c, &c->req);
-    if (r < 0)
-        goto fail;
-    c->next = d->calls;
-    if (d->calls)
-        d->calls->prev = c;
-    d->calls = c;
-    free(url);
-    free(ctype);
+    if (d->in_flight < d->max_calls && !d->queue_head) {
+        r = launch(d, c);
+        if (r < 0)
+            goto fail;
+        return 0;
+    }
+    if (d->queue_tail)
+        d->queue_tail->queue_next = c;
+    else
+        d->queue_head = c;
+    d->queue_tail = c;
     return 0;
 fail:
-    if (c)
-        call_free(c);
-    free(url);
-    free(ctype);
+    call_free(c);
     return r;
 }
 
@@ -1017,6 +1084,7 @@ docker *docker_new(uv_loop_t *loop, const struct docker_config *cfg, char *err, 
     d->timeout_ms = cfg->timeout_ms ? cfg->timeout_ms : DOCKER_DEFAULT_TIMEOUT_MS;
     d->max_response =
         cfg->max_response_bytes ? cfg->max_response_bytes : DOCKER_DEFAULT_MAX_RESPONSE;
+    d->max_calls = cfg->max_calls ? cfg->max_calls : DOCKER_DEFAULT_MAX_CALLS;
     d->host = strdup(cfg->host && *cfg->host ? cfg->host : DOCKER_DEFAULT_HOST);
     if (!d->host) {
         set_err(err, errlen, -ENOMEM, "out of memory");
@@ -1070,6 +1138,12 @@ void docker_free(docker *d)
         http_req_cancel(c->req);
         call_free(c);
     }
+    while (d->queue_head) {
+        struct docker_call *c = d->queue_head;
+        d->queue_head = c->queue_next;
+        call_free(c);
+    }
+    d->queue_tail = NULL;
     http_free(d->http);
     docker_endpoint_clear(&d->ep);
     free(d->host);

@@ -23,6 +23,8 @@ struct docker_config {
     const char *cert_path;     /* DOCKER_CERT_PATH; NULL: ~/.docker */
     uint64_t timeout_ms;       /* per call (not for the events stream), default 30000 */
     size_t max_response_bytes; /* default 4 MiB */
+    unsigned max_calls;        /* calls in flight at once (not the events stream); more wait
+                                  in a queue, in order. Default 32 */
 };
 void docker_config_defaults(struct docker_config *cfg);
 /* Reads DOCKER_HOST, DOCKER_TLS_VERIFY, DOCKER_CERT_PATH from the environment into cfg

@@ -70,8 +70,7 @@ struct job {
     enum fstep step;
     unsigned attempts;
     uint64_t exited_seen_ms; /* for unclaimed exits */
-    uint64_t done_ms;
-    uv_timer_t timer; /* WAITING: the deadline; FINISHING: retry backoff */
+    uv_timer_t timer;        /* WAITING: the deadline; FINISHING: retry backoff */
     bool timer_is_deadline;
     /* finishing */
     json_t *inspect;
@@ -94,6 +93,7 @@ struct completer {
     docker *docker;
     docker_events *events;
     idmap *jobs;
+    idmap *finished_ids; /* finished containers: see remember_done */
     uv_timer_t reconcile_timer, events_timer, sweep_timer, shutdown_timer, pending_timer;
     struct pending_event *pending; /* events not handled yet */
     size_t n_pending, cap_pending;
@@ -149,6 +149,47 @@ static void job_drop(struct job *job)
         c->finishing--;
     uv_timer_stop(&job->timer);
     uv_close((uv_handle_t *)&job->timer, job_free_cb);
+}
+
+/* Finished containers: id -> the time it finished (+1, so never NULL), for FINISHED_MEMORY. */
+static void remember_done(completer *c, const char *container_id)
+{
+    uintptr_t when = (uintptr_t)now_ms(c) + 1;
+    if (idmap_put(c->finished_ids, container_id, (void *)when) == -EEXIST) {
+        idmap_del(c->finished_ids, container_id);
+        idmap_put(c->finished_ids, container_id, (void *)when);
+    }
+}
+
+static bool is_done(const completer *c, const char *container_id)
+{
+    return idmap_get(c->finished_ids, container_id) != NULL;
+}
+
+struct expired {
+    completer *c;
+    uint64_t now;
+    char (*ids)[65];
+    size_t n, cap;
+};
+
+static void collect_expired(const char *key, void *value, void *ud)
+{
+    struct expired *x = ud;
+    uint64_t when = (uint64_t)(uintptr_t)value - 1;
+    if (x->now - when >= x->c->cfg.done_ttl_ms && x->n < x->cap)
+        snprintf(x->ids[x->n++], sizeof(x->ids[0]), "%s", key);
+}
+
+static void forget_done(completer *c, uint64_t now)
+{
+    struct expired x = {.c = c, .now = now, .cap = idmap_size(c->finished_ids)};
+    if (!x.cap || !(x.ids = malloc(x.cap * sizeof(*x.ids))))
+        return;
+    idmap_each(c->finished_ids, collect_expired, &x);
+    for (size_t i = 0; i < x.n; i++)
+        idmap_del(c->finished_ids, x.ids[i]);
+    free(x.ids);
 }
 
 static struct job *job_get_or_add(completer *c, const char *container_id)
@@ -415,16 +456,9 @@ static void on_removed(const struct docker_result *res, void *ud)
     completer *c = job->c;
     job->state = J_DONE;
     c->finishing--;
-    job->done_ms = now_ms(c);
-    /* Keep only what recognises a duplicate. */
-    json_decref(job->inspect);
-    job->inspect = NULL;
-    output_buf_free(&job->out);
-    output_buf_free(&job->err);
-    free(job->result);
-    job->result = NULL;
-    free(job->running_body);
-    job->running_body = NULL;
+    /* Only the container id is kept (FINISHED_MEMORY), to recognise a duplicate message. */
+    remember_done(c, job->container_id);
+    job_drop(job);
     shutdown_check(c);
 }
 
@@ -683,6 +717,13 @@ static void on_delivery(amqp_link *link, const struct amqp_link_delivery *d, voi
         park_invalid(c, d, text);
         return;
     }
+    if (is_done(c, m.container_id)) {
+        log_kv(LOG_INFO, "duplicate running message of a finished job, acked", "container_id",
+               m.container_id, "job_id", m.job_id, NULL);
+        amqp_link_ack(link, d->generation, d->delivery_tag);
+        msg_running_free(&m);
+        return;
+    }
     struct job *job = job_get_or_add(c, m.container_id);
     if (!job) {
         /* Over MAX_TRACKED_JOBS (or out of memory): it waits in the queue. */
@@ -734,6 +775,8 @@ static void on_delivery(amqp_link *link, const struct amqp_link_delivery *d, voi
 
 static void container_exited(completer *c, const char *id)
 {
+    if (is_done(c, id))
+        return; /* our own removal's events */
     struct job *job = job_get_or_add(c, id);
     if (!job)
         return; /* over the limit: the reconcile list finds it later */
@@ -979,11 +1022,7 @@ static void on_sweep(uv_timer_t *t)
     n = idmap_values(c->jobs, all, n);
     for (size_t k = 0; k < n; k++) {
         struct job *job = all[k];
-        if (job->state == J_DONE) {
-            /* Only J_DONE: a published job is still removing its container (done_ms unset). */
-            if (now - job->done_ms >= c->cfg.done_ttl_ms)
-                job_drop(job);
-        } else if (job->state == J_WAITING && !job->has_message && job->exited && !job->busy) {
+        if (job->state == J_WAITING && !job->has_message && job->exited && !job->busy) {
             if (now - job->exited_seen_ms >= c->cfg.retention_ms &&
                 docker_container_remove(c->docker, job->container_id, true, on_unclaimed_removed,
                                         job) == 0)
@@ -1006,6 +1045,7 @@ static void on_sweep(uv_timer_t *t)
         }
     }
     free(all);
+    forget_done(c, now);
 }
 
 /* ---- the link ----------------------------------------------------------------------------- */
@@ -1041,13 +1081,15 @@ completer *completer_new(uv_loop_t *loop, const struct completer_config *cfg, ch
     c->cfg = *cfg;
     snprintf(c->running_invalid, sizeof(c->running_invalid), "%s.invalid", cfg->running_queue);
     c->jobs = idmap_new();
+    c->finished_ids = idmap_new();
     struct docker_config dcfg = cfg->docker;
     /* Room for the multiplexed stdout: 8 bytes of frame header per write at most. */
     size_t want = cfg->max_output_bytes * 9 + 65536;
     if (dcfg.max_response_bytes < want)
         dcfg.max_response_bytes = want;
-    c->docker = c->jobs ? docker_new(loop, &dcfg, err, errlen) : NULL;
+    c->docker = c->jobs && c->finished_ids ? docker_new(loop, &dcfg, err, errlen) : NULL;
     if (!c->docker) {
+        idmap_free(c->finished_ids);
         idmap_free(c->jobs);
         free(c);
         return NULL;
@@ -1058,6 +1100,7 @@ completer *completer_new(uv_loop_t *loop, const struct completer_config *cfg, ch
     if (!c->link) {
         snprintf(err, errlen, "cannot create the RabbitMQ link");
         docker_free(c->docker);
+        idmap_free(c->finished_ids);
         idmap_free(c->jobs);
         free(c);
         return NULL;
@@ -1131,6 +1174,8 @@ static void finish(completer *c)
     idmap_each(c->jobs, drop_all, NULL);
     idmap_free(c->jobs);
     c->jobs = NULL;
+    idmap_free(c->finished_ids);
+    c->finished_ids = NULL;
     uv_close((uv_handle_t *)&c->reconcile_timer, NULL);
     uv_close((uv_handle_t *)&c->events_timer, NULL);
     uv_close((uv_handle_t *)&c->sweep_timer, NULL);
