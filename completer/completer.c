@@ -60,8 +60,9 @@ struct job {
     struct delivery *dels;
     size_t n_dels, cap_dels;
     bool has_message;
-    bool exited;    /* the container is not running any more, or is gone */
-    bool timed_out; /* we killed it at its deadline */
+    uint64_t registered_list; /* c->list_seq when its message was registered */
+    bool exited;              /* the container is not running any more, or is gone */
+    bool timed_out;           /* we killed it at its deadline */
     bool killing;
     bool busy; /* a Docker call or publish in flight */
     bool renewing;
@@ -94,6 +95,7 @@ struct completer {
     docker_events *events;
     idmap *jobs;
     idmap *finished_ids; /* finished containers: see remember_done */
+    uint64_t list_seq;   /* lists asked for so far (the one in flight included) */
     uv_timer_t reconcile_timer, events_timer, sweep_timer, shutdown_timer, pending_timer;
     struct pending_event *pending; /* events not handled yet */
     size_t n_pending, cap_pending;
@@ -381,8 +383,8 @@ static void on_finish_inspect(const struct docker_result *res, void *ud)
     const char *status =
         json_string_value(json_object_get(json_object_get(res->json, "State"), "Status"));
     if (status && (strcmp(status, "running") == 0 || strcmp(status, "restarting") == 0 ||
-                   strcmp(status, "paused") == 0)) {
-        /* Not over after all (a stale exit): back to waiting. */
+                   strcmp(status, "paused") == 0 || strcmp(status, "created") == 0)) {
+        /* Not over after all (a stale exit, or not even started): back to waiting. */
         job->exited = false;
         job->state = J_WAITING;
         job->c->finishing--;
@@ -745,6 +747,7 @@ static void on_delivery(amqp_link *link, const struct amqp_link_delivery *d, voi
     }
     if (!job->has_message) {
         job->has_message = true;
+        job->registered_list = c->list_seq;
         job->work_id = m.work_id;
         m.work_id = NULL;
         job->callback = m.callback;
@@ -902,8 +905,11 @@ static void check_missing(const char *key, void *value, void *ud)
     (void)key;
     struct job *job = value;
     struct seen_ctx *s = ud;
+    /* Only a job registered before the list was asked for can be judged by it: a container
+     * created (and its message received) after that is rightly absent from the answer. */
     if (job->state == J_WAITING && job->has_message && !job->busy &&
-        !idmap_get(s->present, job->container_id) && !job->exited) {
+        job->registered_list < s->c->list_seq && !idmap_get(s->present, job->container_id) &&
+        !job->exited) {
         job->exited = true; /* gone: finishing says "container missing" */
         job->exited_seen_ms = now_ms(s->c);
     }
@@ -955,8 +961,10 @@ static void reconcile(completer *c)
     json_t *filters = json_pack("{s:[s]}", "label", LABEL_JOB_ID);
     if (!filters)
         return;
-    if (docker_container_list(c->docker, true, filters, on_list, c) == 0)
+    if (docker_container_list(c->docker, true, filters, on_list, c) == 0) {
         c->listing = true;
+        c->list_seq++;
+    }
     json_decref(filters);
 }
 

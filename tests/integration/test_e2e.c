@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <cmocka.h>
 
@@ -286,11 +287,70 @@ static void test_running_queue_per_host(void **state)
     free(good);
 }
 
+/* correctomatic-submit: a job validated and published, its callback received by --wait. */
+static void test_submit_round_trip(void **state)
+{
+    (void)state;
+    char exdir[600], uploads[600], spec[1300], out[600];
+    const char *tmp = ct_env("CT_TMP");
+    snprintf(exdir, sizeof(exdir), "EXERCISE_DIR=%s", tmp);
+    snprintf(uploads, sizeof(uploads), "%s/uploads", tmp);
+    mkdir(uploads, 0755);
+    snprintf(spec, sizeof(spec), "%s:%s", uploads, uploads);
+    char *solution = ct_tmpfile("submit-solution.sh", "echo $(($1 + $2))\n", 18);
+
+    struct ct_daemon starter, completer, notifier;
+    ct_daemon_start(&starter, "starter", "submit", (const char *const[]){exdir, NULL});
+    ct_daemon_start(&completer, "completer", "submit", NULL);
+    ct_daemon_start(&notifier, "notifier", "submit", NULL);
+    ct_daemon_wait_log(&starter, "consuming pending jobs", 1, 30000);
+
+    /* --uploads copies the file into the shared folder; --wait listens for the callback */
+    char env_host[300], env_port[64];
+    snprintf(env_host, sizeof(env_host), "RABBITMQ_HOST=%s", ct_env("CT_RABBITMQ_HOST"));
+    snprintf(env_port, sizeof(env_port), "RABBITMQ_PORT=%s", ct_env("CT_RABBITMQ_PORT"));
+    char *envp[] = {env_host, env_port, NULL};
+    char path[512];
+    snprintf(path, sizeof(path), "%s/correctomatic-submit", CT_BIN_DIR);
+    snprintf(out, sizeof(out), "%s/submit-out.log", tmp);
+    unlink(out);
+    char *argv[] = {path,        "--image", "ct-sumgrader:latest", "--file",   solution,
+                    "--uploads", spec,      "--work-id",           "submit-1", "--param",
+                    "POINTS=20", "--wait",  "--timeout",           "60",       NULL};
+    pid_t pid = ct_spawn(path, argv, envp, out);
+    int status = -1;
+    assert_int_equal(ct_wait_exit(pid, 90000, &status), 0);
+    char *text = ct_read_file(out, NULL);
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+        fail_msg("correctomatic-submit ended with 0x%x:\n%s", status, text ? text : "");
+    assert_non_null(strstr(text, "published to pending_corrections"));
+    assert_non_null(strstr(text, "callback received"));
+    assert_non_null(strstr(text, "\"grade\": 20"));
+    assert_non_null(strstr(text, "\"work_id\": \"submit-1\""));
+    free(text);
+
+    /* a job the starter would refuse is refused before publishing (exit 2) */
+    snprintf(out, sizeof(out), "%s/submit-bad.log", tmp);
+    char *bad[] = {path,     "--image",    "ct-ok:latest", "--file",
+                   solution, "--callback", "ftp://x/",     NULL};
+    pid = ct_spawn(path, bad, envp, out);
+    assert_int_equal(ct_wait_exit(pid, 30000, &status), 0);
+    assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 2);
+    assert_true(ct_file_count(out, "invalid callback") > 0);
+    assert_int_equal(ct_amqp_count("pending_corrections"), 0);
+
+    assert_int_equal(ct_daemon_stop(&notifier), 0);
+    assert_int_equal(ct_daemon_stop(&completer), 0);
+    assert_int_equal(ct_daemon_stop(&starter), 0);
+    free(solution);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_mixed_batch, setup, teardown),
         cmocka_unit_test_setup_teardown(test_running_queue_per_host, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_submit_round_trip, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
