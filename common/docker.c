@@ -771,13 +771,16 @@ int docker_container_remove(docker *d, const char *id, bool force, docker_cb cb,
                      userdata);
 }
 
-int docker_container_list(docker *d, bool all, json_t *filters, docker_cb cb, void *userdata)
+static int list_call(docker *d, bool all, json_t *filters, bool raw, docker_cb cb, void *userdata)
 {
+    struct call_opts co = {.method = "GET", .raw = raw};
     char *p = strdup(all ? "/containers/json?all=1" : "/containers/json?all=0");
-    char *f = NULL;
+    int r;
 
+    if (!d)
+        return -EINVAL;
     if (p && filters) {
-        f = json_dumps(filters, JSON_COMPACT);
+        char *f = json_dumps(filters, JSON_COMPACT);
         if (!f || docker_query_add(&p, "filters", f) < 0) {
             free(f);
             free(p);
@@ -785,7 +788,24 @@ int docker_container_list(docker *d, bool all, json_t *filters, docker_cb cb, vo
         }
         free(f);
     }
-    return call_path(d, "GET", p, cb, userdata);
+    if (!p)
+        return -ENOMEM;
+    co.path = p;
+    co.timeout_ms = d->timeout_ms;
+    co.max_bytes = d->max_response;
+    r = call_start(d, &co, cb, userdata);
+    free(p);
+    return r;
+}
+
+int docker_container_list(docker *d, bool all, json_t *filters, docker_cb cb, void *userdata)
+{
+    return list_call(d, all, filters, false, cb, userdata);
+}
+
+int docker_container_list_raw(docker *d, bool all, json_t *filters, docker_cb cb, void *userdata)
+{
+    return list_call(d, all, filters, true, cb, userdata);
 }
 
 int docker_image_inspect(docker *d, const char *ref, docker_cb cb, void *userdata)
@@ -1151,4 +1171,168 @@ void docker_free(docker *d)
     free(d->cert_file);
     free(d->key_file);
     free(d);
+}
+
+/* ---- a container list read without a tree ------------------------------------------------ */
+
+struct scan {
+    const char *p, *end;
+};
+
+static void scan_ws(struct scan *s)
+{
+    while (s->p < s->end && (*s->p == ' ' || *s->p == '\t' || *s->p == '\n' || *s->p == '\r'))
+        s->p++;
+}
+
+/* A string at s->p (the opening quote): its raw contents in *str and *len; *escaped when it holds
+ * a backslash escape. */
+static int scan_string(struct scan *s, const char **str, size_t *len, bool *escaped)
+{
+    if (s->p >= s->end || *s->p != '"')
+        return -EBADMSG;
+    const char *start = ++s->p;
+    *escaped = false;
+    while (s->p < s->end && *s->p != '"') {
+        if (*s->p == '\\') {
+            *escaped = true;
+            if (++s->p >= s->end)
+                return -EBADMSG;
+        }
+        s->p++;
+    }
+    if (s->p >= s->end)
+        return -EBADMSG;
+    *str = start;
+    *len = (size_t)(s->p - start);
+    s->p++;
+    return 0;
+}
+
+/* Skips one value of any kind; depth bounds the nesting. */
+static int scan_skip(struct scan *s, int depth)
+{
+    scan_ws(s);
+    if (s->p >= s->end || depth > 64)
+        return -EBADMSG;
+    char c = *s->p;
+    if (c == '"') {
+        const char *str;
+        size_t len;
+        bool esc;
+        return scan_string(s, &str, &len, &esc);
+    }
+    if (c == '{' || c == '[') {
+        char close = c == '{' ? '}' : ']';
+        s->p++;
+        scan_ws(s);
+        if (s->p < s->end && *s->p == close) {
+            s->p++;
+            return 0;
+        }
+        for (;;) {
+            if (c == '{') {
+                const char *k;
+                size_t kl;
+                bool esc;
+                scan_ws(s);
+                if (scan_string(s, &k, &kl, &esc) < 0)
+                    return -EBADMSG;
+                scan_ws(s);
+                if (s->p >= s->end || *s->p++ != ':')
+                    return -EBADMSG;
+            }
+            if (scan_skip(s, depth + 1) < 0)
+                return -EBADMSG;
+            scan_ws(s);
+            if (s->p >= s->end)
+                return -EBADMSG;
+            if (*s->p == ',') {
+                s->p++;
+                continue;
+            }
+            if (*s->p++ == close)
+                return 0;
+            return -EBADMSG;
+        }
+    }
+    /* numbers, true, false, null */
+    const char *start = s->p;
+    while (s->p < s->end &&
+           (isalnum((unsigned char)*s->p) || *s->p == '-' || *s->p == '+' || *s->p == '.'))
+        s->p++;
+    return s->p > start ? 0 : -EBADMSG;
+}
+
+int docker_scan_list(const char *body, size_t len, docker_scan_fn fn, void *userdata)
+{
+    struct scan s = {body, body + len};
+    scan_ws(&s);
+    if (s.p >= s.end || *s.p++ != '[')
+        return -EBADMSG;
+    scan_ws(&s);
+    if (s.p < s.end && *s.p == ']')
+        return 0;
+    for (;;) {
+        scan_ws(&s);
+        if (s.p >= s.end || *s.p++ != '{')
+            return -EBADMSG;
+        const char *id = NULL, *state = NULL;
+        size_t id_len = 0, state_len = 0;
+        scan_ws(&s);
+        if (s.p < s.end && *s.p == '}') {
+            s.p++;
+        } else {
+            for (;;) {
+                const char *k;
+                size_t kl;
+                bool esc;
+                scan_ws(&s);
+                if (scan_string(&s, &k, &kl, &esc) < 0)
+                    return -EBADMSG;
+                scan_ws(&s);
+                if (s.p >= s.end || *s.p++ != ':')
+                    return -EBADMSG;
+                scan_ws(&s);
+                bool want_id = kl == 2 && memcmp(k, "Id", 2) == 0;
+                bool want_state = kl == 5 && memcmp(k, "State", 5) == 0;
+                if ((want_id || want_state) && s.p < s.end && *s.p == '"') {
+                    const char *v;
+                    size_t vl;
+                    if (scan_string(&s, &v, &vl, &esc) < 0)
+                        return -EBADMSG;
+                    if (!esc && want_id) {
+                        id = v;
+                        id_len = vl;
+                    } else if (!esc) {
+                        state = v;
+                        state_len = vl;
+                    }
+                } else if (scan_skip(&s, 1) < 0) {
+                    return -EBADMSG;
+                }
+                scan_ws(&s);
+                if (s.p >= s.end)
+                    return -EBADMSG;
+                if (*s.p == ',') {
+                    s.p++;
+                    continue;
+                }
+                if (*s.p++ == '}')
+                    break;
+                return -EBADMSG;
+            }
+        }
+        fn(id, id_len, state, state_len, userdata);
+        scan_ws(&s);
+        if (s.p >= s.end)
+            return -EBADMSG;
+        if (*s.p == ',') {
+            s.p++;
+            continue;
+        }
+        if (*s.p++ == ']')
+            return 0;
+        return -EBADMSG;
+    }
 }

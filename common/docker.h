@@ -69,6 +69,16 @@ int docker_container_remove(docker *d, const char *id, bool force, docker_cb cb,
 /* GET /containers/json?all=..&filters=<json>; filters is a JSON object like
  * {"label":["correctomatic.job_id"],"status":["running"]} (not stolen). */
 int docker_container_list(docker *d, bool all, json_t *filters, docker_cb cb, void *userdata);
+/* The same, the answer left unparsed in body (json NULL): for long lists read with
+ * docker_scan_list, without building a tree of every container. */
+int docker_container_list_raw(docker *d, bool all, json_t *filters, docker_cb cb, void *userdata);
+
+/* Walks a container list answer (a JSON array of objects) and calls fn with each object's
+ * top-level "Id" and "State" strings (not NUL-terminated; NULL/0 when absent or escaped),
+ * skipping everything else without building it. 0, or -EBADMSG when it is not such JSON. */
+typedef void (*docker_scan_fn)(const char *id, size_t id_len, const char *state, size_t state_len,
+                               void *userdata);
+int docker_scan_list(const char *body, size_t len, docker_scan_fn fn, void *userdata);
 int docker_image_inspect(docker *d, const char *ref, docker_cb cb, void *userdata);
 /* POST /images/create?fromImage=<from_image>&tag=<tag>: pulls an image. tag is required (without
  * one Docker would pull every tag of the repository): a tag, or a digest ("sha256:...").

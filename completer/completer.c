@@ -915,34 +915,54 @@ static void check_missing(const char *key, void *value, void *ud)
     }
 }
 
+struct list_ctx {
+    completer *c;
+    idmap *present;
+    bool nomem;
+};
+
+static void on_listed_container(const char *id, size_t id_len, const char *state, size_t state_len,
+                                void *ud)
+{
+    struct list_ctx *x = ud;
+    char cid[65];
+    if (!id || id_len != 64)
+        return;
+    memcpy(cid, id, 64);
+    cid[64] = '\0';
+    if (!ids_is_container_id(cid))
+        return;
+    if (idmap_put(x->present, cid, x) == -ENOMEM)
+        x->nomem = true;
+    if (state && ((state_len == 6 && memcmp(state, "exited", 6) == 0) ||
+                  (state_len == 4 && memcmp(state, "dead", 4) == 0)))
+        container_exited(x->c, cid);
+}
+
+/* The list of every labelled container, the safety net for events Docker dropped. It is read
+ * with a scan of the raw answer, not a jansson tree: a thousand containers are ~1.5 MB of JSON
+ * and a tree several times that. */
 static void on_list(const struct docker_result *res, void *ud)
 {
     completer *c = ud;
     c->listing = false;
     if (c->finished)
         return;
-    if (res->err != 0 || res->status != 200 || !json_is_array(res->json)) {
+    if (res->err != 0 || res->status != 200) {
         log_kv(LOG_WARN, "cannot list correction containers", "error", res->message, NULL);
         return;
     }
-    idmap *present = idmap_new();
-    if (!present)
+    struct list_ctx x = {.c = c, .present = idmap_new()};
+    if (!x.present)
         return;
-    size_t i;
-    json_t *ct;
-    json_array_foreach(res->json, i, ct)
-    {
-        const char *id = json_string_value(json_object_get(ct, "Id"));
-        const char *state = json_string_value(json_object_get(ct, "State"));
-        if (!id || !ids_is_container_id(id))
-            continue;
-        idmap_put(present, id, ct);
-        if (state && (strcmp(state, "exited") == 0 || strcmp(state, "dead") == 0))
-            container_exited(c, id);
+    if (docker_scan_list(res->body, res->body_len, on_listed_container, &x) < 0 || x.nomem) {
+        log_kv(LOG_WARN, "cannot read the list of correction containers", NULL);
+        idmap_free(x.present);
+        return;
     }
-    struct seen_ctx s = {c, present};
+    struct seen_ctx s = {c, x.present};
     idmap_each(c->jobs, check_missing, &s);
-    idmap_free(present);
+    idmap_free(x.present);
     /* maybe_finish cannot run inside idmap_each (it may not change the map): collect. */
     size_t n = idmap_size(c->jobs);
     void **all = malloc((n ? n : 1) * sizeof(void *));
@@ -961,7 +981,7 @@ static void reconcile(completer *c)
     json_t *filters = json_pack("{s:[s]}", "label", LABEL_JOB_ID);
     if (!filters)
         return;
-    if (docker_container_list(c->docker, true, filters, on_list, c) == 0) {
+    if (docker_container_list_raw(c->docker, true, filters, on_list, c) == 0) {
         c->listing = true;
         c->list_seq++;
     }

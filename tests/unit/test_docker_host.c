@@ -253,6 +253,64 @@ static void test_new_free_without_calls(void **state)
     assert_int_equal(uv_loop_close(&loop), 0);
 }
 
+struct scanned {
+    char ids[8][70];
+    char states[8][16];
+    int n;
+};
+
+static void on_scanned(const char *id, size_t id_len, const char *state, size_t state_len, void *ud)
+{
+    struct scanned *sc = ud;
+    snprintf(sc->ids[sc->n], sizeof(sc->ids[0]), "%.*s", id ? (int)id_len : 6, id ? id : "(none)");
+    snprintf(sc->states[sc->n], sizeof(sc->states[0]), "%.*s", state ? (int)state_len : 6,
+             state ? state : "(none)");
+    sc->n++;
+}
+
+static void test_scan_list(void **state)
+{
+    (void)state;
+    /* Docker's shape, with the traps a naive search would fall into: "Id" and "State" keys
+     * inside nested objects and inside label values, escapes, numbers, null, empty ones. */
+    const char *body =
+        "[{\"Id\":\"aaaa\",\"Names\":[\"/x\"],\"Created\":1700000000,\"Labels\":"
+        "{\"correctomatic.work_id\":\"\\\"Id\\\":\\\"fake\\\"\",\"State\":\"running\"},"
+        "\"State\":\"exited\",\"Status\":\"Exited (0)\",\"HostConfig\":{\"NetworkMode\":"
+        "\"none\"},\"NetworkSettings\":{\"Networks\":{\"none\":{\"Id\":\"net\",\"IPAMConfig\""
+        ":null,\"Aliases\":[]}}},\"Mounts\":[],\"Ports\":[{\"PrivatePort\":80,\"Type\":"
+        "\"tcp\"}],\"SizeRw\":-1.5e3,\"Flag\":true}, {} ,\n {\"State\":\"running\",\"Id\":"
+        "\"bbbb\"},{\"Id\":\"c\\u0063\",\"State\":\"dead\"}]";
+    struct scanned sc = {.n = 0};
+    assert_int_equal(docker_scan_list(body, strlen(body), on_scanned, &sc), 0);
+    assert_int_equal(sc.n, 4);
+    assert_string_equal(sc.ids[0], "aaaa");
+    assert_string_equal(sc.states[0], "exited");
+    assert_string_equal(sc.ids[1], "(none)");
+    assert_string_equal(sc.states[1], "(none)");
+    assert_string_equal(sc.ids[2], "bbbb");
+    assert_string_equal(sc.states[2], "running");
+    assert_string_equal(sc.ids[3], "(none)"); /* escaped: not an id of ours */
+    assert_string_equal(sc.states[3], "dead");
+
+    sc.n = 0;
+    assert_int_equal(docker_scan_list(" [ ] ", 5, on_scanned, &sc), 0);
+    assert_int_equal(sc.n, 0);
+    const char *bad[] = {"",
+                         "{}",
+                         "[",
+                         "[{]",
+                         "[{\"Id\":}]",
+                         "[{\"Id\":\"x\"]",
+                         "[{\"a\":[1,2}]",
+                         "[{\"Id\":\"x\"},]x"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        sc.n = 0;
+        if (docker_scan_list(bad[i], strlen(bad[i]), on_scanned, &sc) != -EBADMSG)
+            fail_msg("accepted: %s", bad[i]);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -269,6 +327,7 @@ int main(void)
         cmocka_unit_test(test_config_from_env),
         cmocka_unit_test(test_new_tls_missing_certs),
         cmocka_unit_test(test_new_free_without_calls),
+        cmocka_unit_test(test_scan_list),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
