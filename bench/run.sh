@@ -47,26 +47,9 @@ log() { echo "run.sh: [$(($(date +%s) - T0))s] $*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
 [ "$(id -u)" = 0 ] || die "must run as root (it runs its own dockerd and rabbitmq): sudo bench/run.sh"
 
-if [ $install = 1 ]; then
-    missing=()
-    for p in "${PACKAGES[@]}"; do
-        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
-    done
-    if [ ${#missing[@]} -gt 0 ]; then
-        log "installing ${missing[*]}"
-        export DEBIAN_FRONTEND=noninteractive
-        policy=""
-        if [ ! -e /usr/sbin/policy-rc.d ]; then   # keep the packages' own services stopped
-            printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d; chmod +x /usr/sbin/policy-rc.d
-            policy=/usr/sbin/policy-rc.d
-        fi
-        rc=0
-        apt-get update -q </dev/null || rc=$?
-        [ $rc != 0 ] || apt-get install -y -q --no-install-recommends "${missing[@]}" </dev/null || rc=$?
-        [ -z "$policy" ] || rm -f "$policy"
-        [ $rc = 0 ] || die "apt-get failed"
-    fi
-fi
+# shellcheck source=tests/packages.sh
+. "$ROOT/tests/packages.sh"
+[ $install = 0 ] || install_missing_packages "${PACKAGES[@]}"
 
 log "building $BUILD"
 cmake -S "$ROOT" -B "$BUILD" -DCMAKE_BUILD_TYPE=Release -DCT_TESTS=OFF -DCT_BENCH=ON >/dev/null

@@ -64,29 +64,9 @@ step() {
 
 # ---------------------------------------------------------------------------------- packages
 
-install_packages() {
-    local missing=() p
-    for p in "${PACKAGES[@]}"; do
-        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
-    done
-    [ ${#missing[@]} -gt 0 ] || return 0
-    log "installing ${missing[*]}"
-    export DEBIAN_FRONTEND=noninteractive
-    # keep the packages' own services (a system dockerd) from starting
-    local policy=""
-    if [ ! -e /usr/sbin/policy-rc.d ]; then
-        printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d
-        chmod +x /usr/sbin/policy-rc.d
-        policy=/usr/sbin/policy-rc.d
-    fi
-    local rc=0
-    apt-get update -q </dev/null || rc=$?
-    [ $rc != 0 ] || apt-get install -y -q --no-install-recommends \
-        -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold "${missing[@]}" </dev/null || rc=$?
-    [ -z "$policy" ] || rm -f "$policy"
-    [ $rc = 0 ] || die "apt-get failed"
-}
-[ $install = 0 ] || step packages install_packages
+# shellcheck source=tests/packages.sh
+. "$ROOT/tests/packages.sh"
+[ $install = 0 ] || step packages install_missing_packages "${PACKAGES[@]}"
 
 # ---------------------------------------------------------------------------------- cleanup
 
