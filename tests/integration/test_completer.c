@@ -27,10 +27,6 @@
 #define CALLBACK "http://receiver.invalid/grade"
 #define WAIT_MS 30000
 
-static const char *const queues[] = {"pending_corrections", "pending_corrections.invalid",
-                                     "running_corrections", "running_corrections.invalid",
-                                     "finished_corrections"};
-
 struct run {
     pid_t pid;
     char log[512];
@@ -72,11 +68,7 @@ static void clean(void)
             ct_terminate(live[i], 5000);
         live[i] = 0;
     }
-    for (size_t i = 0; i < sizeof(queues) / sizeof(queues[0]); i++) {
-        ct_amqp_declare(queues[i]);
-        ct_amqp_purge(queues[i]);
-    }
-    ct_docker_remove_labelled(LABEL);
+    ct_reset_pipeline();
 }
 
 static int setup(void **state)

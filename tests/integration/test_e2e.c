@@ -19,34 +19,6 @@
 
 #define LABEL "correctomatic.job_id"
 
-static const char *const queues[] = {"pending_corrections",  "pending_corrections.invalid",
-                                     "running_corrections",  "running_corrections.invalid",
-                                     "finished_corrections", "failed_callbacks"};
-
-static void clean(void)
-{
-    for (size_t i = 0; i < sizeof(queues) / sizeof(queues[0]); i++) {
-        ct_amqp_declare(queues[i]);
-        ct_amqp_purge(queues[i]);
-    }
-    ct_docker_remove_labelled(LABEL);
-}
-
-static int setup(void **state)
-{
-    (void)state;
-    clean();
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    (void)state;
-    ct_kill_tracked();
-    clean();
-    return 0;
-}
-
 /* A kind of job, how many of it, and what its callback body must be. */
 struct kind {
     const char *name;
@@ -208,6 +180,9 @@ static void test_mixed_batch(void **state)
     if (json_array_size(left) != 0)
         fail_msg("%zu correction containers left behind", json_array_size(left));
     json_decref(left);
+    static const char *const queues[] = {"pending_corrections",  "pending_corrections.invalid",
+                                         "running_corrections",  "running_corrections.invalid",
+                                         "finished_corrections", "failed_callbacks"};
     for (size_t k = 0; k < sizeof(queues) / sizeof(queues[0]); k++) {
         int n = ct_amqp_count(queues[k]);
         if (n != 0)
@@ -348,9 +323,12 @@ static void test_submit_round_trip(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_mixed_batch, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_running_queue_per_host, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_submit_round_trip, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_mixed_batch, ct_reset_pipeline_fixture,
+                                        ct_reset_pipeline_fixture),
+        cmocka_unit_test_setup_teardown(test_running_queue_per_host, ct_reset_pipeline_fixture,
+                                        ct_reset_pipeline_fixture),
+        cmocka_unit_test_setup_teardown(test_submit_round_trip, ct_reset_pipeline_fixture,
+                                        ct_reset_pipeline_fixture),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

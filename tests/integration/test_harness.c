@@ -51,9 +51,15 @@ static char *run_container(const char *image, const char *const env[], json_t *h
 static void test_env(void **state)
 {
     (void)state;
-    const char *names[] = {"CT_SERVERS", "CT_SERVERS_DIR", "CT_DOCKER_HOST", "DOCKER_HOST",
-                           "CT_RABBITMQ_HOST", "CT_RABBITMQ_PORT", "CT_RABBITMQ_MGMT_PORT",
-                           "CT_RABBITMQ_NODE", "CT_TMP"};
+    const char *names[] = {"CT_SERVERS",
+                           "CT_SERVERS_DIR",
+                           "CT_DOCKER_HOST",
+                           "DOCKER_HOST",
+                           "CT_RABBITMQ_HOST",
+                           "CT_RABBITMQ_PORT",
+                           "CT_RABBITMQ_MGMT_PORT",
+                           "CT_RABBITMQ_NODE",
+                           "CT_TMP"};
     for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
         assert_non_null(ct_env(names[i]));
     assert_string_equal(ct_env("CT_DOCKER_HOST"), ct_env("DOCKER_HOST"));
@@ -181,8 +187,8 @@ static void test_engine(void **state)
 static void test_images_exist(void **state)
 {
     (void)state;
-    const char *images[] = {"ct-ok", "ct-separator", "ct-stderr", "ct-fail", "ct-invalid",
-                            "ct-sleeper", "ct-memhog", "ct-echo", "ct-notmp", "ct-badcmd"};
+    const char *images[] = {"ct-ok",      "ct-separator", "ct-stderr", "ct-fail",  "ct-invalid",
+                            "ct-sleeper", "ct-memhog",    "ct-echo",   "ct-notmp", "ct-badcmd"};
     for (size_t i = 0; i < sizeof(images) / sizeof(images[0]); i++) {
         char ref[64];
         snprintf(ref, sizeof(ref), "%s:latest", images[i]);
@@ -205,8 +211,8 @@ static void test_ok_output(void **state)
     free(out);
     json_t *insp = ct_docker_inspect(id);
     assert_non_null(insp);
-    assert_string_equal(json_string_value(json_object_get(json_object_get(insp, "State"), "Status")),
-                        "exited");
+    assert_string_equal(
+        json_string_value(json_object_get(json_object_get(insp, "State"), "Status")), "exited");
     json_decref(insp);
     free(id);
 }
@@ -256,8 +262,8 @@ static void test_notmp(void **state)
 static void test_memhog_is_oom_killed(void **state)
 {
     (void)state;
-    json_t *hc = json_pack("{s:I,s:I}", "Memory", (json_int_t)16 << 20, "MemorySwap",
-                           (json_int_t)16 << 20);
+    json_t *hc =
+        json_pack("{s:I,s:I}", "Memory", (json_int_t)16 << 20, "MemorySwap", (json_int_t)16 << 20);
     char *id = run_container("ct-memhog:latest", NULL, hc);
     json_decref(hc);
     ct_docker_start(id);

@@ -30,8 +30,6 @@
 #define WAIT_MS 30000
 #define CALLBACK "http://127.0.0.1:9/cb"
 
-static const char *const queues[] = {"pending_corrections", "pending_corrections.invalid",
-                                     "running_corrections", "finished_corrections"};
 static const char *const tags[] = {"1", "many", "outage"};
 
 /* "<registry>/ct/ok:<tag>" */
@@ -106,11 +104,7 @@ static int group_setup(void **state)
 
 static void clean(void)
 {
-    for (size_t i = 0; i < sizeof(queues) / sizeof(queues[0]); i++) {
-        ct_amqp_declare(queues[i]);
-        ct_amqp_purge(queues[i]);
-    }
-    ct_docker_remove_labelled(LABEL);
+    ct_reset_pipeline();
     remove_local_images();
 }
 
@@ -124,7 +118,6 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     (void)state;
-    ct_kill_tracked();
     if (ct_servers("status") != 0)
         ct_servers("registry-start"); /* a test that stopped it failed half-way */
     clean();

@@ -18,33 +18,6 @@
 #define LABEL "correctomatic.job_id"
 #define WAIT_MS 30000
 
-static const char *const queues[] = {"pending_corrections", "pending_corrections.invalid",
-                                     "running_corrections", "finished_corrections"};
-
-static void clean(void)
-{
-    for (size_t i = 0; i < sizeof(queues) / sizeof(queues[0]); i++) {
-        ct_amqp_declare(queues[i]);
-        ct_amqp_purge(queues[i]);
-    }
-    ct_docker_remove_labelled(LABEL);
-}
-
-static int setup(void **state)
-{
-    (void)state;
-    clean();
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    (void)state;
-    ct_kill_tracked();
-    clean();
-    return 0;
-}
-
 /* Starts the starter with the test servers, short retry delays and extra "NAME=VALUE"
  * settings. */
 static void start_starter(struct ct_daemon *run, const char *name, const char *const *extra)
@@ -563,17 +536,28 @@ static void test_config_errors(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_happy_path, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_dont_start_and_delete_file, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_image_without_tmp, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_job_faults, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_start_failure_removes_container, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_redelivery_one_container, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_max_running, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_sigterm_in_flight, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_config_errors, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_broker_restart, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_docker_outage, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_happy_path, ct_reset_pipeline_fixture,
+                                        ct_reset_pipeline_fixture),
+        cmocka_unit_test_setup_teardown(test_dont_start_and_delete_file, ct_reset_pipeline_fixture,
+                                        ct_reset_pipeline_fixture),
+        cmocka_unit_test_setup_teardown(test_image_without_tmp, ct_reset_pipeline_fixture,
+                                        ct_reset_pipeline_fixture),
+        cmocka_unit_test_setup_teardown(test_job_faults, ct_reset_pipeline_fixture,
+                                        ct_reset_pipeline_fixture),
+        cmocka_unit_test_setup_teardown(test_start_failure_removes_container,
+                                        ct_reset_pipeline_fixture, ct_reset_pipeline_fixture),
+        cmocka_unit_test_setup_teardown(test_redelivery_one_container, ct_reset_pipeline_fixture,
+                                        ct_reset_pipeline_fixture),
+        cmocka_unit_test_setup_teardown(test_max_running, ct_reset_pipeline_fixture,
+                                        ct_reset_pipeline_fixture),
+        cmocka_unit_test_setup_teardown(test_sigterm_in_flight, ct_reset_pipeline_fixture,
+                                        ct_reset_pipeline_fixture),
+        cmocka_unit_test_setup_teardown(test_config_errors, ct_reset_pipeline_fixture,
+                                        ct_reset_pipeline_fixture),
+        cmocka_unit_test_setup_teardown(test_broker_restart, ct_reset_pipeline_fixture,
+                                        ct_reset_pipeline_fixture),
+        cmocka_unit_test_setup_teardown(test_docker_outage, ct_reset_pipeline_fixture,
+                                        ct_reset_pipeline_fixture),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1324,3 +1324,25 @@ void ct_receiver_wait(const struct ct_receiver *r, const char *path, long status
         fail_msg("%d request(s) to %s answered %ld, expected %d (log %s)",
                  ct_receiver_count(r, path, status), path ? path : "*", status, n, r->log);
 }
+
+/* ------------------------------------------------------------------ the pipeline's state */
+
+void ct_reset_pipeline(void)
+{
+    static const char *const queues[] = {"pending_corrections",  "pending_corrections.invalid",
+                                         "running_corrections",  "running_corrections.invalid",
+                                         "finished_corrections", "failed_callbacks"};
+    ct_kill_tracked();
+    for (size_t i = 0; i < sizeof(queues) / sizeof(queues[0]); i++) {
+        ct_amqp_declare(queues[i]);
+        ct_amqp_purge(queues[i]);
+    }
+    ct_docker_remove_labelled("correctomatic.job_id");
+}
+
+int ct_reset_pipeline_fixture(void **state)
+{
+    (void)state;
+    ct_reset_pipeline();
+    return 0;
+}

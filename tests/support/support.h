@@ -236,3 +236,13 @@ void ct_receiver_wait(const struct ct_receiver *r, const char *path, long status
                       int timeout_ms);
 /* The path of receiver.py, for other modes (verify). */
 const char *ct_receiver_script(void);
+
+/* ------------------------------------------------------------------ the pipeline's state */
+
+/* What every pipeline test starts and ends from: the processes a failed test left killed
+ * (ct_kill_tracked), the pipeline's queues (pending, running and their .invalid, finished,
+ * failed_callbacks) declared and empty, and no correction container (label
+ * correctomatic.job_id). */
+void ct_reset_pipeline(void);
+/* ct_reset_pipeline as cmocka setup and teardown functions. */
+int ct_reset_pipeline_fixture(void **state);
