@@ -263,7 +263,24 @@ LOG_LEVEL=debug
 EOF
 }
 
+# compose/init-env.sh, the README's set-up: run on a copy, its .env must have random
+# passwords and the socket's group, and make compose.yaml valid.
+check_init_env() {
+    local t=$W/init-env socket=${DOCKER_HOST#unix://}
+    mkdir -p "$t/compose"
+    cp "$ROOT/.env.example" "$t/"
+    cp "$ROOT/compose/init-env.sh" "$t/compose/"
+    DOCKER_SOCKET=$socket sh "$t/compose/init-env.sh" >/dev/null || die "compose/init-env.sh failed"
+    grep -Eq '^RABBITMQ_ADMIN_PASSWORD=.{16,}$' "$t/.env" &&
+        grep -Eq '^RABBITMQ_PASSWORD=.{16,}$' "$t/.env" &&
+        grep -qx "DOCKER_GID=$(stat -c %g "$socket")" "$t/.env" ||
+        die "compose/init-env.sh wrote a wrong .env"
+    docker-compose --project-directory "$ROOT" -f "$ROOT/compose.yaml" --env-file "$t/.env" \
+        config -q || die "compose.yaml does not validate with the .env of compose/init-env.sh"
+}
+
 compose_up() {
+    check_init_env
     write_env
     compose config -q || die "compose.yaml does not validate"
     # returns once the broker is healthy (depends_on) and the daemons are started
