@@ -632,6 +632,18 @@ fail:
     return r;
 }
 
+/* call_start with a path made by the caller, whose ownership it takes (NULL: -ENOMEM). */
+static int call_start_path(docker *d, struct call_opts *co, char *path, docker_cb cb,
+                           void *userdata)
+{
+    if (!path)
+        return -ENOMEM;
+    co->path = path;
+    int r = call_start(d, co, cb, userdata);
+    free(path);
+    return r;
+}
+
 int docker_call(docker *d, const char *method, const char *path, const char *content_type,
                 const void *body, size_t body_len, docker_cb cb, void *userdata)
 {
@@ -731,20 +743,13 @@ int docker_container_inspect(docker *d, const char *id, docker_cb cb, void *user
 int docker_container_logs(docker *d, const char *id, size_t max_bytes, docker_cb cb, void *userdata)
 {
     struct call_opts co = {.method = "GET", .raw = true};
-    char *p;
-    int r;
 
     if (!d || !valid_id(id))
         return -EINVAL;
-    p = docker_path_for("/containers/", id, "/logs?stdout=1&stderr=1");
-    if (!p)
-        return -ENOMEM;
-    co.path = p;
     co.timeout_ms = d->timeout_ms;
     co.max_bytes = max_bytes ? max_bytes : d->max_response;
-    r = call_start(d, &co, cb, userdata);
-    free(p);
-    return r;
+    return call_start_path(d, &co, docker_path_for("/containers/", id, "/logs?stdout=1&stderr=1"),
+                           cb, userdata);
 }
 
 int docker_container_kill(docker *d, const char *id, const char *signal, docker_cb cb,
@@ -774,11 +779,10 @@ int docker_container_remove(docker *d, const char *id, bool force, docker_cb cb,
 static int list_call(docker *d, bool all, json_t *filters, bool raw, docker_cb cb, void *userdata)
 {
     struct call_opts co = {.method = "GET", .raw = raw};
-    char *p = strdup(all ? "/containers/json?all=1" : "/containers/json?all=0");
-    int r;
 
     if (!d)
         return -EINVAL;
+    char *p = strdup(all ? "/containers/json?all=1" : "/containers/json?all=0");
     if (p && filters) {
         char *f = json_dumps(filters, JSON_COMPACT);
         if (!f || docker_query_add(&p, "filters", f) < 0) {
@@ -788,14 +792,9 @@ static int list_call(docker *d, bool all, json_t *filters, bool raw, docker_cb c
         }
         free(f);
     }
-    if (!p)
-        return -ENOMEM;
-    co.path = p;
     co.timeout_ms = d->timeout_ms;
     co.max_bytes = d->max_response;
-    r = call_start(d, &co, cb, userdata);
-    free(p);
-    return r;
+    return call_start_path(d, &co, p, cb, userdata);
 }
 
 int docker_container_list(docker *d, bool all, json_t *filters, docker_cb cb, void *userdata)
@@ -850,22 +849,16 @@ int docker_container_wait(docker *d, const char *id, const char *condition, uint
 {
     struct call_opts co = {.method = "POST", .timeout_ms = timeout_ms};
     char *p;
-    int r;
 
     if (!d || !valid_id(id))
         return -EINVAL;
     p = docker_path_for("/containers/", id, "/wait");
-    if (!p)
-        return -ENOMEM;
-    if (condition && *condition && docker_query_add(&p, "condition", condition) < 0) {
+    if (p && condition && *condition && docker_query_add(&p, "condition", condition) < 0) {
         free(p);
         return -ENOMEM;
     }
-    co.path = p;
     co.max_bytes = d->max_response;
-    r = call_start(d, &co, cb, userdata);
-    free(p);
-    return r;
+    return call_start_path(d, &co, p, cb, userdata);
 }
 
 /* ---- events ---- */
