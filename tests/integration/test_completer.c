@@ -39,52 +39,6 @@ struct job {
     json_t *work_id; /* NULL: the job has none */
 };
 
-/* Daemons still running: a failed test leaves its daemons to the teardown. */
-static pid_t live[8];
-
-static void live_add(pid_t pid)
-{
-    for (size_t i = 0; i < sizeof(live) / sizeof(live[0]); i++) {
-        if (!live[i]) {
-            live[i] = pid;
-            return;
-        }
-    }
-    ct_kill(pid, SIGKILL);
-    fail_msg("too many daemons at once");
-}
-
-static void live_del(pid_t pid)
-{
-    for (size_t i = 0; i < sizeof(live) / sizeof(live[0]); i++)
-        if (live[i] == pid)
-            live[i] = 0;
-}
-
-static void clean(void)
-{
-    for (size_t i = 0; i < sizeof(live) / sizeof(live[0]); i++) {
-        if (live[i])
-            ct_terminate(live[i], 5000);
-        live[i] = 0;
-    }
-    ct_reset_pipeline();
-}
-
-static int setup(void **state)
-{
-    (void)state;
-    clean();
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    (void)state;
-    clean();
-    return 0;
-}
-
 /* ---- processes ------------------------------------------------------------------------------ */
 
 static void spawn(struct run *run, const char *path, const char *name, const char *const *base,
@@ -115,7 +69,7 @@ static void spawn(struct run *run, const char *path, const char *name, const cha
     char *argv[] = {(char *)path, NULL};
     run->pid = ct_spawn(path, argv, envp, run->log);
     assert_true(run->pid > 0);
-    live_add(run->pid);
+    ct_track(run->pid);
 }
 
 static void start_completer(struct run *run, const char *name, const char *const *extra)
@@ -145,7 +99,7 @@ static void start_starter(struct run *run, const char *name, const char *const *
 static void stop(struct run *run)
 {
     int status = -1;
-    live_del(run->pid);
+    ct_untrack(run->pid);
     ct_kill(run->pid, SIGTERM);
     if (ct_wait_exit(run->pid, 20000, &status) < 0) {
         ct_kill(run->pid, SIGKILL);
@@ -159,7 +113,7 @@ static void stop(struct run *run)
 static void crash(struct run *run)
 {
     int status = -1;
-    live_del(run->pid);
+    ct_untrack(run->pid);
     ct_kill(run->pid, SIGKILL);
     assert_int_equal(ct_wait_exit(run->pid, 10000, &status), 0);
     assert_true(WIFSIGNALED(status));
@@ -975,18 +929,30 @@ static void test_burst_200(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_message_first, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_message_first_with_starter, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_exit_first, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_both_before_start, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_error_reasons, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_duplicate_running_message, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_container_cannot_change_work_id, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_invalid_running_messages, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_renewal_and_retention, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_sigkill_and_restart, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_docker_restart, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_burst_200, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_message_first, ct_reset_pipeline_fixture,
+                                        ct_reset_pipeline_fixture),
+        cmocka_unit_test_setup_teardown(test_message_first_with_starter, ct_reset_pipeline_fixture,
+                                        ct_reset_pipeline_fixture),
+        cmocka_unit_test_setup_teardown(test_exit_first, ct_reset_pipeline_fixture,
+                                        ct_reset_pipeline_fixture),
+        cmocka_unit_test_setup_teardown(test_both_before_start, ct_reset_pipeline_fixture,
+                                        ct_reset_pipeline_fixture),
+        cmocka_unit_test_setup_teardown(test_error_reasons, ct_reset_pipeline_fixture,
+                                        ct_reset_pipeline_fixture),
+        cmocka_unit_test_setup_teardown(test_duplicate_running_message, ct_reset_pipeline_fixture,
+                                        ct_reset_pipeline_fixture),
+        cmocka_unit_test_setup_teardown(test_container_cannot_change_work_id,
+                                        ct_reset_pipeline_fixture, ct_reset_pipeline_fixture),
+        cmocka_unit_test_setup_teardown(test_invalid_running_messages, ct_reset_pipeline_fixture,
+                                        ct_reset_pipeline_fixture),
+        cmocka_unit_test_setup_teardown(test_renewal_and_retention, ct_reset_pipeline_fixture,
+                                        ct_reset_pipeline_fixture),
+        cmocka_unit_test_setup_teardown(test_sigkill_and_restart, ct_reset_pipeline_fixture,
+                                        ct_reset_pipeline_fixture),
+        cmocka_unit_test_setup_teardown(test_docker_restart, ct_reset_pipeline_fixture,
+                                        ct_reset_pipeline_fixture),
+        cmocka_unit_test_setup_teardown(test_burst_200, ct_reset_pipeline_fixture,
+                                        ct_reset_pipeline_fixture),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
