@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "msg.h"
 #include "names.h"
 
 static const struct config_doc common_docs[] = {
@@ -111,7 +112,8 @@ int daemon_load_common(struct daemon_common *c, bool with_docker, struct config_
         config_str("RABBITMQ_PASSWORD", "guest", &c->amqp.password, e) < 0 ||
         config_str("RABBITMQ_VHOST", "/", &c->amqp.vhost, e) < 0 ||
         config_uint("RABBITMQ_HEARTBEAT", 30, 0, 3600, &heartbeat, e) < 0 ||
-        config_bytes("MAX_MESSAGE_BYTES", 1024 * 1024, 1024, 64 * 1024 * 1024, &max_msg, e) < 0 ||
+        config_bytes("MAX_MESSAGE_BYTES", 1024 * 1024, MSG_MIN_MESSAGE_BYTES, 64 * 1024 * 1024,
+                     &max_msg, e) < 0 ||
         config_str("LOG_LEVEL", "info", &level, e) < 0)
         return -EINVAL;
     c->amqp.port = (int)port;

@@ -7,6 +7,8 @@
 #include <errno.h>
 #include <time.h>
 
+#include "text.h"
+
 static enum log_level current_level = LOG_INFO;
 static const char *app_name;
 
@@ -54,53 +56,74 @@ static bool needs_quotes(const char *v)
     return false;
 }
 
-/* Appends to buf at *pos, never past len - 1; the line is cut rather than overflowed. */
-static void put(char *buf, size_t len, size_t *pos, const char *s, size_t n)
+/* One log line being built: never past its size; cut rather than overflowed, at a character
+ * boundary, and nothing is appended after a cut. */
+struct line {
+    char buf[8192];
+    size_t pos;
+    bool full;
+};
+
+static void put(struct line *l, const char *s, size_t n)
 {
-    if (*pos >= len - 1)
+    size_t room = sizeof(l->buf) - 1 - l->pos; /* one byte kept for the newline */
+    if (l->full)
         return;
-    size_t room = len - 1 - *pos;
-    if (n > room)
+    if (n > room) {
         n = room;
-    memcpy(buf + *pos, s, n);
-    *pos += n;
+        while (n > 0 && ((unsigned char)s[n] & 0xC0) == 0x80)
+            n--;
+        l->full = true;
+    }
+    memcpy(l->buf + l->pos, s, n);
+    l->pos += n;
 }
 
-static void put_value(char *buf, size_t len, size_t *pos, const char *v)
+static void put_value(struct line *l, const char *v)
 {
     if (!needs_quotes(v)) {
-        put(buf, len, pos, v, strlen(v));
+        put(l, v, strlen(v));
         return;
     }
-    put(buf, len, pos, "\"", 1);
+    put(l, "\"", 1);
     for (const unsigned char *p = (const unsigned char *)v; *p; p++) {
         char esc[8];
         if (*p == '"' || *p == '\\') {
             esc[0] = '\\';
             esc[1] = (char)*p;
-            put(buf, len, pos, esc, 2);
+            put(l, esc, 2);
         } else if (*p == '\n') {
-            put(buf, len, pos, "\\n", 2);
+            put(l, "\\n", 2);
         } else if (*p == '\r') {
-            put(buf, len, pos, "\\r", 2);
+            put(l, "\\r", 2);
         } else if (*p == '\t') {
-            put(buf, len, pos, "\\t", 2);
+            put(l, "\\t", 2);
         } else if (*p < 0x20 || *p == 0x7f) {
             int n = snprintf(esc, sizeof(esc), "\\x%02x", *p);
-            put(buf, len, pos, esc, (size_t)n);
+            put(l, esc, (size_t)n);
+        } else if (*p < 0x80) {
+            put(l, (const char *)p, 1);
         } else {
-            put(buf, len, pos, (const char *)p, 1);
+            /* Outside text may be anything: a whole UTF-8 character is kept, any other byte
+             * is escaped, so that every line is valid UTF-8. */
+            size_t n = text_utf8_char_len(p, strnlen((const char *)p, 4));
+            if (n == 0) {
+                int e = snprintf(esc, sizeof(esc), "\\x%02x", *p);
+                put(l, esc, (size_t)e);
+            } else {
+                put(l, (const char *)p, n);
+                p += n - 1;
+            }
         }
     }
-    put(buf, len, pos, "\"", 1);
+    put(l, "\"", 1);
 }
 
 void log_vkv(enum log_level level, const char *msg, va_list ap)
 {
     if (level < current_level)
         return;
-    char line[8192];
-    size_t pos = 0;
+    struct line line = {.pos = 0};
     struct timespec ts;
     struct tm tm;
     char tbuf[64];
@@ -109,16 +132,16 @@ void log_vkv(enum log_level level, const char *msg, va_list ap)
     size_t tn = strftime(tbuf, sizeof(tbuf), "%Y-%m-%dT%H:%M:%S", &tm);
     int n = snprintf(tbuf + tn, sizeof(tbuf) - tn, ".%03ldZ", ts.tv_nsec / 1000000);
     (void)n;
-    put(line, sizeof(line), &pos, "ts=", 3);
-    put(line, sizeof(line), &pos, tbuf, strlen(tbuf));
-    put(line, sizeof(line), &pos, " level=", 7);
-    put(line, sizeof(line), &pos, level_names[level], strlen(level_names[level]));
+    put(&line, "ts=", 3);
+    put(&line, tbuf, strlen(tbuf));
+    put(&line, " level=", 7);
+    put(&line, level_names[level], strlen(level_names[level]));
     if (app_name) {
-        put(line, sizeof(line), &pos, " app=", 5);
-        put_value(line, sizeof(line), &pos, app_name);
+        put(&line, " app=", 5);
+        put_value(&line, app_name);
     }
-    put(line, sizeof(line), &pos, " msg=", 5);
-    put_value(line, sizeof(line), &pos, msg ? msg : "");
+    put(&line, " msg=", 5);
+    put_value(&line, msg ? msg : "");
     for (;;) {
         const char *key = va_arg(ap, const char *);
         if (!key)
@@ -126,14 +149,14 @@ void log_vkv(enum log_level level, const char *msg, va_list ap)
         const char *val = va_arg(ap, const char *);
         if (!val)
             continue;
-        put(line, sizeof(line), &pos, " ", 1);
-        put(line, sizeof(line), &pos, key, strlen(key));
-        put(line, sizeof(line), &pos, "=", 1);
-        put_value(line, sizeof(line), &pos, val);
+        put(&line, " ", 1);
+        put(&line, key, strlen(key));
+        put(&line, "=", 1);
+        put_value(&line, val);
     }
-    line[pos++] = '\n';
+    line.buf[line.pos++] = '\n';
     /* One write per line so lines from concurrent processes do not interleave. */
-    fwrite(line, 1, pos, stderr);
+    fwrite(line.buf, 1, line.pos, stderr);
     fflush(stderr);
 }
 

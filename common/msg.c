@@ -10,6 +10,7 @@
 #include <strings.h>
 
 #include "ids.h"
+#include "text.h"
 
 #define DUMP_FLAGS (JSON_COMPACT | JSON_SORT_KEYS)
 
@@ -17,11 +18,18 @@ void msg_error_set(struct msg_error *err, const char *reason, const char *fmt, .
 {
     if (!err)
         return;
-    snprintf(err->reason, sizeof(err->reason), "%s", reason);
+    /* Details quote outside text, often cut at a byte count ("%.300s"): made valid UTF-8 here,
+     * once, so that every error can enter JSON and logs. */
+    char tmp[2 * sizeof(err->detail)];
+    text_utf8_copy(err->reason, sizeof(err->reason), reason, strlen(reason));
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(err->detail, sizeof(err->detail), fmt, ap);
+    int n = vsnprintf(tmp, sizeof(tmp), fmt, ap);
     va_end(ap);
+    if (n < 0)
+        n = 0;
+    text_utf8_copy(err->detail, sizeof(err->detail), tmp,
+                   (size_t)n < sizeof(tmp) ? (size_t)n : sizeof(tmp) - 1);
 }
 
 const char *msg_error_text(const struct msg_error *err, char *buf, size_t len)
@@ -31,8 +39,10 @@ const char *msg_error_text(const struct msg_error *err, char *buf, size_t len)
 }
 
 /* Parses a JSON object of at most max_len bytes. */
-static json_t *load_object(const void *body, size_t len, size_t max_len, struct msg_error *err)
+static json_t *load_object(const void *body, size_t len, size_t max_len, struct msg_error *err,
+                           int *ret_errno)
 {
+    *ret_errno = -EINVAL;
     if (len > max_len) {
         msg_error_set(err, MSG_REASON_INVALID_MESSAGE,
                       "message of %zu bytes exceeds the limit of %zu", len, max_len);
@@ -40,6 +50,11 @@ static json_t *load_object(const void *body, size_t len, size_t max_len, struct 
     }
     json_error_t je;
     json_t *root = json_loadb(body, len, JSON_REJECT_DUPLICATES, &je);
+    if (!root && json_error_code(&je) == json_error_out_of_memory) {
+        msg_error_set(err, MSG_REASON_INVALID_MESSAGE, "out of memory");
+        *ret_errno = -ENOMEM;
+        return NULL;
+    }
     if (!root) {
         msg_error_set(err, MSG_REASON_INVALID_MESSAGE, "not valid JSON: %s at line %d column %d",
                       je.text, je.line, je.column);
@@ -64,6 +79,11 @@ static int take_work_id(json_t *root, json_t **ret, struct msg_error *err)
     if (!json_is_string(w) && !json_is_number(w)) {
         msg_error_set(err, MSG_REASON_INVALID_MESSAGE,
                       "field 'work_id' must be a string or a number");
+        return -EINVAL;
+    }
+    if (json_is_string(w) && json_string_length(w) > MSG_MAX_WORK_ID_BYTES) {
+        msg_error_set(err, MSG_REASON_INVALID_MESSAGE, "field 'work_id' is longer than %d bytes",
+                      MSG_MAX_WORK_ID_BYTES);
         return -EINVAL;
     }
     *ret = json_incref(w);
@@ -255,9 +275,10 @@ int msg_pending_parse(const void *body, size_t len, size_t max_len, struct pendi
                       struct msg_error *err)
 {
     memset(ret, 0, sizeof(*ret));
-    json_t *root = load_object(body, len, max_len, err);
+    int lr;
+    json_t *root = load_object(body, len, max_len, err, &lr);
     if (!root)
-        return -EINVAL;
+        return lr;
     int r = take_work_id(root, &ret->work_id, err);
     /* The callback first, so that a job with any other fault can still be reported. */
     char *cb = NULL;
@@ -286,7 +307,7 @@ out:
     json_decref(root);
     if (r == -ENOMEM)
         msg_error_set(err, MSG_REASON_INVALID_MESSAGE, "out of memory");
-    return r < 0 ? -EINVAL : 0;
+    return r == -ENOMEM ? -ENOMEM : r < 0 ? -EINVAL : 0;
 }
 
 void msg_pending_free(struct pending_job *job)
@@ -336,9 +357,10 @@ int msg_running_parse(const void *body, size_t len, size_t max_len, struct runni
                       struct msg_error *err)
 {
     struct running_msg m = {0};
-    json_t *root = load_object(body, len, max_len, err);
+    int lr;
+    json_t *root = load_object(body, len, max_len, err, &lr);
     if (!root)
-        return -EINVAL;
+        return lr;
     int r = take_work_id(root, &m.work_id, err);
     if (r == 0) {
         const char *key = json_object_get(root, "container_id") ? "container_id" : "id";
@@ -352,11 +374,11 @@ int msg_running_parse(const void *body, size_t len, size_t max_len, struct runni
     if (r == 0)
         r = take_string(root, "callback", true, MSG_MAX_URL_BYTES, &m.callback, err);
     if (r == 0)
-        r = take_string(root, "job_id", false, 128, &m.job_id, err);
+        r = take_string(root, "job_id", false, MSG_MAX_JOB_ID_BYTES, &m.job_id, err);
     json_decref(root);
     if (r < 0) {
         msg_running_free(&m);
-        return -EINVAL;
+        return r == -ENOMEM ? -ENOMEM : -EINVAL;
     }
     *ret = m;
     return 0;
@@ -393,15 +415,77 @@ fail:
 char *msg_finished_error_serialize(json_t *work_id, const char *job_id, const char *callback,
                                    const char *text)
 {
+    /* The text quotes outside bytes (stderr, Docker's messages): valid UTF-8 and bounded
+     * here, so that the error form always serializes. */
+    char *t = text_utf8_dup(text, strlen(text), MSG_MAX_ERROR_TEXT_BYTES);
     struct finished_msg m = {
         .work_id = work_id,
         .error = true,
-        .correction_data = json_string(text),
+        .correction_data = t ? json_string(t) : NULL,
         .callback = (char *)callback,
         .job_id = (char *)job_id,
     };
+    free(t);
     char *s = msg_finished_serialize(&m);
     json_decref(m.correction_data);
+    return s;
+}
+
+/* The error form of text for m's job, cut as needed to fit max_bytes (JSON escapes may make
+ * a text up to six times its size). */
+static char *error_form_fit(const struct finished_msg *m, const char *text, size_t max_bytes,
+                            size_t *ret_len)
+{
+    size_t keep = strlen(text);
+    char *cut = strdup(text);
+    if (!cut)
+        return NULL;
+    for (;;) {
+        text_utf8_truncate(cut, keep);
+        char *s = msg_finished_error_serialize(m->work_id, m->job_id, m->callback, cut);
+        if (!s)
+            break;
+        size_t len = strlen(s);
+        if (len <= max_bytes) {
+            free(cut);
+            *ret_len = len;
+            return s;
+        }
+        free(s);
+        if (keep == 0) {
+            errno = E2BIG; /* max_bytes below MSG_MIN_MESSAGE_BYTES */
+            break;
+        }
+        keep /= 2;
+    }
+    free(cut);
+    return NULL;
+}
+
+char *msg_finished_serialize_fit(const struct finished_msg *m, size_t max_bytes, size_t *ret_len)
+{
+    size_t len;
+    char *s = msg_finished_serialize(m);
+    if (!s)
+        return NULL;
+    len = strlen(s);
+    if (len > max_bytes) {
+        char text[256];
+        free(s);
+        if (m->error && json_is_string(m->correction_data)) {
+            s = error_form_fit(m, json_string_value(m->correction_data), max_bytes, &len);
+        } else {
+            snprintf(text, sizeof(text),
+                     "%s - the result is %zu bytes once serialized, over the limit of %zu bytes "
+                     "of a queue message",
+                     MSG_REASON_OUTPUT_TOO_LARGE, len, max_bytes);
+            s = error_form_fit(m, text, max_bytes, &len);
+        }
+        if (!s)
+            return NULL;
+    }
+    if (ret_len)
+        *ret_len = len;
     return s;
 }
 
@@ -409,9 +493,10 @@ int msg_finished_parse(const void *body, size_t len, size_t max_len, struct fini
                        struct msg_error *err)
 {
     struct finished_msg m = {0};
-    json_t *root = load_object(body, len, max_len, err);
+    int lr;
+    json_t *root = load_object(body, len, max_len, err, &lr);
     if (!root)
-        return -EINVAL;
+        return lr;
     int r = take_work_id(root, &m.work_id, err);
     if (r == 0) {
         json_t *e = json_object_get(root, "error");
@@ -435,11 +520,11 @@ int msg_finished_parse(const void *body, size_t len, size_t max_len, struct fini
     if (r == 0)
         r = take_string(root, "callback", true, MSG_MAX_URL_BYTES, &m.callback, err);
     if (r == 0)
-        r = take_string(root, "job_id", false, 128, &m.job_id, err);
+        r = take_string(root, "job_id", false, MSG_MAX_JOB_ID_BYTES, &m.job_id, err);
     json_decref(root);
     if (r < 0) {
         msg_finished_free(&m);
-        return -EINVAL;
+        return r == -ENOMEM ? -ENOMEM : -EINVAL;
     }
     *ret = m;
     return 0;

@@ -25,6 +25,14 @@ void msg_error_set(struct msg_error *err, const char *reason, const char *fmt, .
 #define MSG_MAX_PARAM_BYTES 65536
 #define MSG_MAX_IMAGE_BYTES 512
 #define MSG_MAX_URL_BYTES 4096
+#define MSG_MAX_WORK_ID_BYTES 1024 /* a string work_id (it goes into a label too) */
+#define MSG_MAX_JOB_ID_BYTES 128
+#define MSG_MAX_ERROR_TEXT_BYTES 8192 /* "<reason> - <detail>" of an error result */
+/* Every field but the error text is bounded: a running message, and a finished message in the
+ * error form with its text cut to fit (msg_finished_serialize_fit), always fit a queue message
+ * of this size. MAX_MESSAGE_BYTES is at least this. */
+#define MSG_MIN_MESSAGE_BYTES 16384
+#define MSG_REASON_OUTPUT_TOO_LARGE "output too large"
 
 struct pending_job {
     json_t *work_id; /* string or number, NULL when absent */
@@ -35,7 +43,11 @@ struct pending_job {
     size_t n_params;
 };
 
-/* Parses and validates a pending_corrections body of at most max_len bytes. On -EINVAL,
+/* Parsers: 0, -EINVAL (err says why: the message's fault) or -ENOMEM (ours: retry later).
+ * Strings in a parsed message are valid UTF-8 (JSON's own rule, checked by jansson), string
+ * fields hold no control characters, and every field is bounded (MSG_MAX_*).
+ *
+ * Parses and validates a pending_corrections body of at most max_len bytes. On -EINVAL,
  * err says why, and ret still holds the work_id and callback when those were valid (so the
  * caller can be told): release it with msg_pending_free in every case. */
 int msg_pending_parse(const void *body, size_t len, size_t max_len, struct pending_job *ret,
@@ -69,9 +81,16 @@ struct finished_msg {
     char *job_id; /* extension; NULL when absent */
 };
 char *msg_finished_serialize(const struct finished_msg *m);
-/* The error form: correction_data is "<reason> - <detail>". */
+/* The error form: correction_data is "<reason> - <detail>", made valid UTF-8 and cut at
+ * MSG_MAX_ERROR_TEXT_BYTES (so it serializes whatever the text; NULL only on ENOMEM). */
 char *msg_finished_error_serialize(json_t *work_id, const char *job_id, const char *callback,
                                    const char *text);
+/* The finished message for m when it is at most max_bytes long. Else, for the same job: an
+ * error form with its text cut to fit, or for a response the error form "output too large -
+ * ...". Every such error form fits max_bytes >= MSG_MIN_MESSAGE_BYTES. *ret_len (optional)
+ * gets the length. NULL on ENOMEM, or (errno E2BIG) when max_bytes is below that minimum and
+ * nothing fits. */
+char *msg_finished_serialize_fit(const struct finished_msg *m, size_t max_bytes, size_t *ret_len);
 int msg_finished_parse(const void *body, size_t len, size_t max_len, struct finished_msg *ret,
                        struct msg_error *err);
 void msg_finished_free(struct finished_msg *m);

@@ -10,7 +10,7 @@
 #define OUTPUT_REASON_INVALID_JSON "invalid JSON"
 #define OUTPUT_REASON_INVALID_FORMAT "invalid response format"
 #define OUTPUT_REASON_MANY_BLOCKS "more than one response block"
-#define OUTPUT_REASON_TOO_LARGE "output too large"
+#define OUTPUT_REASON_TOO_LARGE MSG_REASON_OUTPUT_TOO_LARGE
 
 /* A bounded byte buffer. */
 struct output_buf {

@@ -1,0 +1,26 @@
+/* text: the one rule for text from outside (a container's output, a Docker or receiver message,
+ * a file name, a param): before it enters JSON or a log it is made valid UTF-8, and it is cut
+ * only at a character boundary. Pure functions. */
+#pragma once
+#include <stdbool.h>
+#include <stddef.h>
+
+/* The length (1 to 4) of the well-formed UTF-8 character at s (RFC 3629: no overlong forms,
+ * no surrogates, nothing above U+10FFFF), or 0 when s does not start one. len > 0. */
+size_t text_utf8_char_len(const void *s, size_t len);
+
+/* True when s[0..len) is well-formed UTF-8 without NUL. */
+bool text_utf8_valid(const void *s, size_t len);
+
+/* Copies at most len bytes of src into dst (dstlen bytes, always NUL-terminated when dstlen >
+ * 0) as valid UTF-8: each byte that does not start a well-formed character, and each NUL,
+ * becomes U+FFFD; the copy is cut only at a character boundary. Returns the bytes written,
+ * without the NUL. */
+size_t text_utf8_copy(char *dst, size_t dstlen, const void *src, size_t len);
+
+/* The same into a malloc'd string of at most max_bytes bytes (plus the NUL); NULL on ENOMEM. */
+char *text_utf8_dup(const void *src, size_t len, size_t max_bytes);
+
+/* Shortens the NUL-terminated s in place to at most max_bytes bytes, at a character boundary
+ * (s is assumed valid UTF-8 up to there). Returns the new length. */
+size_t text_utf8_truncate(char *s, size_t max_bytes);
