@@ -20,6 +20,7 @@
 #include <sys/socket.h>
 
 #include "names.h"
+#include "text.h"
 
 #define CHANNEL 1
 #define FRAME_MAX 131072
@@ -715,7 +716,7 @@ static int park_body(amqp_link *l, uint64_t generation, uint64_t tag, const char
         free(p);
         return -ENOMEM;
     }
-    snprintf(why, REASON_MAX_BYTES + 1, "%s", reason);
+    text_utf8_copy(why, REASON_MAX_BYTES + 1, reason, strlen(reason)); /* a header: valid UTF-8 */
     size_t k = 0;
     h[k++] = (struct amqp_link_header){.key = HEADER_REASON, .str = why};
     for (size_t i = 0; i < n_extra; i++)

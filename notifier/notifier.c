@@ -32,6 +32,7 @@
 #include "log.h"
 #include "msg.h"
 #include "names.h"
+#include "text.h"
 
 struct job {
     notifier *n;
@@ -277,9 +278,11 @@ static void on_response(http_req *req, const struct http_result *res, void *ud)
     else if (res->err == -ETIMEDOUT)
         snprintf(job->last_error, sizeof(job->last_error), "no answer within %llu ms",
                  (unsigned long long)job->n->cfg.timeout_ms);
+    else if (res->err_detail) /* curl's words, which may quote the URL: outside text */
+        text_utf8_copy(job->last_error, sizeof(job->last_error), res->err_detail,
+                       strlen(res->err_detail));
     else
-        snprintf(job->last_error, sizeof(job->last_error), "%s",
-                 res->err_detail ? res->err_detail : strerror(-res->err));
+        snprintf(job->last_error, sizeof(job->last_error), "%s", strerror(-res->err));
     int64_t retry_after = -1;
     if (res->err == 0 && res->retry_after)
         retry_after = schedule_retry_after(res->retry_after, time(NULL));
@@ -352,7 +355,7 @@ static bool host_allowed(notifier *n, const char *url, char *host_out, size_t le
     bool ok = false;
     if (u && curl_url_set(u, CURLUPART_URL, url, 0) == CURLUE_OK &&
         curl_url_get(u, CURLUPART_HOST, &host, 0) == CURLUE_OK && host) {
-        snprintf(host_out, len, "%s", host);
+        text_utf8_copy(host_out, len, host, strlen(host)); /* the caller's, cut at a char */
         ok = netpolicy_host_allowed(&n->cfg.policy, host);
     }
     curl_free(host);

@@ -19,6 +19,7 @@
 #include <cmocka.h>
 
 #include "support.h"
+#include "text.h"
 
 #define NOTIFIER CT_BIN_DIR "/correctomatic-notifier"
 #define PYTHON "/usr/bin/python3"
@@ -979,14 +980,14 @@ static char *finished_of_size(const char *work_id, const char *callback, size_t 
     return s;
 }
 
-/* The size rule at MAX_MESSAGE_BYTES (1 KiB here): limit-1 and limit are delivered, and a
- * message at the limit that fails once comes back from its retry queue (the notifier's own
- * copy, with its headers, still fits) and is delivered; limit+1 is parked whole in
+/* The size rule at MAX_MESSAGE_BYTES (16 KiB here, the least allowed): limit-1 and limit are
+ * delivered, and a message at the limit that fails once comes back from its retry queue (the
+ * notifier's own copy, with its headers, still fits) and is delivered; limit+1 is parked whole in
  * finished_corrections.invalid with its reason, never dropped, never POSTed. */
 static void test_message_size_limits(void **state)
 {
     (void)state;
-    enum { LIMIT = 1024 };
+    enum { LIMIT = 16384 };
     struct ct_receiver r;
     struct run run;
     ct_receiver_start(&r, "sizes", 0, true);
@@ -999,18 +1000,18 @@ static void test_message_size_limits(void **state)
     ct_amqp_publish(FINISHED, below, NULL);
     ct_amqp_publish(FINISHED, at, NULL);
     ct_amqp_publish(FINISHED, above, "m-above");
-    notifier_start(&run, "sizes", (const char *[]){"MAX_MESSAGE_BYTES=1k", NULL});
+    notifier_start(&run, "sizes", (const char *[]){"MAX_MESSAGE_BYTES=16k", NULL});
     WAIT_LOG(&run, 1, "callback delivered", "work_id=w-below", "attempt=1");
     WAIT_LOG(&run, 1, "callback delivered", "work_id=w-at", "attempt=2");
     wait_queue(INVALID, 1, WAIT_MS);
-    WAIT_LOG(&run, 1, "message parked", "1025 bytes");
+    WAIT_LOG(&run, 1, "message parked", "16385 bytes");
     assert_exit(&run, 0);
     struct ct_msg *m = ct_amqp_get(INVALID, 0);
     assert_non_null(m);
     assert_string_equal(m->body, above);
     assert_string_equal(m->message_id, "m-above");
     assert_string_equal(json_string_value(json_object_get(m->headers, "x-correctomatic-reason")),
-                        "message too large - 1025 bytes, more than the 1024 accepted");
+                        "message too large - 16385 bytes, more than the 16384 accepted");
     ct_msg_free(m);
     assert_int_equal(ct_receiver_count(&r, "/ok", 200), 1);
     assert_int_equal(ct_receiver_count(&r, "/fail-once/limit", 500), 1);
@@ -1160,6 +1161,34 @@ static void test_big_answers(void **state)
     ct_receiver_stop(&r);
 }
 
+/* Text from outside that lands in a header is valid UTF-8: a callback host of 400 bytes of
+ * two-byte characters, quoted (cut to 255 bytes) in the reason of a refusal, is cut at a
+ * character boundary. */
+static void test_outside_text_utf8(void **state)
+{
+    (void)state;
+    struct run run;
+    char cb[512] = "http://";
+    for (int i = 0; i < 200; i++)
+        strcat(cb, "\xc3\xa9");
+    strcat(cb, "/x");
+    publish("\"w-utf8\"", false, "{\"success\":true,\"grade\":1}", cb, NULL);
+    notifier_start(&run, "utf8", (const char *[]){"CALLBACK_ALLOW_HOSTS=127.0.0.1", NULL});
+    struct ct_msg *m = ct_amqp_get(FAILED, WAIT_MS);
+    if (!m)
+        fail_msg("not parked (log %s)", run.log);
+    json_t *reason = json_object_get(m->headers, "x-correctomatic-reason");
+    const char *text = json_string_value(reason);
+    assert_non_null(text);
+    if (!text_utf8_valid(text, json_string_length(reason)))
+        fail_msg("reason not valid UTF-8: %s", text);
+    assert_true(strncmp(text, "callback refused - host '\xc3\xa9\xc3\xa9", 29) == 0);
+    assert_non_null(strstr(text, "\xc3\xa9' is not in CALLBACK_ALLOW_HOSTS"));
+    ct_msg_free(m);
+    assert_exit(&run, 0);
+    assert_queues_empty(NULL);
+}
+
 /* Bad settings stop the start with a message naming the variable (never the secret). */
 static void test_config_errors(void **state)
 {
@@ -1202,8 +1231,11 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_message_size_limits, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reconnect_no_duplicates, setup, teardown),
         cmocka_unit_test_setup_teardown(test_big_answers, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_outside_text_utf8, setup, teardown),
         cmocka_unit_test_setup_teardown(test_thousand, setup, teardown),
         cmocka_unit_test_setup_teardown(test_config_errors, setup, teardown),
     };
+    if (getenv("CT_TEST_FILTER")) /* e.g. CT_TEST_FILTER='test_park*' */
+        cmocka_set_test_filter(getenv("CT_TEST_FILTER"));
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
