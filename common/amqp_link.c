@@ -17,9 +17,17 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+
+#include "names.h"
+#include "text.h"
 
 #define CHANNEL 1
 #define FRAME_MAX 131072
+#define INVALID_SUFFIX ".invalid"
+#define PARK_MIN_BYTES (64u << 20)  /* the largest MAX_MESSAGE_BYTES; compose's max_message_size */
+#define PARK_MAX_BYTES (512u << 20) /* RabbitMQ refuses max_message_size above this */
+#define REASON_MAX_BYTES 1000
 
 struct queue_reg {
     char *name;
@@ -38,6 +46,16 @@ struct pending {
     void *userdata;
 };
 
+/* A delivery being parked: acked once its copy is confirmed. */
+struct park {
+    uint64_t generation, tag;
+    char queue[256]; /* where the copy went, for the error message */
+};
+
+struct requeue {
+    uint64_t generation, tag;
+};
+
 enum incoming_kind { IN_NONE, IN_DELIVER, IN_RETURN };
 
 struct incoming {
@@ -46,8 +64,9 @@ struct incoming {
     uint64_t tag;
     bool redelivered;
     bool header_seen;
-    bool discard; /* returned or rejected: read and drop the body */
-    size_t size, got;
+    bool discard;  /* returned or rejected: read and drop the body */
+    bool oversize; /* over max_message_bytes: read (the first `keep` bytes) to be parked */
+    size_t size, got, keep;
     char *body;
     void *meta; /* headers array, then key/value strings and message_id */
     const char *message_id;
@@ -65,10 +84,12 @@ struct amqp_link {
     size_t n_queues;
     struct pending *pend; /* in publish order, capacity cfg.max_unconfirmed */
     size_t n_pend;
+    struct requeue *requeue; /* deliveries whose parking failed, requeued by requeue_timer */
+    size_t n_requeue, cap_requeue;
 
     amqp_connection_state_t conn;
     uv_poll_t *poll; /* one per connection, freed by its close callback */
-    uv_timer_t retry, tick;
+    uv_timer_t retry, tick, requeue_timer;
     int n_open_handles;
     bool started, up, lost, closing, destroyed, passive, returned;
     unsigned depth;
@@ -354,6 +375,7 @@ static void close_connection(amqp_link *l)
         l->conn = NULL;
     }
     incoming_reset(&l->in);
+    l->n_requeue = 0; /* the broker requeues them itself */
     l->up = l->lost = l->passive = l->returned = false;
 }
 
@@ -504,10 +526,18 @@ static int connect_once(amqp_link *l, bool *operator_error)
         set_detail(l, "connect %s:%d: %s", l->cfg.host, l->cfg.port, amqp_error_string2(r));
         return -ECONNREFUSED;
     }
-    r = check_reply(l,
-                    amqp_login(l->conn, l->cfg.vhost, 0, FRAME_MAX, (int)l->cfg.heartbeat_s,
-                               AMQP_SASL_METHOD_PLAIN, l->cfg.user, l->cfg.password),
-                    "login");
+    amqp_table_entry_t name = {.key = amqp_cstring_bytes("connection_name"),
+                               .value = {.kind = AMQP_FIELD_KIND_UTF8}};
+    amqp_table_t props = amqp_empty_table;
+    if (l->cfg.connection_name) {
+        name.value.value.bytes = amqp_cstring_bytes(l->cfg.connection_name);
+        props = (amqp_table_t){.num_entries = 1, .entries = &name};
+    }
+    r = check_reply(
+        l,
+        amqp_login_with_properties(l->conn, l->cfg.vhost, 0, FRAME_MAX, (int)l->cfg.heartbeat_s,
+                                   &props, AMQP_SASL_METHOD_PLAIN, l->cfg.user, l->cfg.password),
+        "login");
     if (r < 0) {
         *operator_error = r == -EACCES;
         return r;
@@ -594,11 +624,155 @@ static void confirm(amqp_link *l, uint64_t tag, bool multiple, int status)
     }
 }
 
+/* --- parking ------------------------------------------------------------------------------ */
+
+static int settle(amqp_link *link, uint64_t generation, uint64_t delivery_tag, bool ack,
+                  bool requeue);
+static int publish_raw(amqp_link *l, const char *queue, const void *body, size_t len,
+                       const struct amqp_link_publish_opts *opts, amqp_link_confirm_cb cb,
+                       void *userdata);
+
+static void on_requeue_timer(uv_timer_t *t)
+{
+    amqp_link *l = t->data;
+    if (l->closing)
+        return;
+    enter(l);
+    struct requeue *r = l->requeue;
+    size_t n = l->n_requeue;
+    l->requeue = NULL;
+    l->n_requeue = l->cap_requeue = 0;
+    for (size_t i = 0; i < n; i++)
+        (void)settle(l, r[i].generation, r[i].tag, false, true); /* stale: back already */
+    free(r);
+    leave(l);
+}
+
+/* A delivery that could not be parked goes back to its queue, later: parking it again at once
+ * would only meet the same refusal. */
+static void requeue_later(amqp_link *l, uint64_t generation, uint64_t tag, const char *queue)
+{
+    if (l->n_requeue == l->cap_requeue) {
+        size_t cap = l->cap_requeue ? 2 * l->cap_requeue : 8;
+        struct requeue *p = realloc(l->requeue, cap * sizeof(*p));
+        if (!p) {
+            (void)settle(l, generation, tag, false, true); /* at once rather than never */
+            return;
+        }
+        l->requeue = p;
+        l->cap_requeue = cap;
+    }
+    l->requeue[l->n_requeue++] = (struct requeue){generation, tag};
+    if (!uv_is_active((uv_handle_t *)&l->requeue_timer))
+        uv_timer_start(&l->requeue_timer, on_requeue_timer, l->cfg.reconnect_max_ms, 0);
+    char detail[400];
+    snprintf(detail, sizeof(detail),
+             "cannot park a message in %s (refused by the broker, or too many publishes "
+             "unconfirmed); it goes back to its queue in %llu ms",
+             queue, (unsigned long long)l->cfg.reconnect_max_ms);
+    emit(l, AMQP_LINK_ERROR, detail);
+}
+
+static void on_parked(amqp_link *l, int status, void *userdata)
+{
+    struct park *p = userdata;
+    if (status == 0)
+        (void)settle(l, p->generation, p->tag, true, false);
+    else if (status != -ECONNRESET && status != -ECANCELED)
+        requeue_later(l, p->generation, p->tag, p->queue);
+    free(p);
+}
+
+static bool has_key(const struct amqp_link_header *h, size_t n, const char *key)
+{
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(h[i].key, key) == 0)
+            return true;
+    return false;
+}
+
+/* Publishes the copy to "<queue>.invalid"; on_parked acks the original. 0 (also when the park
+ * is deferred), -ENOTCONN (lost: the broker requeues the original), -EINVAL, -ENOMEM. */
+static int park_body(amqp_link *l, uint64_t generation, uint64_t tag, const char *queue,
+                     const void *body, size_t len, const char *message_id, const char *reason,
+                     const struct amqp_link_header *extra, size_t n_extra,
+                     const struct amqp_link_header *orig, size_t n_orig)
+{
+    struct park *p = malloc(sizeof(*p));
+    if (!p)
+        return -ENOMEM;
+    int n = snprintf(p->queue, sizeof(p->queue), "%s" INVALID_SUFFIX, queue);
+    if (n < 0 || n > 255) {
+        free(p);
+        return -EINVAL;
+    }
+    p->generation = generation;
+    p->tag = tag;
+    struct amqp_link_header *h = malloc((1 + n_extra + n_orig) * sizeof(*h));
+    char *why = malloc(REASON_MAX_BYTES + 1);
+    if (!h || !why) {
+        free(h);
+        free(why);
+        free(p);
+        return -ENOMEM;
+    }
+    text_utf8_copy(why, REASON_MAX_BYTES + 1, reason, strlen(reason)); /* a header: valid UTF-8 */
+    size_t k = 0;
+    h[k++] = (struct amqp_link_header){.key = HEADER_REASON, .str = why};
+    for (size_t i = 0; i < n_extra; i++)
+        if (!has_key(h, k, extra[i].key))
+            h[k++] = extra[i];
+    size_t ours = k;
+    for (size_t i = 0; i < n_orig; i++)
+        if (!has_key(h, ours, orig[i].key))
+            h[k++] = orig[i];
+    struct amqp_link_publish_opts opts = {.message_id = message_id, .headers = h, .n_headers = k};
+    int r = publish_raw(l, p->queue, body, len, &opts, on_parked, p);
+    free(h);
+    free(why);
+    if (r == -ENOBUFS) {
+        requeue_later(l, generation, tag, p->queue);
+        free(p);
+        return 0;
+    }
+    if (r < 0)
+        free(p); /* else on_parked owns it */
+    return r;
+}
+
+/* A delivery over max_message_bytes: parked without reaching the consumer. */
+static void park_oversized(amqp_link *l, struct incoming *in)
+{
+    char reason[300], detail[600];
+    if (in->keep < in->size)
+        snprintf(reason, sizeof(reason),
+                 "message too large - %zu bytes, more than the %zu accepted; only its first %zu "
+                 "bytes are kept here",
+                 in->size, l->cfg.max_message_bytes, in->keep);
+    else
+        snprintf(reason, sizeof(reason),
+                 "message too large - %zu bytes, more than the %zu accepted", in->size,
+                 l->cfg.max_message_bytes);
+    int r = park_body(l, l->generation, in->tag, in->q->name, in->body, in->keep, in->message_id,
+                      reason, NULL, 0, in->headers, in->n_headers);
+    if (r == -ENOTCONN)
+        return;
+    if (r < 0) {
+        requeue_later(l, l->generation, in->tag, in->q->name);
+        return;
+    }
+    snprintf(detail, sizeof(detail), "queue %s: message of %zu bytes exceeds %zu; parked in %s%s",
+             in->q->name, in->size, l->cfg.max_message_bytes, in->q->name, INVALID_SUFFIX);
+    emit(l, AMQP_LINK_REJECTED, detail);
+}
+
 static void finish_incoming(amqp_link *l)
 {
     struct incoming in = l->in;
     l->in = (struct incoming){.kind = IN_NONE};
-    if (in.kind == IN_DELIVER && !in.discard) {
+    if (in.kind == IN_DELIVER && !in.discard && in.oversize) {
+        park_oversized(l, &in);
+    } else if (in.kind == IN_DELIVER && !in.discard) {
         struct amqp_link_delivery d = {
             .generation = l->generation,
             .delivery_tag = in.tag,
@@ -628,19 +802,14 @@ static void on_header(amqp_link *l, const amqp_frame_t *f)
         return;
     }
     in->size = (size_t)f->payload.properties.body_size;
-    if (in->kind == IN_DELIVER && in->size > l->cfg.max_message_bytes) {
-        in->discard = true;
-        int r = amqp_basic_nack(l->conn, CHANNEL, in->tag, 0, 0);
-        if (r != AMQP_STATUS_OK) {
-            mark_lost(l, "basic.nack: %s", amqp_error_string2(r));
-            return;
+    in->keep = in->size;
+    if (in->kind == IN_DELIVER) {
+        if (in->size > l->cfg.max_message_bytes) {
+            in->oversize = true;
+            if (in->keep > l->cfg.max_park_bytes)
+                in->keep = l->cfg.max_park_bytes;
         }
-        char detail[400];
-        snprintf(detail, sizeof(detail), "queue %s: message of %zu bytes exceeds %zu", in->q->name,
-                 in->size, l->cfg.max_message_bytes);
-        emit(l, AMQP_LINK_REJECTED, detail);
-    } else if (in->kind == IN_DELIVER) {
-        in->body = malloc(in->size ? in->size : 1);
+        in->body = malloc(in->keep ? in->keep : 1);
         if (!in->body || copy_properties(in, f->payload.properties.decoded) < 0) {
             /* cannot take it now: give it back to the queue */
             in->discard = true;
@@ -660,8 +829,9 @@ static void on_body(amqp_link *l, const amqp_frame_t *f)
         mark_lost(l, "unexpected content body");
         return;
     }
-    if (!in->discard && b.len)
-        memcpy(in->body + in->got, b.bytes, b.len);
+    if (!in->discard && b.len && in->got < in->keep)
+        memcpy(in->body + in->got, b.bytes,
+               b.len < in->keep - in->got ? b.len : in->keep - in->got);
     in->got += b.len;
     if (in->got == in->size)
         finish_incoming(l);
@@ -733,9 +903,16 @@ static void drain(amqp_link *l)
     struct timeval zero = {0, 0};
     do {
         amqp_frame_t f;
+        errno = 0;
         int r = amqp_simple_wait_frame_noblock(l->conn, &f, &zero);
+        int os_err = errno;
         if (r == AMQP_STATUS_TIMEOUT)
             return;
+        if (r == AMQP_STATUS_SOCKET_ERROR && os_err != 0) {
+            /* rabbitmq-c's text is only "a socket error occurred": say which */
+            mark_lost(l, "read: %s", strerror(os_err));
+            return;
+        }
         if (r != AMQP_STATUS_OK) {
             mark_lost(l, "read: %s", amqp_error_string2(r));
             return;
@@ -762,10 +939,22 @@ static void on_poll(uv_poll_t *p, int status, int events)
         return;
     enter(l);
     l->last_rx = uv_now(l->loop);
-    if (status < 0)
-        mark_lost(l, "poll: %s", uv_strerror(status));
-    else
+    if (status < 0) {
+        /* libuv reports any POLLERR as UV_EBADF: the socket's own error says what happened
+         * (a reset, say); without one, reading finds the cause (the peer closed). The poll
+         * handle is stopped either way. */
+        int err = 0;
+        socklen_t len = sizeof(err);
+        int fd = amqp_get_sockfd(l->conn);
+        if (fd >= 0 && getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) == 0 && err != 0)
+            mark_lost(l, "socket error: %s", strerror(err));
+        else
+            drain(l);
+        if (!l->lost)
+            mark_lost(l, "poll: %s", uv_strerror(status));
+    } else {
         drain(l);
+    }
     leave(l);
 }
 
@@ -824,23 +1013,33 @@ amqp_link *amqp_link_new(uv_loop_t *loop, const struct amqp_link_config *cfg,
     l->cfg.user = dup_or(cfg->user, "guest");
     l->cfg.password = dup_or(cfg->password, "guest");
     l->cfg.vhost = dup_or(cfg->vhost, "/");
+    l->cfg.connection_name = cfg->connection_name ? strdup(cfg->connection_name) : NULL;
     if (l->cfg.reconnect_max_ms < l->cfg.reconnect_min_ms)
         l->cfg.reconnect_max_ms = l->cfg.reconnect_min_ms;
+    if (l->cfg.max_park_bytes == 0) {
+        size_t m = l->cfg.max_message_bytes;
+        l->cfg.max_park_bytes = m > PARK_MAX_BYTES / 16   ? PARK_MAX_BYTES
+                                : 16 * m < PARK_MIN_BYTES ? PARK_MIN_BYTES
+                                                          : 16 * m;
+    }
     l->pend = calloc(cfg->max_unconfirmed, sizeof(*l->pend));
     l->rnd = (uv_hrtime() ^ (uint64_t)(uintptr_t)l) | 1;
-    if (!l->cfg.host || !l->cfg.user || !l->cfg.password || !l->cfg.vhost || !l->pend) {
+    if (!l->cfg.host || !l->cfg.user || !l->cfg.password || !l->cfg.vhost || !l->pend ||
+        (cfg->connection_name && !l->cfg.connection_name)) {
         free((char *)l->cfg.host);
         free((char *)l->cfg.user);
         free((char *)l->cfg.password);
         free((char *)l->cfg.vhost);
+        free((char *)l->cfg.connection_name);
         free(l->pend);
         free(l);
         return NULL;
     }
     uv_timer_init(loop, &l->retry);
     uv_timer_init(loop, &l->tick);
-    l->retry.data = l->tick.data = l;
-    l->n_open_handles = 2;
+    uv_timer_init(loop, &l->requeue_timer);
+    l->retry.data = l->tick.data = l->requeue_timer.data = l;
+    l->n_open_handles = 3;
     return l;
 }
 
@@ -916,11 +1115,17 @@ int amqp_link_declare_queue(amqp_link *link, const char *queue,
 int amqp_link_consume(amqp_link *link, const char *queue, amqp_link_deliver_cb cb, void *userdata)
 {
     struct queue_reg *q;
-    if (!link || !valid_queue(queue) || !cb)
+    char invalid[300];
+    if (!link || !valid_queue(queue) || !cb || strlen(queue) + strlen(INVALID_SUFFIX) > 255)
         return -EINVAL;
     if (link->closing)
         return -ESHUTDOWN;
-    int r = get_queue(link, queue, &q);
+    snprintf(invalid, sizeof(invalid), "%s" INVALID_SUFFIX, queue);
+    struct queue_reg *iq = find_queue(link, invalid);
+    int r = iq && iq->declare ? 0 : amqp_link_declare_queue(link, invalid, NULL, 0);
+    if (r < 0)
+        return r;
+    r = get_queue(link, queue, &q);
     if (r < 0)
         return r;
     if (q->cb)
@@ -989,9 +1194,9 @@ uint64_t amqp_link_generation(const amqp_link *link)
     return link ? link->generation : 0;
 }
 
-int amqp_link_publish(amqp_link *link, const char *queue, const void *body, size_t len,
-                      const struct amqp_link_publish_opts *opts, amqp_link_confirm_cb cb,
-                      void *userdata)
+static int publish_raw(amqp_link *link, const char *queue, const void *body, size_t len,
+                       const struct amqp_link_publish_opts *opts, amqp_link_confirm_cb cb,
+                       void *userdata)
 {
     amqp_basic_properties_t props = {
         ._flags = AMQP_BASIC_CONTENT_TYPE_FLAG | AMQP_BASIC_DELIVERY_MODE_FLAG,
@@ -999,9 +1204,6 @@ int amqp_link_publish(amqp_link *link, const char *queue, const void *body, size
         .delivery_mode = AMQP_DELIVERY_PERSISTENT,
     };
     char expiration[24];
-    if (!link || !valid_queue(queue) || (len && !body) || !cb ||
-        (opts && opts->n_headers && !opts->headers))
-        return -EINVAL;
     if (!usable(link))
         return -ENOTCONN;
     if (link->n_pend >= link->cfg.max_unconfirmed)
@@ -1035,6 +1237,33 @@ int amqp_link_publish(amqp_link *link, const char *queue, const void *body, size
     link->pend[link->n_pend++] = (struct pending){link->next_seq++, cb, userdata};
     kick_if_pending(link);
     return 0;
+}
+
+int amqp_link_publish(amqp_link *link, const char *queue, const void *body, size_t len,
+                      const struct amqp_link_publish_opts *opts, amqp_link_confirm_cb cb,
+                      void *userdata)
+{
+    if (!link || !valid_queue(queue) || (len && !body) || !cb ||
+        (opts && opts->n_headers && !opts->headers))
+        return -EINVAL;
+    return publish_raw(link, queue, body, len, opts, cb, userdata);
+}
+
+int amqp_link_park(amqp_link *link, const struct amqp_link_delivery *d, const char *reason,
+                   const struct amqp_link_header *headers, size_t n_headers)
+{
+    if (!link || !d || !d->queue || !reason || (d->body_len && !d->body) ||
+        (n_headers && !headers) || (d->n_headers && !d->headers))
+        return -EINVAL;
+    for (size_t i = 0; i < n_headers; i++)
+        if (!headers[i].key)
+            return -EINVAL;
+    if (d->generation != link->generation)
+        return -ESTALE;
+    if (!usable(link))
+        return -ENOTCONN;
+    return park_body(link, d->generation, d->delivery_tag, d->queue, d->body, d->body_len,
+                     d->message_id, reason, headers, n_headers, d->headers, d->n_headers);
 }
 
 static int settle(amqp_link *link, uint64_t generation, uint64_t delivery_tag, bool ack,
@@ -1077,6 +1306,8 @@ static void on_handle_closed(uv_handle_t *h)
     }
     free(l->queues);
     free(l->pend);
+    free(l->requeue);
+    free((char *)l->cfg.connection_name);
     free((char *)l->cfg.host);
     free((char *)l->cfg.user);
     free((char *)l->cfg.password);
@@ -1096,6 +1327,7 @@ static void destroy(amqp_link *l)
     fail_pending(l, -ECANCELED);
     uv_close((uv_handle_t *)&l->retry, on_handle_closed);
     uv_close((uv_handle_t *)&l->tick, on_handle_closed);
+    uv_close((uv_handle_t *)&l->requeue_timer, on_handle_closed);
 }
 
 void amqp_link_free(amqp_link *link)

@@ -14,6 +14,15 @@
  * Every delivery carries the connection generation it came on: acks and nacks for an older
  * generation are ignored (the broker already requeued those messages).
  *
+ * Parking: a delivery a consumer cannot accept is never dropped. Every consumed queue Q comes
+ * with "Q.invalid" (declared with it, durable); amqp_link_park re-publishes such a delivery
+ * there with its reason in the x-correctomatic-reason header, and acks the original only once
+ * the broker has confirmed the copy. The link parks by itself every delivery larger than
+ * max_message_bytes (the consumer never sees it; AMQP_LINK_REJECTED says so). To park it,
+ * the link reads such a body anyway, up to max_park_bytes; past that only the first
+ * max_park_bytes are kept, and the reason says so (RabbitMQ's own max_message_size, 128 MiB
+ * by default, bounds what can exist: set it, as compose does, to keep the two in step).
+ *
  * Publishing is persistent (delivery_mode 2), content_type application/json, mandatory, with
  * publisher confirms: many may be outstanding at once (up to max_unconfirmed); each publish
  * gets exactly one confirm callback: 0 on basic.ack, -EIO on basic.nack or basic.return
@@ -34,11 +43,16 @@ struct amqp_link_config {
     const char *vhost;           /* default "/" */
     unsigned heartbeat_s;        /* default 30; 0 disables */
     unsigned prefetch;           /* basic.qos prefetch_count; 0 = unlimited; default 16 */
-    size_t max_message_bytes;    /* bigger: rejected (nack, no requeue); default 1 MiB */
+    size_t max_message_bytes;    /* bigger: parked in <queue>.invalid; default 1 MiB */
+    size_t max_park_bytes;       /* the most of an oversized body kept to park it; 0 (the
+                                    default): max(64 MiB, 16 x max_message_bytes), at most
+                                    512 MiB (RabbitMQ's own ceiling) */
     unsigned max_unconfirmed;    /* publishes awaiting confirm; beyond: -ENOBUFS; default 256 */
     uint64_t connect_timeout_ms; /* socket open, login, each RPC; default 5000 */
     uint64_t reconnect_min_ms;   /* first backoff, default 500 */
-    uint64_t reconnect_max_ms;   /* cap, default 30000 */
+    uint64_t reconnect_max_ms;   /* cap, default 30000; also how long a delivery whose
+                                    parking the broker refused waits before it is requeued */
+    const char *connection_name; /* optional: shown by the broker (management UI) */
 };
 void amqp_link_config_defaults(struct amqp_link_config *cfg);
 
@@ -46,7 +60,7 @@ enum amqp_link_event {
     AMQP_LINK_UP,       /* connected, channel ready, queues declared, consumers restored */
     AMQP_LINK_DOWN,     /* lost (detail says why); unacked deliveries are back in their queues */
     AMQP_LINK_ERROR,    /* a problem that needs an operator (missing queue, bad login); retrying */
-    AMQP_LINK_REJECTED, /* a delivery was refused before reaching the consumer (too big) */
+    AMQP_LINK_REJECTED, /* a delivery was parked before reaching the consumer (too big) */
 };
 typedef void (*amqp_link_event_cb)(amqp_link *link, enum amqp_link_event ev, const char *detail,
                                    void *userdata);
@@ -89,6 +103,9 @@ amqp_link *amqp_link_new(uv_loop_t *loop, const struct amqp_link_config *cfg,
  * x_args: optional extra declare arguments as headers (e.g. "x-dead-letter-exchange"). */
 int amqp_link_declare_queue(amqp_link *link, const char *queue,
                             const struct amqp_link_header *x_args, size_t n_x_args);
+/* Consuming queue also declares "<queue>.invalid" (durable, no arguments, unless it was
+ * declared already), where deliveries are parked: with a user without configure permission,
+ * both must exist. -EINVAL when the name leaves no room for ".invalid" (255 bytes). */
 int amqp_link_consume(amqp_link *link, const char *queue, amqp_link_deliver_cb cb, void *userdata);
 /* Stop / restart delivering from a registered consumer (basic.cancel / basic.consume).
  * Messages already delivered stay with us until acked or nacked. */
@@ -106,6 +123,21 @@ int amqp_link_publish(amqp_link *link, const char *queue, const void *body, size
 /* 0; -ESTALE when generation is not the current one (nothing sent); -ENOTCONN. */
 int amqp_link_ack(amqp_link *link, uint64_t generation, uint64_t delivery_tag);
 int amqp_link_nack(amqp_link *link, uint64_t generation, uint64_t delivery_tag, bool requeue);
+
+/* Parks a delivery the consumer cannot accept (not JSON, unknown shape...): its body and
+ * message_id go to "<d->queue>.invalid" with reason (made valid UTF-8, at most 1,000 bytes)
+ * in the x-correctomatic-reason header, then the given headers, then the delivery's own string
+ * and integer headers (those not set already). The original is acked once the broker confirms
+ * the copy; until then it stays unacked, and if the connection is lost first the broker
+ * requeues it. When the broker refuses the copy (basic.nack, basic.return) or too many
+ * publishes are unconfirmed, the original is requeued after reconnect_max_ms (no busy loop)
+ * and AMQP_LINK_ERROR says why.
+ * 0: the link owns the delivery now (do not ack or nack it). -ESTALE: d came on an older
+ * connection, nothing is done (the broker requeued it already). -ENOTCONN: the link is down
+ * (the broker requeues it). -EINVAL, -ENOMEM: nothing done, the delivery is still the
+ * caller's. */
+int amqp_link_park(amqp_link *link, const struct amqp_link_delivery *d, const char *reason,
+                   const struct amqp_link_header *headers, size_t n_headers);
 
 /* The delay before reconnection attempt `attempt` (0 for the first retry after a loss):
  * capped exponential backoff with full jitter, uniform in [0, min(max_ms, min_ms * 2^attempt)]

@@ -57,7 +57,7 @@ void daemon_link_event(enum amqp_link_event ev, const char *detail)
         log_kv(LOG_ERROR, "RabbitMQ problem", "error", detail, NULL);
         break;
     case AMQP_LINK_REJECTED:
-        log_kv(LOG_ERROR, "message refused", "error", detail, NULL);
+        log_kv(LOG_WARN, "message parked", "reason", detail, NULL);
         break;
     }
 }

@@ -6,6 +6,7 @@
 #define QUEUE_RUNNING "running_corrections"
 #define QUEUE_RUNNING_INVALID "running_corrections.invalid"
 #define QUEUE_FINISHED "finished_corrections"
+#define QUEUE_FINISHED_INVALID "finished_corrections.invalid"
 
 /* Labels on every correction container: the running message and these hold all the
  * completer needs. */

@@ -6,8 +6,14 @@
  * delay and which dead-letters back to finished_corrections. One queue per delay means every
  * message in a queue waits the same time: no head-of-line blocking (the jitter shortens a
  * message's own expiration by at most 10%). After the last delay, or on 410 Gone, a refused
- * address or a malformed message, the message is parked in failed_callbacks with the reason,
- * the attempts and the last error in its headers. */
+ * address or an invalid callback URL, the message is parked in failed_callbacks with the
+ * reason, the attempts and the last error in its headers. A message the notifier cannot read
+ * at all (too large, not JSON, not a finished message) is parked by the link in
+ * finished_corrections.invalid with its reason.
+ *
+ * A job belongs to the connection its delivery came on. When that connection is lost, the
+ * broker requeues the delivery and its redelivery is a new job: the old one, when its POST
+ * ends, publishes nothing (no retry copy, no parked copy), so each message lives once. */
 #include "notifier.h"
 
 #include <amqp.h>
@@ -26,6 +32,7 @@
 #include "log.h"
 #include "msg.h"
 #include "names.h"
+#include "text.h"
 
 struct job {
     notifier *n;
@@ -96,6 +103,12 @@ static void job_release(struct job *job)
 
 /* ---- ack after a confirmed re-publish ---------------------------------------------------- */
 
+/* The delivery came on an older connection: the broker has requeued it. */
+static bool job_stale(const struct job *job)
+{
+    return job->gen != amqp_link_generation(job->n->link);
+}
+
 static void on_moved(amqp_link *link, int status, void *ud)
 {
     struct job *job = ud;
@@ -111,9 +124,19 @@ static void on_moved(amqp_link *link, int status, void *ud)
     job_release(job);
 }
 
+/* The body is the one received (at most MAX_MESSAGE_BYTES, or the link would have parked it)
+ * and the headers added are bounded (reason and last error by their buffers, job id 128
+ * bytes): the copy fits what the broker and the next notifier accept. */
 static void move(struct job *job, const char *queue, const struct amqp_link_header *h, size_t nh,
                  uint64_t expiration_ms)
 {
+    if (job_stale(job)) {
+        log_job(LOG_INFO, job,
+                "RabbitMQ connection lost: not moved, the redelivered message carries on", "queue",
+                queue, NULL, NULL);
+        job_release(job);
+        return;
+    }
     struct amqp_link_publish_opts opts = {.message_id = job->message_id,
                                           .headers = h,
                                           .n_headers = nh,
@@ -198,9 +221,18 @@ static void customize(CURL *easy, void *ud)
     curl_easy_setopt(easy, CURLOPT_NOSIGNAL, 1L);
 }
 
-static void on_response(http_req *req, const struct http_result *res, void *ud)
+/* The receiver's body is not needed: read and forgotten, at most max_response_bytes. */
+static int on_chunk(http_req *req, const char *data, size_t len, void *ud)
 {
     (void)req;
+    (void)data;
+    (void)len;
+    (void)ud;
+    return 0;
+}
+
+static void on_response(http_req *req, const struct http_result *res, void *ud)
+{
     struct job *job = ud;
     job->req = NULL;
     job->busy = false;
@@ -213,29 +245,44 @@ static void on_response(http_req *req, const struct http_result *res, void *ud)
         park(job, reason);
         return;
     }
-    if (res->err == 0 && res->status >= 200 && res->status < 300) {
+    /* A 2xx is delivered whatever follows its status line: a body over the limit (cut there)
+     * or a transfer that fails afterwards. */
+    long answered = res->err == 0 ? res->status : http_req_status(req);
+    if (answered >= 200 && answered < 300) {
         char status[16], attempt[24];
-        snprintf(status, sizeof(status), "%ld", res->status);
+        snprintf(status, sizeof(status), "%ld", answered);
         snprintf(attempt, sizeof(attempt), "%lld", (long long)job->failures + 1);
         log_job(LOG_INFO, job, "callback delivered", "status", status, "attempt", attempt);
         amqp_link_ack(job->n->link, job->gen, job->tag);
         job_release(job);
         return;
     }
-    if (res->err == 0 && res->status == 410) {
+    if (job_stale(job)) {
+        /* the broker requeued the message when the connection went: its redelivery (a new
+         * job) retries or parks it; a copy from here would be a second live one */
+        log_job(LOG_INFO, job,
+                "callback failed on a lost RabbitMQ connection: not moved, the redelivered "
+                "message carries on",
+                NULL, NULL, NULL, NULL);
+        job_release(job);
+        return;
+    }
+    if (answered == 410) {
         job->failures++;
         snprintf(job->last_error, sizeof(job->last_error), "HTTP 410 Gone");
         park(job, "callback gone - the receiver answered 410 Gone");
         return;
     }
-    if (res->err == 0)
-        snprintf(job->last_error, sizeof(job->last_error), "HTTP %ld", res->status);
+    if (answered > 0)
+        snprintf(job->last_error, sizeof(job->last_error), "HTTP %ld", answered);
     else if (res->err == -ETIMEDOUT)
         snprintf(job->last_error, sizeof(job->last_error), "no answer within %llu ms",
                  (unsigned long long)job->n->cfg.timeout_ms);
+    else if (res->err_detail) /* curl's words, which may quote the URL: outside text */
+        text_utf8_copy(job->last_error, sizeof(job->last_error), res->err_detail,
+                       strlen(res->err_detail));
     else
-        snprintf(job->last_error, sizeof(job->last_error), "%s",
-                 res->err_detail ? res->err_detail : strerror(-res->err));
+        snprintf(job->last_error, sizeof(job->last_error), "%s", strerror(-res->err));
     int64_t retry_after = -1;
     if (res->err == 0 && res->retry_after)
         retry_after = schedule_retry_after(res->retry_after, time(NULL));
@@ -278,6 +325,7 @@ static void post(struct job *job)
         .connect_timeout_ms = n->cfg.timeout_ms,
         .timeout_ms = n->cfg.timeout_ms,
         .max_body_bytes = n->cfg.max_response_bytes,
+        .on_chunk = on_chunk,
         .customize = customize,
     };
     int r = http_request(n->http, &opts, on_response, job, &job->req);
@@ -307,7 +355,7 @@ static bool host_allowed(notifier *n, const char *url, char *host_out, size_t le
     bool ok = false;
     if (u && curl_url_set(u, CURLUPART_URL, url, 0) == CURLUE_OK &&
         curl_url_get(u, CURLUPART_HOST, &host, 0) == CURLUE_OK && host) {
-        snprintf(host_out, len, "%s", host);
+        text_utf8_copy(host_out, len, host, strlen(host)); /* the caller's, cut at a char */
         ok = netpolicy_host_allowed(&n->cfg.policy, host);
     }
     curl_free(host);
@@ -315,9 +363,32 @@ static bool host_allowed(notifier *n, const char *url, char *host_out, size_t le
     return ok;
 }
 
+/* Not a finished message: finished_corrections.invalid, with why. */
+static void park_invalid(amqp_link *link, const struct amqp_link_delivery *d, const char *reason)
+{
+    log_kv(LOG_WARN, "invalid message parked in " QUEUE_FINISHED_INVALID, "reason", reason, NULL);
+    int r = amqp_link_park(link, d, reason, NULL, 0);
+    if (r == -EINVAL || r == -ENOMEM)
+        amqp_link_nack(link, d->generation, d->delivery_tag, true);
+}
+
 static void on_delivery(amqp_link *link, const struct amqp_link_delivery *d, void *ud)
 {
     notifier *n = ud;
+    struct finished_msg m;
+    struct msg_error err;
+    int r = msg_finished_parse(d->body, d->body_len, n->cfg.amqp.max_message_bytes, &m, &err);
+    if (r == -ENOMEM) {
+        /* not the message's fault: it waits in the queue */
+        amqp_link_nack(link, d->generation, d->delivery_tag, true);
+        return;
+    }
+    if (r < 0) {
+        char text[600];
+        msg_error_text(&err, text, sizeof(text));
+        park_invalid(link, d, text);
+        return;
+    }
     struct job *job = calloc(1, sizeof(*job));
     if (!job || !(job->raw = malloc(d->body_len ? d->body_len : 1)) ||
         (d->message_id && !(job->message_id = strdup(d->message_id)))) {
@@ -325,6 +396,7 @@ static void on_delivery(amqp_link *link, const struct amqp_link_delivery *d, voi
             free(job->raw);
             free(job);
         }
+        msg_finished_free(&m);
         amqp_link_nack(link, d->generation, d->delivery_tag, true);
         return;
     }
@@ -341,15 +413,7 @@ static void on_delivery(amqp_link *link, const struct amqp_link_delivery *d, voi
     int64_t failures = 0;
     if (header_int(d, HEADER_ATTEMPTS, &failures) && failures > 0 && failures < 1000)
         job->failures = failures;
-
-    struct msg_error err;
-    if (msg_finished_parse(d->body, d->body_len, n->cfg.amqp.max_message_bytes, &job->m, &err) <
-        0) {
-        char text[600];
-        msg_error_text(&err, text, sizeof(text));
-        park(job, text);
-        return;
-    }
+    job->m = m;
     job->parsed = true;
     if (job->m.job_id && *job->m.job_id)
         snprintf(job->id, sizeof(job->id), "%s", job->m.job_id);
@@ -404,6 +468,7 @@ notifier *notifier_new(uv_loop_t *loop, const struct notifier_config *cfg, char 
     n->http = http_new(loop);
     struct amqp_link_config acfg = cfg->amqp;
     acfg.prefetch = cfg->concurrency;
+    acfg.connection_name = "correctomatic-notifier";
     n->link = n->http ? amqp_link_new(loop, &acfg, on_link_event, n) : NULL;
     if (!n->link) {
         snprintf(err, errlen, "cannot create the RabbitMQ link or the HTTP client");

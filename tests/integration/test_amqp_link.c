@@ -99,6 +99,90 @@ static uint32_t admin_consumers(const char *q)
     return consumers;
 }
 
+/* With a message_id and one string header when they are not NULL. */
+static void admin_publish_ex(const char *q, const void *body, size_t len, const char *message_id,
+                             const char *header, const char *value)
+{
+    amqp_connection_state_t c = admin_open();
+    amqp_basic_properties_t props = {._flags = AMQP_BASIC_DELIVERY_MODE_FLAG,
+                                     .delivery_mode = AMQP_DELIVERY_PERSISTENT};
+    amqp_table_entry_t entry;
+    if (message_id) {
+        props._flags |= AMQP_BASIC_MESSAGE_ID_FLAG;
+        props.message_id = amqp_cstring_bytes(message_id);
+    }
+    if (header) {
+        entry.key = amqp_cstring_bytes(header);
+        entry.value.kind = AMQP_FIELD_KIND_UTF8;
+        entry.value.value.bytes = amqp_cstring_bytes(value);
+        props._flags |= AMQP_BASIC_HEADERS_FLAG;
+        props.headers = (amqp_table_t){.num_entries = 1, .entries = &entry};
+    }
+    amqp_confirm_select(c, 1);
+    assert_int_equal(amqp_get_rpc_reply(c).reply_type, AMQP_RESPONSE_NORMAL);
+    amqp_bytes_t b = {.len = len, .bytes = (void *)body};
+    assert_int_equal(
+        amqp_basic_publish(c, 1, amqp_empty_bytes, amqp_cstring_bytes(q), 1, 0, &props, b), 0);
+    amqp_frame_t f; /* wait for the confirm */
+    assert_int_equal(amqp_simple_wait_frame(c, &f), AMQP_STATUS_OK);
+    assert_int_equal(f.frame_type, AMQP_FRAME_METHOD);
+    assert_int_equal(f.payload.method.id, AMQP_BASIC_ACK_METHOD);
+    admin_close(c);
+}
+
+/* A message taken from q (acked): body (malloc'd, NUL added), message_id and string headers
+ * (the first 4) copied. */
+struct got {
+    char *body;
+    size_t len;
+    char message_id[256];
+    char keys[4][64], values[4][1100];
+    int n_headers;
+};
+
+static bool admin_get(const char *q, struct got *g)
+{
+    memset(g, 0, sizeof(*g));
+    amqp_connection_state_t a = admin_open();
+    amqp_rpc_reply_t r = amqp_basic_get(a, 1, amqp_cstring_bytes(q), 1);
+    assert_int_equal(r.reply_type, AMQP_RESPONSE_NORMAL);
+    if (r.reply.id != AMQP_BASIC_GET_OK_METHOD) {
+        admin_close(a);
+        return false;
+    }
+    amqp_message_t m;
+    assert_int_equal(amqp_read_message(a, 1, &m, 0).reply_type, AMQP_RESPONSE_NORMAL);
+    g->len = m.body.len;
+    g->body = malloc(m.body.len + 1);
+    assert_non_null(g->body);
+    memcpy(g->body, m.body.bytes, m.body.len);
+    g->body[m.body.len] = '\0';
+    if (m.properties._flags & AMQP_BASIC_MESSAGE_ID_FLAG)
+        snprintf(g->message_id, sizeof(g->message_id), "%.*s", (int)m.properties.message_id.len,
+                 (const char *)m.properties.message_id.bytes);
+    for (int i = 0; i < m.properties.headers.num_entries && g->n_headers < 4; i++) {
+        amqp_table_entry_t *e = &m.properties.headers.entries[i];
+        if (e->value.kind != AMQP_FIELD_KIND_UTF8)
+            continue;
+        snprintf(g->keys[g->n_headers], sizeof(g->keys[0]), "%.*s", (int)e->key.len,
+                 (const char *)e->key.bytes);
+        snprintf(g->values[g->n_headers], sizeof(g->values[0]), "%.*s",
+                 (int)e->value.value.bytes.len, (const char *)e->value.value.bytes.bytes);
+        g->n_headers++;
+    }
+    amqp_destroy_message(&m);
+    admin_close(a);
+    return true;
+}
+
+static const char *got_header(const struct got *g, const char *key)
+{
+    for (int i = 0; i < g->n_headers; i++)
+        if (!strcmp(g->keys[i], key))
+            return g->values[i];
+    return NULL;
+}
+
 static void admin_publish(const char *q, const void *body, size_t len)
 {
     amqp_connection_state_t c = admin_open();
@@ -341,8 +425,12 @@ static int teardown(void **state)
     if (app_stopped && servers_run("rabbitmq-start-app") == 0 &&
         servers_run("rabbitmqctl set_vm_memory_high_watermark 0.4") == 0)
         app_stopped = false;
-    for (int i = 0; i < n_created_queues; i++)
+    for (int i = 0; i < n_created_queues; i++) {
+        char invalid[160];
+        snprintf(invalid, sizeof(invalid), "%.127s.invalid", created_queues[i]);
         admin_delete(created_queues[i]);
+        admin_delete(invalid); /* declared by the link for every consumed queue */
+    }
     if (created_user[0])
         servers_run("rabbitmqctl delete_user '%s'", created_user);
     return r == 0 ? 0 : -1;
@@ -557,24 +645,155 @@ static void test_pause_resume(void **state)
     assert_int_equal(c->downs, 0);
 }
 
-static void test_oversized_message_rejected(void **state)
+static char *invalid_of(const char *q)
+{
+    static char name[160];
+    snprintf(name, sizeof(name), "%s.invalid", q);
+    return name;
+}
+
+/* Confirms come in publish order: once a later publish is confirmed, the link has handled the
+ * confirms of its parked copies (and acked their originals). */
+static void sync_confirms(struct ctx *c, int slot)
+{
+    const char *probe = new_queue("probe");
+    admin_declare(probe);
+    assert_int_equal(publish(c, probe, "{}", slot), 0);
+    WAIT_FOR(c, confirm_status[slot] == 0, 5000);
+}
+
+/* Over max_message_bytes: never dropped, parked whole in <queue>.invalid with its reason,
+ * message_id and headers, without reaching the consumer; past max_park_bytes, its first bytes
+ * are parked and the reason says so. */
+static void test_oversized_message_parked(void **state)
 {
     struct ctx *c = *state;
     const char *q = new_queue("big");
-    char big[2000];
+    static char big[2000], huge[300000];
     memset(big, 'x', sizeof(big));
+    for (size_t i = 0; i < sizeof(huge); i++)
+        huge[i] = (char)('a' + i % 26);
     admin_declare(q);
-    admin_publish(q, big, sizeof(big));
+    admin_publish_ex(q, big, sizeof(big), "m-big", "work_id", "w-big");
     admin_publish(q, "{\"small\":1}", 11);
+    admin_publish_ex(q, huge, sizeof(huge), NULL, NULL, NULL);
+    c->cfg.max_park_bytes = 150000;
     link_create(c);
     assert_int_equal(amqp_link_consume(c->link, q, on_deliver, c), 0);
     link_start_up(c);
-    WAIT_FOR(c, c->rejects == 1 && c->n_deliv == 1, 5000);
+    WAIT_FOR(c, c->rejects == 2 && c->n_deliv == 1, 5000);
     assert_non_null(strstr(c->last_reject, q));
-    assert_non_null(strstr(c->last_reject, "2000"));
+    assert_non_null(strstr(c->last_reject, "300000"));
+    assert_non_null(strstr(c->last_reject, "parked in"));
     assert_memory_equal(c->deliv[0].body, "{\"small\":1}", 11);
     assert_int_equal(amqp_link_ack(c->link, c->deliv[0].generation, c->deliv[0].tag), 0);
-    /* the big one was dropped, not requeued */
+    /* both parked, and the originals acked once their copies were confirmed */
+    WAIT_FOR(c, admin_ready(invalid_of(q)) == 2, 5000);
+    sync_confirms(c, 0);
+    link_free(c);
+    WAIT_FOR(c, admin_consumers(q) == 0, 5000);
+    assert_int_equal(admin_ready(q), 0);
+    assert_int_equal(c->downs, 0);
+    assert_int_equal(c->errors, 0);
+
+    struct got g;
+    assert_true(admin_get(invalid_of(q), &g));
+    assert_int_equal(g.len, sizeof(big));
+    assert_memory_equal(g.body, big, sizeof(big));
+    assert_string_equal(g.message_id, "m-big");
+    assert_string_equal(got_header(&g, "x-correctomatic-reason"),
+                        "message too large - 2000 bytes, more than the 1024 accepted");
+    assert_string_equal(got_header(&g, "work_id"), "w-big");
+    free(g.body);
+    assert_true(admin_get(invalid_of(q), &g));
+    assert_int_equal(g.len, 150000);
+    assert_memory_equal(g.body, huge, 150000);
+    assert_string_equal(got_header(&g, "x-correctomatic-reason"),
+                        "message too large - 300000 bytes, more than the 1024 accepted; only its "
+                        "first 150000 bytes are kept here");
+    free(g.body);
+}
+
+static struct park_ctx {
+    const char *reason;
+    int results[8];
+    int n;
+} park_ctx;
+
+static void on_deliver_park(amqp_link *link, const struct amqp_link_delivery *d, void *ud)
+{
+    on_deliver(link, d, ud);
+    struct amqp_link_header h[] = {{.key = "x-extra", .str = "yes"},
+                                   {.key = "x-correctomatic-reason", .str = "not this one"}};
+    park_ctx.results[park_ctx.n++ % 8] = amqp_link_park(link, d, park_ctx.reason, h, 2);
+}
+
+/* A consumer parks what it cannot accept: the copy in <queue>.invalid with the reason and the
+ * headers, the original acked; a delivery of an older connection is not parked. */
+static void test_park(void **state)
+{
+    struct ctx *c = *state;
+    const char *q = new_queue("park");
+    admin_declare(q);
+    admin_publish_ex(q, "not json", 8, "m-park", "work_id", "w-park");
+    /* a reason cut in the middle of a character is made valid UTF-8 */
+    park_ctx = (struct park_ctx){.reason = "invalid message - not valid JSON \xc3"};
+    link_create(c);
+    assert_int_equal(amqp_link_consume(c->link, q, on_deliver_park, c), 0);
+    link_start_up(c);
+    WAIT_FOR(c, admin_ready(invalid_of(q)) == 1, 5000);
+    assert_int_equal(park_ctx.n, 1);
+    assert_int_equal(park_ctx.results[0], 0);
+    struct amqp_link_delivery stale = {.generation = c->deliv[0].generation - 1,
+                                       .delivery_tag = c->deliv[0].tag,
+                                       .queue = q,
+                                       .body = "x",
+                                       .body_len = 1};
+    assert_int_equal(amqp_link_park(c->link, &stale, "why", NULL, 0), -ESTALE);
+    sync_confirms(c, 0);
+    link_free(c);
+    WAIT_FOR(c, admin_consumers(q) == 0, 5000);
+    assert_int_equal(admin_ready(q), 0); /* acked */
+    struct got g;
+    assert_true(admin_get(invalid_of(q), &g));
+    assert_int_equal(g.len, 8);
+    assert_memory_equal(g.body, "not json", 8);
+    assert_string_equal(g.message_id, "m-park");
+    assert_string_equal(got_header(&g, "x-correctomatic-reason"),
+                        "invalid message - not valid JSON \xef\xbf\xbd");
+    assert_string_equal(got_header(&g, "x-extra"), "yes");
+    assert_string_equal(got_header(&g, "work_id"), "w-park");
+    assert_int_equal(g.n_headers, 3);
+    free(g.body);
+    assert_int_equal(admin_ready(invalid_of(q)), 0);
+    assert_int_equal(c->errors, 0);
+}
+
+/* When the broker refuses the copy (here: <queue>.invalid deleted behind the link's back), the
+ * original is not lost: it goes back to its queue after reconnect_max_ms, not in a busy loop. */
+static void test_park_refused_requeues_later(void **state)
+{
+    struct ctx *c = *state;
+    const char *q = new_queue("park-refused");
+    admin_declare(q);
+    park_ctx = (struct park_ctx){.reason = "invalid message - refused"};
+    link_create(c);
+    assert_int_equal(amqp_link_consume(c->link, q, on_deliver_park, c), 0);
+    link_start_up(c);
+    admin_delete(invalid_of(q));
+    admin_publish(q, "{\"p\":1}", 7);
+    WAIT_FOR(c, c->errors == 1, 5000);
+    assert_non_null(strstr(c->last_error, "cannot park a message in"));
+    assert_non_null(strstr(c->last_error, invalid_of(q)));
+    uint64_t refused_at = now_ms();
+    WAIT_FOR(c, c->n_deliv == 2, 5000);
+    assert_true(now_ms() - refused_at >= 800); /* reconnect_max_ms is 1000 */
+    assert_true(c->deliv[1].redelivered);
+    assert_memory_equal(c->deliv[1].body, "{\"p\":1}", 7);
+    /* once the queue is back, the next attempt parks it */
+    admin_declare(invalid_of(q));
+    WAIT_FOR(c, admin_ready(invalid_of(q)) == 1, 5000);
+    sync_confirms(c, 0);
     link_free(c);
     WAIT_FOR(c, admin_consumers(q) == 0, 5000);
     assert_int_equal(admin_ready(q), 0);
@@ -647,6 +866,7 @@ static void test_passive_fallback_without_configure_permission(void **state)
     const char *missing = new_queue("absent");
     snprintf(created_user, sizeof(created_user), "ct-it-amqp-%d", (int)getpid());
     admin_declare(existing);
+    admin_declare(invalid_of(existing)); /* consuming needs it too */
     assert_int_equal(servers_run("rabbitmqctl add_user '%s' secret", created_user), 0);
     assert_int_equal(
         servers_run("rabbitmqctl set_permissions -p / '%s' '' '.*' '.*'", created_user), 0);
@@ -728,7 +948,7 @@ static void test_free_inside_callbacks(void **state)
 /* --- a TCP proxy, on its own loop and thread (the link blocks its loop while connecting),
  * that can freeze its connections: a peer that stops answering without closing ---------- */
 
-enum { PROXY_FREEZE = 1, PROXY_STOP };
+enum { PROXY_FREEZE = 1, PROXY_STOP, PROXY_RESET };
 
 struct proxy_pair {
     uv_tcp_t side[2]; /* 0: from the link, 1: to the broker */
@@ -829,8 +1049,15 @@ static void proxy_command(uv_async_t *a)
 {
     int cmd = atomic_exchange(&proxy.cmd, 0);
     for (int i = 0; i < proxy.n_pairs; i++) {
+        struct proxy_pair *pp = &proxy.pairs[i];
+        if (cmd == PROXY_RESET && !pp->closing) {
+            /* an RST to the link: a socket error on its side */
+            pp->closing = true;
+            uv_tcp_close_reset(&pp->side[0], NULL);
+            uv_close((uv_handle_t *)&pp->side[1], NULL);
+        }
         if (cmd == PROXY_STOP)
-            proxy_pair_close(&proxy.pairs[i]);
+            proxy_pair_close(pp);
         for (int j = 0; cmd == PROXY_FREEZE && j < 2 && !proxy.pairs[i].closing; j++)
             uv_read_stop((uv_stream_t *)&proxy.pairs[i].side[j]);
     }
@@ -907,6 +1134,22 @@ static void test_dead_peer_detected_by_heartbeat(void **state)
     proxy_stop();
 }
 
+/* A connection reset is reported as such, not as libuv's "bad file descriptor" for POLLERR. */
+static void test_socket_error_logged(void **state)
+{
+    struct ctx *c = *state;
+    c->cfg.port = proxy_start();
+    link_create(c);
+    link_start_up(c);
+    proxy_send(PROXY_RESET);
+    WAIT_FOR(c, c->downs == 1, 5000);
+    if (!strstr(c->last_down, "Connection reset by peer"))
+        fail_msg("lost with '%s'", c->last_down);
+    WAIT_FOR(c, c->ups == 2, 10000);
+    link_free(c);
+    proxy_stop();
+}
+
 static void test_free_cancels_outstanding(void **state)
 {
     struct ctx *c = *state;
@@ -942,7 +1185,10 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_nack_requeue_redelivers, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stale_generation, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pause_resume, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_oversized_message_rejected, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_oversized_message_parked, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_park, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_park_refused_requeues_later, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_socket_error_logged, setup, teardown),
         cmocka_unit_test_setup_teardown(test_passive_fallback_without_configure_permission, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_bad_login_reported, setup, teardown),
@@ -951,5 +1197,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_dead_peer_detected_by_heartbeat, setup, teardown),
         cmocka_unit_test_setup_teardown(test_broker_outage_reconnects, setup, teardown),
     };
+    if (getenv("CT_TEST_FILTER")) /* e.g. CT_TEST_FILTER='test_park*' */
+        cmocka_set_test_filter(getenv("CT_TEST_FILTER"));
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -19,12 +19,14 @@
 #include <cmocka.h>
 
 #include "support.h"
+#include "text.h"
 
 #define NOTIFIER CT_BIN_DIR "/correctomatic-notifier"
 #define PYTHON "/usr/bin/python3"
 #define WAIT_MS 30000
 #define FINISHED "finished_corrections"
 #define FAILED "failed_callbacks"
+#define INVALID "finished_corrections.invalid"
 #define RETRY_PREFIX "finished_corrections.retry."
 /* The example key of the Standard Webhooks specification. */
 #define SECRET "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
@@ -50,6 +52,8 @@ static void clean_queues(void)
     ct_amqp_purge(FINISHED);
     ct_amqp_declare(FAILED);
     ct_amqp_purge(FAILED);
+    ct_amqp_declare(INVALID);
+    ct_amqp_purge(INVALID);
 }
 
 static int setup(void **state)
@@ -296,6 +300,7 @@ static void assert_queues_empty(const char *const *retry_queues)
 {
     assert_int_equal(ct_amqp_count(FINISHED), 0);
     assert_int_equal(ct_amqp_count(FAILED), 0);
+    assert_int_equal(ct_amqp_count(INVALID), 0);
     for (size_t i = 0; retry_queues && retry_queues[i]; i++)
         assert_int_equal(ct_amqp_count(retry_queue(retry_queues[i])), 0);
 }
@@ -701,14 +706,16 @@ static void test_killed_while_waiting(void **state)
 }
 
 struct parked_case {
-    const char *work_id;  /* in the body; NULL: the body is not JSON */
+    const char *work_id;  /* in the body */
     const char *callback; /* PORT stands for the receiver's port */
     const char *reason;   /* prefix of the reason, first run (CALLBACK_DENY_PRIVATE=true) */
     const char *reason2;  /* after --replay-failed, CALLBACK_ALLOW_HOSTS=127.0.0.1; NULL:
                              delivered */
 };
 
-/* Bad URLs and refused addresses parked with their reasons; --replay-failed sends them back. */
+/* Bad URLs and refused addresses parked with their reasons in failed_callbacks (a message that
+ * is not a finished message at all goes to finished_corrections.invalid instead, see
+ * test_unreadable_parked_invalid); --replay-failed sends them back. */
 static void test_bad_urls_and_replay(void **state)
 {
     (void)state;
@@ -731,9 +738,6 @@ static void test_bad_urls_and_replay(void **state)
          "invalid callback - callback URL contains a space"},
         {"b-bracket", "http://[::1/x", "invalid callback - callback 'http://[::1/x' is not a valid",
          "invalid callback - callback 'http://[::1/x' is not a valid"},
-        {"b-empty", "", "invalid message - field 'callback' is empty",
-         "invalid message - field 'callback' is empty"},
-        {NULL, "", "invalid message - ", "invalid message - "},
     };
     enum { N = sizeof(cases) / sizeof(cases[0]) };
     char bodies[N][512];
@@ -751,8 +755,6 @@ static void test_bad_urls_and_replay(void **state)
             char *b = finished(wid, false, "{\"success\":true,\"grade\":9}", cb, NULL);
             snprintf(bodies[i], sizeof(bodies[i]), "%s", b);
             free(b);
-        } else {
-            snprintf(bodies[i], sizeof(bodies[i]), "this is not json");
         }
         ct_amqp_publish(FINISHED, bodies[i], NULL);
     }
@@ -897,6 +899,296 @@ static void test_thousand(void **state)
     ct_receiver_stop(&r);
 }
 
+/* ---- what the notifier cannot read, sizes, reconnections, receivers' answers ------------- */
+
+/* A message that is not a finished message (not JSON, not an object, a field missing or
+ * empty) is parked whole in finished_corrections.invalid with its reason and message_id, never
+ * in failed_callbacks (which holds callbacks that could not be delivered), and nothing is
+ * POSTed. */
+static void test_unreadable_parked_invalid(void **state)
+{
+    (void)state;
+    struct ct_receiver r;
+    struct run run;
+    ct_receiver_start(&r, "unreadable", 0, true);
+    char cb[128];
+    ct_receiver_url(cb, sizeof(cb), &r, "/ok");
+    char missing[256], empty[256];
+    snprintf(missing, sizeof(missing), "{\"work_id\":\"u-3\",\"error\":false,\"callback\":\"%s\"}",
+             cb);
+    snprintf(empty, sizeof(empty),
+             "{\"work_id\":\"u-4\",\"error\":false,\"correction_data\":{\"success\":true,"
+             "\"grade\":1},\"callback\":\"\"}");
+    const struct {
+        const char *body, *reason;
+    } cases[] = {
+        {"this is not json", "invalid message - not valid JSON"},
+        {"[1,2]", "invalid message - expected a JSON object"},
+        {missing, "invalid message - "},
+        {empty, "invalid message - field 'callback' is empty"},
+    };
+    enum { N = sizeof(cases) / sizeof(cases[0]) };
+    for (int i = 0; i < N; i++) {
+        char id[32];
+        snprintf(id, sizeof(id), "m-unreadable-%d", i);
+        ct_amqp_publish(FINISHED, cases[i].body, id);
+    }
+    notifier_start(&run, "unreadable", NULL);
+    wait_queue(INVALID, N, WAIT_MS);
+    WAIT_LOG(&run, N, "invalid message parked in " INVALID);
+    assert_exit(&run, 0);
+    for (int n = 0; n < N; n++) {
+        struct ct_msg *m = ct_amqp_get(INVALID, 0);
+        assert_non_null(m);
+        int i = 0;
+        while (i < N && strcmp(cases[i].body, m->body) != 0)
+            i++;
+        if (i == N)
+            fail_msg("unexpected parked message %s", m->body);
+        char id[32];
+        snprintf(id, sizeof(id), "m-unreadable-%d", i);
+        assert_non_null(m->message_id);
+        assert_string_equal(m->message_id, id);
+        const char *reason =
+            json_string_value(json_object_get(m->headers, "x-correctomatic-reason"));
+        if (!reason || strncmp(reason, cases[i].reason, strlen(cases[i].reason)) != 0)
+            fail_msg("case %d: reason '%s', expected '%s...'", i, reason ? reason : "(none)",
+                     cases[i].reason);
+        ct_msg_free(m);
+    }
+    assert_int_equal(ct_receiver_count(&r, NULL, -1), 0);
+    assert_queues_empty(NULL);
+    ct_receiver_stop(&r);
+}
+
+/* A finished message of exactly len bytes (padding in the response). */
+static char *finished_of_size(const char *work_id, const char *callback, size_t len)
+{
+    char *base =
+        finished(work_id, false, "{\"success\":true,\"grade\":1,\"pad\":\"\"}", callback, NULL);
+    size_t n = strlen(base);
+    assert_true(len >= n);
+    char *s = malloc(len + 1);
+    assert_non_null(s);
+    const char *at = strstr(base, "\"pad\":\"\"") + 7; /* the closing quote of the pad */
+    size_t head = (size_t)(at - base);
+    memcpy(s, base, head);
+    memset(s + head, 'p', len - n);
+    memcpy(s + head + (len - n), at, n - head + 1);
+    free(base);
+    assert_int_equal(strlen(s), len);
+    return s;
+}
+
+/* The size rule at MAX_MESSAGE_BYTES (16 KiB here, the least allowed): limit-1 and limit are
+ * delivered, and a message at the limit that fails once comes back from its retry queue (the
+ * notifier's own copy, with its headers, still fits) and is delivered; limit+1 is parked whole in
+ * finished_corrections.invalid with its reason, never dropped, never POSTed. */
+static void test_message_size_limits(void **state)
+{
+    (void)state;
+    enum { LIMIT = 16384 };
+    struct ct_receiver r;
+    struct run run;
+    ct_receiver_start(&r, "sizes", 0, true);
+    char ok[128], once[128];
+    ct_receiver_url(ok, sizeof(ok), &r, "/ok");
+    ct_receiver_url(once, sizeof(once), &r, "/fail-once/limit");
+    char *below = finished_of_size("\"w-below\"", ok, LIMIT - 1);
+    char *at = finished_of_size("\"w-at\"", once, LIMIT);
+    char *above = finished_of_size("\"w-above\"", ok, LIMIT + 1);
+    ct_amqp_publish(FINISHED, below, NULL);
+    ct_amqp_publish(FINISHED, at, NULL);
+    ct_amqp_publish(FINISHED, above, "m-above");
+    notifier_start(&run, "sizes", (const char *[]){"MAX_MESSAGE_BYTES=16k", NULL});
+    WAIT_LOG(&run, 1, "callback delivered", "work_id=w-below", "attempt=1");
+    WAIT_LOG(&run, 1, "callback delivered", "work_id=w-at", "attempt=2");
+    wait_queue(INVALID, 1, WAIT_MS);
+    WAIT_LOG(&run, 1, "message parked", "16385 bytes");
+    assert_exit(&run, 0);
+    struct ct_msg *m = ct_amqp_get(INVALID, 0);
+    assert_non_null(m);
+    assert_string_equal(m->body, above);
+    assert_string_equal(m->message_id, "m-above");
+    assert_string_equal(json_string_value(json_object_get(m->headers, "x-correctomatic-reason")),
+                        "message too large - 16385 bytes, more than the 16384 accepted");
+    ct_msg_free(m);
+    assert_int_equal(ct_receiver_count(&r, "/ok", 200), 1);
+    assert_int_equal(ct_receiver_count(&r, "/fail-once/limit", 500), 1);
+    assert_int_equal(ct_receiver_count(&r, "/fail-once/limit", 200), 1);
+    assert_int_equal(ct_receiver_count(&r, NULL, -1), 3);
+    assert_queues_empty((const char *[]){"1000ms", "2000ms", NULL});
+    free(below);
+    free(at);
+    free(above);
+    ct_receiver_stop(&r);
+}
+
+/* The notifier's connection as the management API names it, or NULL. */
+static char *notifier_connection(void)
+{
+    long status = 0;
+    json_t *all = ct_mgmt("GET", "/connections", NULL, &status);
+    char *name = NULL;
+    size_t i;
+    json_t *c;
+    json_array_foreach(all, i, c)
+    {
+        const char *cn = json_string_value(
+            json_object_get(json_object_get(c, "client_properties"), "connection_name"));
+        if (cn && strcmp(cn, "correctomatic-notifier") == 0 && !name)
+            name = strdup(json_string_value(json_object_get(c, "name")));
+    }
+    json_decref(all);
+    return name;
+}
+
+static bool has_notifier_connection(void *ud)
+{
+    char **name = ud;
+    *name = notifier_connection();
+    return *name != NULL;
+}
+
+/* Closes the notifier's connection from the broker's side (as an operator, or a broker
+ * restart, would). */
+static void kill_notifier_connection(void)
+{
+    char *name = NULL;
+    if (!ct_wait_until(has_notifier_connection, &name, WAIT_MS))
+        fail_msg("the notifier's connection does not show in the management API");
+    char path[512] = "/connections/", *p = path + strlen(path);
+    for (const unsigned char *c = (const unsigned char *)name; *c && p < path + sizeof(path) - 4;
+         c++) {
+        if ((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || (*c >= '0' && *c <= '9') ||
+            *c == '.' || *c == '-' || *c == '_')
+            *p++ = (char)*c;
+        else
+            p += sprintf(p, "%%%02X", *c);
+    }
+    *p = '\0';
+    long status = 0;
+    json_decref(ct_mgmt("DELETE", path, NULL, &status));
+    if (status != 204 && status != 200)
+        fail_msg("DELETE %s: HTTP %ld", path, status);
+    free(name);
+}
+
+struct outcomes {
+    const char *log;
+    int n;
+};
+
+static bool outcomes_seen(void *ud)
+{
+    struct outcomes *o = ud;
+    const char *const phrases[] = {"will retry", "callback parked in",
+                                   "callback failed on a lost RabbitMQ connection"};
+    int n = 0;
+    for (size_t i = 0; i < 3; i++)
+        n += log_lines(o->log, (const char *[]){"work_id=w-dup-", phrases[i], NULL});
+    return n >= o->n;
+}
+
+/* A POST that fails after the connection it came on was lost must not leave a second copy:
+ * the broker requeued the delivery, and its redelivery retries (or parks) it. Two slow
+ * receivers' answers (500, 410) land after a reconnection: exactly one copy in the retry
+ * queue, one in failed_callbacks, and two POSTs each. */
+static void test_reconnect_no_duplicates(void **state)
+{
+    (void)state;
+    struct ct_receiver r;
+    struct run run;
+    ct_receiver_start(&r, "reconnect", 0, true);
+    notifier_start(&run, "reconnect",
+                   (const char *[]){"CALLBACK_RETRY_DELAYS=1h", "CALLBACK_TIMEOUT=30s", NULL});
+    char cb500[128], cb410[128];
+    ct_receiver_url(cb500, sizeof(cb500), &r, "/delay/6000/500");
+    ct_receiver_url(cb410, sizeof(cb410), &r, "/delay/6000/410");
+    publish("\"w-dup-500\"", false, "{\"success\":true,\"grade\":1}", cb500, "job-dup-500");
+    publish("\"w-dup-410\"", false, "{\"success\":true,\"grade\":1}", cb410, "job-dup-410");
+    /* both POSTs held by the receiver: now the connection goes */
+    ct_receiver_wait(&r, "/delay/6000/500", -1, 1, WAIT_MS);
+    ct_receiver_wait(&r, "/delay/6000/410", -1, 1, WAIT_MS);
+    kill_notifier_connection();
+    WAIT_LOG(&run, 1, "lost RabbitMQ");
+    WAIT_LOG(&run, 2, "connected to RabbitMQ");
+    /* the redeliveries are POSTed while the first attempts are still held */
+    ct_receiver_wait(&r, "/delay/6000/500", -1, 2, WAIT_MS);
+    ct_receiver_wait(&r, "/delay/6000/410", -1, 2, WAIT_MS);
+    /* every attempt's outcome, whichever way it went (4 in all) */
+    struct outcomes o = {run.log, 4};
+    if (!ct_wait_until(outcomes_seen, &o, WAIT_MS))
+        fail_msg("not every attempt ended (log %s)", run.log);
+    assert_exit(&run, 0); /* waits for its publishes to be confirmed */
+    assert_int_equal(ct_amqp_count(retry_queue("3600000ms")), 1);
+    assert_int_equal(ct_amqp_count(FAILED), 1);
+    assert_int_equal(ct_amqp_count(FINISHED), 0);
+    assert_int_equal(ct_receiver_count(&r, NULL, -1), 4);
+    assert_int_equal(
+        log_lines(run.log, (const char *[]){"callback failed on a lost RabbitMQ connection", NULL}),
+        2);
+    ct_receiver_stop(&r);
+}
+
+/* A 2xx is delivered whatever the size of its body (read up to CALLBACK_MAX_RESPONSE_BYTES,
+ * then dropped); a big non-2xx is an HTTP failure like any other. */
+static void test_big_answers(void **state)
+{
+    (void)state;
+    struct ct_receiver r;
+    struct run run;
+    ct_receiver_start(&r, "big", 0, true);
+    notifier_start(
+        &run, "big",
+        (const char *[]){"CALLBACK_MAX_RESPONSE_BYTES=1k", "CALLBACK_RETRY_DELAYS=1s", NULL});
+    char cb200[128], cb500[128];
+    ct_receiver_url(cb200, sizeof(cb200), &r, "/big/200/300000");
+    ct_receiver_url(cb500, sizeof(cb500), &r, "/big/500/300000");
+    publish("\"w-big-200\"", false, "{\"success\":true,\"grade\":1}", cb200, NULL);
+    publish("\"w-big-500\"", false, "{\"success\":true,\"grade\":1}", cb500, NULL);
+    WAIT_LOG(&run, 1, "callback delivered", "work_id=w-big-200", "status=200", "attempt=1");
+    struct ct_msg *m = ct_amqp_get(FAILED, WAIT_MS);
+    if (!m)
+        fail_msg("not parked (log %s)", run.log);
+    assert_parked(m->headers, "gave up after 2 attempts - HTTP 500", 2, "HTTP 500");
+    ct_msg_free(m);
+    assert_exit(&run, 0);
+    assert_int_equal(ct_receiver_count(&r, "/big/200/300000", 200), 1);
+    assert_int_equal(ct_receiver_count(&r, "/big/500/300000", 500), 2);
+    assert_int_equal(log_lines(run.log, (const char *[]){"will retry", "w-big-200", NULL}), 0);
+    assert_queues_empty((const char *[]){"1000ms", NULL});
+    ct_receiver_stop(&r);
+}
+
+/* Text from outside that lands in a header is valid UTF-8: a callback host of 400 bytes of
+ * two-byte characters, quoted (cut to 255 bytes) in the reason of a refusal, is cut at a
+ * character boundary. */
+static void test_outside_text_utf8(void **state)
+{
+    (void)state;
+    struct run run;
+    char cb[512] = "http://";
+    for (int i = 0; i < 200; i++)
+        strcat(cb, "\xc3\xa9");
+    strcat(cb, "/x");
+    publish("\"w-utf8\"", false, "{\"success\":true,\"grade\":1}", cb, NULL);
+    notifier_start(&run, "utf8", (const char *[]){"CALLBACK_ALLOW_HOSTS=127.0.0.1", NULL});
+    struct ct_msg *m = ct_amqp_get(FAILED, WAIT_MS);
+    if (!m)
+        fail_msg("not parked (log %s)", run.log);
+    json_t *reason = json_object_get(m->headers, "x-correctomatic-reason");
+    const char *text = json_string_value(reason);
+    assert_non_null(text);
+    if (!text_utf8_valid(text, json_string_length(reason)))
+        fail_msg("reason not valid UTF-8: %s", text);
+    assert_true(strncmp(text, "callback refused - host '\xc3\xa9\xc3\xa9", 29) == 0);
+    assert_non_null(strstr(text, "\xc3\xa9' is not in CALLBACK_ALLOW_HOSTS"));
+    ct_msg_free(m);
+    assert_exit(&run, 0);
+    assert_queues_empty(NULL);
+}
+
 /* Bad settings stop the start with a message naming the variable (never the secret). */
 static void test_config_errors(void **state)
 {
@@ -935,8 +1227,15 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_retry_after, setup, teardown),
         cmocka_unit_test_setup_teardown(test_killed_while_waiting, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_urls_and_replay, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_unreadable_parked_invalid, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_message_size_limits, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_reconnect_no_duplicates, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_big_answers, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_outside_text_utf8, setup, teardown),
         cmocka_unit_test_setup_teardown(test_thousand, setup, teardown),
         cmocka_unit_test_setup_teardown(test_config_errors, setup, teardown),
     };
+    if (getenv("CT_TEST_FILTER")) /* e.g. CT_TEST_FILTER='test_park*' */
+        cmocka_set_test_filter(getenv("CT_TEST_FILTER"));
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

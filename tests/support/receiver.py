@@ -14,6 +14,8 @@
         /gone                410
         /retry-after/<secs>  503 with Retry-After: <secs> the first time for that path, then 200
         /slow                no answer for a long time (the client times out)
+        /delay/<ms>/<code>   that status after <ms> milliseconds (logged on arrival)
+        /big/<code>/<bytes>  that status with a body of <bytes> bytes
         anything else        404
 
   receiver.py verify --log FILE --secret whsec_...
@@ -86,6 +88,10 @@ class Receiver(BaseHTTPRequestHandler):
             return 200, {}
         if parts == ["slow"]:
             return None, {}
+        if len(parts) == 3 and parts[0] == "delay" and parts[1].isdigit() and parts[2].isdigit():
+            return int(parts[2]), {"X-Delay-Ms": parts[1]}  # logged at once, answered later
+        if len(parts) == 3 and parts[0] == "big" and parts[1].isdigit() and parts[2].isdigit():
+            return int(parts[1]), {"X-Body-Bytes": parts[2]}
         return 404, {}
 
     def handle_any(self):
@@ -103,11 +109,15 @@ class Receiver(BaseHTTPRequestHandler):
         with Receiver.lock:
             Receiver.log_file.write(line)
             Receiver.log_file.flush()
+        if "X-Delay-Ms" in extra:
+            time.sleep(int(extra.pop("X-Delay-Ms")) / 1000.0)
         if status is None:
             time.sleep(SLOW_SECONDS)
             self.close_connection = True
             return
         payload = b'{"received":true}\n' if status < 300 else b""
+        if "X-Body-Bytes" in extra:
+            payload = b"x" * int(extra.pop("X-Body-Bytes"))
         self.send_response(status)
         for k, v in extra.items():
             self.send_header(k, v)

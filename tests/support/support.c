@@ -1331,7 +1331,8 @@ void ct_reset_pipeline(void)
 {
     static const char *const queues[] = {"pending_corrections",  "pending_corrections.invalid",
                                          "running_corrections",  "running_corrections.invalid",
-                                         "finished_corrections", "failed_callbacks"};
+                                         "finished_corrections", "finished_corrections.invalid",
+                                         "failed_callbacks"};
     ct_kill_tracked();
     for (size_t i = 0; i < sizeof(queues) / sizeof(queues[0]); i++) {
         ct_amqp_declare(queues[i]);

@@ -240,7 +240,7 @@ const char *ct_receiver_script(void);
 /* ------------------------------------------------------------------ the pipeline's state */
 
 /* What every pipeline test starts and ends from: the processes a failed test left killed
- * (ct_kill_tracked), the pipeline's queues (pending, running and their .invalid, finished,
+ * (ct_kill_tracked), the pipeline's queues (pending, running, finished and their .invalid,
  * failed_callbacks) declared and empty, and no correction container (label
  * correctomatic.job_id). */
 void ct_reset_pipeline(void);
