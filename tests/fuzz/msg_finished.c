@@ -1,0 +1,91 @@
+/* Fuzz target: msg_finished_parse, the notifier's parser of finished_corrections bodies, and
+ * webhook_body, the callback body built from what it parsed.
+ *
+ * Invariants:
+ * - an accepted message has a boolean error, a string (error) or object (success)
+ *   correction_data, a callback and an optional job_id, within bounds;
+ * - serialized again it parses to the same message, and serializing that gives the same bytes;
+ * - its callback body exists, is valid UTF-8 JSON, an object, with the message's work_id (or
+ *   none), and on error {"success": false, "error": <the correction_data>};
+ * - a refused message has a reason and a valid UTF-8 detail;
+ * - a body over max_len is refused;
+ * - nothing leaks (ASan). */
+#include <string.h>
+
+#include "fuzz.h"
+#include "msg.h"
+#include "webhook.h"
+
+#define MAX_LEN (1024 * 1024)
+
+static void check_string_field(const char *s, size_t max)
+{
+    FUZZ_CHECK(s && *s);
+    FUZZ_CHECK(strlen(s) <= max);
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++)
+        FUZZ_CHECK(*p >= 0x20 && *p != 0x7f);
+    FUZZ_CHECK(fuzz_str_utf8_valid(s));
+}
+
+static void check_body(const struct finished_msg *m)
+{
+    char *body = webhook_body(m);
+    FUZZ_CHECK(body);
+    size_t n = strlen(body);
+    FUZZ_CHECK(fuzz_utf8_valid(body, n));
+    json_error_t je;
+    json_t *b = json_loadb(body, n, JSON_REJECT_DUPLICATES, &je);
+    FUZZ_CHECK(json_is_object(b));
+    json_t *w = json_object_get(b, "work_id");
+    if (m->work_id)
+        FUZZ_CHECK(w && json_equal(w, m->work_id));
+    else
+        FUZZ_CHECK(!w);
+    if (m->error) {
+        FUZZ_CHECK(json_is_false(json_object_get(b, "success")));
+        FUZZ_CHECK(json_equal(json_object_get(b, "error"), m->correction_data));
+    }
+    json_decref(b);
+    free(body);
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    fuzz_init();
+    struct finished_msg m;
+    struct msg_error err;
+    memset(&err, 0, sizeof(err));
+    if (msg_finished_parse(data, size, MAX_LEN, &m, &err) < 0) {
+        FUZZ_CHECK(err.reason[0]);
+        FUZZ_CHECK(fuzz_str_utf8_valid(err.detail));
+    } else {
+        FUZZ_CHECK(!m.work_id || json_is_string(m.work_id) || json_is_number(m.work_id));
+        FUZZ_CHECK(m.error ? json_is_string(m.correction_data)
+                           : json_is_object(m.correction_data));
+        check_string_field(m.callback, MSG_MAX_URL_BYTES);
+        if (m.job_id)
+            check_string_field(m.job_id, 128);
+        check_body(&m);
+
+        char *s1 = msg_finished_serialize(&m);
+        FUZZ_CHECK(s1);
+        struct finished_msg m2;
+        FUZZ_CHECK(msg_finished_parse(s1, strlen(s1), SIZE_MAX, &m2, &err) == 0);
+        FUZZ_CHECK((m.work_id == NULL) == (m2.work_id == NULL));
+        FUZZ_CHECK(!m.work_id || json_equal(m.work_id, m2.work_id));
+        FUZZ_CHECK(m.error == m2.error);
+        FUZZ_CHECK(json_equal(m.correction_data, m2.correction_data));
+        FUZZ_CHECK(strcmp(m.callback, m2.callback) == 0);
+        FUZZ_CHECK((m.job_id == NULL) == (m2.job_id == NULL));
+        FUZZ_CHECK(!m.job_id || strcmp(m.job_id, m2.job_id) == 0);
+        char *s2 = msg_finished_serialize(&m2);
+        FUZZ_CHECK(s2 && strcmp(s1, s2) == 0);
+        free(s1);
+        free(s2);
+        msg_finished_free(&m2);
+        msg_finished_free(&m);
+    }
+    if (size > 0)
+        FUZZ_CHECK(msg_finished_parse(data, size, size - 1, &m, &err) < 0);
+    return 0;
+}
