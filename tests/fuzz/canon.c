@@ -32,8 +32,7 @@ static size_t utf16(const char *s, uint16_t *out)
             cp = (p[0] & 0x0fu) << 12 | (p[1] & 0x3fu) << 6 | (p[2] & 0x3fu);
             p += 3;
         } else {
-            cp = (p[0] & 0x07u) << 18 | (p[1] & 0x3fu) << 12 | (p[2] & 0x3fu) << 6 |
-                 (p[3] & 0x3fu);
+            cp = (p[0] & 0x07u) << 18 | (p[1] & 0x3fu) << 12 | (p[2] & 0x3fu) << 6 | (p[3] & 0x3fu);
             p += 4;
         }
         if (cp >= 0x10000) {
@@ -174,8 +173,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         json_decref(ji);
     }
 
-    json_t *v = json_loadb((const char *)data, size, JSON_DECODE_ANY | JSON_REJECT_DUPLICATES,
-                           NULL);
+    json_t *v =
+        json_loadb((const char *)data, size, JSON_DECODE_ANY | JSON_REJECT_DUPLICATES, NULL);
     if (!v)
         return 0;
     char *c1 = canon_dump(v);
@@ -184,7 +183,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     FUZZ_CHECK(fuzz_utf8_valid(c1, n));
     check_compact(c1);
     json_error_t je;
-    json_t *w = json_loadb(c1, n, JSON_DECODE_ANY | JSON_REJECT_DUPLICATES | JSON_DECODE_INT_AS_REAL, &je);
+    json_t *w =
+        json_loadb(c1, n, JSON_DECODE_ANY | JSON_REJECT_DUPLICATES | JSON_DECODE_INT_AS_REAL, &je);
     FUZZ_CHECK(w);
     check_equiv(v, w);
     char *c2 = canon_dump(w);

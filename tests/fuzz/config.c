@@ -46,8 +46,8 @@ static int ref_bytes(const char *s, uint64_t *ret)
     static const struct {
         const char *unit;
         uint64_t mult;
-    } units[] = {{"", 1},       {"b", 1},         {"k", 1 << 10},   {"kb", 1 << 10},
-                 {"kib", 1 << 10}, {"m", 1 << 20}, {"mb", 1 << 20},  {"mib", 1 << 20},
+    } units[] = {{"", 1},          {"b", 1},        {"k", 1 << 10},  {"kb", 1 << 10},
+                 {"kib", 1 << 10}, {"m", 1 << 20},  {"mb", 1 << 20}, {"mib", 1 << 20},
                  {"g", 1 << 30},   {"gb", 1 << 30}, {"gib", 1 << 30}};
     for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++) {
         if (strcasecmp(u, units[i].unit) == 0) {

@@ -110,10 +110,10 @@ static void check_error_answer(long status, const char *body, size_t body_len, c
 /* ---- events ---- */
 
 struct events_ctx {
-    json_t *got;     /* events delivered */
-    unsigned stop;   /* stop after this many, 0: never */
-    bool ended;      /* on_end ran */
-    int end_err;     /* its res.err */
+    json_t *got;   /* events delivered */
+    unsigned stop; /* stop after this many, 0: never */
+    bool ended;    /* on_end ran */
+    int end_err;   /* its res.err */
     docker_events *ev;
     long status;
     const char *all;
@@ -175,8 +175,8 @@ static int events_reference(const char *p, size_t len, json_t *want)
 
 static void run_events(const char *p, size_t len, long status, unsigned stop, uint32_t seed)
 {
-    struct events_ctx x = {.got = json_array(), .stop = stop, .status = status, .all = p,
-                           .all_len = len};
+    struct events_ctx x = {
+        .got = json_array(), .stop = stop, .status = status, .all = p, .all_len = len};
     docker_events *ev = calloc(1, sizeof(*ev));
     FUZZ_CHECK(x.got && ev && (ev->line = malloc(FUZZ_MAX_LINE)));
     ev->on_event = on_event;

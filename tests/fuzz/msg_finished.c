@@ -7,9 +7,14 @@
  * - serialized again it parses to the same message, and serializing that gives the same bytes;
  * - its callback body exists, is valid UTF-8 JSON, an object, with the message's work_id (or
  *   none), and on error {"success": false, "error": <the correction_data>};
+ * - msg_finished_serialize_fit: at a limit of at least MSG_MIN_MESSAGE_BYTES (and, when it
+ *   succeeds, below it) the result fits; it is the message itself when that fits, else the
+ *   error form for the same job: the error text cut at a character boundary, or "output too
+ *   large" for a response;
  * - a refused message has a reason and a valid UTF-8 detail;
  * - a body over max_len is refused;
  * - nothing leaks (ASan). */
+#include <errno.h>
 #include <string.h>
 
 #include "fuzz.h"
@@ -49,6 +54,42 @@ static void check_body(const struct finished_msg *m)
     free(body);
 }
 
+static void check_fit(const struct finished_msg *m, const char *full, size_t max)
+{
+    size_t len = (size_t)-1;
+    errno = 0;
+    char *s = msg_finished_serialize_fit(m, max, &len);
+    if (!s) {
+        FUZZ_CHECK(max < MSG_MIN_MESSAGE_BYTES && errno == E2BIG);
+        return;
+    }
+    FUZZ_CHECK(len == strlen(s) && len <= max);
+    if (strlen(full) <= max) {
+        FUZZ_CHECK(strcmp(s, full) == 0);
+        free(s);
+        return;
+    }
+    struct finished_msg f;
+    struct msg_error err;
+    FUZZ_CHECK(msg_finished_parse(s, len, SIZE_MAX, &f, &err) == 0);
+    FUZZ_CHECK(f.error && json_is_string(f.correction_data));
+    FUZZ_CHECK((m->work_id == NULL) == (f.work_id == NULL));
+    FUZZ_CHECK(!m->work_id || json_equal(m->work_id, f.work_id));
+    FUZZ_CHECK(strcmp(m->callback, f.callback) == 0);
+    FUZZ_CHECK((m->job_id == NULL) == (f.job_id == NULL));
+    FUZZ_CHECK(!m->job_id || strcmp(m->job_id, f.job_id) == 0);
+    const char *text = json_string_value(f.correction_data);
+    if (m->error) {
+        const char *orig = json_string_value(m->correction_data);
+        FUZZ_CHECK(strlen(text) < strlen(orig) && strncmp(text, orig, strlen(text)) == 0);
+    } else {
+        FUZZ_CHECK(
+            strncmp(text, MSG_REASON_OUTPUT_TOO_LARGE, strlen(MSG_REASON_OUTPUT_TOO_LARGE)) == 0);
+    }
+    msg_finished_free(&f);
+    free(s);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     fuzz_init();
@@ -60,15 +101,22 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         FUZZ_CHECK(fuzz_str_utf8_valid(err.detail));
     } else {
         FUZZ_CHECK(!m.work_id || json_is_string(m.work_id) || json_is_number(m.work_id));
-        FUZZ_CHECK(m.error ? json_is_string(m.correction_data)
-                           : json_is_object(m.correction_data));
+        FUZZ_CHECK(m.error ? json_is_string(m.correction_data) : json_is_object(m.correction_data));
         check_string_field(m.callback, MSG_MAX_URL_BYTES);
         if (m.job_id)
-            check_string_field(m.job_id, 128);
+            check_string_field(m.job_id, MSG_MAX_JOB_ID_BYTES);
+        FUZZ_CHECK(!json_is_string(m.work_id) ||
+                   json_string_length(m.work_id) <= MSG_MAX_WORK_ID_BYTES);
         check_body(&m);
 
         char *s1 = msg_finished_serialize(&m);
         FUZZ_CHECK(s1);
+        size_t l1 = strlen(s1);
+        check_fit(&m, s1, MSG_MIN_MESSAGE_BYTES);
+        check_fit(&m, s1, l1);
+        check_fit(&m, s1, l1 - 1);
+        check_fit(&m, s1, l1 / 2);
+        check_fit(&m, s1, 1024);
         struct finished_msg m2;
         FUZZ_CHECK(msg_finished_parse(s1, strlen(s1), SIZE_MAX, &m2, &err) == 0);
         FUZZ_CHECK((m.work_id == NULL) == (m2.work_id == NULL));

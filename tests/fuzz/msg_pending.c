@@ -6,9 +6,11 @@
  *   callback URL and valid NAME=VALUE params, within the MSG_MAX_* bounds;
  * - the same fields written back as JSON parse again to the same job;
  * - what the starter then does with it cannot fail for the job's text: the image reference
- *   split and matched against an allowlist, the running message (which parses back);
+ *   split and matched against an allowlist, the running message (which parses back, and fits
+ *   MSG_MIN_MESSAGE_BYTES: every field is bounded);
  * - a refused job has a reason, and a detail that is valid UTF-8 (it goes into JSON); when its
- *   callback was valid, the error result for the caller serializes and parses back;
+ *   callback was valid, the error result for the caller serializes, fits MSG_MIN_MESSAGE_BYTES
+ *   and parses back;
  * - a body over max_len is refused;
  * - nothing leaks (ASan). */
 #include <assert.h>
@@ -67,6 +69,8 @@ static void check_same(const struct pending_job *a, const struct pending_job *b)
 static void check_accepted(const struct pending_job *job)
 {
     FUZZ_CHECK(!job->work_id || json_is_string(job->work_id) || json_is_number(job->work_id));
+    FUZZ_CHECK(!json_is_string(job->work_id) ||
+               json_string_length(job->work_id) <= MSG_MAX_WORK_ID_BYTES);
     check_string_field(job->image, MSG_MAX_IMAGE_BYTES);
     check_string_field(job->file, 4096);
     check_string_field(job->callback, MSG_MAX_URL_BYTES);
@@ -106,7 +110,7 @@ static void check_accepted(const struct pending_job *job)
         .job_id = JOB_ID,
     };
     char *running = msg_running_serialize(&rm);
-    FUZZ_CHECK(running);
+    FUZZ_CHECK(running && strlen(running) <= MSG_MIN_MESSAGE_BYTES);
     struct running_msg rm2;
     struct msg_error err3;
     FUZZ_CHECK(msg_running_parse(running, strlen(running), SIZE_MAX, &rm2, &err3) == 0);
@@ -126,7 +130,7 @@ static void check_refused(const struct pending_job *job, const struct msg_error 
     char text[sizeof(err->reason) + sizeof(err->detail) + 8];
     msg_error_text(err, text, sizeof(text));
     char *fin = msg_finished_error_serialize(job->work_id, JOB_ID, job->callback, text);
-    FUZZ_CHECK(fin);
+    FUZZ_CHECK(fin && strlen(fin) <= MSG_MIN_MESSAGE_BYTES);
     struct finished_msg fm;
     struct msg_error err2;
     FUZZ_CHECK(msg_finished_parse(fin, strlen(fin), SIZE_MAX, &fm, &err2) == 0);

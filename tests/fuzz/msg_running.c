@@ -4,6 +4,7 @@
  * - an accepted message has a 64-hex container id, a callback and an optional job_id, without
  *   control characters and within bounds;
  * - serialized again it parses to the same message, and serializing that gives the same bytes;
+ *   it fits MSG_MIN_MESSAGE_BYTES (every field is bounded);
  * - a refused one has a reason and a valid UTF-8 detail;
  * - a body over max_len is refused;
  * - nothing leaks (ASan). */
@@ -38,10 +39,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         FUZZ_CHECK(m.container_id && ids_is_container_id(m.container_id));
         check_string_field(m.callback, MSG_MAX_URL_BYTES);
         if (m.job_id)
-            check_string_field(m.job_id, 128);
+            check_string_field(m.job_id, MSG_MAX_JOB_ID_BYTES);
+        FUZZ_CHECK(!json_is_string(m.work_id) ||
+                   json_string_length(m.work_id) <= MSG_MAX_WORK_ID_BYTES);
 
         char *s1 = msg_running_serialize(&m);
-        FUZZ_CHECK(s1);
+        FUZZ_CHECK(s1 && strlen(s1) <= MSG_MIN_MESSAGE_BYTES);
         struct running_msg m2;
         FUZZ_CHECK(msg_running_parse(s1, strlen(s1), SIZE_MAX, &m2, &err) == 0);
         FUZZ_CHECK((m.work_id == NULL) == (m2.work_id == NULL));

@@ -25,13 +25,13 @@ struct range {
 };
 
 static const struct range v4_ranges[] = {
-    {"0.0.0.0", 8, false},        {"169.254.0.0", 16, false},   {"224.0.0.0", 4, false},
+    {"0.0.0.0", 8, false},          {"169.254.0.0", 16, false}, {"224.0.0.0", 4, false},
     {"255.255.255.255", 32, false}, {"127.0.0.0", 8, true},     {"10.0.0.0", 8, true},
-    {"172.16.0.0", 12, true},     {"192.168.0.0", 16, true},    {"100.64.0.0", 10, true},
+    {"172.16.0.0", 12, true},       {"192.168.0.0", 16, true},  {"100.64.0.0", 10, true},
 };
 static const struct range v6_ranges[] = {
-    {"::", 128, false},  {"fe80::", 10, false}, {"ff00::", 8, false},
-    {"::1", 128, true},  {"fc00::", 7, true},
+    {"::", 128, false}, {"fe80::", 10, false}, {"ff00::", 8, false},
+    {"::1", 128, true}, {"fc00::", 7, true},
 };
 
 static bool in_prefix(const uint8_t *a, const uint8_t *net, unsigned bits)

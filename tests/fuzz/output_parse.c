@@ -4,7 +4,8 @@
  * Invariants:
  * - an accepted response passes output_validate, serializes canonically (valid UTF-8, and the
  *   same bytes again when that is parsed and serialized), and the finished message built from
- *   it serializes, parses back and yields a callback body;
+ *   it serializes, parses back and yields a callback body; published at a limit it is itself
+ *   when it fits, else the "output too large" error form, which fits;
  * - a refused output has one of the OUTPUT_REASON_* reasons and a valid UTF-8 detail, and the
  *   error result for the caller serializes;
  * - output_tail returns a view inside the input, at most max_bytes long, with fewer than
@@ -45,6 +46,13 @@ static void check_accepted(json_t *response)
     };
     char *s = msg_finished_serialize(&m);
     FUZZ_CHECK(s);
+    /* The completer's publish: the result itself when it fits, else "output too large". */
+    size_t fl;
+    char *fit = msg_finished_serialize_fit(&m, MSG_MIN_MESSAGE_BYTES, &fl);
+    FUZZ_CHECK(fit && fl <= MSG_MIN_MESSAGE_BYTES);
+    FUZZ_CHECK(strlen(s) > MSG_MIN_MESSAGE_BYTES ? strstr(fit, MSG_REASON_OUTPUT_TOO_LARGE) != NULL
+                                                 : strcmp(fit, s) == 0);
+    free(fit);
     struct finished_msg m2;
     struct msg_error err;
     FUZZ_CHECK(msg_finished_parse(s, strlen(s), SIZE_MAX, &m2, &err) == 0);

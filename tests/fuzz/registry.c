@@ -73,8 +73,8 @@ static char *b64url_decode(const char *s, size_t *ret_len)
             free(out);
             return NULL;
         }
-        unsigned x = (unsigned)v[0] << 18 | (unsigned)v[1] << 12 | (unsigned)v[2] << 6 |
-                     (unsigned)v[3];
+        unsigned x =
+            (unsigned)v[0] << 18 | (unsigned)v[1] << 12 | (unsigned)v[2] << 6 | (unsigned)v[3];
         out[o++] = (char)(x >> 16);
         if (s[i + 2] != '=')
             out[o++] = (char)(x >> 8);
@@ -161,8 +161,10 @@ static void check_creds(const char *text, size_t len)
             FUZZ_CHECK(dec);
             json_t *a = json_loadb(dec, dl, 0, NULL);
             FUZZ_CHECK(json_is_object(a));
-            FUZZ_CHECK(json_equal(json_object_get(a, "username"), json_object_get(entry, "username")));
-            FUZZ_CHECK(json_equal(json_object_get(a, "password"), json_object_get(entry, "password")));
+            FUZZ_CHECK(
+                json_equal(json_object_get(a, "username"), json_object_get(entry, "username")));
+            FUZZ_CHECK(
+                json_equal(json_object_get(a, "password"), json_object_get(entry, "password")));
             json_decref(a);
             free(dec);
             registry_auth_free(auth);
