@@ -68,8 +68,8 @@ command -v clang >/dev/null || die "clang is not installed"
 
 log "building $BUILD/"
 CC=clang cmake -S "$ROOT" -B "$BUILD" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCT_FUZZ=ON \
-    >"$work.configure.log" 2>&1 || { cat "$work.configure.log" >&2; die "configuring $BUILD/ failed"; }
-rm -f "$work.configure.log"
+    >"$BUILD.configure.log" 2>&1 || { cat "$BUILD.configure.log" >&2; die "configuring $BUILD/ failed"; }
+rm -f "$BUILD.configure.log"
 cmake --build "$BUILD" -j2 --target "${targets[@]/#/fuzz_}" >/dev/null || {
     cmake --build "$BUILD" -j1 --target "${targets[@]/#/fuzz_}" 2>&1 | grep -E 'error|Error' | head -20 >&2
     die "building $BUILD/ failed"
