@@ -10,7 +10,7 @@
  * - msg_finished_serialize_fit: at a limit of at least MSG_MIN_MESSAGE_BYTES (and, when it
  *   succeeds, below it) the result fits; it is the message itself when that fits, else the
  *   error form for the same job: the error text cut at a character boundary, or "output too
- *   large" for a response;
+ *   large - ..." for a response (whole at MSG_MIN_MESSAGE_BYTES, perhaps cut below);
  * - a refused message has a reason and a valid UTF-8 detail;
  * - a body over max_len is refused;
  * - nothing leaks (ASan). */
@@ -79,12 +79,14 @@ static void check_fit(const struct finished_msg *m, const char *full, size_t max
     FUZZ_CHECK((m->job_id == NULL) == (f.job_id == NULL));
     FUZZ_CHECK(!m->job_id || strcmp(m->job_id, f.job_id) == 0);
     const char *text = json_string_value(f.correction_data);
+    size_t tl = strlen(text), rl = strlen(MSG_REASON_OUTPUT_TOO_LARGE);
     if (m->error) {
         const char *orig = json_string_value(m->correction_data);
-        FUZZ_CHECK(strlen(text) < strlen(orig) && strncmp(text, orig, strlen(text)) == 0);
-    } else {
-        FUZZ_CHECK(
-            strncmp(text, MSG_REASON_OUTPUT_TOO_LARGE, strlen(MSG_REASON_OUTPUT_TOO_LARGE)) == 0);
+        FUZZ_CHECK(tl < strlen(orig) && strncmp(text, orig, tl) == 0);
+    } else if (max >= MSG_MIN_MESSAGE_BYTES) { /* the whole reason fits */
+        FUZZ_CHECK(tl > rl && strncmp(text, MSG_REASON_OUTPUT_TOO_LARGE " - ", rl + 3) == 0);
+    } else { /* cut to fit */
+        FUZZ_CHECK(strncmp(text, MSG_REASON_OUTPUT_TOO_LARGE, tl < rl ? tl : rl) == 0);
     }
     msg_finished_free(&f);
     free(s);
