@@ -1,3 +1,8 @@
+#!/usr/bin/env python3
+"""Writes the hand-made seed corpus of the fuzz targets: python3 tests/fuzz/make_seeds.py
+tests/fuzz/corpus. Realistic inputs of each parser (valid messages, cut UTF-8, big numbers,
+nested JSON, Docker log frames, events and pull streams...) and the neighbours of each limit.
+Inputs the fuzzers found (regress-*: each a fixed bug) are not written here but kept by hand."""
 import json, os, struct, sys
 root = sys.argv[1]
 def put(target, name, data):
@@ -336,3 +341,13 @@ put(F, "bounds-worst-error", js({"work_id": wid, "error": True, "callback": cbq,
                                  "correction_data": "\u0001" * 9000}))
 put(F, "bounds-worst-success", js({"work_id": wid, "error": False, "callback": cbq, "job_id": '"' * 128,
                                    "correction_data": {"success": True, "grade": 1, "x": ["\u0001" * 3000]}}))
+
+# ---------------------------------------------------------------- log
+G2 = "log"
+put(G2, "plain", b"abc123\n--\ncontainer start failed - endpoint with name correction-x already exists")
+put(G2, "escapes", b'caf\xc3\xa9 "quoted" \\back\n--\nline1\nline2\r\n\ttab \x01\x7f')
+put(G2, "invalid-utf8", b"\xc3\n--\n\xe2\x82 cut \xff\xfe")
+put(G2, "empty", b"\n--\n")
+put(G2, "long", b"x" * 5000 + b"\n--\n" + ("\u00e9" * 3000).encode())
+put(G2, "equals", b'a=b\n--\n"')
+put(G2, "key-inside-value", b"\n- error=\n--\n")
