@@ -28,7 +28,9 @@ static void check_accepted(json_t *response)
     char *c1 = canon_dump(response);
     FUZZ_CHECK(c1);
     FUZZ_CHECK(fuzz_str_utf8_valid(c1));
-    json_t *again = json_loads(c1, 0, NULL);
+    /* JCS numbers are doubles: 1e20 is written 100000000000000000000, too big for a jansson
+     * integer. */
+    json_t *again = json_loads(c1, JSON_DECODE_INT_AS_REAL, NULL);
     FUZZ_CHECK(again);
     char *c2 = canon_dump(again);
     FUZZ_CHECK(c2 && strcmp(c1, c2) == 0);
