@@ -151,7 +151,9 @@ static void put_string(struct out *o, const char *s, size_t n)
 }
 
 /* Keys compare by UTF-16 code units: UTF-8 byte order is the same except that characters
- * above U+FFFF (4-byte UTF-8, surrogate pairs in UTF-16) sort before U+E000..U+FFFF. */
+ * above U+FFFF (4-byte UTF-8, surrogate pairs in UTF-16) sort before U+E000..U+FFFF. So each
+ * character gets one sort key: its code point, but U+E000..U+FFFF moved above U+10FFFF (pairs
+ * order among themselves as their code points do). */
 static int utf16_key(const unsigned char *s, size_t i, size_t n, unsigned *unit, size_t *adv)
 {
     unsigned c = s[i];
@@ -163,11 +165,13 @@ static int utf16_key(const unsigned char *s, size_t i, size_t n, unsigned *unit,
         *adv = 2;
     } else if (c < 0xf0 && i + 2 < n) {
         *unit = ((c & 0x0f) << 12) | ((s[i + 1] & 0x3f) << 6) | (s[i + 2] & 0x3f);
+        if (*unit >= 0xe000)
+            *unit += 0x200000; /* after the surrogate pairs */
         *adv = 3;
     } else if (i + 3 < n) {
         unsigned cp = ((c & 0x07) << 18) | ((s[i + 1] & 0x3f) << 12) | ((s[i + 2] & 0x3f) << 6) |
                       (s[i + 3] & 0x3f);
-        *unit = 0xd800 + ((cp - 0x10000) >> 10); /* the high surrogate decides the order */
+        *unit = cp; /* not the high surrogate alone: pairs that share it differ in the low one */
         *adv = 4;
     } else {
         *unit = c;

@@ -53,8 +53,11 @@ int output_demux(const void *raw, size_t len, struct output_buf *out, struct out
     const unsigned char *p = raw;
     size_t pos = 0;
     while (pos < len) {
-        if (len - pos < 8)
-            return pos == 0 ? -EBADMSG : 0; /* a header cut by the fetch limit */
+        if (len - pos < 8) {
+            if (pos == 0)
+                return -EBADMSG;
+            break; /* a header cut by the fetch limit */
+        }
         unsigned type = p[pos];
         if (type > 2 || p[pos + 1] || p[pos + 2] || p[pos + 3])
             return -EBADMSG;

@@ -45,6 +45,16 @@ static void wipe_free(char *s)
 
 /* ---- references ---------------------------------------------------------------------------- */
 
+/* Docker Hub under one of its names ("index.docker.io" is how older clients wrote it). */
+static bool is_hub_host(const char *s, size_t len)
+{
+    static const char *const hub[] = {"docker.io", "index.docker.io", "registry-1.docker.io"};
+    for (size_t i = 0; i < sizeof(hub) / sizeof(hub[0]); i++)
+        if (strlen(hub[i]) == len && strncasecmp(s, hub[i], len) == 0)
+            return true;
+    return false;
+}
+
 static bool is_host_component(const char *s, size_t len)
 {
     return memchr(s, '.', len) || memchr(s, ':', len) ||
@@ -93,7 +103,8 @@ int registry_ref_parse(const char *ref, struct registry_ref *ret)
             return -EINVAL;
     snprintf(r.name, sizeof(r.name), "%.*s", (int)name_len, ref);
     first_slash = memchr(ref, '/', name_len);
-    if (first_slash && is_host_component(ref, (size_t)(first_slash - ref)))
+    if (first_slash && is_host_component(ref, (size_t)(first_slash - ref)) &&
+        !is_hub_host(ref, (size_t)(first_slash - ref)))
         snprintf(r.host, sizeof(r.host), "%.*s", (int)(first_slash - ref), ref);
     else
         snprintf(r.host, sizeof(r.host), "%s", REGISTRY_DOCKER_HUB);
@@ -146,7 +157,6 @@ void registry_creds_free(registry_creds *c)
  * REGISTRY_DOCKER_HUB. malloc'd; NULL when nothing is left or on ENOMEM. */
 static char *normalize_host(const char *key)
 {
-    static const char *const hub[] = {"docker.io", "index.docker.io", "registry-1.docker.io"};
     const char *p = key, *end;
 
     if (strncasecmp(p, "https://", 8) == 0)
@@ -158,9 +168,8 @@ static char *normalize_host(const char *key)
         end = p + strlen(p);
     if (end == p)
         return NULL;
-    for (size_t i = 0; i < sizeof(hub) / sizeof(hub[0]); i++)
-        if (strlen(hub[i]) == (size_t)(end - p) && strncasecmp(p, hub[i], (size_t)(end - p)) == 0)
-            return strdup(REGISTRY_DOCKER_HUB);
+    if (is_hub_host(p, (size_t)(end - p)))
+        return strdup(REGISTRY_DOCKER_HUB);
     return strndup(p, (size_t)(end - p));
 }
 

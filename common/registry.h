@@ -25,7 +25,9 @@ struct registry_ref {
 };
 /* 0, or -EINVAL when ref is empty, too long, has blanks or control characters, an empty path
  * component, or an empty tag or digest. ret untouched on failure. The registry host is the
- * first path component when it contains '.' or ':' or is "localhost", as Docker decides. */
+ * first path component when it contains '.' or ':' or is "localhost", as Docker decides; Docker
+ * Hub's other names (index.docker.io, registry-1.docker.io) give REGISTRY_DOCKER_HUB, so that
+ * credentials given for the Hub under any of its names apply. */
 int registry_ref_parse(const char *ref, struct registry_ref *ret);
 
 /* ---- credentials: {"host[:port]": {"username": "...", "password": "..."}, ...} */

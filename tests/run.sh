@@ -9,11 +9,14 @@
 #  3. starts private servers (tests/servers.sh) in a temporary folder, on free ports and a
 #     private socket, and builds the test images (tests/images/build.sh)
 #  4. runs ctest in build/, then in build-asan/ (leak detection on)
-#  5. stops everything it started, whatever happened; exits non-zero if anything failed
+#  5. fuzzes each libFuzzer target of tests/fuzz/ for a short fixed time (tests/fuzz.sh, clang,
+#     build-fuzz/; skipped with -R or --no-fuzz)
+#  6. stops everything it started, whatever happened; exits non-zero if anything failed
 #
 # Options
 #   --no-install  do not check or install packages
 #   --no-asan     skip build-asan/
+#   --no-fuzz     skip the fuzzing step (CT_FUZZ_SECONDS, default 12, is its time per target)
 #   -R REGEX      only the tests whose name matches (passed to ctest -R), e.g. -R unit/
 #   --keep        leave the servers running and print how to reuse them: a later run with
 #                 CT_SERVERS_DIR set to that folder reuses them (and leaves them running)
@@ -24,13 +27,15 @@ ROOT=$(cd "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")/.." && pwd)
 SERVERS=$ROOT/tests/servers.sh
 PACKAGES=(build-essential cmake pkg-config librabbitmq-dev libcurl4-openssl-dev libssl-dev
           libjansson-dev libuv1-dev libarchive-dev libcmocka-dev rabbitmq-server docker.io
-          busybox-static curl ca-certificates python3 docker-registry apache2-utils)
+          busybox-static curl ca-certificates python3 docker-registry apache2-utils
+          clang libclang-rt-dev)
 
-install=1 asan=1 keep=0 regex=""
+install=1 asan=1 fuzz=1 keep=0 regex=""
 while [ $# -gt 0 ]; do
     case "$1" in
     --no-install) install=0 ;;
     --no-asan) asan=0 ;;
+    --no-fuzz) fuzz=0 ;;
     --keep) keep=1 ;;
     -R) [ $# -ge 2 ] || { echo "run.sh: -R needs a regex" >&2; exit 2; }; regex=$2; shift ;;
     -R*) regex=${1#-R} ;;
@@ -152,6 +157,27 @@ run_ctest() { # dir
 }
 run_ctest build
 [ $asan = 0 ] || run_ctest build-asan
+
+# ---------------------------------------------------------------------------------- fuzzing
+
+# Every fuzz target for a short fixed time, two at a time (the servers are idle by now); the
+# new inputs stay in build-fuzz/scratch/, so a later run on this machine goes on from them.
+if [ $fuzz = 1 ] && [ -z "$regex" ]; then
+    if ! command -v clang >/dev/null; then
+        failed=1
+        summary+=("fuzz: clang missing (run without --no-install, or pass --no-fuzz)")
+    else
+        fuzz_t0=$(date +%s)
+        log "fuzzing every target for ${CT_FUZZ_SECONDS:-12}s"
+        if "$ROOT/tests/fuzz.sh" --no-install --seconds "${CT_FUZZ_SECONDS:-12}" --parallel 2 \
+            --work "$ROOT/build-fuzz/scratch"; then
+            summary+=("fuzz: no finding in $(($(date +%s) - fuzz_t0))s")
+        else
+            failed=1
+            summary+=("fuzz: FINDINGS (see above) in $(($(date +%s) - fuzz_t0))s")
+        fi
+    fi
+fi
 
 result=PASSED
 [ $failed = 0 ] || result=FAILED

@@ -73,6 +73,17 @@ static void test_objects(void **state)
     free(s);
     json_decref(v);
 
+    /* Characters above U+FFFF that share a high surrogate order by the low one; and every one
+     * of them before U+E000..U+FFFF (found by tests/fuzz/canon). */
+    v = json_loads("{\"\\ud83d\\ude04\":1,\"\\uffff\":2,\"\\ud83d\\ude00f\":3,\"\\ud7ff\":4}", 0,
+                   NULL);
+    assert_non_null(v);
+    s = canon_dump(v);
+    assert_string_equal(s, "{\"\xed\x9f\xbf\":4,\"\xf0\x9f\x98\x80\x66\":3,\"\xf0\x9f\x98\x84\":1,"
+                           "\"\xef\xbf\xbf\":2}");
+    free(s);
+    json_decref(v);
+
     /* escaping as JSON.stringify: controls, quote, backslash; not '/' nor U+2028 */
     v = json_pack("{s:s}", "k", "a\"b\\c/d\x01\x1f\n\t\xe2\x80\xa8");
     s = canon_dump(v);

@@ -35,6 +35,11 @@ static void test_ref_hub(void **state)
     expect_ref("team/java:3", "team/java", "3", "docker.io", false);
     expect_ref("docker.io/library/busybox", "docker.io/library/busybox", "latest", "docker.io",
                false);
+    /* The Hub's other names are the Hub (as its credentials are): found by tests/fuzz/registry. */
+    expect_ref("index.docker.io/library/busybox:1", "index.docker.io/library/busybox", "1",
+               "docker.io", false);
+    expect_ref("Registry-1.Docker.IO/team/java", "Registry-1.Docker.IO/team/java", "latest",
+               "docker.io", false);
 }
 
 static void test_ref_private(void **state)
