@@ -833,7 +833,7 @@ static json_t *build_create_config(starter *s, struct job *job)
                     "NanoCpus", (json_int_t)c->nanocpus, "PidsLimit", (json_int_t)c->pids,
                     "CapDrop", "ALL", "CapAdd", caps, "SecurityOpt", "no-new-privileges",
                     "LogConfig", "Type", "json-file", "Config", "max-size", c->log_max_size,
-                    "max-file", "1", "AutoRemove", 0);
+                    "max-file", "2", "AutoRemove", 0);
 out:
     free(wid);
     json_decref(env);
