@@ -1236,7 +1236,7 @@ static void test_stderr_after_response_with_starter(void **state)
     struct run starter, completer;
     char *file = ct_tmpfile("completer-log-size.txt", OK_RESPONSE "\n", strlen(OK_RESPONSE) + 1);
     start_starter(&starter, "completer-log-size",
-                  (const char *[]){"CORRECTION_LOG_SIZE=64k", NULL});
+                  (const char *[]){"CORRECTION_LOG_SIZE=40k", NULL});
     start_completer(&completer, "log-size", NULL);
     /* ct-echo prints the file on stdout, then its environment on stderr: ~56 KB of it, more than
      * one log file (so it rotated once), less than two. */
