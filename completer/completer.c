@@ -44,6 +44,12 @@
  * about (max-file - 1) x max-size or more, the result is "output too large" (the response may
  * have been rotated out by stderr) rather than "no response found".
  *
+ * Engine outages: output a container prints while the engine is down is lost when it exits
+ * before the engine is back (the engine no longer reads its pipes once it restarts). The
+ * completer remembers when the engine did not answer; a job that finished then without a
+ * response found is reported as "output lost" (the engine's fault, said so), not as "no
+ * response found". (A completer restarted since does not know: it says "no response found".)
+ *
  * Results: every text from outside (stderr tails, parser details) goes through the error form
  * of msg.h, which makes it valid UTF-8; a result that does not fit MAX_MESSAGE_BYTES (the
  * notifier's limit, the same variable) becomes "output too large"; a response that cannot be
@@ -76,9 +82,13 @@
 #define REASON_OOM "memory limit exceeded"
 #define REASON_KILLED "container killed"
 #define REASON_MISSING "container missing"
+#define REASON_OUTPUT_LOST "output lost"
 #define REASON_OUTPUT_TOO_LARGE OUTPUT_REASON_TOO_LARGE
 #define STDERR_TAIL_LINES 20
 #define STDERR_TAIL_BYTES 2048
+/* Engine outages remembered (see engine_down). */
+#define OUTAGES 8
+#define OUTAGE_MARGIN_MS 2000
 /* The least a json-file log entry takes besides its text:
  * {"log":"","stream":"stdout","time":"2006-01-02T15:04:05Z"} and a newline. */
 #define LOG_ENTRY_MIN_BYTES 59
@@ -155,6 +165,11 @@ struct pending_event {
     enum event_kind kind;
 };
 
+/* A time the engine did not answer, wall clock: [from, to]; to == 0 while it lasts. */
+struct outage {
+    int64_t from, to;
+};
+
 struct completer {
     uv_loop_t *loop;
     struct completer_config cfg;
@@ -171,6 +186,8 @@ struct completer {
     int64_t last_event_s;
     unsigned events_failures;
     bool listing;
+    struct outage outages[OUTAGES]; /* a ring; the current one at outage_at */
+    size_t outage_at;
     bool shutting_down, finished;
     unsigned finishing; /* jobs in J_FINISHING */
     void (*done)(void *);
@@ -194,6 +211,47 @@ static int64_t wall_ms(void)
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Output a container writes while the engine is down is lost when it exits before the engine is
+ * back (the engine no longer reads its pipes). The completer remembers when the engine did not
+ * answer, so that such a job is not reported as printing no response. */
+static void engine_down(completer *c)
+{
+    struct outage *o = &c->outages[c->outage_at];
+    if (o->from && !o->to)
+        return; /* already in one */
+    if (o->from)
+        o = &c->outages[c->outage_at = (c->outage_at + 1) % OUTAGES];
+    o->from = wall_ms() - OUTAGE_MARGIN_MS; /* noticed a little after it began */
+    o->to = 0;
+}
+
+static void engine_up(completer *c)
+{
+    struct outage *o = &c->outages[c->outage_at];
+    if (o->from && !o->to)
+        o->to = wall_ms();
+}
+
+/* Whether t (wall ms) falls in an outage we saw. */
+static bool engine_was_down(const completer *c, int64_t t)
+{
+    for (size_t i = 0; t && i < OUTAGES; i++) {
+        const struct outage *o = &c->outages[i];
+        if (o->from && t >= o->from && (!o->to || t <= o->to))
+            return true;
+    }
+    return false;
+}
+
+/* A Docker reply: the engine answered (any HTTP status), or not. */
+static void engine_saw(completer *c, const struct docker_result *res)
+{
+    if (res->err == 0)
+        engine_up(c);
+    else if (res->err != -EFBIG && res->err != -ETIMEDOUT)
+        engine_down(c);
 }
 
 static void log_job(enum log_level level, const struct job *job, const char *msg, const char *k1,
@@ -646,6 +704,15 @@ static void build_result(struct job *job)
     }
     char why[600];
     msg_error_text(&job->parse_err, why, sizeof(why));
+    int64_t fin = parse_docker_time(
+        json_string_value(json_object_get(json_object_get(job->inspect, "State"), "FinishedAt")));
+    if (engine_was_down(c, fin)) {
+        set_error(job, REASON_OUTPUT_LOST,
+                  "the correction finished while the Docker engine was unavailable, and what it "
+                  "printed then was lost; in what was kept, %s%s",
+                  why, ctx);
+        return;
+    }
     if (job->log_rotated) {
         set_error(job, REASON_OUTPUT_TOO_LARGE,
                   "more output than the container's log keeps (%zu bytes of stdout and stderr "
@@ -669,6 +736,7 @@ static bool reply_ok(struct job *job, const struct docker_result *res)
     job->busy = false;
     if (job->c->finished)
         return false;
+    engine_saw(job->c, res);
     if (res->err != 0 && res->err != -EFBIG) {
         finish_retry(job, res->message);
         return false;
@@ -996,6 +1064,7 @@ static void on_wait_inspect(const struct docker_result *res, void *ud)
     job->busy = false;
     if (c->finished || job->state != J_WAITING)
         return;
+    engine_saw(c, res);
     if (res->err != 0 || res->status >= 500 || (res->status != 200 && res->status != 404) ||
         (res->status == 200 && !json_is_object(res->json))) {
         /* Docker unreachable: try again later (the reconcile list too). */
@@ -1383,6 +1452,7 @@ static void on_events_end(const struct docker_result *res, void *ud)
     c->events = NULL;
     if (c->finished)
         return;
+    engine_down(c); /* the stream ends when the engine stops */
     c->events_failures++;
     uint64_t delay = 250ULL << (c->events_failures < 7 ? c->events_failures : 7);
     log_kv(LOG_DEBUG, "docker events stream ended, reconnecting", "error", res->message, NULL);
@@ -1445,6 +1515,7 @@ static void on_list(const struct docker_result *res, void *ud)
     c->listing = false;
     if (c->finished)
         return;
+    engine_saw(c, res);
     if (res->err != 0 || res->status != 200) {
         log_kv(LOG_WARN, "cannot list correction containers", "error", res->message, NULL);
         return;

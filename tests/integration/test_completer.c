@@ -1494,7 +1494,13 @@ static void test_docker_restart(void **state)
     ct_docker_start(jobs[1].cid);
     json_t *results[2];
     collect(jobs, 2, results);
-    assert_success(results[0], SLEPT_RESPONSE);
+    /* The sleeper printed its response while the engine was down: the engine loses output a
+     * container prints then if it exits before the engine is back. Never "no response found":
+     * the caller is told the engine lost it. */
+    if (json_is_true(json_object_get(results[0], "error")))
+        assert_error(results[0], "output lost");
+    else
+        assert_success(results[0], SLEPT_RESPONSE);
     assert_success(results[1], OK_RESPONSE);
     assert_all_clean();
     free_results(results, 2);
