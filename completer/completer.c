@@ -636,7 +636,7 @@ static bool job_timed_out(const struct job *job)
         return true;
     int64_t fin = parse_docker_time(
         json_string_value(json_object_get(json_object_get(job->inspect, "State"), "FinishedAt")));
-    return job->deadline_ms && exit_code(job) == 137 && fin && fin + 1000 >= job->deadline_ms;
+    return job->deadline_ms && exit_code(job) == 137 && fin && fin >= job->deadline_ms;
 }
 
 static bool job_oom(const struct job *job)

@@ -618,11 +618,12 @@ static void test_error_reasons(void **state)
              json_pack("{s:s,s:I,s:I}", "NetworkMode", "none", "Memory", (json_int_t)16 << 20,
                        "MemorySwap", (json_int_t)16 << 20),
              true);
-    /* Started late too, so that their deadline cannot come first on a slow machine. */
-    make_job(&jobs[KILLED], "ct-sleeper:latest", "\"w-killed\"",
-             (const char *[]){"SLEEP=300", NULL}, NULL, NULL, false);
-    make_job(&jobs[REMOVED], "ct-sleeper:latest", "\"w-removed\"",
-             (const char *[]){"SLEEP=300", NULL}, NULL, NULL, false);
+    /* Started late too, and with a deadline label far away (it wins over CORRECTION_TIMEOUT),
+     * so that their deadline cannot come first on a slow machine. */
+    make_job_labels(&jobs[KILLED], "ct-sleeper:latest", "\"w-killed\"",
+                    (const char *[]){"SLEEP=300", NULL}, NULL, NULL, false, deadline_in(600));
+    make_job_labels(&jobs[REMOVED], "ct-sleeper:latest", "\"w-removed\"",
+                    (const char *[]){"SLEEP=300", NULL}, NULL, NULL, false, deadline_in(600));
     for (size_t i = 0; i < N; i++)
         publish_running(&jobs[i], false);
     /* Killed and removed by someone else while the completer holds their messages. */
