@@ -13,12 +13,16 @@
  *
  * The labels are the truth (the starter writes them once, at create):
  * - Time limit. Every labelled container that runs gets a deadline timer, whether or not a
- *   running message claims it: the label correctomatic.deadline (unix seconds) when present,
- *   else StartedAt + our own CORRECTION_TIMEOUT (containers made without the label). At its
- *   deadline the container is killed; "time limit exceeded" is reported only when the kill
- *   did stop it (a container that exited on its own just before is judged by its output), or,
- *   after a restart, when it died of SIGKILL at or past its deadline. A claimed container that
- *   was created but is still not started at its deadline is over too ("time limit exceeded").
+ *   running message claims it. The starter writes the label correctomatic.deadline (unix
+ *   seconds) when it creates the container: the job's time limit is that deadline minus the
+ *   container's creation, counted from its start (a loaded engine may take seconds between
+ *   create and start, which are not the correction's); a container never started is over at
+ *   the deadline itself. Our own CORRECTION_TIMEOUT applies only to containers without the
+ *   label (from StartedAt). At its deadline the container is killed; "time limit exceeded" is
+ * reported only when the kill did stop it (a container that exited on its own just before is judged
+ * by its output), or, after a restart, when it died of SIGKILL at or past its deadline. A claimed
+ * container that was created but is still not started at its deadline is over too ("time limit
+ * exceeded").
  * - Unclaimed containers. The starter publishes the running message only after the start, so
  *   a container whose message never reached the broker would never be reported. A container
  *   no running message claims is kept for CONTAINER_RETENTION (from its exit, or from its
@@ -510,12 +514,20 @@ static const char *read_container(struct job *job, json_t *ins)
     int64_t started = parse_docker_time(json_string_value(json_object_get(st, "StartedAt")));
     int64_t dl = label_deadline_s(labels);
     int64_t limit_ms = (int64_t)c->cfg.correction_timeout_ms;
-    if (dl > 0) {
-        /* One time limit per job, written once by the starter. */
-        job->deadline_ms = dl * 1000;
-        job->limit_s = job->created_ms && job->deadline_ms > job->created_ms
-                           ? (job->deadline_ms - job->created_ms + 999) / 1000
-                           : limit_ms / 1000;
+    if (dl > 0 && job->created_ms && dl * 1000 > job->created_ms) {
+        /* One time limit per job, written once by the starter: the deadline it wrote when it
+         * created the container. The run gets all of it from its start: on a loaded engine,
+         * the seconds between create and start are not the correction's. Never started: the
+         * deadline itself. */
+        job->limit_s = (dl * 1000 - job->created_ms + 500) / 1000;
+        if (job->limit_s < 1)
+            job->limit_s = 1;
+        job->deadline_ms = started ? started + job->limit_s * 1000 : dl * 1000;
+    } else if (dl > 0) {
+        /* A deadline already past when the container was created: the time limit of the
+         * starter is unknown, ours applies from the start. */
+        job->limit_s = limit_ms / 1000;
+        job->deadline_ms = started ? started + limit_ms : dl * 1000;
     } else {
         job->deadline_ms = started ? started + limit_ms : 0;
         job->limit_s = limit_ms / 1000;
