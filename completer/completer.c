@@ -19,10 +19,10 @@
  *   create and start, which are not the correction's); a container never started is over at
  *   the deadline itself. Our own CORRECTION_TIMEOUT applies only to containers without the
  *   label (from StartedAt). At its deadline the container is killed; "time limit exceeded" is
- * reported only when the kill did stop it (a container that exited on its own just before is judged
- * by its output), or, after a restart, when it died of SIGKILL at or past its deadline. A claimed
- * container that was created but is still not started at its deadline is over too ("time limit
- * exceeded").
+ *   reported only when the kill did stop it (a container that exited on its own just before
+ *   is judged by its output), or, after a restart, when it died of SIGKILL at or past its
+ *   deadline. A claimed container still not started at its deadline is over too ("time limit
+ *   exceeded").
  * - Unclaimed containers. The starter publishes the running message only after the start, so
  *   a container whose message never reached the broker would never be reported. A container
  *   no running message claims is kept for CONTAINER_RETENTION (from its exit, or from its
