@@ -1168,7 +1168,9 @@ static void on_parked(amqp_link *link, int status, void *ud)
     free(p);
 }
 
-/* Publishes body to <running queue>.invalid with the reason, then acks the deliveries. */
+/* Publishes body to <running queue>.invalid with the reason, then acks the deliveries (for a
+ * claim found wrong after an inspect, when the delivery itself is gone: amqp_link_park needs
+ * it). */
 static void park(completer *c, const void *body, size_t len, const char *message_id,
                  const char *text, const struct delivery *dels, size_t n)
 {
@@ -1193,8 +1195,13 @@ static void park(completer *c, const void *body, size_t len, const char *message
 
 static void park_delivery(completer *c, const struct amqp_link_delivery *d, const char *text)
 {
-    struct delivery one = {d->generation, d->delivery_tag, 0};
-    park(c, d->body, d->body_len, d->message_id, text, &one, 1);
+    char safe[700];
+    text_utf8_copy(safe, sizeof(safe), text, strlen(text));
+    log_kv(LOG_WARN, "invalid running message parked", "queue", c->running_invalid, "reason", safe,
+           NULL);
+    int r = amqp_link_park(c->link, d, safe, NULL, 0);
+    if (r == -EINVAL || r == -ENOMEM)
+        amqp_link_nack(c->link, d->generation, d->delivery_tag, true);
 }
 
 /* The job is unclaimed again: its message goes to the invalid queue. */

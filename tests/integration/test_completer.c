@@ -729,20 +729,27 @@ static void test_container_cannot_change_work_id(void **state)
 }
 
 /* Running messages the completer cannot accept are parked in running_corrections.invalid with
- * the reason: not JSON, a bad shape, a container that is not a correction container (left
- * alone: never killed or removed for a message), a container of another job (which a later,
+ * the reason: not JSON, a bad shape, too large, a container that is not a correction container
+ * (left alone: never killed or removed for a message), a container of another job (which a later,
  * right message still claims). */
 static void test_invalid_running_messages(void **state)
 {
     (void)state;
     struct run run;
-    start_completer(&run, "invalid", NULL);
+    start_completer(&run, "invalid", (const char *[]){"MAX_MESSAGE_BYTES=16k", NULL});
     wait_log(&run, "connected to RabbitMQ", NULL, 1);
+    static char big[20000];
+    snprintf(big, sizeof(big), "{\"work_id\":\"");
+    size_t at = strlen(big);
+    memset(big + at, 'w', sizeof(big) - at - 200);
+    snprintf(big + sizeof(big) - 200, 200,
+             "\",\"container_id\":\"%064d\",\"callback\":\"http://h/cb\"}", 0);
     const char *bodies[] = {
         "not json at all",
         "{\"work_id\":\"w\",\"container_id\":\"abc\",\"callback\":\"http://h/cb\"}",
         "{\"work_id\":\"w\",\"container_id\":"
         "\"0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef\"}",
+        big, /* over MAX_MESSAGE_BYTES */
     };
     enum { SYNC = sizeof(bodies) / sizeof(bodies[0]) };
     for (size_t i = 0; i < SYNC; i++)
