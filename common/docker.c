@@ -772,8 +772,8 @@ int docker_container_remove(docker *d, const char *id, bool force, docker_cb cb,
     if (!valid_id(id))
         return -EINVAL;
     return call_path(d, "DELETE",
-                     docker_path_for("/containers/", id, force ? "?force=1" : "?force=0"), cb,
-                     userdata);
+                     docker_path_for("/containers/", id, force ? "?force=1&v=1" : "?force=0&v=1"),
+                     cb, userdata);
 }
 
 static int list_call(docker *d, bool all, json_t *filters, bool raw, docker_cb cb, void *userdata)

@@ -65,6 +65,8 @@ int docker_container_logs(docker *d, const char *id, size_t max_bytes, docker_cb
                           void *userdata);
 int docker_container_kill(docker *d, const char *id, const char *signal, docker_cb cb,
                           void *userdata);
+/* DELETE /containers/{id}?force=..&v=1: with its anonymous volumes (a correction image with a
+ * VOLUME would otherwise leak one volume per job; named volumes are never removed). */
 int docker_container_remove(docker *d, const char *id, bool force, docker_cb cb, void *userdata);
 /* GET /containers/json?all=..&filters=<json>; filters is a JSON object like
  * {"label":["correctomatic.job_id"],"status":["running"]} (not stolen). */

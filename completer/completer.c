@@ -1,15 +1,63 @@
 /* The completer stage.
  *
  * A job is tracked by its container id in a hash map, created by whichever comes first: its
- * running message, or its container's exit (a Docker event, or the periodic list of our
- * labelled containers, which also covers events Docker dropped). The job finishes, exactly
- * once in the process, when both are known:
+ * running message, or its container (a Docker event, or the periodic list of our labelled
+ * containers, which also covers events Docker dropped). Every tracked container is inspected
+ * once it is known, for its labels and its state. A job finishes, exactly once in the process,
+ * when its container is over and the job's result has somewhere to go:
  *
- *   INSPECT -> stdout (bounded) -> stderr tail -> result -> PUBLISH (confirmed) -> ack -> REMOVE
+ *   INSPECT -> stdout (bounded) [-> stderr: context for an error] -> result
+ *           -> PUBLISH (confirmed) -> ack -> REMOVE (with its anonymous volumes)
  *
- * A registered running message is followed by an inspect of its container, so an exit that
- * happened before is found; a running container gets a deadline timer (StartedAt +
- * CORRECTION_TIMEOUT) that kills it. Infrastructure faults retry the current step with backoff.
+ * Infrastructure faults retry the current step with backoff.
+ *
+ * The labels are the truth (the starter writes them once, at create):
+ * - Time limit. Every labelled container that runs gets a deadline timer, whether or not a
+ *   running message claims it. The starter writes the label correctomatic.deadline (unix
+ *   seconds) when it creates the container: the job's time limit is that deadline minus the
+ *   container's creation, counted from its start (a loaded engine may take seconds between
+ *   create and start, which are not the correction's); a container never started is over at
+ *   the deadline itself. Our own CORRECTION_TIMEOUT applies only to containers without the
+ *   label (from StartedAt). At its deadline the container is killed; "time limit exceeded" is
+ *   reported only when the kill did stop it (a container that exited on its own just before
+ *   is judged by its output), or, after a restart, when it died of SIGKILL at or past its
+ *   deadline. A claimed container still not started at its deadline is over too ("time limit
+ *   exceeded").
+ * - Unclaimed containers. The starter publishes the running message only after the start, so
+ *   a container whose message never reached the broker would never be reported. A container
+ *   no running message claims is kept for CONTAINER_RETENTION (from its exit, or from its
+ *   creation when it never started) so that a late message still finds it; then
+ *   - exited, with usable labels (a UUID job_id, a valid callback, a work_id that is a JSON
+ *     string or number, or none): it is finished from its labels like any job (result
+ *     published to finished_corrections, then the container removed), so the job still ends
+ *     in a callback. A running message that comes later is a duplicate of a finished job
+ *     (acked; within FINISHED_MEMORY);
+ *   - exited without usable labels, or created and never started: removed, nothing is
+ *     published (a never-started container is the starter's: its pending message is still
+ *     unacked, and a redelivery starts the job again). A message that comes later reports
+ *     "container missing".
+ * - Whose container. A running message may name any container; it is the job's only when the
+ *   container carries our label correctomatic.job_id, with the message's job_id when it has
+ *   one. Else the message is parked in <running queue>.invalid with the reason, and the
+ *   container is left alone (never killed or removed for it).
+ *
+ * Output: stdout is read alone (stdout=1&stderr=0). Docker's json-file log holds both streams
+ * together and rotates at its max-size; the starter keeps two files (max-file=2), so the log
+ * always keeps the last max-size of output, and holds max-size or more exactly when it has
+ * rotated. When no response is found, both streams are read (bounded) and, when the log holds
+ * about (max-file - 1) x max-size or more, the result is "output too large" (the response may
+ * have been rotated out by stderr) rather than "no response found".
+ *
+ * Engine outages: output a container prints while the engine is down is lost when it exits
+ * before the engine is back (the engine no longer reads its pipes once it restarts). The
+ * completer remembers when the engine did not answer; a job that finished then without a
+ * response found is reported as "output lost" (the engine's fault, said so), not as "no
+ * response found". (A completer restarted since does not know: it says "no response found".)
+ *
+ * Results: every text from outside (stderr tails, parser details) goes through the error form
+ * of msg.h, which makes it valid UTF-8; a result that does not fit MAX_MESSAGE_BYTES (the
+ * notifier's limit, the same variable) becomes "output too large"; a response that cannot be
+ * serialized becomes an error result. Only an out-of-memory is retried.
  *
  * Long corrections: RabbitMQ closes a channel whose delivery stays unacked past its consumer
  * timeout, so a running message held for renew_ms is re-published (confirmed) and the old
@@ -23,25 +71,36 @@
 #include <string.h>
 #include <time.h>
 
+#include "config.h"
+#include "daemon.h"
 #include "idmap.h"
 #include "ids.h"
-#include "daemon.h"
 #include "log.h"
 #include "msg.h"
 #include "names.h"
 #include "output.h"
 #include "schedule.h"
+#include "text.h"
 
 #define REASON_TIMEOUT "time limit exceeded"
 #define REASON_OOM "memory limit exceeded"
 #define REASON_KILLED "container killed"
 #define REASON_MISSING "container missing"
+#define REASON_OUTPUT_LOST "output lost"
 #define REASON_OUTPUT_TOO_LARGE OUTPUT_REASON_TOO_LARGE
 #define STDERR_TAIL_LINES 20
 #define STDERR_TAIL_BYTES 2048
+/* Engine outages remembered (see engine_down). */
+#define OUTAGES 8
+#define OUTAGE_MARGIN_MS 2000
+/* The least a json-file log entry takes besides its text:
+ * {"log":"","stream":"stdout","time":"2006-01-02T15:04:05Z"} and a newline. */
+#define LOG_ENTRY_MIN_BYTES 59
 
 enum state { J_WAITING, J_FINISHING, J_DONE };
 enum fstep { F_INSPECT, F_STDOUT, F_STDERR, F_PUBLISH, F_REMOVE };
+/* The container, as last seen. */
+enum cstate { C_UNKNOWN, C_CREATED, C_RUNNING, C_OVER };
 
 struct delivery {
     uint64_t gen, tag;
@@ -51,39 +110,68 @@ struct delivery {
 struct job {
     completer *c;
     char container_id[65];
-    char job_id[IDS_UUID_LEN + 1];
+    char job_id[MSG_MAX_JOB_ID_BYTES + 1];     /* the message's, else the label's */
+    char msg_job_id[MSG_MAX_JOB_ID_BYTES + 1]; /* the running message's ("" legacy/none) */
     char work_id_log[128];
     json_t *work_id;
     char *callback;
-    char *running_body; /* for renewal */
+    char *running_body; /* for renewal, and for parking */
     size_t running_len;
     struct delivery *dels;
     size_t n_dels, cap_dels;
     bool has_message;
+    uint64_t added_list;      /* c->list_seq when the job was added */
     uint64_t registered_list; /* c->list_seq when its message was registered */
-    bool exited;              /* the container is not running any more, or is gone */
-    bool timed_out;           /* we killed it at its deadline */
-    bool killing;
-    bool busy; /* a Docker call or publish in flight */
+    /* the container, from its inspects, events and lists */
+    bool inspected; /* its labels are read */
+    bool ours;      /* it carries LABEL_JOB_ID */
+    char label_job_id[MSG_MAX_JOB_ID_BYTES + 1];
+    char *label_callback; /* set only when the labels can report the job (see the top) */
+    json_t *label_work_id;
+    const char *labels_unusable; /* why not, for the log */
+    enum cstate cstate;
+    int64_t deadline_ms;         /* wall clock; 0: not known (not started, no label) */
+    int64_t limit_s;             /* the time limit, for the error text */
+    int64_t created_ms, over_ms; /* wall clock: for CONTAINER_RETENTION */
+    size_t log_cap;              /* json-file max-size, 0 when unknown */
+    unsigned log_files;          /* json-file max-file */
+    bool exited;                 /* the container is not running any more, or is gone */
+    bool gone;                   /* Docker does not know it any more */
+    bool timed_out;              /* we killed it at its deadline (or it never started) */
+    bool unstarted;              /* ... because it was never started */
+    unsigned kill_refused;       /* kills answered 409 (not running) */
+    bool busy;                   /* a Docker call or publish in flight */
+    bool inspect_again;          /* its state changed while an inspect was in flight */
     bool renewing;
-    bool published; /* the result is confirmed: later deliveries are duplicates */
+    bool from_labels; /* finished from its labels: no running message claimed it */
+    bool published;   /* the result is confirmed: later deliveries are duplicates */
     enum state state;
     enum fstep step;
     unsigned attempts;
-    uint64_t exited_seen_ms; /* for unclaimed exits */
-    uv_timer_t timer;        /* WAITING: the deadline; FINISHING: retry backoff */
+    uv_timer_t timer; /* WAITING: the deadline or an inspect retry; FINISHING: retry backoff */
     bool timer_is_deadline;
     /* finishing */
     json_t *inspect;
+    const char *missing; /* the detail of "container missing", or NULL */
     struct output_buf out, err;
     bool out_too_large;
+    bool parsed; /* stdout parsed: response or parse_err */
+    json_t *response;
+    struct msg_error parse_err;
+    bool log_rotated;
     char *result;
 };
 
 /* A Docker event waiting to be handled (see on_event). */
+enum event_kind { EV_START, EV_DIE, EV_DESTROY };
 struct pending_event {
     char id[65];
-    bool exited; /* die/destroy; else start */
+    enum event_kind kind;
+};
+
+/* A time the engine did not answer, wall clock: [from, to]; to == 0 while it lasts. */
+struct outage {
+    int64_t from, to;
 };
 
 struct completer {
@@ -102,6 +190,8 @@ struct completer {
     int64_t last_event_s;
     unsigned events_failures;
     bool listing;
+    struct outage outages[OUTAGES]; /* a ring; the current one at outage_at */
+    size_t outage_at;
     bool shutting_down, finished;
     unsigned finishing; /* jobs in J_FINISHING */
     void (*done)(void *);
@@ -119,6 +209,55 @@ static uint64_t now_ms(completer *c)
     return uv_now(c->loop);
 }
 
+/* Unix time in ms: deadlines and Docker's timestamps are wall clock. */
+static int64_t wall_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Output a container writes while the engine is down is lost when it exits before the engine is
+ * back (the engine no longer reads its pipes). The completer remembers when the engine did not
+ * answer, so that such a job is not reported as printing no response. */
+static void engine_down(completer *c)
+{
+    struct outage *o = &c->outages[c->outage_at];
+    if (o->from && !o->to)
+        return; /* already in one */
+    if (o->from)
+        o = &c->outages[c->outage_at = (c->outage_at + 1) % OUTAGES];
+    o->from = wall_ms() - OUTAGE_MARGIN_MS; /* noticed a little after it began */
+    o->to = 0;
+}
+
+static void engine_up(completer *c)
+{
+    struct outage *o = &c->outages[c->outage_at];
+    if (o->from && !o->to)
+        o->to = wall_ms();
+}
+
+/* Whether t (wall ms) falls in an outage we saw. */
+static bool engine_was_down(const completer *c, int64_t t)
+{
+    for (size_t i = 0; t && i < OUTAGES; i++) {
+        const struct outage *o = &c->outages[i];
+        if (o->from && t >= o->from && (!o->to || t <= o->to))
+            return true;
+    }
+    return false;
+}
+
+/* A Docker reply: the engine answered (any HTTP status), or not. */
+static void engine_saw(completer *c, const struct docker_result *res)
+{
+    if (res->err == 0)
+        engine_up(c);
+    else if (res->err != -EFBIG && res->err != -ETIMEDOUT)
+        engine_down(c);
+}
+
 static void log_job(enum log_level level, const struct job *job, const char *msg, const char *k1,
                     const char *v1, const char *k2, const char *v2)
 {
@@ -133,8 +272,11 @@ static void job_free_cb(uv_handle_t *h)
 {
     struct job *job = h->data;
     json_decref(job->work_id);
+    json_decref(job->label_work_id);
     json_decref(job->inspect);
+    json_decref(job->response);
     free(job->callback);
+    free(job->label_callback);
     free(job->running_body);
     free(job->dels);
     free(job->result);
@@ -143,6 +285,7 @@ static void job_free_cb(uv_handle_t *h)
     free(job);
 }
 
+/* Only when no call or publish of the job is in flight (!job->busy). */
 static void job_drop(struct job *job)
 {
     completer *c = job->c;
@@ -209,6 +352,7 @@ static struct job *job_get_or_add(completer *c, const char *container_id)
     job->out.max = c->cfg.max_output_bytes;
     job->err.max = STDERR_TAIL_BYTES;
     job->err.keep_tail = 1;
+    job->added_list = c->list_seq;
     if (idmap_put(c->jobs, job->container_id, job) < 0) {
         free(job);
         return NULL;
@@ -218,10 +362,28 @@ static struct job *job_get_or_add(completer *c, const char *container_id)
     return job;
 }
 
+/* The container is over (exited, dead, killed or gone). */
+static void container_over(struct job *job)
+{
+    job->exited = true;
+    job->cstate = C_OVER;
+    if (!job->over_ms)
+        job->over_ms = wall_ms();
+    if (job->state == J_WAITING && job->timer_is_deadline)
+        uv_timer_stop(&job->timer);
+}
+
+/* A claimed job finishes once its container is over. Its container is inspected first (unless
+ * it is gone): whose it is decides whether the message may claim it. */
 static void maybe_finish(struct job *job)
 {
-    if (job->state == J_WAITING && job->has_message && job->exited && !job->busy)
-        job_finish(job);
+    if (job->state != J_WAITING || !job->has_message || !job->exited || job->busy)
+        return;
+    if (!job->inspected && !job->gone) {
+        job_inspect(job);
+        return;
+    }
+    job_finish(job);
 }
 
 static void ack_deliveries(struct job *job)
@@ -263,62 +425,279 @@ static void finish_goto(struct job *job, enum fstep step)
     finish_run(job);
 }
 
+/* ---- the container's facts: labels, times, log -------------------------------------------- */
+
+/* "2026-11-22T06:10:11.123456789Z" -> unix ms; 0 when unparsable or zero time. */
+static int64_t parse_docker_time(const char *s)
+{
+    if (!s)
+        return 0;
+    struct tm tm = {0};
+    const char *rest = strptime(s, "%Y-%m-%dT%H:%M:%S", &tm);
+    if (!rest || tm.tm_year < 100)
+        return 0;
+    int64_t ms = (int64_t)timegm(&tm) * 1000;
+    if (*rest == '.') {
+        int digits = 0, frac = 0;
+        for (rest++; *rest >= '0' && *rest <= '9'; rest++)
+            if (digits++ < 3)
+                frac = frac * 10 + (*rest - '0');
+        while (digits++ < 3)
+            frac *= 10;
+        ms += frac;
+    }
+    return ms;
+}
+
+/* The deadline label: unix seconds, digits only; 0 when absent or not such a number. */
+static int64_t label_deadline_s(json_t *labels)
+{
+    const char *s = json_string_value(json_object_get(labels, LABEL_DEADLINE));
+    if (!s || !*s || strlen(s) > 12 || strspn(s, "0123456789") != strlen(s))
+        return 0;
+    return (int64_t)strtoll(s, NULL, 10);
+}
+
+/* Whether the labels can report the job without its running message: label_callback and
+ * label_work_id are set only when they can; else labels_unusable says why. */
+static void read_label_result(struct job *job, json_t *labels)
+{
+    const char *jid = json_string_value(json_object_get(labels, LABEL_JOB_ID));
+    const char *cb = json_string_value(json_object_get(labels, LABEL_CALLBACK));
+    json_t *wl = json_object_get(labels, LABEL_WORK_ID);
+    struct msg_error err;
+    json_t *wid = NULL;
+    if (!jid || !ids_is_uuid(jid)) {
+        job->labels_unusable = "label " LABEL_JOB_ID " is not a UUID";
+        return;
+    }
+    if (!cb || strlen(cb) > MSG_MAX_URL_BYTES || msg_validate_callback(cb, &err) < 0) {
+        job->labels_unusable = "no valid label " LABEL_CALLBACK;
+        return;
+    }
+    if (wl) {
+        const char *w = json_string_value(wl);
+        wid = w ? json_loads(w, JSON_DECODE_ANY, NULL) : NULL;
+        if (!wid || !(json_is_number(wid) || json_is_string(wid)) ||
+            (json_is_string(wid) && json_string_length(wid) > MSG_MAX_WORK_ID_BYTES)) {
+            json_decref(wid);
+            job->labels_unusable = "label " LABEL_WORK_ID " is not a JSON string or number";
+            return;
+        }
+    }
+    job->label_callback = strdup(cb);
+    if (!job->label_callback) {
+        json_decref(wid);
+        job->labels_unusable = "out of memory";
+        return;
+    }
+    job->label_work_id = wid;
+}
+
+/* Reads what the job needs from an inspect answer: whose container it is, its time limit, its
+ * times and its log configuration. Returns its State.Status (NULL when absent). */
+static const char *read_container(struct job *job, json_t *ins)
+{
+    completer *c = job->c;
+    json_t *labels = json_object_get(json_object_get(ins, "Config"), "Labels");
+    json_t *st = json_object_get(ins, "State");
+    const char *jid = json_string_value(json_object_get(labels, LABEL_JOB_ID));
+    job->ours = jid != NULL;
+    snprintf(job->label_job_id, sizeof(job->label_job_id), "%s", jid ? jid : "");
+    if (!job->job_id[0] && jid && strlen(jid) <= MSG_MAX_JOB_ID_BYTES)
+        snprintf(job->job_id, sizeof(job->job_id), "%s", jid);
+    if (!job->inspected && job->ours)
+        read_label_result(job, labels);
+    job->inspected = true;
+
+    job->created_ms = parse_docker_time(json_string_value(json_object_get(ins, "Created")));
+    int64_t started = parse_docker_time(json_string_value(json_object_get(st, "StartedAt")));
+    int64_t dl = label_deadline_s(labels);
+    int64_t limit_ms = (int64_t)c->cfg.correction_timeout_ms;
+    if (dl > 0 && job->created_ms && dl * 1000 > job->created_ms) {
+        /* One time limit per job, written once by the starter: the deadline it wrote when it
+         * created the container. The run gets all of it from its start: on a loaded engine,
+         * the seconds between create and start are not the correction's. Never started: the
+         * deadline itself. */
+        job->limit_s = (dl * 1000 - job->created_ms + 500) / 1000;
+        if (job->limit_s < 1)
+            job->limit_s = 1;
+        job->deadline_ms = started ? started + job->limit_s * 1000 : dl * 1000;
+    } else if (dl > 0) {
+        /* A deadline already past when the container was created: the time limit of the
+         * starter is unknown, ours applies from the start. */
+        job->limit_s = limit_ms / 1000;
+        job->deadline_ms = started ? started + limit_ms : dl * 1000;
+    } else {
+        job->deadline_ms = started ? started + limit_ms : 0;
+        job->limit_s = limit_ms / 1000;
+    }
+
+    job->log_cap = 0;
+    json_t *lc = json_object_get(json_object_get(ins, "HostConfig"), "LogConfig");
+    const char *type = json_string_value(json_object_get(lc, "Type"));
+    const char *size =
+        json_string_value(json_object_get(json_object_get(lc, "Config"), "max-size"));
+    const char *files =
+        json_string_value(json_object_get(json_object_get(lc, "Config"), "max-file"));
+    uint64_t cap;
+    if (type && strcmp(type, "json-file") == 0 && size && config_parse_bytes(size, &cap) == 0 &&
+        cap > 0 && cap < SIZE_MAX / 16) {
+        long n = files ? strtol(files, NULL, 10) : 1;
+        job->log_cap = (size_t)cap;
+        job->log_files = n >= 1 && n <= 16 ? (unsigned)n : 1;
+    }
+
+    const char *status = json_string_value(json_object_get(st, "Status"));
+    if (!status || strcmp(status, "exited") == 0 || strcmp(status, "dead") == 0 ||
+        strcmp(status, "removing") == 0) {
+        int64_t fin = parse_docker_time(json_string_value(json_object_get(st, "FinishedAt")));
+        if (fin)
+            job->over_ms = fin;
+    }
+    return status;
+}
+
+static bool status_over(const char *status)
+{
+    return !status || strcmp(status, "exited") == 0 || strcmp(status, "dead") == 0 ||
+           strcmp(status, "removing") == 0;
+}
+
 /* ---- the result --------------------------------------------------------------------------- */
 
+/* The error form, for the same job: its text is made valid UTF-8 and bounded by msg.h, so it
+ * always serializes (NULL only on ENOMEM: the publish step builds it again). */
 static void set_error(struct job *job, const char *reason, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
-static char *finished_body(struct job *job, bool error, json_t *data)
-{
-    struct finished_msg m = {.work_id = job->work_id,
-                             .error = error,
-                             .correction_data = data,
-                             .callback = job->callback,
-                             .job_id = job->job_id[0] ? job->job_id : NULL};
-    return msg_finished_serialize(&m);
-}
-
 static void set_error(struct job *job, const char *reason, const char *fmt, ...)
 {
-    char detail[1024], text[1200];
+    char detail[2048], text[2200];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(detail, sizeof(detail), fmt, ap);
     va_end(ap);
     snprintf(text, sizeof(text), "%s - %s", reason, detail);
-    json_t *s = json_string(text);
     free(job->result);
-    job->result = s ? finished_body(job, true, s) : NULL;
-    json_decref(s);
-    log_job(LOG_INFO, job, "correction failed", "reason", text, NULL, NULL);
+    job->result = msg_finished_error_serialize(job->work_id, job->job_id[0] ? job->job_id : NULL,
+                                               job->callback, text);
+    char safe[sizeof(text)];
+    text_utf8_copy(safe, sizeof(safe), text, strlen(text));
+    log_job(LOG_INFO, job, "correction failed", "reason", safe, NULL, NULL);
 }
 
-/* " (exit code N; stderr: ...)" for error details. */
+/* The response as the result, when it fits the next hop's MAX_MESSAGE_BYTES (re-serialized
+ * numbers may grow: 1e300 becomes 1.0000000000000001e+300); else "output too large". */
+static void set_success(struct job *job, json_t *response)
+{
+    completer *c = job->c;
+    size_t max = c->cfg.amqp.max_message_bytes;
+    struct finished_msg m = {.work_id = job->work_id,
+                             .error = false,
+                             .correction_data = response,
+                             .callback = job->callback,
+                             .job_id = job->job_id[0] ? job->job_id : NULL};
+    free(job->result);
+    job->result = msg_finished_serialize(&m);
+    if (!job->result) {
+        /* Not retried: the same response would fail the same way. */
+        set_error(job, OUTPUT_REASON_INVALID_FORMAT, "the response could not be serialized");
+        return;
+    }
+    size_t len = strlen(job->result);
+    if (len <= max) {
+        log_job(LOG_INFO, job, "correction finished", NULL, NULL, NULL, NULL);
+        return;
+    }
+    free(job->result);
+    job->result = msg_finished_serialize_fit(&m, max, NULL);
+    if (!job->result) {
+        set_error(job, REASON_OUTPUT_TOO_LARGE,
+                  "the result is %zu bytes once serialized, over the limit of %zu bytes", len, max);
+        return;
+    }
+    char why[160];
+    snprintf(why, sizeof(why), "%zu bytes, over MAX_MESSAGE_BYTES (%zu)", len, max);
+    log_job(LOG_INFO, job, "correction failed", "reason", REASON_OUTPUT_TOO_LARGE, "detail", why);
+}
+
+static long long exit_code(const struct job *job)
+{
+    return json_integer_value(json_object_get(json_object_get(job->inspect, "State"), "ExitCode"));
+}
+
+/* " (exit code N; stderr: ...)" for error details; the stderr tail made valid UTF-8. */
 static void exit_context(struct job *job, char *buf, size_t len)
 {
-    json_t *st = json_object_get(job->inspect, "State");
-    long long code = json_integer_value(json_object_get(st, "ExitCode"));
+    long long code = exit_code(job);
     size_t tl = 0;
     const char *tail = job->err.data ? output_tail(job->err.data, job->err.len, 5, 400, &tl) : "";
+    char safe[1300];
+    text_utf8_copy(safe, sizeof(safe), tail, tl);
     if (tl)
-        snprintf(buf, len, " (exit code %lld; stderr: %.*s)", code, (int)tl, tail);
+        snprintf(buf, len, " (exit code %lld; stderr: %s)", code, safe);
     else
         snprintf(buf, len, " (exit code %lld)", code);
 }
 
+/* We killed it at its deadline; or (after a restart, say) it died of SIGKILL at or past it. */
+static bool job_timed_out(const struct job *job)
+{
+    if (job->timed_out)
+        return true;
+    int64_t fin = parse_docker_time(
+        json_string_value(json_object_get(json_object_get(job->inspect, "State"), "FinishedAt")));
+    return job->deadline_ms && exit_code(job) == 137 && fin && fin >= job->deadline_ms;
+}
+
+static bool job_oom(const struct job *job)
+{
+    return json_is_true(json_object_get(json_object_get(job->inspect, "State"), "OOMKilled"));
+}
+
+static void parse_output(struct job *job)
+{
+    if (job->parsed)
+        return;
+    job->parsed = true;
+    json_decref(job->response);
+    job->response = NULL;
+    if (output_parse(job->out.data ? job->out.data : "", job->out.len, &job->response,
+                     &job->parse_err) == 0)
+        json_object_del(job->response, "work_id"); /* the container cannot change work_id */
+}
+
+/* An error result needs the stderr tail (and, with no response, a look at the log's size). */
+static bool needs_context(struct job *job)
+{
+    if (job->missing || job_timed_out(job) || job->out_too_large)
+        return false;
+    parse_output(job);
+    return !job->response || job_oom(job);
+}
+
+/* Decides the result from what the finishing steps gathered; safe to call again (the publish
+ * step does, when the result could not be built for want of memory). */
 static void build_result(struct job *job)
 {
     completer *c = job->c;
-    json_t *st = json_object_get(job->inspect, "State");
-    long long code = json_integer_value(json_object_get(st, "ExitCode"));
-    char ctx[600];
-    exit_context(job, ctx, sizeof(ctx));
-    if (job->timed_out) {
-        set_error(job, REASON_TIMEOUT, "the correction ran longer than %llu s and was killed",
-                  (unsigned long long)(c->cfg.correction_timeout_ms / 1000));
+    if (job->missing) {
+        set_error(job, REASON_MISSING, "%s", job->missing);
         return;
     }
-    if (json_is_true(json_object_get(st, "OOMKilled"))) {
+    if (job_timed_out(job)) {
+        if (job->unstarted)
+            set_error(job, REASON_TIMEOUT, "the container was not started within its %lld s",
+                      (long long)job->limit_s);
+        else
+            set_error(job, REASON_TIMEOUT, "the correction ran longer than %lld s and was killed",
+                      (long long)job->limit_s);
+        return;
+    }
+    char ctx[1500];
+    exit_context(job, ctx, sizeof(ctx));
+    if (job_oom(job)) {
         long long mem = json_integer_value(
             json_object_get(json_object_get(job->inspect, "HostConfig"), "Memory"));
         set_error(job, REASON_OOM, "the container ran out of memory (limit %lld bytes)%s", mem,
@@ -330,22 +709,36 @@ static void build_result(struct job *job)
                   c->cfg.max_output_bytes);
         return;
     }
-    json_t *response = NULL;
-    struct msg_error err;
-    if (output_parse(job->out.data ? job->out.data : "", job->out.len, &response, &err) == 0) {
-        /* The container cannot change work_id: it comes from the message. */
-        json_object_del(response, "work_id");
-        free(job->result);
-        job->result = finished_body(job, false, response);
-        json_decref(response);
-        log_job(LOG_INFO, job, "correction finished", NULL, NULL, NULL, NULL);
+    parse_output(job);
+    if (job->response) {
+        set_success(job, job->response);
         return;
     }
+    char why[600];
+    msg_error_text(&job->parse_err, why, sizeof(why));
+    int64_t fin = parse_docker_time(
+        json_string_value(json_object_get(json_object_get(job->inspect, "State"), "FinishedAt")));
+    if (engine_was_down(c, fin)) {
+        set_error(job, REASON_OUTPUT_LOST,
+                  "the correction finished while the Docker engine was unavailable, and what it "
+                  "printed then was lost; in what was kept, %s%s",
+                  why, ctx);
+        return;
+    }
+    if (job->log_rotated) {
+        set_error(job, REASON_OUTPUT_TOO_LARGE,
+                  "more output than the container's log keeps (%zu bytes of stdout and stderr "
+                  "together, CORRECTION_LOG_SIZE): the response may have been pushed out; in "
+                  "what was kept, %s%s",
+                  job->log_cap * job->log_files, why, ctx);
+        return;
+    }
+    long long code = exit_code(job);
     if (code == 137 || code == 143) {
         set_error(job, REASON_KILLED, "killed by a signal before printing a response%s", ctx);
         return;
     }
-    set_error(job, err.reason, "%s%s", err.detail, ctx);
+    set_error(job, job->parse_err.reason, "%s%s", job->parse_err.detail, ctx);
 }
 
 /* ---- finishing steps ---------------------------------------------------------------------- */
@@ -355,6 +748,7 @@ static bool reply_ok(struct job *job, const struct docker_result *res)
     job->busy = false;
     if (job->c->finished)
         return false;
+    engine_saw(job->c, res);
     if (res->err != 0 && res->err != -EFBIG) {
         finish_retry(job, res->message);
         return false;
@@ -366,13 +760,23 @@ static bool reply_ok(struct job *job, const struct docker_result *res)
     return true;
 }
 
+static void back_to_waiting(struct job *job)
+{
+    job->exited = false;
+    job->cstate = C_UNKNOWN;
+    job->state = J_WAITING;
+    job->c->finishing--;
+    job_inspect(job);
+}
+
 static void on_finish_inspect(const struct docker_result *res, void *ud)
 {
     struct job *job = ud;
     if (!reply_ok(job, res))
         return;
     if (res->status == 404) {
-        set_error(job, REASON_MISSING, "the container was removed before its output could be read");
+        job->missing = "the container was removed before its output could be read";
+        build_result(job);
         finish_goto(job, F_PUBLISH);
         return;
     }
@@ -380,27 +784,25 @@ static void on_finish_inspect(const struct docker_result *res, void *ud)
         finish_retry(job, res->message);
         return;
     }
-    const char *status =
-        json_string_value(json_object_get(json_object_get(res->json, "State"), "Status"));
-    if (status && (strcmp(status, "running") == 0 || strcmp(status, "restarting") == 0 ||
-                   strcmp(status, "paused") == 0 || strcmp(status, "created") == 0)) {
+    const char *status = read_container(job, res->json);
+    if (!status_over(status) && !(strcmp(status, "created") == 0 && job->timed_out)) {
         /* Not over after all (a stale exit, or not even started): back to waiting. */
-        job->exited = false;
-        job->state = J_WAITING;
-        job->c->finishing--;
-        job_inspect(job);
+        back_to_waiting(job);
         return;
-    }
-    if (!job->job_id[0]) {
-        /* A message without job_id (an older producer): the label has it. */
-        const char *jid = json_string_value(json_object_get(
-            json_object_get(json_object_get(res->json, "Config"), "Labels"), LABEL_JOB_ID));
-        if (jid)
-            snprintf(job->job_id, sizeof(job->job_id), "%s", jid);
     }
     json_decref(job->inspect);
     job->inspect = json_incref(res->json);
     finish_goto(job, F_STDOUT);
+}
+
+static void after_output(struct job *job)
+{
+    if (needs_context(job)) {
+        finish_goto(job, F_STDERR);
+        return;
+    }
+    build_result(job);
+    finish_goto(job, F_PUBLISH);
 }
 
 static void on_stdout(const struct docker_result *res, void *ud)
@@ -408,13 +810,15 @@ static void on_stdout(const struct docker_result *res, void *ud)
     struct job *job = ud;
     if (!reply_ok(job, res))
         return;
+    job->parsed = false;
     if (res->err == -EFBIG) {
         job->out_too_large = true;
-        finish_goto(job, F_STDERR);
+        after_output(job);
         return;
     }
     if (res->status == 404) {
-        set_error(job, REASON_MISSING, "the container was removed before its output was read");
+        job->missing = "the container was removed before its output was read";
+        build_result(job);
         finish_goto(job, F_PUBLISH);
         return;
     }
@@ -431,7 +835,37 @@ static void on_stdout(const struct docker_result *res, void *ud)
     }
     if (job->out.overflow)
         job->out_too_large = true;
-    finish_goto(job, F_STDERR);
+    after_output(job);
+}
+
+/* Reading both streams for the log check: without a response, and with a capped json-file
+ * log that may have rotated. */
+static bool log_check(const struct job *job)
+{
+    return job->log_cap && !job->response;
+}
+
+/* What a full json-file log holds once it has rotated: (max-file - 1) x max-size (with one
+ * file, the current one only). 4/5 of it, as the size is estimated from below. */
+static size_t log_rotated_bytes(const struct job *job)
+{
+    size_t files = job->log_files > 1 ? job->log_files - 1 : 1;
+    return job->log_cap / 5 * 4 * files;
+}
+
+/* A lower bound of the json-file bytes behind a multiplexed log stream: each frame is one
+ * entry. */
+static uint64_t log_json_bytes(const unsigned char *raw, size_t len)
+{
+    uint64_t total = 0;
+    size_t i = 0;
+    while (i + 8 <= len) {
+        uint32_t n = (uint32_t)raw[i + 4] << 24 | (uint32_t)raw[i + 5] << 16 |
+                     (uint32_t)raw[i + 6] << 8 | raw[i + 7];
+        total += (uint64_t)n + LOG_ENTRY_MIN_BYTES;
+        i += 8 + (size_t)n;
+    }
+    return total;
 }
 
 static void on_stderr(const struct docker_result *res, void *ud)
@@ -440,8 +874,19 @@ static void on_stderr(const struct docker_result *res, void *ud)
     if (!reply_ok(job, res))
         return;
     output_buf_free(&job->err);
-    if (res->err == 0 && res->status == 200)
+    job->log_rotated = false;
+    if (log_check(job)) {
+        size_t threshold = log_rotated_bytes(job);
+        if (res->err == -EFBIG) {
+            job->log_rotated = true; /* more than threshold bytes even as a stream */
+        } else if (res->err == 0 && res->status == 200) {
+            job->log_rotated =
+                log_json_bytes((const unsigned char *)res->body, res->body_len) >= threshold;
+            output_demux(res->body, res->body_len, NULL, &job->err); /* context only */
+        }
+    } else if (res->err == 0 && res->status == 200) {
         output_demux(res->body, res->body_len, NULL, &job->err); /* best effort: context only */
+    }
     build_result(job);
     finish_goto(job, F_PUBLISH);
 }
@@ -497,11 +942,18 @@ static void finish_run(struct job *job)
         r = docker_call(c->docker, "GET", path, NULL, NULL, 0, on_stdout, job);
         break;
     case F_STDERR:
-        snprintf(path, sizeof(path), "/containers/%s/logs?stdout=0&stderr=1&tail=%d",
-                 job->container_id, STDERR_TAIL_LINES);
-        r = docker_call(c->docker, "GET", path, NULL, NULL, 0, on_stderr, job);
+        if (log_check(job)) {
+            r = docker_container_logs(c->docker, job->container_id, log_rotated_bytes(job),
+                                      on_stderr, job);
+        } else {
+            snprintf(path, sizeof(path), "/containers/%s/logs?stdout=0&stderr=1&tail=%d",
+                     job->container_id, STDERR_TAIL_LINES);
+            r = docker_call(c->docker, "GET", path, NULL, NULL, 0, on_stderr, job);
+        }
         break;
     case F_PUBLISH: {
+        if (!job->result)
+            build_result(job);
         if (!job->result) {
             finish_retry(job, "out of memory");
             return;
@@ -539,17 +991,46 @@ static void job_finish(struct job *job)
 
 static void on_deadline(uv_timer_t *t);
 
+static void arm_deadline(struct job *job)
+{
+    int64_t left = job->deadline_ms ? job->deadline_ms - wall_ms()
+                                    : (int64_t)job->c->cfg.correction_timeout_ms;
+    if (left < 0)
+        left = 0;
+    if (job->kill_refused && left < 1000)
+        left = 1000; /* paused, say: not a tight loop of refused kills */
+    job->timer_is_deadline = true;
+    uv_timer_start(&job->timer, on_deadline, (uint64_t)left, 0);
+}
+
 static void on_killed(const struct docker_result *res, void *ud)
 {
     struct job *job = ud;
+    completer *c = job->c;
     job->busy = false;
-    job->killing = false;
-    if (job->c->finished)
+    if (c->finished || job->state != J_WAITING)
         return;
-    if (res->err == 0 && (res->status == 204 || res->status == 409 || res->status == 404)) {
-        /* 409: it had stopped already; 404: gone. Either way it is over. */
-        job->exited = true;
+    if (res->err == 0 && res->status == 204) {
+        /* The kill stopped it: the time limit, whatever its output says. */
+        job->timed_out = true;
+        container_over(job);
         maybe_finish(job);
+        return;
+    }
+    if (res->err == 0 && res->status == 404) {
+        job->gone = true;
+        container_over(job);
+        if (!job->has_message)
+            job_drop(job);
+        else
+            maybe_finish(job);
+        return;
+    }
+    if (res->err == 0 && res->status == 409) {
+        /* Not running: it exited on its own just now (judged by its output), or it was never
+         * started. The inspect tells. */
+        job->kill_refused++;
+        job_inspect(job);
         return;
     }
     log_job(LOG_WARN, job, "cannot kill the container at its deadline, will retry", "error",
@@ -562,10 +1043,22 @@ static void on_deadline(uv_timer_t *t)
 {
     struct job *job = t->data;
     completer *c = job->c;
-    if (job->state != J_WAITING || job->busy || c->finished)
+    if (job->state != J_WAITING || c->finished)
         return;
-    job->timed_out = true;
-    job->killing = true;
+    if (job->busy) {
+        /* An inspect or a renewal in flight: the deadline is not forgotten. */
+        job->timer_is_deadline = true;
+        uv_timer_start(&job->timer, on_deadline, 200, 0);
+        return;
+    }
+    if (job->exited) {
+        maybe_finish(job);
+        return;
+    }
+    if (job->cstate == C_CREATED) {
+        job_inspect(job); /* still not started? then over */
+        return;
+    }
     log_job(LOG_INFO, job, "time limit reached, killing the container", NULL, NULL, NULL, NULL);
     if (docker_container_kill(c->docker, job->container_id, "KILL", on_killed, job) == 0)
         job->busy = true;
@@ -573,29 +1066,8 @@ static void on_deadline(uv_timer_t *t)
         uv_timer_start(&job->timer, on_deadline, 1000, 0);
 }
 
-/* "2026-11-22T06:10:11.123456789Z" -> unix ms; 0 when unparsable or zero time. */
-static int64_t parse_docker_time(const char *s)
-{
-    if (!s)
-        return 0;
-    struct tm tm = {0};
-    const char *rest = strptime(s, "%Y-%m-%dT%H:%M:%S", &tm);
-    if (!rest || tm.tm_year < 100)
-        return 0;
-    int64_t ms = (int64_t)timegm(&tm) * 1000;
-    if (*rest == '.') {
-        int digits = 0, frac = 0;
-        for (rest++; *rest >= '0' && *rest <= '9'; rest++)
-            if (digits++ < 3)
-                frac = frac * 10 + (*rest - '0');
-        while (digits++ < 3)
-            frac *= 10;
-        ms += frac;
-    }
-    return ms;
-}
-
 static void waiting_retry(uv_timer_t *t);
+static int check_claim(struct job *job);
 
 static void on_wait_inspect(const struct docker_result *res, void *ud)
 {
@@ -604,8 +1076,10 @@ static void on_wait_inspect(const struct docker_result *res, void *ud)
     job->busy = false;
     if (c->finished || job->state != J_WAITING)
         return;
-    if (res->err != 0 || res->status >= 500 || (res->status != 200 && res->status != 404)) {
-        /* Docker unreachable: the reconcile list tries again. */
+    engine_saw(c, res);
+    if (res->err != 0 || res->status >= 500 || (res->status != 200 && res->status != 404) ||
+        (res->status == 200 && !json_is_object(res->json))) {
+        /* Docker unreachable: try again later (the reconcile list too). */
         log_job(LOG_WARN, job, "cannot inspect the container, will retry", "error", res->message,
                 NULL, NULL);
         job->timer_is_deadline = false;
@@ -613,41 +1087,57 @@ static void on_wait_inspect(const struct docker_result *res, void *ud)
         return;
     }
     if (res->status == 404) {
-        job->exited = true;
+        job->gone = true;
+        container_over(job);
+        if (!job->has_message)
+            job_drop(job); /* nothing to report, nothing to remove */
+        else
+            maybe_finish(job);
+        return;
+    }
+    const char *status = read_container(job, res->json);
+    if (job->has_message && check_claim(job) < 0)
+        return; /* not ours: parked and forgotten */
+    if (job->inspect_again) {
+        job->inspect_again = false;
+        job_inspect(job);
+        return;
+    }
+    if (status_over(status)) {
+        container_over(job);
         maybe_finish(job);
         return;
     }
-    json_t *st = json_object_get(res->json, "State");
-    const char *status = json_string_value(json_object_get(st, "Status"));
-    if (!job->job_id[0]) {
-        const char *jid = json_string_value(json_object_get(
-            json_object_get(json_object_get(res->json, "Config"), "Labels"), LABEL_JOB_ID));
-        if (jid)
-            snprintf(job->job_id, sizeof(job->job_id), "%s", jid);
-    }
-    if (!status || strcmp(status, "exited") == 0 || strcmp(status, "dead") == 0) {
-        job->exited = true;
+    if (job->exited) {
+        /* A die event came while this inspect was in flight: its "running" is stale. */
         maybe_finish(job);
         return;
     }
-    if (strcmp(status, "created") == 0)
-        return; /* not started yet: its start event brings us back here */
-    int64_t started = parse_docker_time(json_string_value(json_object_get(st, "StartedAt")));
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    int64_t now = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-    int64_t left = started ? started + (int64_t)c->cfg.correction_timeout_ms - now
-                           : (int64_t)c->cfg.correction_timeout_ms;
-    if (left < 0)
-        left = 0;
-    job->timer_is_deadline = true;
-    uv_timer_start(&job->timer, on_deadline, (uint64_t)left, 0);
+    if (strcmp(status, "created") == 0) {
+        job->cstate = C_CREATED;
+        if (job->has_message && job->deadline_ms) {
+            if (wall_ms() >= job->deadline_ms) {
+                job->timed_out = job->unstarted = true;
+                container_over(job);
+                maybe_finish(job);
+            } else {
+                arm_deadline(job);
+            }
+        }
+        return; /* else its start event brings us back here */
+    }
+    job->cstate = C_RUNNING;
+    arm_deadline(job);
 }
 
 static void job_inspect(struct job *job)
 {
-    if (job->busy || job->state != J_WAITING)
+    if (job->state != J_WAITING)
         return;
+    if (job->busy) {
+        job->inspect_again = true;
+        return;
+    }
     if (docker_container_inspect(job->c->docker, job->container_id, on_wait_inspect, job) == 0)
         job->busy = true;
 }
@@ -660,36 +1150,104 @@ static void waiting_retry(uv_timer_t *t)
 
 /* ---- running messages --------------------------------------------------------------------- */
 
-static void on_parked(amqp_link *link, int status, void *ud);
-
-static void park_invalid(completer *c, const struct amqp_link_delivery *d, const char *text)
-{
-    struct amqp_link_header h[] = {{.key = HEADER_REASON, .str = text}};
-    struct amqp_link_publish_opts opts = {
-        .message_id = d->message_id, .headers = h, .n_headers = 1};
-    /* Ack after the confirm: the tag travels in a small heap cell. */
-    struct delivery *cell = malloc(sizeof(*cell));
-    if (!cell) {
-        amqp_link_nack(c->link, d->generation, d->delivery_tag, true);
-        return;
-    }
-    cell->gen = d->generation;
-    cell->tag = d->delivery_tag;
-    if (amqp_link_publish(c->link, c->running_invalid, d->body, d->body_len, &opts, on_parked,
-                          cell) < 0) {
-        free(cell);
-        amqp_link_nack(c->link, d->generation, d->delivery_tag, true);
-    }
-}
+/* A parked message: its deliveries are acked once the copy is confirmed. */
+struct park {
+    size_t n;
+    struct delivery dels[];
+};
 
 static void on_parked(amqp_link *link, int status, void *ud)
 {
-    struct delivery *cell = ud;
-    if (status == 0)
-        amqp_link_ack(link, cell->gen, cell->tag);
-    else if (status != -ECONNRESET && status != -ECANCELED)
-        amqp_link_nack(link, cell->gen, cell->tag, true);
-    free(cell);
+    struct park *p = ud;
+    for (size_t i = 0; i < p->n; i++) {
+        if (status == 0)
+            amqp_link_ack(link, p->dels[i].gen, p->dels[i].tag);
+        else if (status != -ECONNRESET && status != -ECANCELED)
+            amqp_link_nack(link, p->dels[i].gen, p->dels[i].tag, true);
+    }
+    free(p);
+}
+
+/* Publishes body to <running queue>.invalid with the reason, then acks the deliveries (for a
+ * claim found wrong after an inspect, when the delivery itself is gone: amqp_link_park needs
+ * it). */
+static void park(completer *c, const void *body, size_t len, const char *message_id,
+                 const char *text, const struct delivery *dels, size_t n)
+{
+    char safe[700];
+    text_utf8_copy(safe, sizeof(safe), text, strlen(text));
+    log_kv(LOG_WARN, "invalid running message parked", "queue", c->running_invalid, "reason", safe,
+           NULL);
+    struct amqp_link_header h[] = {{.key = HEADER_REASON, .str = safe}};
+    struct amqp_link_publish_opts opts = {.message_id = message_id, .headers = h, .n_headers = 1};
+    struct park *p = malloc(sizeof(*p) + n * sizeof(p->dels[0]));
+    if (p) {
+        p->n = n;
+        memcpy(p->dels, dels, n * sizeof(p->dels[0]));
+        if (body &&
+            amqp_link_publish(c->link, c->running_invalid, body, len, &opts, on_parked, p) == 0)
+            return;
+        free(p);
+    }
+    for (size_t i = 0; i < n; i++)
+        amqp_link_nack(c->link, dels[i].gen, dels[i].tag, true);
+}
+
+static void park_delivery(completer *c, const struct amqp_link_delivery *d, const char *text)
+{
+    char safe[700];
+    text_utf8_copy(safe, sizeof(safe), text, strlen(text));
+    log_kv(LOG_WARN, "invalid running message parked", "queue", c->running_invalid, "reason", safe,
+           NULL);
+    int r = amqp_link_park(c->link, d, safe, NULL, 0);
+    if (r == -EINVAL || r == -ENOMEM)
+        amqp_link_nack(c->link, d->generation, d->delivery_tag, true);
+}
+
+/* The job is unclaimed again: its message goes to the invalid queue. */
+static void reject_claim(struct job *job, const char *text)
+{
+    completer *c = job->c;
+    log_job(LOG_WARN, job, "a running message names a container that is not its job's", "reason",
+            text, NULL, NULL);
+    park(c, job->running_body, job->running_len, job->msg_job_id[0] ? job->msg_job_id : NULL, text,
+         job->dels, job->n_dels);
+    job->n_dels = 0;
+    job->has_message = false;
+    json_decref(job->work_id);
+    job->work_id = NULL;
+    free(job->callback);
+    job->callback = NULL;
+    free(job->running_body);
+    job->running_body = NULL;
+    job->running_len = 0;
+    job->msg_job_id[0] = '\0';
+    job->work_id_log[0] = '\0';
+    snprintf(job->job_id, sizeof(job->job_id), "%s", job->label_job_id);
+}
+
+/* A running message may name any container: it claims one of ours, of its own job. 0 when it
+ * does; 1 when the container is ours but another job's (the job is unclaimed again); -1 when
+ * the container is not a correction container at all (the job is dropped: never killed or
+ * removed for a message). After an inspect (job->inspected). */
+static int check_claim(struct job *job)
+{
+    char text[400];
+    if (!job->ours) {
+        snprintf(text, sizeof(text),
+                 "%s - container %s is not a correction container (no label %s)",
+                 MSG_REASON_INVALID_MESSAGE, job->container_id, LABEL_JOB_ID);
+        reject_claim(job, text);
+        job_drop(job);
+        return -1;
+    }
+    if (job->msg_job_id[0] && strcmp(job->msg_job_id, job->label_job_id) != 0) {
+        snprintf(text, sizeof(text), "%s - container %s belongs to job %s, not %s",
+                 MSG_REASON_INVALID_MESSAGE, job->container_id, job->label_job_id, job->msg_job_id);
+        reject_claim(job, text);
+        return 1;
+    }
+    return 0;
 }
 
 static int add_delivery(struct job *job, const struct amqp_link_delivery *d, uint64_t now)
@@ -711,12 +1269,15 @@ static void on_delivery(amqp_link *link, const struct amqp_link_delivery *d, voi
     completer *c = ud;
     struct running_msg m;
     struct msg_error err;
-    if (msg_running_parse(d->body, d->body_len, c->cfg.amqp.max_message_bytes, &m, &err) < 0) {
+    int r = msg_running_parse(d->body, d->body_len, c->cfg.amqp.max_message_bytes, &m, &err);
+    if (r == -ENOMEM) {
+        amqp_link_nack(link, d->generation, d->delivery_tag, true); /* ours: it comes back */
+        return;
+    }
+    if (r < 0) {
         char text[600];
         msg_error_text(&err, text, sizeof(text));
-        log_kv(LOG_WARN, "invalid running message parked", "queue", c->running_invalid, "reason",
-               text, NULL);
-        park_invalid(c, d, text);
+        park_delivery(c, d, text);
         return;
     }
     if (is_done(c, m.container_id)) {
@@ -726,7 +1287,16 @@ static void on_delivery(amqp_link *link, const struct amqp_link_delivery *d, voi
         msg_running_free(&m);
         return;
     }
-    struct job *job = job_get_or_add(c, m.container_id);
+    struct job *job = idmap_get(c->jobs, m.container_id);
+    if (job && job->inspected && job->ours && m.job_id && strcmp(m.job_id, job->label_job_id)) {
+        char text[400];
+        snprintf(text, sizeof(text), "%s - container %s belongs to job %s, not %s",
+                 MSG_REASON_INVALID_MESSAGE, job->container_id, job->label_job_id, m.job_id);
+        park_delivery(c, d, text);
+        msg_running_free(&m);
+        return;
+    }
+    job = job_get_or_add(c, m.container_id);
     if (!job) {
         /* Over MAX_TRACKED_JOBS (or out of memory): it waits in the queue. */
         amqp_link_nack(link, d->generation, d->delivery_tag, true);
@@ -748,10 +1318,13 @@ static void on_delivery(amqp_link *link, const struct amqp_link_delivery *d, voi
     if (!job->has_message) {
         job->has_message = true;
         job->registered_list = c->list_seq;
-        job->work_id = m.work_id;
-        m.work_id = NULL;
-        job->callback = m.callback;
-        m.callback = NULL;
+        if (!job->callback) { /* else it is being finished from its labels: they say the same */
+            job->work_id = m.work_id;
+            m.work_id = NULL;
+            job->callback = m.callback;
+            m.callback = NULL;
+        }
+        snprintf(job->msg_job_id, sizeof(job->msg_job_id), "%s", m.job_id ? m.job_id : "");
         if (m.job_id)
             snprintf(job->job_id, sizeof(job->job_id), "%s", m.job_id);
         msg_work_id_text(job->work_id, job->work_id_log, sizeof(job->work_id_log));
@@ -766,43 +1339,67 @@ static void on_delivery(amqp_link *link, const struct amqp_link_delivery *d, voi
                 NULL, NULL, NULL, NULL);
     }
     msg_running_free(&m);
-    if (job->state == J_WAITING) {
-        if (job->exited)
-            maybe_finish(job);
-        else
-            job_inspect(job); /* registered first, then inspected: no window */
-    }
+    if (job->state != J_WAITING)
+        return;
+    if (job->exited)
+        maybe_finish(job);
+    else if (!(job->inspected && job->cstate == C_RUNNING))
+        job_inspect(job); /* registered first, then inspected: no window */
 }
 
 /* ---- Docker events and the reconcile list ------------------------------------------------- */
 
-static void container_exited(completer *c, const char *id)
+/* A labelled container we see: tracked (and inspected, for its labels) from now on. */
+static struct job *container_seen(completer *c, const char *id)
 {
     if (is_done(c, id))
-        return; /* our own removal's events */
-    struct job *job = job_get_or_add(c, id);
+        return NULL; /* our own removal's events */
+    struct job *job = idmap_get(c->jobs, id);
+    if (job)
+        return job;
+    job = job_get_or_add(c, id);
+    if (job)
+        job_inspect(job);
+    return job; /* NULL over the limit: the reconcile list finds it later */
+}
+
+static void container_exited(completer *c, const char *id)
+{
+    struct job *job = container_seen(c, id);
     if (!job)
-        return; /* over the limit: the reconcile list finds it later */
-    if (!job->exited) {
-        job->exited = true;
-        job->exited_seen_ms = now_ms(c);
-        if (!job->has_message)
-            log_job(LOG_DEBUG, job, "container exited before its running message", NULL, NULL, NULL,
-                    NULL);
-    }
-    if (job->state == J_WAITING && job->timer_is_deadline)
-        uv_timer_stop(&job->timer);
+        return;
+    if (!job->exited && !job->has_message)
+        log_job(LOG_DEBUG, job, "container exited before its running message", NULL, NULL, NULL,
+                NULL);
+    container_over(job);
     maybe_finish(job);
 }
 
 static void handle_event(completer *c, const struct pending_event *pe)
 {
-    if (pe->exited) {
+    struct job *job;
+    switch (pe->kind) {
+    case EV_DIE:
         container_exited(c, pe->id);
-    } else {
-        struct job *job = idmap_get(c->jobs, pe->id);
-        if (job && job->has_message && job->state == J_WAITING)
-            job_inspect(job); /* arms its deadline */
+        break;
+    case EV_DESTROY:
+        job = idmap_get(c->jobs, pe->id);
+        if (!job)
+            break;
+        job->gone = true;
+        container_over(job);
+        if (!job->has_message && job->state == J_WAITING && !job->busy)
+            job_drop(job);
+        else
+            maybe_finish(job);
+        break;
+    case EV_START:
+        job = idmap_get(c->jobs, pe->id);
+        if (job)
+            job_inspect(job); /* arms its deadline (again, if an inspect is in flight) */
+        else
+            container_seen(c, pe->id);
+        break;
     }
 }
 
@@ -834,8 +1431,14 @@ static void on_event(json_t *ev, void *ud)
         c->last_event_s = t;
     if (!action || !id || !ids_is_container_id(id))
         return;
-    bool exited = strcmp(action, "die") == 0 || strcmp(action, "destroy") == 0;
-    if (!exited && strcmp(action, "start") != 0)
+    enum event_kind kind;
+    if (strcmp(action, "die") == 0)
+        kind = EV_DIE;
+    else if (strcmp(action, "destroy") == 0)
+        kind = EV_DESTROY;
+    else if (strcmp(action, "start") == 0)
+        kind = EV_START;
+    else
         return;
     if (c->n_pending == c->cap_pending) {
         /* Bounded: past it, the reconcile list finds the exits. */
@@ -849,7 +1452,7 @@ static void on_event(json_t *ev, void *ud)
     }
     struct pending_event *pe = &c->pending[c->n_pending++];
     snprintf(pe->id, sizeof(pe->id), "%s", id);
-    pe->exited = exited;
+    pe->kind = kind;
     if (!uv_is_active((uv_handle_t *)&c->pending_timer))
         uv_timer_start(&c->pending_timer, on_pending_timer, 0, 0);
 }
@@ -868,6 +1471,7 @@ static void on_events_end(const struct docker_result *res, void *ud)
     c->events = NULL;
     if (c->finished)
         return;
+    engine_down(c); /* the stream ends when the engine stops */
     c->events_failures++;
     uint64_t delay = 250ULL << (c->events_failures < 7 ? c->events_failures : 7);
     log_kv(LOG_DEBUG, "docker events stream ended, reconnecting", "error", res->message, NULL);
@@ -895,26 +1499,6 @@ static void start_events(completer *c)
     reconcile(c);
 }
 
-struct seen_ctx {
-    completer *c;
-    idmap *present;
-};
-
-static void check_missing(const char *key, void *value, void *ud)
-{
-    (void)key;
-    struct job *job = value;
-    struct seen_ctx *s = ud;
-    /* Only a job registered before the list was asked for can be judged by it: a container
-     * created (and its message received) after that is rightly absent from the answer. */
-    if (job->state == J_WAITING && job->has_message && !job->busy &&
-        job->registered_list < s->c->list_seq && !idmap_get(s->present, job->container_id) &&
-        !job->exited) {
-        job->exited = true; /* gone: finishing says "container missing" */
-        job->exited_seen_ms = now_ms(s->c);
-    }
-}
-
 struct list_ctx {
     completer *c;
     idmap *present;
@@ -937,6 +1521,8 @@ static void on_listed_container(const char *id, size_t id_len, const char *state
     if (state && ((state_len == 6 && memcmp(state, "exited", 6) == 0) ||
                   (state_len == 4 && memcmp(state, "dead", 4) == 0)))
         container_exited(x->c, cid);
+    else
+        container_seen(x->c, cid); /* running or created: its deadline, its retention */
 }
 
 /* The list of every labelled container, the safety net for events Docker dropped. It is read
@@ -948,6 +1534,7 @@ static void on_list(const struct docker_result *res, void *ud)
     c->listing = false;
     if (c->finished)
         return;
+    engine_saw(c, res);
     if (res->err != 0 || res->status != 200) {
         log_kv(LOG_WARN, "cannot list correction containers", "error", res->message, NULL);
         return;
@@ -960,17 +1547,31 @@ static void on_list(const struct docker_result *res, void *ud)
         idmap_free(x.present);
         return;
     }
-    struct seen_ctx s = {c, x.present};
-    idmap_each(c->jobs, check_missing, &s);
-    idmap_free(x.present);
-    /* maybe_finish cannot run inside idmap_each (it may not change the map): collect. */
     size_t n = idmap_size(c->jobs);
     void **all = malloc((n ? n : 1) * sizeof(void *));
-    if (!all)
+    if (!all) {
+        idmap_free(x.present);
         return;
+    }
     n = idmap_values(c->jobs, all, n);
+    for (size_t k = 0; k < n; k++) {
+        struct job *job = all[k];
+        /* Only a job known before the list was asked for can be judged by it: a container
+         * created (or its message received) after that is rightly absent from the answer. */
+        if (job->state != J_WAITING || job->busy || idmap_get(x.present, job->container_id))
+            continue;
+        if (job->has_message && job->registered_list < c->list_seq && !job->exited) {
+            job->gone = true; /* finishing says "container missing" */
+            container_over(job);
+        } else if (!job->has_message && job->added_list < c->list_seq) {
+            job_drop(job); /* removed by someone else: nothing to report */
+            all[k] = NULL;
+        }
+    }
+    idmap_free(x.present);
     for (size_t k = 0; k < n; k++)
-        maybe_finish(all[k]);
+        if (all[k])
+            maybe_finish(all[k]);
     free(all);
 }
 
@@ -993,7 +1594,7 @@ static void on_reconcile(uv_timer_t *t)
     reconcile(t->data);
 }
 
-/* ---- sweep: renewals, unclaimed exits, forgetting finished jobs --------------------------- */
+/* ---- sweep: renewals, unclaimed containers, forgetting finished jobs --------------------- */
 
 struct renewal {
     struct job *job;
@@ -1029,9 +1630,11 @@ static void on_unclaimed_removed(const struct docker_result *res, void *ud)
         return;
     if (res->err == 0 && (res->status == 204 || res->status == 404)) {
         if (res->status == 204) /* 404: gone already (a replayed destroy event, say) */
-            log_job(LOG_WARN, job,
-                    "removed an exited correction container no running message claimed", NULL, NULL,
-                    NULL, NULL);
+            log_job(LOG_WARN, job, "removed a correction container no running message claimed",
+                    "state", job->exited ? "exited" : "created", "labels",
+                    job->exited ? job->labels_unusable : NULL);
+        job->gone = true;
+        container_over(job);
         if (job->has_message)
             maybe_finish(job); /* its message came meanwhile: "container missing" */
         else
@@ -1039,10 +1642,41 @@ static void on_unclaimed_removed(const struct docker_result *res, void *ud)
     }
 }
 
+/* An exited container no running message claimed, past CONTAINER_RETENTION: its labels say
+ * where the result goes, and it is finished like any job. */
+static void finish_from_labels(struct job *job)
+{
+    if (!job->callback && !(job->callback = strdup(job->label_callback)))
+        return; /* the next sweep */
+    if (!job->work_id && job->label_work_id)
+        job->work_id = json_incref(job->label_work_id);
+    msg_work_id_text(job->work_id, job->work_id_log, sizeof(job->work_id_log));
+    job->from_labels = true;
+    log_job(LOG_WARN, job, "finishing a container no running message claimed, from its labels",
+            NULL, NULL, NULL, NULL);
+    job_finish(job);
+}
+
+static void sweep_unclaimed(completer *c, struct job *job, int64_t wall)
+{
+    if (job->state != J_WAITING || job->has_message || job->busy || !job->inspected)
+        return;
+    int64_t since = job->exited ? job->over_ms : job->cstate == C_CREATED ? job->created_ms : 0;
+    if (!since || wall - since < (int64_t)c->cfg.retention_ms)
+        return;
+    if (job->exited && job->label_callback) {
+        finish_from_labels(job);
+        return;
+    }
+    if (docker_container_remove(c->docker, job->container_id, true, on_unclaimed_removed, job) == 0)
+        job->busy = true;
+}
+
 static void on_sweep(uv_timer_t *t)
 {
     completer *c = t->data;
     uint64_t now = now_ms(c);
+    int64_t wall = wall_ms();
     size_t n = idmap_size(c->jobs);
     void **all = malloc((n ? n : 1) * sizeof(void *));
     if (!all)
@@ -1050,11 +1684,8 @@ static void on_sweep(uv_timer_t *t)
     n = idmap_values(c->jobs, all, n);
     for (size_t k = 0; k < n; k++) {
         struct job *job = all[k];
-        if (job->state == J_WAITING && !job->has_message && job->exited && !job->busy) {
-            if (now - job->exited_seen_ms >= c->cfg.retention_ms &&
-                docker_container_remove(c->docker, job->container_id, true, on_unclaimed_removed,
-                                        job) == 0)
-                job->busy = true;
+        if (!job->has_message) {
+            sweep_unclaimed(c, job, wall);
         } else if (job->state == J_WAITING && job->n_dels && !job->busy && job->running_body &&
                    now - job->dels[0].received_ms >= c->cfg.renew_ms) {
             struct renewal *rn = malloc(sizeof(*rn));
@@ -1162,6 +1793,8 @@ int completer_start(completer *c)
     start_events(c); /* and a first list: exits from before we started */
     uv_timer_start(&c->reconcile_timer, on_reconcile, c->cfg.reconcile_ms, c->cfg.reconcile_ms);
     uint64_t sweep = c->cfg.renew_ms / 4;
+    if (sweep > c->cfg.retention_ms / 4)
+        sweep = c->cfg.retention_ms / 4;
     if (sweep > 30000)
         sweep = 30000;
     if (sweep < 200)

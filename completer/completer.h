@@ -12,9 +12,9 @@ struct completer_config {
     const char *running_queue; /* RUNNING_QUEUE: the one its starter(s) publish to */
     struct docker_config docker;
     unsigned prefetch;
-    uint64_t correction_timeout_ms;
+    uint64_t correction_timeout_ms; /* for containers without the deadline label */
     size_t max_output_bytes;
-    uint64_t retention_ms; /* exited containers no message claims are removed after this */
+    uint64_t retention_ms; /* unclaimed containers: kept this long, then reported or removed */
     uint64_t reconcile_ms; /* how often our labelled containers are listed */
     uint64_t renew_ms;     /* a running message held this long is re-published and acked */
     uint64_t done_ttl_ms;  /* finished jobs are remembered this long (duplicates) */

@@ -11,10 +11,13 @@
 #include "log.h"
 
 static const struct config_doc docs[] = {
-    {"CORRECTION_TIMEOUT", "180s", "time limit of a correction; the container is killed then"},
+    {"CORRECTION_TIMEOUT", "180s",
+     "time limit of a correction without a deadline label (the starter writes one); the "
+     "container is killed then"},
     {"MAX_OUTPUT_BYTES", "1m", "largest stdout accepted from a correction"},
     {"CONTAINER_RETENTION", "1h",
-     "exited correction containers no message claims are removed after"},
+     "correction containers no running message claims (exited, or never started) are kept "
+     "this long; then an exited one is reported from its labels, and removed"},
     {"PREFETCH", "1000", "running messages held at once (one per correction in flight)"},
     {"MAX_TRACKED_JOBS", "100000", "jobs tracked at once"},
     {"RECONCILE_INTERVAL", "10s", "how often correction containers are listed (lost events)"},

@@ -752,6 +752,21 @@ static void step_publish_running(struct job *job)
     free(body);
 }
 
+/* The deadline label is written when the container is created (a pull or a retry may come
+ * between the job's arrival and its create): the completer counts the time limit as this
+ * deadline minus the container's creation, from its start. */
+static void set_deadline_label(starter *s, struct job *job)
+{
+    char deadline[32];
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    long long now_s = (long long)ts.tv_sec + (ts.tv_nsec >= 500000000L); /* the nearest */
+    snprintf(deadline, sizeof(deadline), "%lld",
+             now_s + (long long)(s->cfg.correction_timeout_ms / 1000));
+    json_object_set_new(json_object_get(job->create_config, "Labels"), LABEL_DEADLINE,
+                        json_string(deadline));
+}
+
 static void job_run(struct job *job)
 {
     starter *s = job->s;
@@ -761,6 +776,7 @@ static void job_run(struct job *job)
         step_pull(job);
         return;
     case STEP_CREATE:
+        set_deadline_label(s, job);
         r = docker_container_create(s->docker, job->name, job->create_config, on_created, job);
         break;
     case STEP_INSPECT:
@@ -833,7 +849,7 @@ static json_t *build_create_config(starter *s, struct job *job)
                     "NanoCpus", (json_int_t)c->nanocpus, "PidsLimit", (json_int_t)c->pids,
                     "CapDrop", "ALL", "CapAdd", caps, "SecurityOpt", "no-new-privileges",
                     "LogConfig", "Type", "json-file", "Config", "max-size", c->log_max_size,
-                    "max-file", "1", "AutoRemove", 0);
+                    "max-file", "2", "AutoRemove", 0);
 out:
     free(wid);
     json_decref(env);

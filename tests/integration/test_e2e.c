@@ -75,9 +75,11 @@ static void test_mixed_batch(void **state)
     struct ct_daemon starter, completer, notifier;
     ct_daemon_start(&starter, "starter", "e2e",
                     (const char *const[]){exdir, "MAX_RUNNING=8", "CORRECTION_MEMORY=16m",
-                                          "RECONCILE_INTERVAL=1s", NULL});
+                                          "RECONCILE_INTERVAL=1s", "CORRECTION_TIMEOUT=6s", NULL});
+    /* The time limit is the starter's (its deadline label, from the container's creation); the
+     * completer's CORRECTION_TIMEOUT only applies to containers without the label. */
     ct_daemon_start(&completer, "completer", "e2e",
-                    (const char *const[]){"CORRECTION_TIMEOUT=3s", "RECONCILE_INTERVAL=2s", NULL});
+                    (const char *const[]){"CORRECTION_TIMEOUT=6s", "RECONCILE_INTERVAL=2s", NULL});
     ct_daemon_start(&notifier, "notifier", "e2e",
                     (const char *const[]){"CALLBACK_RETRY_DELAYS=1s,2s", NULL});
 
