@@ -1093,6 +1093,12 @@ static void test_config_errors(void **state)
     ct_untrack(run.pid);
     assert_true(ct_file_count(run.log, "CORRECTION_MEMORY") > 0);
 
+    start_starter(&run, "badconfig3", (const char *[]){"JOB_RETRY_BUDGET=soon", NULL});
+    assert_int_equal(ct_wait_exit(run.pid, 10000, &status), 0);
+    assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 2);
+    ct_untrack(run.pid);
+    assert_true(ct_file_count(run.log, "JOB_RETRY_BUDGET") > 0);
+
     char *argv[] = {STARTER, "--help", NULL};
     char log[512];
     snprintf(log, sizeof(log), "%s/starter-help.log", ct_env("CT_TMP"));
@@ -1100,12 +1106,23 @@ static void test_config_errors(void **state)
     pid_t pid = ct_spawn(STARTER, argv, NULL, log);
     assert_int_equal(ct_wait_exit(pid, 10000, &status), 0);
     assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
-    const char *names[] = {"RABBITMQ_HOST",       "RABBITMQ_PORT",   "RABBITMQ_USER",
-                           "RABBITMQ_PASSWORD",   "RABBITMQ_VHOST",  "DOCKER_HOST",
-                           "LOG_LEVEL",           "MAX_RUNNING",     "CORRECTION_NETWORK",
-                           "CORRECTION_MEMORY",   "CORRECTION_CPUS", "CORRECTION_PIDS",
-                           "MAX_EXERCISE_BYTES",  "EXERCISE_DIR",    "DELETE_EXERCISE_FILE",
-                           "DONT_START_CONTAINER"};
+    const char *names[] = {"RABBITMQ_HOST",
+                           "RABBITMQ_PORT",
+                           "RABBITMQ_USER",
+                           "RABBITMQ_PASSWORD",
+                           "RABBITMQ_VHOST",
+                           "DOCKER_HOST",
+                           "LOG_LEVEL",
+                           "MAX_RUNNING",
+                           "CORRECTION_NETWORK",
+                           "CORRECTION_MEMORY",
+                           "CORRECTION_CPUS",
+                           "CORRECTION_PIDS",
+                           "MAX_EXERCISE_BYTES",
+                           "EXERCISE_DIR",
+                           "DELETE_EXERCISE_FILE",
+                           "DONT_START_CONTAINER",
+                           "JOB_RETRY_BUDGET"};
     for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
         if (ct_file_count(log, names[i]) == 0)
             fail_msg("--help does not list %s", names[i]);
