@@ -1076,6 +1076,45 @@ static void test_running_message_bounds(void **state)
     free(file);
 }
 
+/* A pending message over MAX_MESSAGE_BYTES is parked in pending_corrections.invalid with its
+ * reason (the link does it before the starter sees it), never dropped; the next job runs. */
+static void test_oversized_pending_parked(void **state)
+{
+    (void)state;
+    struct ct_daemon run;
+    char *file = exercise("oversized.txt", "abc");
+    char max_bytes[64];
+    snprintf(max_bytes, sizeof(max_bytes), "MAX_MESSAGE_BYTES=%d", MSG_MIN_MESSAGE_BYTES);
+    start_starter(&run, "oversized",
+                  (const char *[]){max_bytes, "DONT_START_CONTAINER=true", NULL});
+    static char big[MSG_MIN_MESSAGE_BYTES + 4096];
+    int n = snprintf(big, sizeof(big),
+                     "{\"work_id\":\"w-big\",\"image\":\"ct-ok\",\"file\":\"%s\","
+                     "\"callback\":\"http://h/cb\",\"params\":[\"X=",
+                     file);
+    memset(big + n, 'x', MSG_MIN_MESSAGE_BYTES);
+    snprintf(big + n + MSG_MIN_MESSAGE_BYTES, sizeof(big) - (size_t)n - MSG_MIN_MESSAGE_BYTES,
+             "\"]}");
+    ct_amqp_publish("pending_corrections", big, NULL);
+    publish_job("w-after", "ct-ok:latest", file, "http://h/cb", NULL, NULL);
+    struct ct_msg *m = ct_amqp_get("pending_corrections.invalid", WAIT_MS);
+    assert_non_null(m);
+    assert_int_equal(m->len, strlen(big));
+    assert_memory_equal(m->body, big, m->len);
+    const char *reason = json_string_value(json_object_get(m->headers, "x-correctomatic-reason"));
+    assert_non_null(reason);
+    if (strncmp(reason, "message too large - ", 20) != 0)
+        fail_msg("unexpected reason: %s", reason);
+    ct_msg_free(m);
+    json_t *r = get_json("running_corrections");
+    assert_string_equal(json_string_value(json_object_get(r, "work_id")), "w-after");
+    json_decref(r);
+    assert_int_equal(ct_amqp_count("pending_corrections"), 0);
+    assert_int_equal(ct_amqp_count("finished_corrections"), 0);
+    assert_int_equal(stop_starter(&run), 0);
+    free(file);
+}
+
 static void test_config_errors(void **state)
 {
     (void)state;
@@ -1173,6 +1212,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_accented_param_name, ct_reset_pipeline_fixture,
                                         ct_reset_pipeline_fixture),
         cmocka_unit_test_setup_teardown(test_running_message_bounds, ct_reset_pipeline_fixture,
+                                        ct_reset_pipeline_fixture),
+        cmocka_unit_test_setup_teardown(test_oversized_pending_parked, ct_reset_pipeline_fixture,
                                         ct_reset_pipeline_fixture),
     };
     /* CT_TEST_FILTER=test_name (wildcards allowed): only those, while working on them */
