@@ -35,10 +35,16 @@
  * digest, so a create still in flight from an earlier delivery of the same message meets it
  * (409) instead of making a second one; a first delivery finding there a container of an
  * earlier submission (its job_id label is not ours) takes the name correction-<job_id>, and a
- * container created again after a failed start correction-<job_id>-<n>. (Without a message_id
- * a redelivery cannot tell its own container from one of an identical submission still
- * around if its first delivery never made one: publishers that re-submit identical bytes
- * while a correction runs should set message_id.)
+ * container created again after a failed start correction-<job_id>-<n>. A message this process
+ * returned to the queue untouched (at capacity, or when the connection was lost before anything
+ * was done for it) comes back with redelivered=true: a ring of their digests (s->untouched)
+ * makes it a first delivery again.
+ *
+ * What remains without a message_id (the bytes are all there is): a redelivery after a crash
+ * cannot tell its own container from one of an identical submission still around if its first
+ * delivery never made one, and a redelivery whose first delivery left nothing to adopt (a fault
+ * reported, or a correction already finished and removed, with the ack lost in between) is a
+ * new job with a new job_id. Publishers that need exact de-duplication set message_id.
  *
  * Faults: one rule, from structured facts (which call, the HTTP status, whether the engine
  * answers /_ping right after), never from the text of a message.
@@ -110,6 +116,9 @@
 #define REASON_UPLOAD_FAILED "upload failed"
 #define REASON_START_FAILED "container start failed"
 
+/* Messages returned untouched that a redelivery recognizes (see struct starter). */
+#define UNTOUCHED_MAX 1024
+
 /* Where the submission is inside the container (the contract's path). */
 #define EXERCISE_PATH "/tmp/exercise"
 
@@ -166,6 +175,7 @@ struct job {
     bool released;         /* out of s->jobs; freed once no callback can come */
     bool counted;          /* counted in s->starting */
     bool pulled;           /* its image was pulled: a create answered 404 again is final */
+    bool touched;          /* a container may exist, or a result was published: not "untouched" */
     struct pull *pull;     /* the pull it waits for, or NULL */
     struct job *pull_next; /* in pull->waiters */
     char reason[64];       /* of the job's fault */
@@ -208,6 +218,11 @@ struct starter {
     unsigned events_failures;
     bool docker_down_logged;
     idmap *pulls; /* struct pull by key */
+    /* Digests of messages without a message_id that went back to the queue untouched (at
+     * capacity, or when the connection was lost before anything was done): their redelivery
+     * is a first delivery, with nothing to adopt. A ring: the oldest are forgotten. */
+    char untouched[UNTOUCHED_MAX][IDS_UUID_LEN + 1];
+    size_t untouched_next;
     char hostname[256];
     void (*done)(void *);
     void *done_ud;
@@ -225,6 +240,24 @@ static void admit_ready(starter *s);
 static bool has_room(const starter *s)
 {
     return (uint64_t)s->running + s->starting < s->cfg.max_running;
+}
+
+static void untouched_add(starter *s, const char *digest)
+{
+    snprintf(s->untouched[s->untouched_next], sizeof(s->untouched[0]), "%s", digest);
+    s->untouched_next = (s->untouched_next + 1) % UNTOUCHED_MAX;
+}
+
+/* True (and forgotten) when a message with this digest went back to the queue untouched. */
+static bool untouched_take(starter *s, const char *digest)
+{
+    for (size_t i = 0; i < UNTOUCHED_MAX; i++) {
+        if (strcmp(s->untouched[i], digest) == 0) {
+            s->untouched[i][0] = '\0';
+            return true;
+        }
+    }
+    return false;
 }
 
 static void update_consumer(starter *s)
@@ -642,6 +675,7 @@ static void publish(struct job *job, const char *queue, const char *body, size_t
     struct amqp_link_publish_opts opts = {
         .message_id = job->job_id, .headers = headers, .n_headers = n_headers};
     log_job(LOG_DEBUG, job, "publishing", "queue", queue, NULL, NULL);
+    job->touched = true;
     int r = amqp_link_publish(job->s->link, queue, body, len, &opts, on_published, job);
     if (r == -ENOTCONN) {
         job_abandon(job);
@@ -880,6 +914,7 @@ static void after_upload(struct job *job)
  * (or an earlier attempt of this one). */
 static void job_adopt(struct job *job, const char *state)
 {
+    job->touched = true;
     log_job(LOG_INFO, job, "container exists already, resuming", "state", state, NULL, NULL);
     if (strcmp(state, "created") != 0) {
         job_uncount(job); /* it was started before: Docker counts it if it runs */
@@ -1343,6 +1378,7 @@ static void step_create(struct job *job)
         job_retry(job, "out of memory");
         return;
     }
+    job->touched = true;
     int r = docker_container_create(s->docker, job->name, config, on_created, job);
     json_decref(config);
     if (r < 0) {
@@ -1438,44 +1474,39 @@ static void job_run(struct job *job)
 static void on_delivery(amqp_link *link, const struct amqp_link_delivery *d, void *ud)
 {
     starter *s = ud;
+    char digest[IDS_UUID_LEN + 1];
+    bool has_id = d->message_id && *d->message_id;
+    ids_uuid_from_bytes(d->body, d->body_len, digest);
+    /* A message we returned untouched is, for us, delivered for the first time. */
+    bool first = !d->redelivered || (!has_id && untouched_take(s, digest));
     if (s->shutting_down || s->ready || !has_room(s)) {
-        /* Prefetched before the consumer paused: back to the queue, where it waits. */
-        amqp_link_nack(link, d->generation, d->delivery_tag, true);
+        /* Prefetched before the consumer paused: back to the queue, where it waits (there any
+         * starter with room may take it). */
+        if (amqp_link_nack(link, d->generation, d->delivery_tag, true) == 0 && first && !has_id)
+            untouched_add(s, digest);
         update_consumer(s);
         return;
     }
     struct job *job = calloc(1, sizeof(*job));
+    int r = -ENOMEM;
     if (!job || !(job->body = malloc(d->body_len + 1)) ||
-        (d->message_id && *d->message_id && !(job->message_id = strdup(d->message_id)))) {
-        if (job)
-            free(job->body);
-        free(job);
-        amqp_link_nack(link, d->generation, d->delivery_tag, true);
-        log_kv(LOG_ERROR, "out of memory, job returned to the queue", NULL);
-        return;
-    }
+        (has_id && !(job->message_id = strdup(d->message_id))))
+        goto fail;
     memcpy(job->body, d->body, d->body_len);
     job->body[d->body_len] = '\0';
     job->body_len = d->body_len;
-    ids_uuid_from_bytes(job->body, job->body_len, job->submission);
-    int r = 0;
-    if (job->message_id)
+    memcpy(job->submission, digest, sizeof(digest));
+    r = 0;
+    if (has_id)
         ids_uuid_from_bytes(job->message_id, strlen(job->message_id), job->job_id);
     else
         r = ids_uuid_random(job->job_id); /* a redelivery adopting a container takes its id */
-    if (r < 0) {
-        free(job->body);
-        free(job->message_id);
-        free(job);
-        amqp_link_nack(link, d->generation, d->delivery_tag, true);
-        log_kv(LOG_ERROR, "no random job id, job returned to the queue", "error", strerror(-r),
-               NULL);
-        return;
-    }
+    if (r < 0)
+        goto fail;
     job->s = s;
     job->gen = d->generation;
     job->tag = d->delivery_tag;
-    job->redelivered = d->redelivered;
+    job->redelivered = !first;
     name_first(job);
     uv_timer_init(s->loop, &job->timer);
     job->timer.data = job;
@@ -1486,6 +1517,16 @@ static void on_delivery(amqp_link *link, const struct amqp_link_delivery *d, voi
     job_count(job);
     update_consumer(s);
     job_goto(job, STEP_BEGIN);
+    return;
+fail:
+    if (job) {
+        free(job->body);
+        free(job->message_id);
+    }
+    free(job);
+    if (amqp_link_nack(link, d->generation, d->delivery_tag, true) == 0 && first && !has_id)
+        untouched_add(s, digest);
+    log_kv(LOG_ERROR, "cannot take a job now, returned to the queue", "error", strerror(-r), NULL);
 }
 
 /* ---- the link ----------------------------------------------------------------------------- */
@@ -1502,8 +1543,11 @@ static void on_link_event(amqp_link *link, enum amqp_link_event ev, const char *
          * redelivery resumes from the container's state. */
         for (struct job *j = s->jobs, *next; j; j = next) {
             next = j->next;
-            if (!j->abandoned)
-                job_abandon(j);
+            if (j->abandoned)
+                continue;
+            if (!j->touched && !j->message_id && !j->redelivered)
+                untouched_add(s, j->submission);
+            job_abandon(j);
         }
     }
 }

@@ -768,6 +768,30 @@ static json_t *only_container(void)
     return c;
 }
 
+/* The same bytes twice at MAX_RUNNING=1: the second is returned to the queue untouched
+ * (redelivered=true when it comes back) while the first runs; it is still a new job, not a
+ * redelivery of the first. */
+static void test_resubmission_returned_at_capacity(void **state)
+{
+    (void)state;
+    struct ct_daemon run;
+    char *file = exercise("capacity.txt", "abc");
+    publish_job("w-cap", "ct-sleeper:latest", file, "http://h/cb", "[\"SLEEP=3\"]", NULL);
+    publish_job("w-cap", "ct-sleeper:latest", file, "http://h/cb", "[\"SLEEP=3\"]", NULL);
+    start_starter(&run, "capacity", (const char *[]){"MAX_RUNNING=1", NULL});
+    json_t *r1 = get_json("running_corrections");
+    json_t *r2 = get_json("running_corrections");
+    assert_string_not_equal(json_string_value(json_object_get(r1, "job_id")),
+                            json_string_value(json_object_get(r2, "job_id")));
+    assert_string_not_equal(json_string_value(json_object_get(r1, "container_id")),
+                            json_string_value(json_object_get(r2, "container_id")));
+    assert_int_equal(count_containers(), 2);
+    json_decref(r1);
+    json_decref(r2);
+    assert_int_equal(stop_starter(&run), 0);
+    free(file);
+}
+
 /* ---- faults: the engine's or the job's (items 3 and 4 of issue 10) ----------------------------
  */
 
@@ -1195,6 +1219,8 @@ int main(void)
                                         ct_reset_pipeline_fixture),
         cmocka_unit_test_setup_teardown(test_resubmission_is_a_new_job, ct_reset_pipeline_fixture,
                                         ct_reset_pipeline_fixture),
+        cmocka_unit_test_setup_teardown(test_resubmission_returned_at_capacity,
+                                        ct_reset_pipeline_fixture, ct_reset_pipeline_fixture),
         cmocka_unit_test_setup_teardown(test_start_fault_engine_stopping, ct_reset_pipeline_fixture,
                                         ct_reset_pipeline_fixture),
         cmocka_unit_test_setup_teardown(test_start_fault_stale_endpoint, ct_reset_pipeline_fixture,
