@@ -915,6 +915,15 @@ static void after_upload(struct job *job)
 static void job_adopt(struct job *job, const char *state)
 {
     job->touched = true;
+    if (strcmp(state, "removing") == 0 || strcmp(state, "dead") == 0) {
+        /* Going away (or gone wrong): nothing to resume, a container of its own again. */
+        log_job(LOG_INFO, job, "container of the job is being removed, creating another", "state",
+                state, NULL, NULL);
+        job->container_id[0] = '\0';
+        name_recreate(job);
+        job_to_create(job);
+        return;
+    }
     log_job(LOG_INFO, job, "container exists already, resuming", "state", state, NULL, NULL);
     if (strcmp(state, "created") != 0) {
         job_uncount(job); /* it was started before: Docker counts it if it runs */
