@@ -24,7 +24,8 @@
  *   REPORT      the error result (or park)        ack; done
  *
  * Adopting a container: "created" is UPLOADed again (without the file, which a lost ack may
- * have deleted: CHECK_FILE) then started; any other state was started before: PUBLISH.
+ * have deleted: CHECK_FILE) then started; "removing" or "dead": CREATE, under a new name; any
+ * other state was started before: PUBLISH.
  *
  * Identity. With an AMQP message_id the publisher declares the job: job_id is derived from it,
  * and every delivery with that message_id (a redelivery, or the same message published twice)
@@ -58,6 +59,8 @@
  *                                                         step's error for the caller
  *   CREATE      404                                     "image not found" (after a pull)
  *               other 4xx                               "container create failed"
+ *   INSPECT     404 (after the 409)                     the name's holder is being made or
+ *                                                         removed: as a 5xx, from CREATE
  *   UPLOAD      404                                     the container is gone: CREATE again
  *               other 4xx                               "upload failed"
  *   START       404                                     the container is gone: CREATE again
