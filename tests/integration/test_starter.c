@@ -905,6 +905,35 @@ static void test_retry_budget_and_slot(void **state)
     free(file);
 }
 
+/* The same for an upload that keeps failing with a 5xx: "upload failed" once the budget is
+ * spent, and the container is removed. */
+static void test_retry_budget_upload(void **state)
+{
+    (void)state;
+    struct ct_daemon run;
+    struct proxy px;
+    char *file = exercise("budget-upload.txt", "abc");
+    proxy_start(&px, "budget-upload",
+                "{\"rules\": [{\"id\": \"upload\", \"method\": \"PUT\", "
+                "\"path\": \"^/containers/[^/]+/archive$\", \"status\": 500, "
+                "\"message\": \"cannot extract the archive\"}]}");
+    start_starter(
+        &run, "budget-upload",
+        (const char *[]){px.env, "RETRY_MIN=200ms", "RETRY_MAX=1s", "JOB_RETRY_BUDGET=2s", NULL});
+    publish_job("w-upload", "ct-ok:latest", file, "http://h/cb", NULL, NULL);
+    json_t *j = get_json("finished_corrections");
+    const char *data = json_string_value(json_object_get(j, "correction_data"));
+    assert_non_null(data);
+    if (strcmp(data, "upload failed - cannot extract the archive") != 0)
+        fail_msg("unexpected reason: %s", data);
+    assert_true(proxy_count(&px, "upload") >= 2);
+    assert_int_equal(count_containers(), 0);
+    json_decref(j);
+    assert_int_equal(stop_starter(&run), 0);
+    proxy_stop(&px);
+    free(file);
+}
+
 /* DOCKER_PULL and a registry that cannot be reached: the pull is retried within
  * JOB_RETRY_BUDGET (the engine answers), then "image pull failed" for the caller. */
 static void test_pull_unreachable_registry(void **state)
@@ -1226,6 +1255,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_start_fault_stale_endpoint, ct_reset_pipeline_fixture,
                                         ct_reset_pipeline_fixture),
         cmocka_unit_test_setup_teardown(test_retry_budget_and_slot, ct_reset_pipeline_fixture,
+                                        ct_reset_pipeline_fixture),
+        cmocka_unit_test_setup_teardown(test_retry_budget_upload, ct_reset_pipeline_fixture,
                                         ct_reset_pipeline_fixture),
         cmocka_unit_test_setup_teardown(test_pull_unreachable_registry, ct_reset_pipeline_fixture,
                                         ct_reset_pipeline_fixture),
