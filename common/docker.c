@@ -733,6 +733,23 @@ int docker_container_start(docker *d, const char *id, docker_cb cb, void *userda
     return call_path(d, "POST", docker_path_for("/containers/", id, "/start"), cb, userdata);
 }
 
+int docker_container_stat(docker *d, const char *id, const char *path, docker_cb cb, void *userdata)
+{
+    char *p;
+    int r;
+
+    if (!valid_id(id) || !path || !*path)
+        return -EINVAL;
+    p = docker_path_for("/containers/", id, "/archive");
+    if (!p)
+        return -ENOMEM;
+    r = docker_query_add(&p, "path", path);
+    if (r == 0)
+        r = docker_call(d, "HEAD", p, NULL, NULL, 0, cb, userdata);
+    free(p);
+    return r;
+}
+
 int docker_container_inspect(docker *d, const char *id, docker_cb cb, void *userdata)
 {
     if (!valid_id(id))

@@ -58,6 +58,10 @@ int docker_container_create(docker *d, const char *name, json_t *config, docker_
 int docker_container_upload(docker *d, const char *id, const char *path, const void *tar,
                             size_t tar_len, docker_cb cb, void *userdata);
 int docker_container_start(docker *d, const char *id, docker_cb cb, void *userdata); /* 204/304 */
+/* HEAD /containers/{id}/archive?path=...: 200 when path exists in the container, 404 when it
+ * does not (or the container does not); no body either way. */
+int docker_container_stat(docker *d, const char *id, const char *path, docker_cb cb,
+                          void *userdata);
 int docker_container_inspect(docker *d, const char *id, docker_cb cb, void *userdata);
 /* GET /containers/{id}/logs?stdout=1&stderr=1: the raw (multiplexed) stream in body, at most
  * max_bytes (err -EFBIG beyond, with the first max_bytes kept in body). */

@@ -15,6 +15,9 @@
 #define LABEL_CALLBACK "correctomatic.callback"
 #define LABEL_DEADLINE "correctomatic.deadline" /* unix seconds */
 #define LABEL_HOST "correctomatic.host"
+/* The submission's digest (a UUID of the pending message's bytes): a redelivered message
+ * without a message_id finds the container its first delivery made by it. */
+#define LABEL_SUBMISSION "correctomatic.submission"
 
 /* Why a message was parked in a *.invalid queue, and the job it belonged to. */
 #define HEADER_REASON "x-correctomatic-reason"

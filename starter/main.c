@@ -30,6 +30,8 @@ static const struct config_doc docs[] = {
     {"DONT_START_CONTAINER", "false", "create containers without starting them (testing)"},
     {"RETRY_MIN", "500ms", "first retry delay after a Docker or broker fault"},
     {"RETRY_MAX", "30s", "longest retry delay"},
+    {"JOB_RETRY_BUDGET", "2m",
+     "how long one job retries Docker or a pull failing for it alone, then it is its error"},
     {"RECONCILE_INTERVAL", "5s", "how often the running count is re-read from Docker"},
     {"SHUTDOWN_TIMEOUT", "10s", "on SIGTERM, how long in-flight jobs may take to finish"},
     {"DOCKER_PULL", "false", "pull a missing image (once for all the jobs that need it)"},
@@ -176,6 +178,8 @@ static int load_config(struct starter_config *c, struct owned *o, struct config_
         config_bool("DONT_START_CONTAINER", false, &c->dont_start, e) < 0 ||
         config_duration_ms("RETRY_MIN", 500, 10, 3600000, &c->retry_min_ms, e) < 0 ||
         config_duration_ms("RETRY_MAX", 30000, 10, 24 * 3600000ULL, &c->retry_max_ms, e) < 0 ||
+        config_duration_ms("JOB_RETRY_BUDGET", 120000, 0, 24 * 3600000ULL, &c->job_retry_budget_ms,
+                           e) < 0 ||
         config_duration_ms("RECONCILE_INTERVAL", 5000, 100, 3600000, &c->reconcile_ms, e) < 0 ||
         config_duration_ms("SHUTDOWN_TIMEOUT", 10000, 0, 3600000, &c->shutdown_timeout_ms, e) < 0)
         return -EINVAL;

@@ -1,93 +1,188 @@
 /* The starter stage.
  *
- * Each pending message becomes a job that walks these steps, each safe to repeat:
+ * Each pending message becomes a job: a state machine whose steps are each safe to repeat.
  *
- *   parse + allowlist + read the file -> CREATE -> UPLOAD -> START -> PUBLISH running -> ack
- *                                          |409: INSPECT (a redelivery: carry on from its state)
- *                                          |404 with DOCKER_PULL: PULL, then CREATE again
+ *   step        what it does                      next
+ *   BEGIN       parse, ALLOWED_IMAGES             LOOKUP when the job may own a container
+ *                                                 already (message_id set, or redelivered);
+ *                                                 else read the file, CREATE
+ *   LOOKUP      list containers by label          the newest found is adopted (below);
+ *                                                 none: read the file, CREATE
+ *   CREATE      POST /containers/create           201: UPLOAD; 409: INSPECT (the name's
+ *                                                 holder); 404: PULL (DOCKER_PULL) or fault
+ *   PULL        one shared pull per image         CREATE
+ *   INSPECT     the container holding our name    ours (or the job may own one): adopted;
+ *                                                 an earlier submission's: CREATE, new name
+ *   CHECK_FILE  HEAD .../archive?path=EXERCISE    there: START; absent: "file not found"
+ *   UPLOAD      PUT .../archive                   START (PUBLISH with DONT_START_CONTAINER)
+ *   START       POST .../start                    PUBLISH
+ *   DISCARD     remove a container that failed    CREATE, under a new name
+ *               to start through no fault of
+ *               its image
+ *   PUBLISH     the running message               ack, delete the file; done
+ *   REMOVE      the container of a failed job     REPORT
+ *   REPORT      the error result (or park)        ack; done
  *
- * Pulls are shared: jobs that need the same missing image wait on one pull (s->pulls, keyed by
- * the image's name and tag or digest). A pull the registry refuses (no such image, access
- * denied) is the job's fault; a pull that cannot reach the registry is retried like any
- * infrastructure fault, from CREATE (another job may have brought the image meanwhile).
+ * Adopting a container: "created" is UPLOADed again (without the file, which a lost ack may
+ * have deleted: CHECK_FILE) then started; "removing" or "dead": CREATE, under a new name; any
+ * other state was started before: PUBLISH.
  *
- * A fault of the job (bad message, missing image, bad file...) goes to REMOVE (when a container
- * exists) and REPORT: an error result on finished_corrections when the job has a usable
- * callback, else the message parked in pending_corrections.invalid with the reason; then ack.
- * An infrastructure fault (Docker or the broker failing) retries the same step with capped
- * exponential backoff while the message stays unacked.
+ * Identity. With an AMQP message_id the publisher declares the job: job_id is derived from it,
+ * and every delivery with that message_id (a redelivery, or the same message published twice)
+ * adopts the job's container. Without one, a first delivery (redelivered=false) is always a
+ * new job with a random job_id, even when the same bytes were submitted before (a re-grade);
+ * only a redelivered message adopts a container: the newest labelled with its bytes' digest
+ * (correctomatic.submission). The first container's name is derived from the message_id or the
+ * digest, so a create still in flight from an earlier delivery of the same message meets it
+ * (409) instead of making a second one; a first delivery finding there a container of an
+ * earlier submission (its job_id label is not ours) takes the name correction-<job_id>, and a
+ * container created again after a failed start correction-<job_id>-<n>. A message this process
+ * returned to the queue untouched (at capacity, or when the connection was lost before anything
+ * was done for it) comes back with redelivered=true: a ring of their digests (s->untouched)
+ * makes it a first delivery again.
  *
- * The container name is derived from the message (its message_id, else its bytes), so a
- * redelivered message meets its own container (409) instead of making a second one.
+ * What remains without a message_id (the bytes are all there is): a redelivery after a crash
+ * cannot tell its own container from one of an identical submission still around if its first
+ * delivery never made one, and a redelivery whose first delivery left nothing to adopt (a fault
+ * reported, or a correction already finished and removed, with the ack lost in between) is a
+ * new job with a new job_id. Publishers that need exact de-duplication set message_id.
+ *
+ * Faults: one rule, from structured facts (which call, the HTTP status, whether the engine
+ * answers /_ping right after), never from the text of a message.
+ *
+ *   call        answer                                  means
+ *   any Docker  no answer, or 5xx                       probe GET /_ping:
+ *                 /_ping fails                            the engine is down or stopping,
+ *                                                         for every job: retry, no budget
+ *                 /_ping answers                          retry, counted against the job's
+ *                                                         JOB_RETRY_BUDGET; once spent, the
+ *                                                         step's error for the caller
+ *   CREATE      404                                     "image not found" (after a pull)
+ *               other 4xx                               "container create failed"
+ *   INSPECT     404 (after the 409)                     the name's holder is being made or
+ *                                                         removed: as a 5xx, from CREATE
+ *   UPLOAD      404                                     the container is gone: CREATE again
+ *               other 4xx                               "upload failed"
+ *   START       404                                     the container is gone: CREATE again
+ *               anything else but 204/304               probe; when /_ping answers, inspect:
+ *                 "created", ExitCode 126 or 127          the runtime could not execute the
+ *                                                         image's command: "container start
+ *                                                         failed"
+ *                 another state                           it did start: PUBLISH
+ *                 otherwise                               DISCARD, counted (a failed start
+ *                                                         can leave an endpoint of its name)
+ *   PULL        no such image / access denied           "image not found" / "image pull
+ *                                                         denied"
+ *               anything else                           as "any Docker": "image pull failed"
+ *   REMOVE      budget spent                            REPORT anyway (the completer removes
+ *                                                         unclaimed containers)
+ *   publish     nack, return, no room                   retry, no budget (the broker's)
+ *               connection lost                         the broker has the message back
+ *   parse/read  out of memory                           retry, no budget (ours)
+ *
+ * A fault of the job goes to REMOVE (when a container exists) and REPORT: an error result on
+ * finished_corrections when the job has a usable callback, else the message parked in
+ * pending_corrections.invalid with the reason; then ack. A result that cannot be serialized is
+ * never retried: its reason alone (plain text) is reported.
  *
  * Capacity: the consumer runs only while (running correction containers on the host + jobs
  * being started) < MAX_RUNNING. The running count comes from Docker (a label-filtered list),
- * refreshed on container start/die events and periodically; waiting jobs stay in the queue. */
+ * refreshed on container start/die events and periodically; waiting jobs stay in the queue. A
+ * job waiting to retry, or for a pull, holds no slot; when it resumes it takes one, or waits
+ * in line (s->ready, first come first served, ahead of new deliveries) until one is free. The
+ * prefetch is twice MAX_RUNNING, so as many jobs again may wait without holding a slot. */
 #include "starter.h"
 
 #include <errno.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "daemon.h"
 #include "exercise.h"
 #include "idmap.h"
 #include "ids.h"
-#include "daemon.h"
 #include "log.h"
 #include "msg.h"
 #include "schedule.h"
 #include "tar.h"
+#include "text.h"
 
 #define REASON_IMAGE_NOT_FOUND "image not found"
 #define REASON_IMAGE_NOT_ALLOWED "image not allowed"
 #define REASON_IMAGE_PULL_DENIED "image pull denied"
+#define REASON_IMAGE_PULL_FAILED "image pull failed"
 #define REASON_CREATE_FAILED "container create failed"
 #define REASON_UPLOAD_FAILED "upload failed"
 #define REASON_START_FAILED "container start failed"
 
+/* Messages returned untouched that a redelivery recognizes (see struct starter). */
+#define UNTOUCHED_MAX 1024
+
+/* Where the submission is inside the container (the contract's path). */
+#define EXERCISE_PATH "/tmp/exercise"
+
 enum step {
+    STEP_BEGIN,
+    STEP_LOOKUP,
     STEP_CREATE,
     STEP_PULL,
     STEP_INSPECT,
+    STEP_CHECK_FILE,
     STEP_UPLOAD,
     STEP_START,
+    STEP_DISCARD,
     STEP_PUBLISH,
     STEP_REMOVE,
     STEP_REPORT,
 };
 
-static const char *const step_names[] = {"create", "pull",    "inspect", "upload",
-                                         "start",  "publish", "remove",  "report"};
+static const char *const step_names[] = {"begin",   "lookup",     "create", "pull",
+                                         "inspect", "check file", "upload", "start",
+                                         "discard", "publish",    "remove", "report"};
 
 struct job {
     starter *s;
-    struct job *prev, *next;
+    struct job *prev, *next; /* s->jobs */
+    struct job *ready_next;  /* s->ready: waiting for a MAX_RUNNING slot */
     uint64_t gen, tag;
+    bool redelivered;
     char *body;
     size_t body_len;
     char *message_id;
     struct pending_job p;
+    bool parsed;
     char work_id[128]; /* for logs */
     char job_id[IDS_UUID_LEN + 1];
-    char name[64];
+    char submission[IDS_UUID_LEN + 1]; /* the digest of the body */
+    char name[96];                     /* of the next container to create */
+    unsigned n_recreated;              /* containers made again after a failed start */
     char container_id[65];
-    json_t *create_config;
-    void *tar;
+    void *tar; /* the submission as an archive; NULL until read */
     size_t tar_len;
     enum step step;
-    unsigned attempts;
+    unsigned attempts;        /* faults so far: the backoff's exponent */
+    bool budget_started;      /* a fault counted against JOB_RETRY_BUDGET ... */
+    uint64_t budget_since_ms; /* ... first happened then */
+    const char *fault_reason; /* the last Docker fault: the reason the caller hears ... */
+    char fault_detail[448];   /* ... and the detail, when the budget is spent */
     uv_timer_t timer;
     bool busy;             /* a Docker call or a publish is in flight */
+    bool publishing;       /* the publish in flight: its confirm callback still comes */
     bool waiting;          /* the retry timer is armed */
+    bool ready;            /* in s->ready */
     bool abandoned;        /* the message went back to the queue: stop at the next step */
+    bool released;         /* out of s->jobs; freed once no callback can come */
     bool counted;          /* counted in s->starting */
     bool pulled;           /* its image was pulled: a create answered 404 again is final */
+    bool touched;          /* a container may exist, or a result was published: not "untouched" */
     struct pull *pull;     /* the pull it waits for, or NULL */
     struct job *pull_next; /* in pull->waiters */
-    char fault[600];
+    char reason[64];       /* of the job's fault */
+    char fault[600];       /* "<reason> - <detail>", valid UTF-8 */
 };
 
 /* One pull of a missing image, and the jobs waiting for it. */
@@ -107,6 +202,8 @@ struct starter {
     docker_events *events;
     uv_timer_t reconcile_timer, events_timer, shutdown_timer;
     struct job *jobs;
+    struct job *ready, *ready_tail; /* jobs that may resume once a slot is free, in order */
+    bool admitting;
     unsigned starting; /* jobs between delivery and their container's start */
     unsigned running;  /* running correction containers on the host (last count) */
     bool counted_once; /* the running count has been read at least once */
@@ -124,6 +221,11 @@ struct starter {
     unsigned events_failures;
     bool docker_down_logged;
     idmap *pulls; /* struct pull by key */
+    /* Digests of messages without a message_id that went back to the queue untouched (at
+     * capacity, or when the connection was lost before anything was done): their redelivery
+     * is a first delivery, with nothing to adopt. A ring: the oldest are forgotten. */
+    char untouched[UNTOUCHED_MAX][IDS_UUID_LEN + 1];
+    size_t untouched_next;
     char hostname[256];
     void (*done)(void *);
     void *done_ud;
@@ -134,15 +236,39 @@ static void job_fault(struct job *job, const char *reason, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 static void request_count(starter *s);
 static void shutdown_check(starter *s);
+static void admit_ready(starter *s);
 
 /* ---- capacity ---------------------------------------------------------------------------- */
+
+static bool has_room(const starter *s)
+{
+    return (uint64_t)s->running + s->starting < s->cfg.max_running;
+}
+
+static void untouched_add(starter *s, const char *digest)
+{
+    snprintf(s->untouched[s->untouched_next], sizeof(s->untouched[0]), "%s", digest);
+    s->untouched_next = (s->untouched_next + 1) % UNTOUCHED_MAX;
+}
+
+/* True (and forgotten) when a message with this digest went back to the queue untouched. */
+static bool untouched_take(starter *s, const char *digest)
+{
+    for (size_t i = 0; i < UNTOUCHED_MAX; i++) {
+        if (strcmp(s->untouched[i], digest) == 0) {
+            s->untouched[i][0] = '\0';
+            return true;
+        }
+    }
+    return false;
+}
 
 static void update_consumer(starter *s)
 {
     if (s->finished)
         return;
-    bool want = !s->shutting_down && s->counted_once &&
-                (uint64_t)s->running + s->starting < s->cfg.max_running;
+    admit_ready(s);
+    bool want = !s->shutting_down && s->counted_once && !s->ready && has_room(s);
     if (want == s->consuming)
         return;
     int r =
@@ -280,11 +406,18 @@ static void job_free_cb(uv_handle_t *h)
 {
     struct job *job = h->data;
     msg_pending_free(&job->p);
-    json_decref(job->create_config);
     free(job->tar);
     free(job->body);
     free(job->message_id);
     free(job);
+}
+
+static void job_count(struct job *job)
+{
+    if (!job->counted) {
+        job->counted = true;
+        job->s->starting++;
+    }
 }
 
 static void job_uncount(struct job *job)
@@ -293,6 +426,33 @@ static void job_uncount(struct job *job)
         job->counted = false;
         job->s->starting--;
     }
+}
+
+/* The steps that lead to a container being started hold a MAX_RUNNING slot while they run. */
+static bool step_needs_slot(enum step step)
+{
+    return step < STEP_PUBLISH;
+}
+
+static void ready_remove(struct job *job)
+{
+    starter *s = job->s;
+    if (!job->ready)
+        return;
+    struct job *prev = NULL;
+    for (struct job *j = s->ready; j; prev = j, j = j->ready_next) {
+        if (j != job)
+            continue;
+        if (prev)
+            prev->ready_next = j->ready_next;
+        else
+            s->ready = j->ready_next;
+        if (s->ready_tail == j)
+            s->ready_tail = prev;
+        break;
+    }
+    job->ready = false;
+    job->ready_next = NULL;
 }
 
 static void pull_detach(struct job *job)
@@ -310,19 +470,29 @@ static void pull_detach(struct job *job)
     job->pull_next = NULL;
 }
 
+/* Forgets the job. A job whose publish is still unconfirmed is freed by its confirm callback
+ * (which amqp_link guarantees, -ECANCELED at the latest when the link is freed); Docker calls
+ * in flight are the caller's business (answered with abandoned set, or cancelled by
+ * docker_free). */
 static void job_release(struct job *job)
 {
     starter *s = job->s;
+    if (job->released)
+        return;
+    job->released = true;
     pull_detach(job);
+    ready_remove(job);
     if (job->prev)
         job->prev->next = job->next;
     else
         s->jobs = job->next;
     if (job->next)
         job->next->prev = job->prev;
+    job->prev = job->next = NULL;
     job_uncount(job);
     uv_timer_stop(&job->timer);
-    uv_close((uv_handle_t *)&job->timer, job_free_cb);
+    if (!job->publishing)
+        uv_close((uv_handle_t *)&job->timer, job_free_cb);
     update_consumer(s);
     shutdown_check(s);
 }
@@ -343,6 +513,50 @@ static void log_job(enum log_level level, const struct job *job, const char *msg
            "container_id", job->container_id[0] ? job->container_id : NULL, k1, v1, k2, v2, NULL);
 }
 
+/* Runs the job's step now if it may: a step that needs a MAX_RUNNING slot takes one, or waits
+ * in line for one. */
+static void job_resume(struct job *job)
+{
+    starter *s = job->s;
+    if (job->counted || !step_needs_slot(job->step)) {
+        job_run(job);
+        return;
+    }
+    if (!s->ready && has_room(s)) {
+        job_count(job);
+        job_run(job);
+        return;
+    }
+    job->ready = true;
+    job->ready_next = NULL;
+    if (s->ready_tail)
+        s->ready_tail->ready_next = job;
+    else
+        s->ready = job;
+    s->ready_tail = job;
+    log_job(LOG_DEBUG, job, "waiting for a free slot to resume", "step", step_names[job->step],
+            NULL, NULL);
+}
+
+/* Resumes the jobs in line while there is room, in order. */
+static void admit_ready(starter *s)
+{
+    if (s->admitting)
+        return;
+    s->admitting = true;
+    while (s->ready && has_room(s) && !s->finished && !s->shutting_down) {
+        struct job *job = s->ready;
+        s->ready = job->ready_next;
+        if (!s->ready)
+            s->ready_tail = NULL;
+        job->ready = false;
+        job->ready_next = NULL;
+        job_count(job);
+        job_run(job);
+    }
+    s->admitting = false;
+}
+
 static void on_job_timer(uv_timer_t *t)
 {
     struct job *job = t->data;
@@ -351,10 +565,11 @@ static void on_job_timer(uv_timer_t *t)
         job_release(job);
         return;
     }
-    job_run(job);
+    job_resume(job);
 }
 
-/* An infrastructure fault: retry the current step later; the message stays unacked. */
+/* A fault that is nobody's in particular (the engine down, the broker, our memory): the step
+ * runs again later, the message stays unacked, and meanwhile the job holds no slot. */
 static void job_retry(struct job *job, const char *why)
 {
     starter *s = job->s;
@@ -376,12 +591,13 @@ static void job_retry(struct job *job, const char *why)
     log_kv(LOG_DEBUG, "retry scheduled", "job_id", job->job_id, "delay_ms", ms, NULL);
     job->waiting = true;
     uv_timer_start(&job->timer, on_job_timer, delay, 0);
+    job_uncount(job);
+    update_consumer(s);
 }
 
 static void job_goto(struct job *job, enum step step)
 {
     job->step = step;
-    job->attempts = 0;
     job_run(job);
 }
 
@@ -389,12 +605,18 @@ static void job_goto(struct job *job, enum step step)
 
 static void job_fault(struct job *job, const char *reason, const char *fmt, ...)
 {
-    char detail[448];
+    char detail[448], text[sizeof(job->fault)];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(detail, sizeof(detail), fmt, ap);
     va_end(ap);
-    snprintf(job->fault, sizeof(job->fault), "%s - %s", reason, detail);
+    snprintf(job->reason, sizeof(job->reason), "%s", reason);
+    int n = snprintf(text, sizeof(text), "%s - %s", reason, detail);
+    /* Outside text (a path, a Docker message) may be cut mid-character: valid UTF-8 first. */
+    text_utf8_copy(job->fault, sizeof(job->fault), text,
+                   n < 0                      ? 0
+                   : (size_t)n < sizeof(text) ? (size_t)n
+                                              : sizeof(text) - 1);
     log_job(LOG_WARN, job, "job failed", "reason", job->fault, "callback",
             job->p.callback ? "yes" : "no");
     job_uncount(job);
@@ -415,6 +637,12 @@ static void on_published(amqp_link *link, int status, void *ud)
     (void)link;
     struct job *job = ud;
     job->busy = false;
+    job->publishing = false;
+    if (job->released) {
+        /* released while its publish was in flight (at shutdown): only the memory is left */
+        uv_close((uv_handle_t *)&job->timer, job_free_cb);
+        return;
+    }
     if (job->abandoned) {
         job_release(job);
         return;
@@ -432,7 +660,7 @@ static void on_published(amqp_link *link, int status, void *ud)
         log_job(LOG_INFO, job,
                 job->s->cfg.dont_start ? "container created (not started)" : "correction started",
                 "image", job->p.image, NULL, NULL);
-        if (job->s->cfg.delete_file && job->p.file && unlink(job->p.file) < 0)
+        if (job->s->cfg.delete_file && job->p.file && unlink(job->p.file) < 0 && errno != ENOENT)
             log_job(LOG_WARN, job, "cannot delete the exercise file", "error", strerror(errno),
                     "file", job->p.file);
     } else {
@@ -449,6 +677,8 @@ static void publish(struct job *job, const char *queue, const char *body, size_t
 {
     struct amqp_link_publish_opts opts = {
         .message_id = job->job_id, .headers = headers, .n_headers = n_headers};
+    log_job(LOG_DEBUG, job, "publishing", "queue", queue, NULL, NULL);
+    job->touched = true;
     int r = amqp_link_publish(job->s->link, queue, body, len, &opts, on_published, job);
     if (r == -ENOTCONN) {
         job_abandon(job);
@@ -459,30 +689,122 @@ static void publish(struct job *job, const char *queue, const char *body, size_t
         return;
     }
     job->busy = true;
+    job->publishing = true;
 }
 
 static void step_report(struct job *job)
 {
-    if (job->p.callback) {
-        char *body =
-            msg_finished_error_serialize(job->p.work_id, job->job_id, job->p.callback, job->fault);
+    if (!job->p.callback) {
+        struct amqp_link_header h[] = {{.key = HEADER_REASON, .str = job->fault},
+                                       {.key = HEADER_JOB_ID, .str = job->job_id}};
+        publish(job, QUEUE_PENDING_INVALID, job->body, job->body_len, h, 2);
+        return;
+    }
+    size_t max = job->s->cfg.amqp.max_message_bytes;
+    char *body =
+        msg_finished_error_serialize(job->p.work_id, job->job_id, job->p.callback, job->fault);
+    if (body && strlen(body) > max) {
+        /* Cannot happen (every field is bounded, MAX_MESSAGE_BYTES is large enough): fall
+         * back all the same. */
+        free(body);
+        body = NULL;
+    }
+    if (!body) {
+        /* Never retried for what the text holds: the reason alone is plain text that always
+         * serializes; only a true lack of memory is retried. */
+        char plain[160];
+        snprintf(plain, sizeof(plain), "%s - the detail could not be reported", job->reason);
+        body = msg_finished_error_serialize(job->p.work_id, job->job_id, job->p.callback, plain);
         if (!body) {
             job_retry(job, "out of memory");
             return;
         }
-        publish(job, QUEUE_FINISHED, body, strlen(body), NULL, 0);
-        free(body);
-    } else {
-        struct amqp_link_header h[] = {{.key = HEADER_REASON, .str = job->fault},
-                                       {.key = HEADER_JOB_ID, .str = job->job_id}};
-        publish(job, QUEUE_PENDING_INVALID, job->body, job->body_len, h, 2);
+        log_job(LOG_WARN, job, "the error detail could not be serialized, reported without it",
+                "reason", job->fault, NULL, NULL);
     }
+    publish(job, QUEUE_FINISHED, body, strlen(body), NULL, 0);
+    free(body);
 }
 
-/* ---- Docker steps ------------------------------------------------------------------------- */
+/* ---- faults of Docker calls --------------------------------------------------------------- */
 
-/* Common handling of a Docker reply: returns true when the step may look at the status. */
-static bool docker_reply(struct job *job, const struct docker_result *res)
+static void on_start_checked(const struct docker_result *res, void *ud);
+
+/* A fault counted against the job's JOB_RETRY_BUDGET: retried until the budget is spent, then
+ * the caller hears of it. */
+static void job_counted_fault(struct job *job)
+{
+    starter *s = job->s;
+    uint64_t now = uv_now(s->loop);
+    if (!job->budget_started) {
+        job->budget_started = true;
+        job->budget_since_ms = now;
+    }
+    if (now - job->budget_since_ms < s->cfg.job_retry_budget_ms) {
+        job_retry(job, job->fault_detail);
+        return;
+    }
+    if (job->step == STEP_REMOVE) {
+        /* The fault is reported all the same; the container is left to the completer, which
+         * removes unclaimed ones. */
+        log_job(LOG_WARN, job, "cannot remove the container, reporting the fault anyway", "error",
+                job->fault_detail, NULL, NULL);
+        job->container_id[0] = '\0';
+        job_goto(job, STEP_REPORT);
+        return;
+    }
+    log_job(LOG_WARN, job, "retry budget spent", "step", step_names[job->step], "error",
+            job->fault_detail);
+    job_fault(job, job->fault_reason, "%s", job->fault_detail);
+}
+
+static void on_probed(const struct docker_result *res, void *ud)
+{
+    struct job *job = ud;
+    job->busy = false;
+    if (job->abandoned) {
+        job_release(job);
+        return;
+    }
+    if (res->err != 0 || res->status != 200) {
+        /* The engine does not answer: down or stopping, for every job alike. No budget. */
+        job->budget_started = false;
+        job_retry(job, job->fault_detail);
+        return;
+    }
+    if (job->step == STEP_START) {
+        int r = docker_container_inspect(job->s->docker, job->container_id, on_start_checked, job);
+        if (r < 0) {
+            job_retry(job, strerror(-r));
+            return;
+        }
+        job->busy = true;
+        return;
+    }
+    job_counted_fault(job);
+}
+
+/* A Docker call of the job failed in a way that may be the engine's rather than the job's
+ * (no answer, 5xx, a failed start): the probe tells which (see the table at the top). */
+static void job_docker_fault(struct job *job, const char *reason, const char *message)
+{
+    starter *s = job->s;
+    job->fault_reason = reason;
+    text_utf8_copy(job->fault_detail, sizeof(job->fault_detail), message, strlen(message));
+    if (s->shutting_down) {
+        job_retry(job, job->fault_detail); /* back to the queue */
+        return;
+    }
+    int r = docker_ping(s->docker, on_probed, job);
+    if (r < 0) {
+        job_retry(job, strerror(-r));
+        return;
+    }
+    job->busy = true;
+}
+
+/* Common handling of a Docker reply: true when the step may look at the status. */
+static bool docker_reply(struct job *job, const struct docker_result *res, const char *reason)
 {
     job->busy = false;
     if (job->abandoned) {
@@ -490,17 +812,144 @@ static bool docker_reply(struct job *job, const struct docker_result *res)
         return false;
     }
     if (res->err != 0 || res->status >= 500) {
-        job_retry(job, res->message);
+        job_docker_fault(job, reason, res->message);
         return false;
     }
     return true;
+}
+
+/* ---- Docker steps ------------------------------------------------------------------------- */
+
+/* The name of the job's next container: the first is derived from the message (message_id,
+ * else the body's digest), later ones from the job_id. */
+static void name_first(struct job *job)
+{
+    snprintf(job->name, sizeof(job->name), "correction-%s",
+             job->message_id ? job->job_id : job->submission);
+}
+
+static void name_recreate(struct job *job)
+{
+    job->n_recreated++;
+    snprintf(job->name, sizeof(job->name), "correction-%s-%u", job->job_id, job->n_recreated);
+}
+
+/* Reads the submission into the archive to upload: 0; -ENOMEM (ours: retry); another negative
+ * errno with err set (the job's fault; -ENOENT when the file does not exist). */
+static int job_read_file(struct job *job, struct msg_error *err)
+{
+    starter *s = job->s;
+    void *data = NULL;
+    size_t len = 0;
+    if (job->tar)
+        return 0;
+    int r = exercise_read(job->p.file, s->cfg.exercise_dir, s->cfg.max_exercise_bytes, &data, &len,
+                          err);
+    if (r < 0)
+        return r;
+    r = tar_single_file(EXERCISE_PATH + 1, data, len, 0644, &job->tar, &job->tar_len);
+    free(data);
+    if (r == -ENOMEM)
+        return r;
+    if (r < 0) {
+        msg_error_set(err, REASON_UPLOAD_FAILED, "cannot build the archive: %s", strerror(-r));
+        return r;
+    }
+    return 0;
+}
+
+/* Reads the file, then CREATE. */
+static void job_to_create(struct job *job)
+{
+    struct msg_error err;
+    int r = job_read_file(job, &err);
+    if (r == -ENOMEM) {
+        job_retry(job, "out of memory");
+        return;
+    }
+    if (r < 0) {
+        job_fault(job, err.reason, "%s", err.detail);
+        return;
+    }
+    job_goto(job, STEP_CREATE);
 }
 
 static void container_vanished(struct job *job)
 {
     log_job(LOG_WARN, job, "container vanished, creating it again", NULL, NULL, NULL, NULL);
     job->container_id[0] = '\0';
-    job_goto(job, STEP_CREATE);
+    name_recreate(job);
+    job_to_create(job);
+}
+
+static void job_started(struct job *job)
+{
+    /* From now on Docker's running count includes it (once a list sees it). */
+    starter *s = job->s;
+    job_uncount(job);
+    s->running++;
+    if (s->n_recent == s->cap_recent) {
+        size_t cap = s->cap_recent ? s->cap_recent * 2 : 16;
+        struct recent_start *p = realloc(s->recent, cap * sizeof(*p));
+        if (p) {
+            s->recent = p;
+            s->cap_recent = cap;
+        }
+    }
+    if (s->n_recent < s->cap_recent) {
+        snprintf(s->recent[s->n_recent].id, sizeof(s->recent[0].id), "%s", job->container_id);
+        s->recent[s->n_recent++].seq = ++s->start_seq;
+    }
+    job_goto(job, STEP_PUBLISH);
+}
+
+static void after_upload(struct job *job)
+{
+    if (job->s->cfg.dont_start) {
+        job_uncount(job); /* a created container does not run */
+        job_goto(job, STEP_PUBLISH);
+    } else {
+        job_goto(job, STEP_START);
+    }
+}
+
+/* Carries on with a container of the job found in state `state`, made by an earlier delivery
+ * (or an earlier attempt of this one). */
+static void job_adopt(struct job *job, const char *state)
+{
+    job->touched = true;
+    if (strcmp(state, "removing") == 0 || strcmp(state, "dead") == 0) {
+        /* Going away (or gone wrong): nothing to resume, a container of its own again. */
+        log_job(LOG_INFO, job, "container of the job is being removed, creating another", "state",
+                state, NULL, NULL);
+        job->container_id[0] = '\0';
+        name_recreate(job);
+        job_to_create(job);
+        return;
+    }
+    log_job(LOG_INFO, job, "container exists already, resuming", "state", state, NULL, NULL);
+    if (strcmp(state, "created") != 0) {
+        job_uncount(job); /* it was started before: Docker counts it if it runs */
+        job_goto(job, STEP_PUBLISH);
+        return;
+    }
+    /* The upload may not have happened: do it again, or, when the file is gone (deleted once
+     * a delivery whose ack was lost had put it in), check that it is in the container. */
+    struct msg_error err;
+    int r = job_read_file(job, &err);
+    if (r == -ENOMEM) {
+        job_retry(job, "out of memory");
+        return;
+    }
+    if (r == -ENOENT) {
+        job_goto(job, STEP_CHECK_FILE);
+        return;
+    }
+    if (r < 0) {
+        job_fault(job, err.reason, "%s", err.detail);
+        return;
+    }
+    job_goto(job, STEP_UPLOAD);
 }
 
 static void set_container_id(struct job *job, json_t *obj)
@@ -510,33 +959,242 @@ static void set_container_id(struct job *job, json_t *obj)
         snprintf(job->container_id, sizeof(job->container_id), "%s", id);
 }
 
-static void after_upload(struct job *job)
+static void on_looked_up(const struct docker_result *res, void *ud)
 {
-    job_goto(job, job->s->cfg.dont_start ? STEP_PUBLISH : STEP_START);
+    struct job *job = ud;
+    if (!docker_reply(job, res, REASON_CREATE_FAILED))
+        return;
+    if (res->status != 200 || !json_is_array(res->json)) {
+        job_docker_fault(job, REASON_CREATE_FAILED, "unexpected answer to a container list");
+        return;
+    }
+    /* The newest container of the job (several: a container made again after a failed start
+     * whose removal failed, or identical submissions). */
+    json_t *best = NULL;
+    json_int_t best_created = 0;
+    size_t i;
+    json_t *c;
+    json_array_foreach(res->json, i, c)
+    {
+        const char *id = json_string_value(json_object_get(c, "Id"));
+        const char *jid =
+            json_string_value(json_object_get(json_object_get(c, "Labels"), LABEL_JOB_ID));
+        json_int_t created = json_integer_value(json_object_get(c, "Created"));
+        if (!id || !ids_is_container_id(id) || !jid || !ids_is_uuid(jid) ||
+            !json_string_value(json_object_get(c, "State")))
+            continue;
+        if (!best || created > best_created) {
+            best = c;
+            best_created = created;
+        }
+    }
+    if (!best) {
+        job_to_create(job);
+        return;
+    }
+    set_container_id(job, best);
+    snprintf(job->job_id, sizeof(job->job_id), "%s",
+             json_string_value(json_object_get(json_object_get(best, "Labels"), LABEL_JOB_ID)));
+    job_adopt(job, json_string_value(json_object_get(best, "State")));
+}
+
+static void step_lookup(struct job *job)
+{
+    char label[sizeof(LABEL_SUBMISSION) + IDS_UUID_LEN + 2];
+    if (job->message_id)
+        snprintf(label, sizeof(label), "%s=%s", LABEL_JOB_ID, job->job_id);
+    else
+        snprintf(label, sizeof(label), "%s=%s", LABEL_SUBMISSION, job->submission);
+    json_t *filters = json_pack("{s:[s]}", "label", label);
+    if (!filters) {
+        job_retry(job, "out of memory");
+        return;
+    }
+    int r = docker_container_list(job->s->docker, true, filters, on_looked_up, job);
+    json_decref(filters);
+    if (r < 0) {
+        job_retry(job, strerror(-r));
+        return;
+    }
+    job->busy = true;
 }
 
 static void on_created(const struct docker_result *res, void *ud)
 {
     struct job *job = ud;
-    if (!docker_reply(job, res))
+    if (!docker_reply(job, res, REASON_CREATE_FAILED))
         return;
     if (res->status == 201) {
         set_container_id(job, res->json);
         if (!job->container_id[0]) {
-            job_retry(job, "docker answered create without a container id");
+            job_docker_fault(job, REASON_CREATE_FAILED,
+                             "docker answered create without a container id");
             return;
         }
         job_goto(job, STEP_UPLOAD);
     } else if (res->status == 409) {
-        job_goto(job, STEP_INSPECT); /* a redelivery: our container is there already */
+        job_goto(job, STEP_INSPECT); /* who holds the name? */
     } else if (res->status == 404 && job->s->cfg.pull && !job->pulled) {
-        /* Not job_goto: the attempts carry on, so a registry that stays down backs off. */
-        job->step = STEP_PULL;
-        job_run(job);
+        job_goto(job, STEP_PULL);
     } else if (res->status == 404) {
         job_fault(job, REASON_IMAGE_NOT_FOUND, "%.200s: %.200s", job->p.image, res->message);
     } else {
         job_fault(job, REASON_CREATE_FAILED, "%.300s", res->message);
+    }
+}
+
+/* The container holding the name we asked for. */
+static void on_inspected(const struct docker_result *res, void *ud)
+{
+    struct job *job = ud;
+    if (!docker_reply(job, res, REASON_CREATE_FAILED))
+        return;
+    if (res->status == 404) {
+        /* The name is taken (409) by a container not there yet (being created) or not any
+         * more (being removed): create again later. */
+        job->step = STEP_CREATE;
+        job_docker_fault(job, REASON_CREATE_FAILED, "the container name is in use");
+        return;
+    }
+    if (res->status != 200) {
+        job_docker_fault(job, REASON_CREATE_FAILED, res->message);
+        return;
+    }
+    const char *id = json_string_value(json_object_get(res->json, "Id"));
+    const char *jid = json_string_value(json_object_get(
+        json_object_get(json_object_get(res->json, "Config"), "Labels"), LABEL_JOB_ID));
+    const char *state =
+        json_string_value(json_object_get(json_object_get(res->json, "State"), "Status"));
+    bool valid = id && ids_is_container_id(id) && jid && ids_is_uuid(jid) && state;
+    if (valid && (strcmp(jid, job->job_id) == 0 || job->message_id || job->redelivered)) {
+        /* Ours: made by this job (a create whose answer was lost), by an earlier delivery of
+         * this message, or (message_id) by the same job published again. */
+        set_container_id(job, res->json);
+        snprintf(job->job_id, sizeof(job->job_id), "%s", jid);
+        job_adopt(job, state);
+        return;
+    }
+    /* An earlier submission with the same bytes (or not a correction at all): this first
+     * delivery is a new job, under a name of its own. */
+    char name[sizeof(job->name)];
+    snprintf(name, sizeof(name), "correction-%s", job->job_id);
+    if (strcmp(name, job->name) == 0) {
+        job_fault(job, REASON_CREATE_FAILED, "the container name %s is taken", job->name);
+        return;
+    }
+    log_job(LOG_INFO, job, "a container of an earlier identical submission exists, new name",
+            "name", name, NULL, NULL);
+    memcpy(job->name, name, sizeof(name));
+    job_goto(job, STEP_CREATE);
+}
+
+static void on_file_checked(const struct docker_result *res, void *ud)
+{
+    struct job *job = ud;
+    if (!docker_reply(job, res, REASON_UPLOAD_FAILED))
+        return;
+    if (res->status == 200) {
+        after_upload(job);
+    } else if (res->status == 404) {
+        job_fault(job, EXERCISE_REASON_NOT_FOUND, "%.300s does not exist", job->p.file);
+    } else {
+        job_docker_fault(job, REASON_UPLOAD_FAILED, res->message);
+    }
+}
+
+static void on_uploaded(const struct docker_result *res, void *ud)
+{
+    struct job *job = ud;
+    if (!docker_reply(job, res, REASON_UPLOAD_FAILED))
+        return;
+    if (res->status == 200) {
+        after_upload(job);
+    } else if (res->status == 404) {
+        container_vanished(job);
+    } else {
+        job_fault(job, REASON_UPLOAD_FAILED, "%.300s", res->message);
+    }
+}
+
+static void on_started(const struct docker_result *res, void *ud)
+{
+    struct job *job = ud;
+    job->busy = false;
+    if (job->abandoned) {
+        job_release(job);
+        return;
+    }
+    if (res->err == 0 && (res->status == 204 || res->status == 304))
+        job_started(job);
+    else if (res->err == 0 && res->status == 404)
+        container_vanished(job);
+    else
+        job_docker_fault(job, REASON_START_FAILED, res->message); /* probe, then inspect */
+}
+
+/* The container after a failed start, the engine answering /_ping. */
+static void on_start_checked(const struct docker_result *res, void *ud)
+{
+    struct job *job = ud;
+    job->busy = false;
+    if (job->abandoned) {
+        job_release(job);
+        return;
+    }
+    if (res->err == 0 && res->status == 404) {
+        container_vanished(job);
+        return;
+    }
+    if (res->err == 0 && res->status == 200) {
+        json_t *st = json_object_get(res->json, "State");
+        const char *status = json_string_value(json_object_get(st, "Status"));
+        json_int_t code = json_integer_value(json_object_get(st, "ExitCode"));
+        if (status && strcmp(status, "created") == 0 && (code == 126 || code == 127)) {
+            /* The runtime could not execute the image's command (not found: 127, not
+             * executable: 126): the image's fault. */
+            job_fault(job, REASON_START_FAILED, "%s", job->fault_detail);
+            return;
+        }
+        if (status && strcmp(status, "created") != 0) {
+            log_job(LOG_INFO, job, "the container started despite the error", "state", status,
+                    "error", job->fault_detail);
+            job_started(job);
+            return;
+        }
+    }
+    /* The engine answers and the image is not at fault: a fresh container, under a new name
+     * (a start that failed half-way can leave a network endpoint of its name behind). */
+    job->step = STEP_DISCARD;
+    job_counted_fault(job);
+}
+
+static void on_discarded(const struct docker_result *res, void *ud)
+{
+    struct job *job = ud;
+    if (!docker_reply(job, res, REASON_START_FAILED))
+        return;
+    if (res->status == 204 || res->status == 404 || res->status == 409) {
+        /* 409: removal already in progress; the new container has a new name anyway */
+        job->container_id[0] = '\0';
+        name_recreate(job);
+        log_job(LOG_INFO, job, "creating the container again", "name", job->name, NULL, NULL);
+        job_goto(job, STEP_CREATE);
+    } else {
+        job_docker_fault(job, REASON_START_FAILED, res->message);
+    }
+}
+
+static void on_removed(const struct docker_result *res, void *ud)
+{
+    struct job *job = ud;
+    if (!docker_reply(job, res, REASON_CREATE_FAILED))
+        return;
+    if (res->status == 204 || res->status == 404 || res->status == 409) {
+        /* 409: removal already in progress */
+        job->container_id[0] = '\0';
+        job_goto(job, STEP_REPORT);
+    } else {
+        job_docker_fault(job, REASON_CREATE_FAILED, res->message);
     }
 }
 
@@ -564,18 +1222,20 @@ static void on_pulled(const struct docker_result *res, void *ud)
         p->waiters = job->pull_next;
         job->pull = NULL;
         job->pull_next = NULL;
+        job->step = STEP_CREATE;
         if (ok) {
             job->pulled = true;
-            job_goto(job, STEP_CREATE);
+            job->budget_started = false; /* time spent pulling is no fault of the job */
+            job_resume(job);
         } else if (fault == REGISTRY_PULL_NOT_FOUND) {
             job_fault(job, REASON_IMAGE_NOT_FOUND, "%.200s: %.200s", job->p.image, res->message);
         } else if (fault == REGISTRY_PULL_DENIED) {
             job_fault(job, REASON_IMAGE_PULL_DENIED, "%.200s: %.200s", job->p.image, res->message);
         } else {
+            /* Retried from CREATE: another job may have brought the image meanwhile. */
             char why[400];
-            snprintf(why, sizeof(why), "image pull: %.300s", res->message);
-            job->step = STEP_CREATE;
-            job_retry(job, why);
+            snprintf(why, sizeof(why), "%.200s: %.180s", job->p.image, res->message);
+            job_docker_fault(job, REASON_IMAGE_PULL_FAILED, why);
         }
     }
     free(p);
@@ -612,7 +1272,8 @@ fail:
     return r;
 }
 
-/* Joins the pull of the job's image, starting it when there is none. */
+/* Joins the pull of the job's image, starting it when there is none. The job holds no slot
+ * while it waits. */
 static void step_pull(struct job *job)
 {
     starter *s = job->s;
@@ -636,106 +1297,11 @@ static void step_pull(struct job *job)
     job->pull_next = p->waiters;
     p->waiters = job;
     log_job(LOG_DEBUG, job, "waiting for the image pull", "image", p->key, NULL, NULL);
+    job_uncount(job);
+    update_consumer(s);
 }
 
-static void on_inspected(const struct docker_result *res, void *ud)
-{
-    struct job *job = ud;
-    if (!docker_reply(job, res))
-        return;
-    if (res->status == 404) {
-        container_vanished(job);
-        return;
-    }
-    if (res->status != 200) {
-        job_retry(job, res->message);
-        return;
-    }
-    set_container_id(job, res->json);
-    const char *status =
-        json_string_value(json_object_get(json_object_get(res->json, "State"), "Status"));
-    if (!job->container_id[0] || !status) {
-        job_retry(job, "unexpected inspect reply");
-        return;
-    }
-    log_job(LOG_INFO, job, "container exists already (redelivered job), resuming", "state", status,
-            NULL, NULL);
-    if (strcmp(status, "created") == 0)
-        job_goto(job, STEP_UPLOAD); /* the upload may not have happened: do it again */
-    else
-        job_goto(job, STEP_PUBLISH); /* it was started before */
-}
-
-static void on_uploaded(const struct docker_result *res, void *ud)
-{
-    struct job *job = ud;
-    if (!docker_reply(job, res))
-        return;
-    if (res->status == 200) {
-        after_upload(job);
-    } else if (res->status == 404) {
-        container_vanished(job);
-    } else {
-        job_fault(job, REASON_UPLOAD_FAILED, "%.300s", res->message);
-    }
-}
-
-static bool is_runtime_fault(const char *msg)
-{
-    /* Docker 20.10 answers 500 when the image's command cannot run: that is the image's
-     * fault, not the engine's. */
-    return strstr(msg, "OCI runtime") || strstr(msg, "executable file not found") ||
-           strstr(msg, "exec format error") || strstr(msg, "no such file or directory");
-}
-
-static void on_started(const struct docker_result *res, void *ud)
-{
-    struct job *job = ud;
-    job->busy = false;
-    if (job->abandoned) {
-        job_release(job);
-        return;
-    }
-    if (res->err == 0 && (res->status == 204 || res->status == 304)) {
-        /* From now on Docker's running count includes it (once a list sees it). */
-        starter *s = job->s;
-        job_uncount(job);
-        s->running++;
-        if (s->n_recent == s->cap_recent) {
-            size_t cap = s->cap_recent ? s->cap_recent * 2 : 16;
-            struct recent_start *p = realloc(s->recent, cap * sizeof(*p));
-            if (p) {
-                s->recent = p;
-                s->cap_recent = cap;
-            }
-        }
-        if (s->n_recent < s->cap_recent) {
-            snprintf(s->recent[s->n_recent].id, sizeof(s->recent[0].id), "%s", job->container_id);
-            s->recent[s->n_recent++].seq = ++s->start_seq;
-        }
-        job_goto(job, STEP_PUBLISH);
-    } else if (res->err == 0 && res->status == 404) {
-        container_vanished(job);
-    } else if (res->err == 0 && (res->status < 500 || is_runtime_fault(res->message))) {
-        job_fault(job, REASON_START_FAILED, "%.300s", res->message);
-    } else {
-        job_retry(job, res->message);
-    }
-}
-
-static void on_removed(const struct docker_result *res, void *ud)
-{
-    struct job *job = ud;
-    if (!docker_reply(job, res))
-        return;
-    if (res->status == 204 || res->status == 404 || res->status == 409) {
-        /* 409: removal already in progress */
-        job->container_id[0] = '\0';
-        job_goto(job, STEP_REPORT);
-    } else {
-        job_retry(job, res->message);
-    }
-}
+/* ---- the running message ------------------------------------------------------------------ */
 
 static void step_publish_running(struct job *job)
 {
@@ -748,62 +1314,17 @@ static void step_publish_running(struct job *job)
         job_retry(job, "out of memory");
         return;
     }
-    publish(job, job->s->cfg.running_queue, body, strlen(body), NULL, 0);
+    size_t len = strlen(body);
+    if (len > job->s->cfg.amqp.max_message_bytes) {
+        /* Cannot happen: every field is bounded (msg.h) well below MSG_MIN_MESSAGE_BYTES. Were
+         * it to, the completer would refuse it: the job's fault, not a retry. */
+        free(body);
+        job_fault(job, MSG_REASON_INVALID_MESSAGE,
+                  "its running message of %zu bytes exceeds MAX_MESSAGE_BYTES", len);
+        return;
+    }
+    publish(job, job->s->cfg.running_queue, body, len, NULL, 0);
     free(body);
-}
-
-/* The deadline label is written when the container is created (a pull or a retry may come
- * between the job's arrival and its create): the completer counts the time limit as this
- * deadline minus the container's creation, from its start. */
-static void set_deadline_label(starter *s, struct job *job)
-{
-    char deadline[32];
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    long long now_s = (long long)ts.tv_sec + (ts.tv_nsec >= 500000000L); /* the nearest */
-    snprintf(deadline, sizeof(deadline), "%lld",
-             now_s + (long long)(s->cfg.correction_timeout_ms / 1000));
-    json_object_set_new(json_object_get(job->create_config, "Labels"), LABEL_DEADLINE,
-                        json_string(deadline));
-}
-
-static void job_run(struct job *job)
-{
-    starter *s = job->s;
-    int r = 0;
-    switch (job->step) {
-    case STEP_PULL:
-        step_pull(job);
-        return;
-    case STEP_CREATE:
-        set_deadline_label(s, job);
-        r = docker_container_create(s->docker, job->name, job->create_config, on_created, job);
-        break;
-    case STEP_INSPECT:
-        r = docker_container_inspect(s->docker, job->name, on_inspected, job);
-        break;
-    case STEP_UPLOAD:
-        r = docker_container_upload(s->docker, job->container_id, "/", job->tar, job->tar_len,
-                                    on_uploaded, job);
-        break;
-    case STEP_START:
-        r = docker_container_start(s->docker, job->container_id, on_started, job);
-        break;
-    case STEP_REMOVE:
-        r = docker_container_remove(s->docker, job->container_id, true, on_removed, job);
-        break;
-    case STEP_PUBLISH:
-        step_publish_running(job);
-        return;
-    case STEP_REPORT:
-        step_report(job);
-        return;
-    }
-    if (r < 0) {
-        job_retry(job, strerror(-r));
-        return;
-    }
-    job->busy = true;
 }
 
 /* ---- a new job ---------------------------------------------------------------------------- */
@@ -820,9 +1341,18 @@ static json_t *build_create_config(starter *s, struct job *job)
     for (size_t i = 0; i < job->p.n_params; i++)
         if (json_array_append_new(env, json_string(job->p.params[i])) < 0)
             goto out;
+    /* Built at each create (a pull or a retry may come between the job's arrival and its
+     * create), to the nearest second: the completer counts the time limit as this deadline
+     * minus the container's creation, from its start. */
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    long long now_s = (long long)ts.tv_sec + (ts.tv_nsec >= 500000000L);
     snprintf(deadline, sizeof(deadline), "%lld",
-             (long long)time(NULL) + (long long)(c->correction_timeout_ms / 1000));
+             now_s + (long long)(c->correction_timeout_ms / 1000));
+    /* Every label is bounded: the callback by MSG_MAX_URL_BYTES, the work_id by
+     * MSG_MAX_WORK_ID_BYTES (twice that as JSON at most), the rest by construction. */
     if (json_object_set_new(labels, LABEL_JOB_ID, json_string(job->job_id)) < 0 ||
+        json_object_set_new(labels, LABEL_SUBMISSION, json_string(job->submission)) < 0 ||
         json_object_set_new(labels, LABEL_CALLBACK, json_string(job->p.callback)) < 0 ||
         json_object_set_new(labels, LABEL_DEADLINE, json_string(deadline)) < 0 ||
         json_object_set_new(labels, LABEL_HOST, json_string(s->hostname)) < 0)
@@ -858,83 +1388,163 @@ out:
     return cfg;
 }
 
-static void job_begin(struct job *job)
+static void step_create(struct job *job)
+{
+    starter *s = job->s;
+    json_t *config = build_create_config(s, job);
+    if (!config) {
+        job_retry(job, "out of memory");
+        return;
+    }
+    job->touched = true;
+    int r = docker_container_create(s->docker, job->name, config, on_created, job);
+    json_decref(config);
+    if (r < 0) {
+        job_retry(job, strerror(-r));
+        return;
+    }
+    job->busy = true;
+}
+
+static void step_begin(struct job *job)
 {
     starter *s = job->s;
     struct msg_error err;
-    if (msg_pending_parse(job->body, job->body_len, s->cfg.amqp.max_message_bytes, &job->p, &err) <
-        0) {
+    if (!job->parsed) {
+        msg_pending_free(&job->p);
+        int r = msg_pending_parse(job->body, job->body_len, s->cfg.amqp.max_message_bytes, &job->p,
+                                  &err);
         msg_work_id_text(job->p.work_id, job->work_id, sizeof(job->work_id));
-        job_fault(job, err.reason, "%s", err.detail);
-        return;
+        if (r == -ENOMEM) {
+            job_retry(job, "out of memory"); /* ours, not the message's */
+            return;
+        }
+        if (r < 0) {
+            job_fault(job, err.reason, "%s", err.detail);
+            return;
+        }
+        job->parsed = true;
+        log_job(LOG_DEBUG, job, "job received", "image", job->p.image, "file", job->p.file);
     }
-    msg_work_id_text(job->p.work_id, job->work_id, sizeof(job->work_id));
     if (s->cfg.allow && !registry_allowlist_match(s->cfg.allow, job->p.image)) {
         job_fault(job, REASON_IMAGE_NOT_ALLOWED, "%.200s is not in ALLOWED_IMAGES", job->p.image);
         return;
     }
-    void *data = NULL;
-    size_t len = 0;
-    if (exercise_read(job->p.file, s->cfg.exercise_dir, s->cfg.max_exercise_bytes, &data, &len,
-                      &err) < 0) {
-        job_fault(job, err.reason, "%s", err.detail);
+    /* A container of this job may exist already: find it before anything else (its file may
+     * be gone, deleted after it was put in). */
+    if (job->message_id || job->redelivered)
+        job_goto(job, STEP_LOOKUP);
+    else
+        job_to_create(job);
+}
+
+static void job_run(struct job *job)
+{
+    starter *s = job->s;
+    int r = 0;
+    switch (job->step) {
+    case STEP_BEGIN:
+        step_begin(job);
+        return;
+    case STEP_LOOKUP:
+        step_lookup(job);
+        return;
+    case STEP_CREATE:
+        step_create(job);
+        return;
+    case STEP_PULL:
+        step_pull(job);
+        return;
+    case STEP_INSPECT:
+        r = docker_container_inspect(s->docker, job->name, on_inspected, job);
+        break;
+    case STEP_CHECK_FILE:
+        r = docker_container_stat(s->docker, job->container_id, EXERCISE_PATH, on_file_checked,
+                                  job);
+        break;
+    case STEP_UPLOAD:
+        r = docker_container_upload(s->docker, job->container_id, "/", job->tar, job->tar_len,
+                                    on_uploaded, job);
+        break;
+    case STEP_START:
+        r = docker_container_start(s->docker, job->container_id, on_started, job);
+        break;
+    case STEP_DISCARD:
+        r = docker_container_remove(s->docker, job->container_id, true, on_discarded, job);
+        break;
+    case STEP_REMOVE:
+        r = docker_container_remove(s->docker, job->container_id, true, on_removed, job);
+        break;
+    case STEP_PUBLISH:
+        step_publish_running(job);
+        return;
+    case STEP_REPORT:
+        step_report(job);
         return;
     }
-    int r = tar_single_file("tmp/exercise", data, len, 0644, &job->tar, &job->tar_len);
-    free(data);
     if (r < 0) {
-        job_fault(job, REASON_UPLOAD_FAILED, "cannot build the archive: %s", strerror(-r));
+        job_retry(job, strerror(-r));
         return;
     }
-    job->create_config = build_create_config(s, job);
-    if (!job->create_config) {
-        job_fault(job, REASON_CREATE_FAILED, "cannot build the container configuration");
-        return;
-    }
-    log_job(LOG_DEBUG, job, "job received", "image", job->p.image, "file", job->p.file);
-    job_goto(job, STEP_CREATE);
+    job->busy = true;
 }
 
 static void on_delivery(amqp_link *link, const struct amqp_link_delivery *d, void *ud)
 {
     starter *s = ud;
-    if (s->shutting_down || (uint64_t)s->running + s->starting >= s->cfg.max_running) {
-        /* Prefetched before the consumer paused: back to the queue, where it waits. */
-        amqp_link_nack(link, d->generation, d->delivery_tag, true);
+    char digest[IDS_UUID_LEN + 1];
+    bool has_id = d->message_id && *d->message_id;
+    ids_uuid_from_bytes(d->body, d->body_len, digest);
+    /* A message we returned untouched is, for us, delivered for the first time. */
+    bool first = !d->redelivered || (!has_id && untouched_take(s, digest));
+    if (s->shutting_down || s->ready || !has_room(s)) {
+        /* Prefetched before the consumer paused: back to the queue, where it waits (there any
+         * starter with room may take it). */
+        if (amqp_link_nack(link, d->generation, d->delivery_tag, true) == 0 && first && !has_id)
+            untouched_add(s, digest);
         update_consumer(s);
         return;
     }
     struct job *job = calloc(1, sizeof(*job));
+    int r = -ENOMEM;
     if (!job || !(job->body = malloc(d->body_len + 1)) ||
-        (d->message_id && !(job->message_id = strdup(d->message_id)))) {
-        if (job)
-            free(job->body);
-        free(job);
-        amqp_link_nack(link, d->generation, d->delivery_tag, true);
-        log_kv(LOG_ERROR, "out of memory, job returned to the queue", NULL);
-        return;
-    }
+        (has_id && !(job->message_id = strdup(d->message_id))))
+        goto fail;
     memcpy(job->body, d->body, d->body_len);
     job->body[d->body_len] = '\0';
     job->body_len = d->body_len;
+    memcpy(job->submission, digest, sizeof(digest));
+    r = 0;
+    if (has_id)
+        ids_uuid_from_bytes(job->message_id, strlen(job->message_id), job->job_id);
+    else
+        r = ids_uuid_random(job->job_id); /* a redelivery adopting a container takes its id */
+    if (r < 0)
+        goto fail;
     job->s = s;
     job->gen = d->generation;
     job->tag = d->delivery_tag;
-    if (job->message_id && *job->message_id)
-        ids_uuid_from_bytes(job->message_id, strlen(job->message_id), job->job_id);
-    else
-        ids_uuid_from_bytes(job->body, job->body_len, job->job_id);
-    snprintf(job->name, sizeof(job->name), "correction-%s", job->job_id);
+    job->redelivered = !first;
+    name_first(job);
     uv_timer_init(s->loop, &job->timer);
     job->timer.data = job;
     job->next = s->jobs;
     if (s->jobs)
         s->jobs->prev = job;
     s->jobs = job;
-    job->counted = true;
-    s->starting++;
+    job_count(job);
     update_consumer(s);
-    job_begin(job);
+    job_goto(job, STEP_BEGIN);
+    return;
+fail:
+    if (job) {
+        free(job->body);
+        free(job->message_id);
+    }
+    free(job);
+    if (amqp_link_nack(link, d->generation, d->delivery_tag, true) == 0 && first && !has_id)
+        untouched_add(s, digest);
+    log_kv(LOG_ERROR, "cannot take a job now, returned to the queue", "error", strerror(-r), NULL);
 }
 
 /* ---- the link ----------------------------------------------------------------------------- */
@@ -951,8 +1561,11 @@ static void on_link_event(amqp_link *link, enum amqp_link_event ev, const char *
          * redelivery resumes from the container's state. */
         for (struct job *j = s->jobs, *next; j; j = next) {
             next = j->next;
-            if (!j->abandoned)
-                job_abandon(j);
+            if (j->abandoned)
+                continue;
+            if (!j->touched && !j->message_id && !j->redelivered)
+                untouched_add(s, j->submission);
+            job_abandon(j);
         }
     }
 }
@@ -983,7 +1596,9 @@ starter *starter_new(uv_loop_t *loop, const struct starter_config *cfg, char *er
         return NULL;
     }
     struct amqp_link_config acfg = cfg->amqp;
-    acfg.prefetch = (unsigned)cfg->max_running;
+    /* MAX_RUNNING jobs being started, and as many again waiting to retry without a slot. */
+    uint64_t prefetch = 2 * cfg->max_running;
+    acfg.prefetch = (unsigned)(prefetch < 65535 ? prefetch : 65535);
     s->link = amqp_link_new(loop, &acfg, on_link_event, s);
     if (!s->link) {
         snprintf(err, errlen, "cannot create the RabbitMQ link");
@@ -1037,12 +1652,14 @@ static void finish(starter *s)
         docker_events_stop(s->events);
         s->events = NULL;
     }
-    /* Cancels the calls still in flight (no callbacks): free their jobs ourselves. */
+    /* Cancels the calls still in flight (no callbacks): their jobs are released here. */
     docker_free(s->docker);
     s->docker = NULL;
+    /* A job whose publish is unconfirmed is only unlinked: amqp_link_free below fails that
+     * publish (-ECANCELED), and its confirm callback frees the job, once. */
     while (s->jobs) {
         struct job *j = s->jobs;
-        j->busy = false;
+        j->busy = j->publishing;
         job_release(j);
     }
     /* Their calls were cancelled with the client, and every waiter is released. */
@@ -1102,10 +1719,10 @@ void starter_shutdown(starter *s, void (*done)(void *), void *ud)
     log_kv(LOG_INFO, "shutting down: no new jobs, finishing the ones in hand", NULL);
     amqp_link_pause(s->link, QUEUE_PENDING);
     s->consuming = false;
-    /* Jobs waiting for Docker, the broker or a pull go back to the queue now. */
+    /* Jobs waiting for a retry, a slot or a pull go back to the queue now. */
     for (struct job *j = s->jobs, *next; j; j = next) {
         next = j->next;
-        if ((j->waiting || j->pull) && !j->abandoned) {
+        if ((j->waiting || j->ready || j->pull) && !j->abandoned) {
             amqp_link_nack(s->link, j->gen, j->tag, true);
             job_abandon(j);
         }

@@ -27,6 +27,8 @@ struct starter_config {
     bool delete_file;
     uint64_t correction_timeout_ms;
     uint64_t retry_min_ms, retry_max_ms;
+    uint64_t job_retry_budget_ms; /* JOB_RETRY_BUDGET: how long one job's faults are retried
+                                     while the engine answers, before they are its error */
     uint64_t shutdown_timeout_ms;
     uint64_t reconcile_ms;
     bool pull;                       /* DOCKER_PULL: pull a missing image, then create again */

@@ -311,6 +311,20 @@ static void test_upload_and_read_back(void **state)
     assert_string_equal(r.body, "hello.txt"); /* the tar header's name, NUL-padded */
     assert_non_null(memmem(r.body, r.body_len, content, strlen(content)));
     res_clear(&r);
+
+    /* docker_container_stat: the file is there, another is not (a HEAD: no body either way) */
+    assert_int_equal(docker_container_stat(T.d, T.id, "/tmp/hello.txt", on_res, &r), 0);
+    WAIT(&r);
+    assert_int_equal(r.err, 0);
+    assert_int_equal(r.status, 200);
+    assert_int_equal(r.body_len, 0);
+    res_clear(&r);
+    assert_int_equal(docker_container_stat(T.d, T.id, "/tmp/no-such-file", on_res, &r), 0);
+    WAIT(&r);
+    assert_int_equal(r.err, 0);
+    assert_int_equal(r.status, 404);
+    res_clear(&r);
+    assert_int_equal(docker_container_stat(T.d, T.id, "", on_res, &r), -EINVAL);
 }
 
 struct events_state {

@@ -309,7 +309,9 @@ static void test_pull_error_in_stream(void **state)
         (const char *[]){"DOCKER_PULL=true", creds_env(ct_env("CT_REGISTRY_PASSWORD")), NULL});
     publish_job("w-broken", img, exercise());
     ct_daemon_wait_log(&d, "error=\"unknown blob\"", 2, WAIT_MS);
-    ct_daemon_wait_log(&d, "error=\"image pull: unknown blob\"", 2, WAIT_MS);
+    char retried[400];
+    snprintf(retried, sizeof(retried), "step=create error=\"%s: unknown blob\"", img);
+    ct_daemon_wait_log(&d, retried, 2, WAIT_MS);
     assert_int_equal(ct_file_count(d.log, "msg=\"image pulled\""), 0);
     assert_int_equal(ct_amqp_count("finished_corrections"), 0);
     assert_int_equal(ct_amqp_count("running_corrections"), 0);

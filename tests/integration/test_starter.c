@@ -12,7 +12,9 @@
 #include <unistd.h>
 #include <cmocka.h>
 
+#include "msg.h"
 #include "support.h"
+#include "text.h"
 
 #define STARTER CT_BIN_DIR "/correctomatic-starter"
 #define LABEL "correctomatic.job_id"
@@ -117,9 +119,7 @@ static void test_happy_path(void **state)
 
     json_t *c = ct_docker_inspect(cid);
     assert_non_null(c);
-    char name[128];
-    snprintf(name, sizeof(name), "/correction-%s", job_id);
-    assert_string_equal(json_string_value(json_object_get(c, "Name")), name);
+    assert_int_equal(strncmp(json_string_value(json_object_get(c, "Name")), "/correction-", 12), 0);
     json_t *st = json_object_get(c, "State");
     assert_true(json_is_true(json_object_get(st, "Running")) ||
                 json_integer_value(json_object_get(st, "ExitCode")) == 0);
@@ -129,6 +129,7 @@ static void test_happy_path(void **state)
     assert_true(json_array_has(env, "EXPR=a=b"));
     json_t *labels = json_object_get(cfg, "Labels");
     assert_string_equal(json_string_value(json_object_get(labels, "correctomatic.job_id")), job_id);
+    assert_non_null(json_string_value(json_object_get(labels, "correctomatic.submission")));
     assert_string_equal(json_string_value(json_object_get(labels, "correctomatic.work_id")),
                         "\"w-happy\"");
     assert_string_equal(json_string_value(json_object_get(labels, "correctomatic.callback")),
@@ -368,7 +369,7 @@ static void test_redelivery_one_container(void **state)
     struct ct_daemon run;
     char *file = exercise("redeliver.txt", "abc");
     start_starter(&run, "redeliver", (const char *[]){"DONT_START_CONTAINER=true", NULL});
-    /* The same message twice, as a redelivery after a crash would bring it. */
+    /* With a message_id the publisher names the job: the same message twice is one job. */
     publish_job("w-dup", "ct-ok:latest", file, "http://h/cb", NULL, "msg-0001");
     json_t *r1 = get_json("running_corrections");
     publish_job("w-dup", "ct-ok:latest", file, "http://h/cb", NULL, "msg-0001");
@@ -378,18 +379,48 @@ static void test_redelivery_one_container(void **state)
     assert_string_equal(json_string_value(json_object_get(r1, "job_id")),
                         json_string_value(json_object_get(r2, "job_id")));
     assert_int_equal(count_containers(), 1);
-    /* Identical bodies without a message_id are the same job too. */
-    publish_job("w-dup2", "ct-ok:latest", file, "http://h/cb", NULL, NULL);
-    json_t *r3 = get_json("running_corrections");
-    publish_job("w-dup2", "ct-ok:latest", file, "http://h/cb", NULL, NULL);
-    json_t *r4 = get_json("running_corrections");
-    assert_string_equal(json_string_value(json_object_get(r3, "container_id")),
-                        json_string_value(json_object_get(r4, "container_id")));
+    json_decref(r1);
+    json_decref(r2);
+    assert_int_equal(stop_starter(&run), 0);
+    free(file);
+}
+
+/* Item 8: without a message_id, the same bytes published again are a new submission (a
+ * re-grade), never a redelivery: a run of its own, under a job_id (webhook-id) of its own,
+ * whether the first container still exists or not. */
+static void test_resubmission_is_a_new_job(void **state)
+{
+    (void)state;
+    struct ct_daemon run;
+    char *file = exercise("resubmit.txt", "abc");
+    start_starter(&run, "resubmit", (const char *[]){"DONT_START_CONTAINER=true", NULL});
+    publish_job("w-again", "ct-ok:latest", file, "http://h/cb", NULL, NULL);
+    json_t *r1 = get_json("running_corrections");
+    publish_job("w-again", "ct-ok:latest", file, "http://h/cb", NULL, NULL);
+    json_t *r2 = get_json("running_corrections");
+    const char *c1 = json_string_value(json_object_get(r1, "container_id"));
+    const char *c2 = json_string_value(json_object_get(r2, "container_id"));
+    const char *j1 = json_string_value(json_object_get(r1, "job_id"));
+    const char *j2 = json_string_value(json_object_get(r2, "job_id"));
+    assert_non_null(c1);
+    assert_non_null(c2);
+    assert_non_null(j1);
+    assert_non_null(j2);
+    assert_string_not_equal(c1, c2);
+    assert_string_not_equal(j1, j2);
     assert_int_equal(count_containers(), 2);
+    /* Both gone: a third submission still gets an id of its own. */
+    ct_docker_remove_labelled(LABEL);
+    publish_job("w-again", "ct-ok:latest", file, "http://h/cb", NULL, NULL);
+    json_t *r3 = get_json("running_corrections");
+    const char *j3 = json_string_value(json_object_get(r3, "job_id"));
+    assert_non_null(j3);
+    assert_string_not_equal(j3, j1);
+    assert_string_not_equal(j3, j2);
+    assert_int_equal(count_containers(), 1);
     json_decref(r1);
     json_decref(r2);
     json_decref(r3);
-    json_decref(r4);
     assert_int_equal(stop_starter(&run), 0);
     free(file);
 }
@@ -472,28 +503,668 @@ static void test_broker_restart(void **state)
     free(file);
 }
 
+/* Reads every running message there is now, recording which container each job (work_id
+ * "w-term-<i>") was announced with: a job announced twice must name the same container. */
+static void drain_running(char ids[][80], int n)
+{
+    struct ct_msg *m;
+    while ((m = ct_amqp_get("running_corrections", 0))) {
+        json_t *j = ct_json(m->body);
+        const char *w = json_string_value(json_object_get(j, "work_id"));
+        const char *cid = json_string_value(json_object_get(j, "container_id"));
+        assert_non_null(w);
+        assert_non_null(cid);
+        int i = -1;
+        assert_int_equal(sscanf(w, "w-term-%d", &i), 1);
+        assert_true(i >= 0 && i < n);
+        if (ids[i][0] && strcmp(ids[i], cid) != 0)
+            fail_msg("%s announced with two containers: %s and %s", w, ids[i], cid);
+        snprintf(ids[i], sizeof(ids[i]), "%s", cid);
+        json_decref(j);
+        ct_msg_free(m);
+    }
+}
+
+struct announced {
+    char (*ids)[80];
+    int n;
+};
+
+static bool all_announced(void *ud)
+{
+    struct announced *a = ud;
+    drain_running(a->ids, a->n);
+    for (int i = 0; i < a->n; i++)
+        if (!a->ids[i][0])
+            return false;
+    return true;
+}
+
+/* SIGTERM while jobs are in flight. What the design guarantees, whatever the timing (a loaded
+ * machine may pass SHUTDOWN_TIMEOUT with jobs mid-way): every job is announced on
+ * running_corrections or back in pending_corrections; once a starter runs again, each job
+ * returned adopts the container it had (if it had one), so there is exactly one container per
+ * job, and every container is claimed by a running message. */
 static void test_sigterm_in_flight(void **state)
 {
     (void)state;
     struct ct_daemon run;
+    enum { N = 20 };
+    static char ids[N][80];
+    memset(ids, 0, sizeof(ids));
     char *file = exercise("sigterm.txt", "abc");
-    start_starter(&run, "sigterm", (const char *[]){"MAX_RUNNING=50", NULL});
+    start_starter(&run, "sigterm", (const char *[]){"MAX_RUNNING=50", "SHUTDOWN_TIMEOUT=2s", NULL});
     wait_log(&run, "consuming pending jobs", 1);
-    const int n = 20;
-    for (int i = 0; i < n; i++) {
+    for (int i = 0; i < N; i++) {
         char wid[16];
         snprintf(wid, sizeof(wid), "w-term-%d", i);
         publish_job(wid, "ct-ok:latest", file, "http://h/cb", NULL, NULL);
     }
     wait_log(&run, "correction started", 1);
     assert_int_equal(stop_starter(&run), 0);
-    /* Nothing lost: every job is either announced as running or still pending. */
-    int running = ct_amqp_count("running_corrections");
+    /* Nothing lost: every job announced or still pending (a job returned at the deadline
+     * while its running message was unconfirmed may be both). */
+    drain_running(ids, N);
+    int announced = 0;
+    for (int i = 0; i < N; i++)
+        announced += ids[i][0] != 0;
     int pending = ct_amqp_count("pending_corrections");
-    if (running + pending != n)
-        fail_msg("running %d + pending %d != %d", running, pending, n);
-    /* and every announced container exists */
-    assert_int_equal((int)count_containers(), running);
+    if (announced + pending < N)
+        fail_msg("announced %d + pending %d < %d", announced, pending, N);
+    /* Every job returned is taken up again, adopting its container. */
+    start_starter(&run, "sigterm-2", (const char *[]){"MAX_RUNNING=50", NULL});
+    struct announced a = {ids, N};
+    if (!ct_wait_until(all_announced, &a, 120000))
+        fail_msg("not every job was announced after the restart");
+    assert_int_equal(ct_amqp_count("pending_corrections"), 0);
+    json_t *l = ct_docker_list(LABEL);
+    if (json_array_size(l) != N)
+        fail_msg("%zu containers for %d jobs", json_array_size(l), N);
+    size_t k;
+    json_t *c;
+    json_array_foreach(l, k, c)
+    {
+        const char *id = json_string_value(json_object_get(c, "Id"));
+        bool claimed = false;
+        for (int i = 0; i < N; i++)
+            claimed = claimed || strcmp(ids[i], id) == 0;
+        if (!claimed)
+            fail_msg("container %s is claimed by no running message", id);
+    }
+    json_decref(l);
+    assert_int_equal(stop_starter(&run), 0);
+    free(file);
+}
+
+/* ---- fault injection ------------------------------------------------------------------------ */
+
+/* tests/support/dockerproxy.py between a starter and the engine: it answers the requests its
+ * rules match (a 500, a hang) and forwards the others. */
+struct proxy {
+    pid_t pid;
+    char sock[256];
+    char rules[512];
+    char log[512];
+    char env[300]; /* DOCKER_HOST=unix://<sock> */
+};
+
+static bool path_exists(void *ud)
+{
+    return access(ud, F_OK) == 0;
+}
+
+static void proxy_rules(struct proxy *p, const char *json)
+{
+    char tmp[600];
+    snprintf(tmp, sizeof(tmp), "%s.new", p->rules);
+    FILE *f = fopen(tmp, "w");
+    assert_non_null(f);
+    fputs(json, f);
+    assert_int_equal(fclose(f), 0);
+    assert_int_equal(rename(tmp, p->rules), 0);
+}
+
+static void proxy_start(struct proxy *p, const char *name, const char *rules_json)
+{
+    char script[1024], out[600];
+    snprintf(script, sizeof(script), "%s", __FILE__);
+    char *slash = strrchr(script, '/');
+    assert_non_null(slash);
+    snprintf(slash, sizeof(script) - (size_t)(slash - script), "/../support/dockerproxy.py");
+    const char *tmp = ct_env("CT_TMP");
+    snprintf(p->sock, sizeof(p->sock), "%s/px-%s.sock", tmp, name);
+    snprintf(p->rules, sizeof(p->rules), "%s/proxy-%s.rules", tmp, name);
+    snprintf(p->log, sizeof(p->log), "%s/proxy-%s.log", tmp, name);
+    snprintf(out, sizeof(out), "%s/proxy-%s.out", tmp, name);
+    snprintf(p->env, sizeof(p->env), "DOCKER_HOST=unix://%s", p->sock);
+    unlink(p->sock);
+    unlink(p->log);
+    proxy_rules(p, rules_json);
+    const char *upstream = ct_env("CT_DOCKER_HOST") + strlen("unix://");
+    char *argv[] = {"python3", script,   "--listen", p->sock, "--upstream", (char *)upstream,
+                    "--rules", p->rules, "--log",    p->log,  NULL};
+    p->pid = ct_spawn("/usr/bin/python3", argv, NULL, out);
+    ct_track(p->pid);
+    if (!ct_wait_until(path_exists, p->sock, 20000))
+        fail_msg("the Docker proxy did not start (see %s)", out);
+}
+
+static void proxy_stop(struct proxy *p)
+{
+    ct_terminate(p->pid, 5000);
+    ct_untrack(p->pid);
+    unlink(p->sock);
+}
+
+/* How many requests the rule `id` answered. */
+static int proxy_count(const struct proxy *p, const char *id)
+{
+    char needle[128];
+    snprintf(needle, sizeof(needle), "\"rule\": \"%s\"", id);
+    return ct_file_count(p->log, needle);
+}
+
+struct proxy_wait {
+    const struct proxy *p;
+    const char *id;
+    int n;
+};
+
+static bool proxy_reached(void *ud)
+{
+    struct proxy_wait *w = ud;
+    return proxy_count(w->p, w->id) >= w->n;
+}
+
+static void proxy_wait(const struct proxy *p, const char *id, int n)
+{
+    struct proxy_wait w = {p, id, n};
+    if (!ct_wait_until(proxy_reached, &w, WAIT_MS))
+        fail_msg("the proxy's rule %s applied %d times, not %d", id, proxy_count(p, id), n);
+}
+
+/* A broker memory alarm: the broker stops reading from connections that publish, so a publish
+ * stays unconfirmed. Cleared by the teardown whatever happens. */
+static bool alarm_set;
+
+static bool alarm_is(void *ud)
+{
+    long status = 0;
+    json_t *nodes = ct_mgmt("GET", "/nodes", NULL, &status);
+    bool on = json_is_true(json_object_get(json_array_get(nodes, 0), "mem_alarm"));
+    json_decref(nodes);
+    return status == 200 && on == *(bool *)ud;
+}
+
+static void broker_alarm(bool on)
+{
+    char *argv[] = {
+        (char *)ct_env("CT_SERVERS"), "rabbitmqctl", "-q", "set_vm_memory_high_watermark",
+        on ? "0.0000001" : "0.4",     NULL};
+    char log[512];
+    snprintf(log, sizeof(log), "%s/rabbitmqctl.log", ct_env("CT_TMP"));
+    pid_t pid = ct_spawn(argv[0], argv, NULL, log);
+    int status = -1;
+    assert_int_equal(ct_wait_exit(pid, 120000, &status), 0);
+    assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    alarm_set = on;
+    if (!ct_wait_until(alarm_is, &on, WAIT_MS))
+        fail_msg("the broker's memory alarm is not %s", on ? "on" : "off");
+}
+
+static bool publisher_blocked(void *ud)
+{
+    (void)ud;
+    long status = 0;
+    json_t *conns = ct_mgmt("GET", "/connections", NULL, &status);
+    bool blocked = false;
+    size_t i;
+    json_t *c;
+    json_array_foreach(conns, i, c)
+    {
+        const char *st = json_string_value(json_object_get(c, "state"));
+        blocked = blocked || (st && strcmp(st, "blocked") == 0);
+    }
+    json_decref(conns);
+    return blocked;
+}
+
+/* Waits until a connection has published under the alarm (the broker then says "blocked"). */
+static void wait_publish_blocked(void)
+{
+    if (!ct_wait_until(publisher_blocked, NULL, WAIT_MS))
+        fail_msg("no connection blocked by the alarm: nothing was published");
+}
+
+static int alarm_teardown(void **state)
+{
+    if (alarm_set)
+        broker_alarm(false);
+    return ct_reset_pipeline_fixture(state);
+}
+
+static bool queue_has(void *ud)
+{
+    const char *const *q = ud;
+    return ct_amqp_count(q[0]) >= atoi(q[1]);
+}
+
+/* Waits until the queue holds at least n ready messages. */
+static void wait_queue(const char *queue, int n)
+{
+    char count[16];
+    snprintf(count, sizeof(count), "%d", n);
+    const char *q[] = {queue, count};
+    if (!ct_wait_until(queue_has, q, WAIT_MS))
+        fail_msg("%s holds %d messages, not %d", queue, ct_amqp_count(queue), n);
+}
+
+static json_t *only_container(void)
+{
+    json_t *l = ct_docker_list(LABEL);
+    assert_int_equal(json_array_size(l), 1);
+    json_t *c = json_incref(json_array_get(l, 0));
+    json_decref(l);
+    return c;
+}
+
+/* The same bytes twice at MAX_RUNNING=1: the second is returned to the queue untouched
+ * (redelivered=true when it comes back) while the first runs; it is still a new job, not a
+ * redelivery of the first. */
+static void test_resubmission_returned_at_capacity(void **state)
+{
+    (void)state;
+    struct ct_daemon run;
+    char *file = exercise("capacity.txt", "abc");
+    publish_job("w-cap", "ct-sleeper:latest", file, "http://h/cb", "[\"SLEEP=3\"]", NULL);
+    publish_job("w-cap", "ct-sleeper:latest", file, "http://h/cb", "[\"SLEEP=3\"]", NULL);
+    start_starter(&run, "capacity", (const char *[]){"MAX_RUNNING=1", NULL});
+    json_t *r1 = get_json("running_corrections");
+    json_t *r2 = get_json("running_corrections");
+    assert_string_not_equal(json_string_value(json_object_get(r1, "job_id")),
+                            json_string_value(json_object_get(r2, "job_id")));
+    assert_string_not_equal(json_string_value(json_object_get(r1, "container_id")),
+                            json_string_value(json_object_get(r2, "container_id")));
+    assert_int_equal(count_containers(), 2);
+    json_decref(r1);
+    json_decref(r2);
+    assert_int_equal(stop_starter(&run), 0);
+    free(file);
+}
+
+/* ---- faults: the engine's or the job's (items 3 and 4 of issue 10) ----------------------------
+ */
+
+/* A 500 on start while the engine is stopping (it does not answer /_ping right after) is the
+ * engine's fault, whatever its text says ("no such file or directory" here): retried, the job
+ * runs. */
+static void test_start_fault_engine_stopping(void **state)
+{
+    (void)state;
+    struct ct_daemon run;
+    struct proxy px;
+    char *file = exercise("stopping.txt", "abc");
+    proxy_start(&px, "stopping",
+                "{\"rules\": ["
+                "{\"id\": \"start\", \"method\": \"POST\", \"path\": \"/containers/[^/]+/start$\", "
+                "\"times\": 1, \"status\": 500, \"message\": \"failed to update store for object "
+                "type *libnetwork.endpoint: open : no such file or directory\"},"
+                "{\"id\": \"ping\", \"path\": \"^/_ping$\", \"times\": 1, \"status\": 500, "
+                "\"message\": \"engine stopping\"}]}");
+    start_starter(&run, "stopping", (const char *[]){px.env, "RETRY_MIN=100ms", NULL});
+    publish_job("w-stopping", "ct-sleeper:latest", file, "http://h/cb", "[\"SLEEP=60\"]", NULL);
+    json_t *r = get_json("running_corrections");
+    assert_string_equal(json_string_value(json_object_get(r, "work_id")), "w-stopping");
+    assert_int_equal(proxy_count(&px, "start"), 1);
+    assert_int_equal(proxy_count(&px, "ping"), 1);
+    assert_int_equal(ct_amqp_count("finished_corrections"), 0);
+    json_t *c = only_container();
+    assert_string_equal(json_string_value(json_object_get(c, "Id")),
+                        json_string_value(json_object_get(r, "container_id")));
+    assert_string_equal(json_string_value(json_object_get(c, "State")), "running");
+    assert_int_equal(ct_file_count(run.log, "job failed"), 0);
+    json_decref(c);
+    json_decref(r);
+    assert_int_equal(stop_starter(&run), 0);
+    proxy_stop(&px);
+    free(file);
+}
+
+/* A retried start answered "endpoint ... already exists" (a 403 an engine restart leaves
+ * behind) while the engine is healthy: not the image's fault (its command is not what failed):
+ * the container is replaced by a new one, under a new name, and the job runs. */
+static void test_start_fault_stale_endpoint(void **state)
+{
+    (void)state;
+    struct ct_daemon run;
+    struct proxy px;
+    char *file = exercise("endpoint.txt", "abc");
+    proxy_start(&px, "endpoint",
+                "{\"rules\": [{\"id\": \"start\", \"method\": \"POST\", "
+                "\"path\": \"/containers/[^/]+/start$\", \"times\": 2, \"status\": 403, "
+                "\"message\": \"endpoint with name correction-x already exists in network "
+                "none\"}]}");
+    start_starter(&run, "endpoint", (const char *[]){px.env, "RETRY_MIN=100ms", NULL});
+    publish_job("w-endpoint", "ct-sleeper:latest", file, "http://h/cb", "[\"SLEEP=60\"]", NULL);
+    json_t *r = get_json("running_corrections");
+    assert_int_equal(proxy_count(&px, "start"), 2);
+    assert_int_equal(ct_amqp_count("finished_corrections"), 0);
+    /* the containers that could not start were removed; the one running has a new name */
+    json_t *c = only_container();
+    assert_string_equal(json_string_value(json_object_get(c, "Id")),
+                        json_string_value(json_object_get(r, "container_id")));
+    const char *name = json_string_value(json_array_get(json_object_get(c, "Names"), 0));
+    assert_non_null(name);
+    assert_non_null(strstr(name, json_string_value(json_object_get(r, "job_id"))));
+    assert_int_equal(ct_file_count(run.log, "creating the container again"), 2);
+    json_decref(c);
+    json_decref(r);
+    assert_int_equal(stop_starter(&run), 0);
+    proxy_stop(&px);
+    free(file);
+}
+
+/* A 5xx that persists for one job (its image, say) while the engine answers: retried within
+ * JOB_RETRY_BUDGET, then an error the caller hears; meanwhile the job holds no MAX_RUNNING
+ * slot, and another job runs. */
+static void test_retry_budget_and_slot(void **state)
+{
+    (void)state;
+    struct ct_daemon run;
+    struct proxy px;
+    char *file = exercise("budget.txt", "abc");
+    proxy_start(&px, "budget",
+                "{\"rules\": [{\"id\": \"create\", \"method\": \"POST\", "
+                "\"path\": \"^/containers/create$\", \"body\": \"ct-echo\", \"status\": 500, "
+                "\"message\": \"the image is broken\"}]}");
+    start_starter(&run, "budget",
+                  (const char *[]){px.env, "MAX_RUNNING=1", "RETRY_MIN=200ms", "RETRY_MAX=1s",
+                                   "JOB_RETRY_BUDGET=8s", NULL});
+    int64_t t0 = ct_now_ms();
+    publish_job("w-broken", "ct-echo:latest", file, "http://h/cb", NULL, NULL);
+    proxy_wait(&px, "create", 2);
+    /* the broken job waits to retry: the other one gets the only slot */
+    publish_job("w-fine", "ct-ok:latest", file, "http://h/cb", NULL, NULL);
+    json_t *r = get_json("running_corrections");
+    assert_string_equal(json_string_value(json_object_get(r, "work_id")), "w-fine");
+    json_decref(r);
+    json_t *j = get_json("finished_corrections");
+    int64_t took = ct_now_ms() - t0;
+    assert_string_equal(json_string_value(json_object_get(j, "work_id")), "w-broken");
+    assert_true(json_is_true(json_object_get(j, "error")));
+    const char *data = json_string_value(json_object_get(j, "correction_data"));
+    assert_non_null(data);
+    if (strcmp(data, "container create failed - the image is broken") != 0)
+        fail_msg("unexpected reason: %s", data);
+    if (took < 8000)
+        fail_msg("reported after %lld ms, before JOB_RETRY_BUDGET", (long long)took);
+    assert_true(proxy_count(&px, "create") >= 3);
+    json_decref(j);
+    assert_int_equal(stop_starter(&run), 0);
+    proxy_stop(&px);
+    free(file);
+}
+
+/* The same for an upload that keeps failing with a 5xx: "upload failed" once the budget is
+ * spent, and the container is removed. */
+static void test_retry_budget_upload(void **state)
+{
+    (void)state;
+    struct ct_daemon run;
+    struct proxy px;
+    char *file = exercise("budget-upload.txt", "abc");
+    proxy_start(&px, "budget-upload",
+                "{\"rules\": [{\"id\": \"upload\", \"method\": \"PUT\", "
+                "\"path\": \"^/containers/[^/]+/archive$\", \"status\": 500, "
+                "\"message\": \"cannot extract the archive\"}]}");
+    start_starter(
+        &run, "budget-upload",
+        (const char *[]){px.env, "RETRY_MIN=200ms", "RETRY_MAX=1s", "JOB_RETRY_BUDGET=2s", NULL});
+    publish_job("w-upload", "ct-ok:latest", file, "http://h/cb", NULL, NULL);
+    json_t *j = get_json("finished_corrections");
+    const char *data = json_string_value(json_object_get(j, "correction_data"));
+    assert_non_null(data);
+    if (strcmp(data, "upload failed - cannot extract the archive") != 0)
+        fail_msg("unexpected reason: %s", data);
+    assert_true(proxy_count(&px, "upload") >= 2);
+    assert_int_equal(count_containers(), 0);
+    json_decref(j);
+    assert_int_equal(stop_starter(&run), 0);
+    proxy_stop(&px);
+    free(file);
+}
+
+/* DOCKER_PULL and a registry that cannot be reached: the pull is retried within
+ * JOB_RETRY_BUDGET (the engine answers), then "image pull failed" for the caller. */
+static void test_pull_unreachable_registry(void **state)
+{
+    (void)state;
+    struct ct_daemon run;
+    char *file = exercise("pull.txt", "abc");
+    start_starter(&run, "pull-unreachable",
+                  (const char *[]){"DOCKER_PULL=true", "RETRY_MIN=200ms", "RETRY_MAX=1s",
+                                   "JOB_RETRY_BUDGET=3s", NULL});
+    publish_job("w-pull", "127.0.0.1:1/ct/nothing:1", file, "http://h/cb", NULL, NULL);
+    json_t *j = get_json("finished_corrections");
+    assert_string_equal(json_string_value(json_object_get(j, "work_id")), "w-pull");
+    const char *data = json_string_value(json_object_get(j, "correction_data"));
+    assert_non_null(data);
+    if (strncmp(data, "image pull failed - 127.0.0.1:1/ct/nothing:1: ", 46) != 0)
+        fail_msg("unexpected reason: %s", data);
+    assert_true(ct_file_count(run.log, "infrastructure fault, will retry") >= 1);
+    assert_int_equal(count_containers(), 0);
+    json_decref(j);
+    assert_int_equal(stop_starter(&run), 0);
+    free(file);
+}
+
+/* ---- shutdown with a publish unconfirmed (item 5) ---------------------------------------- */
+
+static void test_shutdown_publish_unconfirmed(void **state)
+{
+    (void)state;
+    struct ct_daemon run;
+    char *file = exercise("alarm.txt", "abc");
+    publish_job("w-alarm", "ct-sleeper:latest", file, "http://h/cb", "[\"SLEEP=60\"]", NULL);
+    broker_alarm(true);
+    start_starter(&run, "alarm", (const char *[]){"SHUTDOWN_TIMEOUT=1s", NULL});
+    wait_publish_blocked(); /* the running message is published, not confirmed */
+    int status = stop_starter(&run);
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+        fail_msg("the starter did not exit cleanly (wait status 0x%x)", status);
+    assert_int_equal(ct_file_count(run.log, "shutdown timeout, unfinished jobs returned"), 1);
+    broker_alarm(false);
+    /* the job is back in the queue */
+    wait_queue("pending_corrections", 1);
+    struct ct_msg *m = ct_amqp_get("pending_corrections", WAIT_MS);
+    assert_non_null(m);
+    assert_non_null(strstr(m->body, "w-alarm"));
+    ct_msg_free(m);
+    free(file);
+}
+
+/* ---- redelivery (items 8 and 9) ------------------------------------------------------------ */
+
+/* The starter dies after creating a container and before its ack; the redelivered message
+ * adopts that container (one container), even with the file deleted since (CHECK_FILE: the
+ * file is in the container already). */
+static void test_redelivery_adopts_container(void **state)
+{
+    (void)state;
+    struct ct_daemon run;
+    struct proxy px;
+    char *file = exercise("adopt.txt", "adopt me");
+    proxy_start(&px, "adopt",
+                "{\"rules\": [{\"id\": \"start\", \"method\": \"POST\", "
+                "\"path\": \"/containers/[^/]+/start$\", \"hang\": true}]}");
+    start_starter(&run, "adopt-1", (const char *[]){px.env, NULL});
+    publish_job("w-adopt", "ct-sleeper:latest", file, "http://h/cb", "[\"SLEEP=60\"]", NULL);
+    proxy_wait(&px, "start", 1); /* created and uploaded, the start hangs */
+    ct_daemon_kill(&run);
+    proxy_stop(&px);
+    json_t *c = only_container();
+    char id[80];
+    snprintf(id, sizeof(id), "%s", json_string_value(json_object_get(c, "Id")));
+    json_decref(c);
+    unlink(file); /* as DELETE_EXERCISE_FILE would have after a lost ack */
+    start_starter(&run, "adopt-2", (const char *[]){"DELETE_EXERCISE_FILE=true", NULL});
+    json_t *r = get_json("running_corrections");
+    assert_string_equal(json_string_value(json_object_get(r, "container_id")), id);
+    c = only_container();
+    assert_string_equal(json_string_value(json_object_get(c, "Id")), id);
+    assert_string_equal(json_string_value(json_object_get(c, "State")), "running");
+    assert_string_equal(
+        json_string_value(json_object_get(json_object_get(c, "Labels"), "correctomatic.job_id")),
+        json_string_value(json_object_get(r, "job_id")));
+    assert_int_equal(ct_amqp_count("finished_corrections"), 0);
+    assert_int_equal(ct_file_count(run.log, "file not found"), 0);
+    json_decref(c);
+    json_decref(r);
+    assert_int_equal(stop_starter(&run), 0);
+    free(file);
+}
+
+/* DELETE_EXERCISE_FILE and a lost ack: the correction runs, its file is gone, the message comes
+ * back. The redelivery finds the running container before looking for the file. */
+static void test_redelivery_file_deleted(void **state)
+{
+    (void)state;
+    struct ct_daemon run;
+    char *file = exercise("lostack.txt", "abc");
+    publish_job("w-lostack", "ct-sleeper:latest", file, "http://h/cb", "[\"SLEEP=60\"]", NULL);
+    broker_alarm(true);
+    start_starter(&run, "lostack-1", (const char *[]){"DELETE_EXERCISE_FILE=true", NULL});
+    wait_publish_blocked(); /* started; the running message is not confirmed */
+    ct_daemon_kill(&run);
+    unlink(file);
+    broker_alarm(false);
+    json_t *c = only_container();
+    char id[80];
+    snprintf(id, sizeof(id), "%s", json_string_value(json_object_get(c, "Id")));
+    json_decref(c);
+    start_starter(&run, "lostack-2", (const char *[]){"DELETE_EXERCISE_FILE=true", NULL});
+    wait_log(&run, "correction started", 1);
+    /* every running message names that one container (the first starter's publish may have
+     * reached the broker too) */
+    json_t *r = get_json("running_corrections");
+    assert_string_equal(json_string_value(json_object_get(r, "container_id")), id);
+    json_decref(r);
+    struct ct_msg *m;
+    while ((m = ct_amqp_get("running_corrections", 0))) {
+        assert_non_null(strstr(m->body, id));
+        ct_msg_free(m);
+    }
+    assert_int_equal(count_containers(), 1);
+    assert_int_equal(ct_amqp_count("finished_corrections"), 0);
+    assert_int_equal(ct_file_count(run.log, "file not found"), 0);
+    assert_int_equal(stop_starter(&run), 0);
+    free(file);
+}
+
+/* ---- text and sizes (items 1, 2 and 6) ------------------------------------------------------- */
+
+/* A param name with accented letters: its error detail is cut at a byte count, mid-character
+ * before; it must end as an error the caller hears, in valid UTF-8, not loop. */
+static void test_accented_param_name(void **state)
+{
+    (void)state;
+    struct ct_daemon run;
+    char *file = exercise("accent.txt", "abc");
+    char param[256] = "[\"a";
+    for (int i = 0; i < 60; i++)
+        strcat(param, "\xc3\xa9");
+    strcat(param, "=1\"]");
+    start_starter(&run, "accent", NULL);
+    publish_job("w-accent", "ct-ok:latest", file, "http://h/cb", param, NULL);
+    struct ct_msg *m = ct_amqp_get("finished_corrections", WAIT_MS);
+    assert_non_null(m);
+    assert_true(text_utf8_valid(m->body, m->len));
+    json_t *j = ct_json(m->body);
+    const char *data = json_string_value(json_object_get(j, "correction_data"));
+    assert_non_null(data);
+    if (strncmp(data, "invalid param - ", 16) != 0)
+        fail_msg("unexpected reason: %s", data);
+    assert_true(text_utf8_valid(data, strlen(data)));
+    assert_true(json_is_true(json_object_get(j, "error")));
+    assert_int_equal(ct_file_count(run.log, "infrastructure fault"), 0);
+    json_decref(j);
+    ct_msg_free(m);
+    assert_int_equal(stop_starter(&run), 0);
+    free(file);
+}
+
+/* Every field of the running message is bounded: with MAX_MESSAGE_BYTES at its minimum and the
+ * largest work_id and callback, it still fits, and so do the labels. */
+static void test_running_message_bounds(void **state)
+{
+    (void)state;
+    struct ct_daemon run;
+    char *file = exercise("bounds.txt", "abc");
+    char max_bytes[64];
+    snprintf(max_bytes, sizeof(max_bytes), "MAX_MESSAGE_BYTES=%d", MSG_MIN_MESSAGE_BYTES);
+    static char wid[MSG_MAX_WORK_ID_BYTES + 1], cb[MSG_MAX_URL_BYTES + 1];
+    memset(wid, 'w', MSG_MAX_WORK_ID_BYTES);
+    wid[MSG_MAX_WORK_ID_BYTES] = '\0';
+    int n = snprintf(cb, sizeof(cb), "http://receiver.example/");
+    memset(cb + n, 'c', sizeof(cb) - 1 - (size_t)n);
+    cb[sizeof(cb) - 1] = '\0';
+    start_starter(&run, "bounds", (const char *[]){max_bytes, "DONT_START_CONTAINER=true", NULL});
+    publish_job(wid, "ct-ok:latest", file, cb, NULL, NULL);
+    struct ct_msg *m = ct_amqp_get("running_corrections", WAIT_MS);
+    assert_non_null(m);
+    assert_true(m->len <= MSG_MIN_MESSAGE_BYTES);
+    json_t *r = ct_json(m->body);
+    assert_string_equal(json_string_value(json_object_get(r, "work_id")), wid);
+    assert_string_equal(json_string_value(json_object_get(r, "callback")), cb);
+    json_t *c = ct_docker_inspect(json_string_value(json_object_get(r, "container_id")));
+    assert_non_null(c);
+    json_t *labels = json_object_get(json_object_get(c, "Config"), "Labels");
+    assert_string_equal(json_string_value(json_object_get(labels, "correctomatic.callback")), cb);
+    assert_int_equal(strlen(json_string_value(json_object_get(labels, "correctomatic.work_id"))),
+                     MSG_MAX_WORK_ID_BYTES + 2);
+    json_decref(c);
+    json_decref(r);
+    ct_msg_free(m);
+    assert_int_equal(stop_starter(&run), 0);
+    free(file);
+}
+
+/* A pending message over MAX_MESSAGE_BYTES is parked in pending_corrections.invalid with its
+ * reason (the link does it before the starter sees it), never dropped; the next job runs. */
+static void test_oversized_pending_parked(void **state)
+{
+    (void)state;
+    struct ct_daemon run;
+    char *file = exercise("oversized.txt", "abc");
+    char max_bytes[64];
+    snprintf(max_bytes, sizeof(max_bytes), "MAX_MESSAGE_BYTES=%d", MSG_MIN_MESSAGE_BYTES);
+    start_starter(&run, "oversized",
+                  (const char *[]){max_bytes, "DONT_START_CONTAINER=true", NULL});
+    static char big[MSG_MIN_MESSAGE_BYTES + 4096];
+    int n = snprintf(big, sizeof(big),
+                     "{\"work_id\":\"w-big\",\"image\":\"ct-ok\",\"file\":\"%s\","
+                     "\"callback\":\"http://h/cb\",\"params\":[\"X=",
+                     file);
+    memset(big + n, 'x', MSG_MIN_MESSAGE_BYTES);
+    snprintf(big + n + MSG_MIN_MESSAGE_BYTES, sizeof(big) - (size_t)n - MSG_MIN_MESSAGE_BYTES,
+             "\"]}");
+    ct_amqp_publish("pending_corrections", big, NULL);
+    publish_job("w-after", "ct-ok:latest", file, "http://h/cb", NULL, NULL);
+    struct ct_msg *m = ct_amqp_get("pending_corrections.invalid", WAIT_MS);
+    assert_non_null(m);
+    assert_int_equal(m->len, strlen(big));
+    assert_memory_equal(m->body, big, m->len);
+    const char *reason = json_string_value(json_object_get(m->headers, "x-correctomatic-reason"));
+    assert_non_null(reason);
+    if (strncmp(reason, "message too large - ", 20) != 0)
+        fail_msg("unexpected reason: %s", reason);
+    ct_msg_free(m);
+    json_t *r = get_json("running_corrections");
+    assert_string_equal(json_string_value(json_object_get(r, "work_id")), "w-after");
+    json_decref(r);
+    assert_int_equal(ct_amqp_count("pending_corrections"), 0);
+    assert_int_equal(ct_amqp_count("finished_corrections"), 0);
+    assert_int_equal(stop_starter(&run), 0);
     free(file);
 }
 
@@ -514,6 +1185,12 @@ static void test_config_errors(void **state)
     ct_untrack(run.pid);
     assert_true(ct_file_count(run.log, "CORRECTION_MEMORY") > 0);
 
+    start_starter(&run, "badconfig3", (const char *[]){"JOB_RETRY_BUDGET=soon", NULL});
+    assert_int_equal(ct_wait_exit(run.pid, 10000, &status), 0);
+    assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 2);
+    ct_untrack(run.pid);
+    assert_true(ct_file_count(run.log, "JOB_RETRY_BUDGET") > 0);
+
     char *argv[] = {STARTER, "--help", NULL};
     char log[512];
     snprintf(log, sizeof(log), "%s/starter-help.log", ct_env("CT_TMP"));
@@ -521,12 +1198,23 @@ static void test_config_errors(void **state)
     pid_t pid = ct_spawn(STARTER, argv, NULL, log);
     assert_int_equal(ct_wait_exit(pid, 10000, &status), 0);
     assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
-    const char *names[] = {"RABBITMQ_HOST",       "RABBITMQ_PORT",   "RABBITMQ_USER",
-                           "RABBITMQ_PASSWORD",   "RABBITMQ_VHOST",  "DOCKER_HOST",
-                           "LOG_LEVEL",           "MAX_RUNNING",     "CORRECTION_NETWORK",
-                           "CORRECTION_MEMORY",   "CORRECTION_CPUS", "CORRECTION_PIDS",
-                           "MAX_EXERCISE_BYTES",  "EXERCISE_DIR",    "DELETE_EXERCISE_FILE",
-                           "DONT_START_CONTAINER"};
+    const char *names[] = {"RABBITMQ_HOST",
+                           "RABBITMQ_PORT",
+                           "RABBITMQ_USER",
+                           "RABBITMQ_PASSWORD",
+                           "RABBITMQ_VHOST",
+                           "DOCKER_HOST",
+                           "LOG_LEVEL",
+                           "MAX_RUNNING",
+                           "CORRECTION_NETWORK",
+                           "CORRECTION_MEMORY",
+                           "CORRECTION_CPUS",
+                           "CORRECTION_PIDS",
+                           "MAX_EXERCISE_BYTES",
+                           "EXERCISE_DIR",
+                           "DELETE_EXERCISE_FILE",
+                           "DONT_START_CONTAINER",
+                           "JOB_RETRY_BUDGET"};
     for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
         if (ct_file_count(log, names[i]) == 0)
             fail_msg("--help does not list %s", names[i]);
@@ -558,6 +1246,35 @@ int main(void)
                                         ct_reset_pipeline_fixture),
         cmocka_unit_test_setup_teardown(test_docker_outage, ct_reset_pipeline_fixture,
                                         ct_reset_pipeline_fixture),
+        cmocka_unit_test_setup_teardown(test_resubmission_is_a_new_job, ct_reset_pipeline_fixture,
+                                        ct_reset_pipeline_fixture),
+        cmocka_unit_test_setup_teardown(test_resubmission_returned_at_capacity,
+                                        ct_reset_pipeline_fixture, ct_reset_pipeline_fixture),
+        cmocka_unit_test_setup_teardown(test_start_fault_engine_stopping, ct_reset_pipeline_fixture,
+                                        ct_reset_pipeline_fixture),
+        cmocka_unit_test_setup_teardown(test_start_fault_stale_endpoint, ct_reset_pipeline_fixture,
+                                        ct_reset_pipeline_fixture),
+        cmocka_unit_test_setup_teardown(test_retry_budget_and_slot, ct_reset_pipeline_fixture,
+                                        ct_reset_pipeline_fixture),
+        cmocka_unit_test_setup_teardown(test_retry_budget_upload, ct_reset_pipeline_fixture,
+                                        ct_reset_pipeline_fixture),
+        cmocka_unit_test_setup_teardown(test_pull_unreachable_registry, ct_reset_pipeline_fixture,
+                                        ct_reset_pipeline_fixture),
+        cmocka_unit_test_setup_teardown(test_shutdown_publish_unconfirmed,
+                                        ct_reset_pipeline_fixture, alarm_teardown),
+        cmocka_unit_test_setup_teardown(test_redelivery_adopts_container, ct_reset_pipeline_fixture,
+                                        ct_reset_pipeline_fixture),
+        cmocka_unit_test_setup_teardown(test_redelivery_file_deleted, ct_reset_pipeline_fixture,
+                                        alarm_teardown),
+        cmocka_unit_test_setup_teardown(test_accented_param_name, ct_reset_pipeline_fixture,
+                                        ct_reset_pipeline_fixture),
+        cmocka_unit_test_setup_teardown(test_running_message_bounds, ct_reset_pipeline_fixture,
+                                        ct_reset_pipeline_fixture),
+        cmocka_unit_test_setup_teardown(test_oversized_pending_parked, ct_reset_pipeline_fixture,
+                                        ct_reset_pipeline_fixture),
     };
+    /* CT_TEST_FILTER=test_name (wildcards allowed): only those, while working on them */
+    if (getenv("CT_TEST_FILTER"))
+        cmocka_set_test_filter(getenv("CT_TEST_FILTER"));
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
