@@ -18,6 +18,7 @@
 #   env                 print the env file
 #   docker-stop         stop the engine (data kept) - an engine outage
 #   docker-start        start the same engine again (same socket, same data-root)
+#   docker-restart      docker-stop then docker-start (containers keep running: --live-restore)
 #   rabbitmq-stop-app   rabbitmqctl stop_app - a broker outage (the node stays up)
 #   rabbitmq-start-app  rabbitmqctl start_app, wait until AMQP and management answer
 #   rabbitmqctl ARGS... rabbitmqctl against the test node
@@ -384,6 +385,11 @@ docker-stop)
     ;;
 docker-start)
     alive "$(state_get dockerd_pid)" && die "dockerd is already running"
+    rm -f "$D/docker.pid"
+    docker_launch
+    ;;
+docker-restart)
+    docker_halt
     rm -f "$D/docker.pid"
     docker_launch
     ;;
