@@ -226,9 +226,9 @@ static const char *const programs[3] = {"starter", "completer", "notifier"};
 static void daemon_up(struct daemons *ds, int k)
 {
     static const char *const env[3][12] = {
-        {"MAX_RUNNING=8", "CORRECTION_MEMORY=64m", "CORRECTION_TIMEOUT=3s", "RECONCILE_INTERVAL=1s",
-         "RETRY_MAX=2s", "SHUTDOWN_TIMEOUT=5s", NULL},
-        {"CORRECTION_TIMEOUT=3s", "RECONCILE_INTERVAL=2s", "RETRY_MAX=2s", "SHUTDOWN_TIMEOUT=5s",
+        {"MAX_RUNNING=8", "CORRECTION_MEMORY=64m", "CORRECTION_TIMEOUT=10s",
+         "RECONCILE_INTERVAL=1s", "RETRY_MAX=2s", "SHUTDOWN_TIMEOUT=5s", NULL},
+        {"CORRECTION_TIMEOUT=10s", "RECONCILE_INTERVAL=2s", "RETRY_MAX=2s", "SHUTDOWN_TIMEOUT=5s",
          NULL},
         {"CALLBACK_RETRY_DELAYS=" RETRY_DELAYS, "CALLBACK_SECRET=" SECRET, "CALLBACK_TIMEOUT=5s",
          "SHUTDOWN_TIMEOUT=5s", NULL},

@@ -1485,7 +1485,7 @@ static void test_corpus(void **state)
     snprintf(resp, sizeof(resp), "CALLBACK_MAX_RESPONSE_BYTES=%d", MAX_RESPONSE);
     struct ct_daemon starter, completer, notifier;
     ct_daemon_start(&starter, "starter", "corpus",
-                    (const char *const[]){start_msg, exer, "MAX_RUNNING=16",
+                    (const char *const[]){start_msg, exer, "MAX_RUNNING=8",
                                           "CORRECTION_LOG_SIZE=" LOG_SIZE, "CORRECTION_MEMORY=64m",
                                           "CORRECTION_TIMEOUT=40s", "RECONCILE_INTERVAL=1s",
                                           "RETRY_MAX=2s", NULL});
