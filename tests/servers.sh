@@ -110,6 +110,13 @@ docker_env() { export DOCKER_HOST="unix://$D/docker.sock"; }
 
 docker_launch() {
     mkdir -p "$D/root" "$D/exec"
+    # The data-root as a shared mount of its own, made here once: dockerd then leaves it alone.
+    # Otherwise dockerd bind-mounts it itself and unmounts it when it stops, and the overlay
+    # mounts of containers that outlive a restart (--live-restore) end up hidden under the
+    # next dockerd's bind mount: removing those containers fails with "device or resource busy".
+    if ! mountpoint -q "$D/root"; then
+        mount --bind "$D/root" "$D/root" && mount --make-shared "$D/root"
+    fi
     setsid "$DOCKERD" --host "unix://$D/docker.sock" --data-root "$D/root" --exec-root "$D/exec" \
         --pidfile "$D/docker.pid" --iptables=false --ip-masq=false --bridge=none \
         --live-restore --shutdown-timeout 2 >>"$D/dockerd.log" 2>&1 </dev/null &

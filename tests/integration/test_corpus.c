@@ -53,6 +53,7 @@
 #define MAX_RESPONSE 65536
 #define JSON_DEPTH 2048 /* jansson's JSON_PARSER_MAX_DEPTH */
 #define UUID_LEN 36
+#define JOB_ID_MAX 128 /* the longest job_id a running or finished message may carry */
 
 #define BOUND_MS 45000           /* a case ends within this */
 #define CONTAINER_BOUND_MS 90000 /* a case that runs a container (they queue for MAX_RUNNING) */
@@ -788,6 +789,28 @@ static void running_cases(void)
                 "running nested %zu deep", depth);
         running(c, (struct rfields){
                        .extra = fmt("\"deep\":%s%s", rep("[", depth - 1), rep("]", depth - 1))});
+
+        lim = MSG_MAX_WORK_ID_BYTES + (size_t)(ssize_t)d;
+        c = add(HOP_RUNNING, d <= 0 ? ERR("container missing") : PARK_RUNNING("invalid message"),
+                "running work_id of %zu bytes", lim);
+        const char *w = fmt("\"%s%s\"", c->tag, rep("w", lim - strlen(c->tag)));
+        running(c, (struct rfields){.work_id = w});
+        if (d <= 0)
+            c->want_work_id = decoded(w);
+
+        lim = MSG_MAX_URL_BYTES + (size_t)(ssize_t)d;
+        c = add(HOP_RUNNING, d <= 0 ? ERR("container missing") : PARK_RUNNING("invalid message"),
+                "running callback of %zu bytes", lim);
+        const char *u = cb_url(c, "/ok", "&p=");
+        running(c, (struct rfields){.callback = fmt("\"%s%s\"", u, rep("u", lim - strlen(u)))});
+
+        lim = JOB_ID_MAX + (size_t)(ssize_t)d;
+        c = add(HOP_RUNNING,
+                d <= 0 ? ERR("container missing") "||" PARK_RUNNING("invalid")
+                       : PARK_RUNNING("invalid message"),
+                "running job_id of %zu bytes", lim);
+        running(
+            c, (struct rfields){.job_id = fmt("\"%s%s\"", c->tag, rep("j", lim - strlen(c->tag)))});
     }
 }
 
@@ -856,6 +879,27 @@ static void finished_cases(void)
         free(c->body);
         finished(c, (struct ffields){.extra = fmt("\"pad\":\"%s\"", rep("p", lim - base))});
         assert_int_equal(c->len, lim);
+
+        lim = MSG_MAX_WORK_ID_BYTES + (size_t)(ssize_t)d;
+        c = add(HOP_FINISHED, d <= 0 ? OK : PARK_FINISHED("invalid message"),
+                "finished work_id of %zu bytes", lim);
+        const char *w = fmt("\"%s%s\"", c->tag, rep("w", lim - strlen(c->tag)));
+        finished(c, (struct ffields){.work_id = w});
+        if (d <= 0)
+            c->want_work_id = decoded(w);
+
+        lim = MSG_MAX_URL_BYTES + (size_t)(ssize_t)d;
+        c = add(HOP_FINISHED, d <= 0 ? OK : PARK_FINISHED("invalid"),
+                "finished callback of %zu bytes", lim);
+        const char *u = cb_url(c, "/ok", "&p=");
+        finished(c, (struct ffields){.callback = fmt("\"%s%s\"", u, rep("u", lim - strlen(u)))});
+
+        lim = JOB_ID_MAX + (size_t)(ssize_t)d;
+        c = add(HOP_FINISHED,
+                d <= 0 ? OK "||" PARK_FINISHED("invalid") : PARK_FINISHED("invalid message"),
+                "finished job_id of %zu bytes", lim);
+        finished(
+            c, (struct ffields){.job_id = fmt("\"%s%s\"", c->tag, rep("j", lim - strlen(c->tag)))});
 
         /* root 1, correction_data 2, then the arrays */
         size_t depth = JSON_DEPTH + (size_t)(ssize_t)d;
