@@ -20,8 +20,8 @@
  * logs that are valid UTF-8 throughout.
  *
  * The cases run concurrently: all are published, then the test waits until every one has
- * ended. The limits are set small (the starter takes 128 KiB messages, the completer and the
- * notifier 64 KiB) so that the cases at each limit stay cheap. */
+ * ended. The limits are set small (every daemon takes messages of 96 KiB, as the README asks
+ * the same value for all) so that the cases at each limit stay cheap. */
 #include <errno.h>
 #include <setjmp.h>
 #include <signal.h>
@@ -46,8 +46,7 @@
 #define LABEL "correctomatic.job_id"
 
 /* The limits the daemons run with in this test. */
-#define STARTER_MAX_MESSAGE 131072
-#define NEXT_MAX_MESSAGE 65536 /* completer and notifier */
+#define MAX_MESSAGE 98304 /* MAX_MESSAGE_BYTES of every daemon (params of 64 KiB fit) */
 #define MAX_OUTPUT 131072
 #define MAX_EXERCISE 40000
 #define MAX_RESPONSE 65536
@@ -535,7 +534,7 @@ static void pending_limit_cases(void)
         /* at the limit itself a real container, below it the probe */
         const char *image = d == 0 ? NULL : PROBE;
         const char *accepted = d == 0 ? OK : ACCEPTED;
-        size_t lim = STARTER_MAX_MESSAGE + (size_t)(ssize_t)d;
+        size_t lim = MAX_MESSAGE + (size_t)(ssize_t)d;
         c = add(HOP_PENDING, d <= 0 ? accepted : PARK_PENDING(""), "pending message of %zu bytes",
                 lim);
         pending_sized(c, lim, image);
@@ -775,7 +774,7 @@ static void running_cases(void)
     running(c, (struct rfields){.container_id = quoted(fake_container(c) + 1)});
 
     for (int d = -1; d <= 1; d++) {
-        size_t lim = NEXT_MAX_MESSAGE + (size_t)(ssize_t)d;
+        size_t lim = MAX_MESSAGE + (size_t)(ssize_t)d;
         c = add(HOP_RUNNING, d <= 0 ? ERR("container missing") : PARK_RUNNING(""),
                 "running message of %zu bytes", lim);
         running(c, (struct rfields){.extra = "\"pad\":\"\""});
@@ -871,7 +870,7 @@ static void finished_cases(void)
     c->want_text = "[1e+300,0.1,1e+300,";
 
     for (int d = -1; d <= 1; d++) {
-        size_t lim = NEXT_MAX_MESSAGE + (size_t)(ssize_t)d;
+        size_t lim = MAX_MESSAGE + (size_t)(ssize_t)d;
         c = add(HOP_FINISHED, d <= 0 ? OK : PARK_FINISHED(""), "finished message of %zu bytes",
                 lim);
         finished(c, (struct ffields){.extra = "\"pad\":\"\""});
@@ -1055,7 +1054,7 @@ static void output_cases(void)
 
     /* the finished message the completer publishes, at the notifier's limit */
     for (int d = -1; d <= 1; d++) {
-        size_t lim = NEXT_MAX_MESSAGE + (size_t)(ssize_t)d;
+        size_t lim = MAX_MESSAGE + (size_t)(ssize_t)d;
         c = add(HOP_PENDING, d <= 0 ? OK : ERR("output too large"),
                 "output whose finished message has %zu bytes", lim);
         const char *pre = "{\"comments\":[\"", *post = "\"],\"grade\":1,\"success\":true}";
@@ -1068,11 +1067,11 @@ static void output_cases(void)
     }
 
     /* numbers that grow when re-serialized */
-    c = add(HOP_PENDING, ERR("output too large"), "output 3000 x 1e300 (grows past the limit)");
-    shell_job_s(c, "printf '{\"success\":true,\"grade\":1,\"x\":['; yes '1e300,' | head -n 2999 | "
+    c = add(HOP_PENDING, ERR("output too large"), "output 5000 x 1e300 (grows past the limit)");
+    shell_job_s(c, "printf '{\"success\":true,\"grade\":1,\"x\":['; yes '1e300,' | head -n 4999 | "
                    "tr -d '\\n'; printf '1e300]}\\n'\n");
-    c = add(HOP_PENDING, ERR("output too large"), "output 5000 x 0.1 (grows past the limit)");
-    shell_job_s(c, "printf '{\"success\":true,\"grade\":1,\"x\":['; yes '0.1,' | head -n 4999 | "
+    c = add(HOP_PENDING, ERR("output too large"), "output 6000 x 0.1 (grows past the limit)");
+    shell_job_s(c, "printf '{\"success\":true,\"grade\":1,\"x\":['; yes '0.1,' | head -n 5999 | "
                    "tr -d '\\n'; printf '0.1]}\\n'\n");
     c = add(HOP_PENDING, OK, "output 1000 x 1e300 (grows, fits)");
     shell_job_s(c, "printf '{\"success\":true,\"grade\":1,\"x\":['; yes '1e300,' | head -n 999 | "
@@ -1520,24 +1519,23 @@ static void test_corpus(void **state)
     running_cases();
     finished_cases();
 
-    char start_msg[64], next_msg[64], out[64], exer[64];
-    snprintf(start_msg, sizeof(start_msg), "MAX_MESSAGE_BYTES=%d", STARTER_MAX_MESSAGE);
-    snprintf(next_msg, sizeof(next_msg), "MAX_MESSAGE_BYTES=%d", NEXT_MAX_MESSAGE);
+    char msg[64], out[64], exer[64];
+    snprintf(msg, sizeof(msg), "MAX_MESSAGE_BYTES=%d", MAX_MESSAGE);
     snprintf(out, sizeof(out), "MAX_OUTPUT_BYTES=%d", MAX_OUTPUT);
     snprintf(exer, sizeof(exer), "MAX_EXERCISE_BYTES=%d", MAX_EXERCISE);
     char resp[64];
     snprintf(resp, sizeof(resp), "CALLBACK_MAX_RESPONSE_BYTES=%d", MAX_RESPONSE);
     struct ct_daemon starter, completer, notifier;
     ct_daemon_start(&starter, "starter", "corpus",
-                    (const char *const[]){start_msg, exer, "MAX_RUNNING=8",
+                    (const char *const[]){msg, exer, "MAX_RUNNING=8",
                                           "CORRECTION_LOG_SIZE=" LOG_SIZE, "CORRECTION_MEMORY=64m",
                                           "CORRECTION_TIMEOUT=40s", "RECONCILE_INTERVAL=1s",
                                           "RETRY_MAX=2s", NULL});
     ct_daemon_start(&completer, "completer", "corpus",
-                    (const char *const[]){next_msg, out, "CORRECTION_TIMEOUT=40s",
+                    (const char *const[]){msg, out, "CORRECTION_TIMEOUT=40s",
                                           "RECONCILE_INTERVAL=2s", "RETRY_MAX=2s", NULL});
     ct_daemon_start(&notifier, "notifier", "corpus",
-                    (const char *const[]){next_msg, resp, "CALLBACK_TIMEOUT=2s",
+                    (const char *const[]){msg, resp, "CALLBACK_TIMEOUT=2s",
                                           "CALLBACK_RETRY_DELAYS=1s,1s", "CALLBACK_SECRET=" SECRET,
                                           NULL});
     ct_daemon_wait_log(&starter, "consuming pending jobs", 1, 30000);
