@@ -917,7 +917,7 @@ static void finished_cases(void)
 
     /* what the receiver answers */
     c = add(HOP_FINISHED, OK, "callback answered after 500 ms");
-    finished(c, (struct ffields){.callback = quoted(cb_url(c, "/delay/500", NULL))});
+    finished(c, (struct ffields){.callback = quoted(cb_url(c, "/delay/500/200", NULL))});
     c = add(HOP_FINISHED, PARK_FAILED("gave up after"), "callback never answered");
     finished(c, (struct ffields){.callback = quoted(cb_url(c, "/slow", NULL))});
     c->bound_ms = 40000;
@@ -934,10 +934,11 @@ static void finished_cases(void)
     for (int d = -1; d <= 1; d++) {
         size_t lim = MAX_RESPONSE + (size_t)(ssize_t)d;
         c = add(HOP_FINISHED, OK, "callback answered 200 with %zu bytes", lim);
-        finished(c, (struct ffields){.callback = quoted(cb_url(c, fmt("/big/%zu", lim), NULL))});
+        finished(c,
+                 (struct ffields){.callback = quoted(cb_url(c, fmt("/big/200/%zu", lim), NULL))});
     }
     c = add(HOP_FINISHED, OK, "callback answered 200 with 4 MiB");
-    finished(c, (struct ffields){.callback = quoted(cb_url(c, "/big/4194304", NULL))});
+    finished(c, (struct ffields){.callback = quoted(cb_url(c, "/big/200/4194304", NULL))});
 }
 
 #define BLOCK_BEGIN "-----BEGIN CORRECTOMATIC RESPONSE-----"
