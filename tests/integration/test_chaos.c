@@ -602,11 +602,17 @@ static void test_chaos(void **state)
     printf("chaos: jobs=%d faults=%d (", n_jobs, total_faults);
     for (enum fault f = 0; f < F_N; f++)
         printf("%s%s %d", f ? ", " : "", fault_names[f], faults[f]);
-    printf(") lost=%d stuck=%ld ended_twice=%d duplicates=%d (extra callbacks %d, differing %d) "
+    int delivered = 0, parked = 0;
+    for (int i = 0; i < n_jobs; i++) {
+        delivered += json_array_size(jobs[i].oks) > 0;
+        parked += jobs[i].parked > 0;
+    }
+    printf(") delivered=%d parked=%d lost=%d stuck=%ld ended_twice=%d duplicates=%d (extra "
+           "callbacks %d, differing %d) "
            "wrong_results=%d infra_faults_as_job_failures=%d unexpected_parked=%d stray=%d "
            "containers_left=%zu daemons_stopped_cleanly=%s wall=%.1fs\n",
-           lost, left_messages, two_places, dup_jobs, dup_extra, dup_differ, wrong, infra_as_job,
-           unexpected_parked, stray, containers, stopped ? "yes" : "no", wall);
+           delivered, parked, lost, left_messages, two_places, dup_jobs, dup_extra, dup_differ,
+           wrong, infra_as_job, unexpected_parked, stray, containers, stopped ? "yes" : "no", wall);
     if (pl)
         printf("chaos: problems:%s\n", problems);
     if (stray)
