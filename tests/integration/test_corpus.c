@@ -1265,6 +1265,14 @@ static size_t n_ended(void)
 static bool all_ended(void *ud)
 {
     (void)ud;
+    /* every call opens broker connections and reads the receiver's log: 3 times a second */
+    static int64_t last;
+    int64_t wait = last + 300 - ct_now_ms();
+    if (wait > 0) {
+        struct timespec ts = {.tv_nsec = (long)wait * 1000000L};
+        nanosleep(&ts, NULL);
+    }
+    last = ct_now_ms();
     drain_parking();
     read_receiver();
     return n_ended() == n_cases;
