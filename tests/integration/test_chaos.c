@@ -90,6 +90,7 @@ struct job {
     json_t *oks;  /* the 2xx requests */
     int attempts; /* requests answered otherwise */
     int parked;
+    bool late; /* had not ended when the wait for the last one ran out */
     char *park_reason;
     char *park_queue;
 };
@@ -509,6 +510,11 @@ static void test_chaos(void **state)
     /* ---- every job ends; then nothing is left */
     int drain_ms = 90000 + n * 300;
     bool ended = ct_wait_until(all_ended, NULL, drain_ms);
+    int late = 0;
+    for (int i = 0; i < n_jobs; i++) {
+        jobs[i].late = !json_array_size(jobs[i].oks) && !jobs[i].parked;
+        late += jobs[i].late;
+    }
     int streak = 0;
     bool is_quiet = ct_wait_until(quiet, &streak, ended ? 60000 : 10000);
     bool clean = ct_wait_until(no_containers, NULL, is_quiet ? 60000 : 10000);
@@ -549,6 +555,10 @@ static void test_chaos(void **state)
             PROBLEM("%s (%s): lost (no callback, not parked; %d failed attempt(s))", j->work_id,
                     j->kind->name, j->attempts);
             continue;
+        }
+        if (j->late) {
+            PROBLEM("%s (%s): ended only after the wait for every job ran out (%d s)", j->work_id,
+                    j->kind->name, drain_ms / 1000);
         }
         if (n_ok && j->parked) {
             two_places++;
@@ -625,12 +635,13 @@ static void test_chaos(void **state)
         delivered += json_array_size(jobs[i].oks) > 0;
         parked += jobs[i].parked > 0;
     }
-    printf(") delivered=%d parked=%d lost=%d stuck=%ld ended_twice=%d duplicates=%d (extra "
+    printf(") delivered=%d parked=%d lost=%d late=%d stuck=%ld ended_twice=%d duplicates=%d (extra "
            "callbacks %d, differing %d) "
            "wrong_results=%d infra_faults_as_job_failures=%d unexpected_parked=%d stray=%d "
            "containers_left=%zu daemons_stopped_cleanly=%s wall=%.1fs\n",
-           delivered, parked, lost, left_messages, two_places, dup_jobs, dup_extra, dup_differ,
-           wrong, infra_as_job, unexpected_parked, stray, containers, stopped ? "yes" : "no", wall);
+           delivered, parked, lost, late - lost, left_messages, two_places, dup_jobs, dup_extra,
+           dup_differ, wrong, infra_as_job, unexpected_parked, stray, containers,
+           stopped ? "yes" : "no", wall);
     if (!ended || !is_quiet || !clean || left_messages)
         printf("chaos: every job ended: %s; pipeline quiet: %s; no container: %s; left:%s\n",
                ended ? "yes" : "no", is_quiet ? "yes" : "no", clean ? "yes" : "no",
