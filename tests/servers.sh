@@ -18,6 +18,7 @@
 #   env                 print the env file
 #   docker-stop         stop the engine (data kept) - an engine outage
 #   docker-start        start the same engine again (same socket, same data-root)
+#   docker-restart      docker-stop then docker-start (containers keep running: --live-restore)
 #   rabbitmq-stop-app   rabbitmqctl stop_app - a broker outage (the node stays up)
 #   rabbitmq-start-app  rabbitmqctl start_app, wait until AMQP and management answer
 #   rabbitmqctl ARGS... rabbitmqctl against the test node
@@ -109,6 +110,13 @@ docker_env() { export DOCKER_HOST="unix://$D/docker.sock"; }
 
 docker_launch() {
     mkdir -p "$D/root" "$D/exec"
+    # The data-root as a shared mount of its own, made here once: dockerd then leaves it alone.
+    # Otherwise dockerd bind-mounts it itself and unmounts it when it stops, and the overlay
+    # mounts of containers that outlive a restart (--live-restore) end up hidden under the
+    # next dockerd's bind mount: removing those containers fails with "device or resource busy".
+    if ! mountpoint -q "$D/root"; then
+        mount --bind "$D/root" "$D/root" && mount --make-shared "$D/root"
+    fi
     setsid "$DOCKERD" --host "unix://$D/docker.sock" --data-root "$D/root" --exec-root "$D/exec" \
         --pidfile "$D/docker.pid" --iptables=false --ip-masq=false --bridge=none \
         --live-restore --shutdown-timeout 2 >>"$D/dockerd.log" 2>&1 </dev/null &
@@ -384,6 +392,11 @@ docker-stop)
     ;;
 docker-start)
     alive "$(state_get dockerd_pid)" && die "dockerd is already running"
+    rm -f "$D/docker.pid"
+    docker_launch
+    ;;
+docker-restart)
+    docker_halt
     rm -f "$D/docker.pid"
     docker_launch
     ;;

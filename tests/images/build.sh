@@ -15,6 +15,7 @@
 #   ct-notmp      {"success":true,"grade":10,"comments":["no tmp"]}, and the image has no /tmp
 #   ct-badcmd     no /run.sh at all: the container cannot start (a broken correction image)
 #   ct-sumgrader  examples/sum-grader/grade.sh: the README's example correction image
+#   ct-shell      runs /tmp/exercise as a shell script: the test writes what it prints
 set -euo pipefail
 
 HERE=$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")
@@ -37,6 +38,7 @@ IMAGES=(
     "ct-notmp notmp.sh notmp"
     "ct-badcmd - tmp"
     "ct-sumgrader ../../examples/sum-grader/grade.sh tmp"
+    "ct-shell shell.sh tmp"
 )
 
 W=$(mktemp -d)

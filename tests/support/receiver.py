@@ -5,13 +5,19 @@
       Listens on 127.0.0.1 (port N, or a free one when 0 or absent; the port chosen is written
       to --port-file once listening), HTTP/1.1 with keep-alive, one thread per connection.
       Every request is appended to --log as one JSON line, written before the answer:
-      {"time", "method", "path", "headers" (names in lower case), "body" (text), "status"}.
+      {"time", "method", "path", "headers" (names in lower case), "body" (text), "status",
+      "body_utf8" (whether the body bytes are valid UTF-8)}. A query string does not change
+      the answer.
       Answers by path:
         /ok                  200
         /fail-once/<key>     500 the first time for that key, then 200
         /status/<code>       that status
         /redirect            302 to /ok
         /gone                410
+        /truncated           200 announcing a longer body than it sends, then closes
+        /garbage             bytes that are not HTTP (with invalid UTF-8), then closes
+                             (logged with status 0)
+        /badstatus           a status line "HTTP/1.1 999 <invalid UTF-8>", no body
         /retry-after/<secs>  503 with Retry-After: <secs> the first time for that path, then 200
         /slow                no answer for a long time (the client times out)
         /delay/<ms>/<code>   that status after <ms> milliseconds (logged on arrival)
@@ -72,6 +78,8 @@ class Receiver(BaseHTTPRequestHandler):
     def decide(self):
         """(status, extra headers) for self.path."""
         parts = self.path.split("?")[0].strip("/").split("/")
+        if parts in (["truncated"], ["garbage"], ["badstatus"]):  # see answer_raw
+            return {"truncated": 200, "garbage": 0, "badstatus": 999}[parts[0]], {"x-raw": parts[0]}
         if parts == ["ok"]:
             return 200, {}
         if len(parts) == 2 and parts[0] == "fail-once":
@@ -104,6 +112,7 @@ class Receiver(BaseHTTPRequestHandler):
             "headers": {k.lower(): v for k, v in self.headers.items()},
             "body": body.decode("utf-8", errors="surrogateescape"),
             "status": status,
+            "body_utf8": is_utf8(body),
         }
         line = json.dumps(entry, ensure_ascii=True) + "\n"
         with Receiver.lock:
@@ -114,6 +123,8 @@ class Receiver(BaseHTTPRequestHandler):
         if status is None:
             time.sleep(SLOW_SECONDS)
             self.close_connection = True
+            return
+        if self.answer_raw(extra.get("x-raw")):
             return
         payload = b'{"received":true}\n' if status < 300 else b""
         if "X-Body-Bytes" in extra:
@@ -127,6 +138,27 @@ class Receiver(BaseHTTPRequestHandler):
         self.wfile.write(payload)
 
     do_POST = do_GET = do_PUT = handle_any
+
+    def answer_raw(self, kind):
+        """The malformed answers of /truncated, /garbage and /badstatus; False for others."""
+        if kind == "truncated":
+            self.wfile.write(b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\nonly this")
+        elif kind == "garbage":
+            self.wfile.write(b"\xff\xfe\x00 this is not HTTP \xc3\r\n\r\n")
+        elif kind == "badstatus":
+            self.wfile.write(b"HTTP/1.1 999 \xff\xfe\xc3\r\nContent-Length: 0\r\n\r\n")
+        else:
+            return False
+        self.close_connection = True
+        return True
+
+
+def is_utf8(data):
+    try:
+        data.decode("utf-8")
+        return True
+    except UnicodeDecodeError:
+        return False
 
 
 def serve(args):
