@@ -648,7 +648,10 @@ static bool job_timed_out(const struct job *job)
         return true;
     int64_t fin = parse_docker_time(
         json_string_value(json_object_get(json_object_get(job->inspect, "State"), "FinishedAt")));
-    return job->deadline_ms && exit_code(job) == 137 && fin && fin >= job->deadline_ms;
+    /* Past the deadline while the engine was down, nothing could kill it at its time limit: it
+     * ended then however the engine left it (exit code 255 when its status was lost). */
+    return job->deadline_ms && fin && fin >= job->deadline_ms &&
+           (exit_code(job) == 137 || engine_was_down(job->c, fin));
 }
 
 static bool job_oom(const struct job *job)

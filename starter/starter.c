@@ -23,9 +23,11 @@
  *   REMOVE      the container of a failed job     REPORT
  *   REPORT      the error result (or park)        ack; done
  *
- * Adopting a container: "created" is UPLOADed again (without the file, which a lost ack may
- * have deleted: CHECK_FILE) then started; "removing" or "dead": CREATE, under a new name; any
- * other state was started before: PUBLISH.
+ * Adopting a container: "created" is DISCARDed and made again under a new name (a start asked
+ * for by the earlier delivery may still be queued in the engine: starting it ourselves could
+ * run the correction twice in one container), or, when the file is gone (a lost ack after
+ * DELETE_EXERCISE_FILE), CHECK_FILE then started; "removing" or "dead": CREATE, under a new
+ * name; any other state was started before: PUBLISH.
  *
  * Identity. With an AMQP message_id the publisher declares the job: job_id is derived from it,
  * and every delivery with that message_id (a redelivery, or the same message published twice)
@@ -949,7 +951,14 @@ static void job_adopt(struct job *job, const char *state)
         job_fault(job, err.reason, "%s", err.detail);
         return;
     }
-    job_goto(job, STEP_UPLOAD);
+    /* Never started as far as Docker says, but an earlier delivery may have asked for its
+     * start just before it died, and that request may still run: starting it again would run
+     * the correction twice in one container (twice its output in one log) once the first run
+     * has exited. A container of its own, under a new name, runs exactly once; the old one is
+     * removed first (a start still queued for it then finds nothing). */
+    log_job(LOG_INFO, job, "replacing the created container of an earlier delivery", NULL, NULL,
+            NULL, NULL);
+    job_goto(job, STEP_DISCARD);
 }
 
 static void set_container_id(struct job *job, json_t *obj)

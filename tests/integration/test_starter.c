@@ -1024,6 +1024,43 @@ static void test_redelivery_adopts_container(void **state)
     free(file);
 }
 
+/* A redelivery that finds its container created, never started, with its file still there: the
+ * earlier delivery may have asked for the start just before it died (a request the engine may
+ * still run), so the container is replaced by one of its own under a new name rather than
+ * started a second time: exactly one container remains, the one the running message names. */
+static void test_redelivery_replaces_created_container(void **state)
+{
+    (void)state;
+    struct ct_daemon run;
+    struct proxy px;
+    char *file = exercise("replace.txt", "replace me");
+    proxy_start(&px, "replace",
+                "{\"rules\": [{\"id\": \"start\", \"method\": \"POST\", "
+                "\"path\": \"/containers/[^/]+/start$\", \"hang\": true}]}");
+    start_starter(&run, "replace-1", (const char *[]){px.env, NULL});
+    publish_job("w-replace", "ct-sleeper:latest", file, "http://h/cb", "[\"SLEEP=60\"]", NULL);
+    proxy_wait(&px, "start", 1); /* created and uploaded, the start hangs */
+    ct_daemon_kill(&run);
+    proxy_stop(&px);
+    json_t *c = only_container();
+    char id[80];
+    snprintf(id, sizeof(id), "%s", json_string_value(json_object_get(c, "Id")));
+    json_decref(c);
+    start_starter(&run, "replace-2", NULL);
+    json_t *r = get_json("running_corrections");
+    const char *rid = json_string_value(json_object_get(r, "container_id"));
+    assert_non_null(rid);
+    assert_string_not_equal(rid, id);
+    c = only_container();
+    assert_string_equal(json_string_value(json_object_get(c, "Id")), rid);
+    assert_string_equal(json_string_value(json_object_get(c, "State")), "running");
+    assert_int_equal(ct_file_count(run.log, "replacing the created container"), 1);
+    json_decref(c);
+    json_decref(r);
+    assert_int_equal(stop_starter(&run), 0);
+    free(file);
+}
+
 /* DELETE_EXERCISE_FILE and a lost ack: the correction runs, its file is gone, the message comes
  * back. The redelivery finds the running container before looking for the file. */
 static void test_redelivery_file_deleted(void **state)
@@ -1264,6 +1301,8 @@ int main(void)
                                         ct_reset_pipeline_fixture, alarm_teardown),
         cmocka_unit_test_setup_teardown(test_redelivery_adopts_container, ct_reset_pipeline_fixture,
                                         ct_reset_pipeline_fixture),
+        cmocka_unit_test_setup_teardown(test_redelivery_replaces_created_container,
+                                        ct_reset_pipeline_fixture, ct_reset_pipeline_fixture),
         cmocka_unit_test_setup_teardown(test_redelivery_file_deleted, ct_reset_pipeline_fixture,
                                         alarm_teardown),
         cmocka_unit_test_setup_teardown(test_accented_param_name, ct_reset_pipeline_fixture,
