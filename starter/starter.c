@@ -27,7 +27,8 @@
  * for by the earlier delivery may still be queued in the engine: starting it ourselves could
  * run the correction twice in one container), or, when the file is gone (a lost ack after
  * DELETE_EXERCISE_FILE), CHECK_FILE then started; "removing" or "dead": CREATE, under a new
- * name; any other state was started before: PUBLISH.
+ * name; any other state was started before: PUBLISH. (With DONT_START_CONTAINER nothing starts
+ * it: "created" is UPLOADed again, then PUBLISHed.)
  *
  * Identity. With an AMQP message_id the publisher declares the job: job_id is derived from it,
  * and every delivery with that message_id (a redelivery, or the same message published twice)
@@ -956,6 +957,10 @@ static void job_adopt(struct job *job, const char *state)
      * the correction twice in one container (twice its output in one log) once the first run
      * has exited. A container of its own, under a new name, runs exactly once; the old one is
      * removed first (a start still queued for it then finds nothing). */
+    if (job->s->cfg.dont_start) {
+        job_goto(job, STEP_UPLOAD); /* nothing starts it: upload again, then PUBLISH */
+        return;
+    }
     log_job(LOG_INFO, job, "replacing the created container of an earlier delivery", NULL, NULL,
             NULL, NULL);
     job_goto(job, STEP_DISCARD);
