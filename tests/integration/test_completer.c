@@ -614,10 +614,12 @@ static void test_error_reasons(void **state)
     /* Started only after its message is held: the start event arms the deadline. */
     make_job(&jobs[TIMEOUT_STARTED_LATE], "ct-sleeper:latest", "\"w-timeout-late\"",
              (const char *[]){"SLEEP=300", NULL}, NULL, NULL, false);
-    make_job(&jobs[OOM], "ct-memhog:latest", "\"w-oom\"", NULL, NULL,
-             json_pack("{s:s,s:I,s:I}", "NetworkMode", "none", "Memory", (json_int_t)16 << 20,
-                       "MemorySwap", (json_int_t)16 << 20),
-             true);
+    /* A deadline label far away: on a loaded machine the memory hog may take longer than
+     * CORRECTION_TIMEOUT to reach its limit. */
+    make_job_labels(&jobs[OOM], "ct-memhog:latest", "\"w-oom\"", NULL, NULL,
+                    json_pack("{s:s,s:I,s:I}", "NetworkMode", "none", "Memory",
+                              (json_int_t)16 << 20, "MemorySwap", (json_int_t)16 << 20),
+                    true, deadline_in(600));
     /* Started late too, and with a deadline label far away (it wins over CORRECTION_TIMEOUT),
      * so that their deadline cannot come first on a slow machine. */
     make_job_labels(&jobs[KILLED], "ct-sleeper:latest", "\"w-killed\"",
