@@ -157,7 +157,7 @@ struct job {
     bool out_too_large;
     bool parsed; /* stdout parsed: response or parse_err */
     json_t *response;
-    struct msg_error parse_err;
+    struct msg_error *parse_err; /* why there is no response (only while finishing) */
     bool log_rotated;
     char *result;
 };
@@ -275,6 +275,7 @@ static void job_free_cb(uv_handle_t *h)
     json_decref(job->label_work_id);
     json_decref(job->inspect);
     json_decref(job->response);
+    free(job->parse_err);
     free(job->callback);
     free(job->label_callback);
     free(job->running_body);
@@ -659,16 +660,23 @@ static bool job_oom(const struct job *job)
     return json_is_true(json_object_get(json_object_get(job->inspect, "State"), "OOMKilled"));
 }
 
+/* Sets job->response, or job->parse_err (both NULL only for want of memory). */
 static void parse_output(struct job *job)
 {
-    if (job->parsed)
+    if (job->parsed && (job->response || job->parse_err))
         return;
     job->parsed = true;
     json_decref(job->response);
     job->response = NULL;
-    if (output_parse(job->out.data ? job->out.data : "", job->out.len, &job->response,
-                     &job->parse_err) == 0)
+    struct msg_error err;
+    if (output_parse(job->out.data ? job->out.data : "", job->out.len, &job->response, &err) == 0) {
         json_object_del(job->response, "work_id"); /* the container cannot change work_id */
+        return;
+    }
+    if (!job->parse_err)
+        job->parse_err = malloc(sizeof(*job->parse_err));
+    if (job->parse_err)
+        *job->parse_err = err;
 }
 
 /* An error result needs the stderr tail (and, with no response, a look at the log's size). */
@@ -717,8 +725,13 @@ static void build_result(struct job *job)
         set_success(job, job->response);
         return;
     }
+    if (!job->parse_err) {
+        free(job->result);
+        job->result = NULL; /* out of memory: the publish step tries again */
+        return;
+    }
     char why[600];
-    msg_error_text(&job->parse_err, why, sizeof(why));
+    msg_error_text(job->parse_err, why, sizeof(why));
     int64_t fin = parse_docker_time(
         json_string_value(json_object_get(json_object_get(job->inspect, "State"), "FinishedAt")));
     if (engine_was_down(c, fin)) {
@@ -741,7 +754,7 @@ static void build_result(struct job *job)
         set_error(job, REASON_KILLED, "killed by a signal before printing a response%s", ctx);
         return;
     }
-    set_error(job, job->parse_err.reason, "%s%s", job->parse_err.detail, ctx);
+    set_error(job, job->parse_err->reason, "%s%s", job->parse_err->detail, ctx);
 }
 
 /* ---- finishing steps ---------------------------------------------------------------------- */
@@ -1522,10 +1535,14 @@ static void on_listed_container(const char *id, size_t id_len, const char *state
     if (idmap_put(x->present, cid, x) == -ENOMEM)
         x->nomem = true;
     if (state && ((state_len == 6 && memcmp(state, "exited", 6) == 0) ||
-                  (state_len == 4 && memcmp(state, "dead", 4) == 0)))
+                  (state_len == 4 && memcmp(state, "dead", 4) == 0))) {
         container_exited(x->c, cid);
-    else
-        container_seen(x->c, cid); /* running or created: its deadline, its retention */
+        return;
+    }
+    struct job *job = container_seen(x->c, cid); /* running or created: deadline, retention */
+    bool created = state && state_len == 7 && memcmp(state, "created", 7) == 0;
+    if (job && job->inspected && job->cstate == C_CREATED && !created)
+        job_inspect(job); /* started, and its start event was lost: its deadline */
 }
 
 /* The list of every labelled container, the safety net for events Docker dropped. It is read

@@ -614,10 +614,12 @@ static void test_error_reasons(void **state)
     /* Started only after its message is held: the start event arms the deadline. */
     make_job(&jobs[TIMEOUT_STARTED_LATE], "ct-sleeper:latest", "\"w-timeout-late\"",
              (const char *[]){"SLEEP=300", NULL}, NULL, NULL, false);
-    make_job(&jobs[OOM], "ct-memhog:latest", "\"w-oom\"", NULL, NULL,
-             json_pack("{s:s,s:I,s:I}", "NetworkMode", "none", "Memory", (json_int_t)16 << 20,
-                       "MemorySwap", (json_int_t)16 << 20),
-             true);
+    /* A deadline label far away: on a loaded machine the memory hog may take longer than
+     * CORRECTION_TIMEOUT to reach its limit. */
+    make_job_labels(&jobs[OOM], "ct-memhog:latest", "\"w-oom\"", NULL, NULL,
+                    json_pack("{s:s,s:I,s:I}", "NetworkMode", "none", "Memory",
+                              (json_int_t)16 << 20, "MemorySwap", (json_int_t)16 << 20),
+                    true, deadline_in(600));
     /* Started late too, and with a deadline label far away (it wins over CORRECTION_TIMEOUT),
      * so that their deadline cannot come first on a slow machine. */
     make_job_labels(&jobs[KILLED], "ct-sleeper:latest", "\"w-killed\"",
@@ -830,14 +832,18 @@ static void test_renewal_and_retention(void **state)
 {
     (void)state;
     struct run run;
+    /* The retention is longer than a loaded engine may take between create and start: a
+     * container still created after it is removed. */
     start_completer(&run, "renewal",
-                    (const char *[]){"MESSAGE_RENEW_AFTER=1s", "CONTAINER_RETENTION=2s", NULL});
+                    (const char *[]){"MESSAGE_RENEW_AFTER=1s", "CONTAINER_RETENTION=6s", NULL});
     wait_log(&run, "connected to RabbitMQ", NULL, 1);
     enum { LONG, LABELS, NO_CALLBACK, CREATED, N };
     struct job jobs[N];
     make_job(&jobs[LONG], "ct-sleeper:latest", "\"w-long\"", (const char *[]){"SLEEP=5", NULL},
-             NULL, NULL, true);
-    publish_running(&jobs[LONG], false);
+             NULL, NULL, false);
+    publish_running(&jobs[LONG], false); /* claimed before it starts */
+    wait_log(&run, "running message received", jobs[LONG].cid, 1);
+    ct_docker_start(jobs[LONG].cid);
     /* Its work_id label is JSON: the number comes back as a number. */
     make_job(&jobs[LABELS], "ct-ok:latest", "77", NULL, NULL, NULL, true);
     make_job_labels(&jobs[NO_CALLBACK], "ct-ok:latest", "\"w-no-callback\"", NULL, NULL, NULL, true,
@@ -881,8 +887,9 @@ static void test_deadline_from_labels(void **state)
 {
     (void)state;
     struct run run;
+    /* The retention is longer than a loaded engine may take between create and start. */
     start_completer(&run, "deadline",
-                    (const char *[]){"CORRECTION_TIMEOUT=4s", "CONTAINER_RETENTION=2s", NULL});
+                    (const char *[]){"CORRECTION_TIMEOUT=4s", "CONTAINER_RETENTION=6s", NULL});
     wait_log(&run, "connected to RabbitMQ", NULL, 1);
     enum { UNCLAIMED, UNCLAIMED_NO_LABEL, CLAIMED_SHORT, CLAIMED_LONG, N };
     struct job jobs[N];
@@ -967,14 +974,16 @@ static void test_volumes_removed(void **state)
     wait_log(&run, "connected to RabbitMQ", NULL, 1);
     enum { FINISHED, UNCLAIMED, N };
     struct job jobs[N];
-    make_job(&jobs[FINISHED], "ct-volume:latest", "\"w-volume\"", NULL, NULL, NULL, true);
+    make_job(&jobs[FINISHED], "ct-volume:latest", "\"w-volume\"", NULL, NULL, NULL, false);
     make_job(&jobs[UNCLAIMED], "ct-volume:latest", "\"w-volume-created\"", NULL, NULL, NULL, false);
     char *volumes[N];
     for (size_t i = 0; i < N; i++) {
         volumes[i] = volume_of(jobs[i].cid);
         assert_true(volume_exists(volumes[i]));
     }
-    publish_running(&jobs[FINISHED], false);
+    publish_running(&jobs[FINISHED], false); /* claimed before it starts */
+    wait_log(&run, "running message received", jobs[FINISHED].cid, 1);
+    ct_docker_start(jobs[FINISHED].cid);
     json_t *r;
     collect(&jobs[FINISHED], 1, &r);
     assert_success(r, OK_RESPONSE);
