@@ -531,7 +531,7 @@ static void test_chaos(void **state)
     fflush(stdout);
 
     /* ---- every job ends; then nothing is left */
-    bool ended = wait_all_ended(STALL_MS, 300000 + n * 1000);
+    bool ended = wait_all_ended(STALL_MS, 600000 + n * 3000);
     int late = 0;
     for (int i = 0; i < n_jobs; i++) {
         jobs[i].late = !json_array_size(jobs[i].oks) && !jobs[i].parked;
