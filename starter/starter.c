@@ -26,9 +26,10 @@
  * Adopting a container: "created" is DISCARDed and made again under a new name (a start asked
  * for by the earlier delivery may still be queued in the engine: starting it ourselves could
  * run the correction twice in one container), or, when the file is gone (a lost ack after
- * DELETE_EXERCISE_FILE), CHECK_FILE then started; "removing" or "dead": CREATE, under a new
- * name; any other state was started before: PUBLISH. (With DONT_START_CONTAINER nothing starts
- * it: "created" is UPLOADed again, then PUBLISHed.)
+ * DELETE_EXERCISE_FILE), CHECK_FILE then started; with DONT_START_CONTAINER (nothing ever
+ * starts it) UPLOADed again; "removing" or "dead": CREATE, under a new name; any other state
+ * was started before: PUBLISH. Two deliveries of one message_id at once: the second waits
+ * until the first is done (each would take the other's container for an earlier delivery's).
  *
  * Identity. With an AMQP message_id the publisher declares the job: job_id is derived from it,
  * and every delivery with that message_id (a redelivery, or the same message published twice)
@@ -571,9 +572,8 @@ static void on_job_timer(uv_timer_t *t)
     job_resume(job);
 }
 
-/* A fault that is nobody's in particular (the engine down, the broker, our memory): the step
- * runs again later, the message stays unacked, and meanwhile the job holds no slot. */
-static void job_retry(struct job *job, const char *why)
+/* Runs the step again after a backoff, the message unacked, the job holding no slot. */
+static void job_later(struct job *job, enum log_level level, const char *msg, const char *why)
 {
     starter *s = job->s;
     if (s->shutting_down) {
@@ -589,13 +589,19 @@ static void job_retry(struct job *job, const char *why)
     job->attempts++;
     char ms[32];
     snprintf(ms, sizeof(ms), "%llu", (unsigned long long)delay);
-    log_job(LOG_WARN, job, "infrastructure fault, will retry", "step", step_names[job->step],
-            "error", why);
+    log_job(level, job, msg, "step", step_names[job->step], "error", why);
     log_kv(LOG_DEBUG, "retry scheduled", "job_id", job->job_id, "delay_ms", ms, NULL);
     job->waiting = true;
     uv_timer_start(&job->timer, on_job_timer, delay, 0);
     job_uncount(job);
     update_consumer(s);
+}
+
+/* A fault that is nobody's in particular (the engine down, the broker, our memory): the step
+ * runs again later. */
+static void job_retry(struct job *job, const char *why)
+{
+    job_later(job, LOG_WARN, "infrastructure fault, will retry", why);
 }
 
 static void job_goto(struct job *job, enum step step)
@@ -952,15 +958,16 @@ static void job_adopt(struct job *job, const char *state)
         job_fault(job, err.reason, "%s", err.detail);
         return;
     }
+    /* With DONT_START_CONTAINER nothing ever starts it: upload again, announce. */
+    if (job->s->cfg.dont_start) {
+        job_goto(job, STEP_UPLOAD);
+        return;
+    }
     /* Never started as far as Docker says, but an earlier delivery may have asked for its
      * start just before it died, and that request may still run: starting it again would run
      * the correction twice in one container (twice its output in one log) once the first run
      * has exited. A container of its own, under a new name, runs exactly once; the old one is
      * removed first (a start still queued for it then finds nothing). */
-    if (job->s->cfg.dont_start) {
-        job_goto(job, STEP_UPLOAD); /* nothing starts it: upload again, then PUBLISH */
-        return;
-    }
     log_job(LOG_INFO, job, "replacing the created container of an earlier delivery", NULL, NULL,
             NULL, NULL);
     job_goto(job, STEP_DISCARD);
@@ -1420,6 +1427,15 @@ static void step_create(struct job *job)
     job->busy = true;
 }
 
+/* Another delivery of the job (same job_id) is being worked on. */
+static bool job_same_in_hand(const struct job *job)
+{
+    for (const struct job *j = job->s->jobs; j; j = j->next)
+        if (j != job && !j->abandoned && strcmp(j->job_id, job->job_id) == 0)
+            return true;
+    return false;
+}
+
 static void step_begin(struct job *job)
 {
     starter *s = job->s;
@@ -1442,6 +1458,13 @@ static void step_begin(struct job *job)
     }
     if (s->cfg.allow && !registry_allowlist_match(s->cfg.allow, job->p.image)) {
         job_fault(job, REASON_IMAGE_NOT_ALLOWED, "%.200s is not in ALLOWED_IMAGES", job->p.image);
+        return;
+    }
+    /* The same message_id published twice, the first still in hand: the second waits for it
+     * to be done, then finds its container (two at once would each take the other's container
+     * for an earlier delivery's). */
+    if (job->message_id && job_same_in_hand(job)) {
+        job_later(job, LOG_INFO, "the same job is in hand already, waiting for it", NULL);
         return;
     }
     /* A container of this job may exist already: find it before anything else (its file may

@@ -793,6 +793,34 @@ static void test_resubmission_returned_at_capacity(void **state)
     free(file);
 }
 
+/* The same message_id twice at once (both delivered together): one container, which both
+ * running messages name; the second waits for the first instead of taking its container for
+ * an earlier delivery's. */
+static void test_same_message_id_at_once(void **state)
+{
+    (void)state;
+    struct ct_daemon run;
+    char *file = exercise("twice.txt", "abc");
+    publish_job("w-twice", "ct-sleeper:latest", file, "http://h/cb", "[\"SLEEP=60\"]", "msg-twice");
+    publish_job("w-twice", "ct-sleeper:latest", file, "http://h/cb", "[\"SLEEP=60\"]", "msg-twice");
+    start_starter(&run, "twice", NULL);
+    json_t *r1 = get_json("running_corrections");
+    json_t *r2 = get_json("running_corrections");
+    assert_string_equal(json_string_value(json_object_get(r1, "container_id")),
+                        json_string_value(json_object_get(r2, "container_id")));
+    assert_string_equal(json_string_value(json_object_get(r1, "job_id")),
+                        json_string_value(json_object_get(r2, "job_id")));
+    json_t *c = only_container();
+    assert_string_equal(json_string_value(json_object_get(c, "Id")),
+                        json_string_value(json_object_get(r1, "container_id")));
+    assert_string_equal(json_string_value(json_object_get(c, "State")), "running");
+    json_decref(c);
+    json_decref(r1);
+    json_decref(r2);
+    assert_int_equal(stop_starter(&run), 0);
+    free(file);
+}
+
 /* ---- faults: the engine's or the job's (items 3 and 4 of issue 10) ----------------------------
  */
 
@@ -1273,6 +1301,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_start_failure_removes_container,
                                         ct_reset_pipeline_fixture, ct_reset_pipeline_fixture),
         cmocka_unit_test_setup_teardown(test_redelivery_one_container, ct_reset_pipeline_fixture,
+                                        ct_reset_pipeline_fixture),
+        cmocka_unit_test_setup_teardown(test_same_message_id_at_once, ct_reset_pipeline_fixture,
                                         ct_reset_pipeline_fixture),
         cmocka_unit_test_setup_teardown(test_max_running, ct_reset_pipeline_fixture,
                                         ct_reset_pipeline_fixture),
