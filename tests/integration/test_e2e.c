@@ -115,7 +115,8 @@ static void test_mixed_batch(void **state)
     }
     assert_true(total >= 95 && total + BAD_CALLBACKS >= 100);
     int64_t t0 = ct_now_ms();
-    ct_receiver_wait(&rcv, "/ok", 200, total, 180000);
+    /* as long as callbacks keep coming: a loaded 2-core machine runs a few jobs a minute */
+    ct_receiver_wait_progress(&rcv, "/ok", 200, total, 60000, 900000);
     printf("e2e: %d callbacks in %.1f s\n", total, (double)(ct_now_ms() - t0) / 1000.0);
 
     /* Exactly one callback per job, each with the expected body. */

@@ -1325,6 +1325,27 @@ void ct_receiver_wait(const struct ct_receiver *r, const char *path, long status
                  ct_receiver_count(r, path, status), path ? path : "*", status, n, r->log);
 }
 
+void ct_receiver_wait_progress(const struct ct_receiver *r, const char *path, long status, int n,
+                               int stall_ms, int max_ms)
+{
+    int64_t start = ct_now_ms();
+    int seen = ct_receiver_count(r, path, status);
+    for (;;) {
+        int64_t left = max_ms - (ct_now_ms() - start);
+        struct req_wait w = {r, path, status, n};
+        if (left <= 0)
+            break;
+        if (ct_wait_until(has_requests, &w, (int)(left < stall_ms ? left : stall_ms)))
+            return;
+        int now = ct_receiver_count(r, path, status);
+        if (now == seen)
+            break; /* stalled: nothing came for stall_ms */
+        seen = now;
+    }
+    fail_msg("%d request(s) to %s answered %ld, expected %d (log %s)",
+             ct_receiver_count(r, path, status), path ? path : "*", status, n, r->log);
+}
+
 /* ------------------------------------------------------------------ the pipeline's state */
 
 void ct_reset_pipeline(void)

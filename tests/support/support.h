@@ -234,6 +234,10 @@ int ct_receiver_count(const struct ct_receiver *r, const char *path, long status
 /* Waits until ct_receiver_count(r, path, status) >= n (fails the test after timeout_ms). */
 void ct_receiver_wait(const struct ct_receiver *r, const char *path, long status, int n,
                       int timeout_ms);
+/* The same for a batch on a machine of unknown load: waits as long as requests keep coming
+ * (fails when none came for stall_ms, or after max_ms in all). */
+void ct_receiver_wait_progress(const struct ct_receiver *r, const char *path, long status, int n,
+                               int stall_ms, int max_ms);
 /* The path of receiver.py, for other modes (verify). */
 const char *ct_receiver_script(void);
 
