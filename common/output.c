@@ -154,6 +154,37 @@ static bool is_separator(const char *line, size_t n, const char *word)
     return d > 0 && i == n;
 }
 
+/* Nesting depth of a JSON value (a scalar is 0), counted up to limit + 1. The parser has
+ * already bounded the depth, so the recursion is bounded too. */
+static size_t json_depth(const json_t *j, size_t limit)
+{
+    size_t max = 0;
+    if (json_is_object(j)) {
+        const char *k;
+        json_t *v;
+        json_object_foreach((json_t *)j, k, v) {
+            size_t d = json_depth(v, limit);
+            if (d > max)
+                max = d;
+            if (max > limit)
+                break;
+        }
+    } else if (json_is_array(j)) {
+        size_t i;
+        json_t *v;
+        json_array_foreach(j, i, v) {
+            size_t d = json_depth(v, limit);
+            if (d > max)
+                max = d;
+            if (max > limit)
+                break;
+        }
+    } else {
+        return 0;
+    }
+    return max + 1;
+}
+
 static int parse_json(const char *s, size_t n, json_t **ret, struct msg_error *err)
 {
     json_error_t je;
@@ -161,6 +192,14 @@ static int parse_json(const char *s, size_t n, json_t **ret, struct msg_error *e
     if (!j) {
         msg_error_set(err, OUTPUT_REASON_INVALID_JSON, "%s at line %d column %d", je.text, je.line,
                       je.column);
+        return -EINVAL;
+    }
+    if (json_depth(j, OUTPUT_MAX_DEPTH) > OUTPUT_MAX_DEPTH) {
+        /* The finished message nests the response one level deeper: the notifier could not
+         * read it back. */
+        msg_error_set(err, OUTPUT_REASON_INVALID_JSON, "the response is nested deeper than %d levels",
+                      OUTPUT_MAX_DEPTH);
+        json_decref(j);
         return -EINVAL;
     }
     if (output_validate(j, err) < 0) {

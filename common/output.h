@@ -12,6 +12,10 @@
 #define OUTPUT_REASON_MANY_BLOCKS "more than one response block"
 #define OUTPUT_REASON_TOO_LARGE MSG_REASON_OUTPUT_TOO_LARGE
 
+/* Deepest response accepted: jansson parses at most 2048 levels, and the finished message puts
+ * the response one level down. */
+#define OUTPUT_MAX_DEPTH 2047
+
 /* A bounded byte buffer. */
 struct output_buf {
     char *data; /* NUL-terminated when not NULL */

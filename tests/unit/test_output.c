@@ -132,6 +132,38 @@ static size_t frame(unsigned char *p, int stream, const char *s)
     return n + 8;
 }
 
+/* A response nested OUTPUT_MAX_DEPTH deep is accepted; one more level would make a finished
+ * message the notifier cannot parse, so it is refused here, where the caller hears of it. */
+static char *nested(size_t depth)
+{
+    /* {"success":true,"grade":1,"x": + (depth-1) x '[' + (depth-1) x ']' + } */
+    const char *head = "{\"success\":true,\"grade\":1,\"x\":";
+    size_t n = strlen(head) + 2 * (depth - 1) + 2;
+    char *s = malloc(n);
+    assert_non_null(s);
+    size_t k = strlen(head);
+    memcpy(s, head, k);
+    memset(s + k, '[', depth - 1);
+    memset(s + k + depth - 1, ']', depth - 1);
+    s[n - 2] = '}';
+    s[n - 1] = '\0';
+    return s;
+}
+
+static void test_depth(void **state)
+{
+    (void)state;
+    char *s = nested(OUTPUT_MAX_DEPTH);
+    expect_ok(s, 1);
+    free(s);
+    s = nested(OUTPUT_MAX_DEPTH + 1);
+    expect_fail(s, OUTPUT_REASON_INVALID_JSON, "nested deeper than 2047 levels");
+    free(s);
+    s = nested(OUTPUT_MAX_DEPTH + 2); /* past the parser's own limit */
+    expect_fail(s, OUTPUT_REASON_INVALID_JSON, "maximum parsing depth");
+    free(s);
+}
+
 static void test_demux(void **state)
 {
     (void)state;
@@ -200,6 +232,7 @@ int main(void)
         cmocka_unit_test(test_whole_stdout), cmocka_unit_test(test_blocks),
         cmocka_unit_test(test_block_errors), cmocka_unit_test(test_schema),
         cmocka_unit_test(test_demux),        cmocka_unit_test(test_tail),
+        cmocka_unit_test(test_depth),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
