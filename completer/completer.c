@@ -51,8 +51,12 @@
  * Engine outages: output a container prints while the engine is down is lost when it exits
  * before the engine is back (the engine no longer reads its pipes once it restarts). The
  * completer remembers when the engine did not answer; a job that finished then without a
- * response found is reported as "output lost" (the engine's fault, said so), not as "no
- * response found". (A completer restarted since does not know: it says "no response found".)
+ * response found is the engine's fault, not the student's: its container is started again,
+ * once (same container, same /tmp/exercise, a fresh time limit from its new StartedAt), and
+ * only the second run's output is read (logs since the first run's FinishedAt). Should that
+ * run end in an outage too, or the engine refuse the start, the result is "output lost" (the
+ * engine's fault, said so), not "no response found". (A completer restarted in between does
+ * not know: it reads the whole log of the second run, or says "no response found".)
  *
  * Results: every text from outside (stderr tails, parser details) goes through the error form
  * of msg.h, which makes it valid UTF-8; a result that does not fit MAX_MESSAGE_BYTES (the
@@ -98,7 +102,7 @@
 #define LOG_ENTRY_MIN_BYTES 59
 
 enum state { J_WAITING, J_FINISHING, J_DONE };
-enum fstep { F_INSPECT, F_STDOUT, F_STDERR, F_PUBLISH, F_REMOVE };
+enum fstep { F_INSPECT, F_STDOUT, F_STDERR, F_RERUN, F_PUBLISH, F_REMOVE };
 /* The container, as last seen. */
 enum cstate { C_UNKNOWN, C_CREATED, C_RUNNING, C_OVER };
 
@@ -160,6 +164,10 @@ struct job {
     struct msg_error *parse_err; /* why there is no response (only while finishing) */
     bool log_rotated;
     char *result;
+    /* run again once, its output lost in an engine outage (see the top); its logs are read
+     * from since (unix seconds, engine clock: the first run's FinishedAt) */
+    bool rerun_tried;
+    char since[32];
 };
 
 /* A Docker event waiting to be handled (see on_event). */
@@ -688,6 +696,21 @@ static bool needs_context(struct job *job)
     return !job->response || job_oom(job);
 }
 
+/* No response, and the container finished while the engine was down: its output may have been
+ * lost by the engine. Run it again, once. */
+static bool should_rerun(struct job *job)
+{
+    if (job->rerun_tried || job->missing || job->gone || job_timed_out(job) || job_oom(job) ||
+        job->out_too_large || job->log_rotated)
+        return false;
+    parse_output(job);
+    if (job->response || !job->parse_err)
+        return false;
+    int64_t fin = parse_docker_time(
+        json_string_value(json_object_get(json_object_get(job->inspect, "State"), "FinishedAt")));
+    return engine_was_down(job->c, fin);
+}
+
 /* Decides the result from what the finishing steps gathered; safe to call again (the publish
  * step does, when the result could not be built for want of memory). */
 static void build_result(struct job *job)
@@ -903,8 +926,58 @@ static void on_stderr(const struct docker_result *res, void *ud)
     } else if (res->err == 0 && res->status == 200) {
         output_demux(res->body, res->body_len, NULL, &job->err); /* best effort: context only */
     }
+    if (should_rerun(job)) {
+        finish_goto(job, F_RERUN);
+        return;
+    }
     build_result(job);
     finish_goto(job, F_PUBLISH);
+}
+
+/* The first run's results are forgotten; the job waits for the second run's exit. */
+static void on_rerun_started(const struct docker_result *res, void *ud)
+{
+    struct job *job = ud;
+    if (!reply_ok(job, res))
+        return;
+    if (res->status == 404) {
+        job->missing = "the container was removed before its output could be read";
+        build_result(job);
+        finish_goto(job, F_PUBLISH);
+        return;
+    }
+    job->rerun_tried = true;
+    if (res->status != 204 && res->status != 304) {
+        /* refused: say what happened (output lost) */
+        log_job(LOG_WARN, job, "cannot run the correction again", "error", res->message, NULL,
+                NULL);
+        build_result(job);
+        finish_goto(job, F_PUBLISH);
+        return;
+    }
+    int64_t fin = parse_docker_time(
+        json_string_value(json_object_get(json_object_get(job->inspect, "State"), "FinishedAt")));
+    snprintf(job->since, sizeof(job->since), "%lld.%03lld", (long long)(fin / 1000),
+             (long long)(fin % 1000));
+    log_job(LOG_WARN, job,
+            "the container finished during an engine outage without a response: its output was "
+            "lost, running the correction again",
+            "since", job->since, NULL, NULL);
+    json_decref(job->inspect);
+    job->inspect = NULL;
+    json_decref(job->response);
+    job->response = NULL;
+    free(job->parse_err);
+    job->parse_err = NULL;
+    job->parsed = false;
+    job->out_too_large = job->log_rotated = false;
+    output_buf_free(&job->out);
+    output_buf_free(&job->err);
+    free(job->result);
+    job->result = NULL;
+    job->kill_refused = 0;
+    job->over_ms = 0;
+    back_to_waiting(job); /* its inspect reads the new StartedAt, hence the new deadline */
 }
 
 static void on_removed(const struct docker_result *res, void *ud)
@@ -954,7 +1027,8 @@ static void finish_run(struct job *job)
         r = docker_container_inspect(c->docker, job->container_id, on_finish_inspect, job);
         break;
     case F_STDOUT:
-        snprintf(path, sizeof(path), "/containers/%s/logs?stdout=1&stderr=0", job->container_id);
+        snprintf(path, sizeof(path), "/containers/%s/logs?stdout=1&stderr=0%s%s",
+                 job->container_id, job->since[0] ? "&since=" : "", job->since);
         r = docker_call(c->docker, "GET", path, NULL, NULL, 0, on_stdout, job);
         break;
     case F_STDERR:
@@ -962,10 +1036,14 @@ static void finish_run(struct job *job)
             r = docker_container_logs(c->docker, job->container_id, log_rotated_bytes(job),
                                       on_stderr, job);
         } else {
-            snprintf(path, sizeof(path), "/containers/%s/logs?stdout=0&stderr=1&tail=%d",
-                     job->container_id, STDERR_TAIL_LINES);
+            snprintf(path, sizeof(path), "/containers/%s/logs?stdout=0&stderr=1&tail=%d%s%s",
+                     job->container_id, STDERR_TAIL_LINES, job->since[0] ? "&since=" : "",
+                     job->since);
             r = docker_call(c->docker, "GET", path, NULL, NULL, 0, on_stderr, job);
         }
+        break;
+    case F_RERUN:
+        r = docker_container_start(c->docker, job->container_id, on_rerun_started, job);
         break;
     case F_PUBLISH: {
         if (!job->result)
