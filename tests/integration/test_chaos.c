@@ -442,6 +442,12 @@ static bool no_containers(void *ud)
     return n == 0;
 }
 
+static const char *str_or(json_t *v)
+{
+    const char *s = json_string_value(v);
+    return s ? s : "-";
+}
+
 static bool daemon_stop_clean(struct ct_daemon *d)
 {
     int st = -1;
@@ -566,11 +572,9 @@ static void test_chaos(void **state)
         json_t *labels = json_object_get(ctr, "Labels");
         if (k < sizeof(left_containers) - 200)
             snprintf(left_containers + k, sizeof(left_containers) - k,
-                     "\n  container %.12s work_id %s: %s (%s)",
-                     json_string_value(json_object_get(ctr, "Id")),
-                     json_string_value(json_object_get(labels, "correctomatic.work_id")),
-                     json_string_value(json_object_get(ctr, "State")),
-                     json_string_value(json_object_get(ctr, "Status")));
+                     "\n  container %.12s work_id %s: %s (%s)", str_or(json_object_get(ctr, "Id")),
+                     str_or(json_object_get(labels, "correctomatic.work_id")),
+                     str_or(json_object_get(ctr, "State")), str_or(json_object_get(ctr, "Status")));
     }
     json_decref(l);
 
