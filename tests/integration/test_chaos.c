@@ -442,6 +442,12 @@ static bool no_containers(void *ud)
     return n == 0;
 }
 
+static const char *str_or(json_t *v)
+{
+    const char *s = json_string_value(v);
+    return s ? s : "-";
+}
+
 static bool daemon_stop_clean(struct ct_daemon *d)
 {
     int st = -1;
@@ -557,6 +563,19 @@ static void test_chaos(void **state)
     }
     json_t *l = ct_docker_list(LABEL);
     size_t containers = json_array_size(l);
+    char left_containers[1024] = "";
+    size_t i_c;
+    json_t *ctr;
+    json_array_foreach(l, i_c, ctr)
+    {
+        size_t k = strlen(left_containers);
+        json_t *labels = json_object_get(ctr, "Labels");
+        if (k < sizeof(left_containers) - 200)
+            snprintf(left_containers + k, sizeof(left_containers) - k,
+                     "\n  container %.12s work_id %s: %s (%s)", str_or(json_object_get(ctr, "Id")),
+                     str_or(json_object_get(labels, "correctomatic.work_id")),
+                     str_or(json_object_get(ctr, "State")), str_or(json_object_get(ctr, "Status")));
+    }
     json_decref(l);
 
     /* ---- the verdict of each job */
@@ -670,6 +689,8 @@ static void test_chaos(void **state)
                left_messages ? left_text : " nothing");
     if (pl)
         printf("chaos: problems:%s\n", problems);
+    if (containers)
+        printf("chaos: correction containers left:%s\n", left_containers);
     if (stray)
         printf("chaos: callbacks or parked messages of no job:%s\n", stray_text);
     fflush(stdout);
