@@ -183,6 +183,8 @@ struct job {
     bool counted;          /* counted in s->starting */
     bool pulled;           /* its image was pulled: a create answered 404 again is final */
     bool touched;          /* a container may exist, or a result was published: not "untouched" */
+    bool start_unknown;    /* a start of this container failed without a clear answer: it may
+                            * have run it; inspect before starting again (never a second run) */
     struct pull *pull;     /* the pull it waits for, or NULL */
     struct job *pull_next; /* in pull->waiters */
     char reason[64];       /* of the job's fault */
@@ -839,6 +841,7 @@ static void name_first(struct job *job)
 
 static void name_recreate(struct job *job)
 {
+    job->start_unknown = false; /* a new container, never started */
     job->n_recreated++;
     snprintf(job->name, sizeof(job->name), "correction-%s-%u", job->job_id, job->n_recreated);
 }
@@ -1145,12 +1148,50 @@ static void on_started(const struct docker_result *res, void *ud)
         job_release(job);
         return;
     }
-    if (res->err == 0 && (res->status == 204 || res->status == 304))
+    if (res->err == 0 && (res->status == 204 || res->status == 304)) {
         job_started(job);
-    else if (res->err == 0 && res->status == 404)
+    } else if (res->err == 0 && res->status == 404) {
         container_vanished(job);
-    else
+    } else {
+        /* No answer, or an error: the engine may have run the container all the same (a
+         * restart with --live-restore does), so the next attempt looks before it starts. */
+        job->start_unknown = true;
         job_docker_fault(job, REASON_START_FAILED, res->message); /* probe, then inspect */
+    }
+}
+
+/* Before starting again a container whose earlier start had no clear outcome. */
+static void on_start_looked(const struct docker_result *res, void *ud)
+{
+    struct job *job = ud;
+    if (!docker_reply(job, res, REASON_START_FAILED))
+        return;
+    if (res->status == 404) {
+        container_vanished(job);
+        return;
+    }
+    const char *status = res->status == 200
+                             ? json_string_value(json_object_get(
+                                   json_object_get(res->json, "State"), "Status"))
+                             : NULL;
+    if (!status) {
+        job_docker_fault(job, REASON_START_FAILED, res->message);
+        return;
+    }
+    if (strcmp(status, "created") != 0) {
+        log_job(LOG_INFO, job, "the container started despite the error", "state", status,
+                "error", job->fault_detail);
+        job->start_unknown = false;
+        job_started(job);
+        return;
+    }
+    /* Not started: an earlier start never ran it. */
+    job->start_unknown = false;
+    if (docker_container_start(job->s->docker, job->container_id, on_started, job) < 0) {
+        job_retry(job, "out of memory");
+        return;
+    }
+    job->busy = true;
 }
 
 /* The container after a failed start, the engine answering /_ping. */
@@ -1504,7 +1545,10 @@ static void job_run(struct job *job)
                                     on_uploaded, job);
         break;
     case STEP_START:
-        r = docker_container_start(s->docker, job->container_id, on_started, job);
+        if (job->start_unknown)
+            r = docker_container_inspect(s->docker, job->container_id, on_start_looked, job);
+        else
+            r = docker_container_start(s->docker, job->container_id, on_started, job);
         break;
     case STEP_DISCARD:
         r = docker_container_remove(s->docker, job->container_id, true, on_discarded, job);

@@ -859,6 +859,62 @@ static void test_start_fault_engine_stopping(void **state)
     free(file);
 }
 
+/* A start that reached the engine but whose answer was lost (a dockerd restart cuts the
+ * connection; /_ping fails right after) ran the container all the same: the retry looks before
+ * it starts again, and the correction runs once. Started twice, its log would hold the response
+ * twice. */
+static bool container_exited(void *ud)
+{
+    json_t *ins = ct_docker_inspect(ud);
+    const char *st =
+        json_string_value(json_object_get(json_object_get(ins, "State"), "Status"));
+    bool over = !st || strcmp(st, "exited") == 0;
+    json_decref(ins);
+    return over;
+}
+
+static void test_start_answer_lost(void **state)
+{
+    (void)state;
+    struct ct_daemon run;
+    struct proxy px;
+    char *file = exercise("lost-start.txt", "abc");
+    proxy_start(&px, "lost-start",
+                "{\"rules\": ["
+                "{\"id\": \"start\", \"method\": \"POST\", \"path\": \"/containers/[^/]+/start$\", "
+                "\"times\": 1, \"drop_answer\": true},"
+                "{\"id\": \"ping\", \"path\": \"^/_ping$\", \"times\": 1, \"status\": 500, "
+                "\"message\": \"engine restarting\"}]}");
+    start_starter(&run, "lost-start", (const char *[]){px.env, "RETRY_MIN=100ms", NULL});
+    publish_job("w-lost-start", "ct-ok:latest", file, "http://h/cb", NULL, NULL);
+    json_t *r = get_json("running_corrections");
+    assert_string_equal(json_string_value(json_object_get(r, "work_id")), "w-lost-start");
+    assert_int_equal(proxy_count(&px, "start"), 1);
+    assert_int_equal(proxy_count(&px, "ping"), 1);
+    const char *cid = json_string_value(json_object_get(r, "container_id"));
+    if (!ct_wait_until(container_exited, (void *)cid, WAIT_MS))
+        fail_msg("the container did not exit");
+    char *path = NULL;
+    assert_true(asprintf(&path, "/containers/%s/logs?stdout=1&stderr=0", cid) > 0);
+    long st;
+    size_t len;
+    char *logs = ct_docker_raw("GET", path, NULL, NULL, 0, &st, &len);
+    assert_int_equal(st, 200);
+    size_t runs = 0;
+    for (const char *p = logs; (p = memmem(p, len - (size_t)(p - logs), "\"success\"", 9));
+         p += 9)
+        runs++;
+    assert_int_equal(runs, 1);
+    assert_int_equal(ct_file_count(run.log, "the container started despite the error"), 1);
+    assert_int_equal(ct_amqp_count("finished_corrections"), 0);
+    free(logs);
+    free(path);
+    json_decref(r);
+    assert_int_equal(stop_starter(&run), 0);
+    proxy_stop(&px);
+    free(file);
+}
+
 /* A retried start answered "endpoint ... already exists" (a 403 an engine restart leaves
  * behind) while the engine is healthy: not the image's fault (its command is not what failed):
  * the container is replaced by a new one, under a new name, and the job runs. */
@@ -1330,6 +1386,8 @@ int main(void)
                                         ct_reset_pipeline_fixture),
         cmocka_unit_test_setup_teardown(test_shutdown_publish_unconfirmed,
                                         ct_reset_pipeline_fixture, alarm_teardown),
+        cmocka_unit_test_setup_teardown(test_start_answer_lost, ct_reset_pipeline_fixture,
+                                        ct_reset_pipeline_fixture),
         cmocka_unit_test_setup_teardown(test_redelivery_adopts_container, ct_reset_pipeline_fixture,
                                         ct_reset_pipeline_fixture),
         cmocka_unit_test_setup_teardown(test_redelivery_replaces_created_container,

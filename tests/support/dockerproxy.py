@@ -20,6 +20,9 @@ request on a connection whose first one was forwarded). Answers stream through a
   status, message      answer that status with {"message": message} instead of forwarding
   hang                 true: never answer; the request is dropped when the client goes away
   delay_ms             forward, but only after that long
+  drop_answer          true: forward, wait for the engine's whole answer, then close the
+                       client's connection without a byte of it (the call took effect; the
+                       client cannot know)
 
 The first matching rule that applies wins. Every request is logged to --log (if given) as one
 JSON line {"method", "path", "rule"} (rule: the id that applied, or null).
@@ -150,6 +153,19 @@ def forward(conn, upstream, method, target, version, headers, body):
         up.close()
 
 
+def forward_and_drop(upstream, method, target, version, headers, body):
+    up = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    up.connect(upstream)
+    try:
+        head = "\r\n".join(["%s %s %s" % (method, target, version)] + headers +
+                           ["Connection: close", "", ""])
+        up.sendall(head.encode("latin-1") + body)
+        while up.recv(65536):
+            pass
+    finally:
+        up.close()
+
+
 def handle(conn, args):
     try:
         req = read_request(conn)
@@ -167,6 +183,9 @@ def handle(conn, args):
             return
         if rule and "status" in rule:
             answer(conn, int(rule["status"]), rule.get("message", "injected"))
+            return
+        if rule and rule.get("drop_answer"):
+            forward_and_drop(args.upstream, method, target, version, headers, body)
             return
         if rule and rule.get("delay_ms"):
             time.sleep(rule["delay_ms"] / 1000.0)
