@@ -99,3 +99,87 @@ size_t text_utf8_truncate(char *s, size_t max_bytes)
     s[cut] = '\0';
     return cut;
 }
+
+/* Appends n bytes of s to the redaction being built (bounded; the result is cut, never
+ * overflowed). */
+struct rbuf {
+    char *s;
+    size_t len, cap;
+};
+
+static void rb_put(struct rbuf *b, const char *s, size_t n)
+{
+    if (b->len >= b->cap)
+        return;
+    if (n > b->cap - b->len)
+        n = b->cap - b->len;
+    memcpy(b->s + b->len, s, n);
+    b->len += n;
+}
+
+size_t text_redact_url(char *dst, size_t dstlen, const char *url)
+{
+    if (dstlen == 0)
+        return 0;
+    if (!url) {
+        dst[0] = '\0';
+        return 0;
+    }
+    size_t n = strlen(url);
+    char tmp[2048];
+    struct rbuf b = {tmp, 0, sizeof(tmp)};
+    size_t i = 0;
+    /* scheme:// (when there is one, the authority follows) */
+    const char *sep = strstr(url, "://");
+    size_t auth = 0;
+    if (sep && (size_t)(sep - url) < n && !memchr(url, '/', (size_t)(sep - url)) &&
+        !memchr(url, '?', (size_t)(sep - url))) {
+        auth = (size_t)(sep - url) + 3;
+        rb_put(&b, url, auth);
+        i = auth;
+        /* the authority ends at the first '/', '?' or '#'; its userinfo at its last '@' */
+        size_t end = i;
+        while (end < n && url[end] != '/' && url[end] != '?' && url[end] != '#')
+            end++;
+        size_t at = end;
+        for (size_t k = i; k < end; k++)
+            if (url[k] == '@')
+                at = k;
+        if (at < end) {
+            rb_put(&b, "***@", 4);
+            i = at + 1;
+        }
+        rb_put(&b, url + i, end - i);
+        i = end;
+    }
+    /* the path, as is, up to the query or the fragment */
+    size_t p = i;
+    while (p < n && url[p] != '?' && url[p] != '#')
+        p++;
+    rb_put(&b, url + i, p - i);
+    i = p;
+    if (i < n && url[i] == '?') {
+        rb_put(&b, "?", 1);
+        i++;
+        while (i < n && url[i] != '#') {
+            size_t e = i;
+            while (e < n && url[e] != '&' && url[e] != '#')
+                e++;
+            const char *eq = memchr(url + i, '=', e - i);
+            if (eq) {
+                rb_put(&b, url + i, (size_t)(eq - (url + i)) + 1);
+                rb_put(&b, "***", 3);
+            } else if (e > i) {
+                rb_put(&b, "***", 3); /* a bare token is a value too */
+            }
+            i = e;
+            if (i < n && url[i] == '&') {
+                rb_put(&b, "&", 1);
+                i++;
+            }
+        }
+    }
+    if (i < n && url[i] == '#')
+        rb_put(&b, "#***", 4);
+    return text_utf8_copy(dst, dstlen, b.s, b.len);
+}

@@ -24,3 +24,10 @@ char *text_utf8_dup(const void *src, size_t len, size_t max_bytes);
 /* Shortens the NUL-terminated s in place to at most max_bytes bytes, at a character boundary
  * (s is assumed valid UTF-8 up to there). Returns the new length. */
 size_t text_utf8_truncate(char *s, size_t max_bytes);
+
+/* A URL fit for a log line or a label: the userinfo becomes "***" (u:p@h gives ***@h), and
+ * every query value, bare query token and the fragment become "***" (query keys are kept):
+ * "/x?token=abc&v#f" gives "/x?token=***&***#***". Credentials in a callback URL never leave
+ * the message that carries them. Written into dst like text_utf8_copy (valid UTF-8, cut at a
+ * character boundary, always NUL-terminated when dstlen > 0); returns the bytes written. */
+size_t text_redact_url(char *dst, size_t dstlen, const char *url);

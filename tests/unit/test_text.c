@@ -283,10 +283,46 @@ static void test_log_lines_valid(void **state)
     assert_true(got - (size_t)(second + 1 - buf) <= 8192);
 }
 
+static void expect_redacted(const char *url, const char *want)
+{
+    char out[256];
+    text_redact_url(out, sizeof(out), url);
+    if (strcmp(out, want) != 0)
+        fail_msg("redact(%s) = %s, want %s", url, out, want);
+}
+
+static void test_redact_url(void **state)
+{
+    (void)state;
+    expect_redacted("http://receiver.example/grade", "http://receiver.example/grade");
+    expect_redacted("https://u:p@h.example:8443/x?token=abc&v#f",
+                    "https://***@h.example:8443/x?token=***&***#***");
+    expect_redacted("http://user@h/", "http://***@h/");
+    expect_redacted("http://a@b@h/p", "http://***@h/p"); /* the last @ ends the userinfo */
+    expect_redacted("http://h/p@q?a=1&b=&c=x=y", "http://h/p@q?a=***&b=***&c=***");
+    expect_redacted("http://h?k=v", "http://h?k=***");
+    expect_redacted("http://h#secret", "http://h#***");
+    expect_redacted("not a url ?x=1", "not a url ?x=***");
+    expect_redacted("", "");
+    char small[12];
+    assert_int_equal(text_redact_url(small, sizeof(small), "http://u:p@host/"), 11);
+    assert_string_equal(small, "http://***@");
+    char cut[10];
+    text_redact_url(cut, sizeof(cut), "http://h/\xc3\xa9\xc3\xa9?x=1"); /* cut inside é: dropped */
+    assert_true(text_utf8_valid(cut, strlen(cut)));
+    char bad[64];
+    text_redact_url(bad, sizeof(bad), "http://h/\xff");
+    assert_string_equal(bad, "http://h/\xef\xbf\xbd");
+    assert_int_equal(text_redact_url(bad, 0, "x"), 0);
+    text_redact_url(bad, sizeof(bad), NULL);
+    assert_string_equal(bad, "");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_char_len),
+        cmocka_unit_test(test_redact_url),
         cmocka_unit_test(test_valid),
         cmocka_unit_test(test_copy_replaces_and_cuts_at_boundaries),
         cmocka_unit_test(test_dup_and_truncate),
