@@ -162,7 +162,8 @@ static size_t json_depth(const json_t *j, size_t limit)
     if (json_is_object(j)) {
         const char *k;
         json_t *v;
-        json_object_foreach((json_t *)j, k, v) {
+        json_object_foreach((json_t *)j, k, v)
+        {
             size_t d = json_depth(v, limit);
             if (d > max)
                 max = d;
@@ -172,7 +173,8 @@ static size_t json_depth(const json_t *j, size_t limit)
     } else if (json_is_array(j)) {
         size_t i;
         json_t *v;
-        json_array_foreach(j, i, v) {
+        json_array_foreach(j, i, v)
+        {
             size_t d = json_depth(v, limit);
             if (d > max)
                 max = d;
@@ -197,8 +199,8 @@ static int parse_json(const char *s, size_t n, json_t **ret, struct msg_error *e
     if (json_depth(j, OUTPUT_MAX_DEPTH) > OUTPUT_MAX_DEPTH) {
         /* The finished message nests the response one level deeper: the notifier could not
          * read it back. */
-        msg_error_set(err, OUTPUT_REASON_INVALID_JSON, "the response is nested deeper than %d levels",
-                      OUTPUT_MAX_DEPTH);
+        msg_error_set(err, OUTPUT_REASON_INVALID_JSON,
+                      "the response is nested deeper than %d levels", OUTPUT_MAX_DEPTH);
         json_decref(j);
         return -EINVAL;
     }

@@ -86,6 +86,10 @@
 #include "schedule.h"
 #include "text.h"
 
+#ifndef LABEL_CALLBACK_REDACTED /* names.h gets it with the starter's redaction */
+#define LABEL_CALLBACK_REDACTED "correctomatic.callback_redacted"
+#endif
+
 #define REASON_TIMEOUT "time limit exceeded"
 #define REASON_OOM "memory limit exceeded"
 #define REASON_KILLED "container killed"
@@ -133,6 +137,7 @@ struct job {
     char *label_callback; /* set only when the labels can report the job (see the top) */
     json_t *label_work_id;
     const char *labels_unusable; /* why not, for the log */
+    json_t *labels;              /* as last inspected (for a legacy message's claim) */
     enum cstate cstate;
     int64_t deadline_ms;         /* wall clock; 0: not known (not started, no label) */
     int64_t limit_s;             /* the time limit, for the error text */
@@ -281,6 +286,7 @@ static void job_free_cb(uv_handle_t *h)
     struct job *job = h->data;
     json_decref(job->work_id);
     json_decref(job->label_work_id);
+    json_decref(job->labels);
     json_decref(job->inspect);
     json_decref(job->response);
     free(job->parse_err);
@@ -511,6 +517,8 @@ static const char *read_container(struct job *job, json_t *ins)
     json_t *labels = json_object_get(json_object_get(ins, "Config"), "Labels");
     json_t *st = json_object_get(ins, "State");
     const char *jid = json_string_value(json_object_get(labels, LABEL_JOB_ID));
+    json_decref(job->labels);
+    job->labels = json_incref(labels);
     job->ours = jid != NULL;
     snprintf(job->label_job_id, sizeof(job->label_job_id), "%s", jid ? jid : "");
     if (!job->job_id[0] && jid && strlen(jid) <= MSG_MAX_JOB_ID_BYTES)
@@ -1027,8 +1035,8 @@ static void finish_run(struct job *job)
         r = docker_container_inspect(c->docker, job->container_id, on_finish_inspect, job);
         break;
     case F_STDOUT:
-        snprintf(path, sizeof(path), "/containers/%s/logs?stdout=1&stderr=0%s%s",
-                 job->container_id, job->since[0] ? "&since=" : "", job->since);
+        snprintf(path, sizeof(path), "/containers/%s/logs?stdout=1&stderr=0%s%s", job->container_id,
+                 job->since[0] ? "&since=" : "", job->since);
         r = docker_call(c->docker, "GET", path, NULL, NULL, 0, on_stdout, job);
         break;
     case F_STDERR:
@@ -1320,6 +1328,34 @@ static void reject_claim(struct job *job, const char *text)
     snprintf(job->job_id, sizeof(job->job_id), "%s", job->label_job_id);
 }
 
+/* A legacy running message (no job_id) claims one of our containers only when it names the
+ * container's own job: the same callback (compared redacted when the starter could only label
+ * it redacted) and the same work_id (or none on both). NULL when it does; else why not. */
+static const char *legacy_mismatch(const struct job *job, const char *callback,
+                                   const json_t *work_id)
+{
+    const char *cb = json_string_value(json_object_get(job->labels, LABEL_CALLBACK));
+    const char *cb_red = json_string_value(json_object_get(job->labels, LABEL_CALLBACK_REDACTED));
+    if (!callback)
+        return "the message has no callback";
+    if (cb) {
+        if (strcmp(cb, callback) != 0)
+            return "another callback";
+    } else if (cb_red) {
+        char red[MSG_MAX_URL_BYTES + 64];
+        text_redact_url(red, sizeof(red), callback);
+        if (strcmp(cb_red, red) != 0)
+            return "another callback";
+    } else {
+        return "the container has no callback label";
+    }
+    const char *wl = json_string_value(json_object_get(job->labels, LABEL_WORK_ID));
+    json_t *lw = wl ? json_loads(wl, JSON_DECODE_ANY, NULL) : NULL;
+    bool same = (!lw && !work_id && !wl) || (lw && work_id && json_equal(lw, (json_t *)work_id));
+    json_decref(lw);
+    return same ? NULL : "another work_id";
+}
+
 /* A running message may name any container: it claims one of ours, of its own job. 0 when it
  * does; 1 when the container is ours but another job's (the job is unclaimed again); -1 when
  * the container is not a correction container at all (the job is dropped: never killed or
@@ -1338,6 +1374,14 @@ static int check_claim(struct job *job)
     if (job->msg_job_id[0] && strcmp(job->msg_job_id, job->label_job_id) != 0) {
         snprintf(text, sizeof(text), "%s - container %s belongs to job %s, not %s",
                  MSG_REASON_INVALID_MESSAGE, job->container_id, job->label_job_id, job->msg_job_id);
+        reject_claim(job, text);
+        return 1;
+    }
+    const char *why;
+    if (!job->msg_job_id[0] && (why = legacy_mismatch(job, job->callback, job->work_id))) {
+        snprintf(text, sizeof(text),
+                 "%s - container %s belongs to job %s, not to this message (no job_id, %s)",
+                 MSG_REASON_INVALID_MESSAGE, job->container_id, job->label_job_id, why);
         reject_claim(job, text);
         return 1;
     }
@@ -1386,6 +1430,17 @@ static void on_delivery(amqp_link *link, const struct amqp_link_delivery *d, voi
         char text[400];
         snprintf(text, sizeof(text), "%s - container %s belongs to job %s, not %s",
                  MSG_REASON_INVALID_MESSAGE, job->container_id, job->label_job_id, m.job_id);
+        park_delivery(c, d, text);
+        msg_running_free(&m);
+        return;
+    }
+    const char *why;
+    if (job && job->inspected && job->ours && !m.job_id &&
+        (why = legacy_mismatch(job, m.callback, m.work_id))) {
+        char text[400];
+        snprintf(text, sizeof(text),
+                 "%s - container %s belongs to job %s, not to this message (no job_id, %s)",
+                 MSG_REASON_INVALID_MESSAGE, job->container_id, job->label_job_id, why);
         park_delivery(c, d, text);
         msg_running_free(&m);
         return;

@@ -1170,17 +1170,17 @@ static void on_start_looked(const struct docker_result *res, void *ud)
         container_vanished(job);
         return;
     }
-    const char *status = res->status == 200
-                             ? json_string_value(json_object_get(
-                                   json_object_get(res->json, "State"), "Status"))
-                             : NULL;
+    const char *status =
+        res->status == 200
+            ? json_string_value(json_object_get(json_object_get(res->json, "State"), "Status"))
+            : NULL;
     if (!status) {
         job_docker_fault(job, REASON_START_FAILED, res->message);
         return;
     }
     if (strcmp(status, "created") != 0) {
-        log_job(LOG_INFO, job, "the container started despite the error", "state", status,
-                "error", job->fault_detail);
+        log_job(LOG_INFO, job, "the container started despite the error", "state", status, "error",
+                job->fault_detail);
         job->start_unknown = false;
         job_started(job);
         return;

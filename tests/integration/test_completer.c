@@ -783,10 +783,24 @@ static void test_invalid_running_messages(void **state)
     wait_exited(&mine);
     char *stranger_body = running_body(&strange_job, false);
     char *impostor_body = running_body(&impostor, false);
+    /* Legacy messages (no job_id) naming it for another job: another callback, another
+     * work_id. */
+    char *legacy_body = running_body(&mine, true);
+    json_t *lo = ct_json(legacy_body);
+    free(legacy_body);
+    json_object_set_new(lo, "callback", json_string("http://127.0.0.1:9/elsewhere"));
+    char *legacy_cb_body = json_dumps(lo, JSON_COMPACT);
+    json_object_set_new(lo, "callback", json_string(CALLBACK));
+    json_object_set_new(lo, "work_id", json_string("w-someone-else"));
+    char *legacy_wid_body = json_dumps(lo, JSON_COMPACT);
+    json_decref(lo);
     ct_amqp_publish("running_corrections", stranger_body, NULL);
     ct_amqp_publish("running_corrections", impostor_body, NULL);
-    bool seen_stranger = false, seen_impostor = false;
-    for (size_t i = 0; i < 2; i++) {
+    ct_amqp_publish("running_corrections", legacy_cb_body, NULL);
+    ct_amqp_publish("running_corrections", legacy_wid_body, NULL);
+    bool seen_stranger = false, seen_impostor = false, seen_legacy_cb = false,
+         seen_legacy_wid = false;
+    for (size_t i = 0; i < 4; i++) {
         struct ct_msg *m = ct_amqp_get("running_corrections.invalid", WAIT_MS);
         assert_non_null(m);
         const char *reason =
@@ -795,6 +809,12 @@ static void test_invalid_running_messages(void **state)
         if (strcmp(m->body, stranger_body) == 0) {
             assert_non_null(strstr(reason, "not a correction container"));
             seen_stranger = true;
+        } else if (strcmp(m->body, legacy_cb_body) == 0) {
+            assert_non_null(strstr(reason, "no job_id, another callback"));
+            seen_legacy_cb = true;
+        } else if (strcmp(m->body, legacy_wid_body) == 0) {
+            assert_non_null(strstr(reason, "no job_id, another work_id"));
+            seen_legacy_wid = true;
         } else {
             assert_string_equal(m->body, impostor_body);
             assert_non_null(strstr(reason, "belongs to job"));
@@ -802,7 +822,9 @@ static void test_invalid_running_messages(void **state)
         }
         ct_msg_free(m);
     }
-    assert_true(seen_stranger && seen_impostor);
+    assert_true(seen_stranger && seen_impostor && seen_legacy_cb && seen_legacy_wid);
+    free(legacy_cb_body);
+    free(legacy_wid_body);
     /* The right message still claims its container. */
     publish_running(&mine, false);
     json_t *r;

@@ -866,8 +866,7 @@ static void test_start_fault_engine_stopping(void **state)
 static bool container_exited(void *ud)
 {
     json_t *ins = ct_docker_inspect(ud);
-    const char *st =
-        json_string_value(json_object_get(json_object_get(ins, "State"), "Status"));
+    const char *st = json_string_value(json_object_get(json_object_get(ins, "State"), "Status"));
     bool over = !st || strcmp(st, "exited") == 0;
     json_decref(ins);
     return over;
@@ -901,8 +900,7 @@ static void test_start_answer_lost(void **state)
     char *logs = ct_docker_raw("GET", path, NULL, NULL, 0, &st, &len);
     assert_int_equal(st, 200);
     size_t runs = 0;
-    for (const char *p = logs; (p = memmem(p, len - (size_t)(p - logs), "\"success\"", 9));
-         p += 9)
+    for (const char *p = logs; (p = memmem(p, len - (size_t)(p - logs), "\"success\"", 9)); p += 9)
         runs++;
     assert_int_equal(runs, 1);
     assert_int_equal(ct_file_count(run.log, "the container started despite the error"), 1);
