@@ -4,7 +4,8 @@
  * Input: byte 0: bit 0 deny_private, bit 1 IPv6; bytes 1-16 the address (IPv4: the first 4);
  * the rest "<CALLBACK_ALLOW_HOSTS>\n--\n<host>". Invariants:
  * - netpolicy_check_addr refuses exactly the ranges of netpolicy.h, checked against a table
- *   of prefixes here; an IPv4-mapped IPv6 address is judged as its IPv4 address;
+ *   of prefixes here (the cloud metadata addresses included); an IPv6 address that carries
+ *   an IPv4 address (mapped, compatible, translated, NAT64, 6to4) is judged as that address;
  * - a parsed allow list holds the list's non-empty entries; a host is allowed exactly when it
  *   equals an entry, or ends in ".suffix" for an entry "*.suffix", ignoring case; without a
  *   list every host is allowed;
@@ -25,13 +26,33 @@ struct range {
 };
 
 static const struct range v4_ranges[] = {
-    {"0.0.0.0", 8, false},          {"169.254.0.0", 16, false}, {"224.0.0.0", 4, false},
-    {"255.255.255.255", 32, false}, {"127.0.0.0", 8, true},     {"10.0.0.0", 8, true},
-    {"172.16.0.0", 12, true},       {"192.168.0.0", 16, true},  {"100.64.0.0", 10, true},
+    {"169.254.169.254", 32, false}, {"169.254.170.2", 32, false}, {"169.254.170.23", 32, false},
+    {"169.254.42.42", 32, false},   {"169.254.0.23", 32, false},  {"100.100.100.200", 32, false},
+    {"168.63.129.16", 32, false},   {"192.0.0.192", 32, false},   {"0.0.0.0", 8, false},
+    {"169.254.0.0", 16, false},     {"224.0.0.0", 4, false},      {"255.255.255.255", 32, false},
+    {"127.0.0.0", 8, true},         {"10.0.0.0", 8, true},        {"172.16.0.0", 12, true},
+    {"192.168.0.0", 16, true},      {"100.64.0.0", 10, true},
 };
 static const struct range v6_ranges[] = {
-    {"::", 128, false}, {"fe80::", 10, false}, {"ff00::", 8, false},
-    {"::1", 128, true}, {"fc00::", 7, true},
+    {"::", 128, false},
+    {"fd00:ec2::254", 128, false},
+    {"fd00:ec2::23", 128, false},
+    {"fd20:ce::254", 128, false},
+    {"fd00:c1::a9fe:a9fe", 128, false},
+    {"fd00:42::42", 128, false},
+    {"fe80::", 10, false},
+    {"ff00::", 8, false},
+    {"::1", 128, true},
+    {"fc00::", 7, true},
+    {"fec0::", 10, true},
+};
+/* IPv6 prefixes whose addresses carry an IPv4 address, and where it sits. */
+static const struct {
+    const char *prefix;
+    unsigned bits, at;
+} v6_embedding[] = {
+    {"::ffff:0:0", 96, 12}, {"::ffff:0:0:0", 96, 12}, {"::", 96, 12},
+    {"64:ff9b::", 96, 12},  {"64:ff9b:1::", 48, 12},  {"2002::", 16, 2},
 };
 
 static bool in_prefix(const uint8_t *a, const uint8_t *net, unsigned bits)
@@ -46,9 +67,16 @@ static bool in_prefix(const uint8_t *a, const uint8_t *net, unsigned bits)
 
 static bool ref_refused(const uint8_t *a, bool v6, bool deny_private)
 {
-    static const uint8_t mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
-    if (v6 && memcmp(a, mapped, 12) == 0)
-        return ref_refused(a + 12, false, deny_private);
+    if (v6) {
+        uint8_t net[16];
+        FUZZ_CHECK(inet_pton(AF_INET6, "::", net) == 1);
+        bool special = in_prefix(a, net, 127); /* :: and ::1 are themselves, not IPv4 */
+        for (size_t i = 0; !special && i < sizeof(v6_embedding) / sizeof(v6_embedding[0]); i++) {
+            FUZZ_CHECK(inet_pton(AF_INET6, v6_embedding[i].prefix, net) == 1);
+            if (in_prefix(a, net, v6_embedding[i].bits))
+                return ref_refused(a + v6_embedding[i].at, false, deny_private);
+        }
+    }
     const struct range *r = v6 ? v6_ranges : v4_ranges;
     size_t n = v6 ? sizeof(v6_ranges) / sizeof(*r) : sizeof(v4_ranges) / sizeof(*r);
     for (size_t i = 0; i < n; i++) {

@@ -157,7 +157,55 @@ static void test_netpolicy(void **state)
     const char *public_ones[] = {"8.8.8.8", "172.32.0.1", "100.128.0.1", "2001:db8::1"};
     for (size_t i = 0; i < sizeof(public_ones) / sizeof(public_ones[0]); i++)
         assert_null(check(&strict, public_ones[i]));
-    assert_string_equal(check(&open, "169.254.169.254"), "link-local address");
+    assert_string_equal(check(&open, "169.254.1.1"), "link-local address");
+
+    /* The cloud metadata services, whatever deny_private says, in every IPv6 form that
+     * carries the IPv4 address. */
+    const char *metadata[] = {
+        "169.254.169.254",    "169.254.170.2",      "169.254.170.23",         "169.254.42.42",
+        "169.254.0.23",       "100.100.100.200",    "168.63.129.16",          "192.0.0.192",
+        "fd00:ec2::254",      "fd00:ec2::23",       "fd20:ce::254",           "fd00:c1::a9fe:a9fe",
+        "fd00:42::42",        "::ffff:a9fe:a9fe",   "::ffff:100.100.100.200", "::a9fe:a9fe",
+        "::ffff:0:a9fe:a9fe", "64:ff9b::a9fe:a9fe", "64:ff9b::a83f:8110",     "64:ff9b:1::c000:c0",
+        "2002:a9fe:a9fe::1",  "2002:6464:64c8::",   "::ffff:168.63.129.16",
+    };
+    for (size_t i = 0; i < sizeof(metadata) / sizeof(metadata[0]); i++) {
+        const char *why = check(&open, metadata[i]);
+        if (!why || strcmp(why, "cloud metadata address") != 0)
+            fail_msg("%s: %s", metadata[i], why ? why : "allowed");
+        assert_string_equal(check(&strict, metadata[i]), "cloud metadata address");
+    }
+    /* Neighbours of the metadata addresses are ordinary addresses. */
+    const char *neighbours[] = {"100.100.100.201",  "168.63.129.17",   "192.0.0.193",
+                                "64:ff9b::808:808", "2002:808:808::1", "2001:db8::254"};
+    for (size_t i = 0; i < sizeof(neighbours) / sizeof(neighbours[0]); i++)
+        assert_null(check(&open, neighbours[i]));
+    assert_null(check(&open, "fd00:ec2::253")); /* AWS DNS: private, not metadata */
+    assert_string_equal(check(&strict, "fd00:ec2::253"), "private address");
+    /* Embedded private IPv4 follows deny_private; ::1 stays loopback, not "0.0.0.1". */
+    assert_null(check(&open, "64:ff9b::7f00:1"));
+    assert_string_equal(check(&strict, "64:ff9b::7f00:1"), "loopback address");
+    assert_string_equal(check(&strict, "2002:a00:1::"), "private address");
+    assert_null(check(&open, "::1"));
+    assert_string_equal(check(&strict, "::1"), "loopback address");
+    assert_string_equal(check(&strict, "fec0::1"), "private address");
+
+    /* Hosts as written in a URL. */
+    assert_string_equal(netpolicy_check_host(&open, "169.254.169.254"), "cloud metadata address");
+    assert_string_equal(netpolicy_check_host(&open, "2852039166"), "cloud metadata address");
+    assert_string_equal(netpolicy_check_host(&open, "0xa9.0xfe.0xa9.0xfe"),
+                        "cloud metadata address");
+    assert_string_equal(netpolicy_check_host(&open, "[fd00:ec2::254]"), "cloud metadata address");
+    assert_string_equal(netpolicy_check_host(&open, "[::ffff:a9fe:a9fe]"),
+                        "cloud metadata address");
+    assert_string_equal(netpolicy_check_host(&open, "[fe80::1%25eth0]"), "link-local address");
+    assert_string_equal(netpolicy_check_host(&open, "Metadata.Google.Internal."),
+                        "cloud metadata host name");
+    assert_string_equal(netpolicy_check_host(&open, "metadata"), "cloud metadata host name");
+    assert_null(netpolicy_check_host(&open, "metadata.example.com"));
+    assert_null(netpolicy_check_host(&open, "grades.example.com"));
+    assert_null(netpolicy_check_host(&open, "127.0.0.1"));
+    assert_string_equal(netpolicy_check_host(&strict, "127.0.0.1"), "loopback address");
 
     struct netpolicy allow = {0};
     assert_int_equal(netpolicy_parse_allow("grades.example.com, *.school.example", &allow), 0);
