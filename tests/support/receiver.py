@@ -1,13 +1,15 @@
 #!/usr/bin/env python3
 """receiver.py: a callback receiver for the notifier's integration tests (standard library only).
 
-  receiver.py serve --log FILE --port-file FILE [--port N]
-      Listens on 127.0.0.1 (port N, or a free one when 0 or absent; the port chosen is written
-      to --port-file once listening), HTTP/1.1 with keep-alive, one thread per connection.
+  receiver.py serve --log FILE --port-file FILE [--port N] [--bind ADDR]
+      Listens on 127.0.0.1, or ADDR ("::" takes every IPv4 and IPv6 address of the machine:
+      the namespace tests use it to see any request that reaches any address) (port N, or a
+      free one when 0 or absent; the port chosen is written to --port-file once listening),
+      HTTP/1.1 with keep-alive, one thread per connection.
       Every request is appended to --log as one JSON line, written before the answer:
       {"time", "method", "path", "headers" (names in lower case), "body" (text), "status",
-      "body_utf8" (whether the body bytes are valid UTF-8)}. A query string does not change
-      the answer.
+      "body_utf8" (whether the body bytes are valid UTF-8), "local" (the address the request
+      came to, IPv4 as itself)}. A query string does not change the answer.
       Answers by path:
         /ok                  200
         /fail-once/<key>     500 the first time for that key, then 200
@@ -36,6 +38,7 @@ import hashlib
 import hmac
 import json
 import os
+import socket
 import sys
 import threading
 import time
@@ -113,6 +116,7 @@ class Receiver(BaseHTTPRequestHandler):
             "body": body.decode("utf-8", errors="surrogateescape"),
             "status": status,
             "body_utf8": is_utf8(body),
+            "local": local_address(self.connection),
         }
         line = json.dumps(entry, ensure_ascii=True) + "\n"
         with Receiver.lock:
@@ -153,6 +157,19 @@ class Receiver(BaseHTTPRequestHandler):
         return True
 
 
+def local_address(conn):
+    addr = conn.getsockname()[0]
+    return addr[7:] if addr.startswith("::ffff:") and "." in addr else addr
+
+
+class DualStackServer(ThreadingHTTPServer):
+    address_family = socket.AF_INET6
+
+    def server_bind(self):
+        self.socket.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+        super().server_bind()
+
+
 def is_utf8(data):
     try:
         data.decode("utf-8")
@@ -163,7 +180,10 @@ def is_utf8(data):
 
 def serve(args):
     Receiver.log_file = open(args.log, "a", encoding="utf-8", errors="surrogateescape")
-    server = ThreadingHTTPServer(("127.0.0.1", args.port), Receiver)
+    if ":" in args.bind:
+        server = DualStackServer((args.bind, args.port), Receiver)
+    else:
+        server = ThreadingHTTPServer((args.bind, args.port), Receiver)
     server.daemon_threads = True
     tmp = args.port_file + ".tmp"
     with open(tmp, "w") as f:
@@ -209,6 +229,7 @@ def main():
     s.add_argument("--log", required=True)
     s.add_argument("--port-file", required=True)
     s.add_argument("--port", type=int, default=0)
+    s.add_argument("--bind", default="127.0.0.1")
     v = sub.add_parser("verify")
     v.add_argument("--log", required=True)
     v.add_argument("--secret", required=True)
