@@ -3,12 +3,15 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+#include <curl/curl.h>
 #include <uv.h>
 
 #include "config.h"
 #include "daemon.h"
 #include "log.h"
 #include "notifier.h"
+#include "text.h"
 
 static const struct config_doc docs[] = {
     {"CONCURRENT_NOTIFIERS", "50", "callbacks in flight at once"},
@@ -17,9 +20,28 @@ static const struct config_doc docs[] = {
     {"CALLBACK_SECRET", "", "whsec_<base64> key: sign callbacks (Standard Webhooks)"},
     {"CALLBACK_DENY_PRIVATE", "false", "also refuse loopback and private addresses"},
     {"CALLBACK_ALLOW_HOSTS", "", "only these hosts (comma-separated, *.suffix allowed)"},
+    {"CALLBACK_PROXY", "",
+     "http(s)://host:port of an egress proxy for every callback; unset: none (http_proxy and "
+     "the like are ignored). The proxy must refuse metadata and private addresses itself"},
     {"CALLBACK_MAX_RESPONSE_BYTES", "1m", "largest receiver response read"},
     {"SHUTDOWN_TIMEOUT", "15s", "on SIGTERM, how long callbacks in flight may take"},
 };
+
+/* An http or https URL with a host: what curl takes as a proxy that does not resolve the
+ * callback's name locally (a socks5:// proxy would, and then only the proxy's address is
+ * ever seen). */
+static bool proxy_valid(const char *url)
+{
+    if (strncasecmp(url, "http://", 7) != 0 && strncasecmp(url, "https://", 8) != 0)
+        return false;
+    CURLU *u = curl_url();
+    char *host = NULL;
+    bool ok = u && curl_url_set(u, CURLUPART_URL, url, 0) == CURLUE_OK &&
+              curl_url_get(u, CURLUPART_HOST, &host, 0) == CURLUE_OK && host && *host;
+    curl_free(host);
+    curl_url_cleanup(u);
+    return ok;
+}
 
 static int load_config(struct notifier_config *c, struct config_err *e)
 {
@@ -28,7 +50,7 @@ static int load_config(struct notifier_config *c, struct config_err *e)
         return -EINVAL;
     c->amqp = common.amqp;
     uint64_t conc, max_resp;
-    const char *delays, *secret, *allow;
+    const char *delays, *secret, *allow, *proxy;
     bool deny_private;
     if (config_uint("CONCURRENT_NOTIFIERS", 50, 1, 10000, &conc, e) < 0 ||
         config_duration_ms("CALLBACK_TIMEOUT", 10000, 100, 3600000, &c->timeout_ms, e) < 0 ||
@@ -36,6 +58,7 @@ static int load_config(struct notifier_config *c, struct config_err *e)
         config_str("CALLBACK_SECRET", NULL, &secret, e) < 0 ||
         config_bool("CALLBACK_DENY_PRIVATE", false, &deny_private, e) < 0 ||
         config_str("CALLBACK_ALLOW_HOSTS", NULL, &allow, e) < 0 ||
+        config_str("CALLBACK_PROXY", NULL, &proxy, e) < 0 ||
         config_bytes("CALLBACK_MAX_RESPONSE_BYTES", 1024 * 1024, 1024, 64 * 1024 * 1024, &max_resp,
                      e) < 0 ||
         config_duration_ms("SHUTDOWN_TIMEOUT", 15000, 0, 3600000, &c->shutdown_timeout_ms, e) < 0)
@@ -58,6 +81,13 @@ static int load_config(struct notifier_config *c, struct config_err *e)
         }
         c->has_secret = true;
     }
+    if (proxy && !proxy_valid(proxy)) {
+        /* the value may hold the proxy's credentials: not repeated */
+        snprintf(e->msg, sizeof(e->msg),
+                 "invalid CALLBACK_PROXY: expected http://host:port or https://host:port");
+        return -EINVAL;
+    }
+    c->proxy = proxy;
     c->policy.deny_private = deny_private;
     if (allow && netpolicy_parse_allow(allow, &c->policy) < 0) {
         snprintf(e->msg, sizeof(e->msg), "invalid CALLBACK_ALLOW_HOSTS: expected host names");
@@ -116,8 +146,11 @@ int main(int argc, char **argv)
         log_kv(LOG_ERROR, "cannot start", "error", strerror(-r), NULL);
         return 1;
     }
+    char proxy_log[512] = "";
+    if (cfg.proxy)
+        text_redact_url(proxy_log, sizeof(proxy_log), cfg.proxy);
     log_kv(LOG_INFO, "notifier running", "version", CT_VERSION, "signed",
-           cfg.has_secret ? "true" : "false", NULL);
+           cfg.has_secret ? "true" : "false", "proxy", cfg.proxy ? proxy_log : "none", NULL);
     daemon_run(loop, "correctomatic-notifier", n, shutdown_stage);
     notifier_free(n);
     if (uv_loop_close(loop) != 0)

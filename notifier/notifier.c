@@ -49,8 +49,13 @@ struct job {
     int64_t failures; /* failed attempts before this one (header) */
     http_req *req;
     bool busy; /* a request or a publish in flight */
-    char refused[160];
+    /* This attempt's connections: an address refused by the policy is the attempt's outcome
+     * only when curl found no other address to connect to (happy eyeballs tries several). */
+    unsigned opened;   /* sockets handed to curl */
+    bool connected;    /* a connection was made (curl's prereq callback ran) */
+    char refused[160]; /* the last address refused, and why */
     char last_error[300];
+    char callback_log[1024]; /* the callback as logs show it: text_redact_url */
 };
 
 struct notifier {
@@ -78,8 +83,8 @@ static void log_job(enum log_level level, const struct job *job, const char *msg
                     const char *v1, const char *k2, const char *v2)
 {
     log_kv(level, msg, "work_id", job->work_id_log[0] ? job->work_id_log : NULL, "job_id",
-           job->id[0] ? job->id : NULL, "callback", job->parsed ? job->m.callback : NULL, k1, v1,
-           k2, v2, NULL);
+           job->id[0] ? job->id : NULL, "callback", job->callback_log[0] ? job->callback_log : NULL,
+           k1, v1, k2, v2, NULL);
 }
 
 static void job_release(struct job *job)
@@ -99,6 +104,36 @@ static void job_release(struct job *job)
     free(job->body);
     free(job);
     shutdown_check(n);
+}
+
+/* text with every stretch that repeats the start of the callback URL (msg.c quotes the first
+ * 200 bytes of an invalid one; curl may quote it too) replaced by its redacted form, so a
+ * reason or an error that goes to a log line or a header shows no credential. */
+static void scrub_url(char *text, size_t len, const char *url)
+{
+    size_t ul = strlen(url);
+    if (ul < 8 || len == 0)
+        return;
+    char out[1024], part[1024];
+    size_t o = 0;
+    for (const char *t = text; *t && o + 1 < sizeof(out);) {
+        size_t m = 0;
+        while (m < ul && t[m] && t[m] == url[m])
+            m++;
+        if (m >= 8) {
+            char prefix[1024];
+            snprintf(prefix, sizeof(prefix), "%.*s", (int)m, url);
+            text_redact_url(part, sizeof(part), prefix);
+            o += (size_t)snprintf(out + o, sizeof(out) - o, "%s", part);
+            if (o >= sizeof(out))
+                o = sizeof(out) - 1;
+            t += m;
+        } else {
+            out[o++] = *t++;
+        }
+    }
+    out[o] = '\0';
+    text_utf8_copy(text, len, out, o);
 }
 
 /* ---- ack after a confirmed re-publish ---------------------------------------------------- */
@@ -195,30 +230,85 @@ static void retry_later(struct job *job, int64_t retry_after_s)
 
 /* ---- the POST ----------------------------------------------------------------------------- */
 
+/* The policy of a connection: the job's for the callback's own addresses; for the proxy of
+ * CALLBACK_PROXY (the only address the notifier connects to then) only what is refused
+ * whatever the policy - the operator chose that address, and proxies live on private
+ * networks. */
+static const char *check_connection(const notifier *n, const struct sockaddr *sa)
+{
+    static const struct netpolicy proxy_policy = {.deny_private = false};
+    return netpolicy_check_addr(n->cfg.proxy ? &proxy_policy : &n->cfg.policy, sa);
+}
+
+static void addr_text(const struct sockaddr *sa, char *ip, size_t len)
+{
+    snprintf(ip, len, "?");
+    if (sa->sa_family == AF_INET)
+        inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, ip, (socklen_t)len);
+    else if (sa->sa_family == AF_INET6)
+        inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, ip, (socklen_t)len);
+}
+
+/* Every address curl tries goes through here: one refused is never connected to, and curl
+ * goes on with the next one (if any). */
 static curl_socket_t open_socket(void *ud, curlsocktype purpose, struct curl_sockaddr *addr)
 {
     struct job *job = ud;
     (void)purpose;
-    const char *why = netpolicy_check_addr(&job->n->cfg.policy, &addr->addr);
+    const char *why = check_connection(job->n, &addr->addr);
     if (why) {
-        char ip[INET6_ADDRSTRLEN] = "?";
-        if (addr->family == AF_INET)
-            inet_ntop(AF_INET, &((struct sockaddr_in *)&addr->addr)->sin_addr, ip, sizeof(ip));
-        else if (addr->family == AF_INET6)
-            inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&addr->addr)->sin6_addr, ip, sizeof(ip));
+        char ip[INET6_ADDRSTRLEN];
+        addr_text(&addr->addr, ip, sizeof(ip));
         snprintf(job->refused, sizeof(job->refused), "%s %s", why, ip);
+        log_job(LOG_DEBUG, job, "callback address refused", "address", ip, "why", why);
         return CURL_SOCKET_BAD;
     }
-    return socket(addr->family, addr->socktype, addr->protocol);
+    curl_socket_t fd = socket(addr->family, addr->socktype, addr->protocol);
+    if (fd != CURL_SOCKET_BAD)
+        job->opened++;
+    return fd;
+}
+
+/* A connection is ready (new or reused): checked once more, which also covers a reused
+ * one, whose socket did not come from open_socket in this attempt. */
+static int on_prereq(void *ud, char *primary_ip, char *local_ip, int primary_port, int local_port)
+{
+    struct job *job = ud;
+    (void)local_ip;
+    (void)primary_port;
+    (void)local_port;
+    struct sockaddr_storage ss = {0};
+    struct sockaddr_in *in = (struct sockaddr_in *)&ss;
+    struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&ss;
+    if (inet_pton(AF_INET, primary_ip, &in->sin_addr) == 1)
+        in->sin_family = AF_INET;
+    else if (inet_pton(AF_INET6, primary_ip, &in6->sin6_addr) == 1)
+        in6->sin6_family = AF_INET6;
+    const char *why = check_connection(job->n, (struct sockaddr *)&ss);
+    if (why) {
+        snprintf(job->refused, sizeof(job->refused), "%s %s", why, primary_ip);
+        return CURL_PREREQFUNC_ABORT;
+    }
+    job->connected = true;
+    return CURL_PREREQFUNC_OK;
 }
 
 static void customize(CURL *easy, void *ud)
 {
+    struct job *job = ud;
     curl_easy_setopt(easy, CURLOPT_OPENSOCKETFUNCTION, open_socket);
     curl_easy_setopt(easy, CURLOPT_OPENSOCKETDATA, ud);
+    curl_easy_setopt(easy, CURLOPT_PREREQFUNCTION, on_prereq);
+    curl_easy_setopt(easy, CURLOPT_PREREQDATA, ud);
     curl_easy_setopt(easy, CURLOPT_PROTOCOLS_STR, "http,https");
     curl_easy_setopt(easy, CURLOPT_FOLLOWLOCATION, 0L);
     curl_easy_setopt(easy, CURLOPT_NOSIGNAL, 1L);
+    /* libcurl reads http_proxy, https_proxy, ALL_PROXY and NO_PROXY from the environment
+     * unless told otherwise: "" means no proxy at all; CALLBACK_PROXY is the only way to one,
+     * and then no host is exempt from it. */
+    curl_easy_setopt(easy, CURLOPT_PROXY, job->n->cfg.proxy ? job->n->cfg.proxy : "");
+    if (job->n->cfg.proxy)
+        curl_easy_setopt(easy, CURLOPT_NOPROXY, "");
 }
 
 /* The receiver's body is not needed: read and forgotten, at most max_response_bytes. */
@@ -238,16 +328,17 @@ static void on_response(http_req *req, const struct http_result *res, void *ud)
     job->busy = false;
     if (job->n->finished)
         return;
-    if (job->refused[0]) {
+    /* A 2xx is delivered whatever follows its status line: a body over the limit (cut there)
+     * or a transfer that fails afterwards. */
+    long answered = res->err == 0 ? res->status : http_req_status(req);
+    if (job->refused[0] && !job->connected && job->opened == 0 && answered == 0) {
+        /* every address tried was refused: the policy's answer, final */
         char reason[256];
         snprintf(reason, sizeof(reason), "callback refused - %s", job->refused);
         snprintf(job->last_error, sizeof(job->last_error), "%s", reason);
         park(job, reason);
         return;
     }
-    /* A 2xx is delivered whatever follows its status line: a body over the limit (cut there)
-     * or a transfer that fails afterwards. */
-    long answered = res->err == 0 ? res->status : http_req_status(req);
     if (answered >= 200 && answered < 300) {
         char status[16], attempt[24];
         snprintf(status, sizeof(status), "%ld", answered);
@@ -283,6 +374,11 @@ static void on_response(http_req *req, const struct http_result *res, void *ud)
                        strlen(res->err_detail));
     else
         snprintf(job->last_error, sizeof(job->last_error), "%s", strerror(-res->err));
+    scrub_url(job->last_error, sizeof(job->last_error), job->m.callback);
+    if (job->refused[0] && !job->connected) { /* another address failed otherwise */
+        size_t l = strlen(job->last_error);
+        snprintf(job->last_error + l, sizeof(job->last_error) - l, " (refused: %s)", job->refused);
+    }
     int64_t retry_after = -1;
     if (res->err == 0 && res->retry_after)
         retry_after = schedule_retry_after(res->retry_after, time(NULL));
@@ -420,9 +516,11 @@ static void on_delivery(amqp_link *link, const struct amqp_link_delivery *d, voi
     else
         ids_uuid_from_bytes(d->body, d->body_len, job->id); /* stable across retries */
     msg_work_id_text(job->m.work_id, job->work_id_log, sizeof(job->work_id_log));
+    text_redact_url(job->callback_log, sizeof(job->callback_log), job->m.callback);
     if (msg_validate_callback(job->m.callback, &err) < 0) {
         char text[600];
         msg_error_text(&err, text, sizeof(text));
+        scrub_url(text, sizeof(text), job->m.callback);
         park(job, text);
         return;
     }
@@ -431,6 +529,20 @@ static void on_delivery(amqp_link *link, const struct amqp_link_delivery *d, voi
         char text[400];
         snprintf(text, sizeof(text), "callback refused - host '%s' is not in CALLBACK_ALLOW_HOSTS",
                  host);
+        park(job, text);
+        return;
+    }
+    /* Before any connection: a literal address the policy refuses, and the names of the
+     * metadata services. Behind CALLBACK_PROXY this is all the notifier can see of the
+     * callback's destination (the proxy resolves names): the proxy enforces the rest. */
+    const char *why = netpolicy_check_host(&n->cfg.policy, host);
+    if (why) {
+        char text[400];
+        size_t hl = strlen(host);
+        if (hl >= 2 && host[0] == '[' && host[hl - 1] == ']')
+            snprintf(text, sizeof(text), "callback refused - %s %.*s", why, (int)hl - 2, host + 1);
+        else
+            snprintf(text, sizeof(text), "callback refused - %s %s", why, host);
         park(job, text);
         return;
     }

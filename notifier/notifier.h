@@ -19,6 +19,7 @@ struct notifier_config {
     uint64_t timeout_ms;
     struct schedule retries;
     struct netpolicy policy;
+    const char *proxy; /* CALLBACK_PROXY, or NULL: never a proxy (whatever http_proxy says) */
     bool has_secret;
     unsigned char secret[WEBHOOK_MAX_SECRET];
     size_t secret_len;

@@ -18,6 +18,7 @@
 #include <unistd.h>
 #include <cmocka.h>
 
+#include "netns.h"
 #include "support.h"
 #include "text.h"
 
@@ -63,10 +64,17 @@ static int setup(void **state)
     return 0;
 }
 
+static struct ct_netns test_ns;
+/* When set, the notifier runs inside this namespace (and reaches the broker through its
+ * bridge). */
+static const struct ct_netns *spawn_ns;
+
 static int teardown(void **state)
 {
     (void)state;
     ct_kill_tracked();
+    spawn_ns = NULL;
+    ct_netns_destroy(&test_ns); /* when a test made one */
     clean_queues();
     return 0;
 }
@@ -193,8 +201,12 @@ static void notifier_spawn(struct run *run, const char *name, const char *arg,
     static char env[32][512];
     static char *envp[33];
     char defaults[5][256];
-    snprintf(defaults[0], sizeof(defaults[0]), "RABBITMQ_HOST=%s", ct_env("CT_RABBITMQ_HOST"));
-    snprintf(defaults[1], sizeof(defaults[1]), "RABBITMQ_PORT=%s", ct_env("CT_RABBITMQ_PORT"));
+    snprintf(defaults[0], sizeof(defaults[0]), "RABBITMQ_HOST=%s",
+             spawn_ns ? "127.0.0.1" : ct_env("CT_RABBITMQ_HOST"));
+    if (spawn_ns)
+        snprintf(defaults[1], sizeof(defaults[1]), "RABBITMQ_PORT=%d", CT_NETNS_AMQP_PORT);
+    else
+        snprintf(defaults[1], sizeof(defaults[1]), "RABBITMQ_PORT=%s", ct_env("CT_RABBITMQ_PORT"));
     snprintf(defaults[2], sizeof(defaults[2]), "LOG_LEVEL=debug");
     snprintf(defaults[3], sizeof(defaults[3]), "RABBITMQ_HEARTBEAT=2");
     snprintf(defaults[4], sizeof(defaults[4]), "CALLBACK_RETRY_DELAYS=1s,1s,2s");
@@ -210,7 +222,10 @@ static void notifier_spawn(struct run *run, const char *name, const char *arg,
     snprintf(run->log, sizeof(run->log), "%s/notifier-%s.log", ct_env("CT_TMP"), name);
     unlink(run->log);
     char *argv[] = {NOTIFIER, (char *)arg, NULL};
-    run->pid = ct_spawn(NOTIFIER, argv, envp, run->log);
+    if (spawn_ns)
+        run->pid = ct_netns_spawn(spawn_ns, NOTIFIER, argv, envp, run->log);
+    else
+        run->pid = ct_spawn(NOTIFIER, argv, envp, run->log);
     assert_true(run->pid > 0);
     ct_track(run->pid);
 }
@@ -726,7 +741,7 @@ static void test_bad_urls_and_replay(void **state)
         {"b-ftp", "ftp://127.0.0.1:PORT/ok", "invalid callback - callback 'ftp://",
          "invalid callback - callback 'ftp://"},
         {"b-meta", "http://169.254.169.254/latest/meta-data/",
-         "callback refused - link-local address 169.254.169.254",
+         "callback refused - cloud metadata address 169.254.169.254",
          "callback refused - host '169.254.169.254' is not in CALLBACK_ALLOW_HOSTS"},
         {"b-zero", "http://0.0.0.0:PORT/ok", "callback refused - unspecified address 0.0.0.0",
          "callback refused - host '0.0.0.0' is not in CALLBACK_ALLOW_HOSTS"},
@@ -1189,6 +1204,335 @@ static void test_outside_text_utf8(void **state)
     assert_queues_empty(NULL);
 }
 
+/* ---- the address policy, in a network namespace ----------------------------------------- */
+
+/* Every metadata address the notifier refuses whatever CALLBACK_DENY_PRIVATE says, bound in the
+ * test's namespace and named in its /etc/hosts. */
+static const struct {
+    const char *name, *addr;
+} META[] = {
+    {"aws-imds.test", "169.254.169.254"}, /* also GCP, Azure IMDS, Oracle, DO, Hetzner */
+    {"aws-ecs.test", "169.254.170.2"},         {"aws-eks.test", "169.254.170.23"},
+    {"scaleway.test", "169.254.42.42"},        {"tencent.test", "169.254.0.23"},
+    {"alibaba.test", "100.100.100.200"},       {"azure-wireserver.test", "168.63.129.16"},
+    {"oracle-classic.test", "192.0.0.192"},    {"aws-imds6.test", "fd00:ec2::254"},
+    {"aws-eks6.test", "fd00:ec2::23"},         {"gcp6.test", "fd20:ce::254"},
+    {"oracle6.test", "fd00:c1::a9fe:a9fe"},    {"scaleway6.test", "fd00:42::42"},
+    {"nat64.test", "64:ff9b::a9fe:a9fe"},      {"sixtofour.test", "2002:a9fe:a9fe::1"},
+    {"mapped.test", "::ffff:169.254.169.254"}, /* reaches 169.254.169.254 if let through */
+};
+enum { N_META = sizeof(META) / sizeof(META[0]) };
+
+/* A namespace with every address of META (and the names of META, control.test and the
+ * two-address names of the happy-eyeballs test), the notifier spawned inside it, and a
+ * receiver on [::]:80 in it that sees a request to any of its addresses. */
+static void meta_namespace(struct ct_receiver *r, const char *receiver_name)
+{
+    static char hosts[4096];
+    const char *addrs[N_META + 1];
+    size_t n = 0, o = 0;
+    o += (size_t)snprintf(hosts + o, sizeof(hosts) - o,
+                          "127.0.0.1 localhost\n127.0.0.1 control.test\n"
+                          "169.254.169.254 metadata.google.internal\n"
+                          "fd00:ec2::254 dual6.test\n127.0.0.1 dual6.test\n"
+                          "169.254.169.254 dual4.test\n127.0.0.1 dual4.test\n");
+    for (size_t i = 0; i < N_META; i++) {
+        o += (size_t)snprintf(hosts + o, sizeof(hosts) - o, "%s %s\n", META[i].addr, META[i].name);
+        if (strncmp(META[i].addr, "::ffff:", 7) != 0)
+            addrs[n++] = META[i].addr;
+    }
+    addrs[n] = NULL;
+    ct_netns_create(&test_ns, addrs, hosts);
+    spawn_ns = &test_ns;
+    ct_netns_receiver_start(&test_ns, r, receiver_name, 80);
+}
+
+/* The receiver's requests that came to an address other than 127.0.0.1. */
+static int requests_not_local(const struct ct_receiver *r)
+{
+    json_t *all = ct_receiver_requests(r);
+    size_t i;
+    json_t *q;
+    int n = 0;
+    json_array_foreach(all, i, q)
+    {
+        const char *local = req_str(q, "local");
+        if (!local || strcmp(local, "127.0.0.1") != 0) {
+            print_message("request %s to %s\n", req_str(q, "path"), local ? local : "?");
+            n++;
+        }
+    }
+    json_decref(all);
+    return n;
+}
+
+/* Each metadata address reached by name is refused at connection time (nothing arrives at
+ * the addresses, bound to a receiver in a namespace of the test's own, so nothing could leave
+ * the machine even if the guard failed) and parked with the reason, with the default policy
+ * (CALLBACK_DENY_PRIVATE=false). A name that leads to 127.0.0.1 is delivered: the names, the
+ * namespace and the receiver work. metadata.google.internal is refused by its name. */
+static void test_metadata_by_name(void **state)
+{
+    (void)state;
+    struct ct_receiver r;
+    struct run run;
+    meta_namespace(&r, "meta");
+    for (size_t i = 0; i < N_META; i++) {
+        char cb[256], wid[64];
+        snprintf(cb, sizeof(cb), "http://%s/ok?token=meta-secret", META[i].name);
+        snprintf(wid, sizeof(wid), "\"meta-%zu\"", i);
+        publish(wid, false, "{\"success\":true,\"grade\":1}", cb, NULL);
+    }
+    publish("\"meta-gce\"", false, "{\"success\":true,\"grade\":1}",
+            "http://metadata.google.internal/computeMetadata/v1/", NULL);
+    publish("\"control\"", false, "{\"success\":true,\"grade\":1}", "http://control.test/ok", NULL);
+    notifier_start(&run, "meta", NULL);
+    ct_receiver_wait(&r, "/ok", 200, 1, WAIT_MS);
+    wait_queue(FAILED, N_META + 1, WAIT_MS);
+    assert_exit(&run, 0);
+
+    assert_int_equal(ct_receiver_count(&r, NULL, -1), 1); /* the control, nothing else */
+    assert_int_equal(requests_not_local(&r), 0);
+    for (size_t k = 0; k < N_META + 1; k++) {
+        struct ct_msg *m = ct_amqp_get(FAILED, 0);
+        assert_non_null(m);
+        json_t *body = ct_json(m->body);
+        const char *wid = json_string_value(json_object_get(body, "work_id"));
+        const char *reason =
+            json_string_value(json_object_get(m->headers, "x-correctomatic-reason"));
+        assert_non_null(wid);
+        assert_non_null(reason);
+        char want[200];
+        if (strcmp(wid, "meta-gce") == 0) {
+            assert_string_equal(reason, "callback refused - cloud metadata host name "
+                                        "metadata.google.internal");
+        } else {
+            size_t i = (size_t)atoi(wid + 5);
+            assert_true(i < N_META);
+            snprintf(want, sizeof(want), "callback refused - cloud metadata address %s",
+                     META[i].addr);
+            /* an IPv4-mapped name may come back from the resolver as its IPv4 address */
+            if (strcmp(reason, want) != 0 &&
+                !(strncmp(META[i].addr, "::ffff:", 7) == 0 &&
+                  strcmp(reason, "callback refused - cloud metadata address 169.254.169.254") == 0))
+                fail_msg("%s (%s): reason '%s', expected '%s'", wid, META[i].name, reason, want);
+        }
+        json_decref(body);
+        ct_msg_free(m);
+    }
+    assert_queues_empty(NULL);
+    ct_receiver_stop(&r);
+}
+
+/* A name with two addresses, a metadata one first: curl tries it, the policy refuses it, curl
+ * connects to the other and the receiver answers 200. Delivered, never parked. The refusal
+ * logged for each is the sign the refused address was tried (if the resolver's order changed,
+ * this test would fail on it rather than pass without testing anything). */
+static void test_refused_then_connected(void **state)
+{
+    (void)state;
+    struct ct_receiver r;
+    struct run run;
+    meta_namespace(&r, "dual");
+    publish("\"dual6\"", false, "{\"success\":true,\"grade\":6}", "http://dual6.test/ok", NULL);
+    publish("\"dual4\"", false, "{\"success\":true,\"grade\":4}", "http://dual4.test/ok", NULL);
+    notifier_start(&run, "dual", NULL);
+    ct_receiver_wait(&r, "/ok", 200, 2, WAIT_MS);
+    WAIT_LOG(&run, 2, "callback delivered");
+    WAIT_LOG(&run, 1, "callback address refused", "address=fd00:ec2::254", "dual6");
+    WAIT_LOG(&run, 1, "callback address refused", "address=169.254.169.254", "dual4");
+    assert_exit(&run, 0);
+    assert_int_equal(requests_not_local(&r), 0);
+    assert_int_equal(ct_receiver_count(&r, NULL, -1), 2);
+    assert_queues_empty(NULL);
+    ct_receiver_stop(&r);
+}
+
+/* ---- proxies ------------------------------------------------------------------------------ */
+
+struct proxy {
+    pid_t pid;
+    int port;
+    char log[512], port_file[512], out[512];
+};
+
+static bool proxy_port(void *ud)
+{
+    struct proxy *p = ud;
+    char *s = ct_read_file(p->port_file, NULL);
+    p->port = s ? atoi(s) : 0;
+    free(s);
+    return p->port > 0;
+}
+
+static void proxy_start(struct proxy *p)
+{
+    const char *tmp = ct_env("CT_TMP");
+    snprintf(p->log, sizeof(p->log), "%s/proxy.jsonl", tmp);
+    snprintf(p->port_file, sizeof(p->port_file), "%s/proxy.port", tmp);
+    snprintf(p->out, sizeof(p->out), "%s/proxy.out", tmp);
+    unlink(p->log);
+    unlink(p->port_file);
+    char script[1024];
+    snprintf(script, sizeof(script), "%s", ct_receiver_script());
+    snprintf(strrchr(script, '/'), sizeof(script) - (size_t)(strrchr(script, '/') - script),
+             "/proxy.py");
+    char *argv[] = {PYTHON, script, "--log", p->log, "--port-file", p->port_file, NULL};
+    p->pid = ct_spawn(PYTHON, argv, NULL, p->out);
+    ct_track(p->pid);
+    if (!ct_wait_until(proxy_port, p, 10000))
+        fail_msg("the proxy did not start (see %s)", p->out);
+}
+
+/* Lines of the proxy's log with the event (and the target when not NULL). */
+static int proxy_count(const struct proxy *p, const char *event, const char *target)
+{
+    char *s = ct_read_file(p->log, NULL);
+    int n = 0;
+    for (char *line = s, *nl; line && (nl = strchr(line, '\n')); line = nl + 1) {
+        *nl = '\0';
+        json_t *e = json_loads(line, 0, NULL);
+        const char *ev = json_string_value(json_object_get(e, "event"));
+        const char *t = json_string_value(json_object_get(e, "target"));
+        if (ev && strcmp(ev, event) == 0 && (!target || (t && strcmp(t, target) == 0)))
+            n++;
+        json_decref(e);
+    }
+    free(s);
+    return n;
+}
+
+/* http_proxy and its kin in the notifier's environment are ignored: the callback goes to the
+ * receiver directly and the proxy sees no connection. With CALLBACK_PROXY the callback goes
+ * through that proxy; a literal metadata address and a metadata name are refused before it
+ * (the proxy resolves names: the rest of the policy is the proxy's to enforce). */
+static void test_proxy(void **state)
+{
+    (void)state;
+    struct ct_receiver r;
+    struct proxy px;
+    struct run run;
+    ct_receiver_start(&r, "proxy", 0, true);
+    proxy_start(&px);
+    char proxy_url[128], proxy_auth[160], cb[256];
+    snprintf(proxy_url, sizeof(proxy_url), "http://127.0.0.1:%d", px.port);
+    snprintf(proxy_auth, sizeof(proxy_auth), "CALLBACK_PROXY=http://pxuser:pxsecret@127.0.0.1:%d",
+             px.port);
+    char env[6][160];
+    const char *names[] = {"http_proxy",  "https_proxy", "HTTP_PROXY",
+                           "HTTPS_PROXY", "ALL_PROXY",   "all_proxy"};
+    for (size_t i = 0; i < 6; i++)
+        snprintf(env[i], sizeof(env[i]), "%s=%s", names[i], proxy_url);
+
+    ct_receiver_url(cb, sizeof(cb), &r, "/ok");
+    publish("\"direct\"", false, "{\"success\":true,\"grade\":1}", cb, NULL);
+    notifier_start(&run, "proxy-env",
+                   (const char *[]){env[0], env[1], env[2], env[3], env[4], env[5], NULL});
+    ct_receiver_wait(&r, "/ok", 200, 1, WAIT_MS);
+    WAIT_LOG(&run, 1, "callback delivered", "direct");
+    assert_exit(&run, 0);
+    assert_int_equal(proxy_count(&px, "connection", NULL), 0);
+    assert_queues_empty(NULL);
+
+    /* CALLBACK_PROXY: through it (its credentials never in the log) */
+    publish("\"proxied\"", false, "{\"success\":true,\"grade\":2}", cb, NULL);
+    publish("\"meta-literal\"", false, "{\"success\":true,\"grade\":3}",
+            "http://169.254.169.254/latest/meta-data/", NULL);
+    publish("\"meta-mapped\"", false, "{\"success\":true,\"grade\":3}",
+            "http://[::ffff:a9fe:a9fe]/latest/meta-data/", NULL);
+    publish("\"meta-name\"", false, "{\"success\":true,\"grade\":4}",
+            "http://metadata.google.internal/computeMetadata/v1/", NULL);
+    notifier_start(&run, "proxy-set",
+                   (const char *[]){proxy_auth, env[0], env[4], "NO_PROXY=127.0.0.1", NULL});
+    ct_receiver_wait(&r, "/ok", 200, 2, WAIT_MS);
+    wait_queue(FAILED, 3, WAIT_MS);
+    WAIT_LOG(&run, 1, "callback delivered", "proxied");
+    assert_exit(&run, 0);
+    assert_int_equal(proxy_count(&px, "request", NULL), 1);
+    assert_int_equal(proxy_count(&px, "request", cb), 1);
+    assert_int_equal(log_lines(run.log, (const char *[]){"pxsecret", NULL}), 0);
+    assert_int_equal(log_lines(run.log, (const char *[]){"notifier running", "proxy=", NULL}), 1);
+    const char *reasons[] = {"callback refused - cloud metadata address 169.254.169.254",
+                             "callback refused - cloud metadata address ::ffff:a9fe:a9fe",
+                             "callback refused - cloud metadata host name "
+                             "metadata.google.internal"};
+    bool seen[3] = {false, false, false};
+    for (size_t k = 0; k < 3; k++) {
+        struct ct_msg *m = ct_amqp_get(FAILED, 0);
+        assert_non_null(m);
+        const char *reason =
+            json_string_value(json_object_get(m->headers, "x-correctomatic-reason"));
+        size_t i = 0;
+        while (i < 3 && !(reason && strcmp(reason, reasons[i]) == 0))
+            i++;
+        if (i == 3)
+            fail_msg("unexpected reason '%s'", reason ? reason : "(none)");
+        seen[i] = true;
+        ct_msg_free(m);
+    }
+    assert_true(seen[0] && seen[1] && seen[2]);
+    assert_queues_empty(NULL);
+    ct_receiver_stop(&r);
+}
+
+/* ---- secrets in logs ---------------------------------------------------------------------- */
+
+/* No credential of a callback URL (userinfo, query values) reaches the notifier's log or a
+ * parked message's headers, whatever happens to the callback: retried then delivered, parked
+ * on 410, refused, invalid. The redacted forms are there instead. */
+static void test_log_secrets(void **state)
+{
+    (void)state;
+    struct ct_receiver r;
+    struct run run;
+    ct_receiver_start(&r, "secrets", 0, true);
+    char cb[5][256];
+    snprintf(cb[0], sizeof(cb[0]), "http://alice:pw-SECRET1@127.0.0.1:%d/fail-once/s?token=SECRET2",
+             r.port);
+    snprintf(cb[1], sizeof(cb[1]), "http://bob:SECRET3@127.0.0.1:%d/gone?sig=SECRET4&v", r.port);
+    snprintf(cb[2], sizeof(cb[2]), "ftp://carol:SECRET5@127.0.0.1:%d/x?t=SECRET6", r.port);
+    snprintf(cb[3], sizeof(cb[3]), "http://dave:SECRET7@169.254.169.254/?k=SECRET8");
+    snprintf(cb[4], sizeof(cb[4]), "http://erin:SECRET9@[::1/x?q=SECRET10");
+    for (size_t i = 0; i < 5; i++) {
+        char wid[32];
+        snprintf(wid, sizeof(wid), "\"sec-%zu\"", i);
+        publish(wid, false, "{\"success\":true,\"grade\":1}", cb[i], NULL);
+    }
+    notifier_start(&run, "secrets", NULL);
+    ct_receiver_wait(&r, "/fail-once/s?token=SECRET2", 200, 1, WAIT_MS);
+    wait_queue(FAILED, 4, WAIT_MS);
+    WAIT_LOG(&run, 1, "callback delivered", "sec-0");
+    assert_exit(&run, 0);
+    /* the receiver got the credentials: they are the receiver's */
+    json_t *all = ct_receiver_requests(&r);
+    assert_true(json_array_size(all) >= 2);
+    json_decref(all);
+
+    const char *secrets[] = {"pw-SECRET1", "SECRET2", "SECRET3", "SECRET4", "SECRET5",
+                             "SECRET6",    "SECRET7", "SECRET8", "SECRET9", "SECRET10"};
+    for (size_t i = 0; i < sizeof(secrets) / sizeof(secrets[0]); i++)
+        if (log_lines(run.log, (const char *[]){secrets[i], NULL}) > 0)
+            fail_msg("%s in the log %s", secrets[i], run.log);
+    char shown[128];
+    snprintf(shown, sizeof(shown), "callback=\"http://***@127.0.0.1:%d/fail-once/s?token=***\"",
+             r.port);
+    assert_true(log_lines(run.log, (const char *[]){"callback failed, will retry", shown, NULL}) >=
+                1);
+    assert_true(log_lines(run.log, (const char *[]){"callback delivered", shown, NULL}) == 1);
+    for (size_t k = 0; k < 4; k++) {
+        struct ct_msg *m = ct_amqp_get(FAILED, 0);
+        assert_non_null(m);
+        char *h = json_dumps(m->headers, JSON_COMPACT);
+        for (size_t i = 0; i < sizeof(secrets) / sizeof(secrets[0]); i++)
+            if (strstr(h, secrets[i]))
+                fail_msg("%s in the parked headers %s", secrets[i], h);
+        free(h);
+        ct_msg_free(m);
+    }
+    assert_queues_empty(NULL);
+    ct_receiver_stop(&r);
+}
+
 /* Bad settings stop the start with a message naming the variable (never the secret). */
 static void test_config_errors(void **state)
 {
@@ -1234,6 +1578,10 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_outside_text_utf8, setup, teardown),
         cmocka_unit_test_setup_teardown(test_thousand, setup, teardown),
         cmocka_unit_test_setup_teardown(test_config_errors, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_metadata_by_name, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_refused_then_connected, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_proxy, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_log_secrets, setup, teardown),
     };
     if (getenv("CT_TEST_FILTER")) /* e.g. CT_TEST_FILTER='test_park*' */
         cmocka_set_test_filter(getenv("CT_TEST_FILTER"));
