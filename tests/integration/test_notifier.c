@@ -1546,6 +1546,9 @@ static void test_config_errors(void **state)
         {"CALLBACK_TIMEOUT=0", "CALLBACK_TIMEOUT"},
         {"CONCURRENT_NOTIFIERS=none", "CONCURRENT_NOTIFIERS"},
         {"CALLBACK_DENY_PRIVATE=maybe", "CALLBACK_DENY_PRIVATE"},
+        /* socks5 would resolve the callback's name here and show only the proxy's address */
+        {"CALLBACK_PROXY=socks5://user:proxypw@127.0.0.1:1080", "CALLBACK_PROXY"},
+        {"CALLBACK_PROXY=http://", "CALLBACK_PROXY"},
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         notifier_start(&run, "badconfig", (const char *[]){bad[i].setting, NULL});
@@ -1556,6 +1559,11 @@ static void test_config_errors(void **state)
         assert_true(log_lines(run.log, (const char *[]){bad[i].name, NULL}) > 0);
     }
     assert_int_equal(log_lines(run.log, (const char *[]){"not*base64", NULL}), 0);
+    notifier_start(&run, "badconfig", (const char *[]){bad[5].setting, NULL});
+    assert_int_equal(ct_wait_exit(run.pid, 10000, NULL), 0);
+    ct_untrack(run.pid);
+    assert_true(log_lines(run.log, (const char *[]){"CALLBACK_PROXY", NULL}) > 0);
+    assert_int_equal(log_lines(run.log, (const char *[]){"proxypw", NULL}), 0);
 }
 
 int main(void)
