@@ -1325,7 +1325,8 @@ static void test_metadata_by_name(void **state)
 }
 
 /* A name with two addresses, a metadata one first: curl tries it, the policy refuses it, curl
- * connects to the other and the receiver answers 200. Delivered, never parked. The refusal
+ * connects to the other and the receiver answers 200. Delivered, never parked. When the other
+ * address does not answer, the attempt failed (retried), it was not refused (parked). The refusal
  * logged for each is the sign the refused address was tried (if the resolver's order changed,
  * this test would fail on it rather than pass without testing anything). */
 static void test_refused_then_connected(void **state)
@@ -1336,15 +1337,23 @@ static void test_refused_then_connected(void **state)
     meta_namespace(&r, "dual");
     publish("\"dual6\"", false, "{\"success\":true,\"grade\":6}", "http://dual6.test/ok", NULL);
     publish("\"dual4\"", false, "{\"success\":true,\"grade\":4}", "http://dual4.test/ok", NULL);
-    notifier_start(&run, "dual", NULL);
+    /* the other address does not answer (nothing on port 81): an ordinary failure, retried
+     * later, not a refusal */
+    publish("\"dual-down\"", false, "{\"success\":true,\"grade\":0}", "http://dual6.test:81/ok",
+            NULL);
+    notifier_start(&run, "dual", (const char *[]){"CALLBACK_RETRY_DELAYS=1h", NULL});
     ct_receiver_wait(&r, "/ok", 200, 2, WAIT_MS);
     WAIT_LOG(&run, 2, "callback delivered");
     WAIT_LOG(&run, 1, "callback address refused", "address=fd00:ec2::254", "dual6");
     WAIT_LOG(&run, 1, "callback address refused", "address=169.254.169.254", "dual4");
+    WAIT_LOG(&run, 1, "callback failed, will retry", "dual-down",
+             "(refused: cloud metadata address fd00:ec2::254)");
+    wait_queue(retry_queue("3600000ms"), 1, WAIT_MS);
     assert_exit(&run, 0);
     assert_int_equal(requests_not_local(&r), 0);
     assert_int_equal(ct_receiver_count(&r, NULL, -1), 2);
-    assert_queues_empty(NULL);
+    assert_int_equal(ct_amqp_count(FAILED), 0);
+    assert_int_equal(ct_amqp_count(FINISHED), 0);
     ct_receiver_stop(&r);
 }
 
