@@ -64,6 +64,25 @@ static void remove_etc(const char *dir)
     rmdir(dir);
 }
 
+/* SIGKILL to every process in the namespace (ip netns pids). */
+static void kill_inside(const char *log, const char *name)
+{
+    char out[600];
+    snprintf(out, sizeof(out), "%s.pids", log);
+    unlink(out);
+    run_ip(out, (const char *[]){"netns", "pids", name, NULL});
+    char *s = ct_read_file(out, NULL);
+    for (char *p = s, *end; p && *p; p = end) {
+        long pid = strtol(p, &end, 10);
+        if (end == p)
+            break;
+        if (pid > 1)
+            kill((pid_t)pid, SIGKILL);
+    }
+    free(s);
+    unlink(out);
+}
+
 /* Namespaces "ctn<pid>-..." of test processes that no longer exist: a run killed outright. */
 static void remove_stale(const char *log)
 {
@@ -74,6 +93,7 @@ static void remove_stale(const char *log)
         if (sscanf(e->d_name, "ctn%d-", &pid) != 1 || pid <= 0 || kill(pid, 0) == 0 ||
             errno != ESRCH)
             continue;
+        kill_inside(log, e->d_name);
         run_ip(log, (const char *[]){"netns", "delete", e->d_name, NULL});
         char dir[300];
         snprintf(dir, sizeof(dir), "/etc/netns/%s", e->d_name);
@@ -96,13 +116,15 @@ static bool file_exists(void *ud)
 
 static pid_t start_forwarder(struct ct_netns *ns, bool inside, const char *listen, const char *to)
 {
-    char ready[600];
+    char ready[600], parent[24];
     snprintf(ready, sizeof(ready), "%s.%s.ready", ns->sock, inside ? "ns" : "root");
+    snprintf(parent, sizeof(parent), "%d", (int)getpid());
     unlink(ready);
     char *argv[] = {PYTHON,     (char *)support_file("nsforward.py"),
                     "--listen", (char *)listen,
                     "--to",     (char *)to,
                     "--ready",  ready,
+                    "--parent", parent,
                     NULL};
     pid_t pid = inside ? ct_netns_spawn(ns, PYTHON, argv, NULL, ns->log)
                        : ct_spawn(PYTHON, argv, NULL, ns->log);
@@ -185,6 +207,7 @@ void ct_netns_destroy(struct ct_netns *ns)
             *p = 0;
         }
     }
+    kill_inside(ns->log, ns->name); /* anything the test started there and did not stop */
     run_ip(ns->log, (const char *[]){"netns", "delete", ns->name, NULL});
     remove_etc(ns->etc_dir);
     unlink(ns->sock);

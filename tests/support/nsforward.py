@@ -8,13 +8,15 @@ system. Two forwarders carry a TCP service of the root namespace into a test's n
   (test ns)  ip netns exec NS nsforward.py --listen tcp:127.0.0.1:5672 --to unix:/tmp/x.sock --ready F2
 
 Every accepted connection gets its own connection to --to, and bytes flow both ways until
-either side closes. --ready FILE is written once listening. Runs until killed.
+either side closes. --ready FILE is written once listening. Runs until killed, or until the
+process --parent PID is gone (a test killed outright leaves no forwarder behind).
 """
 import argparse
 import os
 import socket
 import sys
 import threading
+import time
 
 
 def parse(spec):
@@ -63,12 +65,26 @@ def serve(conn, to):
     out.close()
 
 
+def watch_parent(pid):
+    while True:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            os._exit(0)
+        except PermissionError:
+            pass
+        time.sleep(0.5)
+
+
 def main():
     p = argparse.ArgumentParser(description="TCP <-> Unix socket forwarder")
     p.add_argument("--listen", required=True)
     p.add_argument("--to", required=True)
     p.add_argument("--ready", required=True)
+    p.add_argument("--parent", type=int, default=0)
     args = p.parse_args()
+    if args.parent:
+        threading.Thread(target=watch_parent, args=(args.parent,), daemon=True).start()
     family, addr = parse(args.listen)
     to = parse(args.to)
     ls = socket.socket(family, socket.SOCK_STREAM)
