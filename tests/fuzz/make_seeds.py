@@ -305,6 +305,12 @@ for i, (f, a, rest) in enumerate([(1, "127.0.0.1", ""), (0, "127.0.0.1", ""), (1
                                   (3, "fd00::1", ""), (3, "::ffff:127.0.0.1", ""), (2, "::ffff:169.254.1.1", ""),
                                   (3, "2001:db8::1", "*.example\n--\nA.EXAMPLE")]):
     put(N, "addr-%02d" % i, addr(f, a) + rest.encode())
+# the cloud metadata addresses and IPv4 carried in IPv6 (issue 11)
+for i, (f, a) in enumerate([(0, "100.100.100.200"), (0, "168.63.129.16"), (0, "192.0.0.192"),
+                            (2, "fd00:ec2::254"), (2, "fd20:ce::254"), (2, "64:ff9b::a9fe:a9fe"),
+                            (3, "64:ff9b:1::7f00:1"), (2, "2002:a9fe:a9fe::1"), (2, "::a9fe:a9fe"),
+                            (3, "::ffff:0:a00:1"), (2, "fd00:ec2::253"), (3, "fec0::1")]):
+    put(N, "meta-%02d" % i, addr(f, a))
 
 # ---------------------------------------------------------------- text
 T = "text"
