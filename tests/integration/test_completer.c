@@ -770,9 +770,11 @@ static void test_invalid_running_messages(void **state)
 
     /* A container without our labels, running; and one of ours, claimed with another job_id. */
     json_t *stranger_labels = json_pack("{s:s}", "ct.test.stranger", "1");
+    json_t *stranger_hc = json_pack("{s:s}", "NetworkMode", "none");
     char *stranger = ct_docker_create("ct-sleeper:latest", (const char *[]){"SLEEP=300", NULL},
-                                      stranger_labels, json_pack("{s:s}", "NetworkMode", "none"));
+                                      stranger_labels, stranger_hc);
     json_decref(stranger_labels);
+    json_decref(stranger_hc); /* ct_docker_create takes no reference */
     ct_docker_start(stranger);
     struct job strange_job = {.cid = stranger};
     assert_int_equal(ids_uuid_random(strange_job.job_id), 0);
