@@ -166,9 +166,12 @@ int msg_validate_callback(const char *url, struct msg_error *err)
         }
     }
     /* The scheme first: curl would accept (and guess) others. */
+    /* Quoted redacted: its credentials never reach a log or a parked message's header. */
+    char shown[256];
+    text_redact_url(shown, sizeof(shown), url);
     if (strncasecmp(url, "http://", 7) != 0 && strncasecmp(url, "https://", 8) != 0) {
         msg_error_set(err, MSG_REASON_INVALID_CALLBACK,
-                      "callback '%.200s' is not an http or https URL", url);
+                      "callback '%s' is not an http or https URL", shown);
         return -EINVAL;
     }
     int r = 0;
@@ -180,8 +183,8 @@ int msg_validate_callback(const char *url, struct msg_error *err)
     }
     if (curl_url_set(u, CURLUPART_URL, url, 0) != CURLUE_OK ||
         curl_url_get(u, CURLUPART_HOST, &host, 0) != CURLUE_OK || !host || !*host) {
-        msg_error_set(err, MSG_REASON_INVALID_CALLBACK, "callback '%.200s' is not a valid URL",
-                      url);
+        msg_error_set(err, MSG_REASON_INVALID_CALLBACK, "callback '%s' is not a valid URL",
+                      shown);
         r = -EINVAL;
     }
     curl_free(host);

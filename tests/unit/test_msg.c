@@ -77,6 +77,11 @@ static void test_pending_bad(void **state)
          "not an http or https URL", false},
         {"{\"image\":\"i\",\"file\":\"f\",\"callback\":\"http://\"}", "invalid callback",
          "not a valid URL", false},
+        /* quoted redacted: no credential in the reason */
+        {"{\"image\":\"i\",\"file\":\"f\",\"callback\":\"ftp://u:pw@h/x?t=SECRET\"}",
+         "invalid callback", "'ftp://***@h/x?t=***' is not an http", false},
+        {"{\"image\":\"i\",\"file\":\"f\",\"callback\":\"http://u:pw@/?t=SECRET\"}",
+         "invalid callback", "'http://***@/?t=***' is not a valid URL", false},
         {"{\"image\":\"i\",\"file\":\"f\",\"callback\":\"http://h/\",\"params\":\"A=1\"}",
          "invalid param", "must be an array", true},
         {"{\"image\":\"i\",\"file\":\"f\",\"callback\":\"http://h/\",\"params\":[\"NOEQUALS\"]}",
