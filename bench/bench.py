@@ -108,6 +108,8 @@ class Daemon:
         full.update({"RABBITMQ_HOST": "127.0.0.1", "RABBITMQ_PORT": os.environ["CT_RABBITMQ_PORT"],
                      "DOCKER_HOST": os.environ["CT_DOCKER_HOST"], "HEALTH_FILE": self.health,
                      "LOG_LEVEL": "info"})
+        if name == "starter":
+            full["EXERCISE_DIR"] = os.environ["CT_TMP"]  # where the bench writes its file
         full.update(env)
         self.log = open(os.path.join(logdir, name + ".log"), "a")
         self.p = subprocess.Popen([os.path.join(bindir, "correctomatic-" + name)], env=full,

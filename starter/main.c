@@ -1,6 +1,7 @@
 /* correctomatic-starter: pending_corrections -> started correction containers. */
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,7 +26,12 @@ static const struct config_doc docs[] = {
      "cap of each of the two json-file log files of a correction container"},
     {"CORRECTION_TIMEOUT", "180s", "time limit of a correction (written in the deadline label)"},
     {"MAX_EXERCISE_BYTES", "10m", "largest submission file"},
-    {"EXERCISE_DIR", "", "when set, submission files must resolve inside this folder"},
+    {"EXERCISE_DIR", "",
+     "the folder submissions are uploaded to (required): a job's file must be a path in it, "
+     "resolved beneath it (no .., no link leading out)"},
+    {"ALLOW_ANY_EXERCISE_PATH", "false",
+     "true: run without EXERCISE_DIR, a job may name any file the starter can read (local "
+     "testing only)"},
     {"DELETE_EXERCISE_FILE", "false", "delete the submission once it is in the container"},
     {"DONT_START_CONTAINER", "false", "create containers without starting them (testing)"},
     {"RETRY_MIN", "500ms", "first retry delay after a Docker or broker fault"},
@@ -152,6 +158,52 @@ static int load_registry_config(struct starter_config *c, struct owned *o, struc
 
 #define GiB (1024ULL * 1024 * 1024)
 
+/* EXERCISE_DIR, or the explicit choice to do without. */
+static int load_exercise_dir(struct starter_config *c, struct config_err *e)
+{
+    bool any;
+    char real[PATH_MAX];
+    struct stat st;
+    if (config_bool("ALLOW_ANY_EXERCISE_PATH", false, &any, e) < 0)
+        return -EINVAL;
+    if (!c->exercise_dir && !any) {
+        snprintf(e->msg, sizeof(e->msg),
+                 "EXERCISE_DIR is not set: set it to the folder the submissions are uploaded to "
+                 "(EXERCISE_DIR=/srv/uploads, as in compose.yaml), or set "
+                 "ALLOW_ANY_EXERCISE_PATH=true to let a job name any file the starter can read "
+                 "(local testing only)");
+        return -EINVAL;
+    }
+    if (c->exercise_dir && any) {
+        snprintf(e->msg, sizeof(e->msg),
+                 "EXERCISE_DIR and ALLOW_ANY_EXERCISE_PATH=true are both set: choose one");
+        return -EINVAL;
+    }
+    if (!c->exercise_dir)
+        return 0;
+    const char *why = NULL;
+    if (c->exercise_dir[0] != '/')
+        why = "not absolute";
+    else if (!realpath(c->exercise_dir, real) || stat(real, &st) < 0)
+        why = strerror(errno);
+    else if (!S_ISDIR(st.st_mode))
+        why = "not a folder";
+    if (why) {
+        snprintf(e->msg, sizeof(e->msg),
+                 "invalid EXERCISE_DIR=\"%.200s\": expected the absolute path of a folder (%s)",
+                 c->exercise_dir, why);
+        return -EINVAL;
+    }
+    if (strcmp(real, "/") == 0) {
+        snprintf(e->msg, sizeof(e->msg),
+                 "invalid EXERCISE_DIR=\"%.200s\": the root folder would let a job name any "
+                 "file (ALLOW_ANY_EXERCISE_PATH=true says so explicitly)",
+                 c->exercise_dir);
+        return -EINVAL;
+    }
+    return 0;
+}
+
 static int load_config(struct starter_config *c, struct owned *o, struct config_err *e)
 {
     struct daemon_common common;
@@ -184,6 +236,8 @@ static int load_config(struct starter_config *c, struct owned *o, struct config_
         config_duration_ms("SHUTDOWN_TIMEOUT", 10000, 0, 3600000, &c->shutdown_timeout_ms, e) < 0)
         return -EINVAL;
     c->exercise_dir = exercise_dir;
+    if (load_exercise_dir(c, e) < 0)
+        return -EINVAL;
     uint64_t logsize;
     if (config_parse_bytes(c->log_max_size, &logsize) < 0 || logsize < 4096) {
         snprintf(
@@ -251,7 +305,11 @@ int main(int argc, char **argv)
     log_kv(LOG_INFO, "starter running", "version", CT_VERSION, "max_running", running, "network",
            cfg.network, "dont_start", cfg.dont_start ? "true" : "false", "pull",
            cfg.pull ? "true" : "false", "registries_with_credentials", registries,
-           "allowed_image_patterns", owned.allow ? patterns : NULL, NULL);
+           "allowed_image_patterns", owned.allow ? patterns : NULL, "exercise_dir",
+           cfg.exercise_dir, NULL);
+    if (!cfg.exercise_dir)
+        log_kv(LOG_WARN,
+               "ALLOW_ANY_EXERCISE_PATH=true: a job may name any file the starter can read", NULL);
     if (!owned.allow)
         log_kv(LOG_WARN, "ALLOWED_IMAGES is not set: any image may run", NULL);
     if (!cfg.pull && registry_creds_count(owned.creds) > 0)

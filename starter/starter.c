@@ -167,6 +167,7 @@ struct job {
     char container_id[65];
     void *tar; /* the submission as an archive; NULL until read */
     size_t tar_len;
+    struct exercise_id file_id; /* the file read into tar (DELETE_EXERCISE_FILE deletes it) */
     enum step step;
     unsigned attempts;        /* faults so far: the backoff's exponent */
     bool budget_started;      /* a fault counted against JOB_RETRY_BUDGET ... */
@@ -635,6 +636,21 @@ static void job_fault(struct job *job, const char *reason, const char *fmt, ...)
     job_goto(job, job->container_id[0] ? STEP_REMOVE : STEP_REPORT);
 }
 
+/* DELETE_EXERCISE_FILE, once the container holds the submission: the name is unlinked relative
+ * to its folder, resolved beneath EXERCISE_DIR, and only while it is still the file read. */
+static void delete_file(struct job *job)
+{
+    if (!job->p.file || !job->tar)
+        return; /* not read by this delivery (adopted, its file gone already) */
+    int r = exercise_delete(job->p.file, job->s->cfg.exercise_dir, &job->file_id);
+    if (r == 0 || r == -ENOENT)
+        return;
+    log_job(LOG_WARN, job,
+            r == -ESTALE ? "the exercise file was replaced since it was read, not deleted"
+                         : "cannot delete the exercise file",
+            "error", strerror(-r), "file", job->p.file);
+}
+
 static void on_acked(struct job *job)
 {
     int r = amqp_link_ack(job->s->link, job->gen, job->tag);
@@ -671,9 +687,8 @@ static void on_published(amqp_link *link, int status, void *ud)
         log_job(LOG_INFO, job,
                 job->s->cfg.dont_start ? "container created (not started)" : "correction started",
                 "image", job->p.image, NULL, NULL);
-        if (job->s->cfg.delete_file && job->p.file && unlink(job->p.file) < 0 && errno != ENOENT)
-            log_job(LOG_WARN, job, "cannot delete the exercise file", "error", strerror(errno),
-                    "file", job->p.file);
+        if (job->s->cfg.delete_file)
+            delete_file(job);
     } else {
         log_job(LOG_INFO, job,
                 job->p.callback ? "failure reported to finished_corrections"
@@ -855,8 +870,8 @@ static int job_read_file(struct job *job, struct msg_error *err)
     size_t len = 0;
     if (job->tar)
         return 0;
-    int r = exercise_read(job->p.file, s->cfg.exercise_dir, s->cfg.max_exercise_bytes, &data, &len,
-                          err);
+    int r = exercise_read_id(job->p.file, s->cfg.exercise_dir, s->cfg.max_exercise_bytes, &data,
+                             &len, &job->file_id, err);
     if (r < 0)
         return r;
     r = tar_single_file(EXERCISE_PATH + 1, data, len, 0644, &job->tar, &job->tar_len);

@@ -103,6 +103,7 @@ static struct job *jobs;
 static int n_jobs;
 static struct ct_receiver rcv;
 static char *good_file, *big_file;
+static char missing_file[600]; /* in EXERCISE_DIR (CT_TMP), absent */
 
 static struct job *job_of_work_id(const char *w)
 {
@@ -128,7 +129,7 @@ static void make_jobs(int n)
         snprintf(j->work_id, sizeof(j->work_id), "chaos-%d", i);
         const char *file = j->kind->file == F_GOOD  ? good_file
                            : j->kind->file == F_BIG ? big_file
-                                                    : "/nonexistent/chaos.txt";
+                                                    : missing_file;
         char *body = NULL;
         int r = asprintf(
             &body, "{\"work_id\":\"%s\",\"image\":\"%s\",\"file\":\"%s\",\"callback\":\"%s\"%s%s}",
@@ -479,6 +480,7 @@ static void test_chaos(void **state)
     for (size_t i = 3; i < N_PIPELINE; i++)
         ct_amqp_delete(pipeline_queues[i]);
     good_file = ct_tmpfile("chaos-good.txt", "anything", 8);
+    snprintf(missing_file, sizeof(missing_file), "%s/nonexistent/chaos.txt", ct_env("CT_TMP"));
     static const char big[] =
         "yes 'big output line ............................................' | head -c 300000\n"
         "printf '\\n-----BEGIN CORRECTOMATIC RESPONSE-----\\n%s\\n"

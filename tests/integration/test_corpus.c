@@ -500,7 +500,8 @@ static void pending_text_cases(void)
                 : t == T_ESCCTL ? ERR("invalid message")
                                 : ERR("file not found"),
                 "pending file %s", cls);
-        pending(c, (struct pfields){.file = tfrag(t, fmt("/nonexistent/%s", c->tag))});
+        pending(c, (struct pfields){
+                       .file = tfrag(t, fmt("%s/nonexistent/%s", ct_env("CT_TMP"), c->tag))});
 
         c = add(HOP_PENDING, bad || t == T_ESCCTL ? PARK_PENDING("invalid") : ACCEPTED,
                 "pending callback %s", cls);
@@ -568,7 +569,7 @@ static void pending_limit_cases(void)
                 "pending file of %zu bytes", lim);
         {
             struct sb p = {0};
-            sb_addf(&p, "/nonexistent/%s", c->tag);
+            sb_addf(&p, "%s/nonexistent/%s", ct_env("CT_TMP"), c->tag);
             while (p.len + 200 < lim)
                 sb_addf(&p, "/%s", rep("f", 199));
             sb_rep(&p, "g", lim - p.len);
@@ -1093,8 +1094,7 @@ static void output_cases(void)
     /* nesting: the response is depth 1 at the completer and depth 2 in the finished message */
     for (int d = -2; d <= 0; d++) {
         size_t depth = JSON_DEPTH + (size_t)(ssize_t)d;
-        c = add(HOP_PENDING,
-                d == -2 ? OK : ERR("invalid JSON"), /* OUTPUT_MAX_DEPTH is 2047 */
+        c = add(HOP_PENDING, d == -2 ? OK : ERR("invalid JSON"), /* OUTPUT_MAX_DEPTH is 2047 */
                 "output nested %zu deep", depth + 1);
         shell_job_s(c, fmt("printf '{\"success\":true,\"grade\":1,\"x\":'; yes '[' | head -n %zu | "
                            "tr -d '\\n'; yes ']' | head -n %zu | tr -d '\\n'; printf '}\\n'\n",

@@ -53,7 +53,8 @@ static const struct kind kinds[] = {
     {"timeout", "ct-sleeper", "GOOD", "[\"SLEEP=120\"]", 4, NULL, "time limit exceeded - "},
     {"oom", "ct-memhog", "GOOD", NULL, 4, NULL, "memory limit exceeded - "},
     {"no-image", "ct-no-such-image", "GOOD", NULL, 4, NULL, "image not found - "},
-    {"no-file", "ct-ok", "/nonexistent/exercise.txt", NULL, 4, NULL, "file not found - "},
+    /* outside EXERCISE_DIR: refused before anything is looked up */
+    {"no-file", "ct-ok", "/nonexistent/exercise.txt", NULL, 4, NULL, "file not allowed - "},
 };
 
 #define BAD_CALLBACKS 5

@@ -1,5 +1,8 @@
 /* The starter against the real broker and the real engine. */
 #include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -11,6 +14,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 #include <cmocka.h>
+#include <stdatomic.h>
 
 #include "msg.h"
 #include "support.h"
@@ -237,6 +241,8 @@ static void test_job_faults(void **state)
     unlink(link);
     assert_int_equal(symlink(outside, link), 0);
 
+    char missing[600];
+    snprintf(missing, sizeof(missing), "%s/nonexistent/x.txt", ct_env("CT_TMP"));
     char exdir[600];
     snprintf(exdir, sizeof(exdir), "EXERCISE_DIR=%s", ct_env("CT_TMP"));
     start_starter(
@@ -256,7 +262,7 @@ static void test_job_faults(void **state)
          "\"http:"
          "//h/cb\"}",
          "image not found - ", false},
-        {"{\"work_id\":5,\"image\":\"ct-ok\",\"file\":\"/nonexistent/x.txt\",\"callback\":\"http://"
+        {"{\"work_id\":5,\"image\":\"ct-ok\",\"file\":\"MISSING\",\"callback\":\"http://"
          "h/cb\"}",
          "file not found - ", false},
         {"{\"work_id\":6,\"image\":\"ct-ok\",\"file\":\"BIG\",\"callback\":\"http://h/cb\"}",
@@ -271,14 +277,16 @@ static void test_job_faults(void **state)
     size_t n_invalid = 0, n_finished = 0;
     for (size_t i = 0; i < n; i++) {
         const char *tpl = cases[i].body;
-        const char *tok = strstr(tpl, "FILE")   ? "FILE"
-                          : strstr(tpl, "BIG")  ? "BIG"
-                          : strstr(tpl, "LINK") ? "LINK"
-                                                : NULL;
+        const char *tok = strstr(tpl, "FILE")      ? "FILE"
+                          : strstr(tpl, "BIG")     ? "BIG"
+                          : strstr(tpl, "LINK")    ? "LINK"
+                          : strstr(tpl, "MISSING") ? "MISSING"
+                                                   : NULL;
         const char *val = !tok                       ? ""
                           : strcmp(tok, "FILE") == 0 ? good
                           : strcmp(tok, "BIG") == 0  ? big
-                                                     : link;
+                          : strcmp(tok, "LINK") == 0 ? link
+                                                     : missing;
         const char *at = tok ? strstr(tpl, tok) : NULL;
         if (at)
             snprintf(bodies[i], sizeof(bodies[i]), "%.*s%s%s", (int)(at - tpl), tpl, val,
@@ -338,6 +346,222 @@ static void test_job_faults(void **state)
     unlink(link);
     free(good);
     free(big);
+}
+
+/* ---- submissions only from beneath EXERCISE_DIR (issue 11, item 1) ------------------------- */
+
+/* A file beside the upload folder (CT_TMP), outside it: the Docker client key, say. */
+static char *outside_path(const char *name)
+{
+    char parent[PATH_MAX], *path = NULL;
+    char up[PATH_MAX];
+    snprintf(up, sizeof(up), "%s/..", ct_env("CT_TMP"));
+    assert_non_null(realpath(up, parent));
+    assert_true(asprintf(&path, "%s/%s", parent, name) > 0);
+    return path;
+}
+
+static void write_file(const char *path, const char *content)
+{
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fputs(content, f);
+    fclose(f);
+}
+
+/* Waits for the error result of work_id and checks its reason. */
+static void expect_error(json_t *j, const char *prefix)
+{
+    const char *data = json_string_value(json_object_get(j, "correction_data"));
+    assert_true(json_is_true(json_object_get(j, "error")));
+    assert_non_null(data);
+    if (strncmp(data, prefix, strlen(prefix)) != 0)
+        fail_msg("work %s: got '%s', expected '%s...'",
+                 json_string_value(json_object_get(j, "work_id")), data, prefix);
+}
+
+/* A job names the Docker client key (or any file outside EXERCISE_DIR), directly, with ../,
+ * through an absolute link, a relative link leading out, a folder link leading out, /proc, or
+ * a relative path: "file not allowed" each time, nothing uploaded, and DELETE_EXERCISE_FILE
+ * deletes nothing. */
+static void test_submission_outside_refused(void **state)
+{
+    (void)state;
+    struct ct_daemon run;
+    const char *tmp = ct_env("CT_TMP");
+    char *key = outside_path("s11-key.pem");
+    write_file(key, "-----BEGIN PRIVATE KEY----- not for students");
+    char p[7][PATH_MAX + 64];
+    snprintf(p[0], sizeof(p[0]), "%s", key);
+    snprintf(p[1], sizeof(p[1]), "%s/../s11-key.pem", tmp);
+    snprintf(p[2], sizeof(p[2]), "%s/s11-abs-link", tmp);
+    unlink(p[2]);
+    assert_int_equal(symlink(key, p[2]), 0);
+    snprintf(p[3], sizeof(p[3]), "%s/s11-rel-link", tmp);
+    unlink(p[3]);
+    assert_int_equal(symlink("../s11-key.pem", p[3]), 0);
+    char dirlink[PATH_MAX];
+    snprintf(dirlink, sizeof(dirlink), "%s/s11-up", tmp);
+    unlink(dirlink);
+    assert_int_equal(symlink("..", dirlink), 0);
+    snprintf(p[4], sizeof(p[4]), "%s/s11-key.pem", dirlink);
+    snprintf(p[5], sizeof(p[5]), "/proc/self/root%s", key);
+    snprintf(p[6], sizeof(p[6]), "s11-key.pem");
+    char *good = exercise("s11-good.txt", "inside");
+
+    start_starter(&run, "outside",
+                  (const char *[]){"DONT_START_CONTAINER=true", "DELETE_EXERCISE_FILE=true", NULL});
+    char wid[32];
+    for (int i = 0; i < 7; i++) {
+        snprintf(wid, sizeof(wid), "w-out-%d", i);
+        publish_job(wid, "ct-echo:latest", p[i], "http://h/cb", NULL, NULL);
+    }
+    for (int i = 0; i < 7; i++) {
+        json_t *j = get_json("finished_corrections");
+        expect_error(j, "file not allowed - ");
+        json_decref(j);
+    }
+    assert_int_equal(count_containers(), 0);
+    assert_null(ct_amqp_get("running_corrections", 0));
+    /* A file inside still goes in, and is deleted. */
+    publish_job("w-in", "ct-echo:latest", good, "http://h/cb", NULL, NULL);
+    json_t *r = get_json("running_corrections");
+    size_t len;
+    char *got = ct_docker_read_file(json_string_value(json_object_get(r, "container_id")),
+                                    "/tmp/exercise", &len);
+    assert_non_null(got);
+    assert_string_equal(got, "inside");
+    free(got);
+    json_decref(r);
+    assert_int_equal(stop_starter(&run), 0);
+    assert_int_equal(access(good, F_OK), -1);
+    assert_int_equal(access(key, F_OK), 0); /* never deleted */
+    unlink(key);
+    for (int i = 2; i < 4; i++)
+        unlink(p[i]);
+    unlink(dirlink);
+    free(key);
+    free(good);
+}
+
+/* A folder of the path swapped, as fast as the test can, for a link leading out of
+ * EXERCISE_DIR, while jobs are read and their files deleted: no container ever holds the
+ * outside file, and no outside file is ever deleted. */
+static atomic_int swapping;
+
+static void *swapper(void *ud)
+{
+    const char *a = ud;
+    char b[PATH_MAX + 8];
+    snprintf(b, sizeof(b), "%s-alt", a);
+    while (atomic_load(&swapping))
+        renameat2(AT_FDCWD, a, AT_FDCWD, b, RENAME_EXCHANGE);
+    return NULL;
+}
+
+#define SWAP_JOBS 24
+
+static void test_submission_swap_race(void **state)
+{
+    (void)state;
+    struct ct_daemon run;
+    const char *tmp = ct_env("CT_TMP");
+    char *out = outside_path("s11-outside");
+    char sw[PATH_MAX], alt[PATH_MAX + 8], f[PATH_MAX + 32], cmd[3 * PATH_MAX];
+    snprintf(sw, sizeof(sw), "%s/s11-swap", tmp);
+    snprintf(alt, sizeof(alt), "%s-alt", sw);
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s' '%s' '%s'", sw, alt, out);
+    assert_int_equal(system(cmd), 0);
+    assert_int_equal(mkdir(sw, 0755), 0);
+    assert_int_equal(mkdir(out, 0755), 0);
+    assert_int_equal(symlink("../s11-outside", alt), 0); /* relative, leading out */
+    for (int i = 0; i < SWAP_JOBS; i++) {
+        char content[32];
+        snprintf(f, sizeof(f), "%s/f%d", sw, i);
+        snprintf(content, sizeof(content), "INSIDE-%d", i);
+        write_file(f, content);
+        snprintf(f, sizeof(f), "%s/f%d", out, i);
+        snprintf(content, sizeof(content), "SECRET-%d", i);
+        write_file(f, content);
+    }
+    start_starter(&run, "swap",
+                  (const char *[]){"DONT_START_CONTAINER=true", "DELETE_EXERCISE_FILE=true", NULL});
+    wait_log(&run, "consuming pending jobs", 1);
+    pthread_t t;
+    atomic_store(&swapping, 1);
+    assert_int_equal(pthread_create(&t, NULL, swapper, sw), 0);
+    char wid[32];
+    for (int i = 0; i < SWAP_JOBS; i++) {
+        snprintf(wid, sizeof(wid), "w-swap-%d", i);
+        snprintf(f, sizeof(f), "%s/f%d", sw, i);
+        publish_job(wid, "ct-echo:latest", f, "http://h/cb", NULL, NULL);
+    }
+    int started = 0, refused = 0;
+    int64_t deadline = ct_now_ms() + 240000;
+    while (started + refused < SWAP_JOBS && ct_now_ms() < deadline) {
+        struct ct_msg *m = ct_amqp_get("running_corrections", 0);
+        if (m) {
+            json_t *r = ct_json(m->body);
+            size_t len;
+            char *got = ct_docker_read_file(json_string_value(json_object_get(r, "container_id")),
+                                            "/tmp/exercise", &len);
+            assert_non_null(got);
+            if (strncmp(got, "INSIDE-", 7) != 0)
+                fail_msg("a container holds '%s'", got);
+            free(got);
+            json_decref(r);
+            ct_msg_free(m);
+            started++;
+            continue;
+        }
+        m = ct_amqp_get("finished_corrections", 50);
+        if (m) {
+            json_t *j = ct_json(m->body);
+            expect_error(j, "file not allowed - ");
+            json_decref(j);
+            ct_msg_free(m);
+            refused++;
+        }
+    }
+    /* Every delete has been tried once the starter has stopped: still swapping until then. */
+    assert_int_equal(stop_starter(&run), 0);
+    atomic_store(&swapping, 0);
+    pthread_join(t, NULL);
+    print_message("swap race: %d started, %d refused\n", started, refused);
+    assert_int_equal(started + refused, SWAP_JOBS);
+    assert_true(started > 0);
+    for (int i = 0; i < SWAP_JOBS; i++) {
+        snprintf(f, sizeof(f), "%s/f%d", out, i);
+        if (access(f, F_OK) != 0)
+            fail_msg("%s was deleted", f);
+    }
+    assert_int_equal(system(cmd), 0);
+    free(out);
+}
+
+/* ALLOW_ANY_EXERCISE_PATH=true, the explicit choice for local testing: any readable file. */
+static void test_any_path_opt_out(void **state)
+{
+    (void)state;
+    struct ct_daemon run;
+    char *anywhere = outside_path("s11-anywhere.txt");
+    write_file(anywhere, "from anywhere");
+    start_starter(&run, "anypath",
+                  (const char *[]){"EXERCISE_DIR=", "ALLOW_ANY_EXERCISE_PATH=true",
+                                   "DONT_START_CONTAINER=true", NULL});
+    wait_log(&run, "ALLOW_ANY_EXERCISE_PATH=true: a job may name any file", 1);
+    publish_job("w-any", "ct-echo:latest", anywhere, "http://h/cb", NULL, NULL);
+    json_t *r = get_json("running_corrections");
+    size_t len;
+    char *got = ct_docker_read_file(json_string_value(json_object_get(r, "container_id")),
+                                    "/tmp/exercise", &len);
+    assert_non_null(got);
+    assert_string_equal(got, "from anywhere");
+    free(got);
+    json_decref(r);
+    assert_int_equal(stop_starter(&run), 0);
+    unlink(anywhere);
+    free(anywhere);
 }
 
 static void test_start_failure_removes_container(void **state)
@@ -1311,6 +1535,28 @@ static void test_config_errors(void **state)
     ct_untrack(run.pid);
     assert_true(ct_file_count(run.log, "JOB_RETRY_BUDGET") > 0);
 
+    /* No EXERCISE_DIR, no explicit opt-out: refused, saying how to set it. */
+    start_starter(&run, "noexdir", (const char *[]){"EXERCISE_DIR=", NULL});
+    assert_int_equal(ct_wait_exit(run.pid, 10000, &status), 0);
+    assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 2);
+    ct_untrack(run.pid);
+    assert_true(ct_file_count(run.log, "EXERCISE_DIR is not set") > 0);
+    assert_true(ct_file_count(run.log, "ALLOW_ANY_EXERCISE_PATH=true") > 0);
+    start_starter(&run, "bothexdir", (const char *[]){"ALLOW_ANY_EXERCISE_PATH=true", NULL});
+    assert_int_equal(ct_wait_exit(run.pid, 10000, &status), 0);
+    assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 2);
+    ct_untrack(run.pid);
+    assert_true(ct_file_count(run.log, "choose one") > 0);
+    const char *bad_dirs[] = {"EXERCISE_DIR=/", "EXERCISE_DIR=relative/dir",
+                              "EXERCISE_DIR=/nonexistent-s11"};
+    for (size_t i = 0; i < 3; i++) {
+        start_starter(&run, "badexdir", (const char *[]){bad_dirs[i], NULL});
+        assert_int_equal(ct_wait_exit(run.pid, 10000, &status), 0);
+        assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 2);
+        ct_untrack(run.pid);
+        assert_true(ct_file_count(run.log, "invalid EXERCISE_DIR") > 0);
+    }
+
     char *argv[] = {STARTER, "--help", NULL};
     char log[512];
     snprintf(log, sizeof(log), "%s/starter-help.log", ct_env("CT_TMP"));
@@ -1332,6 +1578,7 @@ static void test_config_errors(void **state)
                            "CORRECTION_PIDS",
                            "MAX_EXERCISE_BYTES",
                            "EXERCISE_DIR",
+                           "ALLOW_ANY_EXERCISE_PATH",
                            "DELETE_EXERCISE_FILE",
                            "DONT_START_CONTAINER",
                            "JOB_RETRY_BUDGET"};
@@ -1351,6 +1598,12 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_image_without_tmp, ct_reset_pipeline_fixture,
                                         ct_reset_pipeline_fixture),
         cmocka_unit_test_setup_teardown(test_job_faults, ct_reset_pipeline_fixture,
+                                        ct_reset_pipeline_fixture),
+        cmocka_unit_test_setup_teardown(test_submission_outside_refused, ct_reset_pipeline_fixture,
+                                        ct_reset_pipeline_fixture),
+        cmocka_unit_test_setup_teardown(test_submission_swap_race, ct_reset_pipeline_fixture,
+                                        ct_reset_pipeline_fixture),
+        cmocka_unit_test_setup_teardown(test_any_path_opt_out, ct_reset_pipeline_fixture,
                                         ct_reset_pipeline_fixture),
         cmocka_unit_test_setup_teardown(test_start_failure_removes_container,
                                         ct_reset_pipeline_fixture, ct_reset_pipeline_fixture),

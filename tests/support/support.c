@@ -1135,15 +1135,19 @@ void ct_daemon_start(struct ct_daemon *d, const char *program, const char *name,
     static char env[48][1024];
     static char *envp[49];
     const char *tmp = ct_env("CT_TMP");
-    char base[6][1024];
+    char base[7][1024];
     snprintf(base[0], sizeof(base[0]), "RABBITMQ_HOST=%s", ct_env("CT_RABBITMQ_HOST"));
     snprintf(base[1], sizeof(base[1]), "RABBITMQ_PORT=%s", ct_env("CT_RABBITMQ_PORT"));
     snprintf(base[2], sizeof(base[2]), "DOCKER_HOST=%s", ct_env("CT_DOCKER_HOST"));
     snprintf(base[3], sizeof(base[3]), "LOG_LEVEL=debug");
     snprintf(base[4], sizeof(base[4]), "RABBITMQ_HEARTBEAT=2");
     snprintf(base[5], sizeof(base[5]), "HEALTH_FILE=%s/%s-%s.health", tmp, program, name);
+    /* The starter refuses to run without its upload folder: the tests write there. */
+    size_t n_base = 6;
+    if (strcmp(program, "starter") == 0)
+        snprintf(base[n_base++], sizeof(base[0]), "EXERCISE_DIR=%s", tmp);
     size_t n = 0;
-    for (size_t i = 0; i < 6; i++) {
+    for (size_t i = 0; i < n_base; i++) {
         bool overridden = false;
         for (size_t j = 0; extra_env && extra_env[j]; j++)
             overridden = overridden || env_name_eq(base[i], extra_env[j]);

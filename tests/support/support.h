@@ -196,9 +196,10 @@ struct ct_daemon {
 };
 
 /* Starts build/bin/correctomatic-<program> ("starter", "completer", "notifier") with the test
- * servers (RABBITMQ_HOST/PORT, DOCKER_HOST), LOG_LEVEL=debug, RABBITMQ_HEARTBEAT=2 and a
- * health file in CT_TMP, then extra_env ("NAME=VALUE", NULL-terminated, may be NULL; they win
- * over those). Its output goes to $CT_TMP/<program>-<name>.log (emptied first). Tracked. */
+ * servers (RABBITMQ_HOST/PORT, DOCKER_HOST), LOG_LEVEL=debug, RABBITMQ_HEARTBEAT=2, a health
+ * file in CT_TMP and (the starter) EXERCISE_DIR=$CT_TMP, then extra_env ("NAME=VALUE",
+ * NULL-terminated, may be NULL; they win over those). Its output goes to
+ * $CT_TMP/<program>-<name>.log (emptied first). Tracked. */
 void ct_daemon_start(struct ct_daemon *d, const char *program, const char *name,
                      const char *const *extra_env);
 /* SIGTERM, then waits up to 20 s (fails the test past that, after a SIGKILL). Returns the
