@@ -13,6 +13,10 @@
 #define LABEL_JOB_ID "correctomatic.job_id"
 #define LABEL_WORK_ID "correctomatic.work_id" /* the work_id as JSON (keeps its type) */
 #define LABEL_CALLBACK "correctomatic.callback"
+/* Instead of LABEL_CALLBACK when the callback holds credentials (userinfo, query values, a
+ * fragment): the URL as text_redact_url shows it, for people; the full URL is only in the
+ * running message, and a container without LABEL_CALLBACK is never finished from its labels. */
+#define LABEL_CALLBACK_REDACTED "correctomatic.callback_redacted"
 #define LABEL_DEADLINE "correctomatic.deadline" /* unix seconds */
 #define LABEL_HOST "correctomatic.host"
 /* The submission's digest (a UUID of the pending message's bytes): a redelivered message

@@ -1406,6 +1406,14 @@ static void step_publish_running(struct job *job)
 
 /* ---- a new job ---------------------------------------------------------------------------- */
 
+/* The callback as a log line or a label may show it (text_redact_url): true when that is the
+ * URL itself, false when credentials were taken out. */
+static bool callback_shown(const char *url, char *buf, size_t len)
+{
+    text_redact_url(buf, len, url);
+    return strcmp(buf, url) == 0;
+}
+
 static json_t *build_create_config(starter *s, struct job *job)
 {
     const struct starter_config *c = &s->cfg;
@@ -1413,6 +1421,7 @@ static json_t *build_create_config(starter *s, struct job *job)
     json_t *cfg = NULL;
     char *wid = NULL;
     char deadline[32];
+    char cb_shown[2 * MSG_MAX_URL_BYTES + 1];
     if (!env || !labels || !caps)
         goto out;
     for (size_t i = 0; i < job->p.n_params; i++)
@@ -1426,11 +1435,17 @@ static json_t *build_create_config(starter *s, struct job *job)
     long long now_s = (long long)ts.tv_sec + (ts.tv_nsec >= 500000000L);
     snprintf(deadline, sizeof(deadline), "%lld",
              now_s + (long long)(c->correction_timeout_ms / 1000));
-    /* Every label is bounded: the callback by MSG_MAX_URL_BYTES, the work_id by
-     * MSG_MAX_WORK_ID_BYTES (twice that as JSON at most), the rest by construction. */
+    /* The callback as a label only when it holds no credentials: labels are readable by
+     * anyone who may list containers; else its redacted form, for people. */
+    const char *cb_label = LABEL_CALLBACK;
+    if (!callback_shown(job->p.callback, cb_shown, sizeof(cb_shown)))
+        cb_label = LABEL_CALLBACK_REDACTED;
+    /* Every label is bounded: the callback by MSG_MAX_URL_BYTES (a redaction by twice that),
+     * the work_id by MSG_MAX_WORK_ID_BYTES (twice that as JSON at most), the rest by
+     * construction. */
     if (json_object_set_new(labels, LABEL_JOB_ID, json_string(job->job_id)) < 0 ||
         json_object_set_new(labels, LABEL_SUBMISSION, json_string(job->submission)) < 0 ||
-        json_object_set_new(labels, LABEL_CALLBACK, json_string(job->p.callback)) < 0 ||
+        json_object_set_new(labels, cb_label, json_string(cb_shown)) < 0 ||
         json_object_set_new(labels, LABEL_DEADLINE, json_string(deadline)) < 0 ||
         json_object_set_new(labels, LABEL_HOST, json_string(s->hostname)) < 0)
         goto out;

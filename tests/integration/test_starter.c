@@ -564,6 +564,56 @@ static void test_any_path_opt_out(void **state)
     free(anywhere);
 }
 
+/* ---- credentials in callbacks (issue 11, item 4) --------------------------------------------- */
+
+#define SECRET_CB "http://alice:pw-s3cret@127.0.0.1:9/cb?token=tok-s3cret&x=1#frag-s3cret"
+
+/* A callback with user:password@, a token and a fragment: the messages carry it whole (the
+ * contract), but no label and no line of the starter's log holds a secret. */
+static void test_callback_secrets(void **state)
+{
+    (void)state;
+    struct ct_daemon run;
+    char *file = exercise("s11-secret-cb.txt", "x");
+    start_starter(&run, "secretcb", (const char *[]){"DONT_START_CONTAINER=true", NULL});
+    publish_job("w-secret-ok", "ct-ok:latest", file, SECRET_CB, NULL, NULL);
+    json_t *r = get_json("running_corrections");
+    assert_string_equal(json_string_value(json_object_get(r, "callback")), SECRET_CB);
+    json_t *c = ct_docker_inspect(json_string_value(json_object_get(r, "container_id")));
+    assert_non_null(c);
+    json_t *labels = json_object_get(json_object_get(c, "Config"), "Labels");
+    assert_null(json_object_get(labels, "correctomatic.callback"));
+    assert_string_equal(
+        json_string_value(json_object_get(labels, "correctomatic.callback_redacted")),
+        "http://***@127.0.0.1:9/cb?token=***&x=***#***");
+    char *dump = json_dumps(labels, JSON_COMPACT);
+    assert_null(strstr(dump, "s3cret"));
+    free(dump);
+    json_decref(c);
+    json_decref(r);
+
+    /* A job that fails, and one whose callback is refused: their log lines hide it too. */
+    publish_job("w-secret-fail", "ct-no-such-image:latest", file, SECRET_CB, NULL, NULL);
+    json_t *j = get_json("finished_corrections");
+    expect_error(j, "image not found - ");
+    assert_string_equal(json_string_value(json_object_get(j, "callback")), SECRET_CB);
+    json_decref(j);
+    publish_job("w-secret-ftp", "ct-ok:latest", file,
+                "ftp://alice:pw-s3cret@127.0.0.1/x?token=tok-s3cret", NULL, NULL);
+    struct ct_msg *m = ct_amqp_get("pending_corrections.invalid", WAIT_MS);
+    assert_non_null(m);
+    const char *reason = json_string_value(json_object_get(m->headers, "x-correctomatic-reason"));
+    assert_non_null(reason);
+    assert_int_equal(strncmp(reason, "invalid callback - ", 19), 0);
+    assert_null(strstr(reason, "s3cret"));
+    ct_msg_free(m);
+    wait_log(&run, "message parked in pending_corrections.invalid", 1);
+    assert_int_equal(stop_starter(&run), 0);
+    assert_true(ct_file_count(run.log, "w-secret-fail") > 0); /* its lines are there ... */
+    assert_int_equal(ct_file_count(run.log, "s3cret"), 0);    /* ... without the secrets */
+    free(file);
+}
+
 static void test_start_failure_removes_container(void **state)
 {
     (void)state;
@@ -1604,6 +1654,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_submission_swap_race, ct_reset_pipeline_fixture,
                                         ct_reset_pipeline_fixture),
         cmocka_unit_test_setup_teardown(test_any_path_opt_out, ct_reset_pipeline_fixture,
+                                        ct_reset_pipeline_fixture),
+        cmocka_unit_test_setup_teardown(test_callback_secrets, ct_reset_pipeline_fixture,
                                         ct_reset_pipeline_fixture),
         cmocka_unit_test_setup_teardown(test_start_failure_removes_container,
                                         ct_reset_pipeline_fixture, ct_reset_pipeline_fixture),
