@@ -25,6 +25,17 @@ static const struct config_doc docs[] = {
     {"CORRECTION_LOG_SIZE", "4m",
      "cap of each of the two json-file log files of a correction container"},
     {"CORRECTION_TIMEOUT", "180s", "time limit of a correction (written in the deadline label)"},
+    {"CORRECTION_MAX_FILE_SIZE", "64m",
+     "largest file a correction may write (RLIMIT_FSIZE: a write past it fails, SIGXFSZ)"},
+    {"CORRECTION_MAX_OPEN_FILES", "1024", "files a correction process may hold open (nofile)"},
+    {"CORRECTION_READ_ONLY", "false",
+     "true: read-only root file system; /tmp (with the submission) is then an anonymous volume, "
+     "removed with the container"},
+    {"CORRECTION_USER", "",
+     "user[:group] the correction runs as (65534:65534, say); unset: the image's own"},
+    {"CORRECTION_RUNTIME", "",
+     "OCI runtime of correction containers (runsc for gVisor, as configured in the engine); "
+     "unset: the engine's default"},
     {"MAX_EXERCISE_BYTES", "10m", "largest submission file"},
     {"EXERCISE_DIR", "",
      "the folder submissions are uploaded to (required): a job's file must be a path in it, "
@@ -158,6 +169,18 @@ static int load_registry_config(struct starter_config *c, struct owned *o, struc
 
 #define GiB (1024ULL * 1024 * 1024)
 
+/* A network, user or runtime name: nothing a JSON string or the engine would read otherwise. */
+static bool plain_name(const char *s)
+{
+    if (!*s)
+        return false;
+    for (const char *p = s; *p; p++)
+        if (!(*p == '-' || *p == '_' || *p == '.' || *p == ':' || (*p >= '0' && *p <= '9') ||
+              (*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z')))
+            return false;
+    return true;
+}
+
 /* EXERCISE_DIR, or the explicit choice to do without. */
 static int load_exercise_dir(struct starter_config *c, struct config_err *e)
 {
@@ -223,6 +246,12 @@ static int load_config(struct starter_config *c, struct owned *o, struct config_
         config_str("CORRECTION_LOG_SIZE", "4m", &c->log_max_size, e) < 0 ||
         config_duration_ms("CORRECTION_TIMEOUT", 180000, 1000, 7 * 24 * 3600 * 1000ULL,
                            &c->correction_timeout_ms, e) < 0 ||
+        config_bytes("CORRECTION_MAX_FILE_SIZE", 64ULL * 1024 * 1024, 4096, 1024 * GiB,
+                     &c->max_file_size, e) < 0 ||
+        config_uint("CORRECTION_MAX_OPEN_FILES", 1024, 16, 1048576, &c->max_open_files, e) < 0 ||
+        config_bool("CORRECTION_READ_ONLY", false, &c->read_only, e) < 0 ||
+        config_str("CORRECTION_USER", NULL, &c->user, e) < 0 ||
+        config_str("CORRECTION_RUNTIME", NULL, &c->runtime, e) < 0 ||
         config_bytes("MAX_EXERCISE_BYTES", 10 * 1024 * 1024, 0, 1 * GiB, &c->max_exercise_bytes,
                      e) < 0 ||
         config_str("EXERCISE_DIR", NULL, &exercise_dir, e) < 0 ||
@@ -246,11 +275,15 @@ static int load_config(struct starter_config *c, struct owned *o, struct config_
             c->log_max_size);
         return -EINVAL;
     }
-    for (const char *p = c->network; *p; p++) {
-        if (!(*p == '-' || *p == '_' || *p == '.' || *p == ':' || (*p >= '0' && *p <= '9') ||
-              (*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z'))) {
-            snprintf(e->msg, sizeof(e->msg),
-                     "invalid CORRECTION_NETWORK=\"%.64s\": not a network name", c->network);
+    const struct {
+        const char *name, *value, *what;
+    } names[] = {{"CORRECTION_NETWORK", c->network, "a network name"},
+                 {"CORRECTION_USER", c->user, "a user[:group] name or id"},
+                 {"CORRECTION_RUNTIME", c->runtime, "a runtime name"}};
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+        if (names[i].value && !plain_name(names[i].value)) {
+            snprintf(e->msg, sizeof(e->msg), "invalid %s=\"%.64s\": not %s", names[i].name,
+                     names[i].value, names[i].what);
             return -EINVAL;
         }
     }
@@ -306,7 +339,8 @@ int main(int argc, char **argv)
            cfg.network, "dont_start", cfg.dont_start ? "true" : "false", "pull",
            cfg.pull ? "true" : "false", "registries_with_credentials", registries,
            "allowed_image_patterns", owned.allow ? patterns : NULL, "exercise_dir",
-           cfg.exercise_dir, NULL);
+           cfg.exercise_dir, "read_only", cfg.read_only ? "true" : "false", "user", cfg.user,
+           "runtime", cfg.runtime, NULL);
     if (!cfg.exercise_dir)
         log_kv(LOG_WARN,
                "ALLOW_ANY_EXERCISE_PATH=true: a job may name any file the starter can read", NULL);

@@ -874,7 +874,10 @@ static int job_read_file(struct job *job, struct msg_error *err)
                              &len, &job->file_id, err);
     if (r < 0)
         return r;
-    r = tar_single_file(EXERCISE_PATH + 1, data, len, 0644, &job->tar, &job->tar_len);
+    /* Into "/" (an image without /tmp gets one), or with a read-only root into the /tmp volume
+     * itself: the engine writes into a read-only container's volumes only. */
+    r = tar_single_file(s->cfg.read_only ? "exercise" : EXERCISE_PATH + 1, data, len, 0644,
+                        &job->tar, &job->tar_len);
     free(data);
     if (r == -ENOMEM)
         return r;
@@ -1406,6 +1409,28 @@ static void step_publish_running(struct job *job)
 
 /* ---- a new job ---------------------------------------------------------------------------- */
 
+/* The optional parts of the container policy (CORRECTION_READ_ONLY, _USER, _RUNTIME) into a
+ * create body: 0 or -ENOMEM. */
+static int add_policy(const struct starter_config *c, json_t *cfg)
+{
+    json_t *hc = json_object_get(cfg, "HostConfig");
+    if (c->read_only) {
+        /* The archive API writes into a created container's volumes, never into a read-only
+         * root, nor into a tmpfs (mounted only at start, over what was put there): /tmp is
+         * an anonymous volume, which the image's /tmp seeds and which is removed with the
+         * container (v=1). */
+        json_t *mounts = json_pack("[{s:s, s:s}]", "Type", "volume", "Target", "/tmp");
+        if (json_object_set_new(hc, "ReadonlyRootfs", json_true()) < 0 ||
+            json_object_set_new(hc, "Mounts", mounts) < 0)
+            return -ENOMEM;
+    }
+    if (c->user && json_object_set_new(cfg, "User", json_string(c->user)) < 0)
+        return -ENOMEM;
+    if (c->runtime && json_object_set_new(hc, "Runtime", json_string(c->runtime)) < 0)
+        return -ENOMEM;
+    return 0;
+}
+
 /* The callback as a log line or a label may show it (text_redact_url): true when that is the
  * URL itself, false when credentials were taken out. */
 static bool callback_shown(const char *url, char *buf, size_t len)
@@ -1463,15 +1488,21 @@ static json_t *build_create_config(starter *s, struct job *job)
                 json_array_append_new(caps, json_string(tok));
         free(list);
     }
-    cfg = json_pack("{s:s, s:O, s:O, s:b, s:b, s:b, s:{s:s, s:I, s:I, s:I, s:I, s:[s], s:O, "
-                    "s:[s], s:{s:s, s:{s:s, s:s}}, s:b}}",
-                    "Image", job->p.image, "Env", env, "Labels", labels, "AttachStdin", 0,
-                    "OpenStdin", 0, "Tty", 0, "HostConfig", "NetworkMode", c->network, "Memory",
-                    (json_int_t)c->memory_bytes, "MemorySwap", (json_int_t)c->memory_bytes,
-                    "NanoCpus", (json_int_t)c->nanocpus, "PidsLimit", (json_int_t)c->pids,
-                    "CapDrop", "ALL", "CapAdd", caps, "SecurityOpt", "no-new-privileges",
-                    "LogConfig", "Type", "json-file", "Config", "max-size", c->log_max_size,
-                    "max-file", "2", "AutoRemove", 0);
+    cfg = json_pack(
+        "{s:s, s:O, s:O, s:b, s:b, s:b, s:{s:s, s:I, s:I, s:I, s:I, s:[s], s:O, "
+        "s:[s], s:{s:s, s:{s:s, s:s}}, s:b, s:[{s:s, s:I, s:I}, {s:s, s:I, s:I}]}}",
+        "Image", job->p.image, "Env", env, "Labels", labels, "AttachStdin", 0, "OpenStdin", 0,
+        "Tty", 0, "HostConfig", "NetworkMode", c->network, "Memory", (json_int_t)c->memory_bytes,
+        "MemorySwap", (json_int_t)c->memory_bytes, "NanoCpus", (json_int_t)c->nanocpus, "PidsLimit",
+        (json_int_t)c->pids, "CapDrop", "ALL", "CapAdd", caps, "SecurityOpt", "no-new-privileges",
+        "LogConfig", "Type", "json-file", "Config", "max-size", c->log_max_size, "max-file", "2",
+        "AutoRemove", 0, "Ulimits", "Name", "fsize", "Soft", (json_int_t)c->max_file_size, "Hard",
+        (json_int_t)c->max_file_size, "Name", "nofile", "Soft", (json_int_t)c->max_open_files,
+        "Hard", (json_int_t)c->max_open_files);
+    if (cfg && add_policy(c, cfg) < 0) {
+        json_decref(cfg);
+        cfg = NULL;
+    }
 out:
     free(wid);
     json_decref(env);
@@ -1571,8 +1602,8 @@ static void job_run(struct job *job)
                                   job);
         break;
     case STEP_UPLOAD:
-        r = docker_container_upload(s->docker, job->container_id, "/", job->tar, job->tar_len,
-                                    on_uploaded, job);
+        r = docker_container_upload(s->docker, job->container_id, s->cfg.read_only ? "/tmp" : "/",
+                                    job->tar, job->tar_len, on_uploaded, job);
         break;
     case STEP_START:
         if (job->start_unknown)

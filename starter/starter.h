@@ -21,6 +21,11 @@ struct starter_config {
     uint64_t pids;
     const char *cap_add; /* comma-separated, NULL: none */
     const char *log_max_size;
+    uint64_t max_file_size;  /* CORRECTION_MAX_FILE_SIZE: RLIMIT_FSIZE of the correction */
+    uint64_t max_open_files; /* CORRECTION_MAX_OPEN_FILES: RLIMIT_NOFILE */
+    bool read_only;          /* CORRECTION_READ_ONLY: read-only root, /tmp an anonymous volume */
+    const char *user;        /* CORRECTION_USER: Config.User; NULL: the image's */
+    const char *runtime;     /* CORRECTION_RUNTIME: HostConfig.Runtime; NULL: the engine's */
     uint64_t max_exercise_bytes;
     const char *exercise_dir;
     bool dont_start;

@@ -16,6 +16,8 @@
 #   ct-badcmd     no /run.sh at all: the container cannot start (a broken correction image)
 #   ct-sumgrader  examples/sum-grader/grade.sh: the README's example correction image
 #   ct-shell      runs /tmp/exercise as a shell script: the test writes what it prints
+#   ct-badvolume  no /run.sh (cannot start) and a VOLUME /data: a broken image whose container
+#                 holds an anonymous volume
 set -euo pipefail
 
 HERE=$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")
@@ -25,7 +27,8 @@ BUSYBOX=/bin/busybox
 case "$(ldd "$BUSYBOX" 2>&1 || true)" in *"not a dynamic"*) ;; *)
      echo "build.sh: $BUSYBOX is not static (install busybox-static)" >&2; exit 1 ;; esac
 
-# image name -> script (under tests/images) and whether the image gets a /tmp folder
+# image name -> script (under tests/images), whether the image gets a /tmp folder, and
+# optionally "volume" (a VOLUME /data)
 IMAGES=(
     "ct-ok ok.sh tmp"
     "ct-separator separator.sh tmp"
@@ -39,6 +42,7 @@ IMAGES=(
     "ct-badcmd - tmp"
     "ct-sumgrader ../../examples/sum-grader/grade.sh tmp"
     "ct-shell shell.sh tmp"
+    "ct-badvolume - tmp volume"
 )
 
 W=$(mktemp -d)
@@ -56,14 +60,16 @@ printf 'root:x:0:\nnogroup:x:65534:\n' >"$base/etc/group"
 
 pids=()
 for spec in "${IMAGES[@]}"; do
-    read -r name script tmp <<<"$spec"
+    read -r name script tmp volume <<<"$spec"
     d=$W/$name
     cp -a "$base" "$d"
     [ "$tmp" = tmp ] && { mkdir "$d/tmp"; chmod 1777 "$d/tmp"; }
     [ "$script" = - ] || install -m 755 "$HERE/$script" "$d/run.sh"
+    changes=(-c 'CMD ["/run.sh"]')
+    [ "${volume:-}" = volume ] && changes+=(-c 'VOLUME ["/data"]')
     (
         tar --numeric-owner --owner=0 --group=0 -C "$d" -c . |
-            "$DOCKER" import -c 'CMD ["/run.sh"]' -m "correctomatic test image ($script)" - "$name:latest" >/dev/null
+            "$DOCKER" import "${changes[@]}" -m "correctomatic test image ($script)" - "$name:latest" >/dev/null
     ) &
     pids+=("$!:$name")
 done

@@ -614,6 +614,198 @@ static void test_callback_secrets(void **state)
     free(file);
 }
 
+/* ---- the container policy (issue 11, item 5) --------------------------------------------- */
+
+/* Runs script in a ct-shell correction started by run; returns its output (stdout and stderr)
+ * once it has exited, and its container's inspection in *ret_inspect. */
+static char *shell_job(const char *work_id, const char *script, json_t **ret_inspect)
+{
+    char name[64];
+    snprintf(name, sizeof(name), "%s.sh", work_id);
+    char *file = exercise(name, script);
+    publish_job(work_id, "ct-shell:latest", file, "http://h/cb", NULL, NULL);
+    json_t *r = get_json("running_corrections");
+    const char *cid = json_string_value(json_object_get(r, "container_id"));
+    assert_non_null(cid);
+    assert_true(ct_docker_wait(cid, 60000) >= 0);
+    char *out = ct_docker_logs(cid, true, true, NULL);
+    assert_non_null(out);
+    *ret_inspect = ct_docker_inspect(cid);
+    assert_non_null(*ret_inspect);
+    json_decref(r);
+    free(file);
+    return out;
+}
+
+static void expect_output(const char *out, const char *line)
+{
+    if (!strstr(out, line))
+        fail_msg("'%s' is not in the correction's output:\n%s", line, out);
+}
+
+static json_int_t ulimit_of(json_t *inspect, const char *name)
+{
+    size_t i;
+    json_t *u;
+    json_array_foreach(json_object_get(json_object_get(inspect, "HostConfig"), "Ulimits"), i, u)
+    {
+        if (strcmp(json_string_value(json_object_get(u, "Name")), name) == 0) {
+            assert_int_equal(json_integer_value(json_object_get(u, "Soft")),
+                             json_integer_value(json_object_get(u, "Hard")));
+            return json_integer_value(json_object_get(u, "Soft"));
+        }
+    }
+    fail_msg("no %s ulimit", name);
+    return -1;
+}
+
+#define LIMITS_SCRIPT                                                                              \
+    "head -c 2097152 /dev/zero > /tmp/big; echo \"big rc=$?\"\n"                                   \
+    "echo \"big size=$(wc -c < /tmp/big)\"\n"                                                      \
+    "head -c 1000 /dev/zero > /tmp/small; echo \"small rc=$?\"\n"                                  \
+    "mkdir /tmp/many; i=0; while [ $i -lt 40 ]; do : > /tmp/many/f$i; i=$((i+1)); done\n"          \
+    "paste /tmp/many/* > /dev/null; echo \"paste of 40 files rc=$?\"\n"                            \
+    "echo \"nofile=$(ulimit -n)\"\n"
+
+/* A correction writing a file past CORRECTION_MAX_FILE_SIZE: the write fails (SIGXFSZ, the
+ * file stops at the limit); one opening files past CORRECTION_MAX_OPEN_FILES is refused. */
+static void test_file_and_open_limits(void **state)
+{
+    (void)state;
+    struct ct_daemon run;
+    start_starter(
+        &run, "limits",
+        (const char *[]){"CORRECTION_MAX_FILE_SIZE=1m", "CORRECTION_MAX_OPEN_FILES=16", NULL});
+    json_t *c;
+    char *out = shell_job("w-limits", LIMITS_SCRIPT, &c);
+    assert_int_equal(ulimit_of(c, "fsize"), 1024 * 1024);
+    assert_int_equal(ulimit_of(c, "nofile"), 16);
+    expect_output(out, "big rc=153"); /* 128 + SIGXFSZ */
+    expect_output(out, "big size=1048576");
+    expect_output(out, "small rc=0");
+    expect_output(out, "paste of 40 files rc=1"); /* it holds them all open at once */
+    expect_output(out, "nofile=16");
+    free(out);
+    json_decref(c);
+    assert_int_equal(stop_starter(&run), 0);
+
+    /* The defaults: 64 MiB files, 1024 open files; a 2 MiB file is fine. */
+    start_starter(&run, "limits-default", NULL);
+    out = shell_job("w-limits-default", LIMITS_SCRIPT, &c);
+    assert_int_equal(ulimit_of(c, "fsize"), 64 * 1024 * 1024);
+    assert_int_equal(ulimit_of(c, "nofile"), 1024);
+    expect_output(out, "big rc=0");
+    expect_output(out, "big size=2097152");
+    expect_output(out, "paste of 40 files rc=0");
+    free(out);
+    json_decref(c);
+    assert_int_equal(stop_starter(&run), 0);
+}
+
+#define RO_SCRIPT                                                                                  \
+    "# s11-ro-marker\n"                                                                            \
+    "echo \"uid=$(id -u)\"\n"                                                                      \
+    "echo \"first line: $(head -n 1 /tmp/exercise)\"\n"                                            \
+    "touch /s11-root 2>/dev/null && echo 'root writable' || echo 'root read-only'\n"               \
+    "echo hi > /tmp/scratch && echo 'tmp writable' || echo 'tmp not writable'\n"                   \
+    "ls -ln /tmp/exercise\n"
+
+/* CORRECTION_READ_ONLY and CORRECTION_USER: the root cannot be written, /tmp can, the
+ * submission is at /tmp/exercise and a user other than root reads it. */
+static void test_read_only_non_root(void **state)
+{
+    (void)state;
+    struct ct_daemon run;
+    start_starter(
+        &run, "readonly",
+        (const char *[]){"CORRECTION_READ_ONLY=true", "CORRECTION_USER=65534:65534", NULL});
+    json_t *c;
+    char *out = shell_job("w-ro", RO_SCRIPT, &c);
+    expect_output(out, "uid=65534");
+    expect_output(out, "first line: # s11-ro-marker");
+    expect_output(out, "root read-only");
+    expect_output(out, "tmp writable");
+    json_t *hc = json_object_get(c, "HostConfig");
+    assert_true(json_is_true(json_object_get(hc, "ReadonlyRootfs")));
+    assert_string_equal(json_string_value(json_object_get(json_object_get(c, "Config"), "User")),
+                        "65534:65534");
+    /* /tmp is an anonymous volume, gone with the container (removed with v=1) */
+    json_t *m = json_array_get(json_object_get(c, "Mounts"), 0);
+    assert_string_equal(json_string_value(json_object_get(m, "Type")), "volume");
+    assert_string_equal(json_string_value(json_object_get(m, "Destination")), "/tmp");
+    char vol[300];
+    snprintf(vol, sizeof(vol), "/volumes/%s", json_string_value(json_object_get(m, "Name")));
+    long status;
+    json_decref(ct_docker("GET", vol, NULL, &status));
+    assert_int_equal(status, 200);
+    ct_docker_remove_labelled(LABEL);
+    json_decref(ct_docker("GET", vol, NULL, &status));
+    assert_int_equal(status, 404);
+    free(out);
+    json_decref(c);
+    assert_int_equal(stop_starter(&run), 0);
+
+    /* Without them, the image's own user (root here) and a writable root. */
+    start_starter(&run, "readwrite", NULL);
+    out = shell_job("w-rw", RO_SCRIPT, &c);
+    expect_output(out, "uid=0");
+    expect_output(out, "root writable");
+    expect_output(out, "tmp writable");
+    free(out);
+    json_decref(c);
+    assert_int_equal(stop_starter(&run), 0);
+}
+
+static size_t count_volumes(void)
+{
+    long status;
+    json_t *v = ct_docker("GET", "/volumes", NULL, &status);
+    assert_int_equal(status, 200);
+    size_t n = json_array_size(json_object_get(v, "Volumes"));
+    json_decref(v);
+    return n;
+}
+
+/* An image with a VOLUME whose container the starter removes (it cannot start): its anonymous
+ * volumes go with it, the read-only /tmp one too. */
+static void test_volumes_removed_by_starter(void **state)
+{
+    (void)state;
+    struct ct_daemon run;
+    size_t before = count_volumes();
+    char *file = exercise("s11-badvolume.txt", "x");
+    start_starter(&run, "badvolume", (const char *[]){"CORRECTION_READ_ONLY=true", NULL});
+    publish_job("w-badvolume", "ct-badvolume:latest", file, "http://h/cb", NULL, NULL);
+    json_t *j = get_json("finished_corrections");
+    expect_error(j, "container start failed - ");
+    json_decref(j);
+    assert_int_equal(count_containers(), 0);
+    assert_int_equal(count_volumes(), before);
+    assert_int_equal(stop_starter(&run), 0);
+    free(file);
+}
+
+/* CORRECTION_RUNTIME naming a runtime the engine lacks (there is no runsc here): the caller
+ * hears it at once, nothing is left behind. */
+static void test_runtime_refused(void **state)
+{
+    (void)state;
+    struct ct_daemon run;
+    char *file = exercise("s11-runtime.txt", "x");
+    start_starter(&run, "runtime", (const char *[]){"CORRECTION_RUNTIME=runsc", NULL});
+    publish_job("w-runtime", "ct-ok:latest", file, "http://h/cb", NULL, NULL);
+    json_t *j = get_json("finished_corrections");
+    expect_error(j, "container create failed - ");
+    const char *data = json_string_value(json_object_get(j, "correction_data"));
+    if (!strstr(data, "runtime"))
+        fail_msg("the error does not name the runtime: %s", data);
+    json_decref(j);
+    assert_int_equal(count_containers(), 0);
+    assert_int_equal(stop_starter(&run), 0);
+
+    free(file);
+}
+
 static void test_start_failure_removes_container(void **state)
 {
     (void)state;
@@ -1597,14 +1789,21 @@ static void test_config_errors(void **state)
     assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 2);
     ct_untrack(run.pid);
     assert_true(ct_file_count(run.log, "choose one") > 0);
-    const char *bad_dirs[] = {"EXERCISE_DIR=/", "EXERCISE_DIR=relative/dir",
-                              "EXERCISE_DIR=/nonexistent-s11"};
-    for (size_t i = 0; i < 3; i++) {
-        start_starter(&run, "badexdir", (const char *[]){bad_dirs[i], NULL});
+    const char *bad[][2] = {{"EXERCISE_DIR=/", "invalid EXERCISE_DIR"},
+                            {"EXERCISE_DIR=relative/dir", "invalid EXERCISE_DIR"},
+                            {"EXERCISE_DIR=/nonexistent-s11", "invalid EXERCISE_DIR"},
+                            {"CORRECTION_USER=root\"x", "invalid CORRECTION_USER"},
+                            {"CORRECTION_RUNTIME=a b", "invalid CORRECTION_RUNTIME"},
+                            {"CORRECTION_MAX_FILE_SIZE=huge", "CORRECTION_MAX_FILE_SIZE"},
+                            {"CORRECTION_MAX_OPEN_FILES=3", "CORRECTION_MAX_OPEN_FILES"},
+                            {"CORRECTION_READ_ONLY=maybe", "CORRECTION_READ_ONLY"}};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        start_starter(&run, "badsetting", (const char *[]){bad[i][0], NULL});
         assert_int_equal(ct_wait_exit(run.pid, 10000, &status), 0);
         assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 2);
         ct_untrack(run.pid);
-        assert_true(ct_file_count(run.log, "invalid EXERCISE_DIR") > 0);
+        if (ct_file_count(run.log, bad[i][1]) == 0)
+            fail_msg("%s: no '%s' in the log", bad[i][0], bad[i][1]);
     }
 
     char *argv[] = {STARTER, "--help", NULL};
@@ -1631,7 +1830,12 @@ static void test_config_errors(void **state)
                            "ALLOW_ANY_EXERCISE_PATH",
                            "DELETE_EXERCISE_FILE",
                            "DONT_START_CONTAINER",
-                           "JOB_RETRY_BUDGET"};
+                           "JOB_RETRY_BUDGET",
+                           "CORRECTION_MAX_FILE_SIZE",
+                           "CORRECTION_MAX_OPEN_FILES",
+                           "CORRECTION_READ_ONLY",
+                           "CORRECTION_USER",
+                           "CORRECTION_RUNTIME"};
     for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
         if (ct_file_count(log, names[i]) == 0)
             fail_msg("--help does not list %s", names[i]);
@@ -1656,6 +1860,14 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_any_path_opt_out, ct_reset_pipeline_fixture,
                                         ct_reset_pipeline_fixture),
         cmocka_unit_test_setup_teardown(test_callback_secrets, ct_reset_pipeline_fixture,
+                                        ct_reset_pipeline_fixture),
+        cmocka_unit_test_setup_teardown(test_file_and_open_limits, ct_reset_pipeline_fixture,
+                                        ct_reset_pipeline_fixture),
+        cmocka_unit_test_setup_teardown(test_read_only_non_root, ct_reset_pipeline_fixture,
+                                        ct_reset_pipeline_fixture),
+        cmocka_unit_test_setup_teardown(test_volumes_removed_by_starter, ct_reset_pipeline_fixture,
+                                        ct_reset_pipeline_fixture),
+        cmocka_unit_test_setup_teardown(test_runtime_refused, ct_reset_pipeline_fixture,
                                         ct_reset_pipeline_fixture),
         cmocka_unit_test_setup_teardown(test_start_failure_removes_container,
                                         ct_reset_pipeline_fixture, ct_reset_pipeline_fixture),

@@ -10,7 +10,8 @@
  *   CT_RABBITMQ_NODE       its node name (for rabbitmqctl -n)
  *   CT_TMP                 a scratch folder for test files (world-readable)
  * and the engine holds the test images of tests/images/build.sh (ct-ok, ct-separator,
- * ct-stderr, ct-fail, ct-invalid, ct-sleeper, ct-memhog, ct-echo, ct-notmp, ct-badcmd).
+ * ct-stderr, ct-fail, ct-invalid, ct-sleeper, ct-memhog, ct-echo, ct-notmp, ct-badcmd,
+ * ct-shell, ct-badvolume).
  *
  * Everything here is blocking and bounded by a timeout. A helper that cannot do its job fails
  * the current test with fail_msg() (so include it from a cmocka test), unless its comment says
