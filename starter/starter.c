@@ -168,6 +168,8 @@ struct job {
     void *tar; /* the submission as an archive; NULL until read */
     size_t tar_len;
     struct exercise_id file_id; /* the file read into tar (DELETE_EXERCISE_FILE deletes it) */
+    /* The job's limits: the configured ones, or lower ones its message asked for ("limits") */
+    uint64_t timeout_ms, memory_bytes, nanocpus;
     enum step step;
     unsigned attempts;        /* faults so far: the backoff's exponent */
     bool budget_started;      /* a fault counted against JOB_RETRY_BUDGET ... */
@@ -1458,8 +1460,7 @@ static json_t *build_create_config(starter *s, struct job *job)
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     long long now_s = (long long)ts.tv_sec + (ts.tv_nsec >= 500000000L);
-    snprintf(deadline, sizeof(deadline), "%lld",
-             now_s + (long long)(c->correction_timeout_ms / 1000));
+    snprintf(deadline, sizeof(deadline), "%lld", now_s + (long long)(job->timeout_ms / 1000));
     /* The callback as a label only when it holds no credentials: labels are readable by
      * anyone who may list containers; else its redacted form, for people. */
     const char *cb_label = LABEL_CALLBACK;
@@ -1492,13 +1493,13 @@ static json_t *build_create_config(starter *s, struct job *job)
         "{s:s, s:O, s:O, s:b, s:b, s:b, s:{s:s, s:I, s:I, s:I, s:I, s:[s], s:O, "
         "s:[s], s:{s:s, s:{s:s, s:s}}, s:b, s:[{s:s, s:I, s:I}, {s:s, s:I, s:I}]}}",
         "Image", job->p.image, "Env", env, "Labels", labels, "AttachStdin", 0, "OpenStdin", 0,
-        "Tty", 0, "HostConfig", "NetworkMode", c->network, "Memory", (json_int_t)c->memory_bytes,
-        "MemorySwap", (json_int_t)c->memory_bytes, "NanoCpus", (json_int_t)c->nanocpus, "PidsLimit",
-        (json_int_t)c->pids, "CapDrop", "ALL", "CapAdd", caps, "SecurityOpt", "no-new-privileges",
-        "LogConfig", "Type", "json-file", "Config", "max-size", c->log_max_size, "max-file", "2",
-        "AutoRemove", 0, "Ulimits", "Name", "fsize", "Soft", (json_int_t)c->max_file_size, "Hard",
-        (json_int_t)c->max_file_size, "Name", "nofile", "Soft", (json_int_t)c->max_open_files,
-        "Hard", (json_int_t)c->max_open_files);
+        "Tty", 0, "HostConfig", "NetworkMode", c->network, "Memory", (json_int_t)job->memory_bytes,
+        "MemorySwap", (json_int_t)job->memory_bytes, "NanoCpus", (json_int_t)job->nanocpus,
+        "PidsLimit", (json_int_t)c->pids, "CapDrop", "ALL", "CapAdd", caps, "SecurityOpt",
+        "no-new-privileges", "LogConfig", "Type", "json-file", "Config", "max-size",
+        c->log_max_size, "max-file", "2", "AutoRemove", 0, "Ulimits", "Name", "fsize", "Soft",
+        (json_int_t)c->max_file_size, "Hard", (json_int_t)c->max_file_size, "Name", "nofile",
+        "Soft", (json_int_t)c->max_open_files, "Hard", (json_int_t)c->max_open_files);
     if (cfg && add_policy(c, cfg) < 0) {
         json_decref(cfg);
         cfg = NULL;
@@ -1538,6 +1539,55 @@ static bool job_same_in_hand(const struct job *job)
     return false;
 }
 
+/* One value of "limits": absent (0, *ret untouched), or a number at least min, lowered to max
+ * (0); else -EINVAL with err set. scale turns it into the unit of *ret. */
+static int limit_value(json_t *limits, const char *key, double scale, uint64_t min, uint64_t max,
+                       uint64_t *ret, struct msg_error *err)
+{
+    json_t *v = json_object_get(limits, key);
+    if (!v || json_is_null(v))
+        return 0;
+    double x = json_number_value(v) * scale;
+    if (!json_is_number(v) || !(x >= (double)min)) {
+        msg_error_set(err, MSG_REASON_INVALID_MESSAGE,
+                      "limits.%s must be a number of at least %.6g", key, (double)min / scale);
+        return -EINVAL;
+    }
+    *ret = x >= (double)max ? max : (uint64_t)x;
+    return 0;
+}
+
+/* Extension "limits": {"time": seconds, "memory": bytes, "cpus": n}, each optional: a job may
+ * ask for less than CORRECTION_TIMEOUT, CORRECTION_MEMORY, CORRECTION_CPUS, never more (a value
+ * above is lowered to the configured one). 0, -ENOMEM, or -EINVAL with err set (a value that
+ * is not a number, or below the least the engine can run with). */
+static int job_limits(struct job *job, struct msg_error *err)
+{
+    const struct starter_config *c = &job->s->cfg;
+    job->timeout_ms = c->correction_timeout_ms;
+    job->memory_bytes = c->memory_bytes;
+    job->nanocpus = c->nanocpus;
+    json_error_t jerr;
+    json_t *root = json_loadb(job->body, job->body_len, 0, &jerr);
+    if (!root)
+        return -ENOMEM; /* msg_pending_parse read it: only memory can fail here */
+    json_t *limits = json_object_get(root, "limits");
+    int r = 0;
+    if (limits && !json_is_null(limits) && !json_is_object(limits)) {
+        msg_error_set(err, MSG_REASON_INVALID_MESSAGE, "'limits' is not an object");
+        r = -EINVAL;
+    } else if (limits && json_is_object(limits)) {
+        if (limit_value(limits, "time", 1000, 1000, c->correction_timeout_ms, &job->timeout_ms,
+                        err) < 0 ||
+            limit_value(limits, "memory", 1, 6 * 1024 * 1024, c->memory_bytes, &job->memory_bytes,
+                        err) < 0 ||
+            limit_value(limits, "cpus", 1e9, 10000000, c->nanocpus, &job->nanocpus, err) < 0)
+            r = -EINVAL;
+    }
+    json_decref(root);
+    return r;
+}
+
 static void step_begin(struct job *job)
 {
     starter *s = job->s;
@@ -1549,6 +1599,15 @@ static void step_begin(struct job *job)
         msg_work_id_text(job->p.work_id, job->work_id, sizeof(job->work_id));
         if (r == -ENOMEM) {
             job_retry(job, "out of memory"); /* ours, not the message's */
+            return;
+        }
+        if (r < 0) {
+            job_fault(job, err.reason, "%s", err.detail);
+            return;
+        }
+        r = job_limits(job, &err);
+        if (r == -ENOMEM) {
+            job_retry(job, "out of memory");
             return;
         }
         if (r < 0) {

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 #include <cmocka.h>
 #include <stdatomic.h>
@@ -803,6 +804,78 @@ static void test_runtime_refused(void **state)
     assert_int_equal(count_containers(), 0);
     assert_int_equal(stop_starter(&run), 0);
 
+    free(file);
+}
+
+/* ---- per-job limits (extension) -------------------------------------------------------------- */
+
+static void publish_limits(const char *work_id, const char *file, const char *limits_json)
+{
+    char *body = NULL;
+    assert_true(asprintf(&body,
+                         "{\"work_id\":\"%s\",\"image\":\"ct-ok:latest\",\"file\":\"%s\","
+                         "\"callback\":\"http://h/cb\",\"limits\":%s}",
+                         work_id, file, limits_json) > 0);
+    ct_amqp_publish("pending_corrections", body, NULL);
+    free(body);
+}
+
+/* The container of the next running message: its memory, CPUs and seconds to its deadline. */
+static void next_limits(json_int_t *memory, json_int_t *nanocpus, long long *seconds)
+{
+    json_t *r = get_json("running_corrections");
+    json_t *c = ct_docker_inspect(json_string_value(json_object_get(r, "container_id")));
+    assert_non_null(c);
+    json_t *hc = json_object_get(c, "HostConfig");
+    *memory = json_integer_value(json_object_get(hc, "Memory"));
+    *nanocpus = json_integer_value(json_object_get(hc, "NanoCpus"));
+    const char *deadline = json_string_value(json_object_get(
+        json_object_get(json_object_get(c, "Config"), "Labels"), "correctomatic.deadline"));
+    assert_non_null(deadline);
+    *seconds = atoll(deadline) - (long long)time(NULL);
+    json_decref(c);
+    json_decref(r);
+}
+
+/* "limits" in a pending message lowers the configured time, memory and CPUs for that job,
+ * never raises them; a value that is not a usable number is the job's error. */
+static void test_job_limits(void **state)
+{
+    (void)state;
+    struct ct_daemon run;
+    char *file = exercise("s11-limits.txt", "x");
+    start_starter(&run, "joblimits",
+                  (const char *[]){"DONT_START_CONTAINER=true", "CORRECTION_TIMEOUT=60s",
+                                   "CORRECTION_MEMORY=64m", "CORRECTION_CPUS=1", NULL});
+    json_int_t mem, cpus;
+    long long secs;
+    publish_limits("w-lower", file, "{\"time\":5,\"memory\":33554432,\"cpus\":0.5}");
+    next_limits(&mem, &cpus, &secs);
+    assert_int_equal(mem, 32 * 1024 * 1024);
+    assert_int_equal(cpus, 500000000);
+    if (secs < 2 || secs > 6) /* the deadline is rounded to the nearest second */
+        fail_msg("deadline in %lld s, expected 5", secs);
+    publish_limits("w-higher", file, "{\"time\":3600,\"memory\":1e12,\"cpus\":64,\"gpu\":1}");
+    next_limits(&mem, &cpus, &secs);
+    assert_int_equal(mem, 64 * 1024 * 1024);
+    assert_int_equal(cpus, 1000000000);
+    assert_true(secs >= 55 && secs <= 61);
+    publish_limits("w-none", file, "{}");
+    next_limits(&mem, &cpus, &secs);
+    assert_int_equal(mem, 64 * 1024 * 1024);
+    publish_limits("w-bad-memory", file, "{\"memory\":\"lots\"}");
+    json_t *j = get_json("finished_corrections");
+    expect_error(j, "invalid message - limits.memory");
+    json_decref(j);
+    publish_limits("w-bad-limits", file, "5");
+    j = get_json("finished_corrections");
+    expect_error(j, "invalid message - 'limits' is not an object");
+    json_decref(j);
+    publish_limits("w-tiny", file, "{\"memory\":1024}");
+    j = get_json("finished_corrections");
+    expect_error(j, "invalid message - limits.memory");
+    json_decref(j);
+    assert_int_equal(stop_starter(&run), 0);
     free(file);
 }
 
@@ -1868,6 +1941,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_volumes_removed_by_starter, ct_reset_pipeline_fixture,
                                         ct_reset_pipeline_fixture),
         cmocka_unit_test_setup_teardown(test_runtime_refused, ct_reset_pipeline_fixture,
+                                        ct_reset_pipeline_fixture),
+        cmocka_unit_test_setup_teardown(test_job_limits, ct_reset_pipeline_fixture,
                                         ct_reset_pipeline_fixture),
         cmocka_unit_test_setup_teardown(test_start_failure_removes_container,
                                         ct_reset_pipeline_fixture, ct_reset_pipeline_fixture),
