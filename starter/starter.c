@@ -1433,12 +1433,21 @@ static int add_policy(const struct starter_config *c, json_t *cfg)
     return 0;
 }
 
-/* The callback as a log line or a label may show it (text_redact_url): true when that is the
- * URL itself, false when credentials were taken out. */
-static bool callback_shown(const char *url, char *buf, size_t len)
+/* True when the callback holds nothing text_redact_url would hide (userinfo, a query, a
+ * fragment): it may be shown, in a label or a log line, as it is. Decided from the URL's shape,
+ * not by comparing with its redaction, which is cut at 2 KiB (a longer clean callback would look
+ * redacted). */
+static bool callback_clean(const char *url)
 {
-    text_redact_url(buf, len, url);
-    return strcmp(buf, url) == 0;
+    if (strpbrk(url, "?#"))
+        return false;
+    const char *auth = strstr(url, "://");
+    if (auth) {
+        auth += 3;
+        if (memchr(auth, '@', strcspn(auth, "/")))
+            return false;
+    }
+    return true;
 }
 
 static json_t *build_create_config(starter *s, struct job *job)
@@ -1464,8 +1473,12 @@ static json_t *build_create_config(starter *s, struct job *job)
     /* The callback as a label only when it holds no credentials: labels are readable by
      * anyone who may list containers; else its redacted form, for people. */
     const char *cb_label = LABEL_CALLBACK;
-    if (!callback_shown(job->p.callback, cb_shown, sizeof(cb_shown)))
+    if (callback_clean(job->p.callback)) {
+        snprintf(cb_shown, sizeof(cb_shown), "%s", job->p.callback);
+    } else {
+        text_redact_url(cb_shown, sizeof(cb_shown), job->p.callback);
         cb_label = LABEL_CALLBACK_REDACTED;
+    }
     /* Every label is bounded: the callback by MSG_MAX_URL_BYTES (a redaction by twice that),
      * the work_id by MSG_MAX_WORK_ID_BYTES (twice that as JSON at most), the rest by
      * construction. */
