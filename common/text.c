@@ -126,8 +126,16 @@ size_t text_redact_url(char *dst, size_t dstlen, const char *url)
         return 0;
     }
     size_t n = strlen(url);
-    char tmp[2048];
-    struct rbuf b = {tmp, 0, sizeof(tmp)};
+    /* At most dstlen - 1 bytes are kept: building more is useless (and the redaction never
+     * needs more than 3 bytes per input byte plus a few). */
+    size_t cap = dstlen - 1 < 3 * n + 8 ? dstlen - 1 : 3 * n + 8;
+    char small[512];
+    char *tmp = cap <= sizeof(small) ? small : malloc(cap);
+    if (!tmp) {
+        dst[0] = '\0';
+        return 0;
+    }
+    struct rbuf b = {tmp, 0, cap};
     size_t i = 0;
     /* scheme:// (when there is one, the authority follows) */
     const char *sep = strstr(url, "://");
@@ -181,5 +189,8 @@ size_t text_redact_url(char *dst, size_t dstlen, const char *url)
     }
     if (i < n && url[i] == '#')
         rb_put(&b, "#***", 4);
-    return text_utf8_copy(dst, dstlen, b.s, b.len);
+    size_t r = text_utf8_copy(dst, dstlen, b.s, b.len);
+    if (tmp != small)
+        free(tmp);
+    return r;
 }

@@ -29,5 +29,6 @@ size_t text_utf8_truncate(char *s, size_t max_bytes);
  * every query value, bare query token and the fragment become "***" (query keys are kept):
  * "/x?token=abc&v#f" gives "/x?token=***&***#***". Credentials in a callback URL never leave
  * the message that carries them. Written into dst like text_utf8_copy (valid UTF-8, cut at a
- * character boundary, always NUL-terminated when dstlen > 0); returns the bytes written. */
+ * character boundary, always NUL-terminated when dstlen > 0; empty when memory runs out);
+ * returns the bytes written. */
 size_t text_redact_url(char *dst, size_t dstlen, const char *url);

@@ -86,10 +86,6 @@
 #include "schedule.h"
 #include "text.h"
 
-#ifndef LABEL_CALLBACK_REDACTED /* names.h gets it with the starter's redaction */
-#define LABEL_CALLBACK_REDACTED "correctomatic.callback_redacted"
-#endif
-
 #define REASON_TIMEOUT "time limit exceeded"
 #define REASON_OOM "memory limit exceeded"
 #define REASON_KILLED "container killed"

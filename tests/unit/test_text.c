@@ -314,6 +314,12 @@ static void test_redact_url(void **state)
     text_redact_url(bad, sizeof(bad), "http://h/\xff");
     assert_string_equal(bad, "http://h/\xef\xbf\xbd");
     assert_int_equal(text_redact_url(bad, 0, "x"), 0);
+    /* a long clean URL comes back whole (no internal cut) */
+    static char longurl[6000], longout[6100];
+    memcpy(longurl, "http://h/", 9);
+    memset(longurl + 9, 'p', sizeof(longurl) - 10);
+    assert_int_equal(text_redact_url(longout, sizeof(longout), longurl), sizeof(longurl) - 1);
+    assert_string_equal(longout, longurl);
     text_redact_url(bad, sizeof(bad), NULL);
     assert_string_equal(bad, "");
 }
