@@ -8,7 +8,9 @@
 #  2. builds build/ (RelWithDebInfo) and build-asan/ (-DCT_SANITIZE=ON)
 #  3. starts private servers (tests/servers.sh) in a temporary folder, on free ports and a
 #     private socket, and builds the test images (tests/images/build.sh)
-#  4. runs ctest in build/, then in build-asan/ (leak detection on)
+#  4. runs ctest in build/ and in build-asan/ (leak detection on) side by side, each against a
+#     set of servers of its own (most of a test's time is waiting for containers and messages;
+#     --serial runs them one after the other on one set)
 #  5. fuzzes each libFuzzer target of tests/fuzz/ for a short fixed time (tests/fuzz.sh, clang,
 #     build-fuzz/; skipped with -R or --no-fuzz)
 #  6. stops everything it started, whatever happened; exits non-zero if anything failed
@@ -17,6 +19,7 @@
 #   --no-install  do not check or install packages
 #   --no-asan     skip build-asan/
 #   --no-fuzz     skip the fuzzing step (CT_FUZZ_SECONDS, default 12, is its time per target)
+#   --serial      run the two builds' tests one after the other, on one set of servers
 #   -R REGEX      only the tests whose name matches (passed to ctest -R), e.g. -R unit/
 #   --keep        leave the servers running and print how to reuse them: a later run with
 #                 CT_SERVERS_DIR set to that folder reuses them (and leaves them running)
@@ -30,13 +33,14 @@ PACKAGES=(build-essential cmake pkg-config librabbitmq-dev libcurl4-openssl-dev 
           busybox-static curl ca-certificates python3 docker-registry apache2-utils
           clang libclang-rt-dev iproute2)
 
-install=1 asan=1 fuzz=1 keep=0 regex=""
+install=1 asan=1 fuzz=1 keep=0 serial=0 regex=""
 while [ $# -gt 0 ]; do
     case "$1" in
     --no-install) install=0 ;;
     --no-asan) asan=0 ;;
     --no-fuzz) fuzz=0 ;;
     --keep) keep=1 ;;
+    --serial) serial=1 ;;
     -R) [ $# -ge 2 ] || { echo "run.sh: -R needs a regex" >&2; exit 2; }; regex=$2; shift ;;
     -R*) regex=${1#-R} ;;
     -h | --help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
@@ -59,7 +63,7 @@ die() { log "ERROR: $*"; exit 1; }
 
 # ---------------------------------------------------------------------------------- servers
 
-reuse=0 start_pid="" started=0
+reuse=0 start_pid="" started=0 dir_b="" start_pid_b=""
 if [ -n "${CT_SERVERS_DIR:-}" ] && [ -f "$CT_SERVERS_DIR/env" ] && "$SERVERS" status >/dev/null 2>&1; then
     reuse=1
     log "reusing the servers in $CT_SERVERS_DIR"
@@ -75,6 +79,12 @@ cleanup() {
     if [ -n "$start_pid" ]; then
         # let a start in progress finish (it is bounded) so that stop knows every pid
         wait "$start_pid" 2>/dev/null
+    fi
+    if [ -n "$start_pid_b" ]; then
+        wait "$start_pid_b" 2>/dev/null
+    fi
+    if [ -n "$dir_b" ]; then
+        CT_SERVERS_DIR=$dir_b "$SERVERS" stop || log "WARNING: stopping the servers failed (folder $dir_b)"
     fi
     if [ $reuse = 0 ] && [ $started = 1 ]; then
         if [ $keep = 1 ]; then
@@ -97,6 +107,13 @@ if [ $reuse = 0 ]; then
     "$SERVERS" start >"$CT_SERVERS_DIR/start.log" 2>&1 </dev/null &
     start_pid=$!
     log "starting the servers in $CT_SERVERS_DIR"
+    if [ $asan = 1 ] && [ $serial = 0 ] && [ $keep = 0 ]; then
+        # a second set for build-asan/'s tests, run beside build/'s
+        dir_b=$(mktemp -d /tmp/ct-test.XXXXXX)
+        CT_SERVERS_DIR=$dir_b "$SERVERS" start >"$dir_b/start.log" 2>&1 </dev/null &
+        start_pid_b=$!
+        log "starting a second set of servers in $dir_b (for build-asan/)"
+    fi
 fi
 
 # ---------------------------------------------------------------------------------- build
@@ -120,6 +137,14 @@ if [ -n "$start_pid" ]; then
         die "the servers did not start"
     fi
     start_pid=""
+    if [ -n "$start_pid_b" ]; then
+        if ! wait "$start_pid_b"; then
+            start_pid_b=""
+            cat "$dir_b/start.log" >&2
+            die "the second set of servers did not start"
+        fi
+        start_pid_b=""
+    fi
     log "servers ready"
 fi
 # shellcheck disable=SC1091
@@ -132,31 +157,64 @@ export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 export CTEST_OUTPUT_ON_FAILURE=1
 
 summary=() failed=0
+# run_ctest DIR: ctest in DIR against the servers of the environment; its summary line goes to
+# DIR/run-summary, and it returns non-zero when a test failed.
 run_ctest() { # dir
-    local dir=$1 rc=0 total
-    log "testing $dir/"
+    local dir=$1 rc=0 total line
+    log "testing $dir/ (servers $CT_SERVERS_DIR)"
     rm -f "$ROOT/$dir/Testing/Temporary/LastTestsFailed.log"
     (cd "$ROOT/$dir" && ctest --output-on-failure --no-tests=error -j2 ${regex:+-R "$regex"}) || rc=$?
     total=$(cd "$ROOT/$dir" && ctest -N ${regex:+-R "$regex"} | sed -n 's/^Total Tests: //p' || true)
     if [ "${total:-}" = 0 ]; then
-        failed=1
-        summary+=("$dir: no test matches -R '$regex'")
+        rc=1
+        line="$dir: no test matches -R '$regex'"
     elif [ $rc = 0 ]; then
-        summary+=("$dir: ${total:-?} passed")
+        line="$dir: ${total:-?} passed"
     else
-        failed=1
         local names
         names=$(sed 's/^[0-9]*://' "$ROOT/$dir/Testing/Temporary/LastTestsFailed.log" 2>/dev/null | paste -sd' ' - || true)
-        summary+=("$dir: FAILED ${names:-(ctest exit $rc)} of ${total:-?}")
+        line="$dir: FAILED ${names:-(ctest exit $rc)} of ${total:-?}"
     fi
+    echo "$line" >"$ROOT/$dir/run-summary"
+    log "$line"
     # the next run starts with an engine without containers
     if [ $reuse = 0 ]; then
         local ids; ids=$(/usr/bin/docker ps -aq 2>/dev/null || true)
         [ -z "$ids" ] || /usr/bin/docker rm -f $ids >/dev/null 2>&1 || true
     fi
+    return $rc
 }
-run_ctest build
-[ $asan = 0 ] || run_ctest build-asan
+collect() { # dir rc
+    summary+=("$(cat "$ROOT/$1/run-summary" 2>/dev/null || echo "$1: no result")")
+    [ "$2" = 0 ] || failed=1
+}
+if [ -n "$dir_b" ]; then
+    # side by side; each log is printed whole once both are done
+    rc_a=0 rc_b=0
+    run_ctest build >"$ROOT/build/run.log" 2>&1 &
+    pid_a=$!
+    (
+        # shellcheck disable=SC1091
+        source "$dir_b/env"
+        run_ctest build-asan
+    ) >"$ROOT/build-asan/run.log" 2>&1 &
+    pid_b=$!
+    log "testing build/ and build-asan/ side by side"
+    wait $pid_a || rc_a=$?
+    wait $pid_b || rc_b=$?
+    cat "$ROOT/build/run.log" "$ROOT/build-asan/run.log" >&2
+    collect build $rc_a
+    collect build-asan $rc_b
+else
+    rc_a=0
+    run_ctest build || rc_a=$?
+    collect build $rc_a
+    if [ $asan = 1 ]; then
+        rc_b=0
+        run_ctest build-asan || rc_b=$?
+        collect build-asan $rc_b
+    fi
+fi
 
 # ---------------------------------------------------------------------------------- fuzzing
 

@@ -1541,14 +1541,16 @@ static bool process_exists(const char *argv, size_t n)
     return found;
 }
 
-/* The sleeper's sleep, by its unusual time limit (see test_docker_restart). */
-#define RESTART_SLEEP "3.217"
-static const char restart_sleep_argv[] = "sleep\0" RESTART_SLEEP; /* and its final NUL */
+/* The sleeper's sleep, by its unusual time limit, unique to this process (another test run
+ * may share the machine): "sleep\03.<pid>" (see test_docker_restart). */
+static char restart_sleep[32];
+static char restart_sleep_argv[48];
+static size_t restart_sleep_len;
 
 static bool sleeper_running(void *ud)
 {
     (void)ud;
-    return process_exists(restart_sleep_argv, sizeof(restart_sleep_argv));
+    return process_exists(restart_sleep_argv, restart_sleep_len);
 }
 
 static bool sleeper_gone(void *ud)
@@ -1566,22 +1568,28 @@ static void test_docker_restart(void **state)
     start_completer(&run, "docker-restart", NULL);
     wait_log(&run, "connected to RabbitMQ", NULL, 1);
     struct job jobs[2];
-    make_job(&jobs[0], "ct-sleeper:latest", "\"w-restart-a\"",
-             (const char *[]){"SLEEP=" RESTART_SLEEP, NULL}, NULL, NULL, true);
+    snprintf(restart_sleep, sizeof(restart_sleep), "3.%06d", (int)(getpid() % 1000000));
+    int n = snprintf(restart_sleep_argv, sizeof(restart_sleep_argv), "sleep%c%s", '\0',
+                     restart_sleep);
+    restart_sleep_len = (size_t)n + 1; /* with the final NUL */
+    char env_sleep[48];
+    snprintf(env_sleep, sizeof(env_sleep), "SLEEP=%s", restart_sleep);
+    make_job(&jobs[0], "ct-sleeper:latest", "\"w-restart-a\"", (const char *[]){env_sleep, NULL},
+             NULL, NULL, true);
     make_job(&jobs[1], "ct-ok:latest", "\"w-restart-b\"", NULL, NULL, NULL, false);
     publish_running(&jobs[0], false);
     publish_running(&jobs[1], false);
     wait_log(&run, "running message received", jobs[0].cid, 1);
     wait_log(&run, "running message received", jobs[1].cid, 1);
     if (!ct_wait_until(sleeper_running, NULL, WAIT_MS))
-        fail_msg("the sleeper's sleep " RESTART_SLEEP " is not running");
+        fail_msg("the sleeper's sleep %s is not running", restart_sleep);
     assert_int_equal(ct_servers("docker-stop"), 0);
     /* The completer notices (its events stream ends, its lists fail) while the sleeper
      * finishes under the stopped engine (live-restore keeps it running). */
     wait_log(&run, "docker events stream ended", NULL, 1);
     wait_log(&run, "cannot list correction containers", NULL, 1);
     if (!ct_wait_until(sleeper_gone, NULL, WAIT_MS))
-        fail_msg("the sleeper's sleep " RESTART_SLEEP " does not end");
+        fail_msg("the sleeper's sleep %s does not end", restart_sleep);
     /* It printed its response and exited while the engine was down. */
     assert_int_equal(ct_servers("docker-start"), 0);
     ct_docker_start(jobs[1].cid);
