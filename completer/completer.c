@@ -1338,7 +1338,7 @@ static const char *legacy_mismatch(const struct job *job, const char *callback,
         if (strcmp(cb, callback) != 0)
             return "another callback";
     } else if (cb_red) {
-        char red[MSG_MAX_URL_BYTES + 64];
+        char red[2 * MSG_MAX_URL_BYTES + 1]; /* as the starter wrote it */
         text_redact_url(red, sizeof(red), callback);
         if (strcmp(cb_red, red) != 0)
             return "another callback";
