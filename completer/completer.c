@@ -422,7 +422,10 @@ static void finish_retry(struct job *job, const char *why)
     uint64_t delay = schedule_backoff_ms(c->cfg.retry_min_ms, c->cfg.retry_max_ms, job->attempts,
                                          (uint32_t)rand());
     job->attempts++;
-    static const char *const names[] = {"inspect", "stdout", "stderr", "publish", "remove"};
+    static const char *const names[] = {
+        [F_INSPECT] = "inspect", [F_STDOUT] = "stdout",   [F_STDERR] = "stderr",
+        [F_RERUN] = "rerun",     [F_PUBLISH] = "publish", [F_REMOVE] = "remove"};
+    _Static_assert(sizeof(names) / sizeof(names[0]) == F_REMOVE + 1, "a name per step");
     log_job(LOG_WARN, job, "infrastructure fault, will retry", "step", names[job->step], "error",
             why);
     job->timer_is_deadline = false;

@@ -147,6 +147,7 @@ enum step {
 static const char *const step_names[] = {"begin",   "lookup",     "create", "pull",
                                          "inspect", "check file", "upload", "start",
                                          "discard", "publish",    "remove", "report"};
+_Static_assert(sizeof(step_names) / sizeof(step_names[0]) == STEP_REPORT + 1, "a name per step");
 
 struct job {
     starter *s;
