@@ -63,7 +63,7 @@ die() { log "ERROR: $*"; exit 1; }
 
 # ---------------------------------------------------------------------------------- servers
 
-reuse=0 start_pid="" started=0 dir_b="" start_pid_b=""
+reuse=0 start_pid="" started=0 dir_b="" start_pid_b="" pid_a="" pid_b=""
 if [ -n "${CT_SERVERS_DIR:-}" ] && [ -f "$CT_SERVERS_DIR/env" ] && "$SERVERS" status >/dev/null 2>&1; then
     reuse=1
     log "reusing the servers in $CT_SERVERS_DIR"
@@ -76,6 +76,12 @@ cleanup() {
     local rc=$?
     trap - EXIT INT TERM
     set +e
+    # the two test passes run in process groups of their own: stop them with what they started
+    local g
+    for g in $pid_a $pid_b; do
+        kill -TERM -- "-$g" 2>/dev/null && log "stopping the tests in process group $g"
+    done
+    [ -z "$pid_a$pid_b" ] || wait $pid_a $pid_b 2>/dev/null
     if [ -n "$start_pid" ]; then
         # let a start in progress finish (it is bounded) so that stop knows every pid
         wait "$start_pid" 2>/dev/null
@@ -191,6 +197,7 @@ collect() { # dir rc
 if [ -n "$dir_b" ]; then
     # side by side; each log is printed whole once both are done
     rc_a=0 rc_b=0
+    set -m # each pass in a process group of its own (see cleanup)
     run_ctest build >"$ROOT/build/run.log" 2>&1 &
     pid_a=$!
     (
@@ -199,9 +206,11 @@ if [ -n "$dir_b" ]; then
         run_ctest build-asan
     ) >"$ROOT/build-asan/run.log" 2>&1 &
     pid_b=$!
+    set +m
     log "testing build/ and build-asan/ side by side"
     wait $pid_a || rc_a=$?
     wait $pid_b || rc_b=$?
+    pid_a="" pid_b=""
     cat "$ROOT/build/run.log" "$ROOT/build-asan/run.log" >&2
     collect build $rc_a
     collect build-asan $rc_b
