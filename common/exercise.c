@@ -368,3 +368,91 @@ int exercise_delete(const char *path, const char *dir, const struct exercise_id 
     close(pfd);
     return r;
 }
+
+/* True when rel is a plain relative path: non-empty components, none "." or "..". */
+static bool plain_rel(const char *rel)
+{
+    if (!*rel)
+        return false;
+    for (const char *p = rel;;) {
+        size_t len = strcspn(p, "/");
+        if (len == 0 || (len == 1 && p[0] == '.') || (len == 2 && p[0] == '.' && p[1] == '.'))
+            return false;
+        if (!p[len])
+            return true;
+        p += len + 1;
+    }
+}
+
+int exercise_stat_plain(const char *path, const char *dir, const char **ret_rel,
+                        struct stat *ret_st)
+{
+    const char *rel;
+    struct stat st;
+    int r = split_beneath(path, dir, &rel);
+    if (r < 0)
+        return r;
+    if (!plain_rel(rel))
+        return -ELOOP;
+    int dfd = open(dir, DIR_FLAGS);
+    if (dfd < 0)
+        return -errno;
+    int fd = -ENOSYS;
+    if (!force_walk) {
+        struct open_how how = {.flags = O_PATH | O_NOFOLLOW | O_CLOEXEC,
+                               .resolve =
+                                   RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS};
+        int e = EAGAIN;
+        for (int i = 0; i < OPENAT2_TRIES && (e == EAGAIN || e == EINTR); i++) {
+            long f = syscall(SYS_openat2, dfd, rel, &how, sizeof(how));
+            if (f >= 0) {
+                fd = (int)f;
+                break;
+            }
+            e = errno;
+            fd = -e;
+        }
+        if (fd == -EPERM)
+            fd = -ENOSYS; /* a seccomp filter that does not know openat2 */
+    }
+    if (fd == -ENOSYS) {
+        /* By hand: every component opened without following a link; no ".." to handle. */
+        char buf[PATH_MAX];
+        if (snprintf(buf, sizeof(buf), "%s", rel) >= (int)sizeof(buf)) {
+            close(dfd);
+            return -ENAMETOOLONG;
+        }
+        int cur = dfd;
+        char *save = NULL;
+        char *tok = strtok_r(buf, "/", &save);
+        while (tok) {
+            char *next = strtok_r(NULL, "/", &save);
+            int f =
+                openat(cur, tok, next ? DIR_FLAGS | O_NOFOLLOW : O_PATH | O_NOFOLLOW | O_CLOEXEC);
+            int e = errno;
+            if (cur != dfd)
+                close(cur);
+            if (f < 0) {
+                cur = -1;
+                fd = e == ENOTDIR && next ? -ELOOP : -e; /* a symlink to a folder: ENOTDIR */
+                break;
+            }
+            cur = f;
+            tok = next;
+        }
+        if (cur >= 0)
+            fd = cur;
+    }
+    close(dfd);
+    if (fd < 0)
+        return fd == -EXDEV ? -EPERM : fd;
+    r = fstat(fd, &st) < 0 ? -errno : 0;
+    close(fd);
+    if (r < 0)
+        return r;
+    if (S_ISLNK(st.st_mode))
+        return -ELOOP; /* the last component (O_PATH | O_NOFOLLOW opens the link itself) */
+    *ret_rel = rel;
+    *ret_st = st;
+    return 0;
+}

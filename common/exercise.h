@@ -13,6 +13,7 @@
 #pragma once
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/stat.h>
 
 #include "msg.h"
 
@@ -44,6 +45,20 @@ int exercise_read(const char *path, const char *dir, uint64_t max_bytes, void **
  * following a symlink). 0; -ENOENT (gone already); -ESTALE (the name is another file now: left
  * alone); -EPERM (outside dir, or not a file name); another negative errno. */
 int exercise_delete(const char *path, const char *dir, const struct exercise_id *id);
+
+/* For a bind mount of the submission (the starter's EXERCISE_MODE=bind): the engine resolves
+ * the path once more when it mounts it, following links, so the path must reach the file with
+ * no link at all. path must be absolute and lie beneath dir (as for exercise_read), the part
+ * below dir plain (no empty, "." or ".." component) and every component a real folder or, the
+ * last, not a symlink; the kernel checks it as exercise_read's resolution does
+ * (openat2(RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS), or a walk opening each component with
+ * O_NOFOLLOW). 0, *ret_rel (pointing into path: its part below dir) and *ret_st (of what was
+ * reached, which may be anything but a symlink: the caller checks type, size and mode); -ELOOP
+ * (a link on the way, or the path is not plain), -EPERM (not beneath dir), -ENOENT, or another
+ * negative errno. Nothing is logged and no err is set: the caller falls back to
+ * exercise_read, whose answer is then the job's. */
+int exercise_stat_plain(const char *path, const char *dir, const char **ret_rel,
+                        struct stat *ret_st);
 
 /* For tests: true makes every resolution beneath a folder use the component-by-component walk,
  * as on a kernel without openat2. Not thread-safe; the daemons never call it. */

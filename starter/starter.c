@@ -8,8 +8,9 @@
  *                                                 else read the file, CREATE
  *   LOOKUP      list containers by label          the newest found is adopted (below);
  *                                                 none: read the file, CREATE
- *   CREATE      POST /containers/create           201: UPLOAD; 409: INSPECT (the name's
- *                                                 holder); 404: PULL (DOCKER_PULL) or fault
+ *   CREATE      POST /containers/create           201: UPLOAD (a mounted file,
+ *                                                 EXERCISE_MODE=bind: START); 409: INSPECT
+ *                                                 (the name's holder); 404: PULL or fault
  *   PULL        one shared pull per image         CREATE
  *   INSPECT     the container holding our name    ours (or the job may own one): adopted;
  *                                                 an earlier submission's: CREATE, new name
@@ -102,6 +103,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -166,8 +168,9 @@ struct job {
     char name[96];                     /* of the next container to create */
     unsigned n_recreated;              /* containers made again after a failed start */
     char container_id[65];
-    void *tar; /* the submission as an archive; NULL until read */
+    void *tar; /* the submission as an archive; NULL until read (or when mounted) */
     size_t tar_len;
+    char *bind_source;          /* EXERCISE_MODE=bind: the file as the engine sees it, or NULL */
     struct exercise_id file_id; /* the file read into tar (DELETE_EXERCISE_FILE deletes it) */
     /* The job's limits: the configured ones, or lower ones its message asked for ("limits") */
     uint64_t timeout_ms, memory_bytes, nanocpus;
@@ -417,6 +420,7 @@ static void job_free_cb(uv_handle_t *h)
     struct job *job = h->data;
     msg_pending_free(&job->p);
     free(job->tar);
+    free(job->bind_source);
     free(job->body);
     free(job->message_id);
     free(job);
@@ -864,19 +868,67 @@ static void name_recreate(struct job *job)
     snprintf(job->name, sizeof(job->name), "correction-%s-%u", job->job_id, job->n_recreated);
 }
 
-/* Reads the submission into the archive to upload: 0; -ENOMEM (ours: retry); another negative
- * errno with err set (the job's fault; -ENOENT when the file does not exist). */
+/* EXERCISE_MODE=bind: the file to mount, when it may be: a regular file no larger than
+ * MAX_EXERCISE_BYTES, readable by any user (the correction may run as any user; an upload
+ * makes it 0644), reached beneath EXERCISE_DIR with no link on the way (the engine follows
+ * links when it mounts: a path free of them now is the file we checked). 0 and
+ * job->bind_source; -ENOMEM; or 1 and *ret_why: upload it instead (the upload's reading then
+ * decides about a missing, unreadable or out-of-bounds file, exactly as without bind). */
+static int job_bind_file(struct job *job, const char **ret_why)
+{
+    starter *s = job->s;
+    const char *rel, *why;
+    struct stat st;
+    int r = exercise_stat_plain(job->p.file, s->cfg.exercise_dir, &rel, &st);
+    if (r < 0)
+        why = r == -ELOOP ? "a link or a . or .. on its path" : strerror(-r);
+    else if (!S_ISREG(st.st_mode))
+        why = "not a regular file";
+    else if ((uint64_t)st.st_size > s->cfg.max_exercise_bytes)
+        why = "too large";
+    else if (!(st.st_mode & S_IROTH))
+        why = "not readable by any user";
+    else
+        why = NULL;
+    if (why) {
+        *ret_why = why;
+        return 1;
+    }
+    size_t n = strlen(s->cfg.exercise_host_dir);
+    while (n > 1 && s->cfg.exercise_host_dir[n - 1] == '/')
+        n--;
+    if (asprintf(&job->bind_source, "%.*s/%s", (int)n, s->cfg.exercise_host_dir, rel) < 0) {
+        job->bind_source = NULL;
+        return -ENOMEM;
+    }
+    job->file_id.dev = (uint64_t)st.st_dev;
+    job->file_id.ino = (uint64_t)st.st_ino;
+    return 0;
+}
+
+/* Reads the submission into the archive to upload (or, EXERCISE_MODE=bind, finds the file to
+ * mount): 0; -ENOMEM (ours: retry); another negative errno with err set (the job's fault;
+ * -ENOENT when the file does not exist). */
 static int job_read_file(struct job *job, struct msg_error *err)
 {
     starter *s = job->s;
     void *data = NULL;
     size_t len = 0;
-    if (job->tar)
+    const char *why = NULL;
+    if (job->tar || job->bind_source)
         return 0;
+    if (s->cfg.exercise_bind) {
+        int b = job_bind_file(job, &why);
+        if (b <= 0)
+            return b;
+    }
     int r = exercise_read_id(job->p.file, s->cfg.exercise_dir, s->cfg.max_exercise_bytes, &data,
                              &len, &job->file_id, err);
     if (r < 0)
         return r;
+    if (why)
+        log_job(LOG_INFO, job, "the exercise file cannot be mounted, uploading it", "why", why,
+                "file", job->p.file);
     /* Into "/" (an image without /tmp gets one), or with a read-only root into the /tmp volume
      * itself: the engine writes into a read-only container's volumes only. */
     r = tar_single_file(s->cfg.read_only ? "exercise" : EXERCISE_PATH + 1, data, len, 0644,
@@ -982,9 +1034,13 @@ static void job_adopt(struct job *job, const char *state)
         job_fault(job, err.reason, "%s", err.detail);
         return;
     }
-    /* With DONT_START_CONTAINER nothing ever starts it: upload again, announce. */
+    /* With DONT_START_CONTAINER nothing ever starts it: upload again (a mounted file is in
+     * already), announce. */
     if (job->s->cfg.dont_start) {
-        job_goto(job, STEP_UPLOAD);
+        if (job->bind_source)
+            after_upload(job);
+        else
+            job_goto(job, STEP_UPLOAD);
         return;
     }
     /* Never started as far as Docker says, but an earlier delivery may have asked for its
@@ -1076,7 +1132,10 @@ static void on_created(const struct docker_result *res, void *ud)
                              "docker answered create without a container id");
             return;
         }
-        job_goto(job, STEP_UPLOAD);
+        if (job->bind_source)
+            after_upload(job); /* mounted: nothing to put in */
+        else
+            job_goto(job, STEP_UPLOAD);
     } else if (res->status == 409) {
         job_goto(job, STEP_INSPECT); /* who holds the name? */
     } else if (res->status == 404 && job->s->cfg.pull && !job->pulled) {
@@ -1434,6 +1493,23 @@ static int add_policy(const struct starter_config *c, json_t *cfg)
     return 0;
 }
 
+/* EXERCISE_MODE=bind: the submission mounted read-only at EXERCISE_PATH. The engine creates
+ * the mount point (and a missing /tmp); with CORRECTION_READ_ONLY it lands in the /tmp volume,
+ * mounted first (the engine orders mounts by depth). 0 or -ENOMEM. */
+static int add_bind(json_t *cfg, const char *source)
+{
+    json_t *hc = json_object_get(cfg, "HostConfig");
+    json_t *mounts = json_object_get(hc, "Mounts");
+    if (!mounts) {
+        mounts = json_array();
+        if (!mounts || json_object_set_new(hc, "Mounts", mounts) < 0)
+            return -ENOMEM;
+    }
+    json_t *m = json_pack("{s:s, s:s, s:s, s:b}", "Type", "bind", "Source", source, "Target",
+                          EXERCISE_PATH, "ReadOnly", 1);
+    return m && json_array_append_new(mounts, m) == 0 ? 0 : -ENOMEM;
+}
+
 /* True when the callback holds nothing text_redact_url would hide (userinfo, a query, a
  * fragment): it may be shown, in a label or a log line, as it is. Decided from the URL's shape,
  * not by comparing with its redaction, which is cut at 2 KiB (a longer clean callback would look
@@ -1514,7 +1590,8 @@ static json_t *build_create_config(starter *s, struct job *job)
         c->log_max_size, "max-file", "2", "AutoRemove", 0, "Ulimits", "Name", "fsize", "Soft",
         (json_int_t)c->max_file_size, "Hard", (json_int_t)c->max_file_size, "Name", "nofile",
         "Soft", (json_int_t)c->max_open_files, "Hard", (json_int_t)c->max_open_files);
-    if (cfg && add_policy(c, cfg) < 0) {
+    if (cfg &&
+        (add_policy(c, cfg) < 0 || (job->bind_source && add_bind(cfg, job->bind_source) < 0))) {
         json_decref(cfg);
         cfg = NULL;
     }

@@ -28,6 +28,8 @@ struct starter_config {
     const char *runtime;     /* CORRECTION_RUNTIME: HostConfig.Runtime; NULL: the engine's */
     uint64_t max_exercise_bytes;
     const char *exercise_dir;
+    bool exercise_bind;            /* EXERCISE_MODE=bind: mounted, not uploaded (when it can) */
+    const char *exercise_host_dir; /* EXERCISE_HOST_DIR: exercise_dir as the engine sees it */
     bool dont_start;
     bool delete_file;
     uint64_t correction_timeout_ms;

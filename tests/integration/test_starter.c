@@ -1827,6 +1827,258 @@ static void test_oversized_pending_parked(void **state)
     free(file);
 }
 
+/* ---- EXERCISE_MODE=bind (issue 12) ------------------------------------------------------- */
+
+/* The starter in bind mode, the engine seeing the files where the starter does. */
+static void start_bind(struct ct_daemon *run, const char *name, const char *extra)
+{
+    char host[PATH_MAX + 32];
+    snprintf(host, sizeof(host), "EXERCISE_HOST_DIR=%s", ct_env("CT_TMP"));
+    start_starter(run, name, (const char *[]){"EXERCISE_MODE=bind", host, extra, NULL});
+}
+
+/* The bind mount of /tmp/exercise in an inspection, or NULL. */
+static json_t *exercise_mount(json_t *inspect)
+{
+    size_t i;
+    json_t *m;
+    json_array_foreach(json_object_get(inspect, "Mounts"), i, m)
+    {
+        if (strcmp(json_string_value(json_object_get(m, "Destination")), "/tmp/exercise") == 0 &&
+            strcmp(json_string_value(json_object_get(m, "Type")), "bind") == 0)
+            return m;
+    }
+    return NULL;
+}
+
+static void expect_bound(json_t *inspect, const char *file)
+{
+    json_t *m = exercise_mount(inspect);
+    if (!m)
+        fail_msg("no bind mount at /tmp/exercise: %s",
+                 json_dumps(json_object_get(inspect, "Mounts"), JSON_COMPACT));
+    assert_string_equal(json_string_value(json_object_get(m, "Source")), file);
+    assert_true(json_is_false(json_object_get(m, "RW")));
+}
+
+#define BIND_SCRIPT                                                                                \
+    "# s12-bind-marker\n"                                                                          \
+    "echo \"uid=$(id -u)\"\n"                                                                      \
+    "echo \"first line: $(head -n 1 /tmp/exercise)\"\n"                                            \
+    "echo x >> /tmp/exercise 2>/dev/null && echo 'exercise writable' || echo 'exercise "           \
+    "read-only'\n"                                                                                 \
+    "rm -f /tmp/exercise 2>/dev/null; [ -e /tmp/exercise ] && echo 'exercise still there'\n"       \
+    "echo hi > /tmp/scratch && echo 'tmp writable' || echo 'tmp not writable'\n"
+
+/* EXERCISE_MODE=bind: the submission is mounted read-only at /tmp/exercise from its path under
+ * EXERCISE_HOST_DIR, nothing uploaded: the correction reads it, cannot write or remove it, and
+ * /tmp stays writable; the same with CORRECTION_READ_ONLY and a user other than root (the
+ * mount inside the /tmp volume); an image without /tmp gets the mount point. */
+static void test_bind_mode(void **state)
+{
+    (void)state;
+    struct ct_daemon run;
+    start_bind(&run, "bind", NULL);
+    wait_log(&run, "exercise_mode=bind", 1);
+    json_t *c;
+    char *out = shell_job("w-bind", BIND_SCRIPT, &c);
+    char file[PATH_MAX + 32];
+    snprintf(file, sizeof(file), "%s/w-bind.sh", ct_env("CT_TMP"));
+    expect_bound(c, file);
+    expect_output(out, "uid=0");
+    expect_output(out, "first line: # s12-bind-marker");
+    expect_output(out, "exercise read-only");
+    expect_output(out, "exercise still there");
+    expect_output(out, "tmp writable");
+    free(out);
+    json_decref(c);
+
+    /* ct-echo prints it; the file on the host is untouched */
+    char *echo = exercise("s12-echo.txt", "s12 echo content");
+    publish_job("w-bind-echo", "ct-echo:latest", echo, "http://h/cb", NULL, NULL);
+    json_t *r = get_json("running_corrections");
+    const char *cid = json_string_value(json_object_get(r, "container_id"));
+    assert_true(ct_docker_wait(cid, 60000) >= 0);
+    out = ct_docker_logs(cid, true, false, NULL);
+    assert_non_null(out);
+    assert_string_equal(out, "s12 echo content");
+    free(out);
+    c = ct_docker_inspect(cid);
+    expect_bound(c, echo);
+    json_decref(c);
+    json_decref(r);
+
+    /* an image without /tmp: the engine makes the mount point */
+    char *notmp = exercise("s12-notmp.txt", "content");
+    publish_job("w-bind-notmp", "ct-notmp:latest", notmp, "http://h/cb", NULL, NULL);
+    r = get_json("running_corrections");
+    cid = json_string_value(json_object_get(r, "container_id"));
+    assert_int_equal(ct_docker_wait(cid, 60000), 0);
+    out = ct_docker_logs(cid, true, false, NULL);
+    assert_non_null(out);
+    expect_output(out, "no tmp");
+    free(out);
+    c = ct_docker_inspect(cid);
+    expect_bound(c, notmp);
+    json_decref(c);
+    json_decref(r);
+    assert_int_equal(stop_starter(&run), 0);
+    ct_docker_remove_labelled(LABEL);
+
+    start_bind(&run, "bind-ro", "CORRECTION_READ_ONLY=true");
+    wait_log(&run, "exercise_mode=bind", 1);
+    out = shell_job("w-bind-ro", BIND_SCRIPT "id -u\n", &c);
+    snprintf(file, sizeof(file), "%s/w-bind-ro.sh", ct_env("CT_TMP"));
+    expect_bound(c, file);
+    expect_output(out, "first line: # s12-bind-marker");
+    expect_output(out, "exercise read-only");
+    expect_output(out, "tmp writable");
+    free(out);
+    json_decref(c);
+    assert_int_equal(stop_starter(&run), 0);
+    ct_docker_remove_labelled(LABEL);
+
+    start_starter(&run, "bind-user",
+                  (const char *[]){"EXERCISE_MODE=bind", "CORRECTION_READ_ONLY=true",
+                                   "CORRECTION_USER=65534:65534", NULL});
+    wait_log(&run, "exercise_mode=bind", 1);
+    out = shell_job("w-bind-user", BIND_SCRIPT, &c);
+    expect_output(out, "uid=65534");
+    expect_output(out, "first line: # s12-bind-marker");
+    expect_output(out, "exercise read-only");
+    free(out);
+    json_decref(c);
+    assert_int_equal(stop_starter(&run), 0);
+    free(echo);
+    free(notmp);
+}
+
+/* EXERCISE_MODE=bind confines the file as the upload does: every path leading out of
+ * EXERCISE_DIR is "file not allowed", nothing mounted. A file that cannot be mounted safely is
+ * uploaded instead: one reached through a link inside the folder (the engine would follow the
+ * link again when it mounts), one not readable by any user. */
+static void test_bind_mode_confined(void **state)
+{
+    (void)state;
+    struct ct_daemon run;
+    const char *tmp = ct_env("CT_TMP");
+    char *key = outside_path("s12-key.pem");
+    write_file(key, "-----BEGIN PRIVATE KEY----- not for students");
+    char p[7][PATH_MAX + 64];
+    snprintf(p[0], sizeof(p[0]), "%s", key);
+    snprintf(p[1], sizeof(p[1]), "%s/../s12-key.pem", tmp);
+    snprintf(p[2], sizeof(p[2]), "%s/s12-abs-link", tmp);
+    unlink(p[2]);
+    assert_int_equal(symlink(key, p[2]), 0);
+    snprintf(p[3], sizeof(p[3]), "%s/s12-rel-link", tmp);
+    unlink(p[3]);
+    assert_int_equal(symlink("../s12-key.pem", p[3]), 0);
+    char dirlink[PATH_MAX];
+    snprintf(dirlink, sizeof(dirlink), "%s/s12-up", tmp);
+    unlink(dirlink);
+    assert_int_equal(symlink("..", dirlink), 0);
+    snprintf(p[4], sizeof(p[4]), "%s/s12-key.pem", dirlink);
+    snprintf(p[5], sizeof(p[5]), "/proc/self/root%s", key);
+    snprintf(p[6], sizeof(p[6]), "s12-key.pem");
+
+    start_bind(&run, "bind-outside", "DONT_START_CONTAINER=true");
+    char wid[32];
+    for (int i = 0; i < 7; i++) {
+        snprintf(wid, sizeof(wid), "w-bout-%d", i);
+        publish_job(wid, "ct-echo:latest", p[i], "http://h/cb", NULL, NULL);
+    }
+    for (int i = 0; i < 7; i++) {
+        json_t *j = get_json("finished_corrections");
+        expect_error(j, "file not allowed - ");
+        json_decref(j);
+    }
+    assert_int_equal(count_containers(), 0);
+    assert_null(ct_amqp_get("running_corrections", 0));
+
+    /* a link inside the folder to a file inside, through a folder link too: uploaded */
+    char *target = exercise("s12-target.txt", "through a link");
+    char sub[PATH_MAX + 32], link[PATH_MAX + 64], via[PATH_MAX + 96];
+    snprintf(sub, sizeof(sub), "%s/s12-sub", tmp);
+    snprintf(link, sizeof(link), "%s/s12-inner-link", tmp);
+    snprintf(via, sizeof(via), "%s/s12-sub-link/s12-target.txt", tmp);
+    unlink(link);
+    assert_int_equal(symlink("s12-target.txt", link), 0);
+    char sublink[PATH_MAX + 32];
+    snprintf(sublink, sizeof(sublink), "%s/s12-sub-link", tmp);
+    unlink(sublink);
+    assert_int_equal(symlink(".", sublink), 0);
+    char *secret = exercise("s12-private.txt", "owner only");
+    assert_int_equal(chmod(secret, 0600), 0);
+    const char *fallback[3] = {link, via, secret};
+    const char *want[3] = {"through a link", "through a link", "owner only"};
+    for (int i = 0; i < 3; i++) {
+        snprintf(wid, sizeof(wid), "w-bfall-%d", i);
+        publish_job(wid, "ct-echo:latest", fallback[i], "http://h/cb", NULL, NULL);
+        json_t *r = get_json("running_corrections");
+        const char *cid = json_string_value(json_object_get(r, "container_id"));
+        json_t *c = ct_docker_inspect(cid);
+        if (exercise_mount(c))
+            fail_msg("%s was mounted", fallback[i]);
+        size_t len;
+        char *got = ct_docker_read_file(cid, "/tmp/exercise", &len);
+        assert_non_null(got);
+        assert_string_equal(got, want[i]);
+        free(got);
+        json_decref(c);
+        json_decref(r);
+    }
+    /* said once each, and never for the files refused above */
+    assert_int_equal(ct_file_count(run.log, "cannot be mounted, uploading it"), 3);
+    assert_int_equal(ct_file_count(run.log, "not readable by any user"), 1);
+    /* a plain one in a subfolder: mounted */
+    assert_int_equal(mkdir(sub, 0755) == 0 || errno == EEXIST, 1);
+    char plain[PATH_MAX + 64];
+    snprintf(plain, sizeof(plain), "%s/s12-plain.txt", sub);
+    write_file(plain, "plain");
+    assert_int_equal(chmod(plain, 0644), 0);
+    publish_job("w-bplain", "ct-echo:latest", plain, "http://h/cb", NULL, NULL);
+    json_t *r = get_json("running_corrections");
+    json_t *c = ct_docker_inspect(json_string_value(json_object_get(r, "container_id")));
+    expect_bound(c, plain);
+    json_decref(c);
+    json_decref(r);
+    assert_int_equal(stop_starter(&run), 0);
+    assert_int_equal(access(key, F_OK), 0);
+    unlink(key);
+    for (int i = 2; i < 4; i++)
+        unlink(p[i]);
+    unlink(dirlink);
+    unlink(link);
+    unlink(sublink);
+    unlink(plain);
+    rmdir(sub);
+    free(key);
+    free(target);
+    free(secret);
+}
+
+/* Settings of bind mode refused at start: with DELETE_EXERCISE_FILE (the correction reads the
+ * file until its container is gone), an unknown mode, a relative EXERCISE_HOST_DIR. */
+static void test_bind_mode_config(void **state)
+{
+    (void)state;
+    struct ct_daemon run;
+    int status = -1;
+    const char *bad[][3] = {
+        {"EXERCISE_MODE=bind", "DELETE_EXERCISE_FILE=true", "DELETE_EXERCISE_FILE=true: a mounted"},
+        {"EXERCISE_MODE=copy", NULL, "invalid EXERCISE_MODE"},
+        {"EXERCISE_MODE=bind", "EXERCISE_HOST_DIR=uploads", "invalid EXERCISE_HOST_DIR"},
+        {"EXERCISE_MODE=bind", "EXERCISE_HOST_DIR=/", "invalid EXERCISE_HOST_DIR"}};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        start_starter(&run, "badbind", (const char *[]){bad[i][0], bad[i][1], NULL});
+        assert_int_equal(ct_wait_exit(run.pid, 10000, &status), 0);
+        assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 2);
+        ct_untrack(run.pid);
+        if (ct_file_count(run.log, bad[i][2]) == 0)
+            fail_msg("%s %s: no '%s' in the log", bad[i][0], bad[i][1] ? bad[i][1] : "", bad[i][2]);
+    }
+}
+
 static void test_config_errors(void **state)
 {
     (void)state;
@@ -1908,7 +2160,9 @@ static void test_config_errors(void **state)
                            "CORRECTION_MAX_OPEN_FILES",
                            "CORRECTION_READ_ONLY",
                            "CORRECTION_USER",
-                           "CORRECTION_RUNTIME"};
+                           "CORRECTION_RUNTIME",
+                           "EXERCISE_MODE",
+                           "EXERCISE_HOST_DIR"};
     for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
         if (ct_file_count(log, names[i]) == 0)
             fail_msg("--help does not list %s", names[i]);
@@ -1953,6 +2207,12 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_max_running, ct_reset_pipeline_fixture,
                                         ct_reset_pipeline_fixture),
         cmocka_unit_test_setup_teardown(test_sigterm_in_flight, ct_reset_pipeline_fixture,
+                                        ct_reset_pipeline_fixture),
+        cmocka_unit_test_setup_teardown(test_bind_mode, ct_reset_pipeline_fixture,
+                                        ct_reset_pipeline_fixture),
+        cmocka_unit_test_setup_teardown(test_bind_mode_confined, ct_reset_pipeline_fixture,
+                                        ct_reset_pipeline_fixture),
+        cmocka_unit_test_setup_teardown(test_bind_mode_config, ct_reset_pipeline_fixture,
                                         ct_reset_pipeline_fixture),
         cmocka_unit_test_setup_teardown(test_config_errors, ct_reset_pipeline_fixture,
                                         ct_reset_pipeline_fixture),

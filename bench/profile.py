@@ -1,0 +1,356 @@
+#!/usr/bin/env python3
+"""profile.py: where the engine's time goes, per container, measured serially.
+
+Expects the private servers of tests/servers.sh (their env file sourced: CT_DOCKER_HOST,
+CT_SERVERS_DIR) and the test images (tests/images/build.sh: ct-echo). As root.
+
+    python3 bench/profile.py [--n 20] [--image ct-echo] [--json out.json]
+
+For each way of running one correction, N containers one after another; for each, the wall
+time of every Engine API call and the engine's CPU over it. The engine's CPU is that of
+dockerd, its containerd, the shims and whatever they run for the engine (runc, the re-execs of
+dockerd): all of it lands in a cpuacct cgroup of its own, into which this script moves dockerd
+and containerd first (their children are born there; each container's own processes are moved
+by runc into the container's cgroup, so the correction's own CPU is not counted). Where there
+is no cgroup v1 cpuacct, /proc utime+stime (+ cutime+cstime, the reaped children) of dockerd,
+containerd and the live shims is read instead, which misses a shim that exits with its
+container (reaped by init).
+
+Ways (each with the starter's HostConfig: limits, CapDrop ALL, no-new-privileges, json-file):
+  upload/none      create, PUT archive (/tmp/exercise), start, wait, logs, remove
+  bind/none        the same with the file bind-mounted read-only at /tmp/exercise, no upload
+  upload/internal  NetworkMode = an internal bridge network created once
+  bind/internal    both
+  cli/none         `docker run --rm --network none`, the same limits, the file bind-mounted
+  cli/internal     `docker run --rm --network <internal>`
+"""
+import argparse
+import http.client
+import io
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tarfile
+import tempfile
+import time
+import urllib.parse
+
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+NET = "ct-profile-internal"
+CG = "/sys/fs/cgroup/cpuacct/ct-profile-engine"
+
+
+def log(*a):
+    print("profile:", *a, file=sys.stderr, flush=True)
+
+
+class UnixHTTP(http.client.HTTPConnection):
+    def __init__(self, path):
+        super().__init__("localhost", timeout=300)
+        self.path = path
+
+    def connect(self):
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.settimeout(300)
+        self.sock.connect(self.path)
+
+
+class Engine:
+    def __init__(self, sock):
+        self.conn = UnixHTTP(sock)
+
+    def call(self, method, path, body=None, ctype="application/json"):
+        headers = {}
+        if body is not None and not isinstance(body, bytes):
+            body = json.dumps(body).encode()
+        if body is not None:
+            headers["Content-Type"] = ctype
+        self.conn.request(method, "/v1.41" + path, body=body, headers=headers)
+        r = self.conn.getresponse()
+        data = r.read()
+        if r.status >= 400:
+            raise RuntimeError("%s %s: %d %s" % (method, path, r.status, data[:300]))
+        return r.status, data
+
+
+# ------------------------------------------------------------------------------ engine CPU
+
+def pid_of(path):
+    with open(path) as f:
+        return int(f.read().strip())
+
+
+def children(pid):
+    out = []
+    try:
+        for tid in os.listdir("/proc/%d/task" % pid):
+            with open("/proc/%d/task/%s/children" % (pid, tid)) as f:
+                out += [int(x) for x in f.read().split()]
+    except OSError:
+        pass
+    return out
+
+
+def proc_ticks(pid, reaped=True):
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            st = f.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0
+    t = int(st[11]) + int(st[12])
+    if reaped:
+        t += int(st[13]) + int(st[14])
+    return t
+
+
+def shims():
+    out = []
+    for p in os.listdir("/proc"):
+        if p.isdigit():
+            try:
+                with open("/proc/%s/cmdline" % p, "rb") as f:
+                    if b"containerd-shim" in f.read().split(b"\0")[0]:
+                        out.append(int(p))
+            except OSError:
+                pass
+    return out
+
+
+class EngineCPU:
+    """The engine's CPU time in seconds, as a counter."""
+
+    def __init__(self, dockerd):
+        self.dockerd = dockerd
+        self.containerd = [c for c in children(dockerd)]
+        self.cgroup = None
+        try:
+            os.makedirs(CG, exist_ok=True)
+            for pid in [dockerd] + self.containerd:
+                with open(CG + "/cgroup.procs", "w") as f:
+                    f.write(str(pid))
+            self.cgroup = CG
+        except OSError as e:
+            log("no cpuacct cgroup (%s): /proc counters instead" % e)
+
+    def how(self):
+        return "cpuacct cgroup" if self.cgroup else "/proc utime+stime"
+
+    def now(self):
+        if self.cgroup:
+            with open(self.cgroup + "/cpuacct.usage") as f:
+                return int(f.read()) / 1e9
+        t = proc_ticks(self.dockerd) + sum(proc_ticks(c) for c in self.containerd)
+        t += sum(proc_ticks(s, reaped=False) for s in shims())
+        return t / CLK_TCK
+
+    def release(self):
+        """Moves the engine back to the root cgroup (the folder is then removed)."""
+        if not self.cgroup:
+            return
+        try:
+            with open(self.cgroup + "/cgroup.procs") as f:
+                pids = f.read().split()
+            for pid in pids:
+                try:
+                    with open("/sys/fs/cgroup/cpuacct/cgroup.procs", "w") as f:
+                        f.write(pid)
+                except OSError:
+                    pass
+            os.rmdir(self.cgroup)
+        except OSError:
+            pass
+
+
+# ------------------------------------------------------------------------------ one container
+
+def host_config(network, mount_src):
+    hc = {
+        "NetworkMode": network, "Memory": 512 << 20, "MemorySwap": 512 << 20,
+        "NanoCpus": 1000000000, "PidsLimit": 256, "CapDrop": ["ALL"], "CapAdd": [],
+        "SecurityOpt": ["no-new-privileges"],
+        "LogConfig": {"Type": "json-file", "Config": {"max-size": "4m", "max-file": "2"}},
+        "AutoRemove": False,
+        "Ulimits": [{"Name": "fsize", "Soft": 64 << 20, "Hard": 64 << 20},
+                    {"Name": "nofile", "Soft": 1024, "Hard": 1024}],
+    }
+    if mount_src:
+        hc["Mounts"] = [{"Type": "bind", "Source": mount_src, "Target": "/tmp/exercise",
+                         "ReadOnly": True}]
+    return hc
+
+
+def tar_of(data):
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as t:
+        ti = tarfile.TarInfo("tmp/exercise")
+        ti.size, ti.mode = len(data), 0o644
+        t.addfile(ti, io.BytesIO(data))
+    return buf.getvalue()
+
+
+def one_api(eng, cpu, image, network, mode, path, tar, i):
+    steps = []  # (name, wall s, engine cpu s)
+
+    def step(name, fn):
+        c0, t0 = cpu.now(), time.monotonic()
+        r = fn()
+        steps.append((name, time.monotonic() - t0, cpu.now() - c0))
+        return r
+
+    body = {"Image": image, "Labels": {"ct-bench": "profile"}, "AttachStdin": False,
+            "OpenStdin": False, "Tty": False,
+            "HostConfig": host_config(network, path if mode == "bind" else None)}
+    name = "ct-profile-%d-%d" % (os.getpid(), i)
+    _, data = step("create", lambda: eng.call("POST", "/containers/create?name=" + name, body))
+    cid = json.loads(data)["Id"]
+    if mode == "upload":
+        step("upload", lambda: eng.call("PUT", "/containers/%s/archive?path=/" % cid, tar,
+                                        "application/x-tar"))
+    step("start", lambda: eng.call("POST", "/containers/%s/start" % cid))
+    _, data = step("wait", lambda: eng.call("POST", "/containers/%s/wait" % cid))
+    code = json.loads(data).get("StatusCode")
+    _, out = step("logs", lambda: eng.call("GET", "/containers/%s/logs?stdout=1" % cid))
+    step("remove", lambda: eng.call("DELETE", "/containers/%s?v=1&force=1" % cid))
+    if code != 0 or b"PROFILE-MARK" not in out:
+        raise RuntimeError("container %s: exit %s, output %r" % (cid, code, out[:200]))
+    return steps
+
+
+def one_cli(cpu, image, network, path, i):
+    args = ["docker", "run", "--rm", "--network", network, "--memory", "512m",
+            "--memory-swap", "512m", "--cpus", "1", "--pids-limit", "256", "--cap-drop", "ALL",
+            "--security-opt", "no-new-privileges", "--log-driver", "json-file",
+            "--log-opt", "max-size=4m", "--log-opt", "max-file=2",
+            "--ulimit", "fsize=%d" % (64 << 20), "--ulimit", "nofile=1024",
+            "--label", "ct-bench=profile",
+            "--mount", "type=bind,source=%s,target=/tmp/exercise,readonly" % path, image]
+    c0, t0 = cpu.now(), time.monotonic()
+    r = subprocess.run(args, capture_output=True, timeout=300)
+    wall, c = time.monotonic() - t0, cpu.now() - c0
+    if r.returncode != 0 or b"PROFILE-MARK" not in r.stdout:
+        raise RuntimeError("docker run: %d %r" % (r.returncode, r.stderr[:300]))
+    return [("run", wall, c)]
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--n", type=int, default=20, help="containers per way")
+    ap.add_argument("--image", default="ct-echo")
+    ap.add_argument("--ways", default="upload/none,bind/none,upload/internal,bind/internal,"
+                    "cli/none,cli/internal")
+    ap.add_argument("--json", help="write the figures here too")
+    a = ap.parse_args()
+
+    host = os.environ.get("CT_DOCKER_HOST") or os.environ.get("DOCKER_HOST", "")
+    if not host.startswith("unix://"):
+        sys.exit("profile: CT_DOCKER_HOST (unix://...) is not set: source the servers' env")
+    sock = host[len("unix://"):]
+    os.environ["DOCKER_HOST"] = host
+    sd = os.environ.get("CT_SERVERS_DIR")
+    if not sd:
+        sys.exit("profile: CT_SERVERS_DIR is not set")
+    dockerd = pid_of(os.path.join(sd, "docker", "docker.pid"))
+    eng = Engine(sock)
+    cpu = EngineCPU(dockerd)
+    log("engine CPU from", cpu.how())
+
+    ways = a.ways.split(",")
+    net_ok, net_err = True, ""
+    if any(w.endswith("/internal") for w in ways):
+        try:
+            eng.call("DELETE", "/networks/" + NET)
+        except RuntimeError:
+            pass
+        try:
+            eng.call("POST", "/networks/create", {
+                "Name": NET, "Driver": "bridge", "Internal": True, "CheckDuplicate": True,
+                "Options": {"com.docker.network.bridge.enable_icc": "false"}})
+        except RuntimeError as e:
+            net_ok, net_err = False, str(e)
+            log("cannot create the internal network:", e)
+
+    tmp = tempfile.mkdtemp(prefix="ct-profile.")
+    path = os.path.join(tmp, "exercise")
+    data = b"PROFILE-MARK\n"
+    with open(path, "wb") as f:
+        f.write(data)
+    os.chmod(tmp, 0o755)
+    os.chmod(path, 0o644)
+    tar = tar_of(data)
+
+    results = {"n": a.n, "image": a.image, "cpu_source": cpu.how(), "ways": {},
+               "internal_network": {"ok": net_ok, "error": net_err}}
+    try:
+        for way in ways:
+            mode, net = way.split("/")
+            network = NET if net == "internal" else "none"
+            if net == "internal" and not net_ok:
+                results["ways"][way] = {"error": net_err}
+                continue
+            # one unmeasured container first: caches warm, the image's layers mounted once
+            runs, err = [], None
+            for i in range(a.n + 1):
+                try:
+                    s = (one_cli(cpu, a.image, network, path, i) if mode == "cli" else
+                         one_api(eng, cpu, a.image, network, mode, path, tar, i))
+                except RuntimeError as e:
+                    err = str(e)
+                    log(way, "failed:", e)
+                    break
+                if i:
+                    runs.append(s)
+            if err:
+                results["ways"][way] = {"error": err}
+                continue
+            names = [n for n, _, _ in runs[0]]
+            per = {n: {"wall_ms": statistics.median(r[k][1] for r in runs) * 1000,
+                       "cpu_ms": statistics.median(r[k][2] for r in runs) * 1000}
+                   for k, n in enumerate(names)}
+            tot_wall = [sum(x[1] for x in r) * 1000 for r in runs]
+            tot_cpu = [sum(x[2] for x in r) * 1000 for r in runs]
+            results["ways"][way] = {"steps": per, "wall_ms": statistics.median(tot_wall),
+                                    "cpu_ms": statistics.median(tot_cpu),
+                                    "cpu_ms_range": [min(tot_cpu), max(tot_cpu)]}
+            log("%-16s wall %6.0f ms  engine cpu %6.0f ms  %s" % (
+                way, statistics.median(tot_wall), statistics.median(tot_cpu),
+                " ".join("%s=%.0f/%.0f" % (n, per[n]["wall_ms"], per[n]["cpu_ms"])
+                         for n in names)))
+    finally:
+        if net_ok and any(w.endswith("/internal") for w in ways):
+            try:
+                eng.call("DELETE", "/networks/" + NET)
+            except RuntimeError:
+                pass
+        cpu.release()
+        os.unlink(path)
+        os.rmdir(tmp)
+    print(table(results))
+    if a.json:
+        with open(a.json, "w") as f:
+            json.dump(results, f, indent=1)
+
+
+def table(r):
+    steps = ["create", "upload", "start", "wait", "logs", "remove", "run"]
+    lines = ["| way | wall ms | engine CPU ms | " +
+             " | ".join("%s ms (wall/CPU)" % s for s in steps) + " |",
+             "|---|---|---|" + "---|" * len(steps)]
+    for way, w in r["ways"].items():
+        if "error" in w:
+            lines.append("| %s | failed: %s |" % (way, w["error"][:120].replace("|", "/")))
+            continue
+        cells = []
+        for s in steps:
+            x = w["steps"].get(s)
+            cells.append("%.0f / %.0f" % (x["wall_ms"], x["cpu_ms"]) if x else "")
+        lines.append("| %s | %.0f | %.0f (%.0f–%.0f) | %s |" % (
+            way, w["wall_ms"], w["cpu_ms"], w["cpu_ms_range"][0], w["cpu_ms_range"][1],
+            " | ".join(cells)))
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    main()
