@@ -2,15 +2,17 @@
  * with our own client (common/docker.h) on one libuv loop, and nothing else: no broker, no
  * daemons. This is what the pipeline is compared with.
  *
- *   ct-bench-baseline --jobs N --concurrency C --image IMG --file PATH
+ *   ct-bench-baseline --jobs N --concurrency C --image IMG --file PATH [--bind]
  *
  * Each job: create (the starter's locked-down HostConfig), upload the file to /tmp/exercise,
- * start, wait (not-running), logs, remove. C jobs are in flight at once. DOCKER_HOST says
- * where the engine is. Prints one JSON object on stdout:
+ * start, wait (not-running), logs, remove. With --bind, the file is bind-mounted read-only at
+ * /tmp/exercise instead (the starter's EXERCISE_MODE=bind), no upload. C jobs are in flight at
+ * once. DOCKER_HOST says where the engine is. Prints one JSON object on stdout:
  *   {"jobs":N,"concurrency":C,"seconds":S,"jobs_per_s":R,"errors":E,"latency_ms":[...]}
  * where latency_ms is each job's create-to-removed time, in completion order. */
 #include <errno.h>
 #include <getopt.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,6 +34,7 @@ struct bench {
     uv_loop_t *loop;
     docker *d;
     const char *image;
+    const char *bind; /* --bind: the file's absolute path, mounted; NULL: uploaded */
     void *tar;
     size_t tar_len;
     int jobs, concurrency, started, done, errors;
@@ -64,8 +67,8 @@ static bool check(struct job *job, const struct docker_result *res, const char *
 {
     if (res->err == 0 && res->status < 300)
         return true;
-    fprintf(stderr, "baseline: %s %.12s: err=%d status=%ld %s\n", what, job->id, res->err, res->status,
-            res->message);
+    fprintf(stderr, "baseline: %s %.12s: err=%d status=%ld %s\n", what, job->id, res->err,
+            res->status, res->message);
     return false;
 }
 
@@ -108,7 +111,8 @@ static void on_started(const struct docker_result *res, void *ud)
 static void on_uploaded(const struct docker_result *res, void *ud)
 {
     struct job *job = ud;
-    if (!check(job, res, "upload") || docker_container_start(job->b->d, job->id, on_started, job) < 0)
+    if (!check(job, res, "upload") ||
+        docker_container_start(job->b->d, job->id, on_started, job) < 0)
         job_remove(job, false);
 }
 
@@ -121,6 +125,11 @@ static void on_created(const struct docker_result *res, void *ud)
         return;
     }
     snprintf(job->id, sizeof(job->id), "%s", id);
+    if (job->b->bind) {
+        if (docker_container_start(job->b->d, job->id, on_started, job) < 0)
+            job_remove(job, false);
+        return;
+    }
     if (docker_container_upload(job->b->d, job->id, "/", job->b->tar, job->b->tar_len, on_uploaded,
                                 job) < 0)
         job_remove(job, false);
@@ -145,6 +154,12 @@ static void job_next(struct bench *b)
             (json_int_t)1000000000, "PidsLimit", (json_int_t)256, "CapDrop", "ALL", "CapAdd",
             "SecurityOpt", "no-new-privileges", "LogConfig", "Type", "json-file", "Config",
             "max-size", "4m", "max-file", "1", "AutoRemove", 0);
+        if (cfg && b->bind) {
+            json_t *m = json_pack("[{s:s, s:s, s:s, s:b}]", "Type", "bind", "Source", b->bind,
+                                  "Target", "/tmp/exercise", "ReadOnly", 1);
+            if (!m || json_object_set_new(json_object_get(cfg, "HostConfig"), "Mounts", m) < 0)
+                abort();
+        }
         if (!cfg || docker_container_create(b->d, NULL, cfg, on_created, job) < 0) {
             json_decref(cfg);
             job_end(job, false);
@@ -156,25 +171,36 @@ static void job_next(struct bench *b)
 
 int main(int argc, char **argv)
 {
-    static const struct option opts[] = {{"jobs", required_argument, NULL, 'n'},
-                                         {"concurrency", required_argument, NULL, 'c'},
-                                         {"image", required_argument, NULL, 'i'},
-                                         {"file", required_argument, NULL, 'f'},
-                                         {NULL, 0, NULL, 0}};
+    static const struct option opts[] = {
+        {"jobs", required_argument, NULL, 'n'},  {"concurrency", required_argument, NULL, 'c'},
+        {"image", required_argument, NULL, 'i'}, {"file", required_argument, NULL, 'f'},
+        {"bind", no_argument, NULL, 'b'},        {NULL, 0, NULL, 0}};
     struct bench b = {.jobs = 100, .concurrency = 1, .image = "ct-ok"};
     const char *file = NULL;
-    char err[256];
+    bool bind = false;
+    char err[256], real[PATH_MAX];
     int o;
 
     while ((o = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         switch (o) {
-        case 'n': b.jobs = atoi(optarg); break;
-        case 'c': b.concurrency = atoi(optarg); break;
-        case 'i': b.image = optarg; break;
-        case 'f': file = optarg; break;
+        case 'n':
+            b.jobs = atoi(optarg);
+            break;
+        case 'c':
+            b.concurrency = atoi(optarg);
+            break;
+        case 'i':
+            b.image = optarg;
+            break;
+        case 'f':
+            file = optarg;
+            break;
+        case 'b':
+            bind = true;
+            break;
         default:
             fprintf(stderr, "usage: ct-bench-baseline --jobs N --concurrency C --image IMG "
-                            "--file PATH\n");
+                            "--file PATH [--bind]\n");
             return 2;
         }
     }
@@ -190,6 +216,13 @@ int main(int argc, char **argv)
         return 1;
     }
     fclose(f);
+    if (bind) {
+        if (!realpath(file, real)) {
+            perror(file);
+            return 1;
+        }
+        b.bind = real;
+    }
     if (tar_single_file("tmp/exercise", data, len, 0644, &b.tar, &b.tar_len) < 0)
         return 1;
 

@@ -354,6 +354,93 @@ class Bench:
                               "cpu_us_per_callback": summary(cpu), "vmhwm_kib": summary(rss),
                               "rss_anon_kib": summary(rss_anon)}
 
+    # 5. where the engine's time goes (bench/profile.py) ----------------------------------------
+    def profile(self):
+        a = self.a
+        n = 3 if a.quick else 20
+        log("profile: %d containers per way, one at a time" % n)
+        remove_containers()
+        out = os.path.join(a.out, "profile.json")
+        cmd = [sys.executable, os.path.join(ROOT, "bench", "profile.py"), "--n", str(n),
+               "--json", out]
+        self.r["commands"].append("profile.py --n %d" % n)
+        p = subprocess.run(cmd, capture_output=True, text=True, timeout=3600)
+        if p.returncode != 0:
+            raise RuntimeError("profile.py failed: " + p.stderr[-300:].strip())
+        with open(out) as f:
+            self.r["profile"] = json.load(f)
+
+    # 6. the ways into a container, at the same concurrency ---------------------------------
+    def docker_run(self, jobs, conc, bind):
+        """`docker run --rm` with the starter's settings, conc at once: jobs per second."""
+        args = ["docker", "run", "--rm", "--network", "none", "--memory", "512m",
+                "--memory-swap", "512m", "--cpus", "1", "--pids-limit", "256",
+                "--cap-drop", "ALL", "--security-opt", "no-new-privileges",
+                "--log-driver", "json-file", "--log-opt", "max-size=4m", "--log-opt",
+                "max-file=2", "--ulimit", "fsize=%d" % (64 << 20), "--ulimit", "nofile=1024",
+                "--label", "ct-bench=run"]
+        if bind:
+            args += ["--mount", "type=bind,source=%s,target=/tmp/exercise,readonly" % self.file]
+        args.append("ct-ok")
+        self.r["commands"].append(" ".join(args) + "   # x%d, %d at once" % (jobs, conc))
+        left, errors, lock = [jobs], [0], threading.Lock()
+
+        def worker():
+            while True:
+                with lock:
+                    if left[0] == 0:
+                        return
+                    left[0] -= 1
+                p = subprocess.run(args, capture_output=True, timeout=600)
+                if p.returncode != 0:
+                    with lock:
+                        errors[0] += 1
+        t0 = time.monotonic()
+        ts = [threading.Thread(target=worker) for _ in range(conc)]
+        for t in ts:
+            t.start()
+        for t in ts:
+            t.join()
+        secs = time.monotonic() - t0
+        if errors[0]:
+            raise RuntimeError("docker run failed %d times" % errors[0])
+        return jobs / secs
+
+    def modes(self):
+        """The pipeline in each EXERCISE_MODE beside the engine's own paths with the same
+        settings, in the same run: docker run --rm (file bind-mounted), the API baseline
+        (uploaded, and bind-mounted)."""
+        a = self.a
+        conc = 8
+        log("modes: MAX_RUNNING=%d, %d jobs x %d runs" % (conc, a.jobs, a.runs))
+        ways = ["docker_run_bind", "baseline_upload", "baseline_bind", "pipeline_upload",
+                "pipeline_bind"]
+        got = {w: [] for w in ways}
+        for run in range(a.runs):
+            for w in ways:  # round-robin: a busy machine weighs on every way alike
+                purge_queues()
+                remove_containers()
+                if w == "docker_run_bind":
+                    v = self.docker_run(a.jobs, conc, True)
+                elif w.startswith("baseline"):
+                    b = self.run([os.path.join(self.bin, "ct-bench-baseline"), "--jobs", str(a.jobs),
+                                  "--concurrency", str(conc), "--image", "ct-ok", "--file",
+                                  self.file] + (["--bind"] if w.endswith("bind") else []))
+                    v = b["jobs_per_s"]
+                else:
+                    env = {"MAX_RUNNING": conc}
+                    if w.endswith("bind"):
+                        env.update(EXERCISE_MODE="bind", EXERCISE_HOST_DIR=os.environ["CT_TMP"])
+                    pl = Pipeline(self, **env)
+                    try:
+                        v = self.load("pipeline", a.jobs, tag="m%s%d" % (w[-4:], run))["per_s"]
+                    finally:
+                        pl.stop()
+                got[w].append(v)
+                log("  run %d: %s %.2f jobs/s" % (run + 1, w, v))
+        self.r["modes"] = {"concurrency": conc, "jobs": a.jobs,
+                           **{w: summary(v) for w, v in got.items()}}
+
     # 4. scale -----------------------------------------------------------------------------
     def scale(self):
         a = self.a
@@ -679,6 +766,94 @@ def report(r, docs, made, cmdline):
         if "bench-memory.png" in made:
             w("![memory](bench-memory.png)")
             w("")
+    if "profile" in r:
+        pr = r["profile"]
+        w("## 5. Where the engine's time goes")
+        w("")
+        w("`bench/profile.py`: %d containers per way, one at a time, round-robin between the ways "
+          "(one round first, not counted), image `%s`, the starter's HostConfig (limits, CapDrop "
+          "ALL, no-new-privileges, json-file log). Per container: the wall time of each Engine "
+          "API call, and the engine's CPU over it: dockerd, its containerd, the shims, runc and "
+          "dockerd's re-execs, all in a %s of their own (the correction's own processes are in "
+          "the container's cgroup, not counted). Medians; the engine CPU's min–max in brackets. "
+          "Load average %.1f at start, %.1f at end: the wall times carry the machine's load, the "
+          "CPU figures much less." % (pr["n"], pr["image"], pr["cpu_source"],
+                                      pr.get("load_before", 0), pr.get("load_after", 0)))
+        w("")
+        w("| way | wall ms | engine CPU ms | create | upload | start | wait | logs | remove |")
+        w("|---|---|---|---|---|---|---|---|---|")
+        for way, x in pr["ways"].items():
+            if "error" in x:
+                w("| %s | failed: %s | | | | | | | |" % (way, x["error"][:150].replace("|", "/")))
+                continue
+            cells = []
+            for st in ("create", "upload", "start", "wait", "logs", "remove"):
+                y = x["steps"].get(st)
+                cells.append("%.0f / %.0f" % (y["wall_ms"], y["cpu_ms"]) if y else "–")
+            if "run" in x["steps"]:
+                cells = ["(one `docker run --rm`)"] + [""] * 5
+            w("| %s | %.0f | **%.0f** (%.0f–%.0f) | %s |" % (
+                way, x["wall_ms"], x["cpu_ms"], x["cpu_ms_range"][0], x["cpu_ms_range"][1],
+                " | ".join(cells)))
+        w("")
+        w("Step cells: wall ms / engine CPU ms. `upload`: create, PUT archive, start, wait, logs, "
+          "remove (the pipeline's default); `bind`: the file bind-mounted read-only at "
+          "/tmp/exercise, no upload (`EXERCISE_MODE=bind`); `cli`: `docker run --rm` with the same "
+          "settings and the file bind-mounted (its CPU includes the CLI's extra calls: attach, "
+          "inspect, the wait before start); `none`: `NetworkMode=none`; `internal`: a bridge "
+          "network created once with `Internal: true` and inter-container traffic off.")
+        w("")
+        ways = pr["ways"]
+
+        def cpu(k):
+            return ways.get(k, {}).get("cpu_ms")
+        if cpu("upload/none") and cpu("bind/none"):
+            w("- The upload costs the engine %.0f ms of CPU per container (%.0f%% of the whole): "
+              "`bind/none` %.0f ms against `upload/none` %.0f ms." % (
+                  cpu("upload/none") - cpu("bind/none"),
+                  100 * (cpu("upload/none") - cpu("bind/none")) / cpu("upload/none"),
+                  cpu("bind/none"), cpu("upload/none")))
+        if cpu("bind/none") and cpu("bind/internal"):
+            w("- An internal bridge network costs more than `none`, not less: %+.0f ms of engine "
+              "CPU per container (a veth pair, a bridge port and addresses at each start)." % (
+                  cpu("bind/internal") - cpu("bind/none")))
+        if cpu("cli/none") and cpu("bind/none"):
+            w("- `docker run --rm` with the same settings: %.0f ms, against %.0f ms for our calls "
+              "with the same mount." % (cpu("cli/none"), cpu("bind/none")))
+        w("")
+    if "modes" in r:
+        m = r["modes"]
+        w("## 6. The ways into a container, side by side")
+        w("")
+        w("%d jobs of `ct-ok` per run at %d at once (`MAX_RUNNING` for the pipeline), each way "
+          "in turn within a run: the engine's own paths with the starter's settings (no network, "
+          "the limits) and the pipeline in each `EXERCISE_MODE`. jobs/s." % (
+              m["jobs"], m["concurrency"]))
+        w("")
+        w("| way | jobs/s |")
+        w("|---|---|")
+        names = {"docker_run_bind": "`docker run --rm`, file bind-mounted",
+                 "baseline_upload": "API baseline, file uploaded",
+                 "baseline_bind": "API baseline, file bind-mounted",
+                 "pipeline_upload": "pipeline, `EXERCISE_MODE=upload` (default)",
+                 "pipeline_bind": "pipeline, `EXERCISE_MODE=bind`"}
+        for k, label in names.items():
+            if k in m:
+                w("| %s | %s |" % (label, fmt(m[k], 2)))
+        w("")
+        if all(k in m for k in names):
+            best_bind = max(m["docker_run_bind"]["median"], m["baseline_bind"]["median"])
+            rb = m["pipeline_bind"]["median"] / best_bind
+            ru = m["pipeline_upload"]["median"] / m["baseline_upload"]["median"]
+            gain = m["pipeline_bind"]["median"] / m["pipeline_upload"]["median"]
+            w("Pipeline in bind mode / the fastest engine path with a mount: %.0f%%; pipeline "
+              "uploading / the API baseline uploading: %.0f%%; bind mode / upload mode: %.2f×." % (
+                  100 * rb, 100 * ru, gain))
+            w("")
+            targets.append(("pipeline (bind) ≥ 95% of the fastest engine path, same settings",
+                            "%.0f%%" % (100 * rb), rb >= 0.95))
+            targets.append(("pipeline (upload) ≥ 95% of the API baseline uploading",
+                            "%.0f%%" % (100 * ru), ru >= 0.95))
     for part, err in r.get("errors", {}).items():
         w("**%s did not complete:** %s" % (part, err))
         w("")
@@ -701,7 +876,8 @@ def report(r, docs, made, cmdline):
     w("    %s" % cmdline)
     w("")
     w("Options: `--quick` (a smoke pass, a minute or two), `--runs N`, `--jobs N` (throughput jobs "
-      "per run; the issue's 500 with `--jobs 500`), `--only throughput,latency,notifier,scale`.")
+      "per run; the issue's 500 with `--jobs 500`), "
+      "`--only throughput,latency,notifier,scale,profile,modes`.")
     w("")
     w("What it ran, in order (daemons started by bench/bench.py with the settings named above):")
     w("")
@@ -727,16 +903,34 @@ def main():
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--runs", type=int)
     ap.add_argument("--jobs", type=int)
-    ap.add_argument("--only", default="throughput,latency,notifier,scale")
+    ap.add_argument("--only", default="throughput,latency,notifier,scale,profile,modes")
     ap.add_argument("--load-timeout", default="600")
     ap.add_argument("--cmdline", default="sudo bench/run.sh")
     ap.add_argument("--report-only", action="store_true",
                     help="rewrite docs/BENCHMARKS.md and the plots from docs/bench-results.json")
+    ap.add_argument("--merge", metavar="JSON",
+                    help="with --report-only: first put this file's parts (the results of a run "
+                    "with --only, in --docs of a scratch folder) into docs/bench-results.json")
     a = ap.parse_args()
     if a.report_only:
         with open(os.path.join(a.docs, "bench-results.json")) as f:
             r = json.load(f)
-        report(r, a.docs, plots(r, a.docs), r["config"].get("cmdline", a.cmdline))
+        if a.merge:
+            with open(a.merge) as f:
+                part = json.load(f)
+            for k in ("throughput", "latency", "notifier", "scale", "profile", "modes"):
+                if k in part:
+                    r[k] = part[k]
+                    r.setdefault("partial_runs", []).append(
+                        {"part": k, "finished": part.get("finished"),
+                         "loadavg": [part.get("facts", {}).get("loadavg_start"),
+                                     part.get("facts", {}).get("loadavg_end")]})
+            with open(os.path.join(a.docs, "bench-results.json"), "w") as f:
+                json.dump(r, f, indent=1)
+        # without matplotlib, the plots already in docs/ stay (they are of the same figures)
+        made = plots(r, a.docs) or [p for p in ("bench-throughput.png", "bench-memory.png")
+                                    if os.path.exists(os.path.join(a.docs, p))]
+        report(r, a.docs, made, r["config"].get("cmdline", a.cmdline))
         return
     q = a.quick
     a.runs = a.runs or (1 if q else 3)

@@ -8,7 +8,8 @@
 #     python3-matplotlib for the plots)
 #  2. builds build-bench/ (Release): the daemons, ct-bench-baseline and ct-bench-load
 #  3. starts private servers in a temporary folder (tests/servers.sh start, test images)
-#  4. runs bench/bench.py: throughput, latency, notifier, scale (see docs/BENCHMARKS.md)
+#  4. runs bench/bench.py: throughput, latency, notifier, scale, profile (where the engine's time
+#     goes, bench/profile.py), modes (the pipeline in each EXERCISE_MODE beside docker run)
 #  5. writes docs/BENCHMARKS.md, docs/bench-*.png, docs/bench-results.json
 #  6. stops the servers it started, whatever happened
 #
@@ -16,7 +17,7 @@
 #   --quick       a smoke pass (1 run, small counts), about a minute
 #   --runs N      runs per figure (default 3)
 #   --jobs N      throughput jobs per run (default 100; the figure is 500)
-#   --only LIST   some of throughput,latency,notifier,scale (comma-separated)
+#   --only LIST   some of throughput,latency,notifier,scale,profile,modes (comma-separated)
 #   --no-install  do not check or install packages
 #   -h, --help
 set -euo pipefail
