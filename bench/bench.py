@@ -416,6 +416,7 @@ class Bench:
         ways = ["docker_run_bind", "baseline_upload", "baseline_bind", "pipeline_upload",
                 "pipeline_bind"]
         got = {w: [] for w in ways}
+        load0 = open("/proc/loadavg").read().split()[:3]
         for run in range(a.runs):
             for w in ways:  # round-robin: a busy machine weighs on every way alike
                 purge_queues()
@@ -438,7 +439,8 @@ class Bench:
                         pl.stop()
                 got[w].append(v)
                 log("  run %d: %s %.2f jobs/s" % (run + 1, w, v))
-        self.r["modes"] = {"concurrency": conc, "jobs": a.jobs,
+        self.r["modes"] = {"concurrency": conc, "jobs": a.jobs, "loadavg": [
+                               load0, open("/proc/loadavg").read().split()[:3]],
                            **{w: summary(v) for w, v in got.items()}}
 
     # 4. scale -----------------------------------------------------------------------------
@@ -827,8 +829,10 @@ def report(r, docs, made, cmdline):
         w("")
         w("%d jobs of `ct-ok` per run at %d at once (`MAX_RUNNING` for the pipeline), each way "
           "in turn within a run: the engine's own paths with the starter's settings (no network, "
-          "the limits) and the pipeline in each `EXERCISE_MODE`. jobs/s." % (
-              m["jobs"], m["concurrency"]))
+          "the limits) and the pipeline in each `EXERCISE_MODE`. jobs/s.%s" % (
+              m["jobs"], m["concurrency"],
+              " Load average (1, 5, 15 min) at start / end: %s / %s." % (
+                  " ".join(m["loadavg"][0]), " ".join(m["loadavg"][1])) if "loadavg" in m else ""))
         w("")
         w("| way | jobs/s |")
         w("|---|---|")
