@@ -908,6 +908,29 @@ static int job_bind_file(struct job *job, const char **ret_why)
     return 0;
 }
 
+/* EXERCISE_MODE=bind, just before the start (when the engine mounts the file): its path still
+ * reaches, with no link, the file checked when the job was taken. Between the two come the
+ * create and any retries of it, up to JOB_RETRY_BUDGET: a folder on the path swapped for a
+ * link meanwhile would make the engine mount whatever the link leads to. True when it does
+ * (or nothing is mounted); else the job's fault ("file not allowed"), and false. */
+static bool bind_still_checked(struct job *job)
+{
+    const char *rel;
+    struct stat st;
+    if (!job->bind_source)
+        return true;
+    int r = exercise_stat_plain(job->p.file, job->s->cfg.exercise_dir, &rel, &st);
+    if (r == 0 && S_ISREG(st.st_mode) && (uint64_t)st.st_dev == job->file_id.dev &&
+        (uint64_t)st.st_ino == job->file_id.ino)
+        return true;
+    job_fault(job, EXERCISE_REASON_NOT_ALLOWED,
+              "%.300s changed since it was checked (%s), it is not mounted", job->p.file,
+              r == -ELOOP ? "a link on its path now"
+              : r < 0     ? strerror(-r)
+                          : "another file");
+    return false;
+}
+
 /* Reads the submission into the archive to upload (or, EXERCISE_MODE=bind, finds the file to
  * mount): 0; -ENOMEM (ours: retry); another negative errno with err set (the job's fault;
  * -ENOENT when the file does not exist). */
@@ -1758,10 +1781,13 @@ static void job_run(struct job *job)
                                     job->tar, job->tar_len, on_uploaded, job);
         break;
     case STEP_START:
-        if (job->start_unknown)
+        if (job->start_unknown) {
             r = docker_container_inspect(s->docker, job->container_id, on_start_looked, job);
-        else
+        } else {
+            if (!bind_still_checked(job))
+                return;
             r = docker_container_start(s->docker, job->container_id, on_started, job);
+        }
         break;
     case STEP_DISCARD:
         r = docker_container_remove(s->docker, job->container_id, true, on_discarded, job);

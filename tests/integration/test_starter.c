@@ -2057,6 +2057,58 @@ static void test_bind_mode_confined(void **state)
     free(secret);
 }
 
+/* EXERCISE_MODE=bind: the engine mounts the file at start, by its path. A folder on the path
+ * swapped for a link leading out after the job was taken (here while the create is retried)
+ * must not make it mount the outside file: the path is checked again just before the start,
+ * and the job is "file not allowed". */
+static void test_bind_mode_swapped_before_start(void **state)
+{
+    (void)state;
+    struct ct_daemon run;
+    struct proxy px;
+    const char *tmp = ct_env("CT_TMP");
+    char *outside = outside_path("s12-outside");
+    char dir[PATH_MAX + 32], real[PATH_MAX + 32], file[PATH_MAX + 64], secret[PATH_MAX + 64];
+    snprintf(dir, sizeof(dir), "%s/s12-race", tmp);
+    snprintf(real, sizeof(real), "%s/s12-race-real", tmp);
+    snprintf(file, sizeof(file), "%s/sub.txt", dir);
+    snprintf(secret, sizeof(secret), "%s/sub.txt", outside);
+    assert_true(mkdir(outside, 0755) == 0 || errno == EEXIST);
+    write_file(secret, "OUTSIDE SECRET");
+    assert_int_equal(chmod(secret, 0644), 0);
+    unlink(dir);
+    assert_true(mkdir(dir, 0755) == 0 || errno == EEXIST);
+    write_file(file, "inside");
+    assert_int_equal(chmod(file, 0644), 0);
+    proxy_start(&px, "bindrace",
+                "{\"rules\": [{\"id\": \"create\", \"method\": \"POST\", "
+                "\"path\": \"^/containers/create$\", \"body\": \"ct-echo\", \"times\": 1, "
+                "\"status\": 500, \"message\": \"busy\"}]}");
+    char host[PATH_MAX + 32];
+    snprintf(host, sizeof(host), "EXERCISE_HOST_DIR=%s", tmp);
+    start_starter(&run, "bindrace",
+                  (const char *[]){px.env, "EXERCISE_MODE=bind", host, "RETRY_MIN=1500ms", NULL});
+    publish_job("w-bind-race", "ct-echo:latest", file, "http://h/cb", NULL, NULL);
+    proxy_wait(&px, "create", 1);
+    /* the job holds its checked path; the folder becomes a link to the outside one */
+    assert_int_equal(rename(dir, real), 0);
+    assert_int_equal(symlink(outside, dir), 0);
+    json_t *j = get_json("finished_corrections");
+    expect_error(j, "file not allowed - ");
+    json_decref(j);
+    assert_null(ct_amqp_get("running_corrections", 0));
+    assert_int_equal(stop_starter(&run), 0);
+    proxy_stop(&px);
+    unlink(dir);
+    unlink(secret);
+    rmdir(outside);
+    char realfile[PATH_MAX + 64];
+    snprintf(realfile, sizeof(realfile), "%s/sub.txt", real);
+    unlink(realfile);
+    rmdir(real);
+    free(outside);
+}
+
 /* Settings of bind mode refused at start: with DELETE_EXERCISE_FILE (the correction reads the
  * file until its container is gone), an unknown mode, a relative EXERCISE_HOST_DIR. */
 static void test_bind_mode_config(void **state)
@@ -2212,6 +2264,8 @@ int main(void)
                                         ct_reset_pipeline_fixture),
         cmocka_unit_test_setup_teardown(test_bind_mode_confined, ct_reset_pipeline_fixture,
                                         ct_reset_pipeline_fixture),
+        cmocka_unit_test_setup_teardown(test_bind_mode_swapped_before_start,
+                                        ct_reset_pipeline_fixture, ct_reset_pipeline_fixture),
         cmocka_unit_test_setup_teardown(test_bind_mode_config, ct_reset_pipeline_fixture,
                                         ct_reset_pipeline_fixture),
         cmocka_unit_test_setup_teardown(test_config_errors, ct_reset_pipeline_fixture,
