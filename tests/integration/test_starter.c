@@ -2073,10 +2073,14 @@ static void test_bind_mode_swapped_before_start(void **state)
     snprintf(real, sizeof(real), "%s/s12-race-real", tmp);
     snprintf(file, sizeof(file), "%s/sub.txt", dir);
     snprintf(secret, sizeof(secret), "%s/sub.txt", outside);
+    char realfile[PATH_MAX + 64];
+    snprintf(realfile, sizeof(realfile), "%s/sub.txt", real);
+    unlink(realfile); /* what an interrupted run may have left */
+    rmdir(real);
+    unlink(dir);
     assert_true(mkdir(outside, 0755) == 0 || errno == EEXIST);
     write_file(secret, "OUTSIDE SECRET");
     assert_int_equal(chmod(secret, 0644), 0);
-    unlink(dir);
     assert_true(mkdir(dir, 0755) == 0 || errno == EEXIST);
     write_file(file, "inside");
     assert_int_equal(chmod(file, 0644), 0);
@@ -2102,8 +2106,6 @@ static void test_bind_mode_swapped_before_start(void **state)
     unlink(dir);
     unlink(secret);
     rmdir(outside);
-    char realfile[PATH_MAX + 64];
-    snprintf(realfile, sizeof(realfile), "%s/sub.txt", real);
     unlink(realfile);
     rmdir(real);
     free(outside);
