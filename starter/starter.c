@@ -871,9 +871,8 @@ static void name_recreate(struct job *job)
 /* EXERCISE_MODE=bind: the file to mount, when it may be: a regular file no larger than
  * MAX_EXERCISE_BYTES, readable by any user (the correction may run as any user; an upload
  * makes it 0644), reached beneath EXERCISE_DIR with no link on the way (the engine follows
- * links when it mounts: a path free of them now is the file we checked, unless whoever writes
- * the upload folder swaps a folder on it for a link before the start, when the engine mounts
- * it; the upload, read from the descriptor resolved, has no such window). 0 and
+ * links when it mounts: a path free of them now is the file we checked; bind_still_checked
+ * checks it again just before the start, when the engine mounts it). 0 and
  * job->bind_source; -ENOMEM; or 1 and *ret_why: upload it instead (the upload's reading then
  * decides about a missing, unreadable or out-of-bounds file, exactly as without bind). */
 static int job_bind_file(struct job *job, const char **ret_why)
