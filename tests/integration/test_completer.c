@@ -102,8 +102,11 @@ static void start_completer(struct run *run, const char *name, const char *const
 
 static void start_starter(struct run *run, const char *name, const char *const *extra)
 {
-    static const char *const base[] = {"LOG_LEVEL=debug", "RABBITMQ_HEARTBEAT=2", "RETRY_MAX=2s",
-                                       "RECONCILE_INTERVAL=1s", NULL};
+    /* the submissions these tests write are in CT_TMP (the starter requires EXERCISE_DIR) */
+    static char exercise_dir[600];
+    snprintf(exercise_dir, sizeof(exercise_dir), "EXERCISE_DIR=%s", ct_env("CT_TMP"));
+    const char *const base[] = {"LOG_LEVEL=debug",       "RABBITMQ_HEARTBEAT=2", "RETRY_MAX=2s",
+                                "RECONCILE_INTERVAL=1s", exercise_dir,           NULL};
     char full[128];
     snprintf(full, sizeof(full), "starter-%s", name);
     spawn(run, STARTER, full, base, extra);
