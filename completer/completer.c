@@ -815,15 +815,21 @@ static void back_to_waiting(struct job *job)
     job_inspect(job);
 }
 
+/* The container is gone before its output could be read: "container missing", published. */
+static void finish_missing(struct job *job, const char *detail)
+{
+    job->missing = detail;
+    build_result(job);
+    finish_goto(job, F_PUBLISH);
+}
+
 static void on_finish_inspect(const struct docker_result *res, void *ud)
 {
     struct job *job = ud;
     if (!reply_ok(job, res))
         return;
     if (res->status == 404) {
-        job->missing = "the container was removed before its output could be read";
-        build_result(job);
-        finish_goto(job, F_PUBLISH);
+        finish_missing(job, "the container was removed before its output could be read");
         return;
     }
     if (res->status != 200 || !json_is_object(res->json)) {
@@ -863,9 +869,7 @@ static void on_stdout(const struct docker_result *res, void *ud)
         return;
     }
     if (res->status == 404) {
-        job->missing = "the container was removed before its output was read";
-        build_result(job);
-        finish_goto(job, F_PUBLISH);
+        finish_missing(job, "the container was removed before its output was read");
         return;
     }
     if (res->status != 200) {
@@ -948,9 +952,7 @@ static void on_rerun_started(const struct docker_result *res, void *ud)
     if (!reply_ok(job, res))
         return;
     if (res->status == 404) {
-        job->missing = "the container was removed before its output could be read";
-        build_result(job);
-        finish_goto(job, F_PUBLISH);
+        finish_missing(job, "the container was removed before its output could be read");
         return;
     }
     job->rerun_tried = true;

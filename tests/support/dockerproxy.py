@@ -130,13 +130,18 @@ def wait_gone(conn):
                 return
 
 
-def forward(conn, upstream, method, target, version, headers, body):
+def forward(conn, upstream, method, target, version, headers, body, drop=False):
+    """Forwards the request; drop: read the engine's whole answer, send the client none."""
     up = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     up.connect(upstream)
     try:
         head = "\r\n".join(["%s %s %s" % (method, target, version)] + headers +
                            ["Connection: close", "", ""])
         up.sendall(head.encode("latin-1") + body)
+        if drop:
+            while up.recv(65536):
+                pass
+            return
         socks = [up, conn]
         while True:
             r, _, _ = select.select(socks, [], [])
@@ -149,19 +154,6 @@ def forward(conn, upstream, method, target, version, headers, body):
                 data = conn.recv(65536)
                 if not data:
                     return  # the client went away: drop the answer
-    finally:
-        up.close()
-
-
-def forward_and_drop(upstream, method, target, version, headers, body):
-    up = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    up.connect(upstream)
-    try:
-        head = "\r\n".join(["%s %s %s" % (method, target, version)] + headers +
-                           ["Connection: close", "", ""])
-        up.sendall(head.encode("latin-1") + body)
-        while up.recv(65536):
-            pass
     finally:
         up.close()
 
@@ -185,7 +177,7 @@ def handle(conn, args):
             answer(conn, int(rule["status"]), rule.get("message", "injected"))
             return
         if rule and rule.get("drop_answer"):
-            forward_and_drop(args.upstream, method, target, version, headers, body)
+            forward(conn, args.upstream, method, target, version, headers, body, drop=True)
             return
         if rule and rule.get("delay_ms"):
             time.sleep(rule["delay_ms"] / 1000.0)
