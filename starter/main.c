@@ -17,6 +17,9 @@
 
 static const struct config_doc docs[] = {
     {"MAX_RUNNING", "8", "correction containers running at once on the Docker host"},
+    {"MAX_STARTING", "2",
+     "containers being set up (created, filled, started) at once; the other jobs wait their "
+     "turn, in order"},
     {"CORRECTION_NETWORK", "none", "network of correction containers"},
     {"CORRECTION_MEMORY", "512m", "memory limit of a correction container (no extra swap)"},
     {"CORRECTION_CPUS", "1", "CPUs of a correction container"},
@@ -301,6 +304,7 @@ static int load_config(struct starter_config *c, struct owned *o, struct config_
     c->running_queue = common.running_queue;
     const char *exercise_dir;
     if (config_uint("MAX_RUNNING", 8, 1, 10000, &c->max_running, e) < 0 ||
+        config_uint("MAX_STARTING", 2, 1, 10000, &c->max_starting, e) < 0 ||
         config_str("CORRECTION_NETWORK", "none", &c->network, e) < 0 ||
         config_bytes("CORRECTION_MEMORY", 512ULL * 1024 * 1024, 6 * 1024 * 1024, 1024 * GiB,
                      &c->memory_bytes, e) < 0 ||
@@ -395,17 +399,19 @@ int main(int argc, char **argv)
         config_clear(&owned);
         return 1;
     }
-    char running[32], registries[32], patterns[32];
+    char running[32], starting[32], registries[32], patterns[32];
     snprintf(running, sizeof(running), "%llu", (unsigned long long)cfg.max_running);
+    snprintf(starting, sizeof(starting), "%llu", (unsigned long long)cfg.max_starting);
     snprintf(registries, sizeof(registries), "%zu", registry_creds_count(owned.creds));
     snprintf(patterns, sizeof(patterns), "%zu", registry_allowlist_count(owned.allow));
-    log_kv(LOG_INFO, "starter running", "version", CT_VERSION, "max_running", running, "network",
-           cfg.network, "dont_start", cfg.dont_start ? "true" : "false", "pull",
-           cfg.pull ? "true" : "false", "registries_with_credentials", registries,
-           "allowed_image_patterns", owned.allow ? patterns : NULL, "exercise_dir",
-           cfg.exercise_dir, "read_only", cfg.read_only ? "true" : "false", "user", cfg.user,
-           "runtime", cfg.runtime, "exercise_mode", cfg.exercise_bind ? "bind" : "upload",
-           "exercise_host_dir", cfg.exercise_host_dir, NULL);
+    log_kv(LOG_INFO, "starter running", "version", CT_VERSION, "max_running", running,
+           "max_starting", starting, "network", cfg.network, "dont_start",
+           cfg.dont_start ? "true" : "false", "pull", cfg.pull ? "true" : "false",
+           "registries_with_credentials", registries, "allowed_image_patterns",
+           owned.allow ? patterns : NULL, "exercise_dir", cfg.exercise_dir, "read_only",
+           cfg.read_only ? "true" : "false", "user", cfg.user, "runtime", cfg.runtime,
+           "exercise_mode", cfg.exercise_bind ? "bind" : "upload", "exercise_host_dir",
+           cfg.exercise_host_dir, NULL);
     if (!cfg.exercise_dir)
         log_kv(LOG_WARN,
                "ALLOW_ANY_EXERCISE_PATH=true: a job may name any file the starter can read", NULL);

@@ -95,7 +95,13 @@
  * refreshed on container start/die events and periodically; waiting jobs stay in the queue. A
  * job waiting to retry, or for a pull, holds no slot; when it resumes it takes one, or waits
  * in line (s->ready, first come first served, ahead of new deliveries) until one is free. The
- * prefetch is twice MAX_RUNNING, so as many jobs again may wait without holding a slot. */
+ * prefetch is twice MAX_RUNNING, so as many jobs again may wait without holding a slot.
+ *
+ * Setup turns: of the jobs holding a slot, at most MAX_STARTING make the engine's setup calls
+ * (lookup, create, inspect, upload, start) at once; the others wait their turn in order
+ * (s->setup_wait, at most MAX_RUNNING long). The engine shares its time among the calls in
+ * flight: a burst set up all at once starts no container before it starts them all, so the
+ * first correction of the burst would wait for the last one's start. */
 #include "starter.h"
 
 #include <errno.h>
@@ -155,6 +161,7 @@ struct job {
     starter *s;
     struct job *prev, *next; /* s->jobs */
     struct job *ready_next;  /* s->ready: waiting for a MAX_RUNNING slot */
+    struct job *setup_next;  /* s->setup_wait: waiting for a MAX_STARTING turn */
     uint64_t gen, tag;
     bool redelivered;
     char *body;
@@ -188,6 +195,8 @@ struct job {
     bool abandoned;        /* the message went back to the queue: stop at the next step */
     bool released;         /* out of s->jobs; freed once no callback can come */
     bool counted;          /* counted in s->starting */
+    bool in_setup;         /* holds one of the MAX_STARTING turns (s->setting_up) */
+    bool setup_waiting;    /* in s->setup_wait */
     bool pulled;           /* its image was pulled: a create answered 404 again is final */
     bool touched;          /* a container may exist, or a result was published: not "untouched" */
     bool start_unknown;    /* a start of this container failed without a clear answer: it may
@@ -213,8 +222,12 @@ struct starter {
     amqp_link *link;
     docker *docker;
     docker_events *events;
-    uv_timer_t reconcile_timer, events_timer, shutdown_timer;
+    uv_timer_t reconcile_timer, events_timer, shutdown_timer, setup_timer;
     struct job *jobs;
+    /* MAX_STARTING: jobs in the engine's setup calls (lookup to start) at once; the other
+     * counted jobs wait their turn here, in order. */
+    unsigned setting_up;
+    struct job *setup_wait, *setup_wait_tail;
     struct job *ready, *ready_tail; /* jobs that may resume once a slot is free, in order */
     bool admitting;
     unsigned starting; /* jobs between delivery and their container's start */
@@ -434,11 +447,91 @@ static void job_count(struct job *job)
     }
 }
 
+static void on_setup_timer(uv_timer_t *t);
+
+/* The job leaves the setup calls (started, failed, waiting to retry, gone): its turn goes to
+ * the next in line, from the loop (not from inside the caller's callback). */
+static void setup_leave(struct job *job)
+{
+    starter *s = job->s;
+    if (job->in_setup) {
+        job->in_setup = false;
+        s->setting_up--;
+        if (s->setup_wait && !s->finished)
+            uv_timer_start(&s->setup_timer, on_setup_timer, 0, 0);
+    }
+    if (job->setup_waiting) {
+        struct job *prev = NULL;
+        for (struct job *j = s->setup_wait; j; prev = j, j = j->setup_next) {
+            if (j != job)
+                continue;
+            if (prev)
+                prev->setup_next = j->setup_next;
+            else
+                s->setup_wait = j->setup_next;
+            if (s->setup_wait_tail == j)
+                s->setup_wait_tail = prev;
+            break;
+        }
+        job->setup_waiting = false;
+        job->setup_next = NULL;
+    }
+}
+
 static void job_uncount(struct job *job)
 {
+    setup_leave(job);
     if (job->counted) {
         job->counted = false;
         job->s->starting--;
+    }
+}
+
+/* The engine's setup calls of a container (finding, creating, filling and starting it): a
+ * burst of jobs all set up at once makes the engine finish none of them before all, so the
+ * first correction of a burst would wait for the last one's start. */
+static bool step_is_setup(enum step step)
+{
+    return step >= STEP_LOOKUP && step <= STEP_DISCARD && step != STEP_PULL;
+}
+
+/* True when the job may make its setup call now; else it waits in line (s->setup_wait) and
+ * on_setup_timer runs it when a turn is free. */
+static bool setup_turn(struct job *job)
+{
+    starter *s = job->s;
+    if (job->in_setup || !step_is_setup(job->step))
+        return true;
+    if (!job->setup_waiting && s->setting_up < s->cfg.max_starting) {
+        job->in_setup = true;
+        s->setting_up++;
+        return true;
+    }
+    if (!job->setup_waiting) {
+        job->setup_waiting = true;
+        job->setup_next = NULL;
+        if (s->setup_wait_tail)
+            s->setup_wait_tail->setup_next = job;
+        else
+            s->setup_wait = job;
+        s->setup_wait_tail = job;
+    }
+    return false;
+}
+
+static void on_setup_timer(uv_timer_t *t)
+{
+    starter *s = t->data;
+    while (s->setup_wait && s->setting_up < s->cfg.max_starting && !s->finished) {
+        struct job *job = s->setup_wait;
+        s->setup_wait = job->setup_next;
+        if (!s->setup_wait)
+            s->setup_wait_tail = NULL;
+        job->setup_waiting = false;
+        job->setup_next = NULL;
+        job->in_setup = true;
+        s->setting_up++;
+        job_run(job);
     }
 }
 
@@ -1755,6 +1848,8 @@ static void job_run(struct job *job)
 {
     starter *s = job->s;
     int r = 0;
+    if (!setup_turn(job))
+        return;
     switch (job->step) {
     case STEP_BEGIN:
         step_begin(job);
@@ -1929,7 +2024,9 @@ starter *starter_new(uv_loop_t *loop, const struct starter_config *cfg, char *er
     uv_timer_init(loop, &s->reconcile_timer);
     uv_timer_init(loop, &s->events_timer);
     uv_timer_init(loop, &s->shutdown_timer);
+    uv_timer_init(loop, &s->setup_timer);
     s->reconcile_timer.data = s->events_timer.data = s->shutdown_timer.data = s;
+    s->setup_timer.data = s;
     srand((unsigned)time(NULL) ^ (unsigned)getpid());
     return s;
 }
@@ -1967,6 +2064,7 @@ static void finish(starter *s)
     uv_timer_stop(&s->shutdown_timer);
     uv_timer_stop(&s->reconcile_timer);
     uv_timer_stop(&s->events_timer);
+    uv_timer_stop(&s->setup_timer);
     if (s->events) {
         docker_events_stop(s->events);
         s->events = NULL;
@@ -1992,6 +2090,7 @@ static void finish(starter *s)
     uv_close((uv_handle_t *)&s->reconcile_timer, NULL);
     uv_close((uv_handle_t *)&s->events_timer, NULL);
     uv_close((uv_handle_t *)&s->shutdown_timer, NULL);
+    uv_close((uv_handle_t *)&s->setup_timer, NULL);
     log_kv(LOG_INFO, "starter stopped", NULL);
     if (s->done)
         s->done(s->done_ud);
@@ -2038,10 +2137,10 @@ void starter_shutdown(starter *s, void (*done)(void *), void *ud)
     log_kv(LOG_INFO, "shutting down: no new jobs, finishing the ones in hand", NULL);
     amqp_link_pause(s->link, QUEUE_PENDING);
     s->consuming = false;
-    /* Jobs waiting for a retry, a slot or a pull go back to the queue now. */
+    /* Jobs waiting for a retry, a slot, a setup turn or a pull go back to the queue now. */
     for (struct job *j = s->jobs, *next; j; j = next) {
         next = j->next;
-        if ((j->waiting || j->ready || j->pull) && !j->abandoned) {
+        if ((j->waiting || j->ready || j->pull || j->setup_waiting) && !j->abandoned) {
             amqp_link_nack(s->link, j->gen, j->tag, true);
             job_abandon(j);
         }

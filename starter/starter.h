@@ -15,6 +15,7 @@ struct starter_config {
     const char *running_queue; /* RUNNING_QUEUE: one per Docker host when there are several */
     struct docker_config docker;
     uint64_t max_running;
+    uint64_t max_starting; /* MAX_STARTING: jobs in the engine's setup calls at once */
     const char *network;
     uint64_t memory_bytes;
     uint64_t nanocpus;

@@ -2223,6 +2223,66 @@ static void test_config_errors(void **state)
     }
 }
 
+/* The most setup calls the proxy saw in flight: over its log, in order, creates less the
+ * starts that followed them (a job's start answers after its create). */
+static int setup_depth(const struct proxy *p, int *creates)
+{
+    size_t len;
+    char *log = ct_read_file(p->log, &len);
+    assert_non_null(log);
+    int depth = 0, most = 0;
+    *creates = 0;
+    for (char *line = strtok(log, "\n"); line; line = strtok(NULL, "\n")) {
+        if (!strstr(line, "\"POST\""))
+            continue;
+        if (strstr(line, "\"/containers/create")) {
+            (*creates)++;
+            if (++depth > most)
+                most = depth;
+        } else if (strstr(line, "/start\"")) {
+            depth--;
+        }
+    }
+    free(log);
+    return most;
+}
+
+/* Run n jobs at once through a starter with MAX_STARTING=max_starting (MAX_RUNNING 4), each
+ * create held up by the proxy for a second; returns setup_depth. */
+static int burst_depth(const char *name, const char *max_starting, int n)
+{
+    struct ct_daemon run;
+    struct proxy px;
+    char *file = exercise("burst.txt", "abc");
+    proxy_start(&px, name,
+                "{\"rules\": [{\"id\": \"create\", \"method\": \"POST\", "
+                "\"path\": \"^/containers/create\", \"delay_ms\": 1000}]}");
+    for (int i = 0; i < n; i++) {
+        char wid[64];
+        snprintf(wid, sizeof(wid), "w-%s-%d", name, i);
+        publish_job(wid, "ct-ok:latest", file, "http://h/cb", NULL, NULL);
+    }
+    start_starter(&run, name, (const char *[]){px.env, "MAX_RUNNING=4", max_starting, NULL});
+    for (int i = 0; i < n; i++)
+        json_decref(get_json("running_corrections"));
+    assert_int_equal(stop_starter(&run), 0);
+    int creates;
+    int depth = setup_depth(&px, &creates);
+    assert_int_equal(creates, n);
+    proxy_stop(&px);
+    free(file);
+    return depth;
+}
+
+/* MAX_STARTING: a burst is set up a few containers at a time, in order, so the first job's
+ * container starts without waiting for the whole burst's; with more turns, all at once. */
+static void test_max_starting(void **state)
+{
+    (void)state;
+    assert_int_equal(burst_depth("starting-one", "MAX_STARTING=1", 3), 1);
+    assert_int_equal(burst_depth("starting-three", "MAX_STARTING=3", 3), 3);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -2305,6 +2365,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_running_message_bounds, ct_reset_pipeline_fixture,
                                         ct_reset_pipeline_fixture),
         cmocka_unit_test_setup_teardown(test_oversized_pending_parked, ct_reset_pipeline_fixture,
+                                        ct_reset_pipeline_fixture),
+        cmocka_unit_test_setup_teardown(test_max_starting, ct_reset_pipeline_fixture,
                                         ct_reset_pipeline_fixture),
     };
     /* CT_TEST_FILTER=test_name (wildcards allowed): only those, while working on them */
