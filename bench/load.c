@@ -14,16 +14,22 @@
  *   publish   N pending jobs (as pipeline) and exits once the broker confirmed them all.
  *   broker    N results to a private queue, then consumes and acks them (no HTTP): the
  *             broker alone, with the same messages and --prefetch as the notifier.
+ *   sink      no broker: serves the callback URL (printed on stderr as "listening URL") and
+ *             waits for N callbacks; the time counts from SIGUSR1 (the start signal, sent by
+ *             whoever submits the jobs, e.g. bench/original/submit.cjs), or from the first
+ *             callback without one.
  *
  * Options: --image IMG, --file PATH (pipeline/publish), --prefetch P (broker, default 50),
  * --timeout S (default 600), --tag T (work_id prefix, default "b").
  * RabbitMQ from RABBITMQ_HOST/RABBITMQ_PORT (guest/guest).
  *
  * Output: one JSON object on stdout with "seconds" (first publish, or "loaded" for finished,
- * or first consume for broker, to the last callback), "per_s", "publish_seconds",
- * "callbacks", "requests" (every HTTP request the sink answered) and, with --serial,
- * "latency_ms". Exit 1 when not everything arrived in time. */
+ * or first consume for broker, or SIGUSR1 for sink, to the last callback), "per_s",
+ * "publish_seconds", "callbacks", "requests" (every HTTP request the sink answered),
+ * "first_after_s" (the same start to the first callback) and, with --serial, "latency_ms". Exit 1
+ * when not everything arrived in time. */
 #include <errno.h>
+#include <signal.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -36,7 +42,7 @@
 
 #define WINDOW 200 /* publishes awaiting confirm */
 
-enum mode { M_PIPELINE, M_FINISHED, M_GONE, M_PUBLISH, M_BROKER };
+enum mode { M_PIPELINE, M_FINISHED, M_GONE, M_PUBLISH, M_BROKER, M_SINK };
 
 static struct {
     uv_loop_t *loop;
@@ -56,6 +62,7 @@ static struct {
     bool up, loaded, done, failed;
     uv_tcp_t server;
     uv_timer_t timeout;
+    uv_signal_t start_signal;
 } B;
 
 static double now_s(void)
@@ -123,8 +130,11 @@ static void on_callback(int idx)
     if (idx < 0 || B.seen[idx])
         return;
     B.seen[idx] = true;
-    if (!B.callbacks++)
+    if (!B.callbacks++) {
         B.t_first_cb = t;
+        if (B.mode == M_SINK && B.t_start == 0)
+            B.t_start = t; /* no start signal: count from the first callback */
+    }
     if (B.serial) {
         B.lat[B.n_lat++] = (t - B.t_pub[idx]) * 1000.0;
         publish_next();
@@ -228,6 +238,8 @@ static char *job_body(int i)
                      "\"grade\":10,\"comments\":[\"well done\"]},\"callback\":\"%s\"}",
                      B.tag, i, B.callback);
         break;
+    case M_SINK:
+        break;
     case M_GONE: {
         /* a container id that no engine has: 64 hex digits from the index */
         r = asprintf(&s, "{\"work_id\":\"%s-%d\",\"container_id\":\"%056x%08x\",\"callback\":\"%s\"}",
@@ -325,7 +337,8 @@ static void closer(uv_handle_t *h, void *arg)
     (void)arg;
     if (uv_is_closing(h))
         return;
-    if (h == (uv_handle_t *)&B.server || h == (uv_handle_t *)&B.timeout)
+    if (h == (uv_handle_t *)&B.server || h == (uv_handle_t *)&B.timeout ||
+        h == (uv_handle_t *)&B.start_signal)
         uv_close(h, NULL);
     else if (h->type == UV_TCP)
         uv_close(h, conn_closed);
@@ -343,6 +356,14 @@ static void finish(bool ok)
     uv_walk(B.loop, closer, NULL);
 }
 
+static void on_start_signal(uv_signal_t *s, int signum)
+{
+    (void)signum;
+    if (B.t_start == 0)
+        B.t_start = B.t_up = now_s();
+    uv_signal_stop(s);
+}
+
 static void on_timeout(uv_timer_t *t)
 {
     (void)t;
@@ -350,6 +371,8 @@ static void on_timeout(uv_timer_t *t)
             B.jobs, B.consumed);
     finish(false);
 }
+
+static int report(const char *mode);
 
 int main(int argc, char **argv)
 {
@@ -390,6 +413,8 @@ int main(int argc, char **argv)
         B.mode = M_PUBLISH;
     else if (!strcmp(mode, "broker"))
         B.mode = M_BROKER;
+    else if (!strcmp(mode, "sink"))
+        B.mode = M_SINK;
     else {
         fprintf(stderr, "ct-bench-load: unknown --mode %s\n", mode);
         return 2;
@@ -418,6 +443,16 @@ int main(int argc, char **argv)
     }
     if (B.mode == M_BROKER)
         snprintf(B.callback, sizeof(B.callback), "http://127.0.0.1:9/cb");
+    if (B.mode == M_SINK) {
+        uv_signal_init(B.loop, &B.start_signal);
+        uv_signal_start(&B.start_signal, on_start_signal, SIGUSR1);
+        uv_timer_init(B.loop, &B.timeout);
+        uv_timer_start(&B.timeout, on_timeout, (uint64_t)(timeout * 1000), 0);
+        fprintf(stderr, "listening %s\n", B.callback);
+        fflush(stderr);
+        uv_run(B.loop, UV_RUN_DEFAULT);
+        return report(mode);
+    }
 
     struct amqp_link_config cfg;
     amqp_link_config_defaults(&cfg);
@@ -441,7 +476,11 @@ int main(int argc, char **argv)
     uv_timer_init(B.loop, &B.timeout);
     uv_timer_start(&B.timeout, on_timeout, (uint64_t)(timeout * 1000), 0);
     uv_run(B.loop, UV_RUN_DEFAULT);
+    return report(mode);
+}
 
+static int report(const char *mode)
+{
     int got = B.mode == M_BROKER ? B.consumed : B.mode == M_PUBLISH ? B.confirmed : B.callbacks;
     double secs = B.t_end - B.t_start;
     printf("{\"mode\":\"%s\",\"jobs\":%d,\"done\":%d,\"seconds\":%.4f,\"per_s\":%.2f,"
