@@ -26,8 +26,9 @@
  * Output: one JSON object on stdout with "seconds" (first publish, or "loaded" for finished,
  * or first consume for broker, or SIGUSR1 for sink, to the last callback), "per_s",
  * "publish_seconds", "callbacks", "requests" (every HTTP request the sink answered),
- * "first_after_s" (the same start to the first callback) and, with --serial, "latency_ms". Exit 1
- * when not everything arrived in time. */
+ * "first_after_s" (the same start to the first callback), "successes" (callbacks
+ * saying "success":true: the others report a failed correction) and, with --serial, "latency_ms".
+ * Exit 1 when not everything arrived in time. */
 #include <errno.h>
 #include <signal.h>
 #include <getopt.h>
@@ -53,7 +54,7 @@ static struct {
     const char *image, *file, *tag;
     char queue[128];
     char callback[128];
-    int published, confirmed, callbacks, consumed;
+    int published, confirmed, callbacks, consumed, successes;
     long requests;
     bool *seen;
     double *t_pub, *lat;
@@ -124,12 +125,13 @@ static int work_index(const char *body, size_t len)
 
 static void publish_next(void);
 
-static void on_callback(int idx)
+static void on_callback(int idx, bool success)
 {
     double t = now_s();
     if (idx < 0 || B.seen[idx])
         return;
     B.seen[idx] = true;
+    B.successes += success;
     if (!B.callbacks++) {
         B.t_first_cb = t;
         if (B.mode == M_SINK && B.t_start == 0)
@@ -178,9 +180,10 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
                 free(req);
         }
         int idx = work_index(c->buf + hlen, clen);
+        bool success = memmem(c->buf + hlen, clen, "\"success\":true", 14) != NULL;
         memmove(c->buf, c->buf + hlen + clen, c->len - hlen - clen);
         c->len -= hlen + clen;
-        on_callback(idx);
+        on_callback(idx, success);
         if (uv_is_closing((uv_handle_t *)s))
             return;
     }
@@ -484,10 +487,10 @@ static int report(const char *mode)
     int got = B.mode == M_BROKER ? B.consumed : B.mode == M_PUBLISH ? B.confirmed : B.callbacks;
     double secs = B.t_end - B.t_start;
     printf("{\"mode\":\"%s\",\"jobs\":%d,\"done\":%d,\"seconds\":%.4f,\"per_s\":%.2f,"
-           "\"publish_seconds\":%.4f,\"requests\":%ld,\"first_after_s\":%.4f",
+           "\"publish_seconds\":%.4f,\"requests\":%ld,\"first_after_s\":%.4f,\"successes\":%d",
            mode, B.jobs, got, secs, secs > 0 ? got / secs : 0.0,
            B.t_published > 0 ? B.t_published - B.t_up : 0.0, B.requests,
-           B.t_first_cb > 0 ? B.t_first_cb - B.t_start : 0.0);
+           B.t_first_cb > 0 ? B.t_first_cb - B.t_start : 0.0, B.successes);
     if (B.serial) {
         printf(",\"latency_ms\":[");
         for (int i = 0; i < B.n_lat; i++)
