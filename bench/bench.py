@@ -765,11 +765,11 @@ class Bench:
                     setup_err = str(e)
                     info["setup_error"] = setup_err
                     log("original: setup FAILED: %s" % e)
-            info["settings"] = {
-                "docker_run_original": "docker run --rm -v FILE:/tmp/exercise ct-ok, %d at once" % conc,
-                "pipeline_original": self.original_pipeline_env()}
             self.r["original"] = info
             if "skipped" not in info:
+                info["settings"] = {
+                    "docker_run_original": "docker run --rm -v FILE:/tmp/exercise ct-ok, %d at once"
+                    % conc, "pipeline_original": self.original_pipeline_env()}
                 for w, f in self.ways_original():
                     ways.append((w, f))
                     part_of[w] = "original"
@@ -783,8 +783,9 @@ class Bench:
             for w, _ in ways:
                 if w.startswith("original_"):
                     errors[w] = "setup: " + setup_err
-        log("%s: MAX_RUNNING=%d, %d jobs x %d runs: %s" % (
-            "+".join(parts), conc, a.jobs, a.runs, ", ".join(w for w, _ in ways)))
+        if ways:
+            log("%s: MAX_RUNNING=%d, %d jobs x %d runs: %s" % (
+                "+".join(parts), conc, a.jobs, a.runs, ", ".join(w for w, _ in ways)))
         load0 = open("/proc/loadavg").read().split()[:3]
         try:
             for run in range(a.runs):
@@ -995,7 +996,8 @@ def report_original(o, w, targets, with_modes):
         w("")
         for k, e in o.get("errors", {}).items():
             w("- **%s failed:** %s" % (k, e.replace("|", "/")[:300]))
-        w("")
+        if o.get("errors"):
+            w("")
         return
     ways = o["ways"]
     info = o.get("original", {})
@@ -1342,8 +1344,9 @@ def report(r, docs, made, cmdline):
               " Load average (1, 5, 15 min) at start / end: %s / %s." % (
                   " ".join(m["loadavg"][0]), " ".join(m["loadavg"][1])) if "loadavg" in m else ""))
         w("")
-        w("| way | jobs/s |")
-        w("|---|---|")
+        first = m.get("first_after_s", {})
+        w("| way | jobs/s |%s" % (" first callback, s |" if first else ""))
+        w("|---|---|%s" % ("---|" if first else ""))
         names = {"docker_run_bind": "`docker run --rm`, file bind-mounted",
                  "baseline_upload": "API baseline, file uploaded",
                  "baseline_bind": "API baseline, file bind-mounted",
@@ -1351,7 +1354,8 @@ def report(r, docs, made, cmdline):
                  "pipeline_bind": "pipeline, `EXERCISE_MODE=bind`"}
         for k, label in names.items():
             if k in m:
-                w("| %s | %s |" % (label, fmt(m[k], 2)))
+                w("| %s | %s |%s" % (label, fmt(m[k], 2), (" %s |" % (
+                    fmt(first[k], 2) if k in first else "–")) if first else ""))
         w("")
         if all(k in m for k in names):
             best_bind = max(m["docker_run_bind"]["median"], m["baseline_bind"]["median"])
