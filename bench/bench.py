@@ -10,7 +10,9 @@ import base64
 import json
 import os
 import platform
+import shutil
 import signal
+import socket
 import statistics
 import subprocess
 import sys
@@ -183,6 +185,237 @@ class Pipeline:
             self.bench.pl = None
 
 
+# ------------------------------------------------------------------------------ the original
+
+ORIGINAL_REPO = "https://github.com/correctomatic/correction-runner"
+ORIGINAL_PROCS = ("correction_starter", "correction_completer", "correction_notifier")
+# Docker's default capability set (what a container gets without CapDrop), for our starter's
+# CORRECTION_CAP_ADD when it imitates the original's containers
+DOCKER_DEFAULT_CAPS = ("CHOWN,DAC_OVERRIDE,FSETID,FOWNER,MKNOD,NET_RAW,SETGID,SETUID,SETFCAP,"
+                       "SETPCAP,NET_BIND_SERVICE,SYS_CHROOT,KILL,AUDIT_WRITE")
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def remove_original_containers():
+    """The original names its containers correction-<uuid> and labels none (private engine)."""
+    ids = docker("ps", "-aq", "--filter", "name=^/correction-").split()
+    if ids:
+        docker("rm", "-f", *ids)
+
+
+def check_successes(res, who):
+    """A callback reporting a failed correction is not a job done: a way whose jobs failed
+    (a setting the engine refused, say) is an error, not a figure."""
+    if res.get("successes", res["jobs"]) < res["jobs"]:
+        raise RuntimeError("%s: %d of %d callbacks report a failed correction (see the logs)" % (
+            who, res["jobs"] - res["successes"], res["jobs"]))
+
+
+class Original:
+    """The original correctomatic (correctomatic/correction-runner, Node, BullMQ on Redis) run
+    from a copy of a checkout: its npm dependencies installed in the copy (`npm install
+    --omit=dev`, from its package.json and yarn.lock), a private redis-server on 127.0.0.1 and a
+    free port, and its three processes against our private Docker engine. Nothing of it is in
+    our repository; bench/original/submit.cjs (ours) submits the jobs with its bullmq."""
+
+    def __init__(self, bench, src):
+        self.bench = bench
+        self.src = os.path.abspath(src)
+        self.dir = os.path.join(os.path.abspath(bench.a.out), "original")
+        self.app = os.path.join(self.dir, "app")
+        self.redis = None
+        self.procs = []
+        self.info = {"checkout": self.src}
+
+    # setup ------------------------------------------------------------------------------------
+    def prepare(self):
+        for tool in ("node", "npm", "redis-server"):
+            if not shutil.which(tool):
+                raise RuntimeError("%s not found (the original needs node and npm; redis-server "
+                                   "is the Debian package redis-server)" % tool)
+        for f in ["package.json"] + ["src/%s.js" % n for n in ORIGINAL_PROCS]:
+            if not os.path.isfile(os.path.join(self.src, f)):
+                raise RuntimeError("%s has no %s: not a checkout of %s" % (self.src, f, ORIGINAL_REPO))
+        shutil.rmtree(self.dir, ignore_errors=True)
+        os.makedirs(self.dir)
+        # .env left out: the original's dotenv would read it (what it sets comes from us)
+        shutil.copytree(self.src, self.app, symlinks=True,
+                        ignore=shutil.ignore_patterns(".git", ".env"))
+        log("original: npm install --omit=dev in %s" % self.app)
+        with open(os.path.join(self.bench.logdir, "original-npm.log"), "w") as lf:
+            p = subprocess.run(["npm", "install", "--omit=dev", "--no-audit", "--no-fund"],
+                               cwd=self.app, stdout=lf, stderr=subprocess.STDOUT, timeout=1800)
+        if p.returncode != 0:
+            raise RuntimeError("npm install failed (see %s/original-npm.log)" % self.bench.logdir)
+        # the "limiter raised" variant: a second src/ beside the first (same node_modules), whose
+        # starter queue's limiter (10 jobs per 5 s as shipped) lets 1,000,000 per second through
+        shutil.copytree(os.path.join(self.app, "src"), os.path.join(self.app, "src_raised"))
+        cfg = os.path.join(self.app, "src_raised", "config", "bullmq.js")
+        text = open(cfg).read()
+        i = text.find("PENDING_QUEUE_CONFIG = {")
+        j = text.find("}", text.find("limiter", i)) if i >= 0 else -1
+        block = text[i:j + 1] if j > i else ""
+        new = block.replace("max: 10,", "max: 1000000,").replace("duration: 5000", "duration: 1000")
+        if i < 0 or new == block or "max: 1000000" not in new or "duration: 1000" not in new:
+            raise RuntimeError("cannot raise the starter limiter: %s is not as expected "
+                               "(PENDING_QUEUE_CONFIG.limiter {max: 10, duration: 5000})" % cfg)
+        open(cfg, "w").write(text[:i] + new + text[j + 1:])
+        self.limiter = block[block.find("limiter"):].replace("\n", " ")
+        self.limiter = " ".join(self.limiter.split())
+        self.info.update(self.versions())
+        self.start_redis()
+
+    def versions(self):
+        def pkg(path):
+            try:
+                with open(os.path.join(self.app, path, "package.json")) as f:
+                    return json.load(f).get("version", "?")
+            except OSError:
+                return "?"
+        v = {"node": subprocess.run(["node", "--version"], capture_output=True, text=True).stdout.strip(),
+             "bullmq": pkg("node_modules/bullmq"), "dockerode": pkg("node_modules/dockerode"),
+             "redis": subprocess.run(["redis-server", "--version"], capture_output=True,
+                                     text=True).stdout.split(" v=")[-1].split()[0]}
+        if os.path.isdir(os.path.join(self.src, ".git")):
+            v["commit"] = subprocess.run(["git", "-C", self.src, "rev-parse", "HEAD"],
+                                         capture_output=True, text=True).stdout.strip()
+        return v
+
+    def start_redis(self):
+        self.port = free_port()
+        self.redis_log = open(os.path.join(self.bench.logdir, "original-redis.log"), "a")
+        self.redis = subprocess.Popen(
+            ["redis-server", "--bind", "127.0.0.1", "--port", str(self.port), "--dir", self.dir,
+             "--save", "", "--appendonly", "no", "--daemonize", "no", "--protected-mode", "yes",
+             "--logfile", ""], cwd=self.dir, stdin=subprocess.DEVNULL, stdout=self.redis_log,
+            stderr=self.redis_log)
+        t = time.time() + 30
+        while True:
+            try:
+                if self.redis_cmd("PING") == "PONG":
+                    break
+            except OSError:
+                pass
+            if self.redis.poll() is not None or time.time() > t:
+                raise RuntimeError("redis-server did not start (see original-redis.log)")
+            time.sleep(0.1)
+
+    def redis_cmd(self, *args):
+        """One command over RESP; the first line of the answer without its type."""
+        msg = "*%d\r\n" % len(args) + "".join("$%d\r\n%s\r\n" % (len(x), x) for x in args)
+        with socket.create_connection(("127.0.0.1", self.port), timeout=10) as c:
+            c.sendall(msg.encode())
+            data = b""
+            while not data.endswith(b"\r\n"):
+                got = c.recv(4096)
+                if not got:
+                    break
+                data += got
+        line = data.decode().split("\r\n")[0]
+        if line.startswith("-"):
+            raise RuntimeError("redis: " + line[1:])
+        return line[1:]
+
+    # one run ----------------------------------------------------------------------------------
+    def env(self):
+        host = os.environ["CT_DOCKER_HOST"]
+        if not host.startswith("unix://"):
+            raise RuntimeError("CT_DOCKER_HOST is not a unix socket: %s" % host)
+        e = dict(os.environ)
+        e.update({"REDIS_HOST": "127.0.0.1", "REDIS_PORT": str(self.port),
+                  "DOCKER_OPTIONS": json.dumps({"socketPath": host[len("unix://"):]}),
+                  "LOG_LEVEL": "warn", "NODE_ENV": "production"})
+        for k in ("REDIS_PASSWORD", "DOCKER_OPTIONS_FILE", "DOCKER_PULL", "DONT_START_CONTAINER",
+                  "LOG_FILE", "DOCKER_TIMEOUT", "CONCURRENT_NOTIFIERS"):
+            e.pop(k, None)  # the original's defaults
+        return e
+
+    def start(self, variant):
+        self.redis_cmd("FLUSHALL")
+        src = "src" if variant == "shipped" else "src_raised"
+        env = self.env()
+        for n in ORIGINAL_PROCS:
+            lf = open(os.path.join(self.bench.logdir, "original-%s.log" % n), "a")
+            p = subprocess.Popen(["node", os.path.join(src, n + ".js")], cwd=self.app, env=env,
+                                 stdin=subprocess.DEVNULL, stdout=lf, stderr=lf)
+            self.procs.append((n, p, lf))
+
+    def stop(self):
+        for n, p, lf in self.procs:
+            if p.poll() is None:
+                p.send_signal(signal.SIGTERM)
+        for n, p, lf in self.procs:
+            try:
+                p.wait(15)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+            lf.close()
+        self.procs = []
+
+    def run(self, variant, jobs, tag):
+        """jobs through the original: ct-bench-load --mode sink receives the callbacks; the time
+        counts from submit.cjs's start signal (all three processes connected) to the last."""
+        b = self.bench
+        sink_cmd = [os.path.join(b.bin, "ct-bench-load"), "--mode", "sink", "--jobs", str(jobs),
+                    "--tag", tag, "--timeout", str(b.a.load_timeout)]
+        sink = subprocess.Popen(sink_cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            first = sink.stderr.readline().split()
+            if len(first) != 2 or first[0] != "listening":
+                raise RuntimeError("ct-bench-load --mode sink: %s" % " ".join(first))
+            callback = first[1]
+            self.start(variant)
+            sub = [ "node", os.path.join(ROOT, "bench", "original", "submit.cjs"), "--app", self.app,
+                   "--redis-port", str(self.port), "--jobs", str(jobs), "--image", "ct-ok",
+                   "--file", b.file, "--callback", callback, "--tag", tag, "--signal", str(sink.pid)]
+            b.r["commands"].append(" ".join(["ct-bench-load"] + sink_cmd[1:]) +
+                                   "   # the sink; then the original's three processes (%s)" % variant)
+            b.r["commands"].append(" ".join(["submit.cjs"] + sub[3:]).replace(callback, "URL"))
+            p = subprocess.run(sub, capture_output=True, text=True, timeout=300)
+            if p.returncode != 0:
+                raise RuntimeError("submit.cjs failed: " + p.stderr[-500:].strip())
+            box = {}
+            reader = threading.Thread(target=lambda: box.update(zip(("out", "err"), sink.communicate())))
+            reader.start()
+            while reader.is_alive():
+                reader.join(0.5)
+                dead = [(n, q) for n, q, _ in self.procs if q.poll() is not None]
+                if dead and sink.poll() is None:
+                    sink.kill()
+                    reader.join()
+                    raise RuntimeError("the original's %s exited with status %s (see %s)" % (
+                        dead[0][0], dead[0][1].returncode,
+                        os.path.join(b.logdir, "original-%s.log" % dead[0][0])))
+            if sink.returncode != 0:
+                raise RuntimeError("the original, %s: %s" % (variant, box.get("err", "")[-300:].strip()))
+            return json.loads(box["out"])
+        finally:
+            if sink.poll() is None:
+                sink.kill()
+                sink.wait()
+            self.stop()
+            remove_original_containers()
+
+    def close(self):
+        self.stop()
+        if self.redis is not None:
+            if self.redis.poll() is None:
+                self.redis.terminate()  # the pid we started, nothing else
+                try:
+                    self.redis.wait(15)
+                except subprocess.TimeoutExpired:
+                    self.redis.kill()
+                    self.redis.wait()
+            self.redis = None
+            self.redis_log.close()
+
+
 # ------------------------------------------------------------------------------ statistics
 
 def pct(xs, p):
@@ -221,6 +454,8 @@ class Bench:
         os.chmod(self.file, 0o644)
         self.r = {"commands": [], "config": vars(a).copy(), "errors": {}}
         self.pl = None
+        self.orig = None
+        self.orig_nofile = 1024  # the default container's open files limit, from network_probe
 
     def run(self, cmd, timeout=1800, record=True):
         if record:
@@ -371,19 +606,26 @@ class Bench:
             self.r["profile"] = json.load(f)
 
     # 6. the ways into a container, at the same concurrency ---------------------------------
-    def docker_run(self, jobs, conc, bind):
-        """`docker run --rm` with the starter's settings, conc at once: jobs per second."""
-        args = ["docker", "run", "--rm", "--network", "none", "--memory", "512m",
-                "--memory-swap", "512m", "--cpus", "1", "--pids-limit", "256",
-                "--cap-drop", "ALL", "--security-opt", "no-new-privileges",
-                "--log-driver", "json-file", "--log-opt", "max-size=4m", "--log-opt",
-                "max-file=2", "--ulimit", "fsize=%d" % (64 << 20), "--ulimit", "nofile=1024",
-                "--label", "ct-bench=run"]
-        if bind:
-            args += ["--mount", "type=bind,source=%s,target=/tmp/exercise,readonly" % self.file]
+    def docker_run(self, jobs, conc, bind, settings="ours"):
+        """`docker run --rm`, conc at once: {"per_s", "first_after_s"}. settings "ours": the
+        starter's (no network, the limits); "original": what the original's src/lib/docker.js
+        asks for (Binds file:/tmp/exercise read-write, the engine's default network, no limits,
+        the default capabilities)."""
+        if settings == "original":
+            args = ["docker", "run", "--rm", "--label", "ct-bench=run",
+                    "-v", "%s:/tmp/exercise" % self.file]
+        else:
+            args = ["docker", "run", "--rm", "--network", "none", "--memory", "512m",
+                    "--memory-swap", "512m", "--cpus", "1", "--pids-limit", "256",
+                    "--cap-drop", "ALL", "--security-opt", "no-new-privileges",
+                    "--log-driver", "json-file", "--log-opt", "max-size=4m", "--log-opt",
+                    "max-file=2", "--ulimit", "fsize=%d" % (64 << 20), "--ulimit", "nofile=1024",
+                    "--label", "ct-bench=run"]
+            if bind:
+                args += ["--mount", "type=bind,source=%s,target=/tmp/exercise,readonly" % self.file]
         args.append("ct-ok")
         self.r["commands"].append(" ".join(args) + "   # x%d, %d at once" % (jobs, conc))
-        left, errors, lock = [jobs], [0], threading.Lock()
+        left, errors, first, lock = [jobs], [0], [], threading.Lock()
 
         def worker():
             while True:
@@ -392,9 +634,11 @@ class Bench:
                         return
                     left[0] -= 1
                 p = subprocess.run(args, capture_output=True, timeout=600)
-                if p.returncode != 0:
-                    with lock:
+                with lock:
+                    if p.returncode != 0:
                         errors[0] += 1
+                    elif not first:
+                        first.append(time.monotonic())
         t0 = time.monotonic()
         ts = [threading.Thread(target=worker) for _ in range(conc)]
         for t in ts:
@@ -404,44 +648,194 @@ class Bench:
         secs = time.monotonic() - t0
         if errors[0]:
             raise RuntimeError("docker run failed %d times" % errors[0])
-        return jobs / secs
+        return {"per_s": jobs / secs, "first_after_s": first[0] - t0}
+
+    # 6. the ways into a container, at the same concurrency ---------------------------------
+    # 7. against the original correctomatic, in the same round-robin ---------------------------
+    CONC = 8
+
+    def ways_modes(self):
+        """The pipeline in each EXERCISE_MODE beside the engine's own paths with the same
+        settings: docker run --rm (file bind-mounted), the API baseline (uploaded, bind-mounted)."""
+        a, conc = self.a, self.CONC
+
+        def baseline(bind):
+            def f(run):
+                b = self.run([os.path.join(self.bin, "ct-bench-baseline"), "--jobs", str(a.jobs),
+                              "--concurrency", str(conc), "--image", "ct-ok", "--file",
+                              self.file] + (["--bind"] if bind else []))
+                return {"per_s": b["jobs_per_s"]}
+            return f
+
+        def pipeline(bind):
+            def f(run):
+                env = {"MAX_RUNNING": conc}
+                if bind:
+                    env.update(EXERCISE_MODE="bind", EXERCISE_HOST_DIR=os.environ["CT_TMP"])
+                return self.pipeline_run(env, "m%s%d" % ("bind" if bind else "upld", run))
+            return f
+        return [("docker_run_bind", lambda run: self.docker_run(a.jobs, conc, True)),
+                ("baseline_upload", baseline(False)), ("baseline_bind", baseline(True)),
+                ("pipeline_upload", pipeline(False)), ("pipeline_bind", pipeline(True))]
+
+    def original_pipeline_env(self):
+        """Our starter as close to the original's containers as its configuration goes: the
+        file bind-mounted, the engine's default network, every limit at its loosest (open files:
+        what a container gets by default, the engine's own limit: more fails in runc), Docker's
+        default capabilities given back (CapDrop ALL, no-new-privileges and the json-file log
+        options stay: they are not settings)."""
+        return {"MAX_RUNNING": self.CONC, "EXERCISE_MODE": "bind",
+                "EXERCISE_HOST_DIR": os.environ["CT_TMP"], "CORRECTION_NETWORK": "default",
+                "CORRECTION_MEMORY": "1024g", "CORRECTION_CPUS": str(os.cpu_count() or 1),
+                "CORRECTION_PIDS": "4194304", "CORRECTION_MAX_FILE_SIZE": "1024g",
+                "CORRECTION_MAX_OPEN_FILES": str(self.orig_nofile),
+                "CORRECTION_CAP_ADD": DOCKER_DEFAULT_CAPS}
+
+    def ways_original(self):
+        a, conc = self.a, self.CONC
+        o = self.orig
+
+        def original(variant):
+            def f(run):
+                if o is None:
+                    raise RuntimeError("the original is not set up")
+                res = o.run(variant, a.jobs, "o%s%d" % (variant[0], run))
+                check_successes(res, "the original (%s)" % variant)
+                return {"per_s": res["per_s"], "first_after_s": res["first_after_s"]}
+            return f
+        return [("docker_run_original", lambda run: self.docker_run(a.jobs, conc, True, "original")),
+                ("original_shipped", original("shipped")),
+                ("original_raised", original("raised")),
+                ("pipeline_original", lambda run: self.pipeline_run(self.original_pipeline_env(),
+                                                                    "mo%d" % run))]
+
+    def pipeline_run(self, env, tag):
+        pl = Pipeline(self, **env)
+        try:
+            r = self.load("pipeline", self.a.jobs, tag=tag)
+        finally:
+            pl.stop()
+        check_successes(r, "the pipeline")
+        return {"per_s": r["per_s"], "first_after_s": r["first_after_s"]}
+
+    def network_probe(self):
+        """What a container with the engine's default network (the original's: no NetworkMode)
+        gets on this engine: its interfaces and routes, and the engine's networks."""
+        out = docker("run", "--rm", "--label", "ct-bench=probe", "ct-ok", "sh", "-c",
+                     "cat /proc/net/dev; echo ROUTES; ip route; ip -6 route; echo NOFILE $(ulimit -Hn)",
+                     timeout=120)
+        ifaces, routes, in_routes, nofile = [], [], False, None
+        for line in out.splitlines():
+            if line.startswith("NOFILE "):
+                nofile = line.split()[1]
+            elif line.strip() == "ROUTES":
+                in_routes = True
+            elif in_routes:
+                if line.strip():
+                    routes.append(line.strip())
+            elif ":" in line and "|" not in line:
+                ifaces.append(line.split(":")[0].strip())
+        nets = docker("network", "ls", "--format", "{{.Name}} ({{.Driver}})").split("\n")
+        if nofile and nofile.isdigit():
+            self.orig_nofile = min(int(nofile), 1048576)
+        return {"interfaces": ifaces, "routes": routes, "nofile": nofile,
+                "engine_networks": [n for n in nets if n.strip()]}
+
+    def measure(self, parts):
+        """The ways of the parts ("modes", "original") round-robin within each run (a busy
+        machine weighs on every way alike), conc at once, a.jobs jobs of ct-ok each. A way that
+        fails is recorded and left out of the later runs; the others go on."""
+        a, conc = self.a, self.CONC
+        ways, part_of, setup_err = [], {}, None
+        if "original" in parts:
+            self.orig = None
+            info = {"concurrency": conc, "jobs": a.jobs}
+            if not a.original:
+                info["skipped"] = ("no checkout of the original given (--original DIR or "
+                                   "CT_ORIGINAL_DIR)")
+            else:
+                try:
+                    info["network"] = self.network_probe()
+                    o = Original(self, a.original)
+                    self.orig = o
+                    o.prepare()
+                    info["original"] = o.info
+                    info["limiter_shipped"] = o.limiter
+                except Exception as e:
+                    setup_err = str(e)
+                    info["setup_error"] = setup_err
+                    log("original: setup FAILED: %s" % e)
+            self.r["original"] = info
+            if "skipped" not in info:
+                info["settings"] = {
+                    "docker_run_original": "docker run --rm -v FILE:/tmp/exercise ct-ok, %d at once"
+                    % conc, "pipeline_original": self.original_pipeline_env()}
+                for w, f in self.ways_original():
+                    ways.append((w, f))
+                    part_of[w] = "original"
+        if "modes" in parts:
+            for w, f in self.ways_modes():
+                ways.append((w, f))
+                part_of[w] = "modes"
+        got = {w: {"per_s": [], "first_after_s": []} for w, _ in ways}
+        errors = {}
+        if setup_err:
+            for w, _ in ways:
+                if w.startswith("original_"):
+                    errors[w] = "setup: " + setup_err
+        if ways:
+            log("%s: MAX_RUNNING=%d, %d jobs x %d runs: %s" % (
+                "+".join(parts), conc, a.jobs, a.runs, ", ".join(w for w, _ in ways)))
+        load0 = open("/proc/loadavg").read().split()[:3]
+        try:
+            for run in range(a.runs):
+                for w, f in ways:
+                    if w in errors:
+                        continue
+                    purge_queues()
+                    remove_containers()
+                    remove_original_containers()
+                    try:
+                        v = f(run)
+                    except Exception as e:
+                        errors[w] = str(e)
+                        log("  run %d: %s FAILED: %s" % (run + 1, w, e))
+                        if self.pl:
+                            self.pl.stop()
+                        continue
+                    for k in got[w]:
+                        if v.get(k) is not None:
+                            got[w][k].append(v[k])
+                    log("  run %d: %s %.2f jobs/s%s" % (
+                        run + 1, w, v["per_s"], ", first callback after %.2f s" % v["first_after_s"]
+                        if v.get("first_after_s") is not None else ""))
+        finally:
+            if "original" in parts and getattr(self, "orig", None):
+                self.orig.close()
+        load1 = open("/proc/loadavg").read().split()[:3]
+        for part in parts:
+            mine = [w for w, _ in ways if part_of[w] == part]
+            res = self.r["original"] if part == "original" else {"concurrency": conc, "jobs": a.jobs}
+            res["loadavg"] = [load0, load1]
+            if part == "original":
+                res["ways"] = {w: {k: summary(v) for k, v in got[w].items() if v} for w in mine
+                               if got[w]["per_s"]}
+            else:
+                for w in mine:
+                    if got[w]["per_s"]:
+                        res[w] = summary(got[w]["per_s"])
+                res["first_after_s"] = {w: summary(got[w]["first_after_s"]) for w in mine
+                                        if got[w]["first_after_s"]}
+            res["errors"] = {w: e for w, e in errors.items() if part_of[w] == part}
+            self.r[part] = res
+        if all(w in errors for w, _ in ways) and ways:
+            raise RuntimeError("every way failed: " + "; ".join("%s: %s" % x for x in errors.items()))
 
     def modes(self):
-        """The pipeline in each EXERCISE_MODE beside the engine's own paths with the same
-        settings, in the same run: docker run --rm (file bind-mounted), the API baseline
-        (uploaded, and bind-mounted)."""
-        a = self.a
-        conc = 8
-        log("modes: MAX_RUNNING=%d, %d jobs x %d runs" % (conc, a.jobs, a.runs))
-        ways = ["docker_run_bind", "baseline_upload", "baseline_bind", "pipeline_upload",
-                "pipeline_bind"]
-        got = {w: [] for w in ways}
-        load0 = open("/proc/loadavg").read().split()[:3]
-        for run in range(a.runs):
-            for w in ways:  # round-robin: a busy machine weighs on every way alike
-                purge_queues()
-                remove_containers()
-                if w == "docker_run_bind":
-                    v = self.docker_run(a.jobs, conc, True)
-                elif w.startswith("baseline"):
-                    b = self.run([os.path.join(self.bin, "ct-bench-baseline"), "--jobs", str(a.jobs),
-                                  "--concurrency", str(conc), "--image", "ct-ok", "--file",
-                                  self.file] + (["--bind"] if w.endswith("bind") else []))
-                    v = b["jobs_per_s"]
-                else:
-                    env = {"MAX_RUNNING": conc}
-                    if w.endswith("bind"):
-                        env.update(EXERCISE_MODE="bind", EXERCISE_HOST_DIR=os.environ["CT_TMP"])
-                    pl = Pipeline(self, **env)
-                    try:
-                        v = self.load("pipeline", a.jobs, tag="m%s%d" % (w[-4:], run))["per_s"]
-                    finally:
-                        pl.stop()
-                got[w].append(v)
-                log("  run %d: %s %.2f jobs/s" % (run + 1, w, v))
-        self.r["modes"] = {"concurrency": conc, "jobs": a.jobs, "loadavg": [
-                               load0, open("/proc/loadavg").read().split()[:3]],
-                           **{w: summary(v) for w, v in got.items()}}
+        self.measure(["modes"])
+
+    def original(self):
+        self.measure(["original"])
 
     # 4. scale -----------------------------------------------------------------------------
     def scale(self):
@@ -587,6 +981,122 @@ def plots(r, docs):
         plt.close(fig)
         made.append("bench-memory.png")
     return made
+
+
+def report_original(o, w, targets, with_modes):
+    w("## 7. Against the original correctomatic")
+    w("")
+    if o.get("skipped") or not o.get("ways"):
+        w("Not measured in this run: %s. The original, correctomatic/correction-runner (Node, "
+          "BullMQ on Redis), is not part of this repository: clone it (`git clone %s`) and run "
+          "`sudo bench/run.sh --only modes,original --original /path/to/correction-runner` (or set "
+          "`CT_ORIGINAL_DIR`). It needs node and npm (its dependencies are installed with `npm "
+          "install --omit=dev` in a scratch copy) and redis-server (a private one is started)." % (
+              o.get("skipped") or o.get("setup_error") or "every way failed", ORIGINAL_REPO))
+        w("")
+        for k, e in o.get("errors", {}).items():
+            w("- **%s failed:** %s" % (k, e.replace("|", "/")[:300]))
+        if o.get("errors"):
+            w("")
+        return
+    ways = o["ways"]
+    info = o.get("original", {})
+    w("%d jobs of `ct-ok` per run, each way in turn within a run%s: the original correctomatic "
+      "(its checkout at `%s`%s, node %s, bullmq %s, dockerode %s, a private redis-server %s), "
+      "`docker run --rm` with the containers the original asks for, and our pipeline set as close "
+      "to those as its configuration goes. jobs/s, and the first callback's delay after the jobs "
+      "were submitted (for `docker run`: the first container done). Load average (1, 5, 15 min) "
+      "at start / end: %s / %s." % (
+          o["jobs"], " (and with the ways of section 6)" if with_modes else "",
+          info.get("checkout", "?"), ", commit " + info["commit"][:12] if info.get("commit") else "",
+          info.get("node", "?"), info.get("bullmq", "?"), info.get("dockerode", "?"),
+          info.get("redis", "?"), " ".join(o["loadavg"][0]), " ".join(o["loadavg"][1])))
+    w("")
+    w("| way | jobs/s | first callback, s |")
+    w("|---|---|---|")
+    names = {"docker_run_original": "`docker run --rm`, the original's container settings, %d at once"
+             % o["concurrency"],
+             "original_shipped": "the original as shipped (starter `%s`)" % (
+                 o.get("limiter_shipped", "limiter: { max: 10, duration: 5000 }")),
+             "original_raised": "the original, starter limiter raised (1,000,000 / s)",
+             "pipeline_original": "our pipeline with the original's settings, `MAX_RUNNING=%d`" %
+             o["concurrency"]}
+    for k, label in names.items():
+        if k in ways:
+            x = ways[k]
+            w("| %s | %s | %s |" % (label, fmt(x["per_s"], 2),
+                                    fmt(x["first_after_s"], 2) if "first_after_s" in x else "–"))
+        elif k in o.get("errors", {}):
+            w("| %s | failed: %s | |" % (label, o["errors"][k].replace("|", "/")[:150]))
+    w("")
+
+    def med(k, f="per_s"):
+        return ways.get(k, {}).get(f, {}).get("median")
+    ours = med("pipeline_original")
+    lines = []
+    if ours and med("original_raised"):
+        x = ours / med("original_raised")
+        lines.append("ours / the original with its limiter raised: **%.2f×**" % x)
+        targets.append(("pipeline faster than the original (limiter raised), its settings, same run",
+                        "%.2f×" % x, x > 1.0))
+    if ours and med("original_shipped"):
+        lines.append("ours / the original as shipped: %.2f×" % (ours / med("original_shipped")))
+    if ours and med("docker_run_original"):
+        x = ours / med("docker_run_original")
+        lines.append("ours / `docker run` with the same settings: **%.0f%%**" % (100 * x))
+        targets.append(("pipeline ≥ 95% of docker run, the original's settings", "%.0f%%" % (100 * x),
+                        x >= 0.95))
+    if med("original_raised") and med("docker_run_original"):
+        lines.append("the original (raised) / `docker run`: %.0f%%" % (
+            100 * med("original_raised") / med("docker_run_original")))
+    f_ours, f_orig = med("pipeline_original", "first_after_s"), med("original_raised", "first_after_s")
+    if f_ours is not None and f_orig is not None:
+        lines.append("first callback: ours %.2f s, the original (raised) %.2f s" % (f_ours, f_orig))
+    if lines:
+        w("Ratios of the medians: " + "; ".join(lines) + ".")
+        w("")
+    for k, e in o.get("errors", {}).items():
+        w("- **%s failed:** %s" % (k, e.replace("|", "/")[:300]))
+    if o.get("errors"):
+        w("")
+    st = o.get("settings", {})
+    w("Settings:")
+    w("")
+    w("- The original's containers (its `src/lib/docker.js`): `HostConfig` with only "
+      "`Binds: [\"FILE:/tmp/exercise\"]` (read-write) and `AutoRemove: false` (its completer "
+      "removes the container after reading the logs): no `NetworkMode` (the engine's default), no "
+      "memory, CPU or process limit, the default capabilities. `docker run` here: `%s`." %
+      st.get("docker_run_original", "docker run --rm -v FILE:/tmp/exercise ct-ok"))
+    w("- The original's processes: `node src/correction_{starter,completer,notifier}.js` from a "
+      "scratch copy with `REDIS_HOST`/`REDIS_PORT` (a private redis-server, flushed before each "
+      "run), `DOCKER_OPTIONS={\"socketPath\": <the private engine's socket>}`, `LOG_LEVEL=warn`, "
+      "everything else at its defaults (`DOCKER_TIMEOUT` 5 s, `CONCURRENT_NOTIFIERS` 50, the "
+      "notifier's limiter of 20 callbacks/s). Its starter is one BullMQ worker (concurrency 1): it "
+      "starts containers one after the other and does not cap how many run. The jobs "
+      "(`{work_id, image, file, callback}`) go into `pending_corrections` with one `addBulk` of "
+      "`bench/original/submit.cjs` once all three processes have a worker connected; the callbacks "
+      "go to `ct-bench-load --mode sink`. \"Limiter raised\": the copy's "
+      "`src/config/bullmq.js` with the starter queue's limiter at 1,000,000 per second.")
+    pe = st.get("pipeline_original", {})
+    if pe:
+        w("- Our pipeline: " + ", ".join("`%s=%s`" % kv for kv in pe.items()) +
+          ". Not settable, so still there: `CapDrop ALL` (with the default set added back), "
+          "`no-new-privileges`, the json-file log options, the `fsize` and `nofile` ulimits (`fsize` at "
+          "1 TiB, `nofile` at what a container gets by default), the submission mounted read-only.")
+    net = o.get("network")
+    if net:
+        only_lo = net.get("interfaces") == ["lo"] and not net.get("routes")
+        w("- The network the original's containers got on this engine (a `ct-ok` container "
+          "without `NetworkMode`): interfaces %s, routes %s; the engine's networks: %s.%s" % (
+              ", ".join("`%s`" % i for i in net.get("interfaces", [])) or "none",
+              ", ".join("`%s`" % x for x in net.get("routes", [])) or "none",
+              ", ".join(net.get("engine_networks", [])),
+              " The engine has no default bridge (tests/servers.sh runs dockerd with "
+              "`--bridge=none --iptables=false`): the engine's default network is a namespace "
+              "of its own with loopback only, no way out, as with `none`. On an engine with "
+              "its default bridge (`docker0`) they would get a veth on it and a default route, "
+              "which costs more per container (section 5, `internal`)." if only_lo else ""))
+    w("")
 
 
 def report(r, docs, made, cmdline):
@@ -834,8 +1344,9 @@ def report(r, docs, made, cmdline):
               " Load average (1, 5, 15 min) at start / end: %s / %s." % (
                   " ".join(m["loadavg"][0]), " ".join(m["loadavg"][1])) if "loadavg" in m else ""))
         w("")
-        w("| way | jobs/s |")
-        w("|---|---|")
+        first = m.get("first_after_s", {})
+        w("| way | jobs/s |%s" % (" first callback, s |" if first else ""))
+        w("|---|---|%s" % ("---|" if first else ""))
         names = {"docker_run_bind": "`docker run --rm`, file bind-mounted",
                  "baseline_upload": "API baseline, file uploaded",
                  "baseline_bind": "API baseline, file bind-mounted",
@@ -843,7 +1354,8 @@ def report(r, docs, made, cmdline):
                  "pipeline_bind": "pipeline, `EXERCISE_MODE=bind`"}
         for k, label in names.items():
             if k in m:
-                w("| %s | %s |" % (label, fmt(m[k], 2)))
+                w("| %s | %s |%s" % (label, fmt(m[k], 2), (" %s |" % (
+                    fmt(first[k], 2) if k in first else "–")) if first else ""))
         w("")
         if all(k in m for k in names):
             best_bind = max(m["docker_run_bind"]["median"], m["baseline_bind"]["median"])
@@ -858,6 +1370,12 @@ def report(r, docs, made, cmdline):
                             "%.0f%%" % (100 * rb), rb >= 0.95))
             targets.append(("pipeline (upload) ≥ 95% of the API baseline uploading",
                             "%.0f%%" % (100 * ru), ru >= 0.95))
+        for k, e in m.get("errors", {}).items():
+            w("- **%s failed:** %s" % (k, e.replace("|", "/")[:300]))
+        if m.get("errors"):
+            w("")
+    if "original" in r:
+        report_original(r["original"], w, targets, "modes" in r)
     for part, err in r.get("errors", {}).items():
         w("**%s did not complete:** %s" % (part, err))
         w("")
@@ -881,7 +1399,8 @@ def report(r, docs, made, cmdline):
     w("")
     w("Options: `--quick` (a smoke pass, a minute or two), `--runs N`, `--jobs N` (throughput jobs "
       "per run; the issue's 500 with `--jobs 500`), "
-      "`--only throughput,latency,notifier,scale,profile,modes`.")
+      "`--only throughput,latency,notifier,scale,profile,modes,original`, `--original DIR` "
+      "(a checkout of the original correctomatic, for section 7).")
     w("")
     w("What it ran, in order (daemons started by bench/bench.py with the settings named above):")
     w("")
@@ -899,6 +1418,9 @@ def report(r, docs, made, cmdline):
     return targets
 
 
+DEFAULT_PARTS = "throughput,latency,notifier,scale,profile,modes"
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--bin")
@@ -907,7 +1429,11 @@ def main():
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--runs", type=int)
     ap.add_argument("--jobs", type=int)
-    ap.add_argument("--only", default="throughput,latency,notifier,scale,profile,modes")
+    ap.add_argument("--only", help="some of %s,original (comma-separated); default all but "
+                    "original, and original too with --original or CT_ORIGINAL_DIR" % DEFAULT_PARTS)
+    ap.add_argument("--original", metavar="DIR", default=os.environ.get("CT_ORIGINAL_DIR") or None,
+                    help="a checkout of the original correctomatic (%s): section 7 compares it "
+                    "with the pipeline (default: CT_ORIGINAL_DIR)" % ORIGINAL_REPO)
     ap.add_argument("--load-timeout", default="600")
     ap.add_argument("--cmdline", default="sudo bench/run.sh")
     ap.add_argument("--report-only", action="store_true",
@@ -922,7 +1448,7 @@ def main():
         if a.merge:
             with open(a.merge) as f:
                 part = json.load(f)
-            for k in ("throughput", "latency", "notifier", "scale", "profile", "modes"):
+            for k in ("throughput", "latency", "notifier", "scale", "profile", "modes", "original"):
                 if k in part:
                     r[k] = part[k]
                     r.setdefault("partial_runs", []).append(
@@ -936,6 +1462,14 @@ def main():
                                     if os.path.exists(os.path.join(a.docs, p))]
         report(r, a.docs, made, r["config"].get("cmdline", a.cmdline))
         return
+    if a.only is None:
+        a.only = DEFAULT_PARTS + (",original" if a.original else "")
+    parts = [p.strip() for p in a.only.split(",") if p.strip()]
+    for p in parts:
+        if p not in DEFAULT_PARTS.split(",") + ["original"]:
+            ap.error("--only: unknown part %s" % p)
+    if a.original:
+        a.original = os.path.abspath(a.original)
     q = a.quick
     a.runs = a.runs or (1 if q else 3)
     a.jobs = a.jobs or (20 if q else 100)
@@ -948,10 +1482,15 @@ def main():
     b = Bench(a)
     b.r["facts"] = facts()
     t0 = time.time()
-    for part in a.only.split(","):
-        part = part.strip()
+    for part in parts:
+        if part == "original" and "modes" in parts:
+            continue  # measured with the modes, in the same round-robin
         try:
-            getattr(b, part)()
+            if part == "modes" and "original" in parts:
+                part = "modes+original"
+                b.measure(["modes", "original"])
+            else:
+                getattr(b, part)()
         except Exception as e:  # report what ran; say what did not
             log("%s FAILED: %s" % (part, e))
             b.r["errors"][part] = str(e)

@@ -14,16 +14,23 @@
  *   publish   N pending jobs (as pipeline) and exits once the broker confirmed them all.
  *   broker    N results to a private queue, then consumes and acks them (no HTTP): the
  *             broker alone, with the same messages and --prefetch as the notifier.
+ *   sink      no broker: serves the callback URL (printed on stderr as "listening URL") and
+ *             waits for N callbacks; the time counts from SIGUSR1 (the start signal, sent by
+ *             whoever submits the jobs, e.g. bench/original/submit.cjs), or from the first
+ *             callback without one.
  *
  * Options: --image IMG, --file PATH (pipeline/publish), --prefetch P (broker, default 50),
  * --timeout S (default 600), --tag T (work_id prefix, default "b").
  * RabbitMQ from RABBITMQ_HOST/RABBITMQ_PORT (guest/guest).
  *
  * Output: one JSON object on stdout with "seconds" (first publish, or "loaded" for finished,
- * or first consume for broker, to the last callback), "per_s", "publish_seconds",
- * "callbacks", "requests" (every HTTP request the sink answered) and, with --serial,
- * "latency_ms". Exit 1 when not everything arrived in time. */
+ * or first consume for broker, or SIGUSR1 for sink, to the last callback), "per_s",
+ * "publish_seconds", "callbacks", "requests" (every HTTP request the sink answered),
+ * "first_after_s" (the same start to the first callback), "successes" (callbacks
+ * saying "success":true: the others report a failed correction) and, with --serial, "latency_ms".
+ * Exit 1 when not everything arrived in time. */
 #include <errno.h>
+#include <signal.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -36,7 +43,7 @@
 
 #define WINDOW 200 /* publishes awaiting confirm */
 
-enum mode { M_PIPELINE, M_FINISHED, M_GONE, M_PUBLISH, M_BROKER };
+enum mode { M_PIPELINE, M_FINISHED, M_GONE, M_PUBLISH, M_BROKER, M_SINK };
 
 static struct {
     uv_loop_t *loop;
@@ -47,7 +54,7 @@ static struct {
     const char *image, *file, *tag;
     char queue[128];
     char callback[128];
-    int published, confirmed, callbacks, consumed;
+    int published, confirmed, callbacks, consumed, successes;
     long requests;
     bool *seen;
     double *t_pub, *lat;
@@ -56,6 +63,7 @@ static struct {
     bool up, loaded, done, failed;
     uv_tcp_t server;
     uv_timer_t timeout;
+    uv_signal_t start_signal;
 } B;
 
 static double now_s(void)
@@ -117,14 +125,18 @@ static int work_index(const char *body, size_t len)
 
 static void publish_next(void);
 
-static void on_callback(int idx)
+static void on_callback(int idx, bool success)
 {
     double t = now_s();
     if (idx < 0 || B.seen[idx])
         return;
     B.seen[idx] = true;
-    if (!B.callbacks++)
+    B.successes += success;
+    if (!B.callbacks++) {
         B.t_first_cb = t;
+        if (B.mode == M_SINK && B.t_start == 0)
+            B.t_start = t; /* no start signal: count from the first callback */
+    }
     if (B.serial) {
         B.lat[B.n_lat++] = (t - B.t_pub[idx]) * 1000.0;
         publish_next();
@@ -168,9 +180,10 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
                 free(req);
         }
         int idx = work_index(c->buf + hlen, clen);
+        bool success = memmem(c->buf + hlen, clen, "\"success\":true", 14) != NULL;
         memmove(c->buf, c->buf + hlen + clen, c->len - hlen - clen);
         c->len -= hlen + clen;
-        on_callback(idx);
+        on_callback(idx, success);
         if (uv_is_closing((uv_handle_t *)s))
             return;
     }
@@ -227,6 +240,8 @@ static char *job_body(int i)
                      "{\"work_id\":\"%s-%d\",\"error\":false,\"correction_data\":{\"success\":true,"
                      "\"grade\":10,\"comments\":[\"well done\"]},\"callback\":\"%s\"}",
                      B.tag, i, B.callback);
+        break;
+    case M_SINK:
         break;
     case M_GONE: {
         /* a container id that no engine has: 64 hex digits from the index */
@@ -325,7 +340,8 @@ static void closer(uv_handle_t *h, void *arg)
     (void)arg;
     if (uv_is_closing(h))
         return;
-    if (h == (uv_handle_t *)&B.server || h == (uv_handle_t *)&B.timeout)
+    if (h == (uv_handle_t *)&B.server || h == (uv_handle_t *)&B.timeout ||
+        h == (uv_handle_t *)&B.start_signal)
         uv_close(h, NULL);
     else if (h->type == UV_TCP)
         uv_close(h, conn_closed);
@@ -343,6 +359,14 @@ static void finish(bool ok)
     uv_walk(B.loop, closer, NULL);
 }
 
+static void on_start_signal(uv_signal_t *s, int signum)
+{
+    (void)signum;
+    if (B.t_start == 0)
+        B.t_start = B.t_up = now_s();
+    uv_signal_stop(s);
+}
+
 static void on_timeout(uv_timer_t *t)
 {
     (void)t;
@@ -350,6 +374,8 @@ static void on_timeout(uv_timer_t *t)
             B.jobs, B.consumed);
     finish(false);
 }
+
+static int report(const char *mode);
 
 int main(int argc, char **argv)
 {
@@ -390,6 +416,8 @@ int main(int argc, char **argv)
         B.mode = M_PUBLISH;
     else if (!strcmp(mode, "broker"))
         B.mode = M_BROKER;
+    else if (!strcmp(mode, "sink"))
+        B.mode = M_SINK;
     else {
         fprintf(stderr, "ct-bench-load: unknown --mode %s\n", mode);
         return 2;
@@ -418,6 +446,16 @@ int main(int argc, char **argv)
     }
     if (B.mode == M_BROKER)
         snprintf(B.callback, sizeof(B.callback), "http://127.0.0.1:9/cb");
+    if (B.mode == M_SINK) {
+        uv_signal_init(B.loop, &B.start_signal);
+        uv_signal_start(&B.start_signal, on_start_signal, SIGUSR1);
+        uv_timer_init(B.loop, &B.timeout);
+        uv_timer_start(&B.timeout, on_timeout, (uint64_t)(timeout * 1000), 0);
+        fprintf(stderr, "listening %s\n", B.callback);
+        fflush(stderr);
+        uv_run(B.loop, UV_RUN_DEFAULT);
+        return report(mode);
+    }
 
     struct amqp_link_config cfg;
     amqp_link_config_defaults(&cfg);
@@ -441,14 +479,18 @@ int main(int argc, char **argv)
     uv_timer_init(B.loop, &B.timeout);
     uv_timer_start(&B.timeout, on_timeout, (uint64_t)(timeout * 1000), 0);
     uv_run(B.loop, UV_RUN_DEFAULT);
+    return report(mode);
+}
 
+static int report(const char *mode)
+{
     int got = B.mode == M_BROKER ? B.consumed : B.mode == M_PUBLISH ? B.confirmed : B.callbacks;
     double secs = B.t_end - B.t_start;
     printf("{\"mode\":\"%s\",\"jobs\":%d,\"done\":%d,\"seconds\":%.4f,\"per_s\":%.2f,"
-           "\"publish_seconds\":%.4f,\"requests\":%ld,\"first_after_s\":%.4f",
+           "\"publish_seconds\":%.4f,\"requests\":%ld,\"first_after_s\":%.4f,\"successes\":%d",
            mode, B.jobs, got, secs, secs > 0 ? got / secs : 0.0,
            B.t_published > 0 ? B.t_published - B.t_up : 0.0, B.requests,
-           B.t_first_cb > 0 ? B.t_first_cb - B.t_start : 0.0);
+           B.t_first_cb > 0 ? B.t_first_cb - B.t_start : 0.0, B.successes);
     if (B.serial) {
         printf(",\"latency_ms\":[");
         for (int i = 0; i < B.n_lat; i++)

@@ -2,14 +2,16 @@
 # run.sh: THE benchmark command of correctomatic. As root (it runs a Docker engine and a
 # RabbitMQ node of its own, through tests/servers.sh):
 #
-#   sudo bench/run.sh [--quick] [--runs N] [--jobs N] [--only LIST] [--no-install]
+#   sudo bench/run.sh [--quick] [--runs N] [--jobs N] [--only LIST] [--original DIR] [--no-install]
 #
 #  1. installs the Debian packages it needs when some are missing (those of tests/run.sh, and
-#     python3-matplotlib for the plots)
+#     python3-matplotlib for the plots, redis-server for the original correctomatic)
 #  2. builds build-bench/ (Release): the daemons, ct-bench-baseline and ct-bench-load
 #  3. starts private servers in a temporary folder (tests/servers.sh start, test images)
 #  4. runs bench/bench.py: throughput, latency, notifier, scale, profile (where the engine's time
-#     goes, bench/profile.py), modes (the pipeline in each EXERCISE_MODE beside docker run)
+#     goes, bench/profile.py), modes (the pipeline in each EXERCISE_MODE beside docker run),
+#     original (with --original: the original correctomatic beside docker run and the pipeline
+#     with its settings, in the same round-robin as modes)
 #  5. writes docs/BENCHMARKS.md, docs/bench-*.png, docs/bench-results.json
 #  6. stops the servers it started, whatever happened
 #
@@ -17,7 +19,13 @@
 #   --quick       a smoke pass (1 run, small counts), about a minute
 #   --runs N      runs per figure (default 3)
 #   --jobs N      throughput jobs per run (default 100; the issue's figure is 500)
-#   --only LIST   some of throughput,latency,notifier,scale,profile,modes (comma-separated)
+#   --only LIST   some of throughput,latency,notifier,scale,profile,modes,original
+#                 (comma-separated; default all, original only with --original)
+#   --original DIR  a checkout of the original correctomatic (github.com/correctomatic/
+#                 correction-runner; default $CT_ORIGINAL_DIR): copied to a scratch folder, its
+#                 dependencies installed there with npm (node and npm needed), run against a
+#                 private redis-server. Nothing of it is kept. E.g.
+#                 sudo bench/run.sh --only modes,original --original ~/correction-runner
 #   --no-install  do not check or install packages
 #   -h, --help
 set -euo pipefail
@@ -27,16 +35,19 @@ SERVERS=$ROOT/tests/servers.sh
 BUILD=${CT_BENCH_BUILD:-$ROOT/build-bench}
 PACKAGES=(build-essential cmake pkg-config librabbitmq-dev libcurl4-openssl-dev libssl-dev
           libjansson-dev libuv1-dev libarchive-dev libcmocka-dev rabbitmq-server docker.io
-          busybox-static curl ca-certificates python3 python3-matplotlib)
+          busybox-static curl ca-certificates python3 python3-matplotlib
+          redis-server)
 
 install=1 args=() cmdline="sudo bench/run.sh"
 while [ $# -gt 0 ]; do
     case "$1" in
     --no-install) install=0 ;;
     --quick) args+=(--quick); cmdline+=" --quick" ;;
-    --runs | --jobs | --only)
+    --runs | --jobs | --only | --original)
         [ $# -ge 2 ] || { echo "run.sh: $1 needs a value" >&2; exit 2; }
-        args+=("$1" "$2"); cmdline+=" $1 $2"; shift ;;
+        v=$2
+        [ "$1" != --original ] || v=$(readlink -f "$2")
+        args+=("$1" "$v"); cmdline+=" $1 $2"; shift ;;
     -h | --help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
     *) echo "run.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
     esac
