@@ -101,7 +101,8 @@
  * (lookup, create, inspect, upload, start) at once; the others wait their turn in order
  * (s->setup_wait, at most MAX_RUNNING long). The engine shares its time among the calls in
  * flight: a burst set up all at once starts no container before it starts them all, so the
- * first correction of the burst would wait for the last one's start. */
+ * first correction of the burst would wait for the last one's start. From idle, the first job
+ * of a burst is set up alone; the other turns open once it is through. */
 #include "starter.h"
 
 #include <errno.h>
@@ -228,6 +229,7 @@ struct starter {
      * counted jobs wait their turn here, in order. */
     unsigned setting_up;
     struct job *setup_wait, *setup_wait_tail;
+    bool warm; /* a burst is under way: all MAX_STARTING turns are open (else one) */
     struct job *ready, *ready_tail; /* jobs that may resume once a slot is free, in order */
     bool admitting;
     unsigned starting; /* jobs between delivery and their container's start */
@@ -457,6 +459,8 @@ static void setup_leave(struct job *job)
     if (job->in_setup) {
         job->in_setup = false;
         s->setting_up--;
+        /* The first job of a burst had the engine to itself; the others may now share it. */
+        s->warm = s->setting_up > 0 || s->setup_wait;
         if (s->setup_wait && !s->finished)
             uv_timer_start(&s->setup_timer, on_setup_timer, 0, 0);
     }
@@ -495,6 +499,13 @@ static bool step_is_setup(enum step step)
     return step >= STEP_LOOKUP && step <= STEP_DISCARD && step != STEP_PULL;
 }
 
+/* Turns open now: one while the starter is idle (the first job of a burst is set up alone,
+ * so its correction is done as soon as one alone could be), MAX_STARTING once it has left. */
+static unsigned setup_turns(const starter *s)
+{
+    return s->warm ? (unsigned)s->cfg.max_starting : 1;
+}
+
 /* True when the job may make its setup call now; else it waits in line (s->setup_wait) and
  * on_setup_timer runs it when a turn is free. */
 static bool setup_turn(struct job *job)
@@ -502,7 +513,7 @@ static bool setup_turn(struct job *job)
     starter *s = job->s;
     if (job->in_setup || !step_is_setup(job->step))
         return true;
-    if (!job->setup_waiting && s->setting_up < s->cfg.max_starting) {
+    if (!job->setup_waiting && s->setting_up < setup_turns(s)) {
         job->in_setup = true;
         s->setting_up++;
         return true;
@@ -522,7 +533,7 @@ static bool setup_turn(struct job *job)
 static void on_setup_timer(uv_timer_t *t)
 {
     starter *s = t->data;
-    while (s->setup_wait && s->setting_up < s->cfg.max_starting && !s->finished) {
+    while (s->setup_wait && s->setting_up < setup_turns(s) && !s->finished) {
         struct job *job = s->setup_wait;
         s->setup_wait = job->setup_next;
         if (!s->setup_wait)
