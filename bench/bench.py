@@ -1356,8 +1356,8 @@ def report(r, docs, made, cmdline):
                  "baseline_bind": "API baseline, file bind-mounted",
                  "pipeline_upload": "pipeline, `EXERCISE_MODE=upload` (default)",
                  "pipeline_bind": "pipeline, `EXERCISE_MODE=bind`",
-                 "pipeline_bind_all": "pipeline, `EXERCISE_MODE=bind`, `MAX_STARTING=%d` (every "
-                 "slot set up at once)" % m["concurrency"]}
+                 "pipeline_bind_all": "pipeline, `EXERCISE_MODE=bind`, `MAX_STARTING=%d` (after "
+                 "a burst's first job, every slot set up at once)" % m["concurrency"]}
         for k, label in names.items():
             if k in m:
                 w("| %s | %s |%s" % (label, fmt(m[k], 2), (" %s |" % (
