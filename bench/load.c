@@ -447,8 +447,11 @@ int main(int argc, char **argv)
     if (B.mode == M_BROKER)
         snprintf(B.callback, sizeof(B.callback), "http://127.0.0.1:9/cb");
     if (B.mode == M_SINK) {
-        uv_signal_init(B.loop, &B.start_signal);
-        uv_signal_start(&B.start_signal, on_start_signal, SIGUSR1);
+        if (uv_signal_init(B.loop, &B.start_signal) != 0 ||
+            uv_signal_start(&B.start_signal, on_start_signal, SIGUSR1) != 0) {
+            fprintf(stderr, "ct-bench-load: cannot watch SIGUSR1\n");
+            return 1;
+        }
         uv_timer_init(B.loop, &B.timeout);
         uv_timer_start(&B.timeout, on_timeout, (uint64_t)(timeout * 1000), 0);
         fprintf(stderr, "listening %s\n", B.callback);
