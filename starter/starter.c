@@ -115,6 +115,7 @@
 #include <unistd.h>
 
 #include "daemon.h"
+#include "fifo.h"
 #include "exercise.h"
 #include "idmap.h"
 #include "ids.h"
@@ -160,9 +161,9 @@ _Static_assert(sizeof(step_names) / sizeof(step_names[0]) == STEP_REPORT + 1, "a
 
 struct job {
     starter *s;
-    struct job *prev, *next; /* s->jobs */
-    struct job *ready_next;  /* s->ready: waiting for a MAX_RUNNING slot */
-    struct job *setup_next;  /* s->setup_wait: waiting for a MAX_STARTING turn */
+    struct job *prev, *next;     /* s->jobs */
+    struct fifo_node ready;      /* in s->ready: waiting for a MAX_RUNNING slot */
+    struct fifo_node setup_wait; /* in s->setup_wait: waiting for a MAX_STARTING turn */
     uint64_t gen, tag;
     bool redelivered;
     char *body;
@@ -192,12 +193,10 @@ struct job {
     bool busy;             /* a Docker call or a publish is in flight */
     bool publishing;       /* the publish in flight: its confirm callback still comes */
     bool waiting;          /* the retry timer is armed */
-    bool ready;            /* in s->ready */
     bool abandoned;        /* the message went back to the queue: stop at the next step */
     bool released;         /* out of s->jobs; freed once no callback can come */
     bool counted;          /* counted in s->starting */
     bool in_setup;         /* holds one of the MAX_STARTING turns (s->setting_up) */
-    bool setup_waiting;    /* in s->setup_wait */
     bool pulled;           /* its image was pulled: a create answered 404 again is final */
     bool touched;          /* a container may exist, or a result was published: not "untouched" */
     bool start_unknown;    /* a start of this container failed without a clear answer: it may
@@ -228,9 +227,9 @@ struct starter {
     /* MAX_STARTING: jobs in the engine's setup calls (lookup to start) at once; the other
      * counted jobs wait their turn here, in order. */
     unsigned setting_up;
-    struct job *setup_wait, *setup_wait_tail;
-    bool warm; /* a burst is under way: all MAX_STARTING turns are open (else one) */
-    struct job *ready, *ready_tail; /* jobs that may resume once a slot is free, in order */
+    struct fifo setup_wait;
+    bool warm;         /* a burst is under way: all MAX_STARTING turns are open (else one) */
+    struct fifo ready; /* jobs that may resume once a slot is free, in order */
     bool admitting;
     unsigned starting; /* jobs between delivery and their container's start */
     unsigned running;  /* running correction containers on the host (last count) */
@@ -296,7 +295,7 @@ static void update_consumer(starter *s)
     if (s->finished)
         return;
     admit_ready(s);
-    bool want = !s->shutting_down && s->counted_once && !s->ready && has_room(s);
+    bool want = !s->shutting_down && s->counted_once && fifo_empty(&s->ready) && has_room(s);
     if (want == s->consuming)
         return;
     int r =
@@ -460,26 +459,11 @@ static void setup_leave(struct job *job)
         job->in_setup = false;
         s->setting_up--;
         /* The first job of a burst had the engine to itself; the others may now share it. */
-        s->warm = s->setting_up > 0 || s->setup_wait;
-        if (s->setup_wait && !s->finished)
+        s->warm = s->setting_up > 0 || !fifo_empty(&s->setup_wait);
+        if (!fifo_empty(&s->setup_wait) && !s->finished)
             uv_timer_start(&s->setup_timer, on_setup_timer, 0, 0);
     }
-    if (job->setup_waiting) {
-        struct job *prev = NULL;
-        for (struct job *j = s->setup_wait; j; prev = j, j = j->setup_next) {
-            if (j != job)
-                continue;
-            if (prev)
-                prev->setup_next = j->setup_next;
-            else
-                s->setup_wait = j->setup_next;
-            if (s->setup_wait_tail == j)
-                s->setup_wait_tail = prev;
-            break;
-        }
-        job->setup_waiting = false;
-        job->setup_next = NULL;
-    }
+    fifo_remove(&s->setup_wait, &job->setup_wait);
 }
 
 static void job_uncount(struct job *job)
@@ -513,33 +497,22 @@ static bool setup_turn(struct job *job)
     starter *s = job->s;
     if (job->in_setup || !step_is_setup(job->step))
         return true;
-    if (!job->setup_waiting && s->setting_up < setup_turns(s)) {
+    if (fifo_queued(&job->setup_wait))
+        return false;
+    if (s->setting_up < setup_turns(s)) {
         job->in_setup = true;
         s->setting_up++;
         return true;
     }
-    if (!job->setup_waiting) {
-        job->setup_waiting = true;
-        job->setup_next = NULL;
-        if (s->setup_wait_tail)
-            s->setup_wait_tail->setup_next = job;
-        else
-            s->setup_wait = job;
-        s->setup_wait_tail = job;
-    }
+    fifo_push(&s->setup_wait, &job->setup_wait);
     return false;
 }
 
 static void on_setup_timer(uv_timer_t *t)
 {
     starter *s = t->data;
-    while (s->setup_wait && s->setting_up < setup_turns(s) && !s->finished) {
-        struct job *job = s->setup_wait;
-        s->setup_wait = job->setup_next;
-        if (!s->setup_wait)
-            s->setup_wait_tail = NULL;
-        job->setup_waiting = false;
-        job->setup_next = NULL;
+    while (!fifo_empty(&s->setup_wait) && s->setting_up < setup_turns(s) && !s->finished) {
+        struct job *job = FIFO_ENTRY(fifo_pop(&s->setup_wait), struct job, setup_wait);
         job->in_setup = true;
         s->setting_up++;
         job_run(job);
@@ -550,27 +523,6 @@ static void on_setup_timer(uv_timer_t *t)
 static bool step_needs_slot(enum step step)
 {
     return step < STEP_PUBLISH;
-}
-
-static void ready_remove(struct job *job)
-{
-    starter *s = job->s;
-    if (!job->ready)
-        return;
-    struct job *prev = NULL;
-    for (struct job *j = s->ready; j; prev = j, j = j->ready_next) {
-        if (j != job)
-            continue;
-        if (prev)
-            prev->ready_next = j->ready_next;
-        else
-            s->ready = j->ready_next;
-        if (s->ready_tail == j)
-            s->ready_tail = prev;
-        break;
-    }
-    job->ready = false;
-    job->ready_next = NULL;
 }
 
 static void pull_detach(struct job *job)
@@ -599,7 +551,7 @@ static void job_release(struct job *job)
         return;
     job->released = true;
     pull_detach(job);
-    ready_remove(job);
+    fifo_remove(&s->ready, &job->ready);
     if (job->prev)
         job->prev->next = job->next;
     else
@@ -640,18 +592,12 @@ static void job_resume(struct job *job)
         job_run(job);
         return;
     }
-    if (!s->ready && has_room(s)) {
+    if (fifo_empty(&s->ready) && has_room(s)) {
         job_count(job);
         job_run(job);
         return;
     }
-    job->ready = true;
-    job->ready_next = NULL;
-    if (s->ready_tail)
-        s->ready_tail->ready_next = job;
-    else
-        s->ready = job;
-    s->ready_tail = job;
+    fifo_push(&s->ready, &job->ready);
     log_job(LOG_DEBUG, job, "waiting for a free slot to resume", "step", step_names[job->step],
             NULL, NULL);
 }
@@ -662,13 +608,8 @@ static void admit_ready(starter *s)
     if (s->admitting)
         return;
     s->admitting = true;
-    while (s->ready && has_room(s) && !s->finished && !s->shutting_down) {
-        struct job *job = s->ready;
-        s->ready = job->ready_next;
-        if (!s->ready)
-            s->ready_tail = NULL;
-        job->ready = false;
-        job->ready_next = NULL;
+    while (!fifo_empty(&s->ready) && has_room(s) && !s->finished && !s->shutting_down) {
+        struct job *job = FIFO_ENTRY(fifo_pop(&s->ready), struct job, ready);
         job_count(job);
         job_run(job);
     }
@@ -1922,7 +1863,7 @@ static void on_delivery(amqp_link *link, const struct amqp_link_delivery *d, voi
     ids_uuid_from_bytes(d->body, d->body_len, digest);
     /* A message we returned untouched is, for us, delivered for the first time. */
     bool first = !d->redelivered || (!has_id && untouched_take(s, digest));
-    if (s->shutting_down || s->ready || !has_room(s)) {
+    if (s->shutting_down || !fifo_empty(&s->ready) || !has_room(s)) {
         /* Prefetched before the consumer paused: back to the queue, where it waits (there any
          * starter with room may take it). */
         if (amqp_link_nack(link, d->generation, d->delivery_tag, true) == 0 && first && !has_id)
@@ -2151,7 +2092,8 @@ void starter_shutdown(starter *s, void (*done)(void *), void *ud)
     /* Jobs waiting for a retry, a slot, a setup turn or a pull go back to the queue now. */
     for (struct job *j = s->jobs, *next; j; j = next) {
         next = j->next;
-        if ((j->waiting || j->ready || j->pull || j->setup_waiting) && !j->abandoned) {
+        if ((j->waiting || fifo_queued(&j->ready) || j->pull || fifo_queued(&j->setup_wait)) &&
+            !j->abandoned) {
             amqp_link_nack(s->link, j->gen, j->tag, true);
             job_abandon(j);
         }

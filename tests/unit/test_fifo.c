@@ -1,0 +1,86 @@
+/* common/fifo.h: order, removal from the head, middle and tail, and an object in two lists. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "fifo.h"
+
+struct item {
+    int id;
+    struct fifo_node a, b;
+};
+
+static int pop_id(struct fifo *q)
+{
+    struct fifo_node *n = fifo_pop(q);
+    return n ? FIFO_ENTRY(n, struct item, a)->id : -1;
+}
+
+static void test_order(void **state)
+{
+    (void)state;
+    struct fifo q = FIFO_INIT;
+    struct item it[3] = {{.id = 0}, {.id = 1}, {.id = 2}};
+    assert_true(fifo_empty(&q));
+    assert_int_equal(pop_id(&q), -1);
+    for (int i = 0; i < 3; i++)
+        fifo_push(&q, &it[i].a);
+    assert_true(fifo_queued(&it[1].a));
+    assert_int_equal(pop_id(&q), 0);
+    assert_false(fifo_queued(&it[0].a));
+    fifo_push(&q, &it[0].a); /* back in, at the tail */
+    assert_int_equal(pop_id(&q), 1);
+    assert_int_equal(pop_id(&q), 2);
+    assert_int_equal(pop_id(&q), 0);
+    assert_true(fifo_empty(&q));
+}
+
+static void test_remove(void **state)
+{
+    (void)state;
+    struct fifo q = FIFO_INIT;
+    struct item it[4] = {{.id = 0}, {.id = 1}, {.id = 2}, {.id = 3}};
+    for (int i = 0; i < 4; i++)
+        fifo_push(&q, &it[i].a);
+    assert_true(fifo_remove(&q, &it[1].a)); /* middle */
+    assert_false(fifo_remove(&q, &it[1].a));
+    assert_true(fifo_remove(&q, &it[3].a)); /* tail: a push goes after the new tail */
+    fifo_push(&q, &it[3].a);
+    assert_true(fifo_remove(&q, &it[0].a)); /* head */
+    assert_int_equal(pop_id(&q), 2);
+    assert_int_equal(pop_id(&q), 3);
+    assert_true(fifo_empty(&q));
+    assert_null(q.tail);
+    fifo_push(&q, &it[2].a); /* the only one, removed: empty again */
+    assert_true(fifo_remove(&q, &it[2].a));
+    assert_true(fifo_empty(&q));
+    assert_null(q.tail);
+}
+
+static void test_two_lists(void **state)
+{
+    (void)state;
+    struct fifo qa = FIFO_INIT, qb = FIFO_INIT;
+    struct item x = {.id = 7}, y = {.id = 8};
+    fifo_push(&qa, &x.a);
+    fifo_push(&qb, &y.b);
+    fifo_push(&qb, &x.b);
+    assert_false(fifo_remove(&qa, &y.a)); /* not in qa */
+    assert_true(fifo_remove(&qb, &x.b));
+    assert_true(fifo_queued(&x.a));
+    struct item *first = FIFO_ENTRY(fifo_pop(&qb), struct item, b);
+    assert_int_equal(first->id, 8);
+    assert_int_equal(pop_id(&qa), 7);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_order),
+        cmocka_unit_test(test_remove),
+        cmocka_unit_test(test_two_lists),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
