@@ -23,6 +23,9 @@ Ways (each with the starter's HostConfig: limits, CapDrop ALL, no-new-privileges
   bind/internal    both
   cli/none         `docker run --rm --network none`, the same limits, the file bind-mounted
   cli/internal     `docker run --rm --network <internal>`
+  bind/default     NetworkMode "default" (not in the default list: on an engine with its
+                   default bridge that is the bridge, with a way out; on one started with
+                   --bridge=none, a namespace of the container's own with loopback only)
 """
 import argparse
 import http.client
@@ -294,7 +297,7 @@ def main():
         for i in range(a.n + 1):
             for way in list(live):
                 mode, net = way.split("/")
-                network = NET if net == "internal" else "none"
+                network = NET if net == "internal" else net  # none, default
                 try:
                     s = (one_cli(cpu, a.image, network, path, i) if mode == "cli" else
                          one_api(eng, cpu, a.image, network, mode, path, tar, i))
