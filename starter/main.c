@@ -20,7 +20,10 @@ static const struct config_doc docs[] = {
     {"MAX_STARTING", "2",
      "containers being set up (created, filled, started) at once; the other jobs wait their "
      "turn, in order"},
-    {"CORRECTION_NETWORK", "none", "network of correction containers"},
+    {"CORRECTION_NETWORK", "none",
+     "network of correction containers; \"isolated\": the engine's default network where that "
+     "is a namespace with loopback only (an engine with no default bridge, --bridge=none), else "
+     "none"},
     {"CORRECTION_MEMORY", "512m", "memory limit of a correction container (no extra swap)"},
     {"CORRECTION_CPUS", "1", "CPUs of a correction container"},
     {"CORRECTION_PIDS", "256", "process limit of a correction container"},
@@ -355,6 +358,7 @@ static int load_config(struct starter_config *c, struct owned *o, struct config_
             return -EINVAL;
         }
     }
+    c->net_isolated = strcmp(c->network, "isolated") == 0;
     if (c->retry_max_ms < c->retry_min_ms) {
         snprintf(e->msg, sizeof(e->msg), "invalid RETRY_MAX: shorter than RETRY_MIN");
         return -EINVAL;

@@ -17,6 +17,7 @@ struct starter_config {
     uint64_t max_running;
     uint64_t max_starting; /* MAX_STARTING: jobs in the engine's setup calls at once */
     const char *network;
+    bool net_isolated; /* CORRECTION_NETWORK=isolated: "default" where that is loopback only */
     uint64_t memory_bytes;
     uint64_t nanocpus;
     uint64_t pids;

@@ -1140,97 +1140,6 @@ static void test_sigterm_in_flight(void **state)
     free(file);
 }
 
-/* ---- the network (issue 12: the price of "no network") --------------------------------- */
-
-/* A TCP listener on every IPv4 address of this machine; its port in *port. */
-static int host_listener(int *port)
-{
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
-    assert_true(fd >= 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_ANY)};
-    assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
-    assert_int_equal(listen(fd, 16), 0);
-    socklen_t len = sizeof(a);
-    assert_int_equal(getsockname(fd, (struct sockaddr *)&a, &len), 0);
-    *port = ntohs(a.sin_port);
-    return fd;
-}
-
-/* Every IPv4 address of this machine's interfaces (loopback first), space-separated. */
-static void host_addresses(char *buf, size_t len)
-{
-    struct ifaddrs *ifs;
-    assert_int_equal(getifaddrs(&ifs), 0);
-    size_t n = (size_t)snprintf(buf, len, "127.0.0.1");
-    for (struct ifaddrs *i = ifs; i; i = i->ifa_next) {
-        if (!i->ifa_addr || i->ifa_addr->sa_family != AF_INET)
-            continue;
-        char a[INET_ADDRSTRLEN];
-        inet_ntop(AF_INET, &((struct sockaddr_in *)i->ifa_addr)->sin_addr, a, sizeof(a));
-        if (strcmp(a, "127.0.0.1") != 0 && n < len)
-            n += (size_t)snprintf(buf + n, len - n, " %s", a);
-    }
-    freeifaddrs(ifs);
-    assert_true(n < len);
-}
-
-/* What a correction can see and reach of the network, printed by a ct-shell script: its
- * interfaces, its IPv4 routes, and a connection to every address of the host, on a port the
- * test listens on. */
-#define NET_SCRIPT                                                                                 \
-    "echo \"interfaces: $(ls /sys/class/net | tr '\\n' ' ')\"\n"                                   \
-    "echo \"routes: $(tail -n +2 /proc/net/route | wc -l)\"\n"                                     \
-    "for a in %s; do\n"                                                                            \
-    "  if nc -w 5 $a %d -e true; then echo \"reached $a\"; else echo \"no way to $a\"; fi\n"       \
-    "done\n"
-
-/* The default CORRECTION_NETWORK (none): a correction has the loopback interface only, no
- * route, and reaches none of the host's addresses. The same script under the host's network
- * reaches the listener: the probe can tell. */
-static void test_no_way_out(void **state)
-{
-    (void)state;
-    int port;
-    int lfd = host_listener(&port);
-    char addrs[1024], script[2048], line[128];
-    host_addresses(addrs, sizeof(addrs));
-    snprintf(script, sizeof(script), NET_SCRIPT, addrs, port);
-
-    struct ct_daemon run;
-    json_t *c;
-    start_starter(&run, "noway", NULL);
-    char *out = shell_job("w-noway", script, &c);
-    assert_string_equal(
-        json_string_value(json_object_get(json_object_get(c, "HostConfig"), "NetworkMode")),
-        "none");
-    expect_output(out, "interfaces: lo \n");
-    expect_output(out, "routes: 0\n");
-    char *save = NULL, *list = strdup(addrs);
-    assert_non_null(list);
-    for (char *a = strtok_r(list, " ", &save); a; a = strtok_r(NULL, " ", &save)) {
-        snprintf(line, sizeof(line), "no way to %s\n", a);
-        expect_output(out, line);
-    }
-    free(list);
-    if (strstr(out, "reached"))
-        fail_msg("a correction reached the host:\n%s", out);
-    free(out);
-    json_decref(c);
-    assert_int_equal(stop_starter(&run), 0);
-
-    start_starter(&run, "noway-host", (const char *[]){"CORRECTION_NETWORK=host", NULL});
-    out = shell_job("w-noway-host", script, &c);
-    expect_output(out, "reached 127.0.0.1\n");
-    /* The connection the probe made is in the listener's queue. */
-    int cfd = accept(lfd, NULL, NULL);
-    assert_true(cfd >= 0);
-    close(cfd);
-    free(out);
-    json_decref(c);
-    assert_int_equal(stop_starter(&run), 0);
-    close(lfd);
-}
-
 /* ---- fault injection ------------------------------------------------------------------------ */
 
 /* tests/support/dockerproxy.py between a starter and the engine: it answers the requests its
@@ -2316,6 +2225,123 @@ static void test_config_errors(void **state)
         if (ct_file_count(log, names[i]) == 0)
             fail_msg("--help does not list %s", names[i]);
     }
+}
+
+/* ---- the network (issue 12: the price of "no network") --------------------------------- */
+
+/* A TCP listener on every IPv4 address of this machine; its port in *port. */
+static int host_listener(int *port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+    assert_true(fd >= 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_ANY)};
+    assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+    assert_int_equal(listen(fd, 16), 0);
+    socklen_t len = sizeof(a);
+    assert_int_equal(getsockname(fd, (struct sockaddr *)&a, &len), 0);
+    *port = ntohs(a.sin_port);
+    return fd;
+}
+
+/* Every IPv4 address of this machine's interfaces (loopback first), space-separated. */
+static void host_addresses(char *buf, size_t len)
+{
+    struct ifaddrs *ifs;
+    assert_int_equal(getifaddrs(&ifs), 0);
+    size_t n = (size_t)snprintf(buf, len, "127.0.0.1");
+    for (struct ifaddrs *i = ifs; i; i = i->ifa_next) {
+        if (!i->ifa_addr || i->ifa_addr->sa_family != AF_INET)
+            continue;
+        char a[INET_ADDRSTRLEN];
+        inet_ntop(AF_INET, &((struct sockaddr_in *)i->ifa_addr)->sin_addr, a, sizeof(a));
+        if (strcmp(a, "127.0.0.1") != 0 && n < len)
+            n += (size_t)snprintf(buf + n, len - n, " %s", a);
+    }
+    freeifaddrs(ifs);
+    assert_true(n < len);
+}
+
+/* What a correction can see and reach of the network, printed by a ct-shell script: its
+ * interfaces, its IPv4 routes, and a connection to every address of the host, on a port the
+ * test listens on. */
+#define NET_SCRIPT                                                                                 \
+    "echo \"interfaces: $(ls /sys/class/net | tr '\\n' ' ')\"\n"                                   \
+    "echo \"routes: $(tail -n +2 /proc/net/route | wc -l)\"\n"                                     \
+    "for a in %s; do\n"                                                                            \
+    "  if nc -w 5 $a %d -e true; then echo \"reached $a\"; else echo \"no way to $a\"; fi\n"       \
+    "done\n"
+
+/* Runs the network probe in a correction of a starter with extra settings; asserts its
+ * NetworkMode and that it has the loopback interface only, no route, and reaches none of the
+ * host's addresses. */
+static void expect_no_way_out(const char *name, const char *const *extra, const char *mode,
+                              const char *script, const char *addrs)
+{
+    struct ct_daemon run;
+    json_t *c;
+    char wid[64], line[128];
+    snprintf(wid, sizeof(wid), "w-%s", name);
+    start_starter(&run, name, extra);
+    char *out = shell_job(wid, script, &c);
+    assert_string_equal(
+        json_string_value(json_object_get(json_object_get(c, "HostConfig"), "NetworkMode")), mode);
+    expect_output(out, "interfaces: lo \n");
+    expect_output(out, "routes: 0\n");
+    char *save = NULL, *list = strdup(addrs);
+    assert_non_null(list);
+    for (char *a = strtok_r(list, " ", &save); a; a = strtok_r(NULL, " ", &save)) {
+        snprintf(line, sizeof(line), "no way to %s\n", a);
+        expect_output(out, line);
+    }
+    free(list);
+    if (strstr(out, "reached"))
+        fail_msg("a correction reached the host:\n%s", out);
+    free(out);
+    json_decref(c);
+    assert_int_equal(stop_starter(&run), 0);
+}
+
+/* The default CORRECTION_NETWORK (none), and "isolated" on this engine (started with
+ * --bridge=none, tests/servers.sh: its default network mode is a namespace with loopback
+ * only): a correction has the loopback interface only, no route, and reaches none of the
+ * host's addresses. The same probe under the host's network reaches the listener: the probe
+ * can tell. */
+static void test_no_way_out(void **state)
+{
+    (void)state;
+    int port;
+    int lfd = host_listener(&port);
+    char addrs[1024], script[2048];
+    host_addresses(addrs, sizeof(addrs));
+    snprintf(script, sizeof(script), NET_SCRIPT, addrs, port);
+
+    expect_no_way_out("noway", NULL, "none", script, addrs);
+    expect_no_way_out("noway-isolated", (const char *[]){"CORRECTION_NETWORK=isolated", NULL},
+                      "default", script, addrs);
+
+    /* "isolated" on an engine that has a default bridge (the proxy says so): none. */
+    struct proxy px;
+    proxy_start(&px, "noway-bridge",
+                "{\"rules\": [{\"id\": \"bridge\", \"method\": \"GET\", "
+                "\"path\": \"^/networks/bridge$\", \"status\": 200, \"message\": \"bridge\"}]}");
+    expect_no_way_out("noway-bridge", (const char *[]){px.env, "CORRECTION_NETWORK=isolated", NULL},
+                      "none", script, addrs);
+    assert_true(proxy_count(&px, "bridge") >= 1);
+    proxy_stop(&px);
+
+    struct ct_daemon run;
+    json_t *c;
+    start_starter(&run, "noway-host", (const char *[]){"CORRECTION_NETWORK=host", NULL});
+    char *out = shell_job("w-noway-host", script, &c);
+    expect_output(out, "reached 127.0.0.1\n");
+    /* The connection the probe made is in the listener's queue. */
+    int cfd = accept(lfd, NULL, NULL);
+    assert_true(cfd >= 0);
+    close(cfd);
+    free(out);
+    json_decref(c);
+    assert_int_equal(stop_starter(&run), 0);
+    close(lfd);
 }
 
 /* The most setup calls the proxy saw in flight: over its log, in order, creates less the
