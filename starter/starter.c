@@ -190,14 +190,15 @@ struct job {
     const char *fault_reason; /* the last Docker fault: the reason the caller hears ... */
     char fault_detail[448];   /* ... and the detail, when the budget is spent */
     uv_timer_t timer;
-    bool busy;             /* a Docker call or a publish is in flight */
-    bool publishing;       /* the publish in flight: its confirm callback still comes */
-    bool waiting;          /* the retry timer is armed */
-    bool abandoned;        /* the message went back to the queue: stop at the next step */
-    bool released;         /* out of s->jobs; freed once no callback can come */
-    bool counted;          /* counted in s->starting */
-    bool in_setup;         /* holds one of the MAX_STARTING turns (s->setting_up) */
-    bool pulled;           /* its image was pulled: a create answered 404 again is final */
+    bool busy;                /* a Docker call or a publish is in flight */
+    bool publishing;          /* the publish in flight: its confirm callback still comes */
+    bool waiting;             /* the retry timer is armed */
+    bool abandoned;           /* the message went back to the queue: stop at the next step */
+    bool released;            /* out of s->jobs; freed once no callback can come */
+    bool counted;             /* counted in s->starting */
+    bool in_setup;            /* holds one of the MAX_STARTING turns (s->setting_up) */
+    bool pulled;              /* its image was pulled: a create answered 404 again is final */
+    uint64_t pulls_at_create; /* s->pulls_done when its last create was sent */
     bool touched;          /* a container may exist, or a result was published: not "untouched" */
     bool start_unknown;    /* a start of this container failed without a clear answer: it may
                             * have run it; inspect before starting again (never a second run) */
@@ -232,7 +233,8 @@ struct starter {
     /* CORRECTION_NETWORK=isolated: whether the engine has a default bridge, read at start, on
      * every reconcile and after the events stream broke (an engine restart). */
     bool net_checked, net_checking, net_no_bridge;
-    struct fifo ready; /* jobs that may resume once a slot is free, in order */
+    uint64_t pulls_done; /* image pulls that succeeded */
+    struct fifo ready;   /* jobs that may resume once a slot is free, in order */
     bool admitting;
     unsigned starting; /* jobs between delivery and their container's start */
     unsigned running;  /* running correction containers on the host (last count) */
@@ -1243,6 +1245,11 @@ static void on_created(const struct docker_result *res, void *ud)
             job_goto(job, STEP_UPLOAD);
     } else if (res->status == 409) {
         job_goto(job, STEP_INSPECT); /* who holds the name? */
+    } else if (res->status == 404 && job->s->cfg.pull && !job->pulled &&
+               job->s->pulls_done != job->pulls_at_create) {
+        /* A pull ended while this create was on its way (jobs are set up a few at a time, so
+         * a burst's creates straddle the pull of its image): create again before pulling. */
+        job_goto(job, STEP_CREATE);
     } else if (res->status == 404 && job->s->cfg.pull && !job->pulled) {
         job_goto(job, STEP_PULL);
     } else if (res->status == 404) {
@@ -1456,6 +1463,8 @@ static void on_pulled(const struct docker_result *res, void *ud)
         ok ? REGISTRY_PULL_INFRA : registry_pull_classify(res->err, res->status, res->message);
     char ms[32];
     idmap_del(s->pulls, p->key);
+    if (ok)
+        s->pulls_done++;
     snprintf(ms, sizeof(ms), "%llu", (unsigned long long)(uv_now(s->loop) - p->started_ms));
     if (ok)
         log_kv(LOG_INFO, "image pulled", "image", p->key, "registry", p->host, "duration_ms", ms,
@@ -1718,6 +1727,7 @@ static void step_create(struct job *job)
         return;
     }
     job->touched = true;
+    job->pulls_at_create = s->pulls_done;
     int r = docker_container_create(s->docker, job->name, config, on_created, job);
     json_decref(config);
     if (r < 0) {
