@@ -231,7 +231,8 @@ struct starter {
     struct fifo setup_wait;
     bool warm; /* a burst is under way: all MAX_STARTING turns are open (else one) */
     /* CORRECTION_NETWORK=isolated: whether the engine has a default bridge, read at start, on
-     * every reconcile and after the events stream broke (an engine restart). */
+     * every reconcile and after the events stream broke (an engine restart); not known (an
+     * error, the stream broken): none. */
     bool net_checked, net_checking, net_no_bridge;
     uint64_t pulls_done; /* image pulls that succeeded */
     struct fifo ready;   /* jobs that may resume once a slot is free, in order */
@@ -388,8 +389,12 @@ static void on_net_checked(const struct docker_result *res, void *ud)
 {
     starter *s = ud;
     s->net_checking = false;
-    if (s->finished || res->err != 0 || (res->status != 200 && res->status != 404))
-        return; /* as it was; read again at the next reconcile */
+    if (s->finished)
+        return;
+    if (res->err != 0 || (res->status != 200 && res->status != 404)) {
+        s->net_no_bridge = false; /* not known: none, until the next reconcile reads it */
+        return;
+    }
     bool no_bridge = res->status == 404;
     if (!s->net_checked || no_bridge != s->net_no_bridge)
         log_kv(LOG_INFO, "CORRECTION_NETWORK=isolated", "network_mode",
@@ -435,11 +440,14 @@ static void on_events_end(const struct docker_result *res, void *ud)
     s->events = NULL;
     if (s->finished)
         return;
+    /* Maybe an engine restart, maybe with another configuration: none until it is read again. */
+    s->net_no_bridge = false;
     s->events_failures++;
     uint64_t delay = 500ULL << (s->events_failures < 6 ? s->events_failures : 6);
     log_kv(LOG_DEBUG, "docker events stream ended, reconnecting", "error", res->message, NULL);
     uv_timer_start(&s->events_timer, on_events_timer, delay, 0);
     request_count(s);
+    check_network(s);
 }
 
 static void start_events(starter *s)

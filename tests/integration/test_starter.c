@@ -1009,8 +1009,11 @@ static void test_docker_outage(void **state)
     (void)state;
     struct ct_daemon run;
     char *file = exercise("outage.txt", "abc");
-    start_starter(&run, "docker-outage", (const char *[]){"DONT_START_CONTAINER=true", NULL});
+    start_starter(
+        &run, "docker-outage",
+        (const char *[]){"DONT_START_CONTAINER=true", "CORRECTION_NETWORK=isolated", NULL});
     wait_log(&run, "consuming pending jobs", 1);
+    wait_log(&run, "network_mode=default", 1);
     assert_int_equal(ct_servers("docker-stop"), 0);
     for (int i = 0; i < 3; i++) {
         char wid[16];
@@ -1023,6 +1026,9 @@ static void test_docker_outage(void **state)
         json_decref(get_json("running_corrections"));
     assert_null(ct_amqp_get("finished_corrections", 500));
     assert_int_equal(count_containers(), 3);
+    /* CORRECTION_NETWORK=isolated: the engine went away, so its networks were read again
+     * (none meanwhile; the log says each change). */
+    wait_log(&run, "network_mode=default", 2);
     assert_int_equal(stop_starter(&run), 0);
     free(file);
 }
