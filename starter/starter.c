@@ -91,8 +91,9 @@
  * never retried: its reason alone (plain text) is reported.
  *
  * Capacity: the consumer runs only while (running correction containers on the host + jobs
- * being started) < MAX_RUNNING. The running count comes from Docker (a label-filtered list),
- * refreshed on container start/die events and periodically; waiting jobs stay in the queue. A
+ * being started) < MAX_RUNNING. The running count follows Docker's start, die and destroy
+ * events and our own start calls (common/runset.h), with a label-filtered list as the safety
+ * net (periodically and when the events stream comes back); waiting jobs stay in the queue. A
  * job waiting to retry, or for a pull, holds no slot; when it resumes it takes one, or waits
  * in line (s->ready, first come first served, ahead of new deliveries) until one is free. The
  * prefetch is twice MAX_RUNNING, so as many jobs again may wait without holding a slot.
@@ -121,6 +122,7 @@
 #include "ids.h"
 #include "log.h"
 #include "msg.h"
+#include "runset.h"
 #include "schedule.h"
 #include "tar.h"
 #include "text.h"
@@ -238,17 +240,10 @@ struct starter {
     struct fifo ready;   /* jobs that may resume once a slot is free, in order */
     bool admitting;
     unsigned starting; /* jobs between delivery and their container's start */
-    unsigned running;  /* running correction containers on the host (last count) */
+    runset *running;   /* running correction containers on the host (events, lists) */
     bool counted_once; /* the running count has been read at least once */
     bool listing, list_again;
-    /* Containers we started, not yet seen by a list taken after their start: a list answer
-     * may predate them, so they are counted on top of it until a later list includes them. */
-    struct recent_start {
-        char id[65];
-        uint64_t seq;
-    } * recent;
-    size_t n_recent, cap_recent;
-    uint64_t start_seq, list_seq;
+    uint64_t list_ticket;
     bool consuming;
     bool shutting_down, finished;
     unsigned events_failures;
@@ -275,7 +270,7 @@ static void admit_ready(starter *s);
 
 static bool has_room(const starter *s)
 {
-    return (uint64_t)s->running + s->starting < s->cfg.max_running;
+    return (uint64_t)runset_count(s->running) + s->starting < s->cfg.max_running;
 }
 
 static void untouched_add(starter *s, const char *digest)
@@ -313,7 +308,7 @@ static void update_consumer(starter *s)
     }
     s->consuming = want;
     char running[32], starting[32];
-    snprintf(running, sizeof(running), "%u", s->running);
+    snprintf(running, sizeof(running), "%zu", runset_count(s->running));
     snprintf(starting, sizeof(starting), "%u", s->starting);
     log_kv(LOG_DEBUG,
            want ? "consuming pending jobs" : "at capacity, pending jobs wait in the queue",
@@ -326,37 +321,26 @@ static void on_count(const struct docker_result *res, void *ud)
     s->listing = false;
     if (s->finished)
         return;
-    if (res->err == 0 && res->status == 200 && json_is_array(res->json)) {
-        unsigned count = (unsigned)json_array_size(res->json);
-        size_t keep = 0;
-        for (size_t i = 0; i < s->n_recent; i++) {
-            bool listed = false;
-            size_t k;
-            json_t *c;
-            json_array_foreach(res->json, k, c)
-            {
-                const char *id = json_string_value(json_object_get(c, "Id"));
-                if (id && strcmp(id, s->recent[i].id) == 0)
-                    listed = true;
-            }
-            if (s->recent[i].seq <= s->list_seq)
-                continue; /* the list was taken after its start: it is authoritative */
-            if (!listed)
-                count++;
-            s->recent[keep++] = s->recent[i];
+    bool answered = res->err == 0 && res->status == 200 && json_is_array(res->json);
+    size_t n = answered ? json_array_size(res->json) : 0;
+    const char **ids = n > 0 ? calloc(n, sizeof(*ids)) : NULL;
+    if (answered && (n == 0 || ids)) {
+        for (size_t i = 0; i < n; i++)
+            ids[i] = json_string_value(json_object_get(json_array_get(res->json, i), "Id"));
+        if (runset_list_answer(s->running, s->list_ticket, ids, n) == 0) {
+            s->counted_once = true;
+            if (s->docker_down_logged)
+                log_kv(LOG_INFO, "docker is reachable again", NULL);
+            s->docker_down_logged = false;
+            update_consumer(s);
         }
-        s->n_recent = keep;
-        s->running = count;
-        s->counted_once = true;
-        if (s->docker_down_logged)
-            log_kv(LOG_INFO, "docker is reachable again", NULL);
-        s->docker_down_logged = false;
-        update_consumer(s);
-    } else if (!s->docker_down_logged) {
+        /* else out of memory: the count stays as the events made it, until the next list */
+    } else if (!answered && !s->docker_down_logged) {
         log_kv(LOG_WARN, "cannot count running corrections, docker unreachable or failing", "error",
                res->message, NULL);
         s->docker_down_logged = true;
     }
+    free(ids);
     if (s->list_again) {
         s->list_again = false;
         request_count(s);
@@ -374,9 +358,10 @@ static void request_count(starter *s)
     json_t *filters = json_pack("{s:[s],s:[s]}", "label", LABEL_JOB_ID, "status", "running");
     if (!filters)
         return;
+    uint64_t ticket = runset_list_asked(s->running);
     if (docker_container_list(s->docker, false, filters, on_count, s) == 0) {
         s->listing = true;
-        s->list_seq = s->start_seq;
+        s->list_ticket = ticket;
     }
     json_decref(filters);
 }
@@ -428,10 +413,28 @@ static void on_events_timer(uv_timer_t *t)
     start_events(t->data);
 }
 
-static void on_event(json_t *event, void *ud)
+/* A start, die or destroy of a correction container: the count follows it at once (the
+ * periodic list is the safety net for what the stream misses). */
+static void on_event(json_t *ev, void *ud)
 {
-    (void)event;
-    request_count(ud);
+    starter *s = ud;
+    const char *action = json_string_value(json_object_get(ev, "Action"));
+    if (!action)
+        action = json_string_value(json_object_get(ev, "status"));
+    const char *id = json_string_value(json_object_get(json_object_get(ev, "Actor"), "ID"));
+    if (!id)
+        id = json_string_value(json_object_get(ev, "id"));
+    if (!action || !id || !ids_is_container_id(id))
+        return;
+    if (strcmp(action, "start") == 0) {
+        if (runset_start_event(s->running, id) < 0)
+            request_count(s); /* not counted (out of memory): let a list count it */
+    } else if (strcmp(action, "die") == 0 || strcmp(action, "destroy") == 0) {
+        runset_gone(s->running, id);
+    } else {
+        return;
+    }
+    update_consumer(s);
 }
 
 static void on_events_end(const struct docker_result *res, void *ud)
@@ -1084,22 +1087,12 @@ static void container_vanished(struct job *job)
 
 static void job_started(struct job *job)
 {
-    /* From now on Docker's running count includes it (once a list sees it). */
+    /* Counted from now on (unless its exit came first), not only once an event or a list
+     * shows it. */
     starter *s = job->s;
     job_uncount(job);
-    s->running++;
-    if (s->n_recent == s->cap_recent) {
-        size_t cap = s->cap_recent ? s->cap_recent * 2 : 16;
-        struct recent_start *p = realloc(s->recent, cap * sizeof(*p));
-        if (p) {
-            s->recent = p;
-            s->cap_recent = cap;
-        }
-    }
-    if (s->n_recent < s->cap_recent) {
-        snprintf(s->recent[s->n_recent].id, sizeof(s->recent[0].id), "%s", job->container_id);
-        s->recent[s->n_recent++].seq = ++s->start_seq;
-    }
+    if (runset_started(s->running, job->container_id) < 0)
+        request_count(s); /* not counted (out of memory): let a list count it */
     job_goto(job, STEP_PUBLISH);
 }
 
@@ -2003,8 +1996,9 @@ starter *starter_new(uv_loop_t *loop, const struct starter_config *cfg, char *er
     s->loop = loop;
     s->cfg = *cfg;
     s->pulls = idmap_new();
-    if (!s->pulls) {
+    if (!s->pulls || runset_new(&s->running) < 0) {
         snprintf(err, errlen, "out of memory");
+        idmap_free(s->pulls);
         free(s);
         return NULL;
     }
@@ -2012,6 +2006,7 @@ starter *starter_new(uv_loop_t *loop, const struct starter_config *cfg, char *er
         snprintf(s->hostname, sizeof(s->hostname), "unknown");
     s->docker = docker_new(loop, &cfg->docker, err, errlen);
     if (!s->docker) {
+        runset_free(s->running);
         idmap_free(s->pulls);
         free(s);
         return NULL;
@@ -2024,6 +2019,7 @@ starter *starter_new(uv_loop_t *loop, const struct starter_config *cfg, char *er
     if (!s->link) {
         snprintf(err, errlen, "cannot create the RabbitMQ link");
         docker_free(s->docker);
+        runset_free(s->running);
         idmap_free(s->pulls);
         free(s);
         return NULL;
@@ -2160,7 +2156,7 @@ void starter_shutdown(starter *s, void (*done)(void *), void *ud)
 void starter_free(starter *s)
 {
     if (s) {
-        free(s->recent);
+        runset_free(s->running);
         idmap_free(s->pulls);
     }
     free(s);
