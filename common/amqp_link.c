@@ -76,6 +76,7 @@ struct incoming {
 
 struct amqp_link {
     uv_loop_t *loop;
+    uint64_t rpc_deadline_ns;    /* the blocking RPCs under way end by then (uv_hrtime) */
     struct amqp_link_config cfg; /* strings owned */
     amqp_link_event_cb on_event;
     void *userdata;
@@ -448,15 +449,51 @@ static int check_reply(amqp_link *l, amqp_rpc_reply_t r, const char *what)
     return -EPROTO;
 }
 
+/* The blocking calls of a connection attempt (socket open, login, every RPC), or of a
+ * declare on an open connection, share one connect_timeout_ms: each gets what is left of it,
+ * so a broker that answers every step slowly cannot hold the loop for a dozen timeouts. */
+static void rpc_budget_start(amqp_link *l)
+{
+    l->rpc_deadline_ns = uv_hrtime() + l->cfg.connect_timeout_ms * 1000000ULL;
+}
+
+/* Sets what is left as the next blocking call's timeout (tv for the socket open); -ETIMEDOUT
+ * (detail set) when nothing is. */
+static int rpc_budget(amqp_link *l, const char *what, struct timeval *tv)
+{
+    uint64_t now = uv_hrtime();
+    if (now >= l->rpc_deadline_ns) {
+        set_detail(l, "%s: no answer within %llu ms (connect_timeout_ms, for the whole connection)",
+                   what, (unsigned long long)l->cfg.connect_timeout_ms);
+        return -ETIMEDOUT;
+    }
+    uint64_t left_us = (l->rpc_deadline_ns - now) / 1000;
+    struct timeval left = {.tv_sec = (time_t)(left_us / 1000000),
+                           .tv_usec = (suseconds_t)(left_us % 1000000)};
+    if (left.tv_sec == 0 && left.tv_usec == 0)
+        left.tv_usec = 1;
+    if (tv)
+        *tv = left;
+    if (amqp_set_handshake_timeout(l->conn, &left) != AMQP_STATUS_OK ||
+        amqp_set_rpc_timeout(l->conn, &left) != AMQP_STATUS_OK) {
+        set_detail(l, "%s: cannot set the timeout", what);
+        return -EINVAL;
+    }
+    return 0;
+}
+
 static int open_channel(amqp_link *l)
 {
-    amqp_channel_open(l->conn, CHANNEL);
-    int r = check_reply(l, amqp_get_rpc_reply(l->conn), "channel.open");
+    int r = rpc_budget(l, "channel.open", NULL);
     if (r < 0)
+        return r;
+    amqp_channel_open(l->conn, CHANNEL);
+    r = check_reply(l, amqp_get_rpc_reply(l->conn), "channel.open");
+    if (r < 0 || (r = rpc_budget(l, "confirm.select", NULL)) < 0)
         return r;
     amqp_confirm_select(l->conn, CHANNEL);
     r = check_reply(l, amqp_get_rpc_reply(l->conn), "confirm.select");
-    if (r < 0)
+    if (r < 0 || (r = rpc_budget(l, "basic.qos", NULL)) < 0)
         return r;
     amqp_basic_qos(l->conn, CHANNEL, 0,
                    (uint16_t)(l->cfg.prefetch > UINT16_MAX ? UINT16_MAX : l->cfg.prefetch), 0);
@@ -472,6 +509,9 @@ static int declare(amqp_link *l, struct queue_reg *q)
     int r;
     snprintf(what, sizeof(what), "declare queue %s", q->name);
     if (!l->passive) {
+        r = rpc_budget(l, what, NULL);
+        if (r < 0)
+            return r;
         r = make_table(q->args, q->n_args, &args);
         if (r < 0)
             return r;
@@ -485,6 +525,9 @@ static int declare(amqp_link *l, struct queue_reg *q)
         if (r < 0)
             return r;
     }
+    r = rpc_budget(l, what, NULL);
+    if (r < 0)
+        return r;
     amqp_queue_declare(l->conn, CHANNEL, amqp_cstring_bytes(q->name), 1, 0, 0, 0, amqp_empty_table);
     r = check_reply(l, amqp_get_rpc_reply(l->conn), what);
     if (r == -ENOENT)
@@ -506,21 +549,22 @@ static int send_consume(amqp_link *l, struct queue_reg *q)
     return r == AMQP_STATUS_OK ? 0 : -ENOTCONN;
 }
 
-/* Blocking, each step bounded by connect_timeout_ms. 0, or negative errno with detail set. */
+/* Blocking, all its steps together bounded by connect_timeout_ms. 0, or negative errno with
+ * detail set. */
 static int connect_once(amqp_link *l, bool *operator_error)
 {
-    struct timeval tv = {.tv_sec = (time_t)(l->cfg.connect_timeout_ms / 1000),
-                         .tv_usec = (suseconds_t)(l->cfg.connect_timeout_ms % 1000 * 1000)};
+    struct timeval tv;
     int r;
+    rpc_budget_start(l);
     l->conn = amqp_new_connection();
     if (!l->conn)
         return -ENOMEM;
     amqp_socket_t *sock = amqp_tcp_socket_new(l->conn);
     if (!sock)
         return -ENOMEM;
-    if (amqp_set_handshake_timeout(l->conn, &tv) != AMQP_STATUS_OK ||
-        amqp_set_rpc_timeout(l->conn, &tv) != AMQP_STATUS_OK)
-        return -EINVAL;
+    r = rpc_budget(l, "connect", &tv);
+    if (r < 0)
+        return r;
     r = amqp_socket_open_noblock(sock, l->cfg.host, l->cfg.port, &tv);
     if (r != AMQP_STATUS_OK) {
         set_detail(l, "connect %s:%d: %s", l->cfg.host, l->cfg.port, amqp_error_string2(r));
@@ -533,6 +577,9 @@ static int connect_once(amqp_link *l, bool *operator_error)
         name.value.value.bytes = amqp_cstring_bytes(l->cfg.connection_name);
         props = (amqp_table_t){.num_entries = 1, .entries = &name};
     }
+    r = rpc_budget(l, "login", NULL);
+    if (r < 0)
+        return r;
     r = check_reply(
         l,
         amqp_login_with_properties(l->conn, l->cfg.vhost, 0, FRAME_MAX, (int)l->cfg.heartbeat_s,
@@ -554,10 +601,13 @@ static int connect_once(amqp_link *l, bool *operator_error)
         struct queue_reg *q = l->queues[i];
         if (!q->cb || q->paused)
             continue;
-        amqp_basic_consume(l->conn, CHANNEL, amqp_cstring_bytes(q->name),
-                           amqp_cstring_bytes(q->tag), 0, 0, 0, amqp_empty_table);
         char what[300];
         snprintf(what, sizeof(what), "consume queue %s", q->name);
+        r = rpc_budget(l, what, NULL);
+        if (r < 0)
+            return r;
+        amqp_basic_consume(l->conn, CHANNEL, amqp_cstring_bytes(q->name),
+                           amqp_cstring_bytes(q->tag), 0, 0, 0, amqp_empty_table);
         r = check_reply(l, amqp_get_rpc_reply(l->conn), what);
         if (r < 0) {
             *operator_error = r == -EACCES || r == -ENOENT;
@@ -576,8 +626,7 @@ static void on_retry(uv_timer_t *t)
     uv_update_time(l->loop);
     if (r < 0) {
         close_connection(l);
-        if (operator_error)
-            emit(l, AMQP_LINK_ERROR, l->detail);
+        emit(l, operator_error ? AMQP_LINK_ERROR : AMQP_LINK_RETRY, l->detail);
         schedule_retry(l);
         goto out;
     }
@@ -1105,6 +1154,7 @@ int amqp_link_declare_queue(amqp_link *link, const char *queue,
         /* a failure, or the fallback reopening the channel, loses the channel state: the
          * reconnection declares again and reports */
         bool was_passive = link->passive;
+        rpc_budget_start(link);
         if (declare(link, q) < 0 || link->passive != was_passive)
             mark_lost(link, "%s", link->detail);
         kick_if_pending(link);
@@ -1321,8 +1371,11 @@ static void destroy(amqp_link *l)
         return;
     l->destroyed = true;
     l->depth++; /* callbacks below must not destroy again */
-    if (l->conn && l->up && !l->lost)
-        (void)amqp_connection_close(l->conn, AMQP_REPLY_SUCCESS); /* bounded by rpc timeout */
+    if (l->conn && l->up && !l->lost) {
+        rpc_budget_start(l);
+        if (rpc_budget(l, "connection.close", NULL) == 0)
+            (void)amqp_connection_close(l->conn, AMQP_REPLY_SUCCESS);
+    }
     close_connection(l);
     fail_pending(l, -ECANCELED);
     uv_close((uv_handle_t *)&l->retry, on_handle_closed);

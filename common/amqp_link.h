@@ -8,8 +8,9 @@
  *
  * The socket is watched with uv_poll_t; frames are drained without blocking while
  * amqp_frames_enqueued() or amqp_data_in_buffer() is true; heartbeats are driven by a timer.
- * Opening the connection and the login/declare RPCs block for at most connect_timeout_ms
- * (bounded: the only blocking calls, made on (re)connect).
+ * Opening the connection and the login/declare RPCs block for at most connect_timeout_ms in
+ * all (each step gets what is left of it: the only blocking calls, made on (re)connect, and
+ * for a declare registered while connected).
  *
  * Every delivery carries the connection generation it came on: acks and nacks for an older
  * generation are ignored (the broker already requeued those messages).
@@ -48,7 +49,8 @@ struct amqp_link_config {
                                     default): max(64 MiB, 16 x max_message_bytes), at most
                                     512 MiB (RabbitMQ's own ceiling) */
     unsigned max_unconfirmed;    /* publishes awaiting confirm; beyond: -ENOBUFS; default 256 */
-    uint64_t connect_timeout_ms; /* socket open, login, each RPC; default 5000 */
+    uint64_t connect_timeout_ms; /* a connection attempt in all (socket open, login, every
+                                    RPC); default 5000 */
     uint64_t reconnect_min_ms;   /* first backoff, default 500 */
     uint64_t reconnect_max_ms;   /* cap, default 30000; also how long a delivery whose
                                     parking the broker refused waits before it is requeued */
@@ -60,6 +62,7 @@ enum amqp_link_event {
     AMQP_LINK_UP,       /* connected, channel ready, queues declared, consumers restored */
     AMQP_LINK_DOWN,     /* lost (detail says why); unacked deliveries are back in their queues */
     AMQP_LINK_ERROR,    /* a problem that needs an operator (missing queue, bad login); retrying */
+    AMQP_LINK_RETRY,    /* a connection attempt failed otherwise (detail says why); retrying */
     AMQP_LINK_REJECTED, /* a delivery was parked before reaching the consumer (too big) */
 };
 typedef void (*amqp_link_event_cb)(amqp_link *link, enum amqp_link_event ev, const char *detail,

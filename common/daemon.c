@@ -56,6 +56,9 @@ void daemon_link_event(enum amqp_link_event ev, const char *detail)
     case AMQP_LINK_ERROR:
         log_kv(LOG_ERROR, "RabbitMQ problem", "error", detail, NULL);
         break;
+    case AMQP_LINK_RETRY:
+        log_kv(LOG_WARN, "cannot connect to RabbitMQ, retrying", "error", detail, NULL);
+        break;
     case AMQP_LINK_REJECTED:
         log_kv(LOG_WARN, "message parked", "reason", detail, NULL);
         break;

@@ -251,8 +251,8 @@ struct ctx {
     uv_timer_t keepalive;
     amqp_link *link;
     struct amqp_link_config cfg;
-    int ups, downs, errors, rejects;
-    char last_error[512], last_reject[512], last_down[512];
+    int ups, downs, errors, rejects, retries;
+    char last_error[512], last_reject[512], last_down[512], last_retry[512];
     struct delivery deliv[MAX_DELIV];
     int n_deliv;
     bool free_in_deliver;
@@ -298,6 +298,10 @@ static void on_event(amqp_link *link, enum amqp_link_event ev, const char *detai
     case AMQP_LINK_ERROR:
         c->errors++;
         snprintf(c->last_error, sizeof(c->last_error), "%s", detail ? detail : "");
+        break;
+    case AMQP_LINK_RETRY:
+        c->retries++;
+        snprintf(c->last_retry, sizeof(c->last_retry), "%s", detail ? detail : "");
         break;
     case AMQP_LINK_REJECTED:
         c->rejects++;
@@ -946,7 +950,8 @@ static void test_free_inside_callbacks(void **state)
 }
 
 /* --- a TCP proxy, on its own loop and thread (the link blocks its loop while connecting),
- * that can freeze its connections: a peer that stops answering without closing ---------- */
+ * that can freeze its connections: a peer that stops answering without closing; or slow
+ * down the broker: everything it sends is held delay_ms ---------------------------------- */
 
 enum { PROXY_FREEZE = 1, PROXY_STOP, PROXY_RESET };
 
@@ -967,6 +972,7 @@ static struct proxy {
     int port;
     struct proxy_pair pairs[8];
     int n_pairs;
+    uint64_t delay_ms; /* from the broker to the link */
 } proxy;
 
 struct proxy_write {
@@ -998,10 +1004,39 @@ static void proxy_written(uv_write_t *req, int status)
     free(w);
 }
 
+static void proxy_forward(struct proxy_pair *pp, uv_stream_t *to, struct proxy_write *w)
+{
+    if (pp->closing || uv_write(&w->req, to, &w->buf, 1, proxy_written) < 0) {
+        free(w->buf.base);
+        free(w);
+        proxy_pair_close(pp);
+    }
+}
+
+struct proxy_delayed {
+    uv_timer_t timer;
+    struct proxy_pair *pp;
+    struct proxy_write *w;
+};
+
+static void proxy_delayed_closed(uv_handle_t *h)
+{
+    free(h->data);
+}
+
+/* Timers of one delay fire in the order they were started: the bytes keep their order. */
+static void proxy_delayed_due(uv_timer_t *t)
+{
+    struct proxy_delayed *d = t->data;
+    proxy_forward(d->pp, (uv_stream_t *)&d->pp->side[0], d->w);
+    uv_close((uv_handle_t *)t, proxy_delayed_closed);
+}
+
 static void proxy_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
 {
     struct proxy_pair *pp = s->data;
-    uv_stream_t *other = (uv_stream_t *)&pp->side[s == (uv_stream_t *)&pp->side[0] ? 1 : 0];
+    bool from_broker = s == (uv_stream_t *)&pp->side[1];
+    uv_stream_t *other = (uv_stream_t *)&pp->side[from_broker ? 0 : 1];
     struct proxy_write *w = n > 0 ? malloc(sizeof(*w)) : NULL;
     if (!w) {
         free(buf->base);
@@ -1010,11 +1045,16 @@ static void proxy_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
         return;
     }
     w->buf = uv_buf_init(buf->base, (unsigned)n);
-    if (uv_write(&w->req, other, &w->buf, 1, proxy_written) < 0) {
-        free(buf->base);
-        free(w);
-        proxy_pair_close(pp);
+    struct proxy_delayed *d = from_broker && proxy.delay_ms ? malloc(sizeof(*d)) : NULL;
+    if (d) {
+        d->pp = pp;
+        d->w = w;
+        d->timer.data = d;
+        uv_timer_init(s->loop, &d->timer);
+        uv_timer_start(&d->timer, proxy_delayed_due, proxy.delay_ms, 0);
+        return;
     }
+    proxy_forward(pp, other, w);
 }
 
 static void proxy_connected(uv_connect_t *req, int status)
@@ -1074,11 +1114,12 @@ static void proxy_thread(void *arg)
     uv_run(&proxy.loop, UV_RUN_DEFAULT);
 }
 
-static int proxy_start(void)
+static int proxy_start_delayed(uint64_t delay_ms)
 {
     struct sockaddr_in addr;
     int len = sizeof(addr);
     memset(&proxy, 0, sizeof(proxy));
+    proxy.delay_ms = delay_ms;
     assert_int_equal(uv_loop_init(&proxy.loop), 0);
     assert_int_equal(uv_sem_init(&proxy.done, 0), 0);
     assert_int_equal(uv_async_init(&proxy.loop, &proxy.async, proxy_command), 0);
@@ -1091,6 +1132,11 @@ static int proxy_start(void)
     assert_int_equal(uv_thread_create(&proxy.thread, proxy_thread, NULL), 0);
     proxy.running = true;
     return proxy.port;
+}
+
+static int proxy_start(void)
+{
+    return proxy_start_delayed(0);
 }
 
 static void proxy_send(int cmd)
@@ -1150,6 +1196,34 @@ static void test_socket_error_logged(void **state)
     proxy_stop();
 }
 
+/* A broker that answers every step of the connection, each well within connect_timeout_ms,
+ * but all of them together not: the attempt as a whole is bounded (it blocks the loop), and
+ * fails. With time enough for the whole, the same slow broker is connected. */
+static void test_slow_broker_bounded_in_all(void **state)
+{
+    struct ctx *c = *state;
+    const char *q = new_queue("slow");
+    c->cfg.port = proxy_start_delayed(300); /* login alone is 3 answers, the link 7 or more */
+    c->cfg.connect_timeout_ms = 1000;
+    link_create(c);
+    assert_int_equal(amqp_link_declare_queue(c->link, q, NULL, 0), 0);
+    assert_int_equal(amqp_link_start(c->link), 0);
+    WAIT_FOR(c, c->retries >= 1, 30000);
+    assert_int_equal(c->ups, 0);
+    assert_true(c->last_retry[0] != '\0');
+    link_free(c);
+
+    c->cfg.connect_timeout_ms = 30000;
+    c->retries = 0;
+    link_create(c);
+    assert_int_equal(amqp_link_declare_queue(c->link, q, NULL, 0), 0);
+    assert_int_equal(amqp_link_start(c->link), 0);
+    WAIT_FOR(c, c->ups == 1, 60000);
+    assert_int_equal(c->retries, 0);
+    link_free(c);
+    proxy_stop();
+}
+
 static void test_free_cancels_outstanding(void **state)
 {
     struct ctx *c = *state;
@@ -1194,6 +1268,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_bad_login_reported, setup, teardown),
         cmocka_unit_test_setup_teardown(test_free_inside_callbacks, setup, teardown),
         cmocka_unit_test_setup_teardown(test_free_cancels_outstanding, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_slow_broker_bounded_in_all, setup, teardown),
         cmocka_unit_test_setup_teardown(test_dead_peer_detected_by_heartbeat, setup, teardown),
         cmocka_unit_test_setup_teardown(test_broker_outage_reconnects, setup, teardown),
     };
