@@ -19,7 +19,9 @@
 #include <string.h>
 #include <sys/socket.h>
 
+#include "ids.h"
 #include "names.h"
+#include "schedule.h"
 #include "text.h"
 
 #define CHANNEL 1
@@ -99,7 +101,6 @@ struct amqp_link {
     uint64_t next_seq;
     unsigned heartbeat_s;
     uint64_t last_rx, last_hb;
-    uint64_t rnd;
     struct incoming in;
     char detail[384];
 };
@@ -120,25 +121,6 @@ void amqp_link_config_defaults(struct amqp_link_config *cfg)
         .reconnect_min_ms = 500,
         .reconnect_max_ms = 30000,
     };
-}
-
-uint64_t amqp_link_backoff_ms(uint64_t min_ms, uint64_t max_ms, unsigned attempt, uint64_t rnd)
-{
-    uint64_t ceiling = min_ms < max_ms ? min_ms : max_ms;
-    for (unsigned i = 0; i < attempt && ceiling < max_ms; i++)
-        ceiling = ceiling > max_ms / 2 ? max_ms : ceiling * 2;
-    if (ceiling == UINT64_MAX)
-        return rnd;
-    return rnd % (ceiling + 1);
-}
-
-static uint64_t next_random(amqp_link *l)
-{
-    /* xorshift64: jitter only, no need for a strong generator */
-    l->rnd ^= l->rnd << 13;
-    l->rnd ^= l->rnd >> 7;
-    l->rnd ^= l->rnd << 17;
-    return l->rnd;
 }
 
 static void set_detail(amqp_link *l, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -394,8 +376,8 @@ static void schedule_retry(amqp_link *l)
 {
     if (l->closing)
         return;
-    uint64_t delay = amqp_link_backoff_ms(l->cfg.reconnect_min_ms, l->cfg.reconnect_max_ms,
-                                          l->attempt, next_random(l));
+    uint64_t delay = schedule_backoff_ms(l->cfg.reconnect_min_ms, l->cfg.reconnect_max_ms,
+                                         l->attempt, ids_jitter());
     if (l->attempt < 64)
         l->attempt++;
     uv_timer_stop(&l->tick);
@@ -1072,7 +1054,6 @@ amqp_link *amqp_link_new(uv_loop_t *loop, const struct amqp_link_config *cfg,
                                                           : 16 * m;
     }
     l->pend = calloc(cfg->max_unconfirmed, sizeof(*l->pend));
-    l->rnd = (uv_hrtime() ^ (uint64_t)(uintptr_t)l) | 1;
     if (!l->cfg.host || !l->cfg.user || !l->cfg.password || !l->cfg.vhost || !l->pend ||
         (cfg->connection_name && !l->cfg.connection_name)) {
         free((char *)l->cfg.host);

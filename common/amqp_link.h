@@ -142,11 +142,6 @@ int amqp_link_nack(amqp_link *link, uint64_t generation, uint64_t delivery_tag, 
 int amqp_link_park(amqp_link *link, const struct amqp_link_delivery *d, const char *reason,
                    const struct amqp_link_header *headers, size_t n_headers);
 
-/* The delay before reconnection attempt `attempt` (0 for the first retry after a loss):
- * capped exponential backoff with full jitter, uniform in [0, min(max_ms, min_ms * 2^attempt)]
- * where `rnd` is the random draw. Pure; exposed for unit tests. */
-uint64_t amqp_link_backoff_ms(uint64_t min_ms, uint64_t max_ms, unsigned attempt, uint64_t rnd);
-
 /* Closes the connection cleanly (if up), fails outstanding confirms with -ECANCELED, stops
  * its handles and frees the link once libuv has released them (run the loop afterwards). */
 void amqp_link_free(amqp_link *link);

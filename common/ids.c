@@ -5,6 +5,8 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/random.h>
+#include <time.h>
+#include <unistd.h>
 
 /* Our namespace for version 5 UUIDs (itself a random UUID, fixed forever). */
 static const unsigned char ns_correctomatic[16] = {0x6b, 0x2f, 0x1c, 0x9e, 0x53, 0x0a, 0x4d, 0x8b,
@@ -88,4 +90,21 @@ int ids_is_uuid(const char *s)
 int ids_is_container_id(const char *s)
 {
     return s && strlen(s) == 64 && all_hex(s, 64);
+}
+
+uint32_t ids_jitter(void)
+{
+    static uint64_t x;
+    if (x == 0) {
+        if (getrandom(&x, sizeof(x), GRND_NONBLOCK) != (ssize_t)sizeof(x) || x == 0) {
+            struct timespec ts;
+            clock_gettime(CLOCK_MONOTONIC, &ts);
+            x = ((uint64_t)ts.tv_nsec << 32) ^ (uint64_t)ts.tv_sec ^ (uint64_t)getpid();
+        }
+        x |= 1;
+    }
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    return (uint32_t)(x >> 32);
 }

@@ -14,3 +14,6 @@ void ids_uuid_from_bytes(const void *data, size_t len, char ret[IDS_UUID_LEN + 1
 int ids_is_uuid(const char *s);
 /* 1 if s is 64 lower-case hex digits (a full container id), else 0. */
 int ids_is_container_id(const char *s);
+/* A random number to spread retries out (jitter), never for an identity: the process's one
+ * source of it (xorshift, seeded once from getrandom, else the clock). */
+uint32_t ids_jitter(void);

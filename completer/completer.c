@@ -101,7 +101,7 @@
  * {"log":"","stream":"stdout","time":"2006-01-02T15:04:05Z"} and a newline. */
 #define LOG_ENTRY_MIN_BYTES 59
 
-enum state { J_WAITING, J_FINISHING, J_DONE };
+enum state { J_WAITING, J_FINISHING };
 enum fstep { F_INSPECT, F_STDOUT, F_STDERR, F_RERUN, F_PUBLISH, F_REMOVE };
 /* The container, as last seen. */
 enum cstate { C_UNKNOWN, C_CREATED, C_RUNNING, C_OVER };
@@ -147,9 +147,8 @@ struct job {
     unsigned kill_refused;       /* kills answered 409 (not running) */
     bool busy;                   /* a Docker call or publish in flight */
     bool inspect_again;          /* its state changed while an inspect was in flight */
-    bool renewing;
-    bool from_labels; /* finished from its labels: no running message claimed it */
-    bool published;   /* the result is confirmed: later deliveries are duplicates */
+    bool from_labels;            /* finished from its labels: no running message claimed it */
+    bool published;              /* the result is confirmed: later deliveries are duplicates */
     enum state state;
     enum fstep step;
     unsigned attempts;
@@ -419,8 +418,8 @@ static void on_retry_timer(uv_timer_t *t)
 static void finish_retry(struct job *job, const char *why)
 {
     completer *c = job->c;
-    uint64_t delay = schedule_backoff_ms(c->cfg.retry_min_ms, c->cfg.retry_max_ms, job->attempts,
-                                         (uint32_t)rand());
+    uint64_t delay =
+        schedule_backoff_ms(c->cfg.retry_min_ms, c->cfg.retry_max_ms, job->attempts, ids_jitter());
     job->attempts++;
     static const char *const names[] = {
         [F_INSPECT] = "inspect", [F_STDOUT] = "stdout",   [F_STDERR] = "stderr",
@@ -999,8 +998,6 @@ static void on_removed(const struct docker_result *res, void *ud)
         return;
     }
     completer *c = job->c;
-    job->state = J_DONE;
-    c->finishing--;
     /* Only the container id is kept (FINISHED_MEMORY), to recognise a duplicate message. */
     remember_done(c, job->container_id);
     job_drop(job);
@@ -1453,7 +1450,7 @@ static void on_delivery(amqp_link *link, const struct amqp_link_delivery *d, voi
         msg_running_free(&m);
         return;
     }
-    if (job->state == J_DONE || job->published) {
+    if (job->published) {
         log_job(LOG_INFO, job, "duplicate running message of a finished job, acked", NULL, NULL,
                 NULL, NULL);
         amqp_link_ack(link, d->generation, d->delivery_tag);
@@ -1581,6 +1578,7 @@ static void on_event(json_t *ev, void *ud)
         c->last_event_s = t;
     if (!action || !id || !ids_is_container_id(id))
         return;
+    c->events_failures = 0; /* the stream works */
     enum event_kind kind;
     if (strcmp(action, "die") == 0)
         kind = EV_DIE;
@@ -1622,8 +1620,8 @@ static void on_events_end(const struct docker_result *res, void *ud)
     if (c->finished)
         return;
     engine_down(c); /* the stream ends when the engine stops */
-    c->events_failures++;
-    uint64_t delay = 250ULL << (c->events_failures < 7 ? c->events_failures : 7);
+    uint64_t delay = schedule_backoff_ms(SCHEDULE_EVENTS_MIN_MS, SCHEDULE_EVENTS_MAX_MS,
+                                         c->events_failures++, ids_jitter());
     log_kv(LOG_DEBUG, "docker events stream ended, reconnecting", "error", res->message, NULL);
     uv_timer_start(&c->events_timer, on_events_timer, delay, 0);
 }
@@ -1642,7 +1640,10 @@ static void start_events(completer *c)
     json_decref(filters);
     if (r < 0) {
         c->events = NULL;
-        uv_timer_start(&c->events_timer, on_events_timer, 2000, 0);
+        uv_timer_start(&c->events_timer, on_events_timer,
+                       schedule_backoff_ms(SCHEDULE_EVENTS_MIN_MS, SCHEDULE_EVENTS_MAX_MS,
+                                           c->events_failures++, ids_jitter()),
+                       0);
         return;
     }
     /* Whatever the stream missed while it was down, the list finds. */
@@ -1760,7 +1761,6 @@ static void on_renewed(amqp_link *link, int status, void *ud)
     (void)link;
     struct renewal *rn = ud;
     struct job *job = rn->job;
-    job->renewing = false;
     job->busy = false;
     if (status == 0 && !job->c->finished) {
         /* The copy is in the queue: the old deliveries can go. */
@@ -1851,7 +1851,7 @@ static void on_sweep(uv_timer_t *t)
                                                       job->job_id[0] ? job->job_id : NULL};
             if (amqp_link_publish(c->link, c->cfg.running_queue, job->running_body,
                                   job->running_len, &opts, on_renewed, rn) == 0) {
-                job->renewing = job->busy = true;
+                job->busy = true;
             } else {
                 free(rn);
             }
@@ -1926,7 +1926,6 @@ completer *completer_new(uv_loop_t *loop, const struct completer_config *cfg, ch
     c->reconcile_timer.data = c->events_timer.data = c->sweep_timer.data = c->shutdown_timer.data =
         c->pending_timer.data = c;
     c->last_event_s = (int64_t)time(NULL);
-    srand((unsigned)time(NULL) ^ (unsigned)(uintptr_t)c);
     return c;
 }
 

@@ -426,6 +426,7 @@ static void on_event(json_t *ev, void *ud)
         id = json_string_value(json_object_get(ev, "id"));
     if (!action || !id || !ids_is_container_id(id))
         return;
+    s->events_failures = 0; /* the stream works */
     if (strcmp(action, "start") == 0) {
         if (runset_start_event(s->running, id) < 0)
             request_count(s); /* not counted (out of memory): let a list count it */
@@ -445,8 +446,8 @@ static void on_events_end(const struct docker_result *res, void *ud)
         return;
     /* Maybe an engine restart, maybe with another configuration: none until it is read again. */
     s->net_no_bridge = false;
-    s->events_failures++;
-    uint64_t delay = 500ULL << (s->events_failures < 6 ? s->events_failures : 6);
+    uint64_t delay = schedule_backoff_ms(SCHEDULE_EVENTS_MIN_MS, SCHEDULE_EVENTS_MAX_MS,
+                                         s->events_failures++, ids_jitter());
     log_kv(LOG_DEBUG, "docker events stream ended, reconnecting", "error", res->message, NULL);
     uv_timer_start(&s->events_timer, on_events_timer, delay, 0);
     request_count(s);
@@ -466,12 +467,12 @@ static void start_events(starter *s)
     json_decref(filters);
     if (r < 0) {
         s->events = NULL;
-        uv_timer_start(&s->events_timer, on_events_timer, 5000, 0);
+        uv_timer_start(&s->events_timer, on_events_timer,
+                       schedule_backoff_ms(SCHEDULE_EVENTS_MIN_MS, SCHEDULE_EVENTS_MAX_MS,
+                                           s->events_failures++, ids_jitter()),
+                       0);
         return;
     }
-    /* The stream being up does not say it stays up; a success resets the backoff once it
-     * delivered a count. */
-    s->events_failures = s->events_failures > 0 ? s->events_failures - 1 : 0;
     request_count(s);
     check_network(s);
 }
@@ -688,8 +689,8 @@ static void job_later(struct job *job, enum log_level level, const char *msg, co
         job_abandon(job);
         return;
     }
-    uint64_t delay = schedule_backoff_ms(s->cfg.retry_min_ms, s->cfg.retry_max_ms, job->attempts,
-                                         (uint32_t)rand());
+    uint64_t delay =
+        schedule_backoff_ms(s->cfg.retry_min_ms, s->cfg.retry_max_ms, job->attempts, ids_jitter());
     job->attempts++;
     char ms[32];
     snprintf(ms, sizeof(ms), "%llu", (unsigned long long)delay);
@@ -2030,7 +2031,6 @@ starter *starter_new(uv_loop_t *loop, const struct starter_config *cfg, char *er
     uv_timer_init(loop, &s->setup_timer);
     s->reconcile_timer.data = s->events_timer.data = s->shutdown_timer.data = s;
     s->setup_timer.data = s;
-    srand((unsigned)time(NULL) ^ (unsigned)getpid());
     return s;
 }
 
