@@ -15,6 +15,9 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "lines.h"
+#include "text.h"
+
 #define DOCKER_DEFAULT_HOST "unix:///var/run/docker.sock"
 #define DOCKER_DEFAULT_TIMEOUT_MS 30000
 #define DOCKER_DEFAULT_MAX_RESPONSE (4u * 1024 * 1024)
@@ -60,8 +63,7 @@ struct docker_call {
 /* The state of a streamed answer of JSON lines: the incomplete line (or the error body on an
  * error status), the last object and the first {"error"} object. */
 struct json_stream {
-    char *line;
-    size_t len;
+    struct lines lines; /* the incomplete line, or the error body on an error status */
     json_t *last;
     json_t *error;
     bool too_long;
@@ -73,8 +75,7 @@ struct docker_events {
     docker_event_cb on_event;
     docker_events_end_cb on_end;
     void *userdata;
-    char *line; /* the incomplete line, or the error body on an error status */
-    size_t len;
+    struct lines lines; /* the incomplete line, or the error body on an error status */
     int end_err;
     const char *end_msg;
     bool in_event; /* inside on_event: docker_events_stop must not free */
@@ -113,20 +114,6 @@ int docker_config_from_env(struct docker_config *cfg, char *err, size_t errlen)
     cfg->tls_verify = tls && *tls;
     cfg->cert_path = cert;
     return 0;
-}
-
-static int set_err(char *err, size_t errlen, int code, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-static int set_err(char *err, size_t errlen, int code, const char *fmt, ...)
-{
-    va_list ap;
-
-    if (err && errlen) {
-        va_start(ap, fmt);
-        vsnprintf(err, errlen, fmt, ap);
-        va_end(ap);
-    }
-    return code;
 }
 
 static char *str_printf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -173,10 +160,10 @@ int docker_endpoint_parse(const char *host, bool tls, struct docker_endpoint *re
     if (strncmp(host, "unix://", 7) == 0) {
         rest = host + 7;
         if (rest[0] != '/')
-            return set_err(err, errlen, -EINVAL,
-                           "DOCKER_HOST=%s: unix:// needs an absolute socket path", host);
+            return text_set_err(err, errlen, -EINVAL,
+                                "DOCKER_HOST=%s: unix:// needs an absolute socket path", host);
         if (strlen(rest) >= sizeof(((struct sockaddr_un *)0)->sun_path))
-            return set_err(err, errlen, -EINVAL, "DOCKER_HOST=%s: socket path too long", host);
+            return text_set_err(err, errlen, -EINVAL, "DOCKER_HOST=%s: socket path too long", host);
         ep.base_url = strdup("http://localhost");
         ep.unix_socket = strdup(rest);
         if (!ep.base_url || !ep.unix_socket)
@@ -185,15 +172,15 @@ int docker_endpoint_parse(const char *host, bool tls, struct docker_endpoint *re
         return 0;
     }
     if (strncmp(host, "tcp://", 6) != 0)
-        return set_err(err, errlen, -EINVAL,
-                       "DOCKER_HOST=%s: expected unix:///path or tcp://host:port", host);
+        return text_set_err(err, errlen, -EINVAL,
+                            "DOCKER_HOST=%s: expected unix:///path or tcp://host:port", host);
     rest = host + 6;
     end = rest + strlen(rest);
     if (end > rest && end[-1] == '/')
         end--;
     if (memchr(rest, '/', (size_t)(end - rest)) || memchr(rest, '@', (size_t)(end - rest)))
-        return set_err(err, errlen, -EINVAL,
-                       "DOCKER_HOST=%s: expected tcp://host:port without a path", host);
+        return text_set_err(err, errlen, -EINVAL,
+                            "DOCKER_HOST=%s: expected tcp://host:port without a path", host);
     /* The port is after the last ':' unless that ':' is inside an IPv6 literal. */
     colon = NULL;
     for (const char *p = rest; p < end; p++)
@@ -203,17 +190,17 @@ int docker_endpoint_parse(const char *host, bool tls, struct docker_endpoint *re
         colon = NULL;
     hostlen = (size_t)((colon ? colon : end) - rest);
     if (!valid_hostname(rest, hostlen))
-        return set_err(err, errlen, -EINVAL, "DOCKER_HOST=%s: invalid host name", host);
+        return text_set_err(err, errlen, -EINVAL, "DOCKER_HOST=%s: invalid host name", host);
     if (colon) {
         char *num_end;
         const char *digits = colon + 1;
 
         if (digits == end || !isdigit((unsigned char)*digits))
-            return set_err(err, errlen, -EINVAL, "DOCKER_HOST=%s: invalid port", host);
+            return text_set_err(err, errlen, -EINVAL, "DOCKER_HOST=%s: invalid port", host);
         errno = 0;
         port = strtoul(digits, &num_end, 10);
         if (errno || num_end != end || port == 0 || port > 65535)
-            return set_err(err, errlen, -EINVAL, "DOCKER_HOST=%s: invalid port", host);
+            return text_set_err(err, errlen, -EINVAL, "DOCKER_HOST=%s: invalid port", host);
     } else {
         port = tls ? 2376 : 2375;
     }
@@ -224,7 +211,7 @@ int docker_endpoint_parse(const char *host, bool tls, struct docker_endpoint *re
     return 0;
 nomem:
     docker_endpoint_clear(&ep);
-    return set_err(err, errlen, -ENOMEM, "out of memory");
+    return text_set_err(err, errlen, -ENOMEM, "out of memory");
 }
 
 void docker_endpoint_clear(struct docker_endpoint *ep)
@@ -373,7 +360,7 @@ static void json_stream_free(struct json_stream *js)
 {
     if (!js)
         return;
-    free(js->line);
+    lines_free(&js->lines);
     json_decref(js->last);
     json_decref(js->error);
     free(js);
@@ -389,18 +376,20 @@ static void call_free(struct docker_call *c)
     free(c);
 }
 
-static void json_stream_line(struct json_stream *js, const char *line, size_t len)
+static int json_stream_line(const char *line, size_t len, void *ud)
 {
+    struct json_stream *js = ud;
     json_t *obj = json_loadb(line, len, 0, NULL);
 
     if (!json_is_object(obj)) { /* blank or not JSON: not ours to judge, skipped */
         json_decref(obj);
-        return;
+        return 0;
     }
     if (!js->error && json_object_get(obj, "error"))
         js->error = json_incref(obj);
     json_decref(js->last);
     js->last = obj;
+    return 0;
 }
 
 static int json_stream_chunk(http_req *req, const char *data, size_t len, void *userdata)
@@ -408,28 +397,12 @@ static int json_stream_chunk(http_req *req, const char *data, size_t len, void *
     struct json_stream *js = ((struct docker_call *)userdata)->js;
 
     if (http_req_status(req) >= 300) { /* an error body, kept (bounded) for the message */
-        size_t room = DOCKER_EVENTS_MAX_LINE - js->len;
-        size_t take = len < room ? len : room;
-        memcpy(js->line + js->len, data, take);
-        js->len += take;
+        lines_keep(&js->lines, data, len);
         return 0;
     }
-    while (len > 0) {
-        const char *nl = memchr(data, '\n', len);
-        size_t take = nl ? (size_t)(nl - data) : len;
-
-        if (take > DOCKER_EVENTS_MAX_LINE - js->len) {
-            js->too_long = true;
-            return 1;
-        }
-        memcpy(js->line + js->len, data, take);
-        js->len += take;
-        if (!nl)
-            break;
-        json_stream_line(js, js->line, js->len);
-        js->len = 0;
-        data = nl + 1;
-        len -= take + 1;
+    if (lines_feed(&js->lines, data, len, json_stream_line, js) < 0) {
+        js->too_long = true;
+        return 1;
     }
     return 0;
 }
@@ -438,16 +411,18 @@ static int json_stream_chunk(http_req *req, const char *data, size_t len, void *
 static void json_stream_result(struct json_stream *js, const struct http_result *hr,
                                struct docker_result *res, char *msg, size_t msglen)
 {
+    size_t len;
+    const char *rest = lines_rest(&js->lines, &len);
     res->status = hr->status;
     if (hr->status >= 300) {
-        res->body = js->line;
-        res->body_len = js->len;
-        res->json = parse_json(js->line, js->len);
-        res->message = error_message(hr->status, res->json, js->line, js->len, msg, msglen);
+        res->body = rest;
+        res->body_len = len;
+        res->json = parse_json(rest, len);
+        res->message = error_message(hr->status, res->json, rest, len, msg, msglen);
         return;
     }
-    if (js->len > 0) /* a last line without its newline */
-        json_stream_line(js, js->line, js->len);
+    if (len > 0) /* a last line without its newline */
+        json_stream_line(rest, len, js);
     res->body = "";
     if (js->error) {
         json_t *e = json_object_get(js->error, "error");
@@ -610,7 +585,7 @@ static int call_start(docker *d, const struct call_opts *co, docker_cb cb, void 
     }
     if (co->json_stream) {
         c->js = calloc(1, sizeof(*c->js));
-        if (!c->js || !(c->js->line = malloc(DOCKER_EVENTS_MAX_LINE))) {
+        if (!c->js || lines_init(&c->js->lines, DOCKER_EVENTS_MAX_LINE) < 0) {
             r = -ENOMEM;
             goto fail;
         }
@@ -898,23 +873,15 @@ static void events_unlink(docker_events *ev)
 
 static void events_free(docker_events *ev)
 {
-    free(ev->line);
+    lines_free(&ev->lines);
     free(ev);
 }
 
-/* Appends to the line buffer; false when it would go over DOCKER_EVENTS_MAX_LINE. */
-static bool events_append(docker_events *ev, const char *data, size_t len)
+/* One complete line: -EIO when it is not JSON, 1 when the stream was stopped from on_event
+ * (ev is freed then). */
+static int events_line(const char *line, size_t len, void *ud)
 {
-    if (len > DOCKER_EVENTS_MAX_LINE - ev->len)
-        return false;
-    memcpy(ev->line + ev->len, data, len);
-    ev->len += len;
-    return true;
-}
-
-/* One complete line: -EIO when it is not JSON, 1 when the stream was stopped from on_event. */
-static int events_line(docker_events *ev, const char *line, size_t len)
-{
+    docker_events *ev = ud;
     json_t *obj;
     size_t i = 0;
 
@@ -929,44 +896,33 @@ static int events_line(docker_events *ev, const char *line, size_t len)
     ev->on_event(obj, ev->userdata);
     ev->in_event = false;
     json_decref(obj);
-    return ev->stopped ? 1 : 0;
+    if (ev->stopped) {
+        events_free(ev); /* stopped from on_event; the request is cancelled */
+        return 1;
+    }
+    return 0;
 }
 
 static int events_chunk(http_req *req, const char *data, size_t len, void *userdata)
 {
     docker_events *ev = userdata;
-    long status = http_req_status(req);
 
-    if (status >= 300) { /* an error body, kept for the message */
-        size_t room = DOCKER_EVENTS_MAX_LINE - ev->len;
-        events_append(ev, data, len < room ? len : room);
+    if (http_req_status(req) >= 300) { /* an error body, kept for the message */
+        lines_keep(&ev->lines, data, len);
         return 0;
     }
-    while (len > 0) {
-        const char *nl = memchr(data, '\n', len);
-        size_t take = nl ? (size_t)(nl - data) : len;
-        int r;
-
-        if (!events_append(ev, data, take)) {
-            ev->end_err = -EFBIG;
-            ev->end_msg = "Docker events: line over 64 KiB";
-            return 1;
-        }
-        if (!nl)
-            break;
-        r = events_line(ev, ev->line, ev->len);
-        ev->len = 0;
-        if (r == 1) {
-            events_free(ev); /* stopped from on_event; the request is cancelled */
-            return 1;
-        }
-        if (r < 0) {
-            ev->end_err = r;
-            ev->end_msg = "Docker events: invalid JSON";
-            return 1;
-        }
-        data = nl + 1;
-        len -= take + 1;
+    int r = lines_feed(&ev->lines, data, len, events_line, ev);
+    if (r == 1)
+        return 1; /* ev is gone */
+    if (r == -EFBIG) {
+        ev->end_err = -EFBIG;
+        ev->end_msg = "Docker events: line over 64 KiB";
+        return 1;
+    }
+    if (r < 0) {
+        ev->end_err = r;
+        ev->end_msg = "Docker events: invalid JSON";
+        return 1;
     }
     return 0;
 }
@@ -986,13 +942,15 @@ static void events_done(http_req *req, const struct http_result *hr, void *userd
         transport_message(ev->d, hr, 0, msg, sizeof(msg));
         res.message = msg;
     } else {
+        size_t len;
+        const char *rest = lines_rest(&ev->lines, &len);
         res.status = hr->status;
         if (hr->status >= 300) {
-            res.body = ev->line;
-            res.body_len = ev->len;
-            res.json = parse_json(ev->line, ev->len);
+            res.body = rest;
+            res.body_len = len;
+            res.json = parse_json(rest, len);
         }
-        res.message = error_message(hr->status, res.json, ev->line, ev->len, msg, sizeof(msg));
+        res.message = error_message(hr->status, res.json, rest, len, msg, sizeof(msg));
     }
     if (!res.body)
         res.body = "";
@@ -1031,8 +989,7 @@ int docker_events_start(docker *d, int64_t since, json_t *filters, docker_event_
     ev = calloc(1, sizeof(*ev));
     if (!url || !ev)
         goto fail;
-    ev->line = malloc(DOCKER_EVENTS_MAX_LINE);
-    if (!ev->line)
+    if (lines_init(&ev->lines, DOCKER_EVENTS_MAX_LINE) < 0)
         goto fail;
     ev->d = d;
     ev->on_event = on_event;
@@ -1083,11 +1040,11 @@ static int tls_file(const char *dir, const char *name, char **ret, char *err, si
     char *p = str_printf("%s/%s", dir, name);
 
     if (!p)
-        return set_err(err, errlen, -ENOMEM, "out of memory");
+        return text_set_err(err, errlen, -ENOMEM, "out of memory");
     /* A short, bounded check at start, so a missing certificate is reported clearly. */
     if (access(p, R_OK) < 0) {
         int e = errno;
-        set_err(err, errlen, -e, "DOCKER_CERT_PATH: cannot read %s: %s", p, strerror(e));
+        text_set_err(err, errlen, -e, "DOCKER_CERT_PATH: cannot read %s: %s", p, strerror(e));
         free(p);
         return -e;
     }
@@ -1102,12 +1059,12 @@ docker *docker_new(uv_loop_t *loop, const struct docker_config *cfg, char *err, 
     const char *cert_dir;
 
     if (!loop || !cfg) {
-        set_err(err, errlen, -EINVAL, "docker_new: no loop or configuration");
+        text_set_err(err, errlen, -EINVAL, "docker_new: no loop or configuration");
         return NULL;
     }
     d = calloc(1, sizeof(*d));
     if (!d) {
-        set_err(err, errlen, -ENOMEM, "out of memory");
+        text_set_err(err, errlen, -ENOMEM, "out of memory");
         return NULL;
     }
     d->loop = loop;
@@ -1117,7 +1074,7 @@ docker *docker_new(uv_loop_t *loop, const struct docker_config *cfg, char *err, 
     d->max_calls = cfg->max_calls ? cfg->max_calls : DOCKER_DEFAULT_MAX_CALLS;
     d->host = strdup(cfg->host && *cfg->host ? cfg->host : DOCKER_DEFAULT_HOST);
     if (!d->host) {
-        set_err(err, errlen, -ENOMEM, "out of memory");
+        text_set_err(err, errlen, -ENOMEM, "out of memory");
         goto fail;
     }
     if (docker_endpoint_parse(d->host, cfg->tls_verify, &d->ep, err, errlen) < 0)
@@ -1127,13 +1084,13 @@ docker *docker_new(uv_loop_t *loop, const struct docker_config *cfg, char *err, 
         if (!cert_dir || !*cert_dir) {
             const char *home = getenv("HOME");
             if (!home || !*home) {
-                set_err(err, errlen, -EINVAL,
-                        "DOCKER_TLS_VERIFY is set but neither DOCKER_CERT_PATH nor HOME is");
+                text_set_err(err, errlen, -EINVAL,
+                             "DOCKER_TLS_VERIFY is set but neither DOCKER_CERT_PATH nor HOME is");
                 goto fail;
             }
             home_docker = str_printf("%s/.docker", home);
             if (!home_docker) {
-                set_err(err, errlen, -ENOMEM, "out of memory");
+                text_set_err(err, errlen, -ENOMEM, "out of memory");
                 goto fail;
             }
             cert_dir = home_docker;
@@ -1145,7 +1102,7 @@ docker *docker_new(uv_loop_t *loop, const struct docker_config *cfg, char *err, 
     }
     d->http = http_new(loop);
     if (!d->http) {
-        set_err(err, errlen, -ENOMEM, "cannot set up the HTTP client");
+        text_set_err(err, errlen, -ENOMEM, "cannot set up the HTTP client");
         goto fail;
     }
     free(home_docker);

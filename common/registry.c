@@ -11,21 +11,9 @@
 #include <string.h>
 #include <strings.h>
 
+#include "text.h"
+
 #define DOCKER_HUB_SERVER "https://index.docker.io/v1/"
-
-static int set_err(char *err, size_t errlen, int code, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-static int set_err(char *err, size_t errlen, int code, const char *fmt, ...)
-{
-    va_list ap;
-
-    if (err && errlen) {
-        va_start(ap, fmt);
-        vsnprintf(err, errlen, fmt, ap);
-        va_end(ap);
-    }
-    return code;
-}
 
 static bool has_blank(const char *s, size_t len)
 {
@@ -198,19 +186,19 @@ int registry_creds_add_json(registry_creds *c, const char *json, size_t len, con
      * position is reported. */
     root = json_loadb(json, len, JSON_REJECT_DUPLICATES, &jerr);
     if (!root)
-        return set_err(err, errlen, -EINVAL, "invalid %s: not valid JSON (line %d, column %d)",
-                       source, jerr.line, jerr.column);
+        return text_set_err(err, errlen, -EINVAL, "invalid %s: not valid JSON (line %d, column %d)",
+                            source, jerr.line, jerr.column);
     if (!json_is_object(root)) {
-        set_err(err, errlen, -EINVAL,
-                "invalid %s: expected an object {\"host:port\": {\"username\": ..., "
-                "\"password\": ...}}",
-                source);
+        text_set_err(err, errlen, -EINVAL,
+                     "invalid %s: expected an object {\"host:port\": {\"username\": ..., "
+                     "\"password\": ...}}",
+                     source);
         goto out;
     }
     n = json_object_size(root);
     added = calloc(n ? n : 1, sizeof(*added));
     if (!added) {
-        r = set_err(err, errlen, -ENOMEM, "out of memory");
+        r = text_set_err(err, errlen, -ENOMEM, "out of memory");
         goto out;
     }
     json_object_foreach(root, key, val)
@@ -222,49 +210,50 @@ int registry_creds_add_json(registry_creds *c, const char *json, size_t len, con
         json_t *v;
 
         if (has_blank(key, strlen(key)) || !(e->host = normalize_host(key))) {
-            set_err(err, errlen, -EINVAL, "invalid %s: \"%.100s\" is not a registry host", source,
-                    key);
+            text_set_err(err, errlen, -EINVAL, "invalid %s: \"%.100s\" is not a registry host",
+                         source, key);
             goto out;
         }
         n_added++;
         if (!json_is_object(val) || !json_is_string(user) || !*json_string_value(user) ||
             !json_is_string(pass)) {
-            set_err(err, errlen, -EINVAL,
-                    "invalid %s: \"%.100s\" needs {\"username\": \"...\", \"password\": \"...\"}",
-                    source, key);
+            text_set_err(
+                err, errlen, -EINVAL,
+                "invalid %s: \"%.100s\" needs {\"username\": \"...\", \"password\": \"...\"}",
+                source, key);
             goto out;
         }
         json_object_foreach(val, k, v)
         {
             if (strcmp(k, "username") != 0 && strcmp(k, "password") != 0) {
-                set_err(err, errlen, -EINVAL, "invalid %s: \"%.100s\": unknown field \"%.40s\"",
-                        source, key, k);
+                text_set_err(err, errlen, -EINVAL,
+                             "invalid %s: \"%.100s\": unknown field \"%.40s\"", source, key, k);
                 goto out;
             }
         }
         if (cred_find(c, e->host)) {
-            set_err(err, errlen, -EINVAL, "invalid %s: registry \"%.100s\" is given twice", source,
-                    e->host);
+            text_set_err(err, errlen, -EINVAL, "invalid %s: registry \"%.100s\" is given twice",
+                         source, e->host);
             goto out;
         }
         for (size_t i = 0; i + 1 < n_added; i++) {
             if (strcasecmp(added[i].host, e->host) == 0) {
-                set_err(err, errlen, -EINVAL, "invalid %s: registry \"%.100s\" is given twice",
-                        source, e->host);
+                text_set_err(err, errlen, -EINVAL, "invalid %s: registry \"%.100s\" is given twice",
+                             source, e->host);
                 goto out;
             }
         }
         e->username = strdup(json_string_value(user));
         e->password = strdup(json_string_value(pass));
         if (!e->username || !e->password) {
-            r = set_err(err, errlen, -ENOMEM, "out of memory");
+            r = text_set_err(err, errlen, -ENOMEM, "out of memory");
             goto out;
         }
     }
     if (n_added > 0) {
         struct cred *v = realloc(c->v, (c->n + n_added) * sizeof(*v));
         if (!v) {
-            r = set_err(err, errlen, -ENOMEM, "out of memory");
+            r = text_set_err(err, errlen, -ENOMEM, "out of memory");
             goto out;
         }
         memcpy(v + c->n, added, n_added * sizeof(*v));
@@ -366,7 +355,7 @@ int registry_allowlist_parse(const char *list, const char *source, registry_allo
     int r = -ENOMEM;
 
     if (!a)
-        return set_err(err, errlen, -ENOMEM, "out of memory");
+        return text_set_err(err, errlen, -ENOMEM, "out of memory");
     for (const char *p = list; p && *p; p++)
         cap += *p == ',';
     a->patterns = calloc(cap, sizeof(char *));
@@ -385,8 +374,8 @@ int registry_allowlist_parse(const char *list, const char *source, registry_allo
             e--;
         if (e > s) {
             if (has_blank(s, (size_t)(e - s)) || (size_t)(e - s) > REGISTRY_MAX_REF) {
-                r = set_err(err, errlen, -EINVAL, "invalid %s: bad pattern \"%.*s\"", source,
-                            (int)((e - s) < 100 ? (e - s) : 100), s);
+                r = text_set_err(err, errlen, -EINVAL, "invalid %s: bad pattern \"%.*s\"", source,
+                                 (int)((e - s) < 100 ? (e - s) : 100), s);
                 goto fail;
             }
             a->patterns[a->n] = strndup(s, (size_t)(e - s));
@@ -397,16 +386,16 @@ int registry_allowlist_parse(const char *list, const char *source, registry_allo
         p = *end ? end + 1 : end;
     }
     if (a->n == 0) {
-        r = set_err(err, errlen, -EINVAL,
-                    "invalid %s: no pattern (a comma-separated list such as "
-                    "\"registry.example/*,correction-*\")",
-                    source);
+        r = text_set_err(err, errlen, -EINVAL,
+                         "invalid %s: no pattern (a comma-separated list such as "
+                         "\"registry.example/*,correction-*\")",
+                         source);
         goto fail;
     }
     *ret = a;
     return 0;
 nomem:
-    r = set_err(err, errlen, -ENOMEM, "out of memory");
+    r = text_set_err(err, errlen, -ENOMEM, "out of memory");
 fail:
     registry_allowlist_free(a);
     return r;

@@ -32,3 +32,9 @@ size_t text_utf8_truncate(char *s, size_t max_bytes);
  * character boundary, always NUL-terminated when dstlen > 0; empty when memory runs out);
  * returns the bytes written. */
 size_t text_redact_url(char *dst, size_t dstlen, const char *url);
+
+/* Writes the printf-style message into err (when err is not NULL and errlen > 0) and returns
+ * code: `return text_set_err(err, errlen, -EINVAL, "bad %s", what);` for the constructors and
+ * parsers that report a reason beside their errno-style result. */
+int text_set_err(char *err, size_t errlen, int code, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));

@@ -1,5 +1,5 @@
-/* Fuzz target: the bounded JSON-line splitters of common/docker.c (the events stream and the
- * JSON progress stream of an image pull) and the reading of an answer's error body.
+/* Fuzz target: the JSON-line readers of common/docker.c over common/lines (the events stream and
+ * the JSON progress stream of an image pull) and the reading of an answer's error body.
  *
  * These are static in docker.c, so this file includes docker.c itself, with two changes made
  * from outside: http_req_status() answers the status the input chose (there is no request),
@@ -178,7 +178,7 @@ static void run_events(const char *p, size_t len, long status, unsigned stop, ui
     struct events_ctx x = {
         .got = json_array(), .stop = stop, .status = status, .all = p, .all_len = len};
     docker_events *ev = calloc(1, sizeof(*ev));
-    FUZZ_CHECK(x.got && ev && (ev->line = malloc(FUZZ_MAX_LINE)));
+    FUZZ_CHECK(x.got && ev && lines_init(&ev->lines, FUZZ_MAX_LINE) == 0);
     ev->on_event = on_event;
     ev->on_end = on_end;
     ev->userdata = &x;
@@ -220,7 +220,7 @@ static void run_json_stream(const char *p, size_t len, long status, uint32_t see
 {
     struct docker_call *call = calloc(1, sizeof(*call));
     FUZZ_CHECK(call && (call->js = calloc(1, sizeof(*call->js))) &&
-               (call->js->line = malloc(FUZZ_MAX_LINE)));
+               lines_init(&call->js->lines, FUZZ_MAX_LINE) == 0);
     fuzz_status = status;
     struct chunker c = {p, len, seed};
     const char *chunk;
