@@ -13,6 +13,7 @@
  * CURLM_RECURSIVE_API_CALL) is added by the outermost frame. */
 #include "http.h"
 
+#include <arpa/inet.h>
 #include <assert.h>
 #include <errno.h>
 #include <stdio.h>
@@ -45,6 +46,7 @@ struct http_req {
     bool cancelled;     /* no callback any more; destroyed as soon as it is safe */
     bool in_multi;
     bool add_later; /* started from inside curl: added when the outermost frame leaves */
+    http_addr_check check_addr;
     char errbuf[CURL_ERROR_SIZE];
     char retry_after[HTTP_RETRY_AFTER_MAX];
     struct http_req *prev, *next;
@@ -460,6 +462,34 @@ void http_free(http *h)
     http_destroy(h);
 }
 
+static curl_socket_t open_socket(void *ud, curlsocktype purpose, struct curl_sockaddr *addr)
+{
+    http_req *r = ud;
+    (void)purpose;
+    if (r->check_addr(HTTP_ADDR_OPEN, &addr->addr, r->userdata))
+        return CURL_SOCKET_BAD; /* curl goes on with the next address, if any */
+    return socket(addr->family, addr->socktype, addr->protocol);
+}
+
+/* A connection is ready (new or reused): checked once more, which also covers a reused one,
+ * whose socket did not come from open_socket for this request. */
+static int on_prereq(void *ud, char *primary_ip, char *local_ip, int primary_port, int local_port)
+{
+    http_req *r = ud;
+    (void)local_ip;
+    (void)primary_port;
+    (void)local_port;
+    struct sockaddr_storage ss = {0};
+    struct sockaddr_in *in = (struct sockaddr_in *)&ss;
+    struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&ss;
+    if (inet_pton(AF_INET, primary_ip, &in->sin_addr) == 1)
+        in->sin_family = AF_INET;
+    else if (inet_pton(AF_INET6, primary_ip, &in6->sin6_addr) == 1)
+        in6->sin6_family = AF_INET6;
+    return r->check_addr(HTTP_ADDR_USE, (struct sockaddr *)&ss, r->userdata) ? CURL_PREREQFUNC_ABORT
+                                                                             : CURL_PREREQFUNC_OK;
+}
+
 static int setup_easy(http_req *r, const struct http_req_opts *o)
 {
     CURL *e = r->easy;
@@ -492,6 +522,18 @@ static int setup_easy(http_req *r, const struct http_req_opts *o)
         SET(CURLOPT_SSLCERT, o->cert_file);
     if (o->key_file)
         SET(CURLOPT_SSLKEY, o->key_file);
+    if (o->proxy) {
+        SET(CURLOPT_PROXY, o->proxy);
+        if (*o->proxy)
+            SET(CURLOPT_NOPROXY, ""); /* no host is exempt */
+    }
+    if (o->check_addr) {
+        r->check_addr = o->check_addr;
+        SET(CURLOPT_OPENSOCKETFUNCTION, open_socket);
+        SET(CURLOPT_OPENSOCKETDATA, r);
+        SET(CURLOPT_PREREQFUNCTION, on_prereq);
+        SET(CURLOPT_PREREQDATA, r);
+    }
     if (has_body) {
         SET(CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)o->body_len);
         SET(CURLOPT_COPYPOSTFIELDS, o->body ? (const char *)o->body : "");
@@ -521,8 +563,6 @@ static int setup_easy(http_req *r, const struct http_req_opts *o)
     }
     if (r->headers && curl_easy_setopt(e, CURLOPT_HTTPHEADER, r->headers) != CURLE_OK)
         return -EINVAL;
-    if (o->customize)
-        o->customize(e, r->userdata);
     return 0;
 }
 

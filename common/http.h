@@ -8,6 +8,7 @@
 #pragma once
 #include <curl/curl.h>
 #include <stdbool.h>
+#include <sys/socket.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <uv.h>
@@ -31,6 +32,16 @@ typedef void (*http_done_cb)(http_req *req, const struct http_result *res, void 
  * Return 0 to go on, non-zero to abort the transfer (done_cb gets -ECANCELED). */
 typedef int (*http_chunk_cb)(http_req *req, const char *data, size_t len, void *userdata);
 
+/* Where an address check is made: before a socket is opened to the address (curl tries the
+ * addresses of a name in turn: a refused one is skipped, the next tried), and before a
+ * connection to it (new, or reused from an earlier request) carries the request (refused:
+ * the request ends, -EIO). */
+enum http_addr_step { HTTP_ADDR_OPEN, HTTP_ADDR_USE };
+/* NULL to allow the address, else why it is refused (a static string). Runs on the loop,
+ * from inside libcurl: it must not start or cancel requests. */
+typedef const char *(*http_addr_check)(enum http_addr_step step, const struct sockaddr *addr,
+                                       void *userdata);
+
 struct http_req_opts {
     const char *method; /* "GET", "POST", "PUT", "DELETE" */
     const char *url;
@@ -45,8 +56,10 @@ struct http_req_opts {
     http_chunk_cb on_chunk;      /* optional: stream instead of buffering */
     /* TLS (tcp:// Docker with DOCKER_TLS_VERIFY, https callbacks) */
     const char *ca_file, *cert_file, *key_file;
-    /* optional hook to set more curl options on the easy handle before it starts */
-    void (*customize)(CURL *easy, void *userdata);
+    http_addr_check check_addr; /* optional: every address is checked (HTTP_ADDR_*) */
+    /* NULL: libcurl's default (the environment's http_proxy, https_proxy, ALL_PROXY and
+     * NO_PROXY); "": no proxy whatever the environment says; else this proxy, for every host */
+    const char *proxy;
 };
 
 http *http_new(uv_loop_t *loop);

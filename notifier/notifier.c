@@ -47,12 +47,10 @@ struct job {
     char id[129]; /* the message's job_id (at most 128 bytes, see msg.c) or a derived UUID */
     char work_id_log[128];
     int64_t failures; /* failed attempts before this one (header) */
-    http_req *req;
-    bool busy; /* a request or a publish in flight */
     /* This attempt's connections: an address refused by the policy is the attempt's outcome
      * only when curl found no other address to connect to (happy eyeballs tries several). */
-    unsigned opened;   /* sockets handed to curl */
-    bool connected;    /* a connection was made (curl's prereq callback ran) */
+    unsigned opened;   /* addresses allowed to curl (sockets opened) */
+    bool connected;    /* a connection was allowed to carry the callback */
     char refused[160]; /* the last address refused, and why */
     char last_error[300];
     char callback_log[1024]; /* the callback as logs show it: text_redact_url */
@@ -64,7 +62,6 @@ struct notifier {
     amqp_link *link;
     http *http;
     struct job *jobs;
-    unsigned in_flight;
     uv_timer_t shutdown_timer;
     bool shutting_down, finished;
     void (*done)(void *);
@@ -96,7 +93,6 @@ static void job_release(struct job *job)
         n->jobs = job->next;
     if (job->next)
         job->next->prev = job->prev;
-    n->in_flight--;
     if (job->parsed)
         msg_finished_free(&job->m);
     free(job->raw);
@@ -147,7 +143,6 @@ static bool job_stale(const struct job *job)
 static void on_moved(amqp_link *link, int status, void *ud)
 {
     struct job *job = ud;
-    job->busy = false;
     if (job->n->finished)
         return; /* the link is going: the message comes back to whoever runs next */
     if (status == 0) {
@@ -183,7 +178,6 @@ static void move(struct job *job, const char *queue, const struct amqp_link_head
         job_release(job);
         return;
     }
-    job->busy = true;
 }
 
 /* failed_callbacks, with why. */
@@ -225,7 +219,7 @@ static void retry_later(struct job *job, int64_t retry_after_s)
         {.key = HEADER_ATTEMPTS, .num = job->failures},
         {.key = HEADER_LAST_ERROR, .str = job->last_error},
     };
-    move(job, queue, h, 2, schedule_jitter(delay, (uint32_t)rand()));
+    move(job, queue, h, 2, schedule_jitter(delay, ids_jitter()));
 }
 
 /* ---- the POST ----------------------------------------------------------------------------- */
@@ -249,66 +243,26 @@ static void addr_text(const struct sockaddr *sa, char *ip, size_t len)
         inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, ip, (socklen_t)len);
 }
 
-/* Every address curl tries goes through here: one refused is never connected to, and curl
- * goes on with the next one (if any). */
-static curl_socket_t open_socket(void *ud, curlsocktype purpose, struct curl_sockaddr *addr)
+/* Every address curl tries, and every connection before it carries the callback (a reused
+ * one too), goes through here: an address refused is never connected to, and curl goes on
+ * with the next one (if any); the attempt's outcome is read from what this recorded. */
+static const char *check_addr(enum http_addr_step step, const struct sockaddr *sa, void *ud)
 {
     struct job *job = ud;
-    (void)purpose;
-    const char *why = check_connection(job->n, &addr->addr);
+    const char *why = check_connection(job->n, sa);
     if (why) {
         char ip[INET6_ADDRSTRLEN];
-        addr_text(&addr->addr, ip, sizeof(ip));
+        addr_text(sa, ip, sizeof(ip));
         snprintf(job->refused, sizeof(job->refused), "%s %s", why, ip);
-        log_job(LOG_DEBUG, job, "callback address refused", "address", ip, "why", why);
-        return CURL_SOCKET_BAD;
+        if (step == HTTP_ADDR_OPEN)
+            log_job(LOG_DEBUG, job, "callback address refused", "address", ip, "why", why);
+        return why;
     }
-    curl_socket_t fd = socket(addr->family, addr->socktype, addr->protocol);
-    if (fd != CURL_SOCKET_BAD)
+    if (step == HTTP_ADDR_OPEN)
         job->opened++;
-    return fd;
-}
-
-/* A connection is ready (new or reused): checked once more, which also covers a reused
- * one, whose socket did not come from open_socket in this attempt. */
-static int on_prereq(void *ud, char *primary_ip, char *local_ip, int primary_port, int local_port)
-{
-    struct job *job = ud;
-    (void)local_ip;
-    (void)primary_port;
-    (void)local_port;
-    struct sockaddr_storage ss = {0};
-    struct sockaddr_in *in = (struct sockaddr_in *)&ss;
-    struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&ss;
-    if (inet_pton(AF_INET, primary_ip, &in->sin_addr) == 1)
-        in->sin_family = AF_INET;
-    else if (inet_pton(AF_INET6, primary_ip, &in6->sin6_addr) == 1)
-        in6->sin6_family = AF_INET6;
-    const char *why = check_connection(job->n, (struct sockaddr *)&ss);
-    if (why) {
-        snprintf(job->refused, sizeof(job->refused), "%s %s", why, primary_ip);
-        return CURL_PREREQFUNC_ABORT;
-    }
-    job->connected = true;
-    return CURL_PREREQFUNC_OK;
-}
-
-static void customize(CURL *easy, void *ud)
-{
-    struct job *job = ud;
-    curl_easy_setopt(easy, CURLOPT_OPENSOCKETFUNCTION, open_socket);
-    curl_easy_setopt(easy, CURLOPT_OPENSOCKETDATA, ud);
-    curl_easy_setopt(easy, CURLOPT_PREREQFUNCTION, on_prereq);
-    curl_easy_setopt(easy, CURLOPT_PREREQDATA, ud);
-    curl_easy_setopt(easy, CURLOPT_PROTOCOLS_STR, "http,https");
-    curl_easy_setopt(easy, CURLOPT_FOLLOWLOCATION, 0L);
-    curl_easy_setopt(easy, CURLOPT_NOSIGNAL, 1L);
-    /* libcurl reads http_proxy, https_proxy, ALL_PROXY and NO_PROXY from the environment
-     * unless told otherwise: "" means no proxy at all; CALLBACK_PROXY is the only way to one,
-     * and then no host is exempt from it. */
-    curl_easy_setopt(easy, CURLOPT_PROXY, job->n->cfg.proxy ? job->n->cfg.proxy : "");
-    if (job->n->cfg.proxy)
-        curl_easy_setopt(easy, CURLOPT_NOPROXY, "");
+    else
+        job->connected = true;
+    return NULL;
 }
 
 /* The receiver's body is not needed: read and forgotten, at most max_response_bytes. */
@@ -324,8 +278,6 @@ static int on_chunk(http_req *req, const char *data, size_t len, void *ud)
 static void on_response(http_req *req, const struct http_result *res, void *ud)
 {
     struct job *job = ud;
-    job->req = NULL;
-    job->busy = false;
     if (job->n->finished)
         return;
     /* A 2xx is delivered whatever follows its status line: a body over the limit (cut there)
@@ -422,15 +374,18 @@ static void post(struct job *job)
         .timeout_ms = n->cfg.timeout_ms,
         .max_body_bytes = n->cfg.max_response_bytes,
         .on_chunk = on_chunk,
-        .customize = customize,
+        .check_addr = check_addr,
+        /* libcurl reads http_proxy, https_proxy, ALL_PROXY and NO_PROXY from the environment
+         * unless told otherwise: "" means no proxy at all; CALLBACK_PROXY is the only way to
+         * one, and then no host is exempt from it. */
+        .proxy = n->cfg.proxy ? n->cfg.proxy : "",
     };
-    int r = http_request(n->http, &opts, on_response, job, &job->req);
+    int r = http_request(n->http, &opts, on_response, job, NULL);
     if (r < 0) {
         snprintf(job->last_error, sizeof(job->last_error), "cannot send: %s", strerror(-r));
         retry_later(job, -1);
         return;
     }
-    job->busy = true;
 }
 
 static bool header_int(const struct amqp_link_delivery *d, const char *key, int64_t *ret)
@@ -505,7 +460,6 @@ static void on_delivery(amqp_link *link, const struct amqp_link_delivery *d, voi
     if (n->jobs)
         n->jobs->prev = job;
     n->jobs = job;
-    n->in_flight++;
     int64_t failures = 0;
     if (header_int(d, HEADER_ATTEMPTS, &failures) && failures > 0 && failures < 1000)
         job->failures = failures;
@@ -591,7 +545,6 @@ notifier *notifier_new(uv_loop_t *loop, const struct notifier_config *cfg, char 
     }
     uv_timer_init(loop, &n->shutdown_timer);
     n->shutdown_timer.data = n;
-    srand((unsigned)time(NULL) ^ (unsigned)(uintptr_t)n);
     return n;
 }
 

@@ -9,7 +9,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <arpa/inet.h>
 #include <cmocka.h>
+#include <netinet/in.h>
 
 #include "http.h"
 
@@ -21,6 +23,7 @@ static struct {
     uv_timer_t guard;
     uv_tcp_t server;
     int port;
+    unsigned accepted; /* connections the server accepted */
     char base[64];
     http *h;
 } T;
@@ -134,6 +137,7 @@ static void on_connection(uv_stream_t *server, int status)
     assert_int_equal(uv_tcp_init(&T.loop, &c->tcp), 0);
     c->tcp.data = c;
     assert_int_equal(uv_accept(server, (uv_stream_t *)&c->tcp), 0);
+    T.accepted++;
     assert_int_equal(uv_read_start((uv_stream_t *)&c->tcp, conn_alloc, conn_read), 0);
 }
 
@@ -187,6 +191,8 @@ static int teardown(void **state)
 
 /* ---- client side ---- */
 
+struct checks;
+
 struct res {
     bool done;
     int calls;
@@ -200,6 +206,7 @@ struct res {
     int chunk_ret;
     bool cancel_in_chunk, cancel_in_done;
     http_req *req;
+    struct checks *checks; /* test_check_addr */
 };
 
 static void on_done(http_req *req, const struct http_result *r, void *userdata)
@@ -500,6 +507,71 @@ static void test_refused(void **state)
     assert_int_equal(x.err, -ECONNREFUSED);
 }
 
+/* The address check sees every address before a socket is opened to it and every connection
+ * before it is used; a refusal means no connection at all. */
+struct checks {
+    int opens, uses;
+    bool refuse;
+    char family_ok;
+};
+
+static const char *check_loopback(enum http_addr_step step, const struct sockaddr *sa, void *ud)
+{
+    struct checks *c = ((struct res *)ud)->checks;
+    if (step == HTTP_ADDR_OPEN)
+        c->opens++;
+    else
+        c->uses++;
+    if (sa->sa_family == AF_INET &&
+        ((const struct sockaddr_in *)sa)->sin_addr.s_addr == htonl(INADDR_LOOPBACK))
+        c->family_ok = 1;
+    return c->refuse ? "refused by the test" : NULL;
+}
+
+static void test_check_addr(void **state)
+{
+    struct checks c = {0};
+    struct res x = {.checks = &c};
+    struct http_req_opts o = {.check_addr = check_loopback};
+
+    (void)state;
+    assert_int_equal(get("/", &x, &o), 0);
+    assert_true(run_until(&x.done, WAIT_MS));
+    assert_int_equal(x.status, 200);
+    assert_int_equal(c.opens, 1);
+    assert_int_equal(c.uses, 1);
+    assert_true(c.family_ok);
+
+    struct checks c2 = {.refuse = true};
+    struct res y = {.checks = &c2};
+    unsigned before = T.accepted;
+    assert_int_equal(get("/", &y, &o), 0);
+    assert_true(run_until(&y.done, WAIT_MS));
+    assert_int_equal(y.err, -ECONNREFUSED);
+    assert_int_equal(c2.opens, 1);
+    assert_int_equal(c2.uses, 0);
+    round_trip();                             /* the server would have seen a connection by now */
+    assert_int_equal(T.accepted, before + 1); /* the round trip's only */
+}
+
+/* proxy "": no proxy whatever the environment says (the notifier's default). */
+static void test_no_proxy_from_environment(void **state)
+{
+    struct res x = {0};
+    struct http_req_opts o = {.proxy = ""};
+
+    (void)state;
+    assert_int_equal(setenv("http_proxy", "http://127.0.0.1:9", 1), 0);
+    assert_int_equal(get("/", &x, &o), 0);
+    assert_true(run_until(&x.done, WAIT_MS));
+    struct res y = {0};
+    assert_int_equal(get("/", &y, NULL), 0); /* libcurl's default: the environment's proxy */
+    assert_true(run_until(&y.done, WAIT_MS));
+    assert_int_equal(unsetenv("http_proxy"), 0);
+    assert_int_equal(x.status, 200);
+    assert_int_not_equal(y.status, 200);
+}
+
 static void test_missing_unix_socket(void **state)
 {
     struct http_req_opts o = {.method = "GET",
@@ -607,6 +679,8 @@ int main(void)
         cmocka_unit_test(test_bad_args),
         cmocka_unit_test(test_many_concurrent),
         cmocka_unit_test(test_free_inside_callback),
+        cmocka_unit_test(test_check_addr),
+        cmocka_unit_test(test_no_proxy_from_environment),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
