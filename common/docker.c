@@ -15,6 +15,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "ids.h"
 #include "lines.h"
 #include "text.h"
 
@@ -959,6 +960,21 @@ static void events_done(http_req *req, const struct http_result *hr, void *userd
     ev->on_end(&res, ev->userdata);
     json_decref(res.json);
     events_free(ev);
+}
+
+int docker_event_container(json_t *event, const char **action, const char **id)
+{
+    const char *a = json_string_value(json_object_get(event, "Action"));
+    if (!a)
+        a = json_string_value(json_object_get(event, "status"));
+    const char *i = json_string_value(json_object_get(json_object_get(event, "Actor"), "ID"));
+    if (!i)
+        i = json_string_value(json_object_get(event, "id"));
+    if (!a || !i || !ids_is_container_id(i))
+        return -EINVAL;
+    *action = a;
+    *id = i;
+    return 0;
 }
 
 int docker_events_start(docker *d, int64_t since, json_t *filters, docker_event_cb on_event,

@@ -105,6 +105,10 @@ int docker_image_pull(docker *d, const char *from_image, const char *tag, const 
  * with -EFBIG. */
 typedef struct docker_events docker_events;
 typedef void (*docker_event_cb)(json_t *event, void *userdata); /* borrowed */
+/* A container event's action ("start", "die"...) and full container id (64 hex digits), from
+ * either form the engine writes (Action / status, Actor.ID / id): 0, or -EINVAL when the event
+ * has no action or no container id. Both point into event. */
+int docker_event_container(json_t *event, const char **action, const char **id);
 typedef void (*docker_events_end_cb)(const struct docker_result *res, void *userdata);
 int docker_events_start(docker *d, int64_t since, json_t *filters, docker_event_cb on_event,
                         docker_events_end_cb on_end, void *userdata, docker_events **ret);

@@ -1567,16 +1567,11 @@ static void on_pending_timer(uv_timer_t *t)
 static void on_event(json_t *ev, void *ud)
 {
     completer *c = ud;
-    const char *action = json_string_value(json_object_get(ev, "Action"));
-    if (!action)
-        action = json_string_value(json_object_get(ev, "status"));
-    const char *id = json_string_value(json_object_get(json_object_get(ev, "Actor"), "ID"));
-    if (!id)
-        id = json_string_value(json_object_get(ev, "id"));
     json_int_t t = json_integer_value(json_object_get(ev, "time"));
     if (t > c->last_event_s)
         c->last_event_s = t;
-    if (!action || !id || !ids_is_container_id(id))
+    const char *action, *id;
+    if (docker_event_container(ev, &action, &id) < 0)
         return;
     c->events_failures = 0; /* the stream works */
     enum event_kind kind;

@@ -418,13 +418,8 @@ static void on_events_timer(uv_timer_t *t)
 static void on_event(json_t *ev, void *ud)
 {
     starter *s = ud;
-    const char *action = json_string_value(json_object_get(ev, "Action"));
-    if (!action)
-        action = json_string_value(json_object_get(ev, "status"));
-    const char *id = json_string_value(json_object_get(json_object_get(ev, "Actor"), "ID"));
-    if (!id)
-        id = json_string_value(json_object_get(ev, "id"));
-    if (!action || !id || !ids_is_container_id(id))
+    const char *action, *id;
+    if (docker_event_container(ev, &action, &id) < 0)
         return;
     s->events_failures = 0; /* the stream works */
     if (strcmp(action, "start") == 0) {

@@ -311,6 +311,35 @@ static void test_scan_list(void **state)
     }
 }
 
+/* Both forms the engine writes an event in; anything without a container id is refused. */
+static void test_event_container(void **state)
+{
+    (void)state;
+    static const char *cid = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+    const char *action = NULL, *id = NULL;
+    json_t *ev = json_pack("{s:s,s:{s:s}}", "Action", "die", "Actor", "ID", cid);
+    assert_int_equal(docker_event_container(ev, &action, &id), 0);
+    assert_string_equal(action, "die");
+    assert_string_equal(id, cid);
+    json_decref(ev);
+    ev = json_pack("{s:s,s:s}", "status", "start", "id", cid); /* the older form */
+    assert_int_equal(docker_event_container(ev, &action, &id), 0);
+    assert_string_equal(action, "start");
+    json_decref(ev);
+    const char *bad[] = {
+        "{\"Action\":\"die\"}", "{\"Action\":\"die\",\"Actor\":{\"ID\":\"abc\"}}",
+        "{\"Action\":7,\"id\":"
+        "\"0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef\"}",
+        "{\"Actor\":{\"ID\":\"0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef\"}}",
+        "[]"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        ev = json_loads(bad[i], 0, NULL);
+        assert_non_null(ev);
+        assert_int_equal(docker_event_container(ev, &action, &id), -EINVAL);
+        json_decref(ev);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -328,6 +357,7 @@ int main(void)
         cmocka_unit_test(test_new_tls_missing_certs),
         cmocka_unit_test(test_new_free_without_calls),
         cmocka_unit_test(test_scan_list),
+        cmocka_unit_test(test_event_container),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
