@@ -32,9 +32,12 @@ uint64_t schedule_jitter(uint64_t delay_ms, uint32_t rnd);
 uint64_t schedule_backoff_ms(uint64_t min_ms, uint64_t max_ms, unsigned attempt, uint32_t rnd);
 
 /* The Docker events stream of the starter and the completer: how long before trying it again
- * after it ended, or could not start, `failures` times in a row (schedule_backoff_ms). */
-#define SCHEDULE_EVENTS_MIN_MS 250
-#define SCHEDULE_EVENTS_MAX_MS 32000
+ * after it ended, or could not start, `failures` times in a row: schedule_backoff_ms from
+ * 250 ms to 32 s. */
+static inline uint64_t schedule_events_retry_ms(unsigned failures, uint32_t rnd)
+{
+    return schedule_backoff_ms(250, 32000, failures, rnd);
+}
 
 /* A Retry-After value: delta seconds or an HTTP date (relative to now). -1 when invalid. */
 int64_t schedule_retry_after(const char *value, time_t now);

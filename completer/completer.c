@@ -1615,8 +1615,7 @@ static void on_events_end(const struct docker_result *res, void *ud)
     if (c->finished)
         return;
     engine_down(c); /* the stream ends when the engine stops */
-    uint64_t delay = schedule_backoff_ms(SCHEDULE_EVENTS_MIN_MS, SCHEDULE_EVENTS_MAX_MS,
-                                         c->events_failures++, ids_jitter());
+    uint64_t delay = schedule_events_retry_ms(c->events_failures++, ids_jitter());
     log_kv(LOG_DEBUG, "docker events stream ended, reconnecting", "error", res->message, NULL);
     uv_timer_start(&c->events_timer, on_events_timer, delay, 0);
 }
@@ -1636,9 +1635,7 @@ static void start_events(completer *c)
     if (r < 0) {
         c->events = NULL;
         uv_timer_start(&c->events_timer, on_events_timer,
-                       schedule_backoff_ms(SCHEDULE_EVENTS_MIN_MS, SCHEDULE_EVENTS_MAX_MS,
-                                           c->events_failures++, ids_jitter()),
-                       0);
+                       schedule_events_retry_ms(c->events_failures++, ids_jitter()), 0);
         return;
     }
     /* Whatever the stream missed while it was down, the list finds. */

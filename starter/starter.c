@@ -441,8 +441,7 @@ static void on_events_end(const struct docker_result *res, void *ud)
         return;
     /* Maybe an engine restart, maybe with another configuration: none until it is read again. */
     s->net_no_bridge = false;
-    uint64_t delay = schedule_backoff_ms(SCHEDULE_EVENTS_MIN_MS, SCHEDULE_EVENTS_MAX_MS,
-                                         s->events_failures++, ids_jitter());
+    uint64_t delay = schedule_events_retry_ms(s->events_failures++, ids_jitter());
     log_kv(LOG_DEBUG, "docker events stream ended, reconnecting", "error", res->message, NULL);
     uv_timer_start(&s->events_timer, on_events_timer, delay, 0);
     request_count(s);
@@ -463,9 +462,7 @@ static void start_events(starter *s)
     if (r < 0) {
         s->events = NULL;
         uv_timer_start(&s->events_timer, on_events_timer,
-                       schedule_backoff_ms(SCHEDULE_EVENTS_MIN_MS, SCHEDULE_EVENTS_MAX_MS,
-                                           s->events_failures++, ids_jitter()),
-                       0);
+                       schedule_events_retry_ms(s->events_failures++, ids_jitter()), 0);
         return;
     }
     request_count(s);

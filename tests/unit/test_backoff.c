@@ -22,10 +22,8 @@ static void test_doubles_then_caps(void **state)
     assert_int_equal(schedule_backoff_ms(500, 30000, 6, 15000), 30000);
     assert_int_equal(schedule_backoff_ms(500, 30000, 60, 15000), 30000);
     /* the events streams' schedule */
-    assert_int_equal(schedule_backoff_ms(SCHEDULE_EVENTS_MIN_MS, SCHEDULE_EVENTS_MAX_MS, 0, 0),
-                     125);
-    assert_int_equal(schedule_backoff_ms(SCHEDULE_EVENTS_MIN_MS, SCHEDULE_EVENTS_MAX_MS, 40, 16000),
-                     32000);
+    assert_int_equal(schedule_events_retry_ms(0, 0), 125);
+    assert_int_equal(schedule_events_retry_ms(40, 16000), 32000);
 }
 
 static void test_huge_attempts_do_not_overflow(void **state)
