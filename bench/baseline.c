@@ -96,7 +96,8 @@ static void on_waited(const struct docker_result *res, void *ud)
 {
     struct job *job = ud;
     if (!check(job, res, "wait") ||
-        docker_container_logs(job->b->d, job->id, 1 << 20, on_logs, job) < 0)
+        docker_container_logs(job->b->d, job->id, &(struct docker_logs){.max_bytes = 1 << 20},
+                              on_logs, job) < 0)
         job_remove(job, false);
 }
 

@@ -5,6 +5,10 @@
  * the link closing and leave() destroys it once the outermost callback returns. A connection
  * failure noticed in the middle of work only marks the link lost; the teardown runs from the
  * tick timer, never under the caller's feet. */
+/* Why one file of about 1,400 lines: rabbitmq-c's connection state is not re-entrant, and
+ * every part here (connect, declare, consume, publish with confirms, ack and nack, parking,
+ * heartbeats, the reconnection) reads or writes it under the one enter()/leave() discipline
+ * above. Split, each part would need the whole struct and that discipline. */
 #include "amqp_link.h"
 
 #include <amqp.h>
@@ -596,7 +600,10 @@ static int connect_once(amqp_link *l, bool *operator_error)
             return r;
         }
     }
-    return 0;
+    /* What the last step left of the budget is no bound for the connection's later calls: a
+     * whole connect_timeout_ms again (a declare or a close starts a budget of its own). */
+    rpc_budget_start(l);
+    return rpc_budget(l, "connected", NULL);
 }
 
 static void on_retry(uv_timer_t *t)

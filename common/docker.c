@@ -3,26 +3,24 @@
  * Every call is a `struct docker_call` linked into the client so docker_free can cancel it;
  * it is unlinked before its callback runs, so the callback may free the client. The events
  * stream parses newline-delimited JSON from the chunks as they arrive. */
+/* Why one file of about 950 lines: the calls, their queue (max_calls in flight) and the events
+ * stream share the client's connection state and its list of what is in flight, which
+ * docker_free cancels in one place. The parts that need none of it live apart:
+ * docker_endpoint.c (configuration, DOCKER_HOST, URLs) and docker_scan.c (the container list
+ * read without a tree); the line splitter is lines.c. */
 #include "docker.h"
 
 #include <ctype.h>
 #include <errno.h>
 #include <inttypes.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/un.h>
-#include <unistd.h>
 
 #include "ids.h"
 #include "lines.h"
 #include "text.h"
 
-#define DOCKER_DEFAULT_HOST "unix:///var/run/docker.sock"
-#define DOCKER_DEFAULT_TIMEOUT_MS 30000
-#define DOCKER_DEFAULT_MAX_RESPONSE (4u * 1024 * 1024)
-#define DOCKER_DEFAULT_MAX_CALLS 32u
 /* The first bytes of an error body kept as the message when it is not Docker's JSON. */
 #define DOCKER_MAX_ERROR_TEXT 512
 
@@ -84,206 +82,6 @@ struct docker_events {
     bool ending; /* inside on_end */
     struct docker_events *prev, *next;
 };
-
-/* ---- pure helpers ---- */
-
-void docker_config_defaults(struct docker_config *cfg)
-{
-    memset(cfg, 0, sizeof(*cfg));
-    cfg->timeout_ms = DOCKER_DEFAULT_TIMEOUT_MS;
-    cfg->max_response_bytes = DOCKER_DEFAULT_MAX_RESPONSE;
-    cfg->max_calls = DOCKER_DEFAULT_MAX_CALLS;
-}
-
-int docker_config_from_env(struct docker_config *cfg, char *err, size_t errlen)
-{
-    const char *host = getenv("DOCKER_HOST");
-    const char *tls = getenv("DOCKER_TLS_VERIFY");
-    const char *cert = getenv("DOCKER_CERT_PATH");
-    struct docker_endpoint ep;
-    int r;
-
-    if (host && !*host)
-        host = NULL;
-    if (cert && !*cert)
-        cert = NULL;
-    r = docker_endpoint_parse(host, tls && *tls, &ep, err, errlen);
-    if (r < 0)
-        return r;
-    docker_endpoint_clear(&ep);
-    cfg->host = host;
-    cfg->tls_verify = tls && *tls;
-    cfg->cert_path = cert;
-    return 0;
-}
-
-static char *str_printf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static char *str_printf(const char *fmt, ...)
-{
-    va_list ap;
-    char *s = NULL;
-    int n;
-
-    va_start(ap, fmt);
-    n = vasprintf(&s, fmt, ap);
-    va_end(ap);
-    return n < 0 ? NULL : s;
-}
-
-static bool valid_hostname(const char *s, size_t len)
-{
-    if (len == 0)
-        return false;
-    if (s[0] == '[') { /* IPv6 literal */
-        if (len < 3 || s[len - 1] != ']')
-            return false;
-        for (size_t i = 1; i < len - 1; i++)
-            if (!isxdigit((unsigned char)s[i]) && s[i] != ':' && s[i] != '.')
-                return false;
-        return true;
-    }
-    for (size_t i = 0; i < len; i++)
-        if (!isalnum((unsigned char)s[i]) && s[i] != '.' && s[i] != '-' && s[i] != '_')
-            return false;
-    return true;
-}
-
-int docker_endpoint_parse(const char *host, bool tls, struct docker_endpoint *ret, char *err,
-                          size_t errlen)
-{
-    struct docker_endpoint ep = {0};
-    const char *rest, *colon, *end;
-    size_t hostlen;
-    unsigned long port;
-
-    if (!host || !*host)
-        host = DOCKER_DEFAULT_HOST;
-    if (strncmp(host, "unix://", 7) == 0) {
-        rest = host + 7;
-        if (rest[0] != '/')
-            return text_set_err(err, errlen, -EINVAL,
-                                "DOCKER_HOST=%s: unix:// needs an absolute socket path", host);
-        if (strlen(rest) >= sizeof(((struct sockaddr_un *)0)->sun_path))
-            return text_set_err(err, errlen, -EINVAL, "DOCKER_HOST=%s: socket path too long", host);
-        ep.base_url = strdup("http://localhost");
-        ep.unix_socket = strdup(rest);
-        if (!ep.base_url || !ep.unix_socket)
-            goto nomem;
-        *ret = ep;
-        return 0;
-    }
-    if (strncmp(host, "tcp://", 6) != 0)
-        return text_set_err(err, errlen, -EINVAL,
-                            "DOCKER_HOST=%s: expected unix:///path or tcp://host:port", host);
-    rest = host + 6;
-    end = rest + strlen(rest);
-    if (end > rest && end[-1] == '/')
-        end--;
-    if (memchr(rest, '/', (size_t)(end - rest)) || memchr(rest, '@', (size_t)(end - rest)))
-        return text_set_err(err, errlen, -EINVAL,
-                            "DOCKER_HOST=%s: expected tcp://host:port without a path", host);
-    /* The port is after the last ':' unless that ':' is inside an IPv6 literal. */
-    colon = NULL;
-    for (const char *p = rest; p < end; p++)
-        if (*p == ':')
-            colon = p;
-    if (colon && rest[0] == '[' && memchr(colon, ']', (size_t)(end - colon)))
-        colon = NULL;
-    hostlen = (size_t)((colon ? colon : end) - rest);
-    if (!valid_hostname(rest, hostlen))
-        return text_set_err(err, errlen, -EINVAL, "DOCKER_HOST=%s: invalid host name", host);
-    if (colon) {
-        char *num_end;
-        const char *digits = colon + 1;
-
-        if (digits == end || !isdigit((unsigned char)*digits))
-            return text_set_err(err, errlen, -EINVAL, "DOCKER_HOST=%s: invalid port", host);
-        errno = 0;
-        port = strtoul(digits, &num_end, 10);
-        if (errno || num_end != end || port == 0 || port > 65535)
-            return text_set_err(err, errlen, -EINVAL, "DOCKER_HOST=%s: invalid port", host);
-    } else {
-        port = tls ? 2376 : 2375;
-    }
-    ep.base_url = str_printf("%s://%.*s:%lu", tls ? "https" : "http", (int)hostlen, rest, port);
-    if (!ep.base_url)
-        goto nomem;
-    *ret = ep;
-    return 0;
-nomem:
-    docker_endpoint_clear(&ep);
-    return text_set_err(err, errlen, -ENOMEM, "out of memory");
-}
-
-void docker_endpoint_clear(struct docker_endpoint *ep)
-{
-    if (!ep)
-        return;
-    free(ep->base_url);
-    free(ep->unix_socket);
-    ep->base_url = ep->unix_socket = NULL;
-}
-
-static bool unreserved(unsigned char c)
-{
-    return isalnum(c) || c == '-' || c == '.' || c == '_' || c == '~';
-}
-
-char *docker_url_encode(const char *s)
-{
-    static const char hex[] = "0123456789ABCDEF";
-    size_t n = 0;
-    char *out, *o;
-
-    for (const unsigned char *p = (const unsigned char *)s; *p; p++)
-        n += unreserved(*p) ? 1 : 3;
-    out = malloc(n + 1);
-    if (!out)
-        return NULL;
-    o = out;
-    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-        if (unreserved(*p)) {
-            *o++ = (char)*p;
-        } else {
-            *o++ = '%';
-            *o++ = hex[*p >> 4];
-            *o++ = hex[*p & 15];
-        }
-    }
-    *o = '\0';
-    return out;
-}
-
-char *docker_url_join(const char *base_url, const char *path)
-{
-    return str_printf("%s/%s%s", base_url, DOCKER_API_VERSION, path);
-}
-
-char *docker_path_for(const char *prefix, const char *id, const char *suffix)
-{
-    char *enc = docker_url_encode(id), *s;
-
-    if (!enc)
-        return NULL;
-    s = str_printf("%s%s%s", prefix, enc, suffix ? suffix : "");
-    free(enc);
-    return s;
-}
-
-int docker_query_add(char **path, const char *key, const char *value)
-{
-    char *enc = docker_url_encode(value), *s;
-
-    if (!enc)
-        return -ENOMEM;
-    s = str_printf("%s%c%s=%s", *path, strchr(*path, '?') ? '&' : '?', key, enc);
-    free(enc);
-    if (!s)
-        return -ENOMEM;
-    free(*path);
-    *path = s;
-    return 0;
-}
 
 /* ---- results ---- */
 
@@ -571,7 +369,7 @@ static int call_start(docker *d, const struct call_opts *co, docker_cb cb, void 
     c->timeout_ms = co->timeout_ms;
     c->url = docker_url_join(d->ep.base_url, co->path);
     if (!c->url ||
-        (co->content_type && !(c->ctype = str_printf("Content-Type: %s", co->content_type))) ||
+        (co->content_type && !(c->ctype = text_printf("Content-Type: %s", co->content_type))) ||
         (co->header && !(c->header = strdup(co->header)))) {
         r = -ENOMEM;
         goto fail;
@@ -733,16 +531,25 @@ int docker_container_inspect(docker *d, const char *id, docker_cb cb, void *user
     return call_path(d, "GET", docker_path_for("/containers/", id, "/json"), cb, userdata);
 }
 
-int docker_container_logs(docker *d, const char *id, size_t max_bytes, docker_cb cb, void *userdata)
+int docker_container_logs(docker *d, const char *id, const struct docker_logs *what, docker_cb cb,
+                          void *userdata)
 {
     struct call_opts co = {.method = "GET", .raw = true};
+    const char *since = what && what->since ? what->since : "";
 
-    if (!d || !valid_id(id))
+    if (!d || !valid_id(id) || strlen(since) > 24 || strspn(since, "0123456789.") != strlen(since))
         return -EINVAL;
+    bool both = !what || (!what->out && !what->err);
     co.timeout_ms = d->timeout_ms;
-    co.max_bytes = max_bytes ? max_bytes : d->max_response;
-    return call_start_path(d, &co, docker_path_for("/containers/", id, "/logs?stdout=1&stderr=1"),
-                           cb, userdata);
+    co.max_bytes = what && what->max_bytes ? what->max_bytes : d->max_response;
+    char q[96];
+    int n =
+        snprintf(q, sizeof(q), "/logs?stdout=%d&stderr=%d", both || what->out, both || what->err);
+    if (what && what->tail)
+        n += snprintf(q + n, sizeof(q) - (size_t)n, "&tail=%u", what->tail);
+    if (*since)
+        snprintf(q + n, sizeof(q) - (size_t)n, "&since=%s", since);
+    return call_start_path(d, &co, docker_path_for("/containers/", id, q), cb, userdata);
 }
 
 int docker_container_kill(docker *d, const char *id, const char *signal, docker_cb cb,
@@ -821,7 +628,7 @@ int docker_image_pull(docker *d, const char *from_image, const char *tag, const 
         docker_query_add(&p, "tag", tag) < 0)
         goto out;
     if (registry_auth && *registry_auth) {
-        header = str_printf("X-Registry-Auth: %s", registry_auth);
+        header = text_printf("X-Registry-Auth: %s", registry_auth);
         if (!header)
             goto out;
         co.header = header;
@@ -1053,7 +860,7 @@ void docker_events_stop(docker_events *ev)
 
 static int tls_file(const char *dir, const char *name, char **ret, char *err, size_t errlen)
 {
-    char *p = str_printf("%s/%s", dir, name);
+    char *p = text_printf("%s/%s", dir, name);
 
     if (!p)
         return text_set_err(err, errlen, -ENOMEM, "out of memory");
@@ -1104,7 +911,7 @@ docker *docker_new(uv_loop_t *loop, const struct docker_config *cfg, char *err, 
                              "DOCKER_TLS_VERIFY is set but neither DOCKER_CERT_PATH nor HOME is");
                 goto fail;
             }
-            home_docker = str_printf("%s/.docker", home);
+            home_docker = text_printf("%s/.docker", home);
             if (!home_docker) {
                 text_set_err(err, errlen, -ENOMEM, "out of memory");
                 goto fail;
@@ -1154,168 +961,4 @@ void docker_free(docker *d)
     free(d->cert_file);
     free(d->key_file);
     free(d);
-}
-
-/* ---- a container list read without a tree ------------------------------------------------ */
-
-struct scan {
-    const char *p, *end;
-};
-
-static void scan_ws(struct scan *s)
-{
-    while (s->p < s->end && (*s->p == ' ' || *s->p == '\t' || *s->p == '\n' || *s->p == '\r'))
-        s->p++;
-}
-
-/* A string at s->p (the opening quote): its raw contents in *str and *len; *escaped when it holds
- * a backslash escape. */
-static int scan_string(struct scan *s, const char **str, size_t *len, bool *escaped)
-{
-    if (s->p >= s->end || *s->p != '"')
-        return -EBADMSG;
-    const char *start = ++s->p;
-    *escaped = false;
-    while (s->p < s->end && *s->p != '"') {
-        if (*s->p == '\\') {
-            *escaped = true;
-            if (++s->p >= s->end)
-                return -EBADMSG;
-        }
-        s->p++;
-    }
-    if (s->p >= s->end)
-        return -EBADMSG;
-    *str = start;
-    *len = (size_t)(s->p - start);
-    s->p++;
-    return 0;
-}
-
-/* Skips one value of any kind; depth bounds the nesting. */
-static int scan_skip(struct scan *s, int depth)
-{
-    scan_ws(s);
-    if (s->p >= s->end || depth > 64)
-        return -EBADMSG;
-    char c = *s->p;
-    if (c == '"') {
-        const char *str;
-        size_t len;
-        bool esc;
-        return scan_string(s, &str, &len, &esc);
-    }
-    if (c == '{' || c == '[') {
-        char close = c == '{' ? '}' : ']';
-        s->p++;
-        scan_ws(s);
-        if (s->p < s->end && *s->p == close) {
-            s->p++;
-            return 0;
-        }
-        for (;;) {
-            if (c == '{') {
-                const char *k;
-                size_t kl;
-                bool esc;
-                scan_ws(s);
-                if (scan_string(s, &k, &kl, &esc) < 0)
-                    return -EBADMSG;
-                scan_ws(s);
-                if (s->p >= s->end || *s->p++ != ':')
-                    return -EBADMSG;
-            }
-            if (scan_skip(s, depth + 1) < 0)
-                return -EBADMSG;
-            scan_ws(s);
-            if (s->p >= s->end)
-                return -EBADMSG;
-            if (*s->p == ',') {
-                s->p++;
-                continue;
-            }
-            if (*s->p++ == close)
-                return 0;
-            return -EBADMSG;
-        }
-    }
-    /* numbers, true, false, null */
-    const char *start = s->p;
-    while (s->p < s->end &&
-           (isalnum((unsigned char)*s->p) || *s->p == '-' || *s->p == '+' || *s->p == '.'))
-        s->p++;
-    return s->p > start ? 0 : -EBADMSG;
-}
-
-int docker_scan_list(const char *body, size_t len, docker_scan_fn fn, void *userdata)
-{
-    struct scan s = {body, body + len};
-    scan_ws(&s);
-    if (s.p >= s.end || *s.p++ != '[')
-        return -EBADMSG;
-    scan_ws(&s);
-    if (s.p < s.end && *s.p == ']')
-        return 0;
-    for (;;) {
-        scan_ws(&s);
-        if (s.p >= s.end || *s.p++ != '{')
-            return -EBADMSG;
-        const char *id = NULL, *state = NULL;
-        size_t id_len = 0, state_len = 0;
-        scan_ws(&s);
-        if (s.p < s.end && *s.p == '}') {
-            s.p++;
-        } else {
-            for (;;) {
-                const char *k;
-                size_t kl;
-                bool esc;
-                scan_ws(&s);
-                if (scan_string(&s, &k, &kl, &esc) < 0)
-                    return -EBADMSG;
-                scan_ws(&s);
-                if (s.p >= s.end || *s.p++ != ':')
-                    return -EBADMSG;
-                scan_ws(&s);
-                bool want_id = kl == 2 && memcmp(k, "Id", 2) == 0;
-                bool want_state = kl == 5 && memcmp(k, "State", 5) == 0;
-                if ((want_id || want_state) && s.p < s.end && *s.p == '"') {
-                    const char *v;
-                    size_t vl;
-                    if (scan_string(&s, &v, &vl, &esc) < 0)
-                        return -EBADMSG;
-                    if (!esc && want_id) {
-                        id = v;
-                        id_len = vl;
-                    } else if (!esc) {
-                        state = v;
-                        state_len = vl;
-                    }
-                } else if (scan_skip(&s, 1) < 0) {
-                    return -EBADMSG;
-                }
-                scan_ws(&s);
-                if (s.p >= s.end)
-                    return -EBADMSG;
-                if (*s.p == ',') {
-                    s.p++;
-                    continue;
-                }
-                if (*s.p++ == '}')
-                    break;
-                return -EBADMSG;
-            }
-        }
-        fn(id, id_len, state, state_len, userdata);
-        scan_ws(&s);
-        if (s.p >= s.end)
-            return -EBADMSG;
-        if (*s.p == ',') {
-            s.p++;
-            continue;
-        }
-        if (*s.p++ == ']')
-            return 0;
-        return -EBADMSG;
-    }
 }

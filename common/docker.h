@@ -14,6 +14,10 @@
 #include "http.h"
 
 #define DOCKER_API_VERSION "v1.41"
+#define DOCKER_DEFAULT_HOST "unix:///var/run/docker.sock"
+#define DOCKER_DEFAULT_TIMEOUT_MS 30000
+#define DOCKER_DEFAULT_MAX_RESPONSE (4u * 1024 * 1024)
+#define DOCKER_DEFAULT_MAX_CALLS 32u
 
 typedef struct docker docker;
 
@@ -63,9 +67,16 @@ int docker_container_start(docker *d, const char *id, docker_cb cb, void *userda
 int docker_container_stat(docker *d, const char *id, const char *path, docker_cb cb,
                           void *userdata);
 int docker_container_inspect(docker *d, const char *id, docker_cb cb, void *userdata);
-/* GET /containers/{id}/logs?stdout=1&stderr=1: the raw (multiplexed) stream in body, at most
- * max_bytes (err -EFBIG beyond, with the first max_bytes kept in body). */
-int docker_container_logs(docker *d, const char *id, size_t max_bytes, docker_cb cb,
+/* What GET /containers/{id}/logs reads. */
+struct docker_logs {
+    bool out, err;     /* the streams: stdout, stderr (neither: both) */
+    unsigned tail;     /* the last lines only; 0: all */
+    const char *since; /* NULL or "": from the start; else unix seconds, "S" or "S.mmm" */
+    size_t max_bytes;  /* 0: the client's max_response_bytes */
+};
+/* The raw (multiplexed) stream in body, at most max_bytes (err -EFBIG beyond, with the first
+ * max_bytes kept in body). -EINVAL for an id or a since that is not one. */
+int docker_container_logs(docker *d, const char *id, const struct docker_logs *what, docker_cb cb,
                           void *userdata);
 int docker_container_kill(docker *d, const char *id, const char *signal, docker_cb cb,
                           void *userdata);

@@ -207,3 +207,13 @@ int text_set_err(char *err, size_t errlen, int code, const char *fmt, ...)
     }
     return code;
 }
+
+char *text_printf(const char *fmt, ...)
+{
+    va_list ap;
+    char *s = NULL;
+    va_start(ap, fmt);
+    int n = vasprintf(&s, fmt, ap);
+    va_end(ap);
+    return n < 0 ? NULL : s;
+}

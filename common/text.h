@@ -38,3 +38,6 @@ size_t text_redact_url(char *dst, size_t dstlen, const char *url);
  * parsers that report a reason beside their errno-style result. */
 int text_set_err(char *err, size_t errlen, int code, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
+
+/* A formatted string in memory of its own (free it), or NULL when out of memory. */
+char *text_printf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

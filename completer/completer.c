@@ -66,6 +66,11 @@
  * Long corrections: RabbitMQ closes a channel whose delivery stays unacked past its consumer
  * timeout, so a running message held for renew_ms is re-published (confirmed) and the old
  * delivery acked; the copy comes back to the same job. */
+/* Why one file of about 1,900 lines: a job's two halves (its running message, its container)
+ * meet here, and every part (the map, the waiting, the finishing steps, renewals, the sweep)
+ * reads and writes the same job. What is not the job's is apart: the events stream and the
+ * list (common/watch), what a result says (common/verdict), the output's parsing
+ * (common/output), the wire (common/msg). */
 #include "completer.h"
 
 #include <errno.h>
@@ -85,12 +90,9 @@
 #include "output.h"
 #include "schedule.h"
 #include "text.h"
+#include "verdict.h"
+#include "watch.h"
 
-#define REASON_TIMEOUT "time limit exceeded"
-#define REASON_OOM "memory limit exceeded"
-#define REASON_KILLED "container killed"
-#define REASON_MISSING "container missing"
-#define REASON_OUTPUT_LOST "output lost"
 #define REASON_OUTPUT_TOO_LARGE OUTPUT_REASON_TOO_LARGE
 #define STDERR_TAIL_LINES 20
 #define STDERR_TAIL_BYTES 2048
@@ -100,6 +102,9 @@
 /* The least a json-file log entry takes besides its text:
  * {"log":"","stream":"stdout","time":"2006-01-02T15:04:05Z"} and a newline. */
 #define LOG_ENTRY_MIN_BYTES 59
+
+/* How long a SIGKILLed container waits for the engine's "oom" event (see oom_unsettled). */
+#define OOM_GRACE_MS 2000
 
 enum state { J_WAITING, J_FINISHING };
 enum fstep { F_INSPECT, F_STDOUT, F_STDERR, F_RERUN, F_PUBLISH, F_REMOVE };
@@ -168,13 +173,9 @@ struct job {
      * from since (unix seconds, engine clock: the first run's FinishedAt) */
     bool rerun_tried;
     char since[32];
-};
-
-/* A Docker event waiting to be handled (see on_event). */
-enum event_kind { EV_START, EV_DIE, EV_DESTROY };
-struct pending_event {
-    char id[65];
-    enum event_kind kind;
+    /* the engine's "oom" event for it; and whether a SIGKILL without the OOM flag has had its
+     * grace (see oom_unsettled) */
+    bool oom_event, oom_waited;
 };
 
 /* A time the engine did not answer, wall clock: [from, to]; to == 0 while it lasts. */
@@ -188,15 +189,11 @@ struct completer {
     char running_invalid[256]; /* <running queue>.invalid */
     amqp_link *link;
     docker *docker;
-    docker_events *events;
+    watch *events; /* the container events: die, destroy, start, oom */
     idmap *jobs;
     idmap *finished_ids; /* finished containers: see remember_done */
     uint64_t list_seq;   /* lists asked for so far (the one in flight included) */
-    uv_timer_t reconcile_timer, events_timer, sweep_timer, shutdown_timer, pending_timer;
-    struct pending_event *pending; /* events not handled yet */
-    size_t n_pending, cap_pending;
-    int64_t last_event_s;
-    unsigned events_failures;
+    uv_timer_t sweep_timer, shutdown_timer;
     bool listing;
     struct outage outages[OUTAGES]; /* a ring; the current one at outage_at */
     size_t outage_at;
@@ -642,20 +639,6 @@ static long long exit_code(const struct job *job)
     return json_integer_value(json_object_get(json_object_get(job->inspect, "State"), "ExitCode"));
 }
 
-/* " (exit code N; stderr: ...)" for error details; the stderr tail made valid UTF-8. */
-static void exit_context(struct job *job, char *buf, size_t len)
-{
-    long long code = exit_code(job);
-    size_t tl = 0;
-    const char *tail = job->err.data ? output_tail(job->err.data, job->err.len, 5, 400, &tl) : "";
-    char safe[1300];
-    text_utf8_copy(safe, sizeof(safe), tail, tl);
-    if (tl)
-        snprintf(buf, len, " (exit code %lld; stderr: %s)", code, safe);
-    else
-        snprintf(buf, len, " (exit code %lld)", code);
-}
-
 /* We killed it at its deadline; or (after a restart, say) it died of SIGKILL at or past it. */
 static bool job_timed_out(const struct job *job)
 {
@@ -671,7 +654,18 @@ static bool job_timed_out(const struct job *job)
 
 static bool job_oom(const struct job *job)
 {
-    return json_is_true(json_object_get(json_object_get(job->inspect, "State"), "OOMKilled"));
+    return job->oom_event ||
+           json_is_true(json_object_get(json_object_get(job->inspect, "State"), "OOMKilled"));
+}
+
+/* Killed by SIGKILL, not by us, and not (yet) known to be out of memory. The engine handles a
+ * container's exit and its out-of-memory kill as two events, in the order they reach it; under
+ * load the exit can come first, and the inspect that follows the "die" event then shows
+ * OOMKilled false until the "oom" event is handled. Such an exit waits OOM_GRACE_MS, once, for
+ * that event before it is reported as killed by a signal. */
+static bool oom_unsettled(const struct job *job)
+{
+    return !job->oom_waited && exit_code(job) == 137 && !job_oom(job) && !job_timed_out(job);
 }
 
 /* Sets job->response, or job->parse_err (both NULL only for want of memory). */
@@ -717,73 +711,46 @@ static bool should_rerun(struct job *job)
     return engine_was_down(job->c, fin);
 }
 
-/* Decides the result from what the finishing steps gathered; safe to call again (the publish
- * step does, when the result could not be built for want of memory). */
+/* Decides the result from what the finishing steps gathered (common/verdict); safe to call
+ * again (the publish step does, when the result could not be built for want of memory). */
 static void build_result(struct job *job)
 {
     completer *c = job->c;
-    if (job->missing) {
-        set_error(job, REASON_MISSING, "%s", job->missing);
-        return;
-    }
-    if (job_timed_out(job)) {
-        if (job->unstarted)
-            set_error(job, REASON_TIMEOUT, "the container was not started within its %lld s",
-                      (long long)job->limit_s);
-        else
-            set_error(job, REASON_TIMEOUT, "the correction ran longer than %lld s and was killed",
-                      (long long)job->limit_s);
-        return;
-    }
-    char ctx[1500];
-    exit_context(job, ctx, sizeof(ctx));
-    if (job_oom(job)) {
-        long long mem = json_integer_value(
-            json_object_get(json_object_get(job->inspect, "HostConfig"), "Memory"));
-        set_error(job, REASON_OOM, "the container ran out of memory (limit %lld bytes)%s", mem,
-                  ctx);
-        return;
-    }
-    if (job->out_too_large) {
-        set_error(job, REASON_OUTPUT_TOO_LARGE, "stdout is larger than %zu bytes",
-                  c->cfg.max_output_bytes);
-        return;
-    }
-    parse_output(job);
-    if (job->response) {
-        set_success(job, job->response);
-        return;
-    }
-    if (!job->parse_err) {
-        free(job->result);
-        job->result = NULL; /* out of memory: the publish step tries again */
-        return;
-    }
-    char why[600];
-    msg_error_text(job->parse_err, why, sizeof(why));
     int64_t fin = parse_docker_time(
         json_string_value(json_object_get(json_object_get(job->inspect, "State"), "FinishedAt")));
-    if (engine_was_down(c, fin)) {
-        set_error(job, REASON_OUTPUT_LOST,
-                  "the correction finished while the Docker engine was unavailable, and what it "
-                  "printed then was lost; in what was kept, %s%s",
-                  why, ctx);
-        return;
+    struct verdict_facts f = {
+        .missing = job->missing,
+        .timed_out = !job->missing && job_timed_out(job),
+        .unstarted = job->unstarted,
+        .limit_s = (long long)job->limit_s,
+        .oom = job_oom(job),
+        .memory = json_integer_value(
+            json_object_get(json_object_get(job->inspect, "HostConfig"), "Memory")),
+        .out_too_large = job->out_too_large,
+        .max_output = c->cfg.max_output_bytes,
+        .log_rotated = job->log_rotated,
+        .log_bytes = job->log_cap * job->log_files,
+        .exit_code = exit_code(job),
+        .stderr_data = job->err.data,
+        .stderr_len = job->err.len,
+    };
+    if (!f.missing && !f.timed_out && !f.oom && !f.out_too_large) {
+        parse_output(job);
+        if (!job->response && !job->parse_err) {
+            free(job->result);
+            job->result = NULL; /* out of memory: the publish step tries again */
+            return;
+        }
+        f.has_response = job->response != NULL;
+        f.parse_err = job->parse_err;
+        f.output_lost = !f.has_response && engine_was_down(c, fin);
     }
-    if (job->log_rotated) {
-        set_error(job, REASON_OUTPUT_TOO_LARGE,
-                  "more output than the container's log keeps (%zu bytes of stdout and stderr "
-                  "together, CORRECTION_LOG_SIZE): the response may have been pushed out; in "
-                  "what was kept, %s%s",
-                  job->log_cap * job->log_files, why, ctx);
-        return;
-    }
-    long long code = exit_code(job);
-    if (code == 137 || code == 143) {
-        set_error(job, REASON_KILLED, "killed by a signal before printing a response%s", ctx);
-        return;
-    }
-    set_error(job, job->parse_err->reason, "%s%s", job->parse_err->detail, ctx);
+    struct verdict v;
+    verdict_decide(&f, &v);
+    if (v.success)
+        set_success(job, job->response);
+    else
+        set_error(job, v.reason, "%s", v.detail);
 }
 
 /* ---- finishing steps ---------------------------------------------------------------------- */
@@ -843,6 +810,14 @@ static void on_finish_inspect(const struct docker_result *res, void *ud)
     }
     json_decref(job->inspect);
     job->inspect = json_incref(res->json);
+    if (oom_unsettled(job)) {
+        job->oom_waited = true;
+        log_job(LOG_DEBUG, job, "killed by SIGKILL without the OOM flag: waiting for an oom event",
+                NULL, NULL, NULL, NULL);
+        job->timer_is_deadline = false;
+        uv_timer_start(&job->timer, on_retry_timer, OOM_GRACE_MS, 0); /* inspects again */
+        return;
+    }
     finish_goto(job, F_STDOUT);
 }
 
@@ -985,6 +960,7 @@ static void on_rerun_started(const struct docker_result *res, void *ud)
     job->result = NULL;
     job->kill_refused = 0;
     job->over_ms = 0;
+    job->oom_event = job->oom_waited = false;
     back_to_waiting(job); /* its inspect reads the new StartedAt, hence the new deadline */
 }
 
@@ -1021,33 +997,39 @@ static void on_published(amqp_link *link, int status, void *ud)
     finish_goto(job, F_REMOVE);
 }
 
+/* What a log read may bring: MAX_OUTPUT_BYTES as a multiplexed stream, 8 bytes of frame
+ * header per write at most. */
+static size_t logs_max(const completer *c)
+{
+    return c->cfg.max_output_bytes * 9 + 65536;
+}
+
 static void finish_run(struct job *job)
 {
     completer *c = job->c;
     if (c->finished)
         return;
-    char path[160];
     int r = 0;
     switch (job->step) {
     case F_INSPECT:
         r = docker_container_inspect(c->docker, job->container_id, on_finish_inspect, job);
         break;
-    case F_STDOUT:
-        snprintf(path, sizeof(path), "/containers/%s/logs?stdout=1&stderr=0%s%s", job->container_id,
-                 job->since[0] ? "&since=" : "", job->since);
-        r = docker_call(c->docker, "GET", path, NULL, NULL, 0, on_stdout, job);
+    case F_STDOUT: {
+        struct docker_logs what = {.out = true, .since = job->since, .max_bytes = logs_max(c)};
+        r = docker_container_logs(c->docker, job->container_id, &what, on_stdout, job);
         break;
-    case F_STDERR:
-        if (log_check(job)) {
-            r = docker_container_logs(c->docker, job->container_id, log_rotated_bytes(job),
-                                      on_stderr, job);
-        } else {
-            snprintf(path, sizeof(path), "/containers/%s/logs?stdout=0&stderr=1&tail=%d%s%s",
-                     job->container_id, STDERR_TAIL_LINES, job->since[0] ? "&since=" : "",
-                     job->since);
-            r = docker_call(c->docker, "GET", path, NULL, NULL, 0, on_stderr, job);
-        }
+    }
+    case F_STDERR: {
+        /* the log check reads both streams, the whole log; else the tail of stderr */
+        struct docker_logs what = {.max_bytes = log_rotated_bytes(job)};
+        if (!log_check(job))
+            what = (struct docker_logs){.err = true,
+                                        .tail = STDERR_TAIL_LINES,
+                                        .since = job->since,
+                                        .max_bytes = logs_max(c)};
+        r = docker_container_logs(c->docker, job->container_id, &what, on_stderr, job);
         break;
+    }
     case F_RERUN:
         r = docker_container_start(c->docker, job->container_id, on_rerun_started, job);
         break;
@@ -1522,124 +1504,57 @@ static void container_exited(completer *c, const char *id)
     maybe_finish(job);
 }
 
-static void handle_event(completer *c, const struct pending_event *pe)
+/* A container event of the watch (on a loop turn of its own, so Docker calls may start here). */
+static void on_event(const char *action, const char *id, void *ud)
 {
+    completer *c = ud;
     struct job *job;
-    switch (pe->kind) {
-    case EV_DIE:
-        container_exited(c, pe->id);
-        break;
-    case EV_DESTROY:
-        job = idmap_get(c->jobs, pe->id);
+    if (strcmp(action, "die") == 0) {
+        container_exited(c, id);
+    } else if (strcmp(action, "destroy") == 0) {
+        job = idmap_get(c->jobs, id);
         if (!job)
-            break;
+            return;
         job->gone = true;
         container_over(job);
         if (!job->has_message && job->state == J_WAITING && !job->busy)
             job_drop(job);
         else
             maybe_finish(job);
-        break;
-    case EV_START:
-        job = idmap_get(c->jobs, pe->id);
+    } else if (strcmp(action, "oom") == 0) {
+        job = idmap_get(c->jobs, id);
+        if (!job)
+            return;
+        job->oom_event = true;
+        /* waiting for it (see oom_unsettled): inspect again now */
+        if (job->state == J_FINISHING && job->step == F_INSPECT && !job->busy &&
+            uv_is_active((uv_handle_t *)&job->timer)) {
+            uv_timer_stop(&job->timer);
+            finish_run(job);
+        }
+    } else if (strcmp(action, "start") == 0) {
+        job = idmap_get(c->jobs, id);
         if (job)
             job_inspect(job); /* arms its deadline (again, if an inspect is in flight) */
         else
-            container_seen(c, pe->id);
-        break;
+            container_seen(c, id);
     }
 }
 
-static void on_pending_timer(uv_timer_t *t)
-{
-    completer *c = t->data;
-    struct pending_event *list = c->pending;
-    size_t n = c->n_pending;
-    c->pending = NULL;
-    c->n_pending = c->cap_pending = 0;
-    for (size_t i = 0; i < n && !c->finished; i++)
-        handle_event(c, &list[i]);
-    free(list);
-}
-
-/* Called from inside libcurl (the stream's write callback), where no new transfer can be
- * added (CURLM_RECURSIVE_API_CALL): events are queued and handled on the next loop turn. */
-static void on_event(json_t *ev, void *ud)
-{
-    completer *c = ud;
-    json_int_t t = json_integer_value(json_object_get(ev, "time"));
-    if (t > c->last_event_s)
-        c->last_event_s = t;
-    const char *action, *id;
-    if (docker_event_container(ev, &action, &id) < 0)
-        return;
-    c->events_failures = 0; /* the stream works */
-    enum event_kind kind;
-    if (strcmp(action, "die") == 0)
-        kind = EV_DIE;
-    else if (strcmp(action, "destroy") == 0)
-        kind = EV_DESTROY;
-    else if (strcmp(action, "start") == 0)
-        kind = EV_START;
-    else
-        return;
-    if (c->n_pending == c->cap_pending) {
-        /* Bounded: past it, the reconcile list finds the exits. */
-        size_t cap = c->cap_pending ? c->cap_pending * 2 : 64;
-        struct pending_event *p =
-            cap <= c->cfg.max_tracked ? realloc(c->pending, cap * sizeof(*p)) : NULL;
-        if (!p)
-            return;
-        c->pending = p;
-        c->cap_pending = cap;
-    }
-    struct pending_event *pe = &c->pending[c->n_pending++];
-    snprintf(pe->id, sizeof(pe->id), "%s", id);
-    pe->kind = kind;
-    if (!uv_is_active((uv_handle_t *)&c->pending_timer))
-        uv_timer_start(&c->pending_timer, on_pending_timer, 0, 0);
-}
-
-static void start_events(completer *c);
 static void reconcile(completer *c);
 
-static void on_events_timer(uv_timer_t *t)
+/* The stream (re)opened, events were dropped, or RECONCILE_INTERVAL passed: the list finds
+ * what the stream did not say. */
+static void on_events_list(void *ud)
 {
-    start_events(t->data);
+    reconcile(ud);
 }
 
-static void on_events_end(const struct docker_result *res, void *ud)
+static void on_events_end(const char *why, void *ud)
 {
     completer *c = ud;
-    c->events = NULL;
-    if (c->finished)
-        return;
     engine_down(c); /* the stream ends when the engine stops */
-    uint64_t delay = schedule_events_retry_ms(c->events_failures++, ids_jitter());
-    log_kv(LOG_DEBUG, "docker events stream ended, reconnecting", "error", res->message, NULL);
-    uv_timer_start(&c->events_timer, on_events_timer, delay, 0);
-}
-
-static void start_events(completer *c)
-{
-    if (c->finished || c->events)
-        return;
-    json_t *filters = json_pack("{s:[s],s:[s,s,s],s:[s]}", "type", "container", "event", "die",
-                                "destroy", "start", "label", LABEL_JOB_ID);
-    if (!filters)
-        return;
-    /* Resume where we were: Docker replays its recent history from `since`. */
-    int r = docker_events_start(c->docker, c->last_event_s, filters, on_event, on_events_end, c,
-                                &c->events);
-    json_decref(filters);
-    if (r < 0) {
-        c->events = NULL;
-        uv_timer_start(&c->events_timer, on_events_timer,
-                       schedule_events_retry_ms(c->events_failures++, ids_jitter()), 0);
-        return;
-    }
-    /* Whatever the stream missed while it was down, the list finds. */
-    reconcile(c);
+    log_kv(LOG_DEBUG, "docker events stream ended, reconnecting", "error", why, NULL);
 }
 
 struct list_ctx {
@@ -1734,11 +1649,6 @@ static void reconcile(completer *c)
         c->list_seq++;
     }
     json_decref(filters);
-}
-
-static void on_reconcile(uv_timer_t *t)
-{
-    reconcile(t->data);
 }
 
 /* ---- sweep: renewals, unclaimed containers, forgetting finished jobs --------------------- */
@@ -1887,12 +1797,7 @@ completer *completer_new(uv_loop_t *loop, const struct completer_config *cfg, ch
     snprintf(c->running_invalid, sizeof(c->running_invalid), "%s.invalid", cfg->running_queue);
     c->jobs = idmap_new();
     c->finished_ids = idmap_new();
-    struct docker_config dcfg = cfg->docker;
-    /* Room for the multiplexed stdout: 8 bytes of frame header per write at most. */
-    size_t want = cfg->max_output_bytes * 9 + 65536;
-    if (dcfg.max_response_bytes < want)
-        dcfg.max_response_bytes = want;
-    c->docker = c->jobs && c->finished_ids ? docker_new(loop, &dcfg, err, errlen) : NULL;
+    c->docker = c->jobs && c->finished_ids ? docker_new(loop, &cfg->docker, err, errlen) : NULL;
     if (!c->docker) {
         idmap_free(c->finished_ids);
         idmap_free(c->jobs);
@@ -1910,14 +1815,9 @@ completer *completer_new(uv_loop_t *loop, const struct completer_config *cfg, ch
         free(c);
         return NULL;
     }
-    uv_timer_init(loop, &c->reconcile_timer);
-    uv_timer_init(loop, &c->events_timer);
     uv_timer_init(loop, &c->sweep_timer);
     uv_timer_init(loop, &c->shutdown_timer);
-    uv_timer_init(loop, &c->pending_timer);
-    c->reconcile_timer.data = c->events_timer.data = c->sweep_timer.data = c->shutdown_timer.data =
-        c->pending_timer.data = c;
-    c->last_event_s = (int64_t)time(NULL);
+    c->sweep_timer.data = c->shutdown_timer.data = c;
     return c;
 }
 
@@ -1935,8 +1835,22 @@ int completer_start(completer *c)
     r = amqp_link_start(c->link);
     if (r < 0)
         return r;
-    start_events(c); /* and a first list: exits from before we started */
-    uv_timer_start(&c->reconcile_timer, on_reconcile, c->cfg.reconcile_ms, c->cfg.reconcile_ms);
+    /* Resumed where it was after a break (Docker replays its recent history); its first list
+     * lists the exits from before we started; then every RECONCILE_INTERVAL. */
+    json_t *filters = json_pack("{s:[s],s:[s,s,s,s],s:[s]}", "type", "container", "event", "die",
+                                "destroy", "start", "oom", "label", LABEL_JOB_ID);
+    struct watch_config wcfg = {.filters = filters,
+                                .resume = true,
+                                .max_pending = c->cfg.max_tracked,
+                                .on_event = on_event,
+                                .list_interval_ms = c->cfg.reconcile_ms,
+                                .on_list = on_events_list,
+                                .on_end = on_events_end,
+                                .userdata = c};
+    r = filters ? watch_start(c->loop, c->docker, &wcfg, &c->events) : -ENOMEM;
+    json_decref(filters);
+    if (r < 0)
+        return r;
     uint64_t sweep = c->cfg.renew_ms / 4;
     if (sweep > c->cfg.retention_ms / 4)
         sweep = c->cfg.retention_ms / 4;
@@ -1962,16 +1876,9 @@ static void finish(completer *c)
     if (c->finished)
         return;
     c->finished = true;
-    uv_timer_stop(&c->reconcile_timer);
-    uv_timer_stop(&c->events_timer);
     uv_timer_stop(&c->sweep_timer);
     uv_timer_stop(&c->shutdown_timer);
-    uv_timer_stop(&c->pending_timer);
-    free(c->pending);
-    c->pending = NULL;
-    c->n_pending = c->cap_pending = 0;
-    if (c->events)
-        docker_events_stop(c->events);
+    watch_close(c->events); /* before the client it uses */
     c->events = NULL;
     docker_free(c->docker);
     c->docker = NULL;
@@ -1982,11 +1889,8 @@ static void finish(completer *c)
     c->jobs = NULL;
     idmap_free(c->finished_ids);
     c->finished_ids = NULL;
-    uv_close((uv_handle_t *)&c->reconcile_timer, NULL);
-    uv_close((uv_handle_t *)&c->events_timer, NULL);
     uv_close((uv_handle_t *)&c->sweep_timer, NULL);
     uv_close((uv_handle_t *)&c->shutdown_timer, NULL);
-    uv_close((uv_handle_t *)&c->pending_timer, NULL);
     log_kv(LOG_INFO, "completer stopped", NULL);
     if (c->done)
         c->done(c->done_ud);

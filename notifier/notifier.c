@@ -26,6 +26,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "callback.h"
 #include "http.h"
 #include "ids.h"
 #include "daemon.h"
@@ -100,36 +101,6 @@ static void job_release(struct job *job)
     free(job->body);
     free(job);
     shutdown_check(n);
-}
-
-/* text with every stretch that repeats the start of the callback URL (msg.c quotes the first
- * 200 bytes of an invalid one; curl may quote it too) replaced by its redacted form, so a
- * reason or an error that goes to a log line or a header shows no credential. */
-static void scrub_url(char *text, size_t len, const char *url)
-{
-    size_t ul = strlen(url);
-    if (ul < 8 || len == 0)
-        return;
-    char out[1024], part[1024];
-    size_t o = 0;
-    for (const char *t = text; *t && o + 1 < sizeof(out);) {
-        size_t m = 0;
-        while (m < ul && t[m] && t[m] == url[m])
-            m++;
-        if (m >= 8) {
-            char prefix[1024];
-            snprintf(prefix, sizeof(prefix), "%.*s", (int)m, url);
-            text_redact_url(part, sizeof(part), prefix);
-            o += (size_t)snprintf(out + o, sizeof(out) - o, "%s", part);
-            if (o >= sizeof(out))
-                o = sizeof(out) - 1;
-            t += m;
-        } else {
-            out[o++] = *t++;
-        }
-    }
-    out[o] = '\0';
-    text_utf8_copy(text, len, out, o);
 }
 
 /* ---- ack after a confirmed re-publish ---------------------------------------------------- */
@@ -282,8 +253,14 @@ static void on_response(http_req *req, const struct http_result *res, void *ud)
         return;
     /* A 2xx is delivered whatever follows its status line: a body over the limit (cut there)
      * or a transfer that fails afterwards. */
-    long answered = res->err == 0 ? res->status : http_req_status(req);
-    if (job->refused[0] && !job->connected && job->opened == 0 && answered == 0) {
+    struct callback_attempt a = {.status = res->err == 0 ? res->status : http_req_status(req),
+                                 .err = res->err,
+                                 .err_detail = res->err_detail,
+                                 .refused = job->refused,
+                                 .opened = job->opened,
+                                 .connected = job->connected};
+    enum callback_outcome outcome = callback_outcome(&a);
+    if (outcome == CALLBACK_REFUSED) {
         /* every address tried was refused: the policy's answer, final */
         char reason[256];
         snprintf(reason, sizeof(reason), "callback refused - %s", job->refused);
@@ -291,9 +268,9 @@ static void on_response(http_req *req, const struct http_result *res, void *ud)
         park(job, reason);
         return;
     }
-    if (answered >= 200 && answered < 300) {
+    if (outcome == CALLBACK_DELIVERED) {
         char status[16], attempt[24];
-        snprintf(status, sizeof(status), "%ld", answered);
+        snprintf(status, sizeof(status), "%ld", a.status);
         snprintf(attempt, sizeof(attempt), "%lld", (long long)job->failures + 1);
         log_job(LOG_INFO, job, "callback delivered", "status", status, "attempt", attempt);
         amqp_link_ack(job->n->link, job->gen, job->tag);
@@ -310,27 +287,14 @@ static void on_response(http_req *req, const struct http_result *res, void *ud)
         job_release(job);
         return;
     }
-    if (answered == 410) {
+    if (outcome == CALLBACK_GONE) {
         job->failures++;
         snprintf(job->last_error, sizeof(job->last_error), "HTTP 410 Gone");
         park(job, "callback gone - the receiver answered 410 Gone");
         return;
     }
-    if (answered > 0)
-        snprintf(job->last_error, sizeof(job->last_error), "HTTP %ld", answered);
-    else if (res->err == -ETIMEDOUT)
-        snprintf(job->last_error, sizeof(job->last_error), "no answer within %llu ms",
-                 (unsigned long long)job->n->cfg.timeout_ms);
-    else if (res->err_detail) /* curl's words, which may quote the URL: outside text */
-        text_utf8_copy(job->last_error, sizeof(job->last_error), res->err_detail,
-                       strlen(res->err_detail));
-    else
-        snprintf(job->last_error, sizeof(job->last_error), "%s", strerror(-res->err));
-    scrub_url(job->last_error, sizeof(job->last_error), job->m.callback);
-    if (job->refused[0] && !job->connected) { /* another address failed otherwise */
-        size_t l = strlen(job->last_error);
-        snprintf(job->last_error + l, sizeof(job->last_error) - l, " (refused: %s)", job->refused);
-    }
+    callback_error_text(&a, job->n->cfg.timeout_ms, job->m.callback, job->last_error,
+                        sizeof(job->last_error));
     int64_t retry_after = -1;
     if (res->err == 0 && res->retry_after)
         retry_after = schedule_retry_after(res->retry_after, time(NULL));
@@ -474,7 +438,7 @@ static void on_delivery(amqp_link *link, const struct amqp_link_delivery *d, voi
     if (msg_validate_callback(job->m.callback, &err) < 0) {
         char text[600];
         msg_error_text(&err, text, sizeof(text));
-        scrub_url(text, sizeof(text), job->m.callback);
+        callback_scrub(text, sizeof(text), job->m.callback);
         park(job, text);
         return;
     }

@@ -104,6 +104,11 @@
  * flight: a burst set up all at once starts no container before it starts them all, so the
  * first correction of the burst would wait for the last one's start. From idle, the first job
  * of a burst is set up alone; the other turns open once it is through. */
+/* Why one file of about 2,100 lines: it is the one state machine above, and every step reads
+ * and writes the same job (its slot, its setup turn, its container, its fault and retry
+ * budget); split by step, every file would share the whole job and the step table. What is
+ * not the job's is apart: the running count (common/runset), the events stream and the list
+ * (common/watch), the submission's checks (common/exercise), the wire (common/msg). */
 #include "starter.h"
 
 #include <errno.h>
@@ -126,6 +131,7 @@
 #include "schedule.h"
 #include "tar.h"
 #include "text.h"
+#include "watch.h"
 
 #define REASON_IMAGE_NOT_FOUND "image not found"
 #define REASON_IMAGE_NOT_ALLOWED "image not allowed"
@@ -224,8 +230,8 @@ struct starter {
     struct starter_config cfg;
     amqp_link *link;
     docker *docker;
-    docker_events *events;
-    uv_timer_t reconcile_timer, events_timer, shutdown_timer, setup_timer;
+    watch *events; /* the container events: start, die, destroy */
+    uv_timer_t shutdown_timer, setup_timer;
     struct job *jobs;
     /* MAX_STARTING: jobs in the engine's setup calls (lookup to start) at once; the other
      * counted jobs wait their turn here, in order. */
@@ -246,7 +252,6 @@ struct starter {
     uint64_t list_ticket;
     bool consuming;
     bool shutting_down, finished;
-    unsigned events_failures;
     bool docker_down_logged;
     idmap *pulls; /* struct pull by key */
     /* Digests of messages without a message_id that went back to the queue untouched (at
@@ -265,6 +270,7 @@ static void job_fault(struct job *job, const char *reason, const char *fmt, ...)
 static void request_count(starter *s);
 static void shutdown_check(starter *s);
 static void admit_ready(starter *s);
+static void job_uncount(struct job *job);
 
 /* ---- capacity ---------------------------------------------------------------------------- */
 
@@ -400,31 +406,30 @@ static void check_network(starter *s)
         s->net_checking = true;
 }
 
-static void on_reconcile(uv_timer_t *t)
+/* The start event of a container one of our jobs is starting: it is counted as running now,
+ * so it leaves the jobs being started (its start call's answer may come later; counted twice
+ * meanwhile, it would hold a MAX_RUNNING slot for nothing and pause the consumer). Its setup
+ * turn goes to the next job: the engine is done with it. */
+static void start_seen(starter *s, const char *id)
 {
-    request_count(t->data);
-    check_network(t->data);
+    for (struct job *j = s->jobs; j; j = j->next) {
+        if (j->counted && j->step == STEP_START && strcmp(j->container_id, id) == 0) {
+            job_uncount(j);
+            return;
+        }
+    }
 }
 
-static void start_events(starter *s);
-
-static void on_events_timer(uv_timer_t *t)
-{
-    start_events(t->data);
-}
-
-/* A start, die or destroy of a correction container: the count follows it at once (the
- * periodic list is the safety net for what the stream misses). */
-static void on_event(json_t *ev, void *ud)
+/* A start, die or destroy of a correction container (from the watch, on a loop turn of its
+ * own): the count follows it at once (the periodic list is the safety net for what the stream
+ * misses). */
+static void on_event(const char *action, const char *id, void *ud)
 {
     starter *s = ud;
-    const char *action, *id;
-    if (docker_event_container(ev, &action, &id) < 0)
-        return;
-    s->events_failures = 0; /* the stream works */
     if (strcmp(action, "start") == 0) {
         if (runset_start_event(s->running, id) < 0)
             request_count(s); /* not counted (out of memory): let a list count it */
+        start_seen(s, id);
     } else if (strcmp(action, "die") == 0 || strcmp(action, "destroy") == 0) {
         runset_gone(s->running, id);
     } else {
@@ -433,38 +438,20 @@ static void on_event(json_t *ev, void *ud)
     update_consumer(s);
 }
 
-static void on_events_end(const struct docker_result *res, void *ud)
+/* The stream (re)opened, events were dropped, or RECONCILE_INTERVAL passed: a list counts
+ * what the stream did not say; the network is read again. */
+static void on_events_list(void *ud)
 {
-    starter *s = ud;
-    s->events = NULL;
-    if (s->finished)
-        return;
-    /* Maybe an engine restart, maybe with another configuration: none until it is read again. */
-    s->net_no_bridge = false;
-    uint64_t delay = schedule_events_retry_ms(s->events_failures++, ids_jitter());
-    log_kv(LOG_DEBUG, "docker events stream ended, reconnecting", "error", res->message, NULL);
-    uv_timer_start(&s->events_timer, on_events_timer, delay, 0);
-    request_count(s);
-    check_network(s);
+    request_count(ud);
+    check_network(ud);
 }
 
-static void start_events(starter *s)
+static void on_events_end(const char *why, void *ud)
 {
-    if (s->finished || s->events)
-        return;
-    json_t *filters = json_pack("{s:[s],s:[s,s,s],s:[s]}", "type", "container", "event", "start",
-                                "die", "destroy", "label", LABEL_JOB_ID);
-    if (!filters)
-        return;
-    int r = docker_events_start(s->docker, (int64_t)time(NULL), filters, on_event, on_events_end, s,
-                                &s->events);
-    json_decref(filters);
-    if (r < 0) {
-        s->events = NULL;
-        uv_timer_start(&s->events_timer, on_events_timer,
-                       schedule_events_retry_ms(s->events_failures++, ids_jitter()), 0);
-        return;
-    }
+    starter *s = ud;
+    /* Maybe an engine restart, maybe with another configuration: none until it is read again. */
+    s->net_no_bridge = false;
+    log_kv(LOG_DEBUG, "docker events stream ended, reconnecting", "error", why, NULL);
     request_count(s);
     check_network(s);
 }
@@ -2017,11 +2004,9 @@ starter *starter_new(uv_loop_t *loop, const struct starter_config *cfg, char *er
         free(s);
         return NULL;
     }
-    uv_timer_init(loop, &s->reconcile_timer);
-    uv_timer_init(loop, &s->events_timer);
     uv_timer_init(loop, &s->shutdown_timer);
     uv_timer_init(loop, &s->setup_timer);
-    s->reconcile_timer.data = s->events_timer.data = s->shutdown_timer.data = s;
+    s->shutdown_timer.data = s;
     s->setup_timer.data = s;
     return s;
 }
@@ -2046,8 +2031,19 @@ int starter_start(starter *s)
     r = amqp_link_start(s->link);
     if (r < 0)
         return r;
-    start_events(s);
-    uv_timer_start(&s->reconcile_timer, on_reconcile, s->cfg.reconcile_ms, s->cfg.reconcile_ms);
+    /* From now on: the first list counts what runs already. */
+    json_t *filters = json_pack("{s:[s],s:[s,s,s],s:[s]}", "type", "container", "event", "start",
+                                "die", "destroy", "label", LABEL_JOB_ID);
+    struct watch_config wcfg = {.filters = filters,
+                                .on_event = on_event,
+                                .list_interval_ms = s->cfg.reconcile_ms,
+                                .on_list = on_events_list,
+                                .on_end = on_events_end,
+                                .userdata = s};
+    r = filters ? watch_start(s->loop, s->docker, &wcfg, &s->events) : -ENOMEM;
+    json_decref(filters);
+    if (r < 0)
+        return r;
     return 0;
 }
 
@@ -2057,13 +2053,9 @@ static void finish(starter *s)
         return;
     s->finished = true;
     uv_timer_stop(&s->shutdown_timer);
-    uv_timer_stop(&s->reconcile_timer);
-    uv_timer_stop(&s->events_timer);
     uv_timer_stop(&s->setup_timer);
-    if (s->events) {
-        docker_events_stop(s->events);
-        s->events = NULL;
-    }
+    watch_close(s->events); /* before the client it uses */
+    s->events = NULL;
     /* Cancels the calls still in flight (no callbacks): their jobs are released here. */
     docker_free(s->docker);
     s->docker = NULL;
@@ -2082,8 +2074,6 @@ static void finish(starter *s)
     }
     amqp_link_free(s->link);
     s->link = NULL;
-    uv_close((uv_handle_t *)&s->reconcile_timer, NULL);
-    uv_close((uv_handle_t *)&s->events_timer, NULL);
     uv_close((uv_handle_t *)&s->shutdown_timer, NULL);
     uv_close((uv_handle_t *)&s->setup_timer, NULL);
     log_kv(LOG_INFO, "starter stopped", NULL);

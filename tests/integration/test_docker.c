@@ -17,6 +17,7 @@
 #include <cmocka.h>
 
 #include "docker.h"
+#include "watch.h"
 
 #define WAIT_MS 20000
 #define OK_OUTPUT "{\"success\":true,\"grade\":10,\"comments\":[\"well done\"]}\n"
@@ -199,7 +200,8 @@ static size_t tar_one(unsigned char *buf, size_t cap, const char *name, const ch
     snprintf((char *)buf + 100, 8, "%07o", 0644);
     snprintf((char *)buf + 108, 8, "%07o", 0);
     snprintf((char *)buf + 116, 8, "%07o", 0);
-    snprintf((char *)buf + 124, 12, "%011zo", len);
+    assert_true(len <= 07777777777); /* 11 octal digits */
+    snprintf((char *)buf + 124, 12, "%011o", (unsigned)len);
     snprintf((char *)buf + 136, 12, "%011lo", (unsigned long)time(NULL));
     memset(buf + 148, ' ', 8);
     buf[156] = '0';
@@ -403,8 +405,14 @@ static void test_start_events_logs(void **state)
         json_integer_value(json_object_get(json_object_get(r.json, "State"), "ExitCode")), 0);
     res_clear(&r);
 
-    /* Logs: the raw multiplexed stream, one stdout frame. */
-    assert_int_equal(docker_container_logs(T.d, T.id, 0, on_res, &r), 0);
+    /* Logs: the raw multiplexed stream, one stdout frame (both streams, or stdout alone). */
+    struct docker_logs out_only = {.out = true, .tail = 5, .since = "0.000"};
+    assert_int_equal(docker_container_logs(T.d, T.id, NULL, on_res, &r), 0);
+    WAIT(&r);
+    assert_int_equal(r.status, 200);
+    assert_int_equal(r.body_len, 8 + n);
+    res_clear(&r);
+    assert_int_equal(docker_container_logs(T.d, T.id, &out_only, on_res, &r), 0);
     WAIT(&r);
     assert_int_equal(r.err, 0);
     assert_int_equal(r.status, 200);
@@ -417,8 +425,22 @@ static void test_start_events_logs(void **state)
     assert_memory_equal(r.body + 8, OK_OUTPUT, n);
     res_clear(&r);
 
+    /* stderr alone: nothing was written there. */
+    assert_int_equal(
+        docker_container_logs(T.d, T.id, &(struct docker_logs){.err = true}, on_res, &r), 0);
+    WAIT(&r);
+    assert_int_equal(r.err, 0);
+    assert_int_equal(r.status, 200);
+    assert_int_equal(r.body_len, 0);
+    res_clear(&r);
+    /* A since that is not a time is refused before any call. */
+    assert_int_equal(
+        docker_container_logs(T.d, T.id, &(struct docker_logs){.since = "1&x=y"}, on_res, &r),
+        -EINVAL);
+
     /* Logs over max_bytes: -EFBIG with the first bytes kept. */
-    assert_int_equal(docker_container_logs(T.d, T.id, 10, on_res, &r), 0);
+    assert_int_equal(
+        docker_container_logs(T.d, T.id, &(struct docker_logs){.max_bytes = 10}, on_res, &r), 0);
     WAIT(&r);
     assert_int_equal(r.err, -EFBIG);
     assert_int_equal(r.body_len, 10);
@@ -715,6 +737,149 @@ static void test_free_inside_callback(void **state)
     assert_int_equal(s.calls, 1);
 }
 
+/* ---- watch: the events stream kept up ---- */
+
+/* Runs the loop until *n >= min, or WAIT_MS. */
+static bool run_until_count(const int *n, int min)
+{
+    uv_update_time(&T.loop);
+    uint64_t deadline = uv_now(&T.loop) + WAIT_MS;
+    while (*n < min && uv_now(&T.loop) < deadline) {
+        uv_run(&T.loop, UV_RUN_ONCE);
+        uv_update_time(&T.loop);
+    }
+    return *n >= min;
+}
+
+struct watch_state {
+    watch *w;
+    const char *want; /* the container whose events count */
+    int lists, ends;
+    bool started, died, inspected, close_on_die;
+    int events_after_close;
+    bool closed;
+    char end_why[256];
+    struct res inspect; /* started from inside on_event */
+};
+
+static void on_watch_event(const char *action, const char *id, void *ud)
+{
+    struct watch_state *s = ud;
+    if (s->closed) {
+        s->events_after_close++;
+        return;
+    }
+    if (!s->want || strcmp(id, s->want) != 0)
+        return;
+    if (strcmp(action, "start") == 0) {
+        s->started = true;
+        /* a loop turn of its own: a Docker call may start here (not from inside libcurl) */
+        assert_int_equal(docker_container_inspect(T.d, id, on_res, &s->inspect), 0);
+    } else if (strcmp(action, "die") == 0) {
+        s->died = true;
+        if (s->close_on_die) {
+            watch_close(s->w);
+            s->closed = true;
+        }
+    }
+}
+
+static void on_watch_list(void *ud)
+{
+    struct watch_state *s = ud;
+    if (s->closed)
+        s->events_after_close++;
+    s->lists++;
+}
+
+static void on_watch_end(const char *why, void *ud)
+{
+    struct watch_state *s = ud;
+    s->ends++;
+    snprintf(s->end_why, sizeof(s->end_why), "%s", why);
+}
+
+static void test_watch_events_and_close_inside(void **state)
+{
+    struct watch_state ws = {.close_on_die = true};
+    json_t *f = json_pack("{s:[s], s:[s,s], s:[s]}", "type", "container", "event", "start", "die",
+                          "label", T.label);
+    struct watch_config cfg = {.filters = f,
+                               .on_event = on_watch_event,
+                               .on_list = on_watch_list,
+                               .on_end = on_watch_end,
+                               .userdata = &ws};
+    char name[96], id[80];
+    struct res r = {0};
+
+    (void)state;
+    assert_int_equal(watch_start(&T.loop, T.d, &cfg, &ws.w), 0);
+    json_decref(f); /* the watch keeps its own reference */
+    /* The first list is called for once the stream is open. */
+    assert_true(run_until_count(&ws.lists, 1));
+
+    snprintf(name, sizeof(name), "ct-test-%s-watched", T.label_val);
+    create(name, "ct-ok:latest", id, sizeof(id));
+    ws.want = id;
+    assert_int_equal(docker_container_start(T.d, id, on_res, &r), 0);
+    WAIT(&r);
+    assert_int_equal(r.status, 204);
+    res_clear(&r);
+
+    assert_true(run_until(&T.loop, &ws.died, WAIT_MS));
+    assert_true(ws.started);
+    WAIT(&ws.inspect); /* the call made from the event handler was answered */
+    assert_int_equal(ws.inspect.status, 200);
+    res_clear(&ws.inspect);
+    /* Closed from inside the die handler: nothing more comes, and the memory goes once the loop
+     * has closed its timers (a round trip on the client lets a stray callback show up). */
+    assert_int_equal(docker_ping(T.d, on_res, &r), 0);
+    WAIT(&r);
+    res_clear(&r);
+    assert_int_equal(ws.events_after_close, 0);
+    assert_int_equal(ws.ends, 0);
+}
+
+static void test_watch_periodic_list(void **state)
+{
+    struct watch_state ws = {0};
+    struct watch_config cfg = {.list_interval_ms = 100,
+                               .on_event = on_watch_event,
+                               .on_list = on_watch_list,
+                               .on_end = on_watch_end,
+                               .userdata = &ws};
+
+    (void)state;
+    /* The list on opening, then one every list_interval_ms while the stream stays open. */
+    assert_int_equal(watch_start(&T.loop, T.d, &cfg, &ws.w), 0);
+    assert_true(run_until_count(&ws.lists, 4));
+    assert_int_equal(ws.ends, 0);
+    watch_close(ws.w);
+}
+
+static void test_watch_reopens(void **state)
+{
+    char host[128];
+    struct watch_state ws = {0};
+    struct watch_config cfg = {.on_event = on_watch_event,
+                               .on_list = on_watch_list,
+                               .on_end = on_watch_end,
+                               .userdata = &ws};
+    docker *d;
+
+    (void)state;
+    /* No engine there: every opening ends, and the watch opens it again by itself (250 ms,
+     * then 500 ms... apart), each opening followed by a list. */
+    snprintf(host, sizeof(host), "unix:///tmp/ct-no-such-dir-%ld/docker.sock", (long)getpid());
+    d = client(&T.loop, host, 0);
+    assert_int_equal(watch_start(&T.loop, d, &cfg, &ws.w), 0);
+    assert_true(run_until_count(&ws.ends, 2));
+    assert_true(run_until_count(&ws.lists, 2));
+    assert_non_null(strstr(ws.end_why, "cannot connect to Docker"));
+    watch_close(ws.w);
+    docker_free(d);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -732,6 +897,9 @@ int main(void)
         cmocka_unit_test(test_concurrent_calls),
         cmocka_unit_test(test_free_with_pending),
         cmocka_unit_test(test_free_inside_callback),
+        cmocka_unit_test(test_watch_events_and_close_inside),
+        cmocka_unit_test(test_watch_periodic_list),
+        cmocka_unit_test(test_watch_reopens),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

@@ -324,6 +324,22 @@ static void test_redact_url(void **state)
     assert_string_equal(bad, "");
 }
 
+static void test_printf(void **state)
+{
+    (void)state;
+    char *s = text_printf("%s/%d", "a", 42);
+    assert_non_null(s);
+    assert_string_equal(s, "a/42");
+    free(s);
+    char big[5000];
+    memset(big, 'x', sizeof(big) - 1);
+    big[sizeof(big) - 1] = '\0';
+    s = text_printf("[%s]", big); /* longer than any fixed buffer */
+    assert_non_null(s);
+    assert_int_equal(strlen(s), sizeof(big) + 1);
+    free(s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -337,6 +353,7 @@ int main(void)
         cmocka_unit_test(test_work_id_bounded),
         cmocka_unit_test(test_finished_fit),
         cmocka_unit_test(test_log_lines_valid),
+        cmocka_unit_test(test_printf),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
