@@ -17,9 +17,9 @@
 
 static const struct config_doc docs[] = {
     {"MAX_RUNNING", "8", "correction containers running at once on the Docker host"},
-    {"MAX_STARTING", "2",
-     "containers being set up (created, filled, started) at once; the other jobs wait their "
-     "turn, in order"},
+    {"MAX_STARTING", "8",
+     "containers being set up (created, filled, started) at once, once the first of a burst "
+     "is through (it goes alone); the other jobs wait their turn, in order"},
     {"CORRECTION_NETWORK", "none",
      "network of correction containers; \"isolated\": the engine's default network where that "
      "is a namespace with loopback only (an engine with no default bridge, --bridge=none), else "
@@ -307,7 +307,7 @@ static int load_config(struct starter_config *c, struct owned *o, struct config_
     c->running_queue = common.running_queue;
     const char *exercise_dir;
     if (config_uint("MAX_RUNNING", 8, 1, 10000, &c->max_running, e) < 0 ||
-        config_uint("MAX_STARTING", 2, 1, 10000, &c->max_starting, e) < 0 ||
+        config_uint("MAX_STARTING", 8, 1, 10000, &c->max_starting, e) < 0 ||
         config_str("CORRECTION_NETWORK", "none", &c->network, e) < 0 ||
         config_bytes("CORRECTION_MEMORY", 512ULL * 1024 * 1024, 6 * 1024 * 1024, 1024 * GiB,
                      &c->memory_bytes, e) < 0 ||
