@@ -28,16 +28,9 @@
 #include "support.h"
 #include "text.h"
 
-#define COMPLETER CT_BIN_DIR "/correctomatic-completer"
-#define STARTER CT_BIN_DIR "/correctomatic-starter"
 #define LABEL "correctomatic.job_id"
 #define CALLBACK "http://receiver.invalid/grade"
 #define WAIT_MS 30000
-
-struct run {
-    pid_t pid;
-    char log[512];
-};
 
 /* A correction container made by hand, as the starter would have made it. */
 struct job {
@@ -46,141 +39,45 @@ struct job {
     json_t *work_id; /* NULL: the job has none */
 };
 
-/* ---- processes ------------------------------------------------------------------------------ */
+/* ---- processes (tests/support's ct_daemon_*) ------------------------------------------- */
 
-static void spawn(struct run *run, const char *path, const char *name, const char *const *base,
-                  const char *const *extra)
+static void start_completer(struct ct_daemon *d, const char *name, const char *const *extra)
 {
-    static char env[40][512];
-    static char *envp[41];
-    char servers[3][512];
-    snprintf(servers[0], sizeof(servers[0]), "RABBITMQ_HOST=%s", ct_env("CT_RABBITMQ_HOST"));
-    snprintf(servers[1], sizeof(servers[1]), "RABBITMQ_PORT=%s", ct_env("CT_RABBITMQ_PORT"));
-    snprintf(servers[2], sizeof(servers[2]), "DOCKER_HOST=%s", ct_env("CT_DOCKER_HOST"));
-    const char *all[40];
-    size_t n_all = 0;
-    for (size_t i = 0; i < 3; i++)
-        all[n_all++] = servers[i];
-    for (size_t i = 0; base && base[i] && n_all < 40; i++)
-        all[n_all++] = base[i];
-    size_t n = 0;
-    for (size_t i = 0; i < n_all && n < 40; i++) {
-        /* extra overrides the servers and base */
-        size_t klen = strcspn(all[i], "=") + 1;
-        bool overridden = false;
-        for (size_t k = 0; extra && extra[k]; k++)
-            overridden = overridden || strncmp(extra[k], all[i], klen) == 0;
-        if (!overridden)
-            snprintf(env[n++], sizeof(env[0]), "%s", all[i]);
-    }
-    for (size_t i = 0; extra && extra[i] && n < 40; i++)
-        snprintf(env[n++], sizeof(env[0]), "%s", extra[i]);
-    for (size_t i = 0; i < n; i++)
-        envp[i] = env[i];
-    envp[n] = NULL;
-    snprintf(run->log, sizeof(run->log), "%s/%s.log", ct_env("CT_TMP"), name);
-    unlink(run->log); /* log counts must not see an earlier run */
-    char *argv[] = {(char *)path, NULL};
-    run->pid = ct_spawn(path, argv, envp, run->log);
-    assert_true(run->pid > 0);
-    ct_track(run->pid);
+    static const char *const defaults[] = {"RETRY_MIN=100ms", "RETRY_MAX=2s",
+                                           "RECONCILE_INTERVAL=1s", "SHUTDOWN_TIMEOUT=5s", NULL};
+    ct_daemon_start_over(d, "completer", name, defaults, extra);
 }
 
-static void start_completer(struct run *run, const char *name, const char *const *extra)
+static void start_starter(struct ct_daemon *d, const char *name, const char *const *extra)
 {
-    static const char *const base[] = {"LOG_LEVEL=debug",
-                                       "RABBITMQ_HEARTBEAT=2",
-                                       "RETRY_MIN=100ms",
-                                       "RETRY_MAX=2s",
-                                       "RECONCILE_INTERVAL=1s",
-                                       "SHUTDOWN_TIMEOUT=5s",
-                                       NULL};
-    char full[128];
-    snprintf(full, sizeof(full), "completer-%s", name);
-    spawn(run, COMPLETER, full, base, extra);
-}
-
-static void start_starter(struct run *run, const char *name, const char *const *extra)
-{
-    /* the submissions these tests write are in CT_TMP (the starter requires EXERCISE_DIR) */
-    static char exercise_dir[600];
-    snprintf(exercise_dir, sizeof(exercise_dir), "EXERCISE_DIR=%s", ct_env("CT_TMP"));
-    const char *const base[] = {"LOG_LEVEL=debug",       "RABBITMQ_HEARTBEAT=2", "RETRY_MAX=2s",
-                                "RECONCILE_INTERVAL=1s", exercise_dir,           NULL};
-    char full[128];
-    snprintf(full, sizeof(full), "starter-%s", name);
-    spawn(run, STARTER, full, base, extra);
+    static const char *const defaults[] = {"RETRY_MAX=2s", "RECONCILE_INTERVAL=1s", NULL};
+    ct_daemon_start_over(d, "starter", name, defaults, extra);
 }
 
 /* SIGTERM; the daemon must exit 0 within 20 s. */
-static void stop(struct run *run)
+static void stop(struct ct_daemon *d)
 {
-    int status = -1;
-    ct_untrack(run->pid);
-    ct_kill(run->pid, SIGTERM);
-    if (ct_wait_exit(run->pid, 20000, &status) < 0) {
-        ct_kill(run->pid, SIGKILL);
-        ct_wait_exit(run->pid, 5000, &status);
-        fail_msg("%s did not exit within 20 s of SIGTERM", run->log);
-    }
+    int status = ct_daemon_stop(d);
     if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
-        fail_msg("%s: exit status %d", run->log, status);
+        fail_msg("%s: exit status %d", d->log, status);
 }
 
-static void crash(struct run *run)
+/* SIGKILL of a daemon that was still running. */
+static void crash(struct ct_daemon *d)
 {
-    int status = -1;
-    ct_untrack(run->pid);
-    ct_kill(run->pid, SIGKILL);
-    assert_int_equal(ct_wait_exit(run->pid, 10000, &status), 0);
-    assert_true(WIFSIGNALED(status));
-}
-
-/* ---- logs ----------------------------------------------------------------------------------- */
-
-struct log_wait {
-    const char *path;
-    const char *needle;
-    const char *also; /* NULL, or a second string the same line must hold */
-    int count;
-};
-
-static int log_count(const struct log_wait *w)
-{
-    size_t len;
-    char *s = ct_read_file(w->path, &len);
-    int n = 0;
-    for (char *line = s; line && *line;) {
-        char *nl = strchr(line, '\n');
-        if (nl)
-            *nl = '\0';
-        if (strstr(line, w->needle) && (!w->also || strstr(line, w->also)))
-            n++;
-        line = nl ? nl + 1 : line + strlen(line);
-    }
-    free(s);
-    return n;
-}
-
-static bool log_has(void *ud)
-{
-    struct log_wait *w = ud;
-    return log_count(w) >= w->count;
+    assert_int_equal(kill(d->pid, 0), 0);
+    ct_daemon_kill(d);
 }
 
 /* Waits for count lines holding needle (and also, unless NULL). */
-static void wait_log(const struct run *run, const char *needle, const char *also, int count)
+static void wait_log(const struct ct_daemon *d, const char *needle, const char *also, int count)
 {
-    struct log_wait w = {run->log, needle, also, count};
-    if (!ct_wait_until(log_has, &w, WAIT_MS))
-        fail_msg("'%s'%s%s did not appear %d time(s) in %s", needle, also ? " with " : "",
-                 also ? also : "", count, run->log);
+    ct_daemon_wait_lines(d, needle, also, count, WAIT_MS);
 }
 
-static int count_log(const struct run *run, const char *needle, const char *also)
+static int count_log(const struct ct_daemon *d, const char *needle, const char *also)
 {
-    struct log_wait w = {run->log, needle, also, 0};
-    return log_count(&w);
+    return ct_file_count_lines(d->log, needle, also);
 }
 
 /* ---- jobs by hand --------------------------------------------------------------------------- */
@@ -443,7 +340,7 @@ static void assert_all_clean(void)
 static void test_message_first(void **state)
 {
     (void)state;
-    struct run run;
+    struct ct_daemon run;
     start_completer(&run, "message-first", NULL);
     wait_log(&run, "connected to RabbitMQ", NULL, 1);
     struct job jobs[2];
@@ -476,7 +373,7 @@ static void test_message_first(void **state)
 static void test_message_first_with_starter(void **state)
 {
     (void)state;
-    struct run starter, completer;
+    struct ct_daemon starter, completer;
     char *file = ct_tmpfile("completer-starter.txt", "x", 1);
     start_starter(&starter, "completer-dont-start",
                   (const char *[]){"DONT_START_CONTAINER=true", NULL});
@@ -511,7 +408,7 @@ static void test_message_first_with_starter(void **state)
 static void test_exit_first(void **state)
 {
     (void)state;
-    struct run run;
+    struct ct_daemon run;
     start_completer(&run, "exit-first", NULL);
     wait_log(&run, "connected to RabbitMQ", NULL, 1);
     struct job jobs[2];
@@ -559,7 +456,7 @@ static void test_both_before_start(void **state)
         wait_exited(&jobs[i]);
         publish_running(&jobs[i], false);
     }
-    struct run run;
+    struct ct_daemon run;
     start_completer(&run, "both-before", NULL);
     json_t *results[N];
     collect(jobs, N, results);
@@ -578,7 +475,7 @@ static void test_both_before_start(void **state)
 static void test_error_reasons(void **state)
 {
     (void)state;
-    struct run run;
+    struct ct_daemon run;
     start_completer(&run, "errors",
                     (const char *[]){"MAX_OUTPUT_BYTES=1k", "CORRECTION_TIMEOUT=3s", NULL});
     wait_log(&run, "connected to RabbitMQ", NULL, 1);
@@ -679,7 +576,7 @@ static void test_error_reasons(void **state)
 static void test_duplicate_running_message(void **state)
 {
     (void)state;
-    struct run run;
+    struct ct_daemon run;
     start_completer(&run, "duplicate", NULL);
     wait_log(&run, "connected to RabbitMQ", NULL, 1);
     struct job job;
@@ -706,7 +603,7 @@ static void test_duplicate_running_message(void **state)
 static void test_container_cannot_change_work_id(void **state)
 {
     (void)state;
-    struct run run;
+    struct ct_daemon run;
     start_completer(&run, "work-id", NULL);
     struct job jobs[3];
     make_job(&jobs[0], "ct-ok:latest", "\"w-real\"", NULL,
@@ -741,7 +638,7 @@ static void test_container_cannot_change_work_id(void **state)
 static void test_invalid_running_messages(void **state)
 {
     (void)state;
-    struct run run;
+    struct ct_daemon run;
     start_completer(&run, "invalid", (const char *[]){"MAX_MESSAGE_BYTES=16k", NULL});
     wait_log(&run, "connected to RabbitMQ", NULL, 1);
     static char big[20000];
@@ -859,7 +756,7 @@ static void test_invalid_running_messages(void **state)
 static void test_renewal_and_retention(void **state)
 {
     (void)state;
-    struct run run;
+    struct ct_daemon run;
     /* The retention is longer than a loaded engine may take between create and start: a
      * container still created after it is removed. */
     start_completer(&run, "renewal",
@@ -914,7 +811,7 @@ static void test_renewal_and_retention(void **state)
 static void test_deadline_from_labels(void **state)
 {
     (void)state;
-    struct run run;
+    struct ct_daemon run;
     /* The retention is longer than a loaded engine may take between create and start. */
     start_completer(&run, "deadline",
                     (const char *[]){"CORRECTION_TIMEOUT=4s", "CONTAINER_RETENTION=6s", NULL});
@@ -1003,7 +900,7 @@ static void test_volumes_removed(void **state)
 {
     (void)state;
     make_volume_image();
-    struct run run;
+    struct ct_daemon run;
     start_completer(&run, "volumes", (const char *[]){"CONTAINER_RETENTION=3s", NULL});
     wait_log(&run, "connected to RabbitMQ", NULL, 1);
     enum { FINISHED, UNCLAIMED, N };
@@ -1196,7 +1093,7 @@ static void test_die_during_inspect(void **state)
     proxy_start(&proxy, "docker-proxy");
     char docker_host[160];
     snprintf(docker_host, sizeof(docker_host), "DOCKER_HOST=unix://%s", proxy.path);
-    struct run run;
+    struct ct_daemon run;
     /* CORRECTION_TIMEOUT for a container without the label: the near one's deadline. */
     start_completer(
         &run, "die-during-inspect",
@@ -1248,7 +1145,7 @@ static json_t *log_config(const char *max_size)
 static void test_stderr_after_response(void **state)
 {
     (void)state;
-    struct run run;
+    struct ct_daemon run;
     start_completer(&run, "stderr-flood", NULL);
     wait_log(&run, "connected to RabbitMQ", NULL, 1);
     enum { ROTATED_ONCE, FLOODED, QUIET, N };
@@ -1284,7 +1181,7 @@ static void test_stderr_after_response(void **state)
 static void test_stderr_after_response_with_starter(void **state)
 {
     (void)state;
-    struct run starter, completer;
+    struct ct_daemon starter, completer;
     char *file = ct_tmpfile("completer-log-size.txt", OK_RESPONSE "\n", strlen(OK_RESPONSE) + 1);
     start_starter(&starter, "completer-log-size",
                   (const char *[]){"CORRECTION_LOG_SIZE=40k", NULL});
@@ -1318,7 +1215,7 @@ static void test_stderr_after_response_with_starter(void **state)
 static void test_result_too_large(void **state)
 {
     (void)state;
-    struct run run;
+    struct ct_daemon run;
     start_completer(&run, "result-too-large", (const char *[]){"MAX_OUTPUT_BYTES=1m", NULL});
     wait_log(&run, "connected to RabbitMQ", NULL, 1);
     enum { GROWS, FITS, N };
@@ -1354,7 +1251,7 @@ static void test_result_too_large(void **state)
 static void test_output_text(void **state)
 {
     (void)state;
-    struct run run;
+    struct ct_daemon run;
     start_completer(&run, "text", NULL);
     wait_log(&run, "connected to RabbitMQ", NULL, 1);
     enum { INVALID_STDERR, CUT_STDERR, NUL_STDERR, BINARY_STDOUT, BINARY_IN_BLOCK, UTF8_OK, N };
@@ -1407,7 +1304,7 @@ static void test_output_text(void **state)
 static void test_sigkill_and_restart(void **state)
 {
     (void)state;
-    struct run run;
+    struct ct_daemon run;
     start_completer(&run, "crash-1", NULL);
     wait_log(&run, "connected to RabbitMQ", NULL, 1);
     enum { DONE, RUNNING, CREATED, EXIT_WHILE_DOWN, EXIT_THEN_MESSAGE, N };
@@ -1567,13 +1464,13 @@ static bool sleeper_gone(void *ud)
 static void test_docker_restart(void **state)
 {
     (void)state;
-    struct run run;
+    struct ct_daemon run;
     start_completer(&run, "docker-restart", NULL);
     wait_log(&run, "connected to RabbitMQ", NULL, 1);
     struct job jobs[2];
     snprintf(restart_sleep, sizeof(restart_sleep), "3.%06d", (int)(getpid() % 1000000));
-    int n = snprintf(restart_sleep_argv, sizeof(restart_sleep_argv), "sleep%c%s", '\0',
-                     restart_sleep);
+    int n =
+        snprintf(restart_sleep_argv, sizeof(restart_sleep_argv), "sleep%c%s", '\0', restart_sleep);
     restart_sleep_len = (size_t)n + 1; /* with the final NUL */
     char env_sleep[48];
     snprintf(env_sleep, sizeof(env_sleep), "SLEEP=%s", restart_sleep);
@@ -1616,7 +1513,7 @@ static void test_burst_200(void **state)
 {
     (void)state;
     enum { N = 200 };
-    struct run run;
+    struct ct_daemon run;
     start_completer(&run, "burst", (const char *[]){"LOG_LEVEL=info", NULL});
     wait_log(&run, "connected to RabbitMQ", NULL, 1);
     static struct job jobs[N];

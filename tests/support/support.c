@@ -1210,6 +1210,66 @@ void ct_daemon_wait_log(const struct ct_daemon *d, const char *needle, int count
         fail_msg("'%s' did not appear %d time(s) in %s", needle, count, d->log);
 }
 
+int ct_file_count_lines(const char *path, const char *needle, const char *also)
+{
+    char *s = ct_read_file(path, NULL);
+    int n = 0;
+    for (char *line = s; line && *line;) {
+        char *nl = strchr(line, '\n');
+        if (nl)
+            *nl = '\0';
+        if (strstr(line, needle) && (!also || strstr(line, also)))
+            n++;
+        line = nl ? nl + 1 : line + strlen(line);
+    }
+    free(s);
+    return n;
+}
+
+struct lines_wait {
+    const char *path, *needle, *also;
+    int count;
+};
+
+static bool lines_have(void *ud)
+{
+    struct lines_wait *w = ud;
+    return ct_file_count_lines(w->path, w->needle, w->also) >= w->count;
+}
+
+void ct_daemon_wait_lines(const struct ct_daemon *d, const char *needle, const char *also,
+                          int count, int timeout_ms)
+{
+    struct lines_wait w = {d->log, needle, also, count};
+    if (!ct_wait_until(lines_have, &w, timeout_ms))
+        fail_msg("'%s'%s%s did not appear %d time(s) in %s", needle, also ? " with " : "",
+                 also ? also : "", count, d->log);
+}
+
+void ct_daemon_start_over(struct ct_daemon *d, const char *program, const char *name,
+                          const char *const *defaults, const char *const *extra_env)
+{
+    const char *all[48];
+    size_t n = 0;
+    for (size_t i = 0; defaults && defaults[i]; i++) {
+        bool overridden = false;
+        for (size_t j = 0; extra_env && extra_env[j]; j++)
+            overridden = overridden || env_name_eq(defaults[i], extra_env[j]);
+        if (!overridden) {
+            if (n == 47)
+                fail_msg("ct_daemon_start_over: too many settings");
+            all[n++] = defaults[i];
+        }
+    }
+    for (size_t j = 0; extra_env && extra_env[j]; j++) {
+        if (n == 47)
+            fail_msg("ct_daemon_start_over: too many settings");
+        all[n++] = extra_env[j];
+    }
+    all[n] = NULL;
+    ct_daemon_start(d, program, name, all);
+}
+
 /* ------------------------------------------------------------------ a callback receiver */
 
 const char *ct_receiver_script(void)

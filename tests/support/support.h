@@ -211,6 +211,15 @@ void ct_daemon_kill(struct ct_daemon *d);
 /* Waits until needle appears count times in the daemon's log (fails the test after
  * timeout_ms). */
 void ct_daemon_wait_log(const struct ct_daemon *d, const char *needle, int count, int timeout_ms);
+/* The same counting lines: those holding needle and, unless also is NULL, also. */
+void ct_daemon_wait_lines(const struct ct_daemon *d, const char *needle, const char *also,
+                          int count, int timeout_ms);
+/* How many lines of the file hold needle and, unless also is NULL, also. */
+int ct_file_count_lines(const char *path, const char *needle, const char *also);
+/* ct_daemon_start with the caller's own defaults ("NAME=VALUE", NULL-terminated) under
+ * extra_env: a name in extra_env wins over the same name in defaults. */
+void ct_daemon_start_over(struct ct_daemon *d, const char *program, const char *name,
+                          const char *const *defaults, const char *const *extra_env);
 
 /* ------------------------------------------------------------------ a callback receiver
  * tests/support/receiver.py (see its header for how it answers each path). */
