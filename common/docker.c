@@ -542,14 +542,17 @@ int docker_container_logs(docker *d, const char *id, const struct docker_logs *w
     bool both = !what || (!what->out && !what->err);
     co.timeout_ms = d->timeout_ms;
     co.max_bytes = what && what->max_bytes ? what->max_bytes : d->max_response;
-    char q[96];
-    int n =
-        snprintf(q, sizeof(q), "/logs?stdout=%d&stderr=%d", both || what->out, both || what->err);
-    if (what && what->tail)
-        n += snprintf(q + n, sizeof(q) - (size_t)n, "&tail=%u", what->tail);
-    if (*since)
-        snprintf(q + n, sizeof(q) - (size_t)n, "&since=%s", since);
-    return call_start_path(d, &co, docker_path_for("/containers/", id, q), cb, userdata);
+    char *p = docker_path_for("/containers/", id, "/logs");
+    char tail[16];
+    snprintf(tail, sizeof(tail), "%u", what ? what->tail : 0);
+    if (p && (docker_query_add(&p, "stdout", both || what->out ? "1" : "0") < 0 ||
+              docker_query_add(&p, "stderr", both || what->err ? "1" : "0") < 0 ||
+              (what && what->tail && docker_query_add(&p, "tail", tail) < 0) ||
+              (*since && docker_query_add(&p, "since", since) < 0))) {
+        free(p);
+        return -ENOMEM;
+    }
+    return call_start_path(d, &co, p, cb, userdata);
 }
 
 int docker_container_kill(docker *d, const char *id, const char *signal, docker_cb cb,

@@ -20,7 +20,8 @@ struct pending {
 struct watch {
     uv_loop_t *loop;
     docker *d;
-    struct watch_config cfg; /* cfg.filters: our own reference */
+    struct watch_config cfg; /* cfg.actions and cfg.label are not kept: see filters */
+    json_t *filters;         /* type=container, the actions, the label */
     docker_events *events;   /* the open stream, or NULL */
     uv_timer_t retry_timer;  /* reopening */
     uv_timer_t turn_timer;   /* the next loop turn: pending events and on_list */
@@ -127,7 +128,7 @@ static void open_stream(watch *w)
     if (w->closing || w->events)
         return;
     int64_t since = w->cfg.resume ? w->last_event_s : (int64_t)time(NULL);
-    if (docker_events_start(w->d, since, w->cfg.filters, on_stream_event, on_stream_end, w,
+    if (docker_events_start(w->d, since, w->filters, on_stream_event, on_stream_end, w,
                             &w->events) < 0) {
         w->events = NULL;
         schedule_open(w);
@@ -135,6 +136,30 @@ static void open_stream(watch *w)
     }
     w->list_due = true; /* whatever happened before it opened, a list finds */
     next_turn(w);
+}
+
+/* {"type":["container"], "event":[actions...], "label":[label]}, or NULL for want of memory. */
+static json_t *events_filters(const struct watch_config *cfg)
+{
+    json_t *f = json_pack("{s:[s]}", "type", "container");
+    if (f && cfg->label && json_object_set_new(f, "label", json_pack("[s]", cfg->label)) < 0) {
+        json_decref(f);
+        return NULL;
+    }
+    if (!f || !cfg->actions)
+        return f;
+    json_t *actions = json_array();
+    if (!actions || json_object_set_new(f, "event", actions) < 0) {
+        json_decref(f);
+        return NULL;
+    }
+    for (size_t i = 0; cfg->actions[i]; i++) {
+        if (json_array_append_new(actions, json_string(cfg->actions[i])) < 0) {
+            json_decref(f);
+            return NULL;
+        }
+    }
+    return f;
 }
 
 int watch_start(uv_loop_t *loop, docker *d, const struct watch_config *cfg, watch **ret)
@@ -147,7 +172,13 @@ int watch_start(uv_loop_t *loop, docker *d, const struct watch_config *cfg, watc
     w->loop = loop;
     w->d = d;
     w->cfg = *cfg;
-    json_incref(w->cfg.filters);
+    w->cfg.actions = NULL;
+    w->cfg.label = NULL;
+    w->filters = events_filters(cfg);
+    if (!w->filters) {
+        free(w);
+        return -ENOMEM;
+    }
     if (!w->cfg.max_pending)
         w->cfg.max_pending = WATCH_DEFAULT_MAX_PENDING;
     w->last_event_s = (int64_t)time(NULL);
@@ -168,7 +199,7 @@ static void on_closed(uv_handle_t *h)
     watch *w = h->data;
     if (--w->handles > 0)
         return;
-    json_decref(w->cfg.filters);
+    json_decref(w->filters);
     free(w);
 }
 

@@ -17,7 +17,6 @@
  *
  * Only container events are delivered (action and full id, see docker_event_container). */
 #pragma once
-#include <jansson.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -28,7 +27,10 @@
 typedef struct watch watch;
 
 struct watch_config {
-    json_t *filters;    /* the events filters (not stolen), e.g. type=container and a label */
+    const char *const *actions; /* the container events wanted ("start", "die"...),
+                                   NULL-terminated; NULL: all */
+    const char *label;          /* only containers with this label ("key" or "key=value");
+                                   NULL: any */
     bool resume;        /* reopen from the last event's time (else from the time of reopening) */
     size_t max_pending; /* events held until the next loop turn; 0: 1024 */
     uint64_t list_interval_ms; /* the periodic on_list; 0: none */

@@ -639,13 +639,19 @@ static long long exit_code(const struct job *job)
     return json_integer_value(json_object_get(json_object_get(job->inspect, "State"), "ExitCode"));
 }
 
+/* When the container finished (its last inspect), unix ms; 0 when not known. */
+static int64_t finished_ms(const struct job *job)
+{
+    return parse_docker_time(
+        json_string_value(json_object_get(json_object_get(job->inspect, "State"), "FinishedAt")));
+}
+
 /* We killed it at its deadline; or (after a restart, say) it died of SIGKILL at or past it. */
 static bool job_timed_out(const struct job *job)
 {
     if (job->timed_out)
         return true;
-    int64_t fin = parse_docker_time(
-        json_string_value(json_object_get(json_object_get(job->inspect, "State"), "FinishedAt")));
+    int64_t fin = finished_ms(job);
     /* Past the deadline while the engine was down, nothing could kill it at its time limit: it
      * ended then however the engine left it (exit code 255 when its status was lost). */
     return job->deadline_ms && fin && fin >= job->deadline_ms &&
@@ -706,8 +712,7 @@ static bool should_rerun(struct job *job)
     parse_output(job);
     if (job->response || !job->parse_err)
         return false;
-    int64_t fin = parse_docker_time(
-        json_string_value(json_object_get(json_object_get(job->inspect, "State"), "FinishedAt")));
+    int64_t fin = finished_ms(job);
     return engine_was_down(job->c, fin);
 }
 
@@ -716,8 +721,6 @@ static bool should_rerun(struct job *job)
 static void build_result(struct job *job)
 {
     completer *c = job->c;
-    int64_t fin = parse_docker_time(
-        json_string_value(json_object_get(json_object_get(job->inspect, "State"), "FinishedAt")));
     struct verdict_facts f = {
         .missing = job->missing,
         .timed_out = !job->missing && job_timed_out(job),
@@ -743,7 +746,7 @@ static void build_result(struct job *job)
         }
         f.has_response = job->response != NULL;
         f.parse_err = job->parse_err;
-        f.output_lost = !f.has_response && engine_was_down(c, fin);
+        f.output_lost = !f.has_response && engine_was_down(c, finished_ms(job));
     }
     struct verdict v;
     verdict_decide(&f, &v);
@@ -938,8 +941,7 @@ static void on_rerun_started(const struct docker_result *res, void *ud)
         finish_goto(job, F_PUBLISH);
         return;
     }
-    int64_t fin = parse_docker_time(
-        json_string_value(json_object_get(json_object_get(job->inspect, "State"), "FinishedAt")));
+    int64_t fin = finished_ms(job);
     snprintf(job->since, sizeof(job->since), "%lld.%03lld", (long long)(fin / 1000),
              (long long)(fin % 1000));
     log_job(LOG_WARN, job,
@@ -1837,9 +1839,9 @@ int completer_start(completer *c)
         return r;
     /* Resumed where it was after a break (Docker replays its recent history); its first list
      * lists the exits from before we started; then every RECONCILE_INTERVAL. */
-    json_t *filters = json_pack("{s:[s],s:[s,s,s,s],s:[s]}", "type", "container", "event", "die",
-                                "destroy", "start", "oom", "label", LABEL_JOB_ID);
-    struct watch_config wcfg = {.filters = filters,
+    static const char *const actions[] = {"die", "destroy", "start", "oom", NULL};
+    struct watch_config wcfg = {.actions = actions,
+                                .label = LABEL_JOB_ID,
                                 .resume = true,
                                 .max_pending = c->cfg.max_tracked,
                                 .on_event = on_event,
@@ -1847,8 +1849,7 @@ int completer_start(completer *c)
                                 .on_list = on_events_list,
                                 .on_end = on_events_end,
                                 .userdata = c};
-    r = filters ? watch_start(c->loop, c->docker, &wcfg, &c->events) : -ENOMEM;
-    json_decref(filters);
+    r = watch_start(c->loop, c->docker, &wcfg, &c->events);
     if (r < 0)
         return r;
     uint64_t sweep = c->cfg.renew_ms / 4;

@@ -2032,16 +2032,15 @@ int starter_start(starter *s)
     if (r < 0)
         return r;
     /* From now on: the first list counts what runs already. */
-    json_t *filters = json_pack("{s:[s],s:[s,s,s],s:[s]}", "type", "container", "event", "start",
-                                "die", "destroy", "label", LABEL_JOB_ID);
-    struct watch_config wcfg = {.filters = filters,
+    static const char *const actions[] = {"start", "die", "destroy", NULL};
+    struct watch_config wcfg = {.actions = actions,
+                                .label = LABEL_JOB_ID,
                                 .on_event = on_event,
                                 .list_interval_ms = s->cfg.reconcile_ms,
                                 .on_list = on_events_list,
                                 .on_end = on_events_end,
                                 .userdata = s};
-    r = filters ? watch_start(s->loop, s->docker, &wcfg, &s->events) : -ENOMEM;
-    json_decref(filters);
+    r = watch_start(s->loop, s->docker, &wcfg, &s->events);
     if (r < 0)
         return r;
     return 0;

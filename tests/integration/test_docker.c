@@ -802,9 +802,9 @@ static void on_watch_end(const char *why, void *ud)
 static void test_watch_events_and_close_inside(void **state)
 {
     struct watch_state ws = {.close_on_die = true};
-    json_t *f = json_pack("{s:[s], s:[s,s], s:[s]}", "type", "container", "event", "start", "die",
-                          "label", T.label);
-    struct watch_config cfg = {.filters = f,
+    static const char *const actions[] = {"start", "die", NULL};
+    struct watch_config cfg = {.actions = actions,
+                               .label = T.label,
                                .on_event = on_watch_event,
                                .on_list = on_watch_list,
                                .on_end = on_watch_end,
@@ -814,7 +814,6 @@ static void test_watch_events_and_close_inside(void **state)
 
     (void)state;
     assert_int_equal(watch_start(&T.loop, T.d, &cfg, &ws.w), 0);
-    json_decref(f); /* the watch keeps its own reference */
     /* The first list is called for once the stream is open. */
     assert_true(run_until_count(&ws.lists, 1));
 
