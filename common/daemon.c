@@ -103,11 +103,22 @@ static bool valid_queue_name(const char *q)
     return true;
 }
 
-int daemon_load_common(struct daemon_common *c, bool with_docker, struct config_err *e)
+/* Shown by the broker for our connection (the management UI's Connections and Consumers
+ * pages): which program, which version, where. */
+static char connection_name[320];
+
+int daemon_load_common(struct daemon_common *c, const char *prog, bool with_docker,
+                       struct config_err *e)
 {
     uint64_t port, heartbeat, max_msg;
     const char *level;
     amqp_link_config_defaults(&c->amqp);
+    char host[256] = "";
+    if (gethostname(host, sizeof(host) - 1) < 0 || !host[0])
+        snprintf(host, sizeof(host), "unknown host");
+    snprintf(connection_name, sizeof(connection_name), "%s %s on %s, pid %ld", prog, CT_VERSION,
+             host, (long)getpid());
+    c->amqp.connection_name = connection_name;
     docker_config_defaults(&c->docker);
     if (config_str("RABBITMQ_HOST", "localhost", &c->amqp.host, e) < 0 ||
         config_uint("RABBITMQ_PORT", 5672, 1, 65535, &port, e) < 0 ||
@@ -228,4 +239,34 @@ void daemon_run(uv_loop_t *loop, const char *prog, void *stage, daemon_shutdown_
     uv_signal_start(&run.sigterm, on_signal, SIGTERM);
     uv_signal_start(&run.sigint, on_signal, SIGINT);
     uv_run(loop, UV_RUN_DEFAULT);
+}
+
+int daemon_serve(const struct daemon_stage *st, void *cfg)
+{
+    uv_loop_t *loop = uv_default_loop();
+    char err[256] = "";
+    void *stage = st->create(loop, cfg, err, sizeof(err));
+    if (!stage) {
+        log_kv(LOG_ERROR, "cannot start", "error", err, NULL);
+        return 1;
+    }
+    int r = st->start(stage);
+    if (r < 0) {
+        log_kv(LOG_ERROR, "cannot start", "error", strerror(-r), NULL);
+        return 1;
+    }
+    if (st->announce)
+        st->announce(cfg);
+    daemon_run(loop, st->prog, stage, st->shutdown);
+    st->destroy(stage);
+    if (uv_loop_close(loop) != 0)
+        log_kv(LOG_WARN, "event loop closed with handles open", NULL);
+    return 0;
+}
+
+int daemon_bad_config(const char *prog, const char *msg)
+{
+    fprintf(stderr, "%s: %s\n", prog, msg);
+    log_kv(LOG_ERROR, "bad configuration", "error", msg, NULL);
+    return 2;
 }

@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "dlist.h"
 #include "ids.h"
 #include "lines.h"
 #include "text.h"
@@ -144,15 +145,7 @@ static json_t *parse_json(const char *body, size_t len)
 
 static void call_unlink(struct docker_call *c)
 {
-    docker *d = c->d;
-
-    if (c->prev)
-        c->prev->next = c->next;
-    else
-        d->calls = c->next;
-    if (c->next)
-        c->next->prev = c->prev;
-    c->prev = c->next = NULL;
+    DLIST_UNLINK(c->d->calls, c);
 }
 
 static void json_stream_free(struct json_stream *js)
@@ -238,7 +231,7 @@ static void json_stream_result(struct json_stream *js, const struct http_result 
     }
 }
 
-static void pump(docker *d);
+static void pump(docker *d, bool may_answer);
 
 static void call_done(http_req *req, const struct http_result *hr, void *userdata)
 {
@@ -268,7 +261,7 @@ static void call_done(http_req *req, const struct http_result *hr, void *userdat
     /* Unlinked first, and the next queued call started: the callback may free the client. */
     call_unlink(c);
     c->d->in_flight--;
-    pump(c->d);
+    pump(c->d, true);
     c->cb(&res, c->userdata);
     json_decref(res.json);
     call_free(c);
@@ -323,20 +316,26 @@ static int launch(docker *d, struct docker_call *c)
     /* http.c copied the body: ours is not needed any more. */
     free(c->body);
     c->body = NULL;
-    c->next = d->calls;
-    if (d->calls)
-        d->calls->prev = c;
-    d->calls = c;
+    DLIST_PUSH(d->calls, c);
     d->in_flight++;
     return 0;
 }
 
 /* Starts queued calls while there is room. One that cannot start is answered with its error
- * (from here, never from inside the docker_* call that made it). */
-static void pump(docker *d)
+ * (from here, never from inside the docker_* call that made it) when may_answer; else it
+ * stays first in the queue, for the next pump (a call's end, a new call). */
+static void pump(docker *d, bool may_answer)
 {
     while (d->queue_head && d->in_flight < d->max_calls) {
         struct docker_call *c = d->queue_head;
+        if (!may_answer) {
+            if (launch(d, c) < 0)
+                return;
+            d->queue_head = c->queue_next;
+            if (!d->queue_head)
+                d->queue_tail = NULL;
+            continue;
+        }
         d->queue_head = c->queue_next;
         if (!d->queue_head)
             d->queue_tail = NULL;
@@ -400,6 +399,7 @@ static int call_start(docker *d, const struct call_opts *co, docker_cb cb, void 
     else
         d->queue_head = c;
     d->queue_tail = c;
+    pump(d, false); /* room left by a call that could not start before */
     return 0;
 fail:
     call_free(c);
@@ -482,22 +482,29 @@ out:
     return r;
 }
 
+/* /containers/{id}/archive?path=...: a tar stream put in (PUT) or a path looked up (HEAD). */
+static int archive_call(docker *d, const char *method, const char *id, const char *path,
+                        const char *ctype, const void *tar, size_t tar_len, docker_cb cb,
+                        void *userdata)
+{
+    if (!valid_id(id) || !path || !*path)
+        return -EINVAL;
+    char *p = docker_path_for("/containers/", id, "/archive");
+    if (!p)
+        return -ENOMEM;
+    int r = docker_query_add(&p, "path", path);
+    if (r == 0)
+        r = docker_call(d, method, p, ctype, tar, tar_len, cb, userdata);
+    free(p);
+    return r;
+}
+
 int docker_container_upload(docker *d, const char *id, const char *path, const void *tar,
                             size_t tar_len, docker_cb cb, void *userdata)
 {
-    char *p;
-    int r;
-
-    if (!valid_id(id) || !path || !*path || (!tar && tar_len))
+    if (!tar && tar_len)
         return -EINVAL;
-    p = docker_path_for("/containers/", id, "/archive");
-    if (!p)
-        return -ENOMEM;
-    r = docker_query_add(&p, "path", path);
-    if (r == 0)
-        r = docker_call(d, "PUT", p, "application/x-tar", tar, tar_len, cb, userdata);
-    free(p);
-    return r;
+    return archive_call(d, "PUT", id, path, "application/x-tar", tar, tar_len, cb, userdata);
 }
 
 int docker_container_start(docker *d, const char *id, docker_cb cb, void *userdata)
@@ -509,19 +516,7 @@ int docker_container_start(docker *d, const char *id, docker_cb cb, void *userda
 
 int docker_container_stat(docker *d, const char *id, const char *path, docker_cb cb, void *userdata)
 {
-    char *p;
-    int r;
-
-    if (!valid_id(id) || !path || !*path)
-        return -EINVAL;
-    p = docker_path_for("/containers/", id, "/archive");
-    if (!p)
-        return -ENOMEM;
-    r = docker_query_add(&p, "path", path);
-    if (r == 0)
-        r = docker_call(d, "HEAD", p, NULL, NULL, 0, cb, userdata);
-    free(p);
-    return r;
+    return archive_call(d, "HEAD", id, path, NULL, NULL, 0, cb, userdata);
 }
 
 int docker_container_inspect(docker *d, const char *id, docker_cb cb, void *userdata)
@@ -672,13 +667,7 @@ static void events_unlink(docker_events *ev)
 
     if (!d)
         return;
-    if (ev->prev)
-        ev->prev->next = ev->next;
-    else
-        d->events = ev->next;
-    if (ev->next)
-        ev->next->prev = ev->prev;
-    ev->prev = ev->next = NULL;
+    DLIST_UNLINK(d->events, ev);
     ev->d = NULL;
 }
 
@@ -829,10 +818,7 @@ int docker_events_start(docker *d, int64_t since, json_t *filters, docker_event_
     r = http_request(d->http, &o, events_done, ev, &ev->req);
     if (r < 0)
         goto fail;
-    ev->next = d->events;
-    if (d->events)
-        d->events->prev = ev;
-    d->events = ev;
+    DLIST_PUSH(d->events, ev);
     if (ret)
         *ret = ev;
     free(path);
@@ -937,6 +923,39 @@ fail:
     free(home_docker);
     docker_free(d);
     return NULL;
+}
+
+unsigned docker_cancel(docker *d, const void *userdata)
+{
+    unsigned n = 0;
+    if (!d)
+        return 0;
+    for (struct docker_call *c = d->calls, *next; c; c = next) {
+        next = c->next;
+        if (c->userdata != userdata)
+            continue;
+        call_unlink(c);
+        http_req_cancel(c->req);
+        d->in_flight--;
+        call_free(c);
+        n++;
+    }
+    struct docker_call **pp = &d->queue_head;
+    d->queue_tail = NULL;
+    while (*pp) {
+        struct docker_call *c = *pp;
+        if (c->userdata == userdata) {
+            *pp = c->queue_next;
+            call_free(c);
+            n++;
+            continue;
+        }
+        d->queue_tail = c;
+        pp = &c->queue_next;
+    }
+    if (n)
+        pump(d, false); /* the room they leave; no callback from here */
+    return n;
 }
 
 void docker_free(docker *d)

@@ -48,6 +48,12 @@ typedef void (*docker_cb)(const struct docker_result *res, void *userdata);
 
 docker *docker_new(uv_loop_t *loop, const struct docker_config *cfg, char *err, size_t errlen);
 void docker_free(docker *d); /* cancels pending calls without callbacks */
+/* Cancels every call made with this userdata, in flight or waiting its turn: no callback of
+ * theirs runs after this (a call answered already has had its callback). What the engine was
+ * asked before the cancel may still be done. Safe from inside any docker or events callback;
+ * runs no callback itself. How many calls it cancelled. The events stream is not a call
+ * (docker_events_stop). */
+unsigned docker_cancel(docker *d, const void *userdata);
 
 /* The raw call: path starts with "/" and is put after the version ("/containers/json?..."). */
 int docker_call(docker *d, const char *method, const char *path, const char *content_type,

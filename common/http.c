@@ -20,6 +20,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "dlist.h"
+
 /* A Retry-After value is a number of seconds or an HTTP date: a few dozen bytes. */
 #define HTTP_RETRY_AFTER_MAX 128
 
@@ -94,13 +96,7 @@ static void sock_close(struct http_sock *s)
 {
     http *h = s->h;
 
-    if (s->prev)
-        s->prev->next = s->next;
-    else
-        h->socks = s->next;
-    if (s->next)
-        s->next->prev = s->prev;
-    s->prev = s->next = NULL;
+    DLIST_UNLINK(h->socks, s);
     uv_poll_stop(&s->poll);
     h->closing++;
     uv_close((uv_handle_t *)&s->poll, sock_close_cb);
@@ -119,12 +115,7 @@ static void req_destroy(http_req *r)
     curl_easy_cleanup(r->easy);
     curl_slist_free_all(r->headers);
     free(r->body);
-    if (r->prev)
-        r->prev->next = r->next;
-    else
-        h->reqs = r->next;
-    if (r->next)
-        r->next->prev = r->prev;
+    DLIST_UNLINK(h->reqs, r);
     free(r);
 }
 
@@ -342,10 +333,7 @@ static int socket_cb(CURL *easy, curl_socket_t fd, int what, void *userp, void *
         s->poll.data = s;
         s->h = h;
         s->fd = fd;
-        s->next = h->socks;
-        if (h->socks)
-            h->socks->prev = s;
-        h->socks = s;
+        DLIST_PUSH(h->socks, s);
         if (curl_multi_assign(h->multi, fd, s) != CURLM_OK) {
             sock_close(s);
             return -1;
@@ -602,10 +590,7 @@ int http_request(http *h, const struct http_req_opts *opts, http_done_cb done, v
     } else {
         r->in_multi = true;
     }
-    r->next = h->reqs;
-    if (h->reqs)
-        h->reqs->prev = r;
-    h->reqs = r;
+    DLIST_PUSH(h->reqs, r);
     if (ret_req)
         *ret_req = r;
     return 0;

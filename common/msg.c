@@ -274,6 +274,21 @@ static int check_image(const char *image, struct msg_error *err)
     return 0;
 }
 
+/* The fields the running and finished messages end with: callback (required) and job_id. */
+static int take_tail(json_t *root, char **callback, char **job_id, struct msg_error *err)
+{
+    int r = take_string(root, "callback", true, MSG_MAX_URL_BYTES, callback, err);
+    if (r == 0)
+        r = take_string(root, "job_id", false, MSG_MAX_JOB_ID_BYTES, job_id, err);
+    return r;
+}
+
+/* A parser's return: 0, -ENOMEM (ours), or -EINVAL (the message's). */
+static int parse_status(int r)
+{
+    return r == 0 ? 0 : r == -ENOMEM ? -ENOMEM : -EINVAL;
+}
+
 int msg_pending_parse(const void *body, size_t len, size_t max_len, struct pending_job *ret,
                       struct msg_error *err)
 {
@@ -310,7 +325,7 @@ out:
     json_decref(root);
     if (r == -ENOMEM)
         msg_error_set(err, MSG_REASON_INVALID_MESSAGE, "out of memory");
-    return r == -ENOMEM ? -ENOMEM : r < 0 ? -EINVAL : 0;
+    return parse_status(r);
 }
 
 void msg_pending_free(struct pending_job *job)
@@ -375,16 +390,13 @@ int msg_running_parse(const void *body, size_t len, size_t max_len, struct runni
         }
     }
     if (r == 0)
-        r = take_string(root, "callback", true, MSG_MAX_URL_BYTES, &m.callback, err);
-    if (r == 0)
-        r = take_string(root, "job_id", false, MSG_MAX_JOB_ID_BYTES, &m.job_id, err);
+        r = take_tail(root, &m.callback, &m.job_id, err);
     json_decref(root);
-    if (r < 0) {
+    if (r < 0)
         msg_running_free(&m);
-        return r == -ENOMEM ? -ENOMEM : -EINVAL;
-    }
-    *ret = m;
-    return 0;
+    else
+        *ret = m;
+    return parse_status(r);
 }
 
 void msg_running_free(struct running_msg *m)
@@ -521,16 +533,13 @@ int msg_finished_parse(const void *body, size_t len, size_t max_len, struct fini
         }
     }
     if (r == 0)
-        r = take_string(root, "callback", true, MSG_MAX_URL_BYTES, &m.callback, err);
-    if (r == 0)
-        r = take_string(root, "job_id", false, MSG_MAX_JOB_ID_BYTES, &m.job_id, err);
+        r = take_tail(root, &m.callback, &m.job_id, err);
     json_decref(root);
-    if (r < 0) {
+    if (r < 0)
         msg_finished_free(&m);
-        return r == -ENOMEM ? -ENOMEM : -EINVAL;
-    }
-    *ret = m;
-    return 0;
+    else
+        *ret = m;
+    return parse_status(r);
 }
 
 void msg_finished_free(struct finished_msg *m)

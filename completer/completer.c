@@ -292,10 +292,12 @@ static void job_free_cb(uv_handle_t *h)
     free(job);
 }
 
-/* Only when no call or publish of the job is in flight (!job->busy). */
+/* Forgets the job, cancelling its Docker calls; never while its publish is in flight (the
+ * confirm callback would find it gone). */
 static void job_drop(struct job *job)
 {
     completer *c = job->c;
+    docker_cancel(c->docker, job);
     idmap_del(c->jobs, job->container_id);
     if (job->state == J_FINISHING)
         c->finishing--;
@@ -784,12 +786,18 @@ static void back_to_waiting(struct job *job)
     job_inspect(job);
 }
 
+/* The result decided from what was gathered, then published. */
+static void finish_publish(struct job *job)
+{
+    build_result(job);
+    finish_goto(job, F_PUBLISH);
+}
+
 /* The container is gone before its output could be read: "container missing", published. */
 static void finish_missing(struct job *job, const char *detail)
 {
     job->missing = detail;
-    build_result(job);
-    finish_goto(job, F_PUBLISH);
+    finish_publish(job);
 }
 
 static void on_finish_inspect(const struct docker_result *res, void *ud)
@@ -830,8 +838,7 @@ static void after_output(struct job *job)
         finish_goto(job, F_STDERR);
         return;
     }
-    build_result(job);
-    finish_goto(job, F_PUBLISH);
+    finish_publish(job);
 }
 
 static void on_stdout(const struct docker_result *res, void *ud)
@@ -918,8 +925,7 @@ static void on_stderr(const struct docker_result *res, void *ud)
         finish_goto(job, F_RERUN);
         return;
     }
-    build_result(job);
-    finish_goto(job, F_PUBLISH);
+    finish_publish(job);
 }
 
 /* The first run's results are forgotten; the job waits for the second run's exit. */
@@ -937,8 +943,7 @@ static void on_rerun_started(const struct docker_result *res, void *ud)
         /* refused: say what happened (output lost) */
         log_job(LOG_WARN, job, "cannot run the correction again", "error", res->message, NULL,
                 NULL);
-        build_result(job);
-        finish_goto(job, F_PUBLISH);
+        finish_publish(job);
         return;
     }
     int64_t fin = finished_ms(job);

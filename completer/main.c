@@ -33,7 +33,7 @@ static const struct config_doc docs[] = {
 static int load_config(struct completer_config *c, struct config_err *e)
 {
     struct daemon_common common;
-    if (daemon_load_common(&common, true, e) < 0)
+    if (daemon_load_common(&common, "correctomatic-completer", true, e) < 0)
         return -EINVAL;
     c->amqp = common.amqp;
     c->docker = common.docker;
@@ -64,9 +64,21 @@ static int load_config(struct completer_config *c, struct config_err *e)
     return 0;
 }
 
-static void shutdown_stage(void *stage, void (*done)(void *), void *ud)
+static void *stage_new(uv_loop_t *loop, void *cfg, char *err, size_t errlen)
 {
-    completer_shutdown(stage, done, ud);
+    return completer_new(loop, cfg, err, errlen);
+}
+
+DAEMON_STAGE_ADAPTERS(completer)
+
+static void announce(const void *cfg)
+{
+    const struct completer_config *c = cfg;
+    char timeout[32];
+    snprintf(timeout, sizeof(timeout), "%llu",
+             (unsigned long long)(c->correction_timeout_ms / 1000));
+    log_kv(LOG_INFO, "completer running", "version", CT_VERSION, "correction_timeout_s", timeout,
+           NULL);
 }
 
 int main(int argc, char **argv)
@@ -80,31 +92,13 @@ int main(int argc, char **argv)
         return code;
     struct completer_config cfg = {0};
     struct config_err e = {{0}};
-    if (load_config(&cfg, &e) < 0) {
-        fprintf(stderr, "correctomatic-completer: %s\n", e.msg);
-        log_kv(LOG_ERROR, "bad configuration", "error", e.msg, NULL);
-        return 2;
-    }
-    uv_loop_t *loop = uv_default_loop();
-    char err[256];
-    completer *c = completer_new(loop, &cfg, err, sizeof(err));
-    if (!c) {
-        log_kv(LOG_ERROR, "cannot start", "error", err, NULL);
-        return 1;
-    }
-    int r = completer_start(c);
-    if (r < 0) {
-        log_kv(LOG_ERROR, "cannot start", "error", strerror(-r), NULL);
-        return 1;
-    }
-    char timeout[32];
-    snprintf(timeout, sizeof(timeout), "%llu",
-             (unsigned long long)(cfg.correction_timeout_ms / 1000));
-    log_kv(LOG_INFO, "completer running", "version", CT_VERSION, "correction_timeout_s", timeout,
-           NULL);
-    daemon_run(loop, "correctomatic-completer", c, shutdown_stage);
-    completer_free(c);
-    if (uv_loop_close(loop) != 0)
-        log_kv(LOG_WARN, "event loop closed with handles open", NULL);
-    return 0;
+    if (load_config(&cfg, &e) < 0)
+        return daemon_bad_config("correctomatic-completer", e.msg);
+    static const struct daemon_stage stage = {.prog = "correctomatic-completer",
+                                              .create = stage_new,
+                                              .start = completer_stage_start,
+                                              .shutdown = completer_stage_shutdown,
+                                              .destroy = completer_stage_free,
+                                              .announce = announce};
+    return daemon_serve(&stage, &cfg);
 }

@@ -46,7 +46,7 @@ static bool proxy_valid(const char *url)
 static int load_config(struct notifier_config *c, struct config_err *e)
 {
     struct daemon_common common;
-    if (daemon_load_common(&common, false, e) < 0)
+    if (daemon_load_common(&common, "correctomatic-notifier", false, e) < 0)
         return -EINVAL;
     c->amqp = common.amqp;
     uint64_t conc, max_resp;
@@ -96,9 +96,25 @@ static int load_config(struct notifier_config *c, struct config_err *e)
     return 0;
 }
 
-static void shutdown_stage(void *stage, void (*done)(void *), void *ud)
+static void *stage_new(uv_loop_t *loop, void *cfg, char *err, size_t errlen)
 {
-    notifier_shutdown(stage, done, ud);
+    struct notifier_config *c = cfg;
+    notifier *n = notifier_new(loop, c, err, errlen);
+    if (!n)
+        netpolicy_free(&c->policy); /* the notifier owns it once made */
+    return n;
+}
+
+DAEMON_STAGE_ADAPTERS(notifier)
+
+static void announce(const void *config)
+{
+    const struct notifier_config *cfg = config;
+    char proxy_log[512] = "";
+    if (cfg->proxy)
+        text_redact_url(proxy_log, sizeof(proxy_log), cfg->proxy);
+    log_kv(LOG_INFO, "notifier running", "version", CT_VERSION, "signed",
+           cfg->has_secret ? "true" : "false", "proxy", cfg->proxy ? proxy_log : "none", NULL);
 }
 
 int main(int argc, char **argv)
@@ -117,11 +133,8 @@ int main(int argc, char **argv)
     }
     struct notifier_config cfg = {0};
     struct config_err e = {{0}};
-    if (load_config(&cfg, &e) < 0) {
-        fprintf(stderr, "correctomatic-notifier: %s\n", e.msg);
-        log_kv(LOG_ERROR, "bad configuration", "error", e.msg, NULL);
-        return 2;
-    }
+    if (load_config(&cfg, &e) < 0)
+        return daemon_bad_config("correctomatic-notifier", e.msg);
     if (replay) {
         char err[256] = "";
         long n = notifier_replay_failed(&cfg.amqp, err, sizeof(err));
@@ -133,27 +146,11 @@ int main(int argc, char **argv)
         printf("%ld message(s) moved from failed_callbacks to finished_corrections\n", n);
         return 0;
     }
-    uv_loop_t *loop = uv_default_loop();
-    char err[256];
-    notifier *n = notifier_new(loop, &cfg, err, sizeof(err));
-    if (!n) {
-        netpolicy_free(&cfg.policy);
-        log_kv(LOG_ERROR, "cannot start", "error", err, NULL);
-        return 1;
-    }
-    int r = notifier_start(n);
-    if (r < 0) {
-        log_kv(LOG_ERROR, "cannot start", "error", strerror(-r), NULL);
-        return 1;
-    }
-    char proxy_log[512] = "";
-    if (cfg.proxy)
-        text_redact_url(proxy_log, sizeof(proxy_log), cfg.proxy);
-    log_kv(LOG_INFO, "notifier running", "version", CT_VERSION, "signed",
-           cfg.has_secret ? "true" : "false", "proxy", cfg.proxy ? proxy_log : "none", NULL);
-    daemon_run(loop, "correctomatic-notifier", n, shutdown_stage);
-    notifier_free(n);
-    if (uv_loop_close(loop) != 0)
-        log_kv(LOG_WARN, "event loop closed with handles open", NULL);
-    return 0;
+    static const struct daemon_stage stage = {.prog = "correctomatic-notifier",
+                                              .create = stage_new,
+                                              .start = notifier_stage_start,
+                                              .shutdown = notifier_stage_shutdown,
+                                              .destroy = notifier_stage_free,
+                                              .announce = announce};
+    return daemon_serve(&stage, &cfg);
 }

@@ -27,6 +27,7 @@
 #include <time.h>
 
 #include "callback.h"
+#include "dlist.h"
 #include "http.h"
 #include "ids.h"
 #include "daemon.h"
@@ -88,12 +89,7 @@ static void log_job(enum log_level level, const struct job *job, const char *msg
 static void job_release(struct job *job)
 {
     notifier *n = job->n;
-    if (job->prev)
-        job->prev->next = job->next;
-    else
-        n->jobs = job->next;
-    if (job->next)
-        job->next->prev = job->prev;
+    DLIST_UNLINK(n->jobs, job);
     if (job->parsed)
         msg_finished_free(&job->m);
     free(job->raw);
@@ -420,10 +416,7 @@ static void on_delivery(amqp_link *link, const struct amqp_link_delivery *d, voi
     job->n = n;
     job->gen = d->generation;
     job->tag = d->delivery_tag;
-    job->next = n->jobs;
-    if (n->jobs)
-        n->jobs->prev = job;
-    n->jobs = job;
+    DLIST_PUSH(n->jobs, job);
     int64_t failures = 0;
     if (header_int(d, HEADER_ATTEMPTS, &failures) && failures > 0 && failures < 1000)
         job->failures = failures;
@@ -498,7 +491,6 @@ notifier *notifier_new(uv_loop_t *loop, const struct notifier_config *cfg, char 
     n->http = http_new(loop);
     struct amqp_link_config acfg = cfg->amqp;
     acfg.prefetch = cfg->concurrency;
-    acfg.connection_name = "correctomatic-notifier";
     n->link = n->http ? amqp_link_new(loop, &acfg, on_link_event, n) : NULL;
     if (!n->link) {
         snprintf(err, errlen, "cannot create the RabbitMQ link or the HTTP client");

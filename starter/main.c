@@ -20,6 +20,10 @@ static const struct config_doc docs[] = {
     {"MAX_STARTING", "8",
      "containers being set up (created, filled, started) at once, once the first of a burst "
      "is through (it goes alone); the other jobs wait their turn, in order"},
+    {"HOLD_JOBS", "1",
+     "pending jobs taken ahead while every slot is taken, so that a slot freed starts the next "
+     "job at once (no round trip to RabbitMQ); 0: none, every job waits in the queue (several "
+     "starters on one queue: a job held here waits for this host's slot)"},
     {"CORRECTION_NETWORK", "none",
      "network of correction containers; \"isolated\": the engine's default network where that "
      "is a namespace with loopback only (an engine with no default bridge, --bridge=none), else "
@@ -300,7 +304,7 @@ static int load_exercise_mode(struct starter_config *c, struct config_err *e)
 static int load_config(struct starter_config *c, struct owned *o, struct config_err *e)
 {
     struct daemon_common common;
-    if (daemon_load_common(&common, true, e) < 0)
+    if (daemon_load_common(&common, "correctomatic-starter", true, e) < 0)
         return -EINVAL;
     c->amqp = common.amqp;
     c->docker = common.docker;
@@ -308,6 +312,7 @@ static int load_config(struct starter_config *c, struct owned *o, struct config_
     const char *exercise_dir;
     if (config_uint("MAX_RUNNING", 8, 1, 10000, &c->max_running, e) < 0 ||
         config_uint("MAX_STARTING", 8, 1, 10000, &c->max_starting, e) < 0 ||
+        config_uint("HOLD_JOBS", 1, 0, 10000, &c->hold_jobs, e) < 0 ||
         config_str("CORRECTION_NETWORK", "none", &c->network, e) < 0 ||
         config_bytes("CORRECTION_MEMORY", 512ULL * 1024 * 1024, 6 * 1024 * 1024, 1024 * GiB,
                      &c->memory_bytes, e) < 0 ||
@@ -366,9 +371,38 @@ static int load_config(struct starter_config *c, struct owned *o, struct config_
     return load_registry_config(c, o, e);
 }
 
-static void shutdown_stage(void *stage, void (*done)(void *), void *ud)
+static void *stage_new(uv_loop_t *loop, void *cfg, char *err, size_t errlen)
 {
-    starter_shutdown(stage, done, ud);
+    return starter_new(loop, cfg, err, errlen);
+}
+
+DAEMON_STAGE_ADAPTERS(starter)
+
+static void announce(const void *config)
+{
+    const struct starter_config *cfg = config;
+    char running[32], starting[32], hold[32], registries[32], patterns[32];
+    snprintf(running, sizeof(running), "%llu", (unsigned long long)cfg->max_running);
+    snprintf(starting, sizeof(starting), "%llu", (unsigned long long)cfg->max_starting);
+    snprintf(hold, sizeof(hold), "%llu", (unsigned long long)cfg->hold_jobs);
+    snprintf(registries, sizeof(registries), "%zu", registry_creds_count(cfg->creds));
+    snprintf(patterns, sizeof(patterns), "%zu", registry_allowlist_count(cfg->allow));
+    log_kv(LOG_INFO, "starter running", "version", CT_VERSION, "max_running", running,
+           "max_starting", starting, "hold_jobs", hold, "network", cfg->network, "dont_start",
+           cfg->dont_start ? "true" : "false", "pull", cfg->pull ? "true" : "false",
+           "registries_with_credentials", registries, "allowed_image_patterns",
+           cfg->allow ? patterns : NULL, "exercise_dir", cfg->exercise_dir, "read_only",
+           cfg->read_only ? "true" : "false", "user", cfg->user, "runtime", cfg->runtime,
+           "exercise_mode", cfg->exercise_bind ? "bind" : "upload", "exercise_host_dir",
+           cfg->exercise_host_dir, NULL);
+    if (!cfg->exercise_dir)
+        log_kv(LOG_WARN,
+               "ALLOW_ANY_EXERCISE_PATH=true: a job may name any file the starter can read", NULL);
+    if (!cfg->allow)
+        log_kv(LOG_WARN, "ALLOWED_IMAGES is not set: any image may run", NULL);
+    if (!cfg->pull && registry_creds_count(cfg->creds) > 0)
+        log_kv(LOG_WARN, "registry credentials are set but DOCKER_PULL is off: they are unused",
+               NULL);
 }
 
 int main(int argc, char **argv)
@@ -385,49 +419,15 @@ int main(int argc, char **argv)
     struct config_err e = {{0}};
     if (load_config(&cfg, &owned, &e) < 0) {
         config_clear(&owned);
-        fprintf(stderr, "correctomatic-starter: %s\n", e.msg);
-        log_kv(LOG_ERROR, "bad configuration", "error", e.msg, NULL);
-        return 2;
+        return daemon_bad_config("correctomatic-starter", e.msg);
     }
-    uv_loop_t *loop = uv_default_loop();
-    char err[256];
-    starter *s = starter_new(loop, &cfg, err, sizeof(err));
-    if (!s) {
-        log_kv(LOG_ERROR, "cannot start", "error", err, NULL);
-        config_clear(&owned);
-        return 1;
-    }
-    int r = starter_start(s);
-    if (r < 0) {
-        log_kv(LOG_ERROR, "cannot start", "error", strerror(-r), NULL);
-        config_clear(&owned);
-        return 1;
-    }
-    char running[32], starting[32], registries[32], patterns[32];
-    snprintf(running, sizeof(running), "%llu", (unsigned long long)cfg.max_running);
-    snprintf(starting, sizeof(starting), "%llu", (unsigned long long)cfg.max_starting);
-    snprintf(registries, sizeof(registries), "%zu", registry_creds_count(owned.creds));
-    snprintf(patterns, sizeof(patterns), "%zu", registry_allowlist_count(owned.allow));
-    log_kv(LOG_INFO, "starter running", "version", CT_VERSION, "max_running", running,
-           "max_starting", starting, "network", cfg.network, "dont_start",
-           cfg.dont_start ? "true" : "false", "pull", cfg.pull ? "true" : "false",
-           "registries_with_credentials", registries, "allowed_image_patterns",
-           owned.allow ? patterns : NULL, "exercise_dir", cfg.exercise_dir, "read_only",
-           cfg.read_only ? "true" : "false", "user", cfg.user, "runtime", cfg.runtime,
-           "exercise_mode", cfg.exercise_bind ? "bind" : "upload", "exercise_host_dir",
-           cfg.exercise_host_dir, NULL);
-    if (!cfg.exercise_dir)
-        log_kv(LOG_WARN,
-               "ALLOW_ANY_EXERCISE_PATH=true: a job may name any file the starter can read", NULL);
-    if (!owned.allow)
-        log_kv(LOG_WARN, "ALLOWED_IMAGES is not set: any image may run", NULL);
-    if (!cfg.pull && registry_creds_count(owned.creds) > 0)
-        log_kv(LOG_WARN, "registry credentials are set but DOCKER_PULL is off: they are unused",
-               NULL);
-    daemon_run(loop, "correctomatic-starter", s, shutdown_stage);
-    starter_free(s);
+    static const struct daemon_stage stage = {.prog = "correctomatic-starter",
+                                              .create = stage_new,
+                                              .start = starter_stage_start,
+                                              .shutdown = starter_stage_shutdown,
+                                              .destroy = starter_stage_free,
+                                              .announce = announce};
+    code = daemon_serve(&stage, &cfg);
     config_clear(&owned);
-    if (uv_loop_close(loop) != 0)
-        log_kv(LOG_WARN, "event loop closed with handles open", NULL);
-    return 0;
+    return code;
 }

@@ -96,7 +96,10 @@
  * net (periodically and when the events stream comes back); waiting jobs stay in the queue. A
  * job waiting to retry, or for a pull, holds no slot; when it resumes it takes one, or waits
  * in line (s->ready, first come first served, ahead of new deliveries) until one is free. The
- * prefetch is twice MAX_RUNNING, so as many jobs again may wait without holding a slot.
+ * prefetch is twice MAX_RUNNING, so as many jobs again may wait without holding a slot. At
+ * capacity the consumer goes on until HOLD_JOBS jobs are held: taken (unacked), first in line for
+ * the next free slot (a slot freed by a die event starts one at once, not after a basic.consume
+ * and a delivery); a delivery beyond them goes back to the queue.
  *
  * Setup turns: of the jobs holding a slot, at most MAX_STARTING make the engine's setup calls
  * (lookup, create, inspect, upload, start) at once; the others wait their turn in order
@@ -121,6 +124,7 @@
 #include <unistd.h>
 
 #include "daemon.h"
+#include "dlist.h"
 #include "fifo.h"
 #include "exercise.h"
 #include "idmap.h"
@@ -198,12 +202,12 @@ struct job {
     const char *fault_reason; /* the last Docker fault: the reason the caller hears ... */
     char fault_detail[448];   /* ... and the detail, when the budget is spent */
     uv_timer_t timer;
-    bool busy;                /* a Docker call or a publish is in flight */
     bool publishing;          /* the publish in flight: its confirm callback still comes */
     bool waiting;             /* the retry timer is armed */
-    bool abandoned;           /* the message went back to the queue: stop at the next step */
+    bool abandoned;           /* the message went back to the queue: no further step */
     bool released;            /* out of s->jobs; freed once no callback can come */
     bool counted;             /* counted in s->starting */
+    bool held;                /* taken at capacity (HOLD_JOBS), not counted yet */
     bool in_setup;            /* holds one of the MAX_STARTING turns (s->setting_up) */
     bool pulled;              /* its image was pulled: a create answered 404 again is final */
     uint64_t pulls_at_create; /* s->pulls_done when its last create was sent */
@@ -246,6 +250,7 @@ struct starter {
     struct fifo ready;   /* jobs that may resume once a slot is free, in order */
     bool admitting;
     unsigned starting; /* jobs between delivery and their container's start */
+    unsigned held;     /* jobs taken at capacity, not yet counted (at most HOLD_JOBS) */
     runset *running;   /* running correction containers on the host (events, lists) */
     bool counted_once; /* the running count has been read at least once */
     bool listing, list_again;
@@ -303,7 +308,7 @@ static void update_consumer(starter *s)
         return;
     admit_ready(s);
     bool want = !s->shutting_down && s->counted_once && (!s->cfg.net_isolated || s->net_checked) &&
-                fifo_empty(&s->ready) && has_room(s);
+                ((fifo_empty(&s->ready) && has_room(s)) || s->held < s->cfg.hold_jobs);
     if (want == s->consuming)
         return;
     int r =
@@ -469,8 +474,17 @@ static void job_free_cb(uv_handle_t *h)
     free(job);
 }
 
+static void job_unhold(struct job *job)
+{
+    if (job->held) {
+        job->held = false;
+        job->s->held--;
+    }
+}
+
 static void job_count(struct job *job)
 {
+    job_unhold(job);
     if (!job->counted) {
         job->counted = true;
         job->s->starting++;
@@ -569,25 +583,20 @@ static void pull_detach(struct job *job)
     job->pull_next = NULL;
 }
 
-/* Forgets the job. A job whose publish is still unconfirmed is freed by its confirm callback
- * (which amqp_link guarantees, -ECANCELED at the latest when the link is freed); Docker calls
- * in flight are the caller's business (answered with abandoned set, or cancelled by
- * docker_free). */
+/* Forgets the job. Its Docker calls are cancelled (no callback comes); a job whose publish is
+ * still unconfirmed is freed by its confirm callback (which amqp_link guarantees, -ECANCELED at
+ * the latest when the link is freed). */
 static void job_release(struct job *job)
 {
     starter *s = job->s;
     if (job->released)
         return;
     job->released = true;
+    docker_cancel(s->docker, job);
+    job_unhold(job);
     pull_detach(job);
     fifo_remove(&s->ready, &job->ready);
-    if (job->prev)
-        job->prev->next = job->next;
-    else
-        s->jobs = job->next;
-    if (job->next)
-        job->next->prev = job->prev;
-    job->prev = job->next = NULL;
+    DLIST_UNLINK(s->jobs, job);
     job_uncount(job);
     uv_timer_stop(&job->timer);
     if (!job->publishing)
@@ -596,12 +605,13 @@ static void job_release(struct job *job)
     shutdown_check(s);
 }
 
-/* The message is (or will be) back in the queue: no further step for this job. */
+/* The message is (or will be) back in the queue: no further step for this job. A publish in
+ * flight is waited for (its confirm releases the job); anything else stops now. */
 static void job_abandon(struct job *job)
 {
     job->abandoned = true;
     job_uncount(job);
-    if (!job->busy)
+    if (!job->publishing)
         job_release(job);
 }
 
@@ -649,10 +659,6 @@ static void on_job_timer(uv_timer_t *t)
 {
     struct job *job = t->data;
     job->waiting = false;
-    if (job->abandoned) {
-        job_release(job);
-        return;
-    }
     job_resume(job);
 }
 
@@ -688,9 +694,15 @@ static void job_retry(struct job *job, const char *why)
     job_later(job, LOG_WARN, "infrastructure fault, will retry", why);
 }
 
+/* To the step, at once when the job holds its slot (or the step needs none); a held job
+ * (HOLD_JOBS) waits in line for one. */
 static void job_goto(struct job *job, enum step step)
 {
     job->step = step;
+    if (job->held) {
+        job_resume(job);
+        return;
+    }
     job_run(job);
 }
 
@@ -744,7 +756,6 @@ static void on_published(amqp_link *link, int status, void *ud)
 {
     (void)link;
     struct job *job = ud;
-    job->busy = false;
     job->publishing = false;
     if (job->released) {
         /* released while its publish was in flight (at shutdown): only the memory is left */
@@ -795,7 +806,6 @@ static void publish(struct job *job, const char *queue, const char *body, size_t
         job_retry(job, strerror(-r));
         return;
     }
-    job->busy = true;
     job->publishing = true;
 }
 
@@ -868,11 +878,6 @@ static void job_counted_fault(struct job *job)
 static void on_probed(const struct docker_result *res, void *ud)
 {
     struct job *job = ud;
-    job->busy = false;
-    if (job->abandoned) {
-        job_release(job);
-        return;
-    }
     if (res->err != 0 || res->status != 200) {
         /* The engine does not answer: down or stopping, for every job alike. No budget. */
         job->budget_started = false;
@@ -885,7 +890,6 @@ static void on_probed(const struct docker_result *res, void *ud)
             job_retry(job, strerror(-r));
             return;
         }
-        job->busy = true;
         return;
     }
     job_counted_fault(job);
@@ -907,17 +911,11 @@ static void job_docker_fault(struct job *job, const char *reason, const char *me
         job_retry(job, strerror(-r));
         return;
     }
-    job->busy = true;
 }
 
 /* Common handling of a Docker reply: true when the step may look at the status. */
 static bool docker_reply(struct job *job, const struct docker_result *res, const char *reason)
 {
-    job->busy = false;
-    if (job->abandoned) {
-        job_release(job);
-        return false;
-    }
     if (res->err != 0 || res->status >= 500) {
         job_docker_fault(job, reason, res->message);
         return false;
@@ -1205,7 +1203,6 @@ static void step_lookup(struct job *job)
         job_retry(job, strerror(-r));
         return;
     }
-    job->busy = true;
 }
 
 static void on_created(const struct docker_result *res, void *ud)
@@ -1316,11 +1313,6 @@ static void on_uploaded(const struct docker_result *res, void *ud)
 static void on_started(const struct docker_result *res, void *ud)
 {
     struct job *job = ud;
-    job->busy = false;
-    if (job->abandoned) {
-        job_release(job);
-        return;
-    }
     if (res->err == 0 && (res->status == 204 || res->status == 304)) {
         job_started(job);
     } else if (res->err == 0 && res->status == 404) {
@@ -1364,18 +1356,12 @@ static void on_start_looked(const struct docker_result *res, void *ud)
         job_retry(job, "out of memory");
         return;
     }
-    job->busy = true;
 }
 
 /* The container after a failed start, the engine answering /_ping. */
 static void on_start_checked(const struct docker_result *res, void *ud)
 {
     struct job *job = ud;
-    job->busy = false;
-    if (job->abandoned) {
-        job_release(job);
-        return;
-    }
     if (res->err == 0 && res->status == 404) {
         container_vanished(job);
         return;
@@ -1715,7 +1701,6 @@ static void step_create(struct job *job)
         job_retry(job, strerror(-r));
         return;
     }
-    job->busy = true;
 }
 
 /* Another delivery of the job (same job_id) is being worked on. */
@@ -1880,7 +1865,6 @@ static void job_run(struct job *job)
         job_retry(job, strerror(-r));
         return;
     }
-    job->busy = true;
 }
 
 static void on_delivery(amqp_link *link, const struct amqp_link_delivery *d, void *ud)
@@ -1891,7 +1875,8 @@ static void on_delivery(amqp_link *link, const struct amqp_link_delivery *d, voi
     ids_uuid_from_bytes(d->body, d->body_len, digest);
     /* A message we returned untouched is, for us, delivered for the first time. */
     bool first = !d->redelivered || (!has_id && untouched_take(s, digest));
-    if (s->shutting_down || !fifo_empty(&s->ready) || !has_room(s)) {
+    bool full = !fifo_empty(&s->ready) || !has_room(s);
+    if (s->shutting_down || (full && s->held >= s->cfg.hold_jobs)) {
         /* Prefetched before the consumer paused: back to the queue, where it waits (there any
          * starter with room may take it). */
         if (amqp_link_nack(link, d->generation, d->delivery_tag, true) == 0 && first && !has_id)
@@ -1922,11 +1907,14 @@ static void on_delivery(amqp_link *link, const struct amqp_link_delivery *d, voi
     name_first(job);
     uv_timer_init(s->loop, &job->timer);
     job->timer.data = job;
-    job->next = s->jobs;
-    if (s->jobs)
-        s->jobs->prev = job;
-    s->jobs = job;
-    job_count(job);
+    DLIST_PUSH(s->jobs, job);
+    if (full) {
+        /* Held (HOLD_JOBS): in line for the next free slot, ahead of any later delivery. */
+        job->held = true;
+        s->held++;
+    } else {
+        job_count(job);
+    }
     update_consumer(s);
     job_goto(job, STEP_BEGIN);
     return;
@@ -2060,11 +2048,8 @@ static void finish(starter *s)
     s->docker = NULL;
     /* A job whose publish is unconfirmed is only unlinked: amqp_link_free below fails that
      * publish (-ECANCELED), and its confirm callback frees the job, once. */
-    while (s->jobs) {
-        struct job *j = s->jobs;
-        j->busy = j->publishing;
-        job_release(j);
-    }
+    while (s->jobs)
+        job_release(s->jobs);
     /* Their calls were cancelled with the client, and every waiter is released. */
     struct pull *p;
     while (idmap_values(s->pulls, (void **)&p, 1) == 1) {

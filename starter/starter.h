@@ -16,6 +16,7 @@ struct starter_config {
     struct docker_config docker;
     uint64_t max_running;
     uint64_t max_starting; /* MAX_STARTING: jobs in the engine's setup calls at once */
+    uint64_t hold_jobs;    /* HOLD_JOBS: jobs taken ahead while at capacity, ready for a slot */
     const char *network;
     bool net_isolated; /* CORRECTION_NETWORK=isolated: "default" where that is loopback only */
     uint64_t memory_bytes;

@@ -737,6 +737,102 @@ static void test_free_inside_callback(void **state)
     assert_int_equal(s.calls, 1);
 }
 
+/* ---- docker_cancel ---- */
+
+static void on_cancelled(const struct docker_result *r, void *userdata)
+{
+    (void)userdata;
+    fail_msg("callback of a cancelled call: err=%d status=%ld %s", r->err, r->status, r->message);
+}
+
+struct cancel_in_cb {
+    docker *d;
+    struct res *victim;
+    unsigned cancelled;
+    bool done;
+};
+
+static void on_cancel_other(const struct docker_result *r, void *userdata)
+{
+    struct cancel_in_cb *x = userdata;
+    (void)r;
+    x->cancelled = docker_cancel(x->d, x->victim);
+    x->done = true;
+}
+
+/* One call at a time: a call in flight (a wait on a sleeping container) and a queued one are
+ * cancelled by their userdata, with no callback; the call queued behind them then runs. A
+ * callback cancels the call queued behind it. */
+static void test_cancel(void **state)
+{
+    struct docker_config cfg;
+    char err[256] = "", name[96], id[80];
+    struct res in_flight = {0}, queued = {0}, after = {0}, victim = {0}, last = {0};
+
+    (void)state;
+    snprintf(name, sizeof(name), "ct-test-%s-cancel", T.label_val);
+    create(name, "ct-sleeper:latest", id, sizeof(id));
+    {
+        struct res r = {0};
+        assert_int_equal(docker_container_start(T.d, id, on_res, &r), 0);
+        WAIT(&r);
+        assert_int_equal(r.status, 204);
+        res_clear(&r);
+    }
+    docker_config_defaults(&cfg);
+    cfg.host = T.host;
+    cfg.max_calls = 1;
+    docker *d = docker_new(&T.loop, &cfg, err, sizeof(err));
+    if (!d)
+        fail_msg("docker_new: %s", err);
+
+    assert_int_equal(docker_container_wait(d, id, "not-running", 0, on_cancelled, &in_flight), 0);
+    assert_int_equal(docker_ping(d, on_cancelled, &queued), 0);
+    assert_int_equal(docker_ping(d, on_res, &after), 0);
+    assert_int_equal(docker_cancel(d, &queued), 1);
+    assert_int_equal(docker_cancel(d, &queued), 0);
+    /* The wait's request reaches the engine (then nothing comes back while it sleeps). */
+    for (int i = 0; i < 5; i++)
+        uv_run(&T.loop, UV_RUN_NOWAIT);
+    assert_false(after.done); /* behind the wait: one call at a time */
+    assert_int_equal(docker_cancel(d, &in_flight), 1);
+    WAIT(&after);
+    assert_int_equal(after.err, 0);
+    assert_int_equal(after.status, 200);
+    assert_int_equal(after.calls, 1);
+    res_clear(&after);
+
+    struct cancel_in_cb x = {.d = d, .victim = &victim};
+    assert_int_equal(docker_ping(d, on_cancel_other, &x), 0);
+    assert_int_equal(docker_ping(d, on_cancelled, &victim), 0);
+    assert_int_equal(docker_ping(d, on_res, &last), 0);
+    WAIT(&last);
+    assert_true(x.done);
+    assert_int_equal(x.cancelled, 1);
+    assert_int_equal(last.status, 200);
+    res_clear(&last);
+
+    /* The sleeper's end would have answered the wait: it is cancelled, nothing comes. */
+    {
+        struct res r = {0};
+        assert_int_equal(docker_container_kill(T.d, id, "SIGKILL", on_res, &r), 0);
+        WAIT(&r);
+        res_clear(&r);
+        assert_int_equal(docker_container_wait(T.d, id, "not-running", 0, on_res, &r), 0);
+        WAIT(&r);
+        assert_int_equal(r.status, 200);
+        res_clear(&r);
+        assert_int_equal(docker_ping(d, on_res, &r), 0);
+        WAIT(&r);
+        res_clear(&r);
+        assert_int_equal(docker_container_remove(T.d, id, true, on_res, &r), 0);
+        WAIT(&r);
+        assert_int_equal(r.status, 204);
+        res_clear(&r);
+    }
+    docker_free(d);
+}
+
 /* ---- watch: the events stream kept up ---- */
 
 /* Runs the loop until *n >= min, or WAIT_MS. */
@@ -896,6 +992,7 @@ int main(void)
         cmocka_unit_test(test_concurrent_calls),
         cmocka_unit_test(test_free_with_pending),
         cmocka_unit_test(test_free_inside_callback),
+        cmocka_unit_test(test_cancel),
         cmocka_unit_test(test_watch_events_and_close_inside),
         cmocka_unit_test(test_watch_periodic_list),
         cmocka_unit_test(test_watch_reopens),

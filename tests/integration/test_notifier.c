@@ -1039,7 +1039,8 @@ static void test_message_size_limits(void **state)
     ct_receiver_stop(&r);
 }
 
-/* The notifier's connection as the management API names it, or NULL. */
+/* The notifier's connection as the management API names it, or NULL (its connection_name is
+ * "correctomatic-notifier <version> on <host>, pid <pid>"). */
 static char *notifier_connection(void)
 {
     long status = 0;
@@ -1051,7 +1052,7 @@ static char *notifier_connection(void)
     {
         const char *cn = json_string_value(
             json_object_get(json_object_get(c, "client_properties"), "connection_name"));
-        if (cn && strcmp(cn, "correctomatic-notifier") == 0 && !name)
+        if (cn && strncmp(cn, "correctomatic-notifier ", 23) == 0 && !name)
             name = strdup(json_string_value(json_object_get(c, "name")));
     }
     json_decref(all);

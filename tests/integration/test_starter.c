@@ -968,12 +968,15 @@ static void test_resubmission_is_a_new_job(void **state)
     free(file);
 }
 
-static void test_max_running(void **state)
+/* MAX_RUNNING=2, five jobs: two run, hold (HOLD_JOBS) wait in the starter's hand, the others
+ * in the queue; a correction's end starts the next. */
+static void max_running(const char *name, unsigned hold)
 {
-    (void)state;
     struct ct_daemon run;
     char *file = exercise("sleep.txt", "zzz");
-    start_starter(&run, "maxrunning", (const char *[]){"MAX_RUNNING=2", NULL});
+    char hold_env[32];
+    snprintf(hold_env, sizeof(hold_env), "HOLD_JOBS=%u", hold);
+    start_starter(&run, name, (const char *[]){"MAX_RUNNING=2", hold_env, NULL});
     char wid[16];
     for (int i = 0; i < 5; i++) {
         snprintf(wid, sizeof(wid), "w-max-%d", i);
@@ -981,11 +984,11 @@ static void test_max_running(void **state)
     }
     json_t *a = get_json("running_corrections");
     json_t *b = get_json("running_corrections");
-    /* The others wait in the queue, not in the starter. */
+    /* The others wait in the queue, but for the held ones. */
     assert_null(ct_amqp_get("running_corrections", 3000));
-    assert_int_equal(ct_amqp_count("pending_corrections"), 3);
+    assert_int_equal(ct_amqp_count("pending_corrections"), 3 - (int)hold);
     assert_int_equal(count_containers(), 2);
-    /* A correction ends: one more starts. */
+    /* A correction ends: one more starts (a held one), another is held. */
     long status;
     char path[128];
     snprintf(path, sizeof(path), "/containers/%s/kill",
@@ -994,14 +997,26 @@ static void test_max_running(void **state)
     assert_int_equal(status, 204);
     json_t *c = get_json("running_corrections");
     assert_null(ct_amqp_get("running_corrections", 2000));
-    assert_int_equal(ct_amqp_count("pending_corrections"), 2);
+    assert_int_equal(ct_amqp_count("pending_corrections"), 2 - (int)hold);
     json_decref(a);
     json_decref(b);
     json_decref(c);
     assert_int_equal(stop_starter(&run), 0);
-    /* Stopped: the waiting jobs are still in the queue. */
+    /* Stopped: the waiting jobs are in the queue, the held ones back in it. */
     assert_int_equal(ct_amqp_count("pending_corrections"), 2);
     free(file);
+}
+
+static void test_max_running(void **state)
+{
+    (void)state;
+    max_running("maxrunning", 1); /* the default */
+}
+
+static void test_max_running_hold_none(void **state)
+{
+    (void)state;
+    max_running("maxrunning-0", 0);
 }
 
 static void test_docker_outage(void **state)
@@ -1031,6 +1046,43 @@ static void test_docker_outage(void **state)
     wait_log(&run, "network_mode=default", 2);
     assert_int_equal(stop_starter(&run), 0);
     free(file);
+}
+
+/* The broker lists the connection of the daemon named `name` (a "<prog> <version> on <host>,
+ * pid <pid>" string): the management API's connections, which it refreshes every few
+ * seconds. */
+static bool connection_listed(void *ud)
+{
+    const char *want = ud;
+    long st;
+    json_t *list = ct_mgmt("GET", "/connections", NULL, &st);
+    bool found = false;
+    size_t i;
+    json_t *c;
+    json_array_foreach(list, i, c)
+    {
+        const char *name = json_string_value(
+            json_object_get(json_object_get(c, "client_properties"), "connection_name"));
+        if (name && strcmp(name, want) == 0)
+            found = true;
+    }
+    json_decref(list);
+    return found;
+}
+
+/* Which connection is which daemon, in the management UI: program, version, host, pid. */
+static void test_connection_named(void **state)
+{
+    (void)state;
+    struct ct_daemon run;
+    start_starter(&run, "named", NULL);
+    wait_log(&run, "connected to RabbitMQ", 1);
+    char host[256] = "", want[400];
+    assert_int_equal(gethostname(host, sizeof(host) - 1), 0);
+    snprintf(want, sizeof(want), "correctomatic-starter %s on %s, pid %ld", CT_VERSION, host,
+             (long)run.pid);
+    assert_true(ct_wait_until(connection_listed, want, 30000));
+    assert_int_equal(stop_starter(&run), 0);
 }
 
 static void test_broker_restart(void **state)
@@ -1318,7 +1370,7 @@ static json_t *only_container(void)
     return c;
 }
 
-/* The same bytes twice at MAX_RUNNING=1: the second is returned to the queue untouched
+/* The same bytes twice at MAX_RUNNING=1, none held: the second is returned to the queue untouched
  * (redelivered=true when it comes back) while the first runs; it is still a new job, not a
  * redelivery of the first. */
 static void test_resubmission_returned_at_capacity(void **state)
@@ -1328,7 +1380,7 @@ static void test_resubmission_returned_at_capacity(void **state)
     char *file = exercise("capacity.txt", "abc");
     publish_job("w-cap", "ct-sleeper:latest", file, "http://h/cb", "[\"SLEEP=3\"]", NULL);
     publish_job("w-cap", "ct-sleeper:latest", file, "http://h/cb", "[\"SLEEP=3\"]", NULL);
-    start_starter(&run, "capacity", (const char *[]){"MAX_RUNNING=1", NULL});
+    start_starter(&run, "capacity", (const char *[]){"MAX_RUNNING=1", "HOLD_JOBS=0", NULL});
     json_t *r1 = get_json("running_corrections");
     json_t *r2 = get_json("running_corrections");
     assert_string_not_equal(json_string_value(json_object_get(r1, "job_id")),
@@ -2454,6 +2506,10 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_same_message_id_at_once, ct_reset_pipeline_fixture,
                                         ct_reset_pipeline_fixture),
         cmocka_unit_test_setup_teardown(test_max_running, ct_reset_pipeline_fixture,
+                                        ct_reset_pipeline_fixture),
+        cmocka_unit_test_setup_teardown(test_max_running_hold_none, ct_reset_pipeline_fixture,
+                                        ct_reset_pipeline_fixture),
+        cmocka_unit_test_setup_teardown(test_connection_named, ct_reset_pipeline_fixture,
                                         ct_reset_pipeline_fixture),
         cmocka_unit_test_setup_teardown(test_sigterm_in_flight, ct_reset_pipeline_fixture,
                                         ct_reset_pipeline_fixture),

@@ -1,10 +1,13 @@
-/* common/fifo.h: order, removal from the head, middle and tail, and an object in two lists. */
+/* The two list helpers. common/fifo.h: order, removal from the head, middle and tail, and an
+ * object in two lists. common/dlist.h: newest first, unlinking the first, a middle one and the
+ * last, and unlinking while walking the list. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "dlist.h"
 #include "fifo.h"
 
 struct item {
@@ -75,12 +78,71 @@ static void test_two_lists(void **state)
     assert_int_equal(pop_id(&qa), 7);
 }
 
+struct node {
+    int id;
+    struct node *prev, *next;
+};
+
+/* The ids from the head, as a number (3, 1, 2 -> 312); 0 for an empty list. Checks the back
+ * links on the way. */
+static int ids(const struct node *head)
+{
+    int v = 0;
+    const struct node *prev = NULL;
+    for (const struct node *n = head; n; prev = n, n = n->next) {
+        assert_ptr_equal(n->prev, prev);
+        v = v * 10 + n->id;
+    }
+    return v;
+}
+
+static void test_dlist(void **state)
+{
+    (void)state;
+    struct node *head = NULL;
+    struct node n[4] = {{.id = 1}, {.id = 2}, {.id = 3}, {.id = 4}};
+    assert_int_equal(ids(head), 0);
+    for (int i = 0; i < 4; i++)
+        DLIST_PUSH(head, &n[i]);
+    assert_int_equal(ids(head), 4321);
+    DLIST_UNLINK(head, &n[3]); /* the first */
+    assert_null(n[3].prev);
+    assert_null(n[3].next);
+    assert_int_equal(ids(head), 321);
+    DLIST_UNLINK(head, &n[1]); /* a middle one */
+    assert_int_equal(ids(head), 31);
+    DLIST_UNLINK(head, &n[0]); /* the last */
+    assert_int_equal(ids(head), 3);
+    DLIST_PUSH(head, &n[1]);
+    assert_int_equal(ids(head), 23);
+    DLIST_UNLINK(head, &n[2]);
+    DLIST_UNLINK(head, &n[1]);
+    assert_null(head);
+}
+
+static void test_dlist_unlink_while_walking(void **state)
+{
+    (void)state;
+    struct node *head = NULL;
+    struct node n[5] = {{.id = 1}, {.id = 2}, {.id = 3}, {.id = 4}, {.id = 5}};
+    for (int i = 0; i < 5; i++)
+        DLIST_PUSH(head, &n[i]);
+    for (struct node *x = head, *next; x; x = next) {
+        next = x->next;
+        if (x->id % 2)
+            DLIST_UNLINK(head, x);
+    }
+    assert_int_equal(ids(head), 42);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_order),
         cmocka_unit_test(test_remove),
         cmocka_unit_test(test_two_lists),
+        cmocka_unit_test(test_dlist),
+        cmocka_unit_test(test_dlist_unlink_while_walking),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
