@@ -2,7 +2,8 @@
 # run.sh: THE benchmark command of correctomatic. As root (it runs a Docker engine and a
 # RabbitMQ node of its own, through tests/servers.sh):
 #
-#   sudo bench/run.sh [--quick] [--runs N] [--jobs N] [--only LIST] [--original DIR] [--no-install]
+#   sudo bench/run.sh [--quick] [--runs N] [--jobs N] [--only LIST] [--ways LIST] [--original DIR]
+#                     [--no-install]
 #
 #  1. installs the Debian packages it needs when some are missing (those of tests/run.sh, and
 #     python3-matplotlib for the plots, redis-server for the original correctomatic)
@@ -21,6 +22,8 @@
 #   --jobs N      throughput jobs per run (default 100; the issue's figure is 500)
 #   --only LIST   some of throughput,latency,notifier,scale,profile,modes,original
 #                 (comma-separated; default all, original only with --original)
+#   --ways LIST   with modes/original: only these ways (names as in docs/bench-results.json,
+#                 comma-separated), e.g. --only modes --ways baseline_bind,pipeline_bind
 #   --original DIR  a checkout of the original correctomatic (github.com/correctomatic/
 #                 correction-runner; default $CT_ORIGINAL_DIR): copied to a scratch folder, its
 #                 dependencies installed there with npm (node and npm needed), run against a
@@ -43,7 +46,7 @@ while [ $# -gt 0 ]; do
     case "$1" in
     --no-install) install=0 ;;
     --quick) args+=(--quick); cmdline+=" --quick" ;;
-    --runs | --jobs | --only | --original)
+    --runs | --jobs | --only | --ways | --original)
         [ $# -ge 2 ] || { echo "run.sh: $1 needs a value" >&2; exit 2; }
         v=$2
         [ "$1" != --original ] || v=$(readlink -f "$2")
