@@ -1,4 +1,4 @@
-# The correctomatic daemons (starter, completer, notifier, and the submit command) in one
+# The correctomatic daemons (starter, completer, notifier) and commands (submit, status) in one
 # image; compose.yaml picks the daemon with `command:`. Built on Debian bookworm, run on
 # bookworm-slim with only the runtime libraries, as a non-root user (uid 10001).
 FROM debian:bookworm AS build

@@ -7,6 +7,10 @@
 #define QUEUE_RUNNING_INVALID "running_corrections.invalid"
 #define QUEUE_FINISHED "finished_corrections"
 #define QUEUE_FINISHED_INVALID "finished_corrections.invalid"
+#define QUEUE_FAILED_CALLBACKS "failed_callbacks"
+/* The notifier's retry queue of a delay (printf, unsigned long long milliseconds), e.g.
+ * "finished_corrections.retry.5000ms": its TTL is the delay, it dead-letters back. */
+#define QUEUE_RETRY_FMT QUEUE_FINISHED ".retry.%llums"
 
 /* Labels on every correction container: the running message and these hold all the
  * completer needs. */

@@ -9,7 +9,29 @@
  *   INSPECT -> stdout (bounded) [-> stderr: context for an error] -> result
  *           -> PUBLISH (confirmed) -> ack -> REMOVE (with its anonymous volumes)
  *
- * Infrastructure faults retry the current step with backoff.
+ * Infrastructure faults retry the current step with backoff. A job's two states (enum state)
+ * and what moves it; one Docker call of a job is in flight at a time (busy: an event that
+ * needs another call marks it, inspect_again, and the call's answer makes it):
+ *
+ *   state      event                                    then
+ *   WAITING    running message                          claimed (checked against the labels
+ *                                                       at the inspect; not ours: parked)
+ *              start event, a list showing it running   inspect: labels, deadline armed
+ *              die event, a list showing it exited      inspect; over when it says so
+ *              destroy event, inspect or list: gone     over (no message: dropped)
+ *              oom event                                noted (oom_event)
+ *              deadline                                 kill: 204 over and timed out; 409
+ *                                                       inspect; 404 gone
+ *              over and claimed (maybe_finish)          FINISHING
+ *              unclaimed past CONTAINER_RETENTION       exited with usable labels: FINISHING
+ *                                                       from them; else removed, dropped
+ *   FINISHING  INSPECT: running after all               WAITING (a stale exit)
+ *                       SIGKILL, no OOM sign yet        INSPECT again after OOM_GRACE_MS
+ *              STDOUT, STDERR answered                  the next step (verdict.h decides)
+ *              STDERR: output lost in an outage         RERUN: started again, WAITING
+ *              PUBLISH confirmed                        acked, REMOVE
+ *              REMOVE answered                          dropped (its id kept FINISHED_MEMORY)
+ *              a fault                                  the same step, after a backoff
  *
  * The labels are the truth (the starter writes them once, at create):
  * - Time limit. Every labelled container that runs gets a deadline timer, whether or not a
@@ -152,7 +174,6 @@ struct job {
     unsigned kill_refused;       /* kills answered 409 (not running) */
     bool busy;                   /* a Docker call or publish in flight */
     bool inspect_again;          /* its state changed while an inspect was in flight */
-    bool from_labels;            /* finished from its labels: no running message claimed it */
     bool published;              /* the result is confirmed: later deliveries are duplicates */
     enum state state;
     enum fstep step;
@@ -1714,7 +1735,6 @@ static void finish_from_labels(struct job *job)
     if (!job->work_id && job->label_work_id)
         job->work_id = json_incref(job->label_work_id);
     msg_work_id_text(job->work_id, job->work_id_log, sizeof(job->work_id_log));
-    job->from_labels = true;
     log_job(LOG_WARN, job, "finishing a container no running message claimed, from its labels",
             NULL, NULL, NULL, NULL);
     job_finish(job);

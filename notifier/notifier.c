@@ -59,7 +59,6 @@ struct job {
 };
 
 struct notifier {
-    uv_loop_t *loop;
     struct notifier_config cfg;
     amqp_link *link;
     http *http;
@@ -75,7 +74,7 @@ static void shutdown_check(notifier *n);
 
 void notifier_retry_queue(uint64_t delay_ms, char *buf, size_t len)
 {
-    snprintf(buf, len, "%s.retry.%llums", QUEUE_FINISHED, (unsigned long long)delay_ms);
+    snprintf(buf, len, QUEUE_RETRY_FMT, (unsigned long long)delay_ms);
 }
 
 static void log_job(enum log_level level, const struct job *job, const char *msg, const char *k1,
@@ -485,7 +484,6 @@ notifier *notifier_new(uv_loop_t *loop, const struct notifier_config *cfg, char 
         snprintf(err, errlen, "out of memory");
         return NULL;
     }
-    n->loop = loop;
     n->cfg = *cfg;
     snprintf(n->user_agent, sizeof(n->user_agent), "correctomatic-notifier/%s", CT_VERSION);
     n->http = http_new(loop);

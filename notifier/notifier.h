@@ -5,11 +5,11 @@
 #include <uv.h>
 
 #include "amqp_link.h"
+#include "names.h"
 #include "netpolicy.h"
 #include "schedule.h"
 #include "webhook.h"
 
-#define QUEUE_FAILED_CALLBACKS "failed_callbacks"
 #define HEADER_ATTEMPTS "x-correctomatic-attempts"
 #define HEADER_LAST_ERROR "x-correctomatic-last-error"
 

@@ -324,6 +324,110 @@ static void test_submit_round_trip(void **state)
     free(solution);
 }
 
+/* correctomatic-status --json: its exit status, and the queue's object in *queue (NULL when not
+ * listed; the caller decrefs). */
+static int status_json(const char *queue, json_t **ret)
+{
+    char env_host[300], env_port[64], out[600], path[512];
+    snprintf(env_host, sizeof(env_host), "RABBITMQ_HOST=%s", ct_env("CT_RABBITMQ_HOST"));
+    snprintf(env_port, sizeof(env_port), "RABBITMQ_PORT=%s", ct_env("CT_RABBITMQ_PORT"));
+    char *envp[] = {env_host, env_port, NULL};
+    snprintf(path, sizeof(path), "%s/correctomatic-status", CT_BIN_DIR);
+    snprintf(out, sizeof(out), "%s/status-out.json", ct_env("CT_TMP"));
+    unlink(out);
+    char *argv[] = {path, "--json", NULL};
+    pid_t pid = ct_spawn(path, argv, envp, out);
+    int status = -1;
+    assert_int_equal(ct_wait_exit(pid, 30000, &status), 0);
+    assert_true(WIFEXITED(status));
+    json_t *root = json_load_file(out, 0, NULL);
+    assert_non_null(root);
+    *ret = NULL;
+    size_t i;
+    json_t *q;
+    json_array_foreach(json_object_get(root, "queues"), i, q)
+    {
+        if (strcmp(json_string_value(json_object_get(q, "name")), queue) == 0)
+            *ret = json_incref(q);
+    }
+    assert_int_equal(json_is_true(json_object_get(root, "healthy")), WEXITSTATUS(status) == 0);
+    json_decref(root);
+    return WEXITSTATUS(status);
+}
+
+struct status_want {
+    const char *queue;
+    int code;
+};
+
+static bool status_is(void *ud)
+{
+    const struct status_want *w = ud;
+    json_t *q = NULL;
+    int code = status_json(w->queue, &q);
+    json_decref(q);
+    return code == w->code;
+}
+
+/* correctomatic-status: healthy with the three daemons consuming; a stage queue without its
+ * consumer, or a parked message, needs attention (exit 1); no broker: exit 2. */
+static void test_status(void **state)
+{
+    (void)state;
+    char exdir[600];
+    snprintf(exdir, sizeof(exdir), "EXERCISE_DIR=%s", ct_env("CT_TMP"));
+    struct ct_daemon starter, completer, notifier;
+    ct_daemon_start(&starter, "starter", "status", (const char *const[]){exdir, NULL});
+    ct_daemon_start(&completer, "completer", "status", NULL);
+    ct_daemon_start(&notifier, "notifier", "status", NULL);
+    struct status_want healthy = {"pending_corrections", 0};
+    assert_true(ct_wait_until(status_is, &healthy, 60000));
+    json_t *q = NULL;
+    assert_int_equal(status_json("finished_corrections", &q), 0);
+    assert_non_null(q);
+    assert_true(json_integer_value(json_object_get(q, "consumers")) >= 1);
+    assert_string_equal(json_string_value(json_object_get(q, "consumer")), "notifier");
+    json_decref(q);
+    assert_int_equal(status_json("finished_corrections.retry.5000ms", &q), 0);
+    assert_non_null(q);
+    assert_string_equal(json_string_value(json_object_get(q, "role")), "retry");
+    json_decref(q);
+
+    /* the notifier gone: its queue has no consumer */
+    assert_int_equal(ct_daemon_stop(&notifier), 0);
+    struct status_want attention = {"finished_corrections", 1};
+    assert_true(ct_wait_until(status_is, &attention, 30000));
+    assert_int_equal(status_json("finished_corrections", &q), 1);
+    assert_string_equal(json_string_value(json_object_get(q, "problem")), "no consumer");
+    json_decref(q);
+    ct_daemon_start(&notifier, "notifier", "status-2", NULL);
+    assert_true(ct_wait_until(status_is, &healthy, 60000));
+
+    /* a message parked */
+    ct_amqp_publish("pending_corrections.invalid", "{}", NULL);
+    assert_true(ct_wait_until(status_is, &attention, 30000));
+    assert_int_equal(status_json("pending_corrections.invalid", &q), 1);
+    assert_string_equal(json_string_value(json_object_get(q, "problem")), "messages parked");
+    assert_int_equal(json_integer_value(json_object_get(q, "ready")), 1);
+    json_decref(q);
+    ct_amqp_purge("pending_corrections.invalid");
+
+    assert_int_equal(ct_daemon_stop(&notifier), 0);
+    assert_int_equal(ct_daemon_stop(&completer), 0);
+    assert_int_equal(ct_daemon_stop(&starter), 0);
+
+    /* no broker there: exit 2 */
+    char path[512], out[600];
+    snprintf(path, sizeof(path), "%s/correctomatic-status", CT_BIN_DIR);
+    snprintf(out, sizeof(out), "%s/status-nobroker.log", ct_env("CT_TMP"));
+    char *envp[] = {"RABBITMQ_HOST=127.0.0.1", "RABBITMQ_PORT=1", NULL};
+    char *argv[] = {path, NULL};
+    int st = -1;
+    assert_int_equal(ct_wait_exit(ct_spawn(path, argv, envp, out), 30000, &st), 0);
+    assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 2);
+    assert_true(ct_file_count(out, "cannot connect to RabbitMQ") > 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -332,6 +436,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_running_queue_per_host, ct_reset_pipeline_fixture,
                                         ct_reset_pipeline_fixture),
         cmocka_unit_test_setup_teardown(test_submit_round_trip, ct_reset_pipeline_fixture,
+                                        ct_reset_pipeline_fixture),
+        cmocka_unit_test_setup_teardown(test_status, ct_reset_pipeline_fixture,
                                         ct_reset_pipeline_fixture),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
