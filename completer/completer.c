@@ -138,6 +138,17 @@ struct delivery {
     uint64_t received_ms;
 };
 
+/* A running message with another body than the one its job holds, come before the job's
+ * container was inspected: its claim cannot be judged yet, and merged with the first it would
+ * be acked with the first's fate, unseen. Kept aside, it is handled anew once the inspect has
+ * answered (parked, or the job's), or returned to the queue when the job ends. */
+struct aside {
+    struct aside *next;
+    uint64_t gen, tag;
+    size_t len;
+    char body[];
+};
+
 struct job {
     completer *c;
     char container_id[65];
@@ -151,6 +162,7 @@ struct job {
     struct delivery *dels;
     size_t n_dels, cap_dels;
     bool has_message;
+    struct aside *aside;      /* other claims waiting for the inspect (see struct aside) */
     uint64_t added_list;      /* c->list_seq when the job was added */
     uint64_t registered_list; /* c->list_seq when its message was registered */
     /* the container, from its inspects, events and lists */
@@ -319,6 +331,13 @@ static void job_drop(struct job *job)
 {
     completer *c = job->c;
     docker_cancel(c->docker, job);
+    while (job->aside) {
+        struct aside *a = job->aside;
+        job->aside = a->next;
+        if (!c->finished && c->link)
+            amqp_link_nack(c->link, a->gen, a->tag, true);
+        free(a);
+    }
     idmap_del(c->jobs, job->container_id);
     if (job->state == J_FINISHING)
         c->finishing--;
@@ -1179,9 +1198,40 @@ static void on_deadline(uv_timer_t *t)
 static void waiting_retry(uv_timer_t *t);
 static int check_claim(struct job *job);
 
+static void on_delivery(amqp_link *link, const struct amqp_link_delivery *d, void *ud);
+
+/* The claims kept aside (struct aside), handled again as deliveries. */
+static void aside_replay(completer *c, struct aside *a)
+{
+    while (a) {
+        struct aside *next = a->next;
+        if (!c->finished) {
+            struct amqp_link_delivery d = {.generation = a->gen,
+                                           .delivery_tag = a->tag,
+                                           .queue = c->cfg.running_queue,
+                                           .body = a->body,
+                                           .body_len = a->len};
+            on_delivery(c->link, &d, c);
+        }
+        free(a);
+        a = next;
+    }
+}
+
+static void wait_inspected(const struct docker_result *res, struct job *job);
+
 static void on_wait_inspect(const struct docker_result *res, void *ud)
 {
     struct job *job = ud;
+    completer *c = job->c;
+    struct aside *aside = job->aside; /* the job may be dropped below */
+    job->aside = NULL;
+    wait_inspected(res, job);
+    aside_replay(c, aside);
+}
+
+static void wait_inspected(const struct docker_result *res, struct job *job)
+{
     completer *c = job->c;
     job->busy = false;
     if (c->finished || job->state != J_WAITING)
@@ -1464,6 +1514,26 @@ static void on_delivery(amqp_link *link, const struct amqp_link_delivery *d, voi
         log_job(LOG_INFO, job, "duplicate running message of a finished job, acked", NULL, NULL,
                 NULL, NULL);
         amqp_link_ack(link, d->generation, d->delivery_tag);
+        msg_running_free(&m);
+        return;
+    }
+    if (job->has_message && !job->inspected &&
+        (!job->running_body || job->running_len != d->body_len ||
+         memcmp(job->running_body, d->body, d->body_len) != 0)) {
+        struct aside *a = malloc(sizeof(*a) + d->body_len);
+        if (!a) {
+            amqp_link_nack(link, d->generation, d->delivery_tag, true);
+        } else {
+            *a = (struct aside){.gen = d->generation, .tag = d->delivery_tag, .len = d->body_len};
+            memcpy(a->body, d->body, d->body_len);
+            struct aside **tail = &job->aside;
+            while (*tail)
+                tail = &(*tail)->next;
+            *tail = a;
+            log_job(LOG_DEBUG, job,
+                    "another running message names the container: judged once it is inspected",
+                    NULL, NULL, NULL, NULL);
+        }
         msg_running_free(&m);
         return;
     }

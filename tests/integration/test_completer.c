@@ -1083,6 +1083,53 @@ static void proxy_stop(struct proxy *p)
     unlink(p->path);
 }
 
+/* Two running messages for one container, both come while its first inspect is held (by the
+ * proxy, until after the container's exit): each claim is judged on its own once the inspect
+ * answers. The job's own message gets the result; the other (another job_id) is parked, not
+ * acked along with the first. */
+static void test_two_claims_during_inspect(void **state)
+{
+    (void)state;
+    struct proxy proxy;
+    proxy_start(&proxy, "docker-proxy-claims");
+    char docker_host[160];
+    snprintf(docker_host, sizeof(docker_host), "DOCKER_HOST=unix://%s", proxy.path);
+    struct ct_daemon run;
+    start_completer(&run, "two-claims",
+                    (const char *[]){docker_host, "RECONCILE_INTERVAL=1h", NULL});
+    wait_log(&run, "connected to RabbitMQ", NULL, 1);
+    struct job mine;
+    make_job(&mine, "ct-sleeper:latest", "\"w-claim\"", (const char *[]){"SLEEP=3", NULL}, NULL,
+             NULL, false);
+    struct job impostor = mine; /* the same container, another job */
+    assert_int_equal(ids_uuid_random(impostor.job_id), 0);
+    snprintf(proxy.held[0], sizeof(proxy.held[0]), "%s", mine.cid);
+    proxy.n_held = 1;
+    ct_docker_start(mine.cid);
+    publish_running(&mine, false);
+    char *impostor_body = running_body(&impostor, false);
+    ct_amqp_publish("running_corrections", impostor_body, NULL);
+    struct ct_msg *m = ct_amqp_get("running_corrections.invalid", WAIT_MS);
+    assert_non_null(m);
+    assert_string_equal(m->body, impostor_body);
+    const char *reason = json_string_value(json_object_get(m->headers, "x-correctomatic-reason"));
+    assert_non_null(reason);
+    assert_non_null(strstr(reason, "belongs to job"));
+    ct_msg_free(m);
+    json_t *results[1];
+    collect(&mine, 1, results);
+    assert_success(results[0], SLEPT_RESPONSE);
+    /* The race did happen: the inspect's answer was held past the exit. */
+    assert_true(proxy.asked[0]);
+    assert_true(proxy.released >= 1);
+    assert_all_clean();
+    free_results(results, 1);
+    free(impostor_body);
+    job_free(&mine);
+    stop(&run);
+    proxy_stop(&proxy);
+}
+
 /* A die event while the completer's inspect of a running container is in flight: the job is
  * finished from the die at once (not at the next reconcile, here an hour away), and an answer
  * that says "running" from before the die never turns into a time limit near the deadline. */
@@ -1567,6 +1614,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_volumes_removed, ct_reset_pipeline_fixture,
                                         ct_reset_pipeline_fixture),
         cmocka_unit_test_setup_teardown(test_die_during_inspect, ct_reset_pipeline_fixture,
+                                        ct_reset_pipeline_fixture),
+        cmocka_unit_test_setup_teardown(test_two_claims_during_inspect, ct_reset_pipeline_fixture,
                                         ct_reset_pipeline_fixture),
         cmocka_unit_test_setup_teardown(test_stderr_after_response, ct_reset_pipeline_fixture,
                                         ct_reset_pipeline_fixture),
