@@ -328,18 +328,12 @@ static void pump(docker *d, bool may_answer)
 {
     while (d->queue_head && d->in_flight < d->max_calls) {
         struct docker_call *c = d->queue_head;
-        if (!may_answer) {
-            if (launch(d, c) < 0)
-                return;
-            d->queue_head = c->queue_next;
-            if (!d->queue_head)
-                d->queue_tail = NULL;
-            continue;
-        }
+        int r = launch(d, c);
+        if (r < 0 && !may_answer)
+            return;
         d->queue_head = c->queue_next;
         if (!d->queue_head)
             d->queue_tail = NULL;
-        int r = launch(d, c);
         if (r < 0) {
             struct docker_result res = {.err = r, .message = "cannot start the Docker call"};
             res.body = "";

@@ -302,13 +302,25 @@ static bool untouched_take(starter *s, const char *digest)
     return false;
 }
 
+/* Every slot taken, or jobs already in line for one. */
+static bool is_full(const starter *s)
+{
+    return !fifo_empty(&s->ready) || !has_room(s);
+}
+
+/* Whether a delivery may be taken now: there is room, or a job may still be held
+ * (HOLD_JOBS). */
+static bool may_take(const starter *s)
+{
+    return !s->shutting_down && (!is_full(s) || s->held < s->cfg.hold_jobs);
+}
+
 static void update_consumer(starter *s)
 {
     if (s->finished)
         return;
     admit_ready(s);
-    bool want = !s->shutting_down && s->counted_once && (!s->cfg.net_isolated || s->net_checked) &&
-                ((fifo_empty(&s->ready) && has_room(s)) || s->held < s->cfg.hold_jobs);
+    bool want = s->counted_once && (!s->cfg.net_isolated || s->net_checked) && may_take(s);
     if (want == s->consuming)
         return;
     int r =
@@ -1875,8 +1887,7 @@ static void on_delivery(amqp_link *link, const struct amqp_link_delivery *d, voi
     ids_uuid_from_bytes(d->body, d->body_len, digest);
     /* A message we returned untouched is, for us, delivered for the first time. */
     bool first = !d->redelivered || (!has_id && untouched_take(s, digest));
-    bool full = !fifo_empty(&s->ready) || !has_room(s);
-    if (s->shutting_down || (full && s->held >= s->cfg.hold_jobs)) {
+    if (!may_take(s)) {
         /* Prefetched before the consumer paused: back to the queue, where it waits (there any
          * starter with room may take it). */
         if (amqp_link_nack(link, d->generation, d->delivery_tag, true) == 0 && first && !has_id)
@@ -1908,7 +1919,7 @@ static void on_delivery(amqp_link *link, const struct amqp_link_delivery *d, voi
     uv_timer_init(s->loop, &job->timer);
     job->timer.data = job;
     DLIST_PUSH(s->jobs, job);
-    if (full) {
+    if (is_full(s)) {
         /* Held (HOLD_JOBS): in line for the next free slot, ahead of any later delivery. */
         job->held = true;
         s->held++;
