@@ -4,7 +4,7 @@
 FROM debian:bookworm AS build
 RUN apt-get update \
  && apt-get install -y --no-install-recommends build-essential cmake pkg-config \
-      librabbitmq-dev libcurl4-openssl-dev libssl-dev libjansson-dev libuv1-dev libarchive-dev \
+      librabbitmq-dev libcurl4-openssl-dev libssl-dev libjansson-dev libuv1-dev libarchive-dev libh2o-dev \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY . .
@@ -14,7 +14,7 @@ RUN cmake -S . -B /build -DCT_TESTS=OFF -DCMAKE_BUILD_TYPE=Release \
 FROM debian:bookworm-slim
 RUN apt-get update \
  && apt-get install -y --no-install-recommends librabbitmq4 libcurl4 libssl3 libjansson4 libuv1 \
-      libarchive13 ca-certificates \
+      libarchive13 libh2o0.13 ca-certificates \
  && rm -rf /var/lib/apt/lists/* \
  && useradd --system --uid 10001 --no-create-home --home-dir /nonexistent correctomatic
 COPY --from=build /build/bin/ /usr/local/bin/

@@ -37,7 +37,7 @@ ROOT=$(cd "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")/.." && pwd)
 SERVERS=$ROOT/tests/servers.sh
 BUILD=${CT_BENCH_BUILD:-$ROOT/build-bench}
 PACKAGES=(build-essential cmake pkg-config librabbitmq-dev libcurl4-openssl-dev libssl-dev
-          libjansson-dev libuv1-dev libarchive-dev libcmocka-dev rabbitmq-server docker.io
+          libjansson-dev libuv1-dev libarchive-dev libh2o-dev libcmocka-dev rabbitmq-server docker.io
           busybox-static curl ca-certificates python3 python3-matplotlib
           redis-server)
 

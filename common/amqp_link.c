@@ -22,8 +22,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 
 #include "ids.h"
+#include "metrics.h"
 #include "names.h"
 #include "schedule.h"
 #include "text.h"
@@ -78,6 +80,7 @@ struct incoming {
     const char *message_id;
     struct amqp_link_header *headers;
     size_t n_headers;
+    uint64_t timestamp;
 };
 
 struct amqp_link {
@@ -241,9 +244,23 @@ static char *copy_bytes(char *p, amqp_bytes_t b)
     return p + b.len + 1;
 }
 
+static struct metric m_reconnects = METRIC_COUNTER(
+    "correctomatic_amqp_reconnects_total", "Connections to RabbitMQ made again after the first.");
+static struct metric m_published =
+    METRIC_COUNTER("correctomatic_amqp_published_total", "Messages published, by queue.", "queue");
+static struct metric m_confirms =
+    METRIC_COUNTER("correctomatic_amqp_confirms_total",
+                   "Publisher confirms: ack, nack (refused or unroutable), lost (the connection "
+                   "went first).",
+                   "result");
+static struct metric m_deliveries = METRIC_COUNTER(
+    "correctomatic_amqp_deliveries_total", "Messages received, by the queue consumed.", "queue");
+
 /* Copies message_id and the string and integer headers of a delivery. */
 static int copy_properties(struct incoming *in, const amqp_basic_properties_t *p)
 {
+    if (p->_flags & AMQP_BASIC_TIMESTAMP_FLAG)
+        in->timestamp = p->timestamp;
     const amqp_table_t *t = &p->headers;
     bool has_headers = p->_flags & AMQP_BASIC_HEADERS_FLAG;
     bool has_id = p->_flags & AMQP_BASIC_MESSAGE_ID_FLAG;
@@ -372,6 +389,7 @@ static void fail_pending(amqp_link *l, int status)
     while (l->n_pend > 0 && (status == -ECANCELED || !l->closing)) {
         struct pending p = l->pend[0];
         memmove(l->pend, l->pend + 1, --l->n_pend * sizeof(*l->pend));
+        METRIC_INC(&m_confirms, "lost");
         p.cb(l, status, p.userdata);
     }
 }
@@ -636,6 +654,8 @@ static void on_retry(uv_timer_t *t)
     l->heartbeat_s = (unsigned)amqp_get_heartbeat(l->conn);
     l->last_rx = l->last_hb = uv_now(l->loop);
     kick(l); /* drains what arrived during the RPCs, then drives heartbeats */
+    if (l->generation > 1)
+        metric_add(&m_reconnects, 1, NULL);
     emit(l, AMQP_LINK_UP, NULL);
 out:
     leave(l);
@@ -656,7 +676,9 @@ static void confirm(amqp_link *l, uint64_t tag, bool multiple, int status)
             break;
         struct pending p = l->pend[i];
         memmove(l->pend + i, l->pend + i + 1, (--l->n_pend - i) * sizeof(*l->pend));
-        p.cb(l, returned && p.seq == tag ? -EIO : status, p.userdata);
+        int st = returned && p.seq == tag ? -EIO : status;
+        METRIC_INC(&m_confirms, st == 0 ? "ack" : "nack");
+        p.cb(l, st, p.userdata);
         if (!multiple)
             break;
     }
@@ -714,9 +736,10 @@ static void requeue_later(amqp_link *l, uint64_t generation, uint64_t tag, const
 static void on_parked(amqp_link *l, int status, void *userdata)
 {
     struct park *p = userdata;
-    if (status == 0)
+    if (status == 0) {
+        METRIC_INC(&metrics_parked, p->queue);
         (void)settle(l, p->generation, p->tag, true, false);
-    else if (status != -ECONNRESET && status != -ECANCELED)
+    } else if (status != -ECONNRESET && status != -ECANCELED)
         requeue_later(l, p->generation, p->tag, p->queue);
     free(p);
 }
@@ -821,7 +844,9 @@ static void finish_incoming(amqp_link *l)
             .body_len = in.size,
             .headers = in.headers,
             .n_headers = in.n_headers,
+            .timestamp = in.timestamp,
         };
+        METRIC_INC(&m_deliveries, in.q->name);
         in.q->cb(l, &d, in.q->cb_data);
     }
     incoming_reset(&in);
@@ -1034,6 +1059,11 @@ amqp_link *amqp_link_new(uv_loop_t *loop, const struct amqp_link_config *cfg,
     struct amqp_link_config def;
     if (!loop)
         return NULL;
+    metrics_register(&m_reconnects);
+    metrics_register(&m_published);
+    metrics_register(&m_confirms);
+    metrics_register(&m_deliveries);
+    metrics_register(&metrics_parked);
     if (!cfg) {
         amqp_link_config_defaults(&def);
         cfg = &def;
@@ -1237,9 +1267,11 @@ static int publish_raw(amqp_link *link, const char *queue, const void *body, siz
                        void *userdata)
 {
     amqp_basic_properties_t props = {
-        ._flags = AMQP_BASIC_CONTENT_TYPE_FLAG | AMQP_BASIC_DELIVERY_MODE_FLAG,
+        ._flags = AMQP_BASIC_CONTENT_TYPE_FLAG | AMQP_BASIC_DELIVERY_MODE_FLAG |
+                  AMQP_BASIC_TIMESTAMP_FLAG,
         .content_type = amqp_cstring_bytes("application/json"),
         .delivery_mode = AMQP_DELIVERY_PERSISTENT,
+        .timestamp = opts && opts->timestamp ? opts->timestamp : (uint64_t)time(NULL),
     };
     char expiration[24];
     if (!usable(link))
@@ -1273,8 +1305,19 @@ static int publish_raw(amqp_link *link, const char *queue, const void *body, siz
         return -ENOTCONN;
     }
     link->pend[link->n_pend++] = (struct pending){link->next_seq++, cb, userdata};
+    METRIC_INC(&m_published, queue);
     kick_if_pending(link);
     return 0;
+}
+
+bool amqp_link_header_num(const struct amqp_link_delivery *d, const char *key, int64_t *ret)
+{
+    for (size_t i = 0; i < d->n_headers; i++)
+        if (strcmp(d->headers[i].key, key) == 0 && !d->headers[i].str) {
+            *ret = d->headers[i].num;
+            return true;
+        }
+    return false;
 }
 
 int amqp_link_publish(amqp_link *link, const char *queue, const void *body, size_t len,

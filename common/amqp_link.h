@@ -24,7 +24,8 @@
  * max_park_bytes are kept, and the reason says so (RabbitMQ's own max_message_size, 128 MiB
  * by default, bounds what can exist: set it, as compose does, to keep the two in step).
  *
- * Publishing is persistent (delivery_mode 2), content_type application/json, mandatory, with
+ * Publishing is persistent (delivery_mode 2), content_type application/json, with the
+ * timestamp property (seconds: when published, unless given), mandatory, with
  * publisher confirms: many may be outstanding at once (up to max_unconfirmed); each publish
  * gets exactly one confirm callback: 0 on basic.ack, -EIO on basic.nack or basic.return
  * (unroutable), -ECONNRESET when the connection was lost first, -ECANCELED on amqp_link_free. */
@@ -84,7 +85,11 @@ struct amqp_link_delivery {
     size_t body_len;
     const struct amqp_link_header *headers; /* string and integer headers only */
     size_t n_headers;
+    uint64_t timestamp; /* the timestamp property (seconds since the epoch), 0 when absent */
 };
+/* The integer header key of d into *ret: true, else false (absent, or a string). */
+bool amqp_link_header_num(const struct amqp_link_delivery *d, const char *key, int64_t *ret);
+
 /* The delivery and everything it points to are valid only during the callback: copy what
  * you keep. Ack or nack later with (generation, delivery_tag). */
 typedef void (*amqp_link_deliver_cb)(amqp_link *link, const struct amqp_link_delivery *d,
@@ -96,6 +101,7 @@ struct amqp_link_publish_opts {
     const struct amqp_link_header *headers; /* optional */
     size_t n_headers;
     uint64_t expiration_ms; /* 0: none; else per-message TTL */
+    uint64_t timestamp;     /* the timestamp property, seconds since the epoch; 0: now */
 };
 
 /* cfg NULL means the defaults; NULL on allocation failure or invalid cfg (max_unconfirmed 0,

@@ -11,6 +11,8 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "metrics.h"
+#include "metrics_server.h"
 #include "msg.h"
 #include "names.h"
 
@@ -24,13 +26,39 @@ static const struct config_doc common_docs[] = {
     {"MAX_MESSAGE_BYTES", "1m", "largest queue message accepted"},
     {"LOG_LEVEL", "info", "debug, info, warn or error"},
     {"HEALTH_FILE", "/tmp/<program>.health", "touched every 5 s while connected (--health-check)"},
+    {"METRICS_LISTEN", "",
+     "address:port of GET /metrics (Prometheus), /healthz and /readyz; empty: off"},
 };
 
 static bool ready;
 
+/* What the metrics endpoint needs, read with the common configuration. */
+static const char *metrics_listen;
+static bool needs_docker;
+
+static struct metric m_build_info =
+    METRIC_GAUGE("correctomatic_build_info", "1, labelled with the daemon and its version.",
+                 "daemon", "version");
+
 void daemon_set_ready(bool r)
 {
     ready = r;
+    METRIC_SET(&metrics_ready, r ? 1 : 0, "rabbitmq");
+}
+
+/* /readyz: connected to RabbitMQ and, for the stages that drive it, Docker answers. */
+static bool is_ready(char *why, size_t whylen, void *ud)
+{
+    (void)ud;
+    if (!ready) {
+        snprintf(why, whylen, "not connected to RabbitMQ");
+        return false;
+    }
+    if (needs_docker && metric_value(&metrics_ready, METRIC_VALUES("docker")) < 1) {
+        snprintf(why, whylen, "the Docker engine does not answer");
+        return false;
+    }
+    return true;
 }
 
 static void health_path(const char *prog, char *buf, size_t len)
@@ -120,6 +148,18 @@ int daemon_load_common(struct daemon_common *c, const char *prog, bool with_dock
              host, (long)getpid());
     c->amqp.connection_name = connection_name;
     docker_config_defaults(&c->docker);
+    needs_docker = with_docker;
+    if (config_str("METRICS_LISTEN", "", &metrics_listen, e) < 0)
+        return -EINVAL;
+    if (*metrics_listen) {
+        struct sockaddr_storage addr;
+        if (metrics_server_parse_listen(metrics_listen, &addr, e->msg, sizeof(e->msg)) < 0) {
+            char why[sizeof(e->msg)];
+            snprintf(why, sizeof(why), "%s", e->msg);
+            snprintf(e->msg, sizeof(e->msg), "invalid METRICS_LISTEN=%.400s", why);
+            return -EINVAL;
+        }
+    }
     if (config_str("RABBITMQ_HOST", "localhost", &c->amqp.host, e) < 0 ||
         config_uint("RABBITMQ_PORT", 5672, 1, 65535, &port, e) < 0 ||
         config_str("RABBITMQ_USER", "guest", &c->amqp.user, e) < 0 ||
@@ -186,6 +226,7 @@ int daemon_args(int argc, char **argv, const char *prog, const char *summary, bo
 struct run {
     uv_signal_t sigterm, sigint;
     uv_timer_t health;
+    metrics_server *metrics;
     char health_path[512];
     void *stage;
     daemon_shutdown_fn shutdown;
@@ -198,6 +239,8 @@ static void on_done(void *ud)
     uv_close((uv_handle_t *)&run->sigterm, NULL);
     uv_close((uv_handle_t *)&run->sigint, NULL);
     uv_close((uv_handle_t *)&run->health, NULL);
+    metrics_server_free(run->metrics);
+    run->metrics = NULL;
     unlink(run->health_path);
 }
 
@@ -228,6 +271,16 @@ static void on_signal(uv_signal_t *h, int signum)
 void daemon_run(uv_loop_t *loop, const char *prog, void *stage, daemon_shutdown_fn shutdown)
 {
     struct run run = {.stage = stage, .shutdown = shutdown};
+    if (metrics_listen && *metrics_listen) {
+        struct metrics_server_config mc = {
+            .listen = metrics_listen, .ready = is_ready, .userdata = NULL};
+        char err[256];
+        int r = metrics_server_new(loop, &mc, err, sizeof(err), &run.metrics);
+        if (r < 0)
+            log_kv(LOG_ERROR, "cannot serve metrics, going on without", "error", err, NULL);
+        else
+            log_kv(LOG_INFO, "serving metrics", "listen", metrics_listen, NULL);
+    }
     health_path(prog, run.health_path, sizeof(run.health_path));
     uv_timer_init(loop, &run.health);
     run.health.data = &run;
@@ -244,6 +297,12 @@ void daemon_run(uv_loop_t *loop, const char *prog, void *stage, daemon_shutdown_
 int daemon_serve(const struct daemon_stage *st, void *cfg)
 {
     uv_loop_t *loop = uv_default_loop();
+    METRIC_SET(&m_build_info, 1, st->prog, CT_VERSION);
+    metrics_register(&metrics_ready);
+    if (!ready)
+        METRIC_SET(&metrics_ready, 0, "rabbitmq");
+    if (needs_docker && metric_value(&metrics_ready, METRIC_VALUES("docker")) < 1)
+        METRIC_SET(&metrics_ready, 0, "docker");
     char err[256] = "";
     void *stage = st->create(loop, cfg, err, sizeof(err));
     if (!stage) {
@@ -261,6 +320,7 @@ int daemon_serve(const struct daemon_stage *st, void *cfg)
     st->destroy(stage);
     if (uv_loop_close(loop) != 0)
         log_kv(LOG_WARN, "event loop closed with handles open", NULL);
+    metrics_reset();
     return 0;
 }
 

@@ -20,6 +20,7 @@
 #include "dlist.h"
 #include "ids.h"
 #include "lines.h"
+#include "metrics.h"
 #include "text.h"
 
 /* The first bytes of an error body kept as the message when it is not Docker's JSON. */
@@ -58,6 +59,8 @@ struct docker_call {
     size_t body_len;
     uint64_t timeout_ms;
     struct docker_call *queue_next;
+    const char *label;    /* docker_api_label: for metrics */
+    uint64_t launched_ns; /* uv_hrtime() when handed to http.c */
 };
 
 /* The state of a streamed answer of JSON lines: the incomplete line (or the error body on an
@@ -233,6 +236,26 @@ static void json_stream_result(struct json_stream *js, const struct http_result 
 
 static void pump(docker *d, bool may_answer);
 
+static const double latency_bounds[] = {0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
+                                        0.5,   1,    2.5,   5,    10,  30};
+static struct metric m_requests =
+    METRIC_COUNTER("correctomatic_docker_requests_total",
+                   "Docker API calls ended, by endpoint and status class (error: no answer).",
+                   "endpoint", "status");
+static struct metric m_latency = METRIC_HISTOGRAM(
+    "correctomatic_docker_request_duration_seconds",
+    "Time from sending a Docker API call to its whole answer.", latency_bounds, "endpoint");
+
+/* A call ended: counted, and whether the engine answered. */
+static void count_call(const struct docker_call *c, const struct http_result *hr)
+{
+    METRIC_INC(&m_requests, c->label, metrics_status_class(hr->status));
+    METRIC_OBSERVE(&m_latency, (double)(uv_hrtime() - c->launched_ns) / 1e9, c->label);
+    /* too large, cut off by our limit: the engine did answer */
+    bool answered = !hr->err || hr->err == -EFBIG || hr->status >= 100;
+    METRIC_SET(&metrics_ready, answered ? 1 : 0, "docker");
+}
+
 static void call_done(http_req *req, const struct http_result *hr, void *userdata)
 {
     struct docker_call *c = userdata;
@@ -240,6 +263,7 @@ static void call_done(http_req *req, const struct http_result *hr, void *userdat
     char msg[DOCKER_MAX_ERROR_TEXT + 256];
 
     (void)req;
+    count_call(c, hr);
     res.err = hr->err;
     res.status = hr->status;
     res.body = hr->body;
@@ -310,6 +334,7 @@ static int launch(docker *d, struct docker_call *c)
     o.max_body_bytes = c->max_bytes;
     if (c->js)
         o.on_chunk = json_stream_chunk;
+    c->launched_ns = uv_hrtime();
     int r = http_request(d->http, &o, call_done, c, &c->req);
     if (r < 0)
         return r;
@@ -359,6 +384,7 @@ static int call_start(docker *d, const struct call_opts *co, docker_cb cb, void 
     c->raw = co->raw;
     c->max_bytes = co->max_bytes;
     c->method = co->method;
+    c->label = docker_api_label(co->method, co->path);
     c->timeout_ms = co->timeout_ms;
     c->url = docker_url_join(d->ep.base_url, co->path);
     if (!c->url ||
@@ -728,6 +754,9 @@ static void events_done(http_req *req, const struct http_result *hr, void *userd
     char msg[DOCKER_MAX_ERROR_TEXT + 256];
 
     (void)req;
+    METRIC_INC(&m_requests, "events", metrics_status_class(hr->status)); /* when it ends */
+    if (hr->err && hr->err != -EFBIG && hr->status < 100)
+        METRIC_SET(&metrics_ready, 0, "docker");
     if (ev->end_err) {
         res.err = ev->end_err;
         res.message = ev->end_msg;
@@ -868,6 +897,8 @@ docker *docker_new(uv_loop_t *loop, const struct docker_config *cfg, char *err, 
         text_set_err(err, errlen, -EINVAL, "docker_new: no loop or configuration");
         return NULL;
     }
+    metrics_register(&m_requests);
+    metrics_register(&m_latency);
     d = calloc(1, sizeof(*d));
     if (!d) {
         text_set_err(err, errlen, -ENOMEM, "out of memory");

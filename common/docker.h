@@ -153,6 +153,9 @@ void docker_endpoint_clear(struct docker_endpoint *ep);
 /* Percent-encodes every byte but RFC 3986 unreserved ones (A-Z a-z 0-9 - . _ ~). malloc'd,
  * NULL on ENOMEM. */
 char *docker_url_encode(const char *s);
+/* The bounded name of an API call for metrics ("containers/create", "containers/logs", "ping",
+ * "other"...): the path's shape, never its ids. path as given to docker_call. */
+const char *docker_api_label(const char *method, const char *path);
 /* base_url + "/" DOCKER_API_VERSION + path. malloc'd, NULL on ENOMEM. */
 char *docker_url_join(const char *base_url, const char *path);
 /* prefix + encoded(id) + suffix, e.g. ("/containers/", id, "/json"). malloc'd or NULL. */

@@ -195,3 +195,84 @@ int docker_query_add(char **path, const char *key, const char *value)
     *path = s;
     return 0;
 }
+
+/* The segment i of a path without its query ("" past the last), into buf. */
+static const char *segment(const char *path, size_t i, char *buf, size_t len)
+{
+    const char *p = path;
+    for (;;) {
+        while (*p == '/')
+            p++;
+        size_t n = strcspn(p, "/?");
+        if (i == 0) {
+            snprintf(buf, len, "%.*s", (int)n, p);
+            return buf;
+        }
+        if (!n || p[n] != '/')
+            break;
+        p += n;
+        i--;
+    }
+    buf[0] = '\0';
+    return buf;
+}
+
+static size_t segments(const char *path)
+{
+    size_t n = 0;
+    char buf[64];
+    while (*segment(path, n, buf, sizeof(buf)))
+        n++;
+    return n;
+}
+
+const char *docker_api_label(const char *method, const char *path)
+{
+    static const char *const container_ops[] = {"start", "logs",   "archive", "kill",  "wait",
+                                                "stop",  "attach", "top",     "stats", NULL};
+    char a[64], b[64], last[64];
+    size_t n = segments(path);
+    segment(path, 0, a, sizeof(a));
+    segment(path, 1, b, sizeof(b));
+    segment(path, n ? n - 1 : 0, last, sizeof(last));
+    bool get = strcmp(method, "GET") == 0;
+    if (strcmp(a, "_ping") == 0)
+        return "ping";
+    if (n == 1 && strcmp(a, "version") == 0)
+        return "version";
+    if (n == 1 && strcmp(a, "info") == 0)
+        return "info";
+    if (n == 1 && strcmp(a, "events") == 0)
+        return "events";
+    if (strcmp(a, "containers") == 0) {
+        if (n == 2 && strcmp(b, "create") == 0)
+            return "containers/create";
+        if (n == 2 && strcmp(b, "json") == 0)
+            return "containers/list";
+        if (n == 2 && strcmp(method, "DELETE") == 0)
+            return "containers/delete";
+        if (n == 3 && strcmp(last, "json") == 0)
+            return "containers/inspect";
+        if (n == 3 && strcmp(last, "archive") == 0)
+            return strcmp(method, "HEAD") == 0 ? "containers/stat" : "containers/archive";
+        for (size_t i = 0; n == 3 && container_ops[i]; i++)
+            if (strcmp(last, container_ops[i]) == 0) {
+                static const char *const labels[] = {
+                    "containers/start",  "containers/logs", "containers/archive",
+                    "containers/kill",   "containers/wait", "containers/stop",
+                    "containers/attach", "containers/top",  "containers/stats"};
+                return labels[i];
+            }
+        return "containers/other";
+    }
+    if (strcmp(a, "images") == 0) {
+        if (n == 2 && strcmp(b, "create") == 0)
+            return "images/create";
+        if (n >= 3 && get && strcmp(last, "json") == 0)
+            return "images/inspect";
+        return "images/other";
+    }
+    if (strcmp(a, "networks") == 0)
+        return get ? "networks/inspect" : "networks/other";
+    return "other";
+}

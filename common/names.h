@@ -30,3 +30,8 @@
 /* Why a message was parked in a *.invalid queue, and the job it belonged to. */
 #define HEADER_REASON "x-correctomatic-reason"
 #define HEADER_JOB_ID "x-correctomatic-job-id"
+/* Integers, ms since the epoch, carried for the metrics' durations: when the job was
+ * submitted (the pending message's timestamp property, else when the starter took it), and
+ * when its result was published (kept across the notifier's retries). */
+#define HEADER_SUBMITTED "x-correctomatic-submitted-ms"
+#define HEADER_FINISHED "x-correctomatic-finished-ms"

@@ -107,6 +107,7 @@
 #include "idmap.h"
 #include "ids.h"
 #include "log.h"
+#include "metrics.h"
 #include "msg.h"
 #include "names.h"
 #include "output.h"
@@ -211,6 +212,11 @@ struct job {
     /* the engine's "oom" event for it; and whether a SIGKILL without the OOM flag has had its
      * grace (see oom_unsettled) */
     bool oom_event, oom_waited;
+    /* for the metrics: the result's outcome and reason, and when the job was submitted
+     * (HEADER_SUBMITTED of its running message, 0 when absent) */
+    bool failed;
+    char reason[64];
+    int64_t submitted_ms;
 };
 
 /* A time the engine did not answer, wall clock: [from, to]; to == 0 while it lasts. */
@@ -249,14 +255,6 @@ static uint64_t now_ms(completer *c)
     return uv_now(c->loop);
 }
 
-/* Unix time in ms: deadlines and Docker's timestamps are wall clock. */
-static int64_t wall_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* Output a container writes while the engine is down is lost when it exits before the engine is
  * back (the engine no longer reads its pipes). The completer remembers when the engine did not
  * answer, so that such a job is not reported as printing no response. */
@@ -267,7 +265,7 @@ static void engine_down(completer *c)
         return; /* already in one */
     if (o->from)
         o = &c->outages[c->outage_at = (c->outage_at + 1) % OUTAGES];
-    o->from = wall_ms() - OUTAGE_MARGIN_MS; /* noticed a little after it began */
+    o->from = metrics_wall_ms() - OUTAGE_MARGIN_MS; /* noticed a little after it began */
     o->to = 0;
 }
 
@@ -275,7 +273,7 @@ static void engine_up(completer *c)
 {
     struct outage *o = &c->outages[c->outage_at];
     if (o->from && !o->to)
-        o->to = wall_ms();
+        o->to = metrics_wall_ms();
 }
 
 /* Whether t (wall ms) falls in an outage we saw. */
@@ -419,7 +417,7 @@ static void container_over(struct job *job)
     job->exited = true;
     job->cstate = C_OVER;
     if (!job->over_ms)
-        job->over_ms = wall_ms();
+        job->over_ms = metrics_wall_ms();
     if (job->state == J_WAITING && job->timer_is_deadline)
         uv_timer_stop(&job->timer);
 }
@@ -635,6 +633,8 @@ static void set_error(struct job *job, const char *reason, const char *fmt, ...)
     vsnprintf(detail, sizeof(detail), fmt, ap);
     va_end(ap);
     snprintf(text, sizeof(text), "%s - %s", reason, detail);
+    job->failed = true;
+    snprintf(job->reason, sizeof(job->reason), "%s", reason);
     free(job->result);
     job->result = msg_finished_error_serialize(job->work_id, job->job_id[0] ? job->job_id : NULL,
                                                job->callback, text);
@@ -663,6 +663,8 @@ static void set_success(struct job *job, json_t *response)
     }
     size_t len = strlen(job->result);
     if (len <= max) {
+        job->failed = false;
+        job->reason[0] = '\0';
         log_job(LOG_INFO, job, "correction finished", NULL, NULL, NULL, NULL);
         return;
     }
@@ -674,6 +676,8 @@ static void set_success(struct job *job, json_t *response)
         return;
     }
     char why[160];
+    job->failed = true;
+    snprintf(job->reason, sizeof(job->reason), "%s", REASON_OUTPUT_TOO_LARGE);
     snprintf(why, sizeof(why), "%zu bytes, over MAX_MESSAGE_BYTES (%zu)", len, max);
     log_job(LOG_INFO, job, "correction failed", "reason", REASON_OUTPUT_TOO_LARGE, "detail", why);
 }
@@ -1029,6 +1033,49 @@ static void on_removed(const struct docker_result *res, void *ud)
     shutdown_check(c);
 }
 
+static const double run_bounds[] = {0.25, 0.5, 1, 2, 5, 10, 30, 60, 120, 180, 300, 600, 1800};
+static struct metric m_taken = METRIC_COUNTER(
+    "correctomatic_jobs_taken_total", "Messages taken from the daemon's input queue as jobs.");
+static struct metric m_finished =
+    METRIC_COUNTER("correctomatic_jobs_finished_total",
+                   "Jobs ended by this daemon, by outcome (graded, error: reported to the "
+                   "callback; parked: no callback) and reason (the README's failure table).",
+                   "outcome", "reason");
+static struct metric m_run = METRIC_HISTOGRAM(
+    "correctomatic_container_run_seconds",
+    "Correction containers' run time, from their start to their exit (the engine's clock).",
+    run_bounds);
+static struct metric m_tracked =
+    METRIC_GAUGE("correctomatic_jobs_tracked", "Containers and running messages followed.");
+
+static double read_tracked(void *ud)
+{
+    return (double)idmap_size(((completer *)ud)->jobs);
+}
+
+static void metrics_setup(completer *c)
+{
+    m_tracked.read = read_tracked;
+    m_tracked.userdata = c;
+    metrics_register(&m_taken);
+    metrics_register(&m_finished);
+    metrics_register(&m_run);
+    metrics_register(&m_tracked);
+}
+
+/* A result confirmed by the broker: its outcome, and how long its container ran. */
+static void count_finished(const struct job *job)
+{
+    METRIC_INC(&m_finished, job->failed ? "error" : "graded", job->reason);
+    json_t *st = json_object_get(job->inspect, "State");
+    int64_t started = parse_docker_time(json_string_value(json_object_get(st, "StartedAt")));
+    int64_t fin = parse_docker_time(json_string_value(json_object_get(st, "FinishedAt")));
+    /* a container that exits at once may have its FinishedAt before its StartedAt (the engine
+     * writes StartedAt once the process already ran): 0 then */
+    if (started > 0 && fin > 0)
+        metric_observe(&m_run, fin > started ? (double)(fin - started) / 1000.0 : 0, NULL);
+}
+
 static void on_published(amqp_link *link, int status, void *ud)
 {
     (void)link;
@@ -1042,6 +1089,7 @@ static void on_published(amqp_link *link, int status, void *ud)
         return;
     }
     job->published = true;
+    count_finished(job);
     ack_deliveries(job);
     finish_goto(job, F_REMOVE);
 }
@@ -1089,7 +1137,11 @@ static void finish_run(struct job *job)
             finish_retry(job, "out of memory");
             return;
         }
-        struct amqp_link_publish_opts opts = {.message_id = job->job_id[0] ? job->job_id : NULL};
+        struct amqp_link_header times[] = {{.key = HEADER_FINISHED, .num = metrics_wall_ms()},
+                                           {.key = HEADER_SUBMITTED, .num = job->submitted_ms}};
+        struct amqp_link_publish_opts opts = {.message_id = job->job_id[0] ? job->job_id : NULL,
+                                              .headers = times,
+                                              .n_headers = job->submitted_ms ? 2 : 1};
         r = amqp_link_publish(c->link, QUEUE_FINISHED, job->result, strlen(job->result), &opts,
                               on_published, job);
         if (r < 0) {
@@ -1124,7 +1176,7 @@ static void on_deadline(uv_timer_t *t);
 
 static void arm_deadline(struct job *job)
 {
-    int64_t left = job->deadline_ms ? job->deadline_ms - wall_ms()
+    int64_t left = job->deadline_ms ? job->deadline_ms - metrics_wall_ms()
                                     : (int64_t)job->c->cfg.correction_timeout_ms;
     if (left < 0)
         left = 0;
@@ -1278,7 +1330,7 @@ static void wait_inspected(const struct docker_result *res, struct job *job)
     if (strcmp(status, "created") == 0) {
         job->cstate = C_CREATED;
         if (job->has_message && job->deadline_ms) {
-            if (wall_ms() >= job->deadline_ms) {
+            if (metrics_wall_ms() >= job->deadline_ms) {
                 job->timed_out = job->unstarted = true;
                 container_over(job);
                 maybe_finish(job);
@@ -1314,6 +1366,7 @@ static void waiting_retry(uv_timer_t *t)
 
 /* A parked message: its deliveries are acked once the copy is confirmed. */
 struct park {
+    const char *queue; /* c->running_invalid */
     size_t n;
     struct delivery dels[];
 };
@@ -1321,6 +1374,8 @@ struct park {
 static void on_parked(amqp_link *link, int status, void *ud)
 {
     struct park *p = ud;
+    if (status == 0)
+        METRIC_INC(&metrics_parked, p->queue);
     for (size_t i = 0; i < p->n; i++) {
         if (status == 0)
             amqp_link_ack(link, p->dels[i].gen, p->dels[i].tag);
@@ -1345,6 +1400,7 @@ static void park(completer *c, const void *body, size_t len, const char *message
     struct park *p = malloc(sizeof(*p) + n * sizeof(p->dels[0]));
     if (p) {
         p->n = n;
+        p->queue = c->running_invalid;
         memcpy(p->dels, dels, n * sizeof(p->dels[0]));
         if (body &&
             amqp_link_publish(c->link, c->running_invalid, body, len, &opts, on_parked, p) == 0)
@@ -1547,6 +1603,10 @@ static void on_delivery(amqp_link *link, const struct amqp_link_delivery *d, voi
     if (!job->has_message) {
         job->has_message = true;
         job->registered_list = c->list_seq;
+        metric_add(&m_taken, 1, NULL);
+        int64_t submitted;
+        if (amqp_link_header_num(d, HEADER_SUBMITTED, &submitted) && submitted > 0)
+            job->submitted_ms = submitted;
         if (!job->callback) { /* else it is being finished from its labels: they say the same */
             job->work_id = m.work_id;
             m.work_id = NULL;
@@ -1831,7 +1891,7 @@ static void on_sweep(uv_timer_t *t)
 {
     completer *c = t->data;
     uint64_t now = now_ms(c);
-    int64_t wall = wall_ms();
+    int64_t wall = metrics_wall_ms();
     size_t n = idmap_size(c->jobs);
     void **all = malloc((n ? n : 1) * sizeof(void *));
     if (!all)
@@ -1848,8 +1908,10 @@ static void on_sweep(uv_timer_t *t)
                 continue;
             rn->job = job;
             rn->n = job->n_dels;
-            struct amqp_link_publish_opts opts = {.message_id =
-                                                      job->job_id[0] ? job->job_id : NULL};
+            struct amqp_link_header h = {.key = HEADER_SUBMITTED, .num = job->submitted_ms};
+            struct amqp_link_publish_opts opts = {.message_id = job->job_id[0] ? job->job_id : NULL,
+                                                  .headers = &h,
+                                                  .n_headers = job->submitted_ms ? 1 : 0};
             if (amqp_link_publish(c->link, c->cfg.running_queue, job->running_body,
                                   job->running_len, &opts, on_renewed, rn) == 0) {
                 job->busy = true;
@@ -1917,6 +1979,7 @@ completer *completer_new(uv_loop_t *loop, const struct completer_config *cfg, ch
     uv_timer_init(loop, &c->sweep_timer);
     uv_timer_init(loop, &c->shutdown_timer);
     c->sweep_timer.data = c->shutdown_timer.data = c;
+    metrics_setup(c);
     return c;
 }
 
@@ -2030,5 +2093,6 @@ void completer_shutdown(completer *c, void (*done)(void *), void *ud)
 
 void completer_free(completer *c)
 {
+    m_tracked.read = NULL;
     free(c);
 }

@@ -1,7 +1,7 @@
 #!/bin/sh
 # init-env.sh: writes .env for `docker compose up` from .env.example, once: random passwords
-# for the broker's two users and the group id of the Docker socket. An existing .env is left
-# as it is (edit it by hand; .env.example describes every variable).
+# for the broker's two users and Grafana's admin, and the group id of the Docker socket. An
+# existing .env is left as it is (edit it by hand; .env.example describes every variable).
 #
 #   compose/init-env.sh && docker compose up -d --build
 set -eu
@@ -20,6 +20,7 @@ mkdir -p uploads # the shared upload folder, readable by the daemons' user
 umask 077
 sed -e "s|^RABBITMQ_ADMIN_PASSWORD=.*|RABBITMQ_ADMIN_PASSWORD=$(password)|" \
     -e "s|^RABBITMQ_PASSWORD=.*|RABBITMQ_PASSWORD=$(password)|" \
+    -e "s|^GRAFANA_ADMIN_PASSWORD=.*|GRAFANA_ADMIN_PASSWORD=$(password)|" \
     -e "s|^DOCKER_GID=.*|DOCKER_GID=$gid|" \
     -e "s|^DOCKER_SOCKET=.*|DOCKER_SOCKET=$socket|" .env.example >.env
-echo "init-env.sh: wrote .env (random passwords, DOCKER_GID=$gid); the admin password is in it"
+echo "init-env.sh: wrote .env (random passwords, DOCKER_GID=$gid); the admin passwords are in it"

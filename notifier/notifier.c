@@ -32,6 +32,7 @@
 #include "ids.h"
 #include "daemon.h"
 #include "log.h"
+#include "metrics.h"
 #include "msg.h"
 #include "names.h"
 #include "text.h"
@@ -56,6 +57,9 @@ struct job {
     char refused[160]; /* the last address refused, and why */
     char last_error[300];
     char callback_log[1024]; /* the callback as logs show it: text_redact_url */
+    /* HEADER_SUBMITTED, HEADER_FINISHED (ms), 0 when absent: kept across retries */
+    int64_t submitted_ms, finished_ms;
+    bool parking; /* moved to failed_callbacks (else to a retry queue) */
 };
 
 struct notifier {
@@ -71,6 +75,68 @@ struct notifier {
 };
 
 static void shutdown_check(notifier *n);
+
+/* ---- metrics ------------------------------------------------------------------------------ */
+
+static const double delivery_bounds[] = {0.05, 0.1, 0.25, 0.5, 1,   2.5, 5,
+                                         10,   30,  60,   300, 900, 3600};
+static const double e2e_bounds[] = {0.5, 1, 2, 5, 10, 30, 60, 120, 300, 600, 1800, 3600, 14400};
+static struct metric m_taken = METRIC_COUNTER(
+    "correctomatic_jobs_taken_total", "Messages taken from the daemon's input queue as jobs.");
+static struct metric m_attempts = METRIC_COUNTER(
+    "correctomatic_callbacks_total",
+    "Callback attempts, by HTTP status class (error: no answer, or refused by the policy).",
+    "status");
+static struct metric m_delivered =
+    METRIC_COUNTER("correctomatic_callbacks_delivered_total", "Callbacks delivered (2xx).");
+static struct metric m_retries = METRIC_COUNTER("correctomatic_callback_retries_total",
+                                                "Callback retries scheduled, by delay.", "delay");
+static struct metric m_parked =
+    METRIC_COUNTER("correctomatic_callbacks_parked_total",
+                   "Results parked in failed_callbacks, by reason.", "reason");
+static struct metric m_in_flight =
+    METRIC_GAUGE("correctomatic_callbacks_in_flight", "Results in hand: being delivered or moved.");
+static struct metric m_delivery = METRIC_HISTOGRAM(
+    "correctomatic_callback_delivery_seconds",
+    "Time from a result's publication to its callback delivered, retries included.",
+    delivery_bounds);
+static struct metric m_e2e = METRIC_HISTOGRAM(
+    "correctomatic_end_to_end_seconds",
+    "Time from a job's submission (its pending message's timestamp, else its start) to its "
+    "callback delivered.",
+    e2e_bounds);
+
+static double read_in_flight(void *ud)
+{
+    double count = 0;
+    for (const struct job *j = ((const notifier *)ud)->jobs; j; j = j->next)
+        count++;
+    return count;
+}
+
+static void metrics_setup(notifier *n)
+{
+    m_in_flight.read = read_in_flight;
+    m_in_flight.userdata = n;
+    metrics_register(&m_taken);
+    metrics_register(&m_attempts);
+    metrics_register(&m_delivered);
+    metrics_register(&m_retries);
+    metrics_register(&m_parked);
+    metrics_register(&m_in_flight);
+    metrics_register(&m_delivery);
+    metrics_register(&m_e2e);
+}
+
+static void count_delivered(const struct job *job)
+{
+    metric_add(&m_delivered, 1, NULL);
+    double now = metrics_now();
+    if (job->finished_ms > 0)
+        metric_observe(&m_delivery, now - (double)job->finished_ms / 1000.0, NULL);
+    if (job->submitted_ms > 0)
+        metric_observe(&m_e2e, now - (double)job->submitted_ms / 1000.0, NULL);
+}
 
 void notifier_retry_queue(uint64_t delay_ms, char *buf, size_t len)
 {
@@ -112,6 +178,8 @@ static void on_moved(amqp_link *link, int status, void *ud)
     if (job->n->finished)
         return; /* the link is going: the message comes back to whoever runs next */
     if (status == 0) {
+        if (job->parking)
+            METRIC_INC(&metrics_parked, QUEUE_FAILED_CALLBACKS);
         amqp_link_ack(link, job->gen, job->tag);
     } else if (status != -ECONNRESET && status != -ECANCELED) {
         /* Not confirmed: give the message back, it will be tried again. */
@@ -133,9 +201,18 @@ static void move(struct job *job, const char *queue, const struct amqp_link_head
         job_release(job);
         return;
     }
+    /* the headers given, then the job's times, for the next attempt's metrics */
+    struct amqp_link_header all[8];
+    size_t n_all = 0;
+    for (size_t i = 0; i < nh && n_all < 6; i++)
+        all[n_all++] = h[i];
+    if (job->submitted_ms > 0)
+        all[n_all++] = (struct amqp_link_header){.key = HEADER_SUBMITTED, .num = job->submitted_ms};
+    if (job->finished_ms > 0)
+        all[n_all++] = (struct amqp_link_header){.key = HEADER_FINISHED, .num = job->finished_ms};
     struct amqp_link_publish_opts opts = {.message_id = job->message_id,
-                                          .headers = h,
-                                          .n_headers = nh,
+                                          .headers = all,
+                                          .n_headers = n_all,
                                           .expiration_ms = expiration_ms};
     int r = amqp_link_publish(job->n->link, queue, job->raw, job->raw_len, &opts, on_moved, job);
     if (r < 0) {
@@ -146,9 +223,11 @@ static void move(struct job *job, const char *queue, const struct amqp_link_head
     }
 }
 
-/* failed_callbacks, with why. */
-static void park(struct job *job, const char *reason)
+/* failed_callbacks, with why (kind: its class, for the metrics). */
+static void park(struct job *job, const char *kind, const char *reason)
 {
+    METRIC_INC(&m_parked, kind);
+    job->parking = true;
     char attempts[24];
     snprintf(attempts, sizeof(attempts), "%lld", (long long)job->failures);
     struct amqp_link_header h[] = {
@@ -171,7 +250,7 @@ static void retry_later(struct job *job, int64_t retry_after_s)
         char reason[400];
         snprintf(reason, sizeof(reason), "gave up after %lld attempts - %s",
                  (long long)job->failures, job->last_error);
-        park(job, reason);
+        park(job, "attempts exhausted", reason);
         return;
     }
     uint64_t delay = n->cfg.retries.delays_ms[level];
@@ -181,6 +260,9 @@ static void retry_later(struct job *job, int64_t retry_after_s)
     snprintf(attempts, sizeof(attempts), "%lld", (long long)job->failures);
     log_job(LOG_INFO, job, "callback failed, will retry", "error", job->last_error, "retry_in_s",
             when);
+    char delay_label[40];
+    snprintf(delay_label, sizeof(delay_label), "%ss", when);
+    METRIC_INC(&m_retries, delay_label);
     struct amqp_link_header h[] = {
         {.key = HEADER_ATTEMPTS, .num = job->failures},
         {.key = HEADER_LAST_ERROR, .str = job->last_error},
@@ -255,12 +337,13 @@ static void on_response(http_req *req, const struct http_result *res, void *ud)
                                  .opened = job->opened,
                                  .connected = job->connected};
     enum callback_outcome outcome = callback_outcome(&a);
+    METRIC_INC(&m_attempts, metrics_status_class(a.status));
     if (outcome == CALLBACK_REFUSED) {
         /* every address tried was refused: the policy's answer, final */
         char reason[256];
         snprintf(reason, sizeof(reason), "callback refused - %s", job->refused);
         snprintf(job->last_error, sizeof(job->last_error), "%s", reason);
-        park(job, reason);
+        park(job, "refused", reason);
         return;
     }
     if (outcome == CALLBACK_DELIVERED) {
@@ -268,6 +351,7 @@ static void on_response(http_req *req, const struct http_result *res, void *ud)
         snprintf(status, sizeof(status), "%ld", a.status);
         snprintf(attempt, sizeof(attempt), "%lld", (long long)job->failures + 1);
         log_job(LOG_INFO, job, "callback delivered", "status", status, "attempt", attempt);
+        count_delivered(job);
         amqp_link_ack(job->n->link, job->gen, job->tag);
         job_release(job);
         return;
@@ -285,7 +369,7 @@ static void on_response(http_req *req, const struct http_result *res, void *ud)
     if (outcome == CALLBACK_GONE) {
         job->failures++;
         snprintf(job->last_error, sizeof(job->last_error), "HTTP 410 Gone");
-        park(job, "callback gone - the receiver answered 410 Gone");
+        park(job, "gone", "callback gone - the receiver answered 410 Gone");
         return;
     }
     callback_error_text(&a, job->n->cfg.timeout_ms, job->m.callback, job->last_error,
@@ -347,17 +431,6 @@ static void post(struct job *job)
     }
 }
 
-static bool header_int(const struct amqp_link_delivery *d, const char *key, int64_t *ret)
-{
-    for (size_t i = 0; i < d->n_headers; i++) {
-        if (strcmp(d->headers[i].key, key) == 0 && !d->headers[i].str) {
-            *ret = d->headers[i].num;
-            return true;
-        }
-    }
-    return false;
-}
-
 static bool host_allowed(notifier *n, const char *url, char *host_out, size_t len)
 {
     CURLU *u = curl_url();
@@ -416,8 +489,14 @@ static void on_delivery(amqp_link *link, const struct amqp_link_delivery *d, voi
     job->gen = d->generation;
     job->tag = d->delivery_tag;
     DLIST_PUSH(n->jobs, job);
+    metric_add(&m_taken, 1, NULL);
+    int64_t t;
+    if (amqp_link_header_num(d, HEADER_SUBMITTED, &t) && t > 0)
+        job->submitted_ms = t;
+    if (amqp_link_header_num(d, HEADER_FINISHED, &t) && t > 0)
+        job->finished_ms = t;
     int64_t failures = 0;
-    if (header_int(d, HEADER_ATTEMPTS, &failures) && failures > 0 && failures < 1000)
+    if (amqp_link_header_num(d, HEADER_ATTEMPTS, &failures) && failures > 0 && failures < 1000)
         job->failures = failures;
     job->m = m;
     job->parsed = true;
@@ -431,7 +510,7 @@ static void on_delivery(amqp_link *link, const struct amqp_link_delivery *d, voi
         char text[600];
         msg_error_text(&err, text, sizeof(text));
         callback_scrub(text, sizeof(text), job->m.callback);
-        park(job, text);
+        park(job, "invalid callback", text);
         return;
     }
     char host[256] = "";
@@ -439,7 +518,7 @@ static void on_delivery(amqp_link *link, const struct amqp_link_delivery *d, voi
         char text[400];
         snprintf(text, sizeof(text), "callback refused - host '%s' is not in CALLBACK_ALLOW_HOSTS",
                  host);
-        park(job, text);
+        park(job, "refused", text);
         return;
     }
     /* Before any connection: a literal address the policy refuses, and the names of the
@@ -453,7 +532,7 @@ static void on_delivery(amqp_link *link, const struct amqp_link_delivery *d, voi
             snprintf(text, sizeof(text), "callback refused - %s %.*s", why, (int)hl - 2, host + 1);
         else
             snprintf(text, sizeof(text), "callback refused - %s %s", why, host);
-        park(job, text);
+        park(job, "refused", text);
         return;
     }
     job->body = webhook_body(&job->m);
@@ -499,6 +578,7 @@ notifier *notifier_new(uv_loop_t *loop, const struct notifier_config *cfg, char 
     }
     uv_timer_init(loop, &n->shutdown_timer);
     n->shutdown_timer.data = n;
+    metrics_setup(n);
     return n;
 }
 
@@ -576,6 +656,7 @@ void notifier_free(notifier *n)
 {
     if (!n)
         return;
+    m_in_flight.read = NULL;
     netpolicy_free(&n->cfg.policy);
     free(n);
 }

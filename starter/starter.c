@@ -130,6 +130,7 @@
 #include "idmap.h"
 #include "ids.h"
 #include "log.h"
+#include "metrics.h"
 #include "msg.h"
 #include "runset.h"
 #include "schedule.h"
@@ -174,6 +175,8 @@ _Static_assert(sizeof(step_names) / sizeof(step_names[0]) == STEP_REPORT + 1, "a
 struct job {
     starter *s;
     struct job *prev, *next;     /* s->jobs */
+    uint64_t queued_s;           /* the pending message's timestamp property, 0 when absent */
+    int64_t submitted_ms;        /* that, else when it was taken (HEADER_SUBMITTED) */
     struct fifo_node ready;      /* in s->ready: waiting for a MAX_RUNNING slot */
     struct fifo_node setup_wait; /* in s->setup_wait: waiting for a MAX_STARTING turn */
     uint64_t gen, tag;
@@ -268,6 +271,59 @@ struct starter {
     void (*done)(void *);
     void *done_ud;
 };
+
+/* ---- metrics ------------------------------------------------------------------------------ */
+
+static const double wait_bounds[] = {1, 2, 5, 10, 30, 60, 120, 300, 600, 1800, 3600, 7200};
+static struct metric m_taken = METRIC_COUNTER(
+    "correctomatic_jobs_taken_total", "Messages taken from the daemon's input queue as jobs.");
+static struct metric m_started =
+    METRIC_COUNTER("correctomatic_jobs_started_total",
+                   "Correction containers started (running message confirmed).");
+static struct metric m_finished =
+    METRIC_COUNTER("correctomatic_jobs_finished_total",
+                   "Jobs ended by this daemon, by outcome (graded, error: reported to the "
+                   "callback; parked: no callback) and reason (the README's failure table).",
+                   "outcome", "reason");
+static struct metric m_queue_wait = METRIC_HISTOGRAM(
+    "correctomatic_queue_wait_seconds",
+    "Time from a job's publication (its message's timestamp property, when set) to its "
+    "container's start.",
+    wait_bounds);
+static struct metric m_pulls =
+    METRIC_COUNTER("correctomatic_image_pulls_total", "Image pulls ended, by result.", "result");
+static struct metric m_running =
+    METRIC_GAUGE("correctomatic_running_corrections", "Correction containers running on the host.");
+static struct metric m_max_running = METRIC_GAUGE(
+    "correctomatic_max_running", "MAX_RUNNING: correction containers allowed at once.");
+static struct metric m_held = METRIC_GAUGE(
+    "correctomatic_jobs_held", "Jobs taken ahead while every slot is busy (HOLD_JOBS).");
+
+static double read_running(void *ud)
+{
+    return (double)runset_count(((starter *)ud)->running);
+}
+
+static double read_held(void *ud)
+{
+    return ((starter *)ud)->held;
+}
+
+static void metrics_setup(starter *s)
+{
+    m_running.read = read_running;
+    m_running.userdata = s;
+    m_held.read = read_held;
+    m_held.userdata = s;
+    metrics_register(&m_taken);
+    metrics_register(&m_started);
+    metrics_register(&m_finished);
+    metrics_register(&m_queue_wait);
+    metrics_register(&m_pulls);
+    metrics_register(&m_running);
+    metrics_register(&m_held);
+    metric_set(&m_max_running, (double)s->cfg.max_running, NULL);
+}
 
 static void job_run(struct job *job);
 static void job_fault(struct job *job, const char *reason, const char *fmt, ...)
@@ -788,12 +844,18 @@ static void on_published(amqp_link *link, int status, void *ud)
     }
     on_acked(job);
     if (job->step == STEP_PUBLISH) {
+        metric_add(&m_started, 1, NULL);
+        if (job->queued_s && !job->redelivered)
+            metric_observe(&m_queue_wait, metrics_now() - (double)job->queued_s, NULL);
         log_job(LOG_INFO, job,
                 job->s->cfg.dont_start ? "container created (not started)" : "correction started",
                 "image", job->p.image, NULL, NULL);
         if (job->s->cfg.delete_file)
             delete_file(job);
     } else {
+        METRIC_INC(&m_finished, job->p.callback ? "error" : "parked", job->reason);
+        if (!job->p.callback)
+            METRIC_INC(&metrics_parked, QUEUE_PENDING_INVALID);
         log_job(LOG_INFO, job,
                 job->p.callback ? "failure reported to finished_corrections"
                                 : "message parked in " QUEUE_PENDING_INVALID,
@@ -829,6 +891,8 @@ static void step_report(struct job *job)
         publish(job, QUEUE_PENDING_INVALID, job->body, job->body_len, h, 2);
         return;
     }
+    struct amqp_link_header times[] = {{.key = HEADER_SUBMITTED, .num = job->submitted_ms},
+                                       {.key = HEADER_FINISHED, .num = metrics_wall_ms()}};
     size_t max = job->s->cfg.amqp.max_message_bytes;
     char *body =
         msg_finished_error_serialize(job->p.work_id, job->job_id, job->p.callback, job->fault);
@@ -851,7 +915,7 @@ static void step_report(struct job *job)
         log_job(LOG_WARN, job, "the error detail could not be serialized, reported without it",
                 "reason", job->fault, NULL, NULL);
     }
-    publish(job, QUEUE_FINISHED, body, strlen(body), NULL, 0);
+    publish(job, QUEUE_FINISHED, body, strlen(body), times, 2);
     free(body);
 }
 
@@ -1444,6 +1508,10 @@ static void on_pulled(const struct docker_result *res, void *ud)
     idmap_del(s->pulls, p->key);
     if (ok)
         s->pulls_done++;
+    METRIC_INC(&m_pulls, ok                                 ? "ok"
+                         : fault == REGISTRY_PULL_NOT_FOUND ? "not_found"
+                         : fault == REGISTRY_PULL_DENIED    ? "denied"
+                                                            : "failed");
     snprintf(ms, sizeof(ms), "%llu", (unsigned long long)(uv_now(s->loop) - p->started_ms));
     if (ok)
         log_kv(LOG_INFO, "image pulled", "image", p->key, "registry", p->host, "duration_ms", ms,
@@ -1558,7 +1626,8 @@ static void step_publish_running(struct job *job)
                   "its running message of %zu bytes exceeds MAX_MESSAGE_BYTES", len);
         return;
     }
-    publish(job, job->s->cfg.running_queue, body, len, NULL, 0);
+    struct amqp_link_header h = {.key = HEADER_SUBMITTED, .num = job->submitted_ms};
+    publish(job, job->s->cfg.running_queue, body, len, &h, 1);
     free(body);
 }
 
@@ -1915,6 +1984,9 @@ static void on_delivery(amqp_link *link, const struct amqp_link_delivery *d, voi
     job->gen = d->generation;
     job->tag = d->delivery_tag;
     job->redelivered = !first;
+    job->queued_s = d->timestamp;
+    job->submitted_ms = d->timestamp ? (int64_t)d->timestamp * 1000 : metrics_wall_ms();
+    metric_add(&m_taken, 1, NULL);
     name_first(job);
     uv_timer_init(s->loop, &job->timer);
     job->timer.data = job;
@@ -2007,6 +2079,7 @@ starter *starter_new(uv_loop_t *loop, const struct starter_config *cfg, char *er
     uv_timer_init(loop, &s->setup_timer);
     s->shutdown_timer.data = s;
     s->setup_timer.data = s;
+    metrics_setup(s);
     return s;
 }
 
@@ -2133,6 +2206,7 @@ void starter_shutdown(starter *s, void (*done)(void *), void *ud)
 void starter_free(starter *s)
 {
     if (s) {
+        m_running.read = m_held.read = NULL;
         runset_free(s->running);
         idmap_free(s->pulls);
     }

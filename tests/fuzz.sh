@@ -26,7 +26,7 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")/.." && pwd)
 BUILD=${CT_FUZZ_BUILD:-$ROOT/build-fuzz} # the build folder (default build-fuzz/)
 PACKAGES=(clang libclang-rt-dev cmake pkg-config librabbitmq-dev libcurl4-openssl-dev libssl-dev
-          libjansson-dev libuv1-dev libarchive-dev)
+          libjansson-dev libuv1-dev libarchive-dev libh2o-dev)
 
 seconds=600 parallel=1 work=/tmp/ct-fuzz install=1 targets=()
 while [ $# -gt 0 ]; do

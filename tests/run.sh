@@ -29,7 +29,7 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")/.." && pwd)
 SERVERS=$ROOT/tests/servers.sh
 PACKAGES=(build-essential cmake pkg-config librabbitmq-dev libcurl4-openssl-dev libssl-dev
-          libjansson-dev libuv1-dev libarchive-dev libcmocka-dev rabbitmq-server docker.io
+          libjansson-dev libuv1-dev libarchive-dev libh2o-dev libcmocka-dev rabbitmq-server docker.io prometheus
           busybox-static curl ca-certificates python3 docker-registry apache2-utils
           clang libclang-rt-dev iproute2)
 

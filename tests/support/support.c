@@ -530,6 +530,10 @@ void ct_amqp_publish_ex(const char *queue, const void *body, size_t len,
     amqp_basic_properties_t p;
     memset(&p, 0, sizeof(p));
     p._flags = AMQP_BASIC_DELIVERY_MODE_FLAG;
+    if (opts && opts->timestamp) {
+        p._flags |= AMQP_BASIC_TIMESTAMP_FLAG;
+        p.timestamp = opts->timestamp;
+    }
     p.delivery_mode = opts && opts->transient ? 1 : 2;
     if (opts && opts->content_type) {
         p._flags |= AMQP_BASIC_CONTENT_TYPE_FLAG;

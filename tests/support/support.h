@@ -105,6 +105,7 @@ struct ct_publish_opts {
     const char *message_id;   /* NULL: none */
     bool transient;           /* false: delivery_mode 2 */
     json_t *headers;          /* NULL or an object of string/integer/boolean/real values */
+    uint64_t timestamp;       /* the timestamp property (unix seconds); 0: none */
 };
 /* Same, with any body bytes and properties. */
 void ct_amqp_publish_ex(const char *queue, const void *body, size_t len,
