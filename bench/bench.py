@@ -163,10 +163,11 @@ class Daemon:
 
 
 class Pipeline:
-    def __init__(self, bench, names=("starter", "completer", "notifier"), **env):
+    def __init__(self, bench, names=("starter", "completer", "notifier"), per_daemon=None, **env):
         env = {k: str(v) for k, v in env.items()}
         self.bench = bench
-        self.d = {n: Daemon(bench.bin, n, bench.logdir, env) for n in names}
+        self.d = {n: Daemon(bench.bin, n, bench.logdir, dict(env, **(per_daemon or {}).get(n, {})))
+                  for n in names}
         for d in self.d.values():
             d.wait_ready()
         time.sleep(0.3)  # first container count, consumers registered
@@ -667,7 +668,7 @@ class Bench:
                 return {"per_s": b["jobs_per_s"]}
             return f
 
-        def pipeline(bind, no_hold=False, isolated=False):
+        def pipeline(bind, no_hold=False, isolated=False, metrics=False):
             def f(run):
                 env = {"MAX_RUNNING": conc}
                 if bind:
@@ -676,15 +677,16 @@ class Bench:
                     env["HOLD_JOBS"] = 0  # at capacity every job waits in the queue
                 if isolated:
                     env["CORRECTION_NETWORK"] = "isolated"
-                return self.pipeline_run(env, "m%s%s%s%d" % (
+                return self.pipeline_run(env, "m%s%s%s%s%d" % (
                     "bind" if bind else "upld", "hold0" if no_hold else "",
-                    "iso" if isolated else "", run))
+                    "iso" if isolated else "", "met" if metrics else "", run), scrape=metrics)
             return f
         return [("docker_run_bind", lambda run: self.docker_run(a.jobs, conc, True)),
                 ("baseline_upload", baseline(False)), ("baseline_bind", baseline(True)),
                 ("pipeline_upload", pipeline(False)), ("pipeline_bind", pipeline(True)),
                 ("pipeline_bind_nohold", pipeline(True, no_hold=True)),
-                ("pipeline_bind_isolated", pipeline(True, isolated=True))]
+                ("pipeline_bind_isolated", pipeline(True, isolated=True)),
+                ("pipeline_bind_metrics", pipeline(True, metrics=True))]
 
     def original_pipeline_env(self, uncapped=False):
         """Our starter as close to the original's containers as its configuration goes: the
@@ -721,14 +723,36 @@ class Bench:
                  lambda run: self.pipeline_run(self.original_pipeline_env(uncapped=True),
                                                "mu%d" % run))]
 
-    def pipeline_run(self, env, tag):
-        pl = Pipeline(self, **env)
+    def pipeline_run(self, env, tag, scrape=False):
+        """scrape: each daemon serves its metrics (METRICS_LISTEN), and a scraper reads all three
+        every second while the batch runs (Prometheus' default is 15 s: a harsher load)."""
+        per, stop, scraper, scrapes = None, threading.Event(), None, [0]
+        if scrape:
+            per = {n: {"METRICS_LISTEN": "127.0.0.1:%d" % free_port()}
+                   for n in ("starter", "completer", "notifier")}
+        pl = Pipeline(self, per_daemon=per, **env)
+        if scrape:
+            def scrape_loop():
+                while not stop.wait(1.0):
+                    for n in per:
+                        url = "http://%s/metrics" % per[n]["METRICS_LISTEN"]
+                        with urllib.request.urlopen(url, timeout=5) as resp:
+                            resp.read()
+                        scrapes[0] += 1
+            scraper = threading.Thread(target=scrape_loop, daemon=True)
+            scraper.start()
         try:
             r = self.load("pipeline", self.a.jobs, tag=tag)
         finally:
+            stop.set()
+            if scraper:
+                scraper.join(10)
+            peak = {n: d.peak.get("VmHWM", 0) for n, d in pl.d.items()}
             pl.stop()
         check_successes(r, "the pipeline")
-        return {"per_s": r["per_s"], "first_after_s": r["first_after_s"]}
+        if scrape and scrapes[0] == 0:
+            raise RuntimeError("no scrape of the daemons' metrics succeeded")
+        return {"per_s": r["per_s"], "first_after_s": r["first_after_s"], "peak_kib": peak}
 
     def network_probe(self):
         """What a container with the engine's default network (the original's: no NetworkMode)
@@ -796,7 +820,7 @@ class Bench:
             if unknown:
                 raise RuntimeError("--ways: no such way here: %s" % ", ".join(sorted(unknown)))
             ways = [(w, f) for w, f in ways if w in keep]
-        got = {w: {"per_s": [], "first_after_s": []} for w, _ in ways}
+        got = {w: {"per_s": [], "first_after_s": [], "peak_kib": []} for w, _ in ways}
         errors = {}
         if setup_err:
             for w, _ in ways:
@@ -843,7 +867,8 @@ class Bench:
             res["warmup_per_s"] = warmup
             res["order"] = "forward in odd-numbered runs, backward in even-numbered ones"
             if part == "original":
-                res["ways"] = {w: {k: summary(v) for k, v in got[w].items() if v} for w in mine
+                res["ways"] = {w: {k: summary(v) for k, v in got[w].items()
+                                   if v and k != "peak_kib"} for w in mine
                                if got[w]["per_s"]}
             else:
                 for w in mine:
@@ -851,6 +876,10 @@ class Bench:
                         res[w] = summary(got[w]["per_s"])
                 res["first_after_s"] = {w: summary(got[w]["first_after_s"]) for w in mine
                                         if got[w]["first_after_s"]}
+                # each daemon's peak resident memory, its largest over the runs (KiB)
+                res["peak_kib"] = {w: {n: max(p[n] for p in got[w]["peak_kib"])
+                                       for n in got[w]["peak_kib"][0]}
+                                   for w in mine if got[w]["peak_kib"]}
             res["errors"] = {w: e for w, e in errors.items() if part_of[w] == part}
             self.r[part] = res
         if all(w in errors for w, _ in ways) and ways:
@@ -1414,14 +1443,29 @@ def report(r, docs, made, cmdline):
                  "capacity every job waits in the queue: a freed slot waits for a delivery)",
                  "pipeline_bind_isolated": "pipeline, `EXERCISE_MODE=bind`, "
                  "`CORRECTION_NETWORK=isolated` (on this engine, without a bridge: the engine's "
-                 "default mode, loopback only)"}
+                 "default mode, loopback only)",
+                 "pipeline_bind_metrics": "pipeline, `EXERCISE_MODE=bind`, `METRICS_LISTEN` set "
+                 "on each daemon and all three scraped every second"}
         for k, label in names.items():
             if k in m:
                 w("| %s | %s |%s" % (label, fmt(m[k], 2), (" %s |" % (
                     fmt(first[k], 2) if k in first else "–")) if first else ""))
         w("")
+        if "pipeline_bind_metrics" in m and "pipeline_bind" in m:
+            pk = m.get("peak_kib", {})
+            mem = ""
+            if "pipeline_bind" in pk and "pipeline_bind_metrics" in pk:
+                mem = "; peak resident memory with metrics minus without, per daemon: %s" % (
+                    ", ".join("%s %+d KiB" % (n, pk["pipeline_bind_metrics"][n] -
+                                               pk["pipeline_bind"][n])
+                              for n in pk["pipeline_bind"]))
+            w("Metrics on and scraped every second / metrics off (both bind mode): %.1f%% of the "
+              "throughput%s. Targets: at least 98%% and at most 1 MiB more per daemon." % (
+                  100 * m["pipeline_bind_metrics"]["median"] / m["pipeline_bind"]["median"], mem))
+            w("")
         if all(k in m for k in names if k not in ("pipeline_bind_all", "pipeline_bind_nohold",
-                                                   "pipeline_bind_isolated")):
+                                                   "pipeline_bind_isolated",
+                                                   "pipeline_bind_metrics")):
             best_bind = max(m["docker_run_bind"]["median"], m["baseline_bind"]["median"])
             rb = m["pipeline_bind"]["median"] / best_bind
             ru = m["pipeline_upload"]["median"] / m["baseline_upload"]["median"]

@@ -75,11 +75,9 @@ static struct metric_series *series(struct metric *m, const char *const *values)
     for (size_t i = 0; i < m->n_series; i++)
         if (same(&m->series[i], n, values))
             return &m->series[i];
-    if (m->n_series >= METRICS_MAX_SERIES) {
-        if (values == other_values)
-            return NULL; /* cannot happen: "other" is found or made below the bound */
+    /* the last place is kept for "other" */
+    if (values != other_values && m->n_series >= METRICS_MAX_SERIES - 1)
         return series(m, other_values);
-    }
     struct metric_series *grown = realloc(m->series, (m->n_series + 1) * sizeof(*grown));
     if (!grown)
         return NULL;

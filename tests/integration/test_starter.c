@@ -82,6 +82,14 @@ static json_t *get_json(const char *queue)
     json_t *j = ct_json(m->body);
     assert_string_equal(m->content_type, "application/json");
     assert_int_equal(m->delivery_mode, 2);
+    /* when it was published, for the next stages' metrics */
+    int64_t age = (int64_t)time(NULL) - (int64_t)m->timestamp;
+    if (m->timestamp == 0 || age < -5 || age > 3600)
+        fail_msg("%s: timestamp %llu, now %lld", queue, (unsigned long long)m->timestamp,
+                 (long long)time(NULL));
+    if (strcmp(queue, "pending_corrections.invalid") != 0 &&
+        json_integer_value(json_object_get(m->headers, "x-correctomatic-submitted-ms")) <= 0)
+        fail_msg("%s: no x-correctomatic-submitted-ms header", queue);
     ct_msg_free(m);
     return j;
 }

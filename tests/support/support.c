@@ -619,6 +619,8 @@ struct ct_msg *ct_amqp_get(const char *queue, int timeout_ms)
             amqp_basic_properties_t *p = &m.properties;
             if (p->_flags & AMQP_BASIC_MESSAGE_ID_FLAG)
                 msg->message_id = bytes_dup(p->message_id);
+            if (p->_flags & AMQP_BASIC_TIMESTAMP_FLAG)
+                msg->timestamp = p->timestamp;
             if (p->_flags & AMQP_BASIC_CONTENT_TYPE_FLAG)
                 msg->content_type = bytes_dup(p->content_type);
             if (p->_flags & AMQP_BASIC_DELIVERY_MODE_FLAG)

@@ -88,6 +88,7 @@ struct ct_msg {
     char *content_type; /* NULL when absent */
     int delivery_mode;  /* 0 when absent, 2 = persistent */
     json_t *headers;    /* object: strings, integers, booleans, reals; {} when none */
+    uint64_t timestamp; /* the timestamp property, 0 when absent */
 };
 void ct_msg_free(struct ct_msg *m);
 
