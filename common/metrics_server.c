@@ -8,6 +8,7 @@
 #include <string.h>
 #include <sys/socket.h>
 
+#include "dlist.h"
 #include "metrics.h"
 
 /* One accepted connection: the uv handle h2o's socket wraps (first member: h2o hands the
@@ -93,12 +94,11 @@ int metrics_server_parse_listen(const char *listen, struct sockaddr_storage *ret
     return 0;
 }
 
-static void count(h2o_req_t *req, const char *path, int status)
+static void count(const char *path, int status)
 {
     char code[8];
     snprintf(code, sizeof(code), "%d", status);
     METRIC_INC(&m_http_requests, path, code);
-    (void)req;
 }
 
 static void respond(h2o_req_t *req, int status, const char *reason, const char *type,
@@ -124,19 +124,19 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
     else if (h2o_memis(req->path_normalized.base, req->path_normalized.len, H2O_STRLIT("/readyz")))
         path = "/readyz";
     if (!path) {
-        count(req, "other", 404);
+        count("other", 404);
         respond(req, 404, "Not Found", text,
                 H2O_STRLIT("not found: /metrics, /healthz, /readyz\n"));
         return 0;
     }
     if (!h2o_memis(req->method.base, req->method.len, H2O_STRLIT("GET"))) {
-        count(req, path, 405);
+        count(path, 405);
         h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_ALLOW, NULL, H2O_STRLIT("GET"));
         respond(req, 405, "Method Not Allowed", text, H2O_STRLIT("only GET\n"));
         return 0;
     }
     if (strcmp(path, "/healthz") == 0) {
-        count(req, path, 200);
+        count(path, 200);
         respond(req, 200, "OK", text, H2O_STRLIT("ok\n"));
         return 0;
     }
@@ -144,12 +144,12 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
         char why[200] = "";
         bool ok = !srv->cfg.ready || srv->cfg.ready(why, sizeof(why), srv->cfg.userdata);
         if (ok) {
-            count(req, path, 200);
+            count(path, 200);
             respond(req, 200, "OK", text, H2O_STRLIT("ready\n"));
         } else {
             char body[256];
             int n = snprintf(body, sizeof(body), "not ready: %s\n", why);
-            count(req, path, 503);
+            count(path, 503);
             respond(req, 503, "Service Unavailable", text, body,
                     n < 0                      ? 0
                     : (size_t)n < sizeof(body) ? (size_t)n
@@ -157,17 +157,16 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
         }
         return 0;
     }
-    /* counted first, so that this scrape shows itself */
-    count(req, path, 200);
     char *body;
     size_t len;
     if (metrics_render(&body, &len) < 0) {
-        count(req, path, 500);
+        count(path, 500);
         respond(req, 500, "Internal Server Error", text, H2O_STRLIT("out of memory\n"));
         return 0;
     }
     respond(req, 200, "OK", "text/plain; version=0.0.4; charset=utf-8", body, len);
     free(body); /* h2o_send_inline copied it */
+    count(path, 200);
     return 0;
 }
 
@@ -177,12 +176,7 @@ static void on_conn_closed(uv_handle_t *h)
 {
     struct conn *c = (struct conn *)h;
     metrics_server *srv = c->srv;
-    if (c->prev)
-        c->prev->next = c->next;
-    else
-        srv->conns = c->next;
-    if (c->next)
-        c->next->prev = c->prev;
+    DLIST_UNLINK(srv->conns, c);
     srv->n_conns--;
     free(c);
     if (srv->closing)
@@ -201,9 +195,10 @@ static void on_accept(uv_stream_t *listener, int status)
         return;
     if (srv->n_conns >= srv->cfg.max_connections) {
         uv_tcp_t *t = malloc(sizeof(*t));
-        if (!t)
+        if (!t || uv_tcp_init(srv->loop, t) < 0) {
+            free(t);
             return;
-        uv_tcp_init(srv->loop, t);
+        }
         if (uv_accept(listener, (uv_stream_t *)t) == 0)
             metric_add(&m_http_refused, 1, NULL);
         uv_close((uv_handle_t *)t, on_refused_closed);
@@ -213,15 +208,15 @@ static void on_accept(uv_stream_t *listener, int status)
     if (!c)
         return;
     c->srv = srv;
-    uv_tcp_init(srv->loop, &c->tcp);
+    if (uv_tcp_init(srv->loop, &c->tcp) < 0) {
+        free(c);
+        return;
+    }
     if (uv_accept(listener, (uv_stream_t *)&c->tcp) != 0) {
         uv_close((uv_handle_t *)&c->tcp, on_refused_closed);
         return;
     }
-    c->next = srv->conns;
-    if (srv->conns)
-        srv->conns->prev = c;
-    srv->conns = c;
+    DLIST_PUSH(srv->conns, c);
     srv->n_conns++;
     h2o_socket_t *sock = h2o_uv_socket_create((uv_stream_t *)&c->tcp, on_conn_closed);
     h2o_accept(&srv->accept_ctx, sock);
@@ -321,17 +316,6 @@ int metrics_server_new(uv_loop_t *loop, const struct metrics_server_config *cfg,
     metrics_register(&m_http_refused);
     *ret = srv;
     return 0;
-}
-
-int metrics_server_port(const metrics_server *srv)
-{
-    struct sockaddr_storage a;
-    int len = sizeof(a);
-    if (uv_tcp_getsockname(&srv->listener, (struct sockaddr *)&a, &len) < 0)
-        return -1;
-    if (a.ss_family == AF_INET)
-        return ntohs(((struct sockaddr_in *)&a)->sin_port);
-    return ntohs(((struct sockaddr_in6 *)&a)->sin6_port);
 }
 
 void metrics_server_free(metrics_server *srv)

@@ -34,9 +34,6 @@ int metrics_server_parse_listen(const char *listen, struct sockaddr_storage *ret
 int metrics_server_new(uv_loop_t *loop, const struct metrics_server_config *cfg, char *err,
                        size_t errlen, metrics_server **ret);
 
-/* The port listened on (for a port 0 in the configuration). */
-int metrics_server_port(const metrics_server *srv);
-
 /* Stops listening, closes every connection and frees the handle once libuv has released its
  * handles (the loop must run). NULL does nothing. */
 void metrics_server_free(metrics_server *srv);
