@@ -2,7 +2,9 @@
  * receiver, with a mixed batch of jobs. Every job ends in exactly one callback with the
  * expected body (or, without a usable callback, parked with its reason); nothing is left
  * behind: no correction container, no message in the pipeline's queues. */
+#include <arpa/inet.h>
 #include <errno.h>
+#include <netinet/in.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -11,8 +13,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <unistd.h>
 #include <cmocka.h>
 
 #include "support.h"
@@ -369,17 +373,128 @@ static bool status_is(void *ud)
     return code == w->code;
 }
 
+/* A port free now on 127.0.0.1 (the kernel's choice). */
+static int free_port(void)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    assert_true(fd >= 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+    socklen_t len = sizeof(a);
+    assert_int_equal(getsockname(fd, (struct sockaddr *)&a, &len), 0);
+    close(fd);
+    return ntohs(a.sin_port);
+}
+
+/* correctomatic-status with STATUS_DAEMONS=daemons (NULL: unset) and the extra arguments
+ * (NULL-terminated; NULL: none), its output into out: its exit status. */
+static int status_run(const char *daemons, const char *const *args, const char *out)
+{
+    char env_host[300], env_port[64], env_daemons[1024], path[512];
+    snprintf(env_host, sizeof(env_host), "RABBITMQ_HOST=%s", ct_env("CT_RABBITMQ_HOST"));
+    snprintf(env_port, sizeof(env_port), "RABBITMQ_PORT=%s", ct_env("CT_RABBITMQ_PORT"));
+    snprintf(env_daemons, sizeof(env_daemons), "STATUS_DAEMONS=%s", daemons ? daemons : "");
+    char *envp[] = {env_host, env_port, env_daemons, NULL};
+    snprintf(path, sizeof(path), "%s/correctomatic-status", CT_BIN_DIR);
+    char *argv[16] = {path};
+    size_t n = 1;
+    for (size_t i = 0; args && args[i]; i++) {
+        assert_true(n + 1 < sizeof(argv) / sizeof(argv[0]));
+        argv[n++] = (char *)args[i];
+    }
+    unlink(out);
+    pid_t pid = ct_spawn(path, argv, envp, out);
+    int status = -1;
+    assert_int_equal(ct_wait_exit(pid, 30000, &status), 0);
+    assert_true(WIFEXITED(status));
+    return WEXITSTATUS(status);
+}
+
+/* The same with --json first: the whole object (the caller decrefs), the exit status in
+ * *code. */
+static json_t *status_daemons_json(const char *daemons, const char *const *args, int *code)
+{
+    char out[600];
+    const char *argv[16] = {"--json"};
+    size_t n = 1;
+    for (size_t i = 0; args && args[i]; i++) {
+        assert_true(n + 1 < sizeof(argv) / sizeof(argv[0]));
+        argv[n++] = args[i];
+    }
+    snprintf(out, sizeof(out), "%s/status-daemons.json", ct_env("CT_TMP"));
+    *code = status_run(daemons, argv, out);
+    json_t *root = json_load_file(out, 0, NULL);
+    if (!root) {
+        char *text = ct_read_file(out, NULL);
+        fail_msg("correctomatic-status --json (exit %d) wrote:\n%s", *code, text ? text : "");
+    }
+    assert_int_equal(json_is_true(json_object_get(root, "healthy")), *code == 0);
+    return root;
+}
+
+/* The daemon shown with this address (borrowed), or NULL. */
+static json_t *status_daemon(json_t *root, const char *address)
+{
+    size_t i;
+    json_t *d;
+    json_array_foreach(json_object_get(root, "daemons"), i, d)
+    {
+        if (strcmp(json_string_value(json_object_get(d, "address")), address) == 0)
+            return d;
+    }
+    return NULL;
+}
+
+struct daemons_want {
+    const char *daemons;
+    const char *const *args;
+    int code;
+    size_t ready; /* daemons shown alive and ready */
+};
+
+static bool daemons_are(void *ud)
+{
+    const struct daemons_want *w = ud;
+    int code;
+    json_t *root = status_daemons_json(w->daemons, w->args, &code);
+    size_t i, ready = 0;
+    json_t *d;
+    json_array_foreach(json_object_get(root, "daemons"), i, d)
+    {
+        if (json_is_true(json_object_get(d, "alive")) && json_is_true(json_object_get(d, "ready")))
+            ready++;
+    }
+    json_decref(root);
+    return code == w->code && ready == w->ready;
+}
+
+static long json_int(json_t *o, const char *key)
+{
+    json_t *v = json_object_get(o, key);
+    if (!json_is_integer(v))
+        fail_msg("\"%s\" is not an integer", key);
+    return (long)json_integer_value(v);
+}
+
 /* correctomatic-status: healthy with the three daemons consuming; a stage queue without its
- * consumer, or a parked message, needs attention (exit 1); no broker: exit 2. */
+ * consumer, or a parked message, needs attention (exit 1); no broker: exit 2. With the daemons'
+ * metrics addresses (STATUS_DAEMONS and --daemon), each daemon alive and ready with its
+ * figures; a daemon stopped, or nothing at an address, needs attention; a bad address: exit 2. */
 static void test_status(void **state)
 {
     (void)state;
     char exdir[600];
     snprintf(exdir, sizeof(exdir), "EXERCISE_DIR=%s", ct_env("CT_TMP"));
+    int ports[3] = {free_port(), free_port(), free_port()};
+    char listen[3][64], addr[3][32];
+    for (int k = 0; k < 3; k++) {
+        snprintf(listen[k], sizeof(listen[k]), "METRICS_LISTEN=127.0.0.1:%d", ports[k]);
+        snprintf(addr[k], sizeof(addr[k]), "127.0.0.1:%d", ports[k]);
+    }
     struct ct_daemon starter, completer, notifier;
-    ct_daemon_start(&starter, "starter", "status", (const char *const[]){exdir, NULL});
-    ct_daemon_start(&completer, "completer", "status", NULL);
-    ct_daemon_start(&notifier, "notifier", "status", NULL);
+    ct_daemon_start(&starter, "starter", "status", (const char *const[]){exdir, listen[0], NULL});
+    ct_daemon_start(&completer, "completer", "status", (const char *const[]){listen[1], NULL});
+    ct_daemon_start(&notifier, "notifier", "status", (const char *const[]){listen[2], NULL});
     struct status_want healthy = {"pending_corrections", 0};
     assert_true(ct_wait_until(status_is, &healthy, 60000));
     json_t *q = NULL;
@@ -393,15 +508,99 @@ static void test_status(void **state)
     assert_string_equal(json_string_value(json_object_get(q, "role")), "retry");
     json_decref(q);
 
-    /* the notifier gone: its queue has no consumer */
+    /* the daemons, from STATUS_DAEMONS and --daemon together: alive, ready, their figures */
+    char two[128];
+    snprintf(two, sizeof(two), "%s, %s", addr[0], addr[1]);
+    const char *const third[] = {"--daemon", addr[2], NULL};
+    struct daemons_want all_ready = {two, third, 0, 3};
+    assert_true(ct_wait_until(daemons_are, &all_ready, 60000));
+    int code = -1;
+    json_t *root = status_daemons_json(two, third, &code);
+    assert_int_equal(code, 0);
+    assert_int_equal(json_array_size(json_object_get(root, "daemons")), 3);
+    static const char *const names[] = {"correctomatic-starter", "correctomatic-completer",
+                                        "correctomatic-notifier"};
+    for (int k = 0; k < 3; k++) {
+        json_t *d = json_array_get(json_object_get(root, "daemons"), (size_t)k);
+        assert_string_equal(json_string_value(json_object_get(d, "address")), addr[k]);
+        assert_true(json_is_true(json_object_get(d, "alive")));
+        assert_true(json_is_true(json_object_get(d, "ready")));
+        assert_null(json_object_get(d, "reason"));
+        assert_string_equal(json_string_value(json_object_get(d, "daemon")), names[k]);
+        assert_string_equal(json_string_value(json_object_get(d, "version")), CT_VERSION);
+        assert_true(json_int(d, "uptime_s") >= 0 && json_int(d, "uptime_s") < 600);
+        assert_true(json_int(d, "memory_bytes") > 0);
+        assert_int_equal(json_int(d, "taken"), 0);
+    }
+    json_t *d = json_array_get(json_object_get(root, "daemons"), 0); /* the starter */
+    assert_int_equal(json_int(d, "running"), 0);
+    assert_true(json_int(d, "max_running") >= 1);
+    assert_int_equal(json_int(d, "started"), 0);
+    json_t *finished = json_object_get(d, "finished");
+    assert_int_equal(json_int(finished, "graded"), 0);
+    assert_int_equal(json_int(finished, "error"), 0);
+    assert_int_equal(json_int(finished, "parked"), 0);
+    assert_true(json_is_object(json_object_get(finished, "by_reason")));
+    assert_null(json_object_get(d, "tracked"));
+    d = json_array_get(json_object_get(root, "daemons"), 1); /* the completer */
+    assert_int_equal(json_int(d, "tracked"), 0);
+    assert_int_equal(json_int(json_object_get(d, "finished"), "graded"), 0);
+    assert_null(json_object_get(d, "running"));
+    d = json_array_get(json_object_get(root, "daemons"), 2); /* the notifier */
+    assert_int_equal(json_int(d, "in_flight"), 0);
+    assert_int_equal(json_int(d, "delivered"), 0);
+    assert_int_equal(json_int(d, "parked"), 0);
+    json_decref(root);
+    /* the same as a table */
+    char out[600];
+    snprintf(out, sizeof(out), "%s/status-table.txt", ct_env("CT_TMP"));
+    assert_int_equal(status_run(two, third, out), 0);
+    assert_int_equal(ct_file_count(out, addr[2]), 1);
+    assert_int_equal(ct_file_count(out, "running 0/"), 1);
+    assert_int_equal(ct_file_count(out, "needs attention"), 0);
+
+    /* the notifier gone: its queue has no consumer, its address does not answer */
     assert_int_equal(ct_daemon_stop(&notifier), 0);
     struct status_want attention = {"finished_corrections", 1};
     assert_true(ct_wait_until(status_is, &attention, 30000));
     assert_int_equal(status_json("finished_corrections", &q), 1);
     assert_string_equal(json_string_value(json_object_get(q, "problem")), "no consumer");
     json_decref(q);
-    ct_daemon_start(&notifier, "notifier", "status-2", NULL);
+    root = status_daemons_json(two, third, &code);
+    assert_int_equal(code, 1);
+    d = status_daemon(root, addr[2]);
+    assert_non_null(d);
+    assert_true(json_is_false(json_object_get(d, "alive")));
+    assert_true(json_is_false(json_object_get(d, "ready")));
+    assert_non_null(strstr(json_string_value(json_object_get(d, "reason")), "unreachable"));
+    assert_true(json_is_true(json_object_get(status_daemon(root, addr[0]), "ready")));
+    assert_true(json_is_true(json_object_get(status_daemon(root, addr[1]), "ready")));
+    json_decref(root);
+    ct_daemon_start(&notifier, "notifier", "status-2", (const char *const[]){listen[2], NULL});
     assert_true(ct_wait_until(status_is, &healthy, 60000));
+    assert_true(ct_wait_until(daemons_are, &all_ready, 60000));
+
+    /* nothing at a daemon's address: not alive, exit 1 */
+    char nobody[32];
+    snprintf(nobody, sizeof(nobody), "127.0.0.1:%d", free_port());
+    const char *const with_nobody[] = {"--daemon", addr[2], "--daemon", nobody, NULL};
+    root = status_daemons_json(two, with_nobody, &code);
+    assert_int_equal(code, 1);
+    assert_int_equal(json_array_size(json_object_get(root, "daemons")), 4);
+    d = status_daemon(root, nobody);
+    assert_non_null(d);
+    assert_true(json_is_false(json_object_get(d, "alive")));
+    assert_null(json_object_get(d, "daemon"));
+    for (int k = 0; k < 3; k++)
+        assert_true(json_is_true(json_object_get(status_daemon(root, addr[k]), "ready")));
+    json_decref(root);
+
+    /* a bad address: exit 2, naming where it came from */
+    snprintf(out, sizeof(out), "%s/status-bad-daemons.log", ct_env("CT_TMP"));
+    assert_int_equal(status_run("starter", NULL, out), 2);
+    assert_true(ct_file_count(out, "STATUS_DAEMONS") > 0);
+    assert_int_equal(status_run(NULL, (const char *const[]){"--daemon", "h:0", NULL}, out), 2);
+    assert_true(ct_file_count(out, "--daemon") > 0);
 
     /* a message parked */
     ct_amqp_publish("pending_corrections.invalid", "{}", NULL);
@@ -417,7 +616,7 @@ static void test_status(void **state)
     assert_int_equal(ct_daemon_stop(&starter), 0);
 
     /* no broker there: exit 2 */
-    char path[512], out[600];
+    char path[512];
     snprintf(path, sizeof(path), "%s/correctomatic-status", CT_BIN_DIR);
     snprintf(out, sizeof(out), "%s/status-nobroker.log", ct_env("CT_TMP"));
     char *envp[] = {"RABBITMQ_HOST=127.0.0.1", "RABBITMQ_PORT=1", NULL};
