@@ -27,6 +27,13 @@ struct metric metrics_ready =
                  "1 while the daemon reaches this dependency (RabbitMQ: connected; Docker: its "
                  "last call answered), else 0.",
                  "dependency");
+struct metric metrics_jobs_taken = METRIC_COUNTER(
+    "correctomatic_jobs_taken_total", "Messages taken from the daemon's input queue as jobs.");
+struct metric metrics_jobs_finished =
+    METRIC_COUNTER("correctomatic_jobs_finished_total",
+                   "Jobs ended by this daemon, by outcome (graded, error: reported to the "
+                   "callback; parked: no callback) and reason (the README's failure table).",
+                   "outcome", "reason");
 struct metric metrics_parked =
     METRIC_COUNTER("correctomatic_messages_parked_total",
                    "Messages parked, by the queue they were parked in.", "queue");

@@ -64,6 +64,11 @@ extern struct metric metrics_ready;
 /* correctomatic_messages_parked_total{queue}: messages parked, by the queue they went to
  * (<queue>.invalid, failed_callbacks), counted when the broker confirms them. */
 extern struct metric metrics_parked;
+/* correctomatic_jobs_taken_total: messages a daemon took from its input queue as jobs;
+ * correctomatic_jobs_finished_total{outcome,reason}: results it published (graded, error) or
+ * parked (no callback), by the reason of the failure table. */
+extern struct metric metrics_jobs_taken;
+extern struct metric metrics_jobs_finished;
 
 /* Adds the family to the registry (rendered, at 0 when unlabelled, before its first use). */
 void metrics_register(struct metric *m);

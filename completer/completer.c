@@ -1034,13 +1034,6 @@ static void on_removed(const struct docker_result *res, void *ud)
 }
 
 static const double run_bounds[] = {0.25, 0.5, 1, 2, 5, 10, 30, 60, 120, 180, 300, 600, 1800};
-static struct metric m_taken = METRIC_COUNTER(
-    "correctomatic_jobs_taken_total", "Messages taken from the daemon's input queue as jobs.");
-static struct metric m_finished =
-    METRIC_COUNTER("correctomatic_jobs_finished_total",
-                   "Jobs ended by this daemon, by outcome (graded, error: reported to the "
-                   "callback; parked: no callback) and reason (the README's failure table).",
-                   "outcome", "reason");
 static struct metric m_run = METRIC_HISTOGRAM(
     "correctomatic_container_run_seconds",
     "Correction containers' run time, from their start to their exit (the engine's clock).",
@@ -1057,8 +1050,8 @@ static void metrics_setup(completer *c)
 {
     m_tracked.read = read_tracked;
     m_tracked.userdata = c;
-    metrics_register(&m_taken);
-    metrics_register(&m_finished);
+    metrics_register(&metrics_jobs_taken);
+    metrics_register(&metrics_jobs_finished);
     metrics_register(&m_run);
     metrics_register(&m_tracked);
 }
@@ -1066,7 +1059,7 @@ static void metrics_setup(completer *c)
 /* A result confirmed by the broker: its outcome, and how long its container ran. */
 static void count_finished(const struct job *job)
 {
-    METRIC_INC(&m_finished, job->failed ? "error" : "graded", job->reason);
+    METRIC_INC(&metrics_jobs_finished, job->failed ? "error" : "graded", job->reason);
     json_t *st = json_object_get(job->inspect, "State");
     int64_t started = parse_docker_time(json_string_value(json_object_get(st, "StartedAt")));
     int64_t fin = parse_docker_time(json_string_value(json_object_get(st, "FinishedAt")));
@@ -1603,7 +1596,7 @@ static void on_delivery(amqp_link *link, const struct amqp_link_delivery *d, voi
     if (!job->has_message) {
         job->has_message = true;
         job->registered_list = c->list_seq;
-        metric_add(&m_taken, 1, NULL);
+        metric_add(&metrics_jobs_taken, 1, NULL);
         int64_t submitted;
         if (amqp_link_header_num(d, HEADER_SUBMITTED, &submitted) && submitted > 0)
             job->submitted_ms = submitted;

@@ -81,8 +81,6 @@ static void shutdown_check(notifier *n);
 static const double delivery_bounds[] = {0.05, 0.1, 0.25, 0.5, 1,   2.5, 5,
                                          10,   30,  60,   300, 900, 3600};
 static const double e2e_bounds[] = {0.5, 1, 2, 5, 10, 30, 60, 120, 300, 600, 1800, 3600, 14400};
-static struct metric m_taken = METRIC_COUNTER(
-    "correctomatic_jobs_taken_total", "Messages taken from the daemon's input queue as jobs.");
 static struct metric m_attempts = METRIC_COUNTER(
     "correctomatic_callbacks_total",
     "Callback attempts, by HTTP status class (error: no answer, or refused by the policy).",
@@ -118,7 +116,7 @@ static void metrics_setup(notifier *n)
 {
     m_in_flight.read = read_in_flight;
     m_in_flight.userdata = n;
-    metrics_register(&m_taken);
+    metrics_register(&metrics_jobs_taken);
     metrics_register(&m_attempts);
     metrics_register(&m_delivered);
     metrics_register(&m_retries);
@@ -489,7 +487,7 @@ static void on_delivery(amqp_link *link, const struct amqp_link_delivery *d, voi
     job->gen = d->generation;
     job->tag = d->delivery_tag;
     DLIST_PUSH(n->jobs, job);
-    metric_add(&m_taken, 1, NULL);
+    metric_add(&metrics_jobs_taken, 1, NULL);
     int64_t t;
     if (amqp_link_header_num(d, HEADER_SUBMITTED, &t) && t > 0)
         job->submitted_ms = t;

@@ -275,16 +275,9 @@ struct starter {
 /* ---- metrics ------------------------------------------------------------------------------ */
 
 static const double wait_bounds[] = {1, 2, 5, 10, 30, 60, 120, 300, 600, 1800, 3600, 7200};
-static struct metric m_taken = METRIC_COUNTER(
-    "correctomatic_jobs_taken_total", "Messages taken from the daemon's input queue as jobs.");
 static struct metric m_started =
     METRIC_COUNTER("correctomatic_jobs_started_total",
                    "Correction containers started (running message confirmed).");
-static struct metric m_finished =
-    METRIC_COUNTER("correctomatic_jobs_finished_total",
-                   "Jobs ended by this daemon, by outcome (graded, error: reported to the "
-                   "callback; parked: no callback) and reason (the README's failure table).",
-                   "outcome", "reason");
 static struct metric m_queue_wait = METRIC_HISTOGRAM(
     "correctomatic_queue_wait_seconds",
     "Time from a job's publication (its message's timestamp property, when set) to its "
@@ -315,9 +308,9 @@ static void metrics_setup(starter *s)
     m_running.userdata = s;
     m_held.read = read_held;
     m_held.userdata = s;
-    metrics_register(&m_taken);
+    metrics_register(&metrics_jobs_taken);
     metrics_register(&m_started);
-    metrics_register(&m_finished);
+    metrics_register(&metrics_jobs_finished);
     metrics_register(&m_queue_wait);
     metrics_register(&m_pulls);
     metrics_register(&m_running);
@@ -853,7 +846,7 @@ static void on_published(amqp_link *link, int status, void *ud)
         if (job->s->cfg.delete_file)
             delete_file(job);
     } else {
-        METRIC_INC(&m_finished, job->p.callback ? "error" : "parked", job->reason);
+        METRIC_INC(&metrics_jobs_finished, job->p.callback ? "error" : "parked", job->reason);
         if (!job->p.callback)
             METRIC_INC(&metrics_parked, QUEUE_PENDING_INVALID);
         log_job(LOG_INFO, job,
@@ -1986,7 +1979,7 @@ static void on_delivery(amqp_link *link, const struct amqp_link_delivery *d, voi
     job->redelivered = !first;
     job->queued_s = d->timestamp;
     job->submitted_ms = d->timestamp ? (int64_t)d->timestamp * 1000 : metrics_wall_ms();
-    metric_add(&m_taken, 1, NULL);
+    metric_add(&metrics_jobs_taken, 1, NULL);
     name_first(job);
     uv_timer_init(s->loop, &job->timer);
     job->timer.data = job;

@@ -373,19 +373,6 @@ static bool status_is(void *ud)
     return code == w->code;
 }
 
-/* A port free now on 127.0.0.1 (the kernel's choice). */
-static int free_port(void)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    assert_true(fd >= 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
-    socklen_t len = sizeof(a);
-    assert_int_equal(getsockname(fd, (struct sockaddr *)&a, &len), 0);
-    close(fd);
-    return ntohs(a.sin_port);
-}
-
 /* correctomatic-status with STATUS_DAEMONS=daemons (NULL: unset) and the extra arguments
  * (NULL-terminated; NULL: none), its output into out: its exit status. */
 static int status_run(const char *daemons, const char *const *args, const char *out)
@@ -485,7 +472,7 @@ static void test_status(void **state)
     (void)state;
     char exdir[600];
     snprintf(exdir, sizeof(exdir), "EXERCISE_DIR=%s", ct_env("CT_TMP"));
-    int ports[3] = {free_port(), free_port(), free_port()};
+    int ports[3] = {ct_free_port(), ct_free_port(), ct_free_port()};
     char listen[3][64], addr[3][32];
     for (int k = 0; k < 3; k++) {
         snprintf(listen[k], sizeof(listen[k]), "METRICS_LISTEN=127.0.0.1:%d", ports[k]);
@@ -582,7 +569,7 @@ static void test_status(void **state)
 
     /* nothing at a daemon's address: not alive, exit 1 */
     char nobody[32];
-    snprintf(nobody, sizeof(nobody), "127.0.0.1:%d", free_port());
+    snprintf(nobody, sizeof(nobody), "127.0.0.1:%d", ct_free_port());
     const char *const with_nobody[] = {"--daemon", addr[2], "--daemon", nobody, NULL};
     root = status_daemons_json(two, with_nobody, &code);
     assert_int_equal(code, 1);

@@ -26,19 +26,6 @@
 
 #include "support.h"
 
-/* A port free now on 127.0.0.1 (the kernel's choice). */
-static int free_port(void)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    assert_true(fd >= 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
-    socklen_t len = sizeof(a);
-    assert_int_equal(getsockname(fd, (struct sockaddr *)&a, &len), 0);
-    close(fd);
-    return ntohs(a.sin_port);
-}
-
 struct buf {
     char *data;
     size_t len;
@@ -274,7 +261,7 @@ static void test_prometheus(void **state)
     ct_receiver_url(ok_cb, sizeof(ok_cb), &rcv, "/ok");
     ct_receiver_url(gone_cb, sizeof(gone_cb), &rcv, "/gone");
 
-    int ports[3] = {free_port(), free_port(), free_port()};
+    int ports[3] = {ct_free_port(), ct_free_port(), ct_free_port()};
     static const char *const names[3] = {"starter", "completer", "notifier"};
     char listen[3][64];
     for (int i = 0; i < 3; i++)
@@ -307,7 +294,7 @@ static void test_prometheus(void **state)
                         "['127.0.0.1:%d']\n",
                         names[i], ports[i]);
     save(cfg, yml);
-    int prom_port = free_port();
+    int prom_port = ct_free_port();
     char a_cfg[900], a_data[900], a_listen[64];
     snprintf(a_cfg, sizeof(a_cfg), "--config.file=%s", cfg);
     snprintf(a_data, sizeof(a_data), "--storage.tsdb.path=%s", data);

@@ -73,6 +73,9 @@ int ct_servers(const char *action);
  * after one last call). */
 bool ct_wait_until(bool (*cond)(void *ud), void *ud, int timeout_ms);
 
+/* A TCP port free now on 127.0.0.1 (the kernel's choice). */
+int ct_free_port(void);
+
 /* Milliseconds of a monotonic clock. */
 int64_t ct_now_ms(void);
 
