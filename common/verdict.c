@@ -87,6 +87,16 @@ void verdict_decide(const struct verdict_facts *f, struct verdict *v)
              f->log_bytes, why, ctx);
         return;
     }
+    if (f->exit_code == 137 && f->memory > 0) {
+        /* The engine loses a few OOM kills under load (the kernel's event is read after the
+         * container's cgroup is gone): say what SIGKILL may mean, without claiming it. */
+        fail(v, VERDICT_KILLED,
+             "killed by SIGKILL before printing a response; the engine reported no out-of-memory "
+             "kill, but a process that reaches its memory limit (%lld bytes) is ended this way "
+             "too%s",
+             f->memory, ctx);
+        return;
+    }
     if (f->exit_code == 137 || f->exit_code == 143) {
         fail(v, VERDICT_KILLED, "killed by a signal before printing a response%s", ctx);
         return;

@@ -12,7 +12,8 @@
  *   output lost             no response, and it finished while the engine was unavailable
  *   output too large        no response, and its json-file log rotated (the response may have
  *                           been pushed out)
- *   container killed        no response, and it died of SIGKILL or SIGTERM (exit 137/143)
+ *   container killed        no response, and it died of SIGKILL or SIGTERM (exit 137/143);
+ *                           a SIGKILL under a memory limit says that it may have been one
  *   the parser's reason     no response: why not (no response found, invalid format...)
  *
  * An error detail ends with the exit code and the tail of stderr when they help, made valid

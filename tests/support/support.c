@@ -1106,6 +1106,57 @@ bool ct_docker_image_exists(const char *image)
     return st == 200;
 }
 
+void ct_oom_watch_start(struct ct_oom_watch *w)
+{
+    char since[32], host[4200];
+    snprintf(since, sizeof(since), "%lld", (long long)time(NULL) - 2);
+    snprintf(host, sizeof(host), "DOCKER_HOST=%s", ct_env("CT_DOCKER_HOST"));
+    char *const argv[] = {"docker",    "events",   "--since",    since, "--filter",
+                          "event=oom", "--format", "{{json .}}", NULL};
+    char *const env[] = {host, NULL};
+    w->path = ct_unique("oom-events");
+    char *full = xasprintf("%s/%s.jsonl", ct_env("CT_TMP"), w->path);
+    free(w->path);
+    w->path = full;
+    w->pid = ct_spawn("/usr/bin/docker", argv, env, w->path);
+    ct_track(w->pid);
+}
+
+bool ct_oom_watch_saw(const struct ct_oom_watch *w, const char *id, const char *label,
+                      const char *value)
+{
+    size_t len;
+    char *text = ct_read_file(w->path, &len);
+    bool seen = false;
+    for (char *line = text, *next; line && *line && !seen; line = next) {
+        next = strchr(line, '\n');
+        if (next)
+            *next++ = '\0';
+        json_t *ev = json_loads(line, 0, NULL);
+        json_t *actor = json_object_get(ev, "Actor");
+        if (id)
+            seen = json_is_string(json_object_get(actor, "ID")) &&
+                   strcmp(json_string_value(json_object_get(actor, "ID")), id) == 0;
+        else {
+            const char *v =
+                json_string_value(json_object_get(json_object_get(actor, "Attributes"), label));
+            seen = v && strcmp(v, value) == 0;
+        }
+        json_decref(ev);
+    }
+    free(text);
+    return seen;
+}
+
+void ct_oom_watch_stop(struct ct_oom_watch *w)
+{
+    ct_untrack(w->pid);
+    ct_terminate(w->pid, 5000);
+    unlink(w->path);
+    free(w->path);
+    w->path = NULL;
+}
+
 /* ------------------------------------------------------------------ processes of a test */
 
 #define MAX_TRACKED 64

@@ -184,6 +184,21 @@ long ct_docker_put_file(const char *container, const char *dir, const char *name
 /* The image exists in the engine. */
 bool ct_docker_image_exists(const char *image);
 
+/* The engine's "oom" events from two seconds before ct_oom_watch_start on (`docker events
+ * --since`, which replays the engine's recent events, so none is missed while it connects),
+ * written by a child process to a file. The engine loses a few OOM kills under load (the
+ * kernel's event read after the container's cgroup is gone): a test of an out-of-memory verdict
+ * asks what the engine saw. */
+struct ct_oom_watch {
+    pid_t pid;
+    char *path;
+};
+void ct_oom_watch_start(struct ct_oom_watch *w);
+/* An oom event came for the container id, or (id NULL) for a container whose label has value. */
+bool ct_oom_watch_saw(const struct ct_oom_watch *w, const char *id, const char *label,
+                      const char *value);
+void ct_oom_watch_stop(struct ct_oom_watch *w);
+
 /* ------------------------------------------------------------------ processes of a test
  * Children a test started, killed by ct_kill_tracked() (call it from teardown) when the test
  * failed half-way and left them running. */

@@ -88,6 +88,12 @@ static void test_order_of_facts(void **state)
                  "was kept, no response found - no response block in stdout (exit code 137; "
                  "stderr: boom)");
     f.log_rotated = false;
+    /* a SIGKILL under a memory limit, the engine saying nothing of memory: it may have been */
+    assert_error(&f, VERDICT_KILLED,
+                 "killed by SIGKILL before printing a response; the engine reported no "
+                 "out-of-memory kill, but a process that reaches its memory limit (536870912 "
+                 "bytes) is ended this way too (exit code 137; stderr: boom)");
+    f.memory = 0;
     assert_error(&f, VERDICT_KILLED,
                  "killed by a signal before printing a response (exit code 137; stderr: boom)");
     f.exit_code = 143;
