@@ -15,6 +15,7 @@
 #include "metrics_server.h"
 #include "msg.h"
 #include "names.h"
+#include "text.h"
 
 static const struct config_doc common_docs[] = {
     {"RABBITMQ_HOST", "localhost", "RabbitMQ host"},
@@ -46,7 +47,19 @@ void daemon_set_ready(bool r)
     METRIC_SET(&metrics_ready, r ? 1 : 0, "rabbitmq");
 }
 
-/* /readyz: connected to RabbitMQ and, for the stages that drive it, Docker answers. */
+static char refused[512]; /* see daemon_set_refused; "" when not */
+
+void daemon_set_refused(const char *why)
+{
+    if (why)
+        text_utf8_copy(refused, sizeof(refused), why, strlen(why));
+    else
+        refused[0] = '\0';
+    METRIC_SET(&metrics_ready, why ? 0 : 1, "settings");
+}
+
+/* /readyz: connected to RabbitMQ and, for the stages that drive it, Docker answers and takes
+ * the container settings. */
 static bool is_ready(char *why, size_t whylen, void *ud)
 {
     (void)ud;
@@ -56,6 +69,10 @@ static bool is_ready(char *why, size_t whylen, void *ud)
     }
     if (needs_docker && metric_value(&metrics_ready, METRIC_VALUES("docker")) < 1) {
         snprintf(why, whylen, "the Docker engine does not answer");
+        return false;
+    }
+    if (refused[0]) {
+        snprintf(why, whylen, "%s", refused);
         return false;
     }
     return true;

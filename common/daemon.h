@@ -73,6 +73,11 @@ int daemon_bad_config(const char *prog, const char *msg);
 /* The stage's readiness (connected to RabbitMQ), for the health file. */
 void daemon_set_ready(bool ready);
 
+/* The engine refuses the stage's own container settings (common/refusal): why, for /readyz,
+ * which says not ready until it is cleared (NULL), and correctomatic_ready{dependency="settings"}
+ * 0. The health file is not touched: a restart does not mend a setting. */
+void daemon_set_refused(const char *why);
+
 /* What every stage does with a link event: log it once, and follow readiness (up/down).
  * The stage then does its own part (a lost link returns its deliveries to the queue). */
 void daemon_link_event(enum amqp_link_event ev, const char *detail);

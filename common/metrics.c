@@ -25,7 +25,8 @@ static struct metric *registry;
 struct metric metrics_ready =
     METRIC_GAUGE("correctomatic_ready",
                  "1 while the daemon reaches this dependency (RabbitMQ: connected; Docker: its "
-                 "last call answered), else 0.",
+                 "last call answered; settings: the engine takes the starter's container "
+                 "settings), else 0.",
                  "dependency");
 struct metric metrics_jobs_taken = METRIC_COUNTER(
     "correctomatic_jobs_taken_total", "Messages taken from the daemon's input queue as jobs.");

@@ -53,7 +53,9 @@
  * new job with a new job_id. Publishers that need exact de-duplication set message_id.
  *
  * Faults: one rule, from structured facts (which call, the HTTP status, whether the engine
- * answers /_ping right after), never from the text of a message.
+ * answers /_ping right after), never from the text of a message, with one exception: the
+ * engine's refusals of our own container settings and of the image's user, which it words but
+ * does not code (common/refusal; an unrecognised message falls to the rule below).
  *
  *   call        answer                                  means
  *   any Docker  no answer, or 5xx                       probe GET /_ping:
@@ -63,13 +65,18 @@
  *                                                         JOB_RETRY_BUDGET; once spent, the
  *                                                         step's error for the caller
  *   CREATE      404                                     "image not found" (after a pull)
+ *               4xx refusing our settings (CPUs,        SETTINGS: the job waits (below)
+ *                 runtime, capabilities)
  *               other 4xx                               "container create failed"
  *   INSPECT     404 (after the 409)                     the name's holder is being made or
  *                                                         removed: as a 5xx, from CREATE
  *   UPLOAD      404                                     the container is gone: CREATE again
  *               other 4xx                               "upload failed"
- *   START       404                                     the container is gone: CREATE again
+ *   START       404, no such network                    SETTINGS (CORRECTION_NETWORK)
+ *               404                                     the container is gone: CREATE again
  *               anything else but 204/304               probe; when /_ping answers, inspect:
+ *                 a ulimit above the engine's             SETTINGS
+ *                 no such user in the image               "container start failed"
  *                 "created", ExitCode 126 or 127          the runtime could not execute the
  *                                                         image's command: "container start
  *                                                         failed"
@@ -84,6 +91,13 @@
  *   publish     nack, return, no room                   retry, no budget (the broker's)
  *               connection lost                         the broker has the message back
  *   parse/read  out of memory                           retry, no budget (ours)
+ *
+ * SETTINGS: the engine refuses what this starter asks of every container; no job is at fault,
+ * and none is failed for it. The job's container (if any) is DISCARDed, and the job retried
+ * with backoff (RETRY_MIN..RETRY_MAX) and no budget, its message held unacked; the starter logs
+ * an error naming the setting and says not ready (/readyz, correctomatic_ready{dependency=
+ * "settings"} 0) until a container starts again: a network created meanwhile mends it at once,
+ * a changed setting with the restart that reads it.
  *
  * A fault of the job goes to REMOVE (when a container exists) and REPORT: an error result on
  * finished_corrections when the job has a usable callback, else the message parked in
@@ -132,6 +146,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "msg.h"
+#include "refusal.h"
 #include "runset.h"
 #include "schedule.h"
 #include "tar.h"
@@ -249,6 +264,7 @@ struct starter {
      * every reconcile and after the events stream broke (an engine restart); not known (an
      * error, the stream broken): none. */
     bool net_checked, net_checking, net_no_bridge;
+    bool refused;        /* the engine refuses the container settings (SETTINGS, above) */
     uint64_t pulls_done; /* image pulls that succeeded */
     struct fifo ready;   /* jobs that may resume once a slot is free, in order */
     bool admitting;
@@ -982,6 +998,26 @@ static void job_docker_fault(struct job *job, const char *reason, const char *me
     }
 }
 
+/* SETTINGS (see the table at the top): the engine refuses this starter's container settings. */
+static void settings_refused(struct job *job, const char *setting, const char *message)
+{
+    starter *s = job->s;
+    char why[512];
+    snprintf(why, sizeof(why), "the Docker engine refuses the container settings (%s): %s", setting,
+             message);
+    if (!s->refused)
+        log_kv(LOG_ERROR,
+               "the Docker engine refuses the container settings: no job is started "
+               "until they are fixed",
+               "setting", setting, "error", message, NULL);
+    s->refused = true;
+    daemon_set_refused(why);
+    job->budget_started = false; /* not the job's fault */
+    if (job->container_id[0])
+        job->step = STEP_DISCARD; /* made again with the settings in force then */
+    job_later(job, LOG_WARN, "the engine refuses the container settings, will retry", why);
+}
+
 /* Common handling of a Docker reply: true when the step may look at the status. */
 static bool docker_reply(struct job *job, const struct docker_result *res, const char *reason)
 {
@@ -1137,6 +1173,11 @@ static void job_started(struct job *job)
     /* Counted from now on (unless its exit came first), not only once an event or a list
      * shows it. */
     starter *s = job->s;
+    if (s->refused) {
+        s->refused = false;
+        daemon_set_refused(NULL);
+        log_kv(LOG_INFO, "the Docker engine takes the container settings again", NULL);
+    }
     job_uncount(job);
     if (runset_started(s->running, job->container_id) < 0)
         request_count(s); /* not counted (out of memory): let a list count it */
@@ -1277,6 +1318,7 @@ static void step_lookup(struct job *job)
 static void on_created(const struct docker_result *res, void *ud)
 {
     struct job *job = ud;
+    const char *setting;
     if (!docker_reply(job, res, REASON_CREATE_FAILED))
         return;
     if (res->status == 201) {
@@ -1301,6 +1343,8 @@ static void on_created(const struct docker_result *res, void *ud)
         job_goto(job, STEP_PULL);
     } else if (res->status == 404) {
         job_fault(job, REASON_IMAGE_NOT_FOUND, "%.200s: %.200s", job->p.image, res->message);
+    } else if (refusal_classify(res->message, &setting) == REFUSAL_SETTINGS) {
+        settings_refused(job, setting, res->message);
     } else {
         job_fault(job, REASON_CREATE_FAILED, "%.300s", res->message);
     }
@@ -1382,8 +1426,12 @@ static void on_uploaded(const struct docker_result *res, void *ud)
 static void on_started(const struct docker_result *res, void *ud)
 {
     struct job *job = ud;
+    const char *setting;
     if (res->err == 0 && (res->status == 204 || res->status == 304)) {
         job_started(job);
+    } else if (res->err == 0 && res->status == 404 &&
+               refusal_classify(res->message, &setting) == REFUSAL_SETTINGS) {
+        settings_refused(job, setting, res->message); /* e.g. no such network */
     } else if (res->err == 0 && res->status == 404) {
         container_vanished(job);
     } else {
@@ -1439,6 +1487,17 @@ static void on_start_checked(const struct docker_result *res, void *ud)
         json_t *st = json_object_get(res->json, "State");
         const char *status = json_string_value(json_object_get(st, "Status"));
         json_int_t code = json_integer_value(json_object_get(st, "ExitCode"));
+        const char *setting;
+        enum refusal whose = refusal_classify(job->fault_detail, &setting);
+        if (status && strcmp(status, "created") == 0 && whose == REFUSAL_SETTINGS) {
+            settings_refused(job, setting, job->fault_detail);
+            return;
+        }
+        if (status && strcmp(status, "created") == 0 && whose == REFUSAL_IMAGE) {
+            /* no such user in the image (its USER, or CORRECTION_USER) */
+            job_fault(job, REASON_START_FAILED, "%s", job->fault_detail);
+            return;
+        }
         if (status && strcmp(status, "created") == 0 && (code == 126 || code == 127)) {
             /* The runtime could not execute the image's command (not found: 127, not
              * executable: 126): the image's fault. */

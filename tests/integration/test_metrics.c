@@ -26,48 +26,6 @@
 
 #include "support.h"
 
-struct buf {
-    char *data;
-    size_t len;
-};
-
-static size_t on_data(char *p, size_t size, size_t n, void *ud)
-{
-    struct buf *b = ud;
-    char *grown = realloc(b->data, b->len + size * n + 1);
-    if (!grown)
-        return 0;
-    b->data = grown;
-    memcpy(b->data + b->len, p, size * n);
-    b->len += size * n;
-    b->data[b->len] = '\0';
-    return size * n;
-}
-
-/* GET url: the body (NULL when no answer), the status in *status. */
-static char *http_get(const char *url, long *status)
-{
-    struct buf b = {0};
-    CURL *c = curl_easy_init();
-    assert_non_null(c);
-    curl_easy_setopt(c, CURLOPT_URL, url);
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_data);
-    curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
-    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 10000L);
-    CURLcode r = curl_easy_perform(c);
-    *status = 0;
-    if (r == CURLE_OK)
-        curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, status);
-    curl_easy_cleanup(c);
-    if (r != CURLE_OK) {
-        free(b.data);
-        return NULL;
-    }
-    if (!b.data)
-        b.data = calloc(1, 1);
-    return b.data;
-}
-
 /* The value of a PromQL query that yields one sample; -1 when it yields none. */
 static double prom_query(int port, const char *query)
 {
@@ -78,7 +36,7 @@ static double prom_query(int port, const char *query)
     curl_free(q);
     curl_easy_cleanup(c);
     long status;
-    char *body = http_get(url, &status);
+    char *body = ct_http_get(url, &status);
     if (!body || status != 200) {
         free(body);
         return -1;
@@ -213,7 +171,7 @@ static void abuse(int port)
     snprintf(url, sizeof(url), "http://127.0.0.1:%d/healthz", port);
     long status = 0;
     for (int tries = 0; tries < 100 && status != 200; tries++) {
-        char *body = http_get(url, &status);
+        char *body = ct_http_get(url, &status);
         free(body);
         if (status != 200)
             usleep(100000);
@@ -390,14 +348,14 @@ static void test_prometheus(void **state)
         char url[128];
         snprintf(url, sizeof(url), "http://127.0.0.1:%d/metrics", ports[i]);
         long status;
-        char *body = http_get(url, &status);
+        char *body = ct_http_get(url, &status);
         assert_non_null(body);
         assert_int_equal(status, 200);
         snprintf(files[i], sizeof(files[i]), "%s/%s.metrics", dir, names[i]);
         save(files[i], body);
         free(body);
         snprintf(url, sizeof(url), "http://127.0.0.1:%d/readyz", ports[i]);
-        free(http_get(url, &status));
+        free(ct_http_get(url, &status));
         assert_int_equal(status, 200);
     }
     char script[700], out[800];

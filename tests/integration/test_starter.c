@@ -800,22 +800,158 @@ static void test_volumes_removed_by_starter(void **state)
 
 /* CORRECTION_RUNTIME naming a runtime the engine lacks (there is no runsc here): the caller
  * hears it at once, nothing is left behind. */
-static void test_runtime_refused(void **state)
+/* GET /readyz of a daemon on port: its status, and whether its body has needle. */
+static long readyz(int port, const char *needle, bool *has)
+{
+    char url[64];
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d/readyz", port);
+    long st = 0;
+    char *body = ct_http_get(url, &st);
+    *has = body && needle && strstr(body, needle);
+    free(body);
+    return st;
+}
+
+struct refused_arg {
+    int port;
+    const char *needle;
+};
+
+static bool refused_readyz(void *ud)
+{
+    struct refused_arg *a = ud;
+    bool has;
+    return readyz(a->port, a->needle, &has) == 503 && has;
+}
+
+static bool ready_readyz(void *ud)
+{
+    bool has;
+    return readyz(*(int *)ud, NULL, &has) == 200;
+}
+
+static bool one_pending(void *ud)
+{
+    (void)ud;
+    return ct_amqp_count("pending_corrections") == 1;
+}
+
+/* The hard limit of open files of the test engine's process (its containers' init cannot
+ * raise nofile above it); 0 when unknown. */
+static long long engine_nofile_hard(void)
+{
+    char path[600];
+    snprintf(path, sizeof(path), "%s/docker/docker.pid", ct_env("CT_SERVERS_DIR"));
+    char *pid = ct_read_file(path, NULL);
+    if (!pid)
+        return 0;
+    snprintf(path, sizeof(path), "/proc/%d/limits", atoi(pid));
+    free(pid);
+    char *limits = ct_read_file(path, NULL);
+    const char *line = limits ? strstr(limits, "Max open files") : NULL;
+    long long soft = 0, hard = 0;
+    if (!line || sscanf(line, "Max open files %lld %lld", &soft, &hard) != 2)
+        hard = 0;
+    free(limits);
+    return hard;
+}
+
+/* The engine refuses the starter's own container settings: no job is at fault, none fails.
+ * The job waits (its message held, then back in the queue when the starter stops), the
+ * starter says not ready and why, and nothing is left behind; once the setting is mended the
+ * job runs. */
+static void test_settings_refused(void **state)
 {
     (void)state;
     struct ct_daemon run;
     char *file = exercise("s11-runtime.txt", "x");
-    start_starter(&run, "runtime", (const char *[]){"CORRECTION_RUNTIME=runsc", NULL});
-    publish_job("w-runtime", "ct-ok:latest", file, "http://h/cb", NULL, NULL);
+    int port = ct_free_port();
+    char listen[64];
+    snprintf(listen, sizeof(listen), "METRICS_LISTEN=127.0.0.1:%d", port);
+
+    /* create refused (400): an unknown runtime */
+    start_starter(
+        &run, "runtime",
+        (const char *[]){"CORRECTION_RUNTIME=runsc", "JOB_RETRY_BUDGET=1s", listen, NULL});
+    publish_job("w-settings", "ct-ok:latest", file, "http://h/cb", NULL, "m-settings");
+    wait_log(&run, "the engine refuses the container settings, will retry", 2);
+    ct_daemon_wait_log(&run, "setting=CORRECTION_RUNTIME", 1, WAIT_MS);
+    assert_true(ct_wait_until(refused_readyz, &(struct refused_arg){port, "runsc"}, WAIT_MS));
+    assert_int_equal(count_containers(), 0);
+    assert_int_equal(stop_starter(&run), 0);
+    /* not failed (a budget of 1 s is long spent): back in its queue, untouched */
+    assert_true(ct_wait_until(one_pending, NULL, WAIT_MS));
+    assert_int_equal(ct_amqp_count("finished_corrections"), 0);
+    assert_int_equal(ct_amqp_count("running_corrections"), 0);
+
+    /* start refused (404): a network that does not exist yet. The container made for each try
+     * is discarded; once the network is there, the next try runs. */
+    char *net = ct_unique("ct-late-net");
+    char netenv[128];
+    snprintf(netenv, sizeof(netenv), "CORRECTION_NETWORK=%s", net);
+    start_starter(&run, "network",
+                  (const char *[]){netenv, "JOB_RETRY_BUDGET=1s", "RETRY_MAX=1s", listen, NULL});
+    wait_log(&run, "the engine refuses the container settings, will retry", 2);
+    ct_daemon_wait_log(&run, "setting=CORRECTION_NETWORK", 1, WAIT_MS);
+    assert_true(ct_wait_until(refused_readyz, &(struct refused_arg){port, net}, WAIT_MS));
+    assert_true(count_containers() <= 1);
+    char body[256];
+    snprintf(body, sizeof(body), "{\"Name\":\"%s\",\"Internal\":true}", net);
+    long st;
+    json_decref(ct_docker("POST", "/networks/create", body, &st));
+    assert_int_equal(st, 201);
+    json_t *r = get_json("running_corrections");
+    assert_string_equal(json_string_value(json_object_get(r, "work_id")), "w-settings");
+    json_decref(r);
+    wait_log(&run, "the Docker engine takes the container settings again", 1);
+    assert_true(ct_wait_until(ready_readyz, &port, WAIT_MS));
+    assert_int_equal(count_containers(), 1);
+    assert_int_equal(ct_amqp_count("finished_corrections"), 0);
+    assert_int_equal(stop_starter(&run), 0);
+    ct_docker_remove_labelled(LABEL);
+    char path[160];
+    snprintf(path, sizeof(path), "/networks/%s", net);
+    json_decref(ct_docker("DELETE", path, NULL, &st));
+    assert_int_equal(st, 204);
+    free(net);
+
+    /* start refused (500, from runc): nofile above the engine's own hard limit */
+    long long hard = engine_nofile_hard();
+    if (hard > 0 && hard < 1048576) {
+        start_starter(
+            &run, "nofile",
+            (const char *[]){"CORRECTION_MAX_OPEN_FILES=1048576", "JOB_RETRY_BUDGET=1s", NULL});
+        publish_job("w-nofile", "ct-ok:latest", file, "http://h/cb", NULL, "m-nofile");
+        wait_log(&run, "the engine refuses the container settings, will retry", 2);
+        ct_daemon_wait_log(&run, "setting=CORRECTION_MAX_OPEN_FILES", 1, WAIT_MS);
+        assert_int_equal(stop_starter(&run), 0);
+        assert_true(count_containers() <= 1);
+        assert_true(ct_wait_until(one_pending, NULL, WAIT_MS));
+        assert_int_equal(ct_amqp_count("finished_corrections"), 0);
+    } else {
+        printf("the engine's nofile hard limit is %lld: no ulimit above it to try\n", hard);
+    }
+    free(file);
+}
+
+/* No such user in the image (CORRECTION_USER): the image's fault, reported at once, not after
+ * the retry budget (an hour here). */
+static void test_user_missing_from_image(void **state)
+{
+    (void)state;
+    struct ct_daemon run;
+    char *file = exercise("s11-user.txt", "x");
+    start_starter(&run, "nouser",
+                  (const char *[]){"CORRECTION_USER=nosuchuser", "JOB_RETRY_BUDGET=1h", NULL});
+    publish_job("w-nouser", "ct-ok:latest", file, "http://h/cb", NULL, NULL);
     json_t *j = get_json("finished_corrections");
-    expect_error(j, "container create failed - ");
+    expect_error(j, "container start failed - ");
     const char *data = json_string_value(json_object_get(j, "correction_data"));
-    if (!strstr(data, "runtime"))
-        fail_msg("the error does not name the runtime: %s", data);
+    if (!strstr(data, "nosuchuser"))
+        fail_msg("the error does not name the user: %s", data);
     json_decref(j);
     assert_int_equal(count_containers(), 0);
     assert_int_equal(stop_starter(&run), 0);
-
     free(file);
 }
 
@@ -2503,7 +2639,9 @@ int main(void)
                                         ct_reset_pipeline_fixture),
         cmocka_unit_test_setup_teardown(test_volumes_removed_by_starter, ct_reset_pipeline_fixture,
                                         ct_reset_pipeline_fixture),
-        cmocka_unit_test_setup_teardown(test_runtime_refused, ct_reset_pipeline_fixture,
+        cmocka_unit_test_setup_teardown(test_settings_refused, ct_reset_pipeline_fixture,
+                                        ct_reset_pipeline_fixture),
+        cmocka_unit_test_setup_teardown(test_user_missing_from_image, ct_reset_pipeline_fixture,
                                         ct_reset_pipeline_fixture),
         cmocka_unit_test_setup_teardown(test_job_limits, ct_reset_pipeline_fixture,
                                         ct_reset_pipeline_fixture),

@@ -752,6 +752,11 @@ static char *http(const char *url, const char *unix_path, const char *userpwd, c
     return b.data;
 }
 
+char *ct_http_get(const char *url, long *status)
+{
+    return http(url, NULL, NULL, "GET", NULL, NULL, 0, 10000, status, NULL);
+}
+
 static char *urlencode(const char *s)
 {
     curl_init_once();

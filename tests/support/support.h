@@ -181,6 +181,10 @@ char *ct_docker_read_file(const char *container, const char *path, size_t *len);
 long ct_docker_put_file(const char *container, const char *dir, const char *name, const void *data,
                         size_t len);
 
+/* GET url (10 s at most): the body, "" when empty, NULL when no answer; the status in
+ * *status (0: no answer). */
+char *ct_http_get(const char *url, long *status);
+
 /* The image exists in the engine. */
 bool ct_docker_image_exists(const char *image);
 
