@@ -414,6 +414,10 @@ static struct job *job_get_or_add(completer *c, const char *container_id)
 /* The container is over (exited, dead, killed or gone). */
 static void container_over(struct job *job)
 {
+    /* Whichever told it first (an event, the list, an inspect): said once. */
+    if (!job->exited && !job->has_message && !job->gone)
+        log_job(LOG_DEBUG, job, "container exited before its running message", NULL, NULL, NULL,
+                NULL);
     job->exited = true;
     job->cstate = C_OVER;
     if (!job->over_ms)
@@ -1650,9 +1654,6 @@ static void container_exited(completer *c, const char *id)
     struct job *job = container_seen(c, id);
     if (!job)
         return;
-    if (!job->exited && !job->has_message)
-        log_job(LOG_DEBUG, job, "container exited before its running message", NULL, NULL, NULL,
-                NULL);
     container_over(job);
     maybe_finish(job);
 }
