@@ -24,6 +24,7 @@
 #include <sys/socket.h>
 #include <time.h>
 
+#include "hostlist.h"
 #include "ids.h"
 #include "metrics.h"
 #include "names.h"
@@ -85,6 +86,9 @@ struct incoming {
 
 struct amqp_link {
     uv_loop_t *loop;
+    struct hostlist hosts;       /* cfg.host as a list of nodes */
+    size_t host_idx;             /* the node the next attempt tries */
+    size_t round_tries;          /* nodes tried since the last backoff or connection */
     uint64_t rpc_deadline_ns;    /* the blocking RPCs under way end by then (uv_hrtime) */
     struct amqp_link_config cfg; /* strings owned */
     amqp_link_event_cb on_event;
@@ -411,6 +415,8 @@ static void teardown(amqp_link *l)
     bool was_up = l->up;
     close_connection(l);
     if (was_up) {
+        /* the node we were on may be the one that went: the next one first */
+        l->host_idx = (l->host_idx + 1) % l->hosts.n;
         emit(l, AMQP_LINK_DOWN, l->detail);
         fail_pending(l, -ECONNRESET);
     }
@@ -569,9 +575,12 @@ static int connect_once(amqp_link *l, bool *operator_error)
     r = rpc_budget(l, "connect", &tv);
     if (r < 0)
         return r;
-    r = amqp_socket_open_noblock(sock, l->cfg.host, l->cfg.port, &tv);
+    const struct hostlist_node *node = &l->hosts.node[l->host_idx];
+    r = amqp_socket_open_noblock(sock, node->host, node->port, &tv);
     if (r != AMQP_STATUS_OK) {
-        set_detail(l, "connect %s:%d: %s", l->cfg.host, l->cfg.port, amqp_error_string2(r));
+        char at[300];
+        hostlist_node_text(node, at, sizeof(at));
+        set_detail(l, "connect %s: %s", at, amqp_error_string2(r));
         return -ECONNREFUSED;
     }
     amqp_table_entry_t name = {.key = amqp_cstring_bytes("connection_name"),
@@ -634,7 +643,14 @@ static void on_retry(uv_timer_t *t)
     if (r < 0) {
         close_connection(l);
         emit(l, operator_error ? AMQP_LINK_ERROR : AMQP_LINK_RETRY, l->detail);
-        schedule_retry(l);
+        /* The next node at once, on a loop turn of its own; after a whole round, a backoff. */
+        l->host_idx = (l->host_idx + 1) % l->hosts.n;
+        if (++l->round_tries < l->hosts.n && !l->closing) {
+            uv_timer_start(&l->retry, on_retry, 0, 0);
+        } else {
+            l->round_tries = 0;
+            schedule_retry(l);
+        }
         goto out;
     }
     l->poll = malloc(sizeof(*l->poll));
@@ -651,12 +667,15 @@ static void on_retry(uv_timer_t *t)
     l->generation++;
     l->next_seq = 1;
     l->attempt = 0;
+    l->round_tries = 0;
     l->heartbeat_s = (unsigned)amqp_get_heartbeat(l->conn);
     l->last_rx = l->last_hb = uv_now(l->loop);
     kick(l); /* drains what arrived during the RPCs, then drives heartbeats */
     if (l->generation > 1)
         metric_add(&m_reconnects, 1, NULL);
-    emit(l, AMQP_LINK_UP, NULL);
+    char node[300];
+    hostlist_node_text(&l->hosts.node[l->host_idx], node, sizeof(node));
+    emit(l, AMQP_LINK_UP, node);
 out:
     leave(l);
 }
@@ -1053,6 +1072,33 @@ static char *dup_or(const char *s, const char *fallback)
     return strdup(s ? s : fallback);
 }
 
+int amqp_link_open_socket(struct amqp_socket_t_ *sock, const struct amqp_link_config *cfg,
+                          struct timeval *timeout, char *at, size_t atlen)
+{
+    struct hostlist hosts;
+    char why[200];
+    if (hostlist_parse(cfg->host ? cfg->host : "localhost", cfg->port, &hosts, why, sizeof(why)) <
+        0) {
+        snprintf(at, atlen, "RABBITMQ_HOST: %s", why);
+        return -1;
+    }
+    int r = AMQP_STATUS_OK;
+    for (size_t i = 0; i < hosts.n; i++) {
+        hostlist_node_text(&hosts.node[i], at, atlen);
+        struct timeval tv = *timeout;
+        r = amqp_socket_open_noblock(sock, hosts.node[i].host, hosts.node[i].port, &tv);
+        if (r == AMQP_STATUS_OK)
+            return 0;
+    }
+    snprintf(why, sizeof(why), "%s", at);
+    if (hosts.n > 1)
+        snprintf(at, atlen, "none of the %zu nodes (the last, %s: %s)", hosts.n, why,
+                 amqp_error_string2(r));
+    else
+        snprintf(at, atlen, "%s: %s", why, amqp_error_string2(r));
+    return -1;
+}
+
 amqp_link *amqp_link_new(uv_loop_t *loop, const struct amqp_link_config *cfg,
                          amqp_link_event_cb on_event, void *userdata)
 {
@@ -1091,7 +1137,9 @@ amqp_link *amqp_link_new(uv_loop_t *loop, const struct amqp_link_config *cfg,
                                                           : 16 * m;
     }
     l->pend = calloc(cfg->max_unconfirmed, sizeof(*l->pend));
-    if (!l->cfg.host || !l->cfg.user || !l->cfg.password || !l->cfg.vhost || !l->pend ||
+    char why[200];
+    if (!l->cfg.host || hostlist_parse(l->cfg.host, l->cfg.port, &l->hosts, why, sizeof(why)) < 0 ||
+        !l->cfg.user || !l->cfg.password || !l->cfg.vhost || !l->pend ||
         (cfg->connection_name && !l->cfg.connection_name)) {
         free((char *)l->cfg.host);
         free((char *)l->cfg.user);

@@ -33,12 +33,16 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/time.h>
 #include <uv.h>
 
 typedef struct amqp_link amqp_link;
 
 struct amqp_link_config {
-    const char *host;            /* default "localhost" */
+    const char *host;            /* default "localhost"; or a list of nodes, "a,b:5673"
+                                    (common/hostlist.h), tried in turn: one after the other
+                                    at once, a backoff after a whole round; a connection
+                                    lost moves to the next node first */
     int port;                    /* default 5672 */
     const char *user;            /* default "guest" */
     const char *password;        /* default "guest" */
@@ -58,6 +62,13 @@ struct amqp_link_config {
     const char *connection_name; /* optional: shown by the broker (management UI) */
 };
 void amqp_link_config_defaults(struct amqp_link_config *cfg);
+
+/* For the command-line tools, which block: opens sock (an amqp_tcp_socket) to the first node of
+ * cfg->host that accepts a connection, each within *timeout. 0 with the node ("host:port") in
+ * at; or -1 with why in at. */
+struct amqp_socket_t_;
+int amqp_link_open_socket(struct amqp_socket_t_ *sock, const struct amqp_link_config *cfg,
+                          struct timeval *timeout, char *at, size_t atlen);
 
 enum amqp_link_event {
     AMQP_LINK_UP,       /* connected, channel ready, queues declared, consumers restored */

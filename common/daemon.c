@@ -10,6 +10,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "hostlist.h"
 #include "log.h"
 #include "metrics.h"
 #include "metrics_server.h"
@@ -18,7 +19,8 @@
 #include "text.h"
 
 static const struct config_doc common_docs[] = {
-    {"RABBITMQ_HOST", "localhost", "RabbitMQ host"},
+    {"RABBITMQ_HOST", "localhost",
+     "RabbitMQ host, or nodes of a cluster: host[:port],... (tried in turn)"},
     {"RABBITMQ_PORT", "5672", "RabbitMQ AMQP port"},
     {"RABBITMQ_USER", "guest", "RabbitMQ user"},
     {"RABBITMQ_PASSWORD", "guest", "RabbitMQ password"},
@@ -92,7 +94,7 @@ void daemon_link_event(enum amqp_link_event ev, const char *detail)
     switch (ev) {
     case AMQP_LINK_UP:
         daemon_set_ready(true);
-        log_kv(LOG_INFO, "connected to RabbitMQ", NULL);
+        log_kv(LOG_INFO, "connected to RabbitMQ", "node", detail, NULL);
         break;
     case AMQP_LINK_DOWN:
         daemon_set_ready(false);
@@ -188,6 +190,12 @@ int daemon_load_common(struct daemon_common *c, const char *prog, bool with_dock
         config_str("LOG_LEVEL", "info", &level, e) < 0)
         return -EINVAL;
     c->amqp.port = (int)port;
+    struct hostlist hosts;
+    char why[200];
+    if (hostlist_parse(c->amqp.host, c->amqp.port, &hosts, why, sizeof(why)) < 0) {
+        snprintf(e->msg, sizeof(e->msg), "invalid RABBITMQ_HOST=\"%.200s\": %s", c->amqp.host, why);
+        return -EINVAL;
+    }
     c->amqp.heartbeat_s = (unsigned)heartbeat;
     c->amqp.max_message_bytes = (size_t)max_msg;
     c->amqp.max_unconfirmed = 4096;

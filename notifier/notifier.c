@@ -677,8 +677,9 @@ long notifier_replay_failed(const struct amqp_link_config *cfg, char *err, size_
     long moved = 0;
     int r = 0;
     struct timeval tv = {.tv_sec = 10};
-    if (!sock || amqp_socket_open_noblock(sock, cfg->host, cfg->port, &tv) != AMQP_STATUS_OK) {
-        snprintf(err, errlen, "cannot connect to RabbitMQ at %s:%d", cfg->host, cfg->port);
+    char at[600];
+    if (!sock || amqp_link_open_socket(sock, cfg, &tv, at, sizeof(at)) < 0) {
+        snprintf(err, errlen, "cannot connect to RabbitMQ: %s", sock ? at : "out of memory");
         r = -ECONNREFUSED;
         goto out;
     }

@@ -275,9 +275,10 @@ static int publish(const char *body, const char *message_id)
     amqp_socket_t *sock = conn ? amqp_tcp_socket_new(conn) : NULL;
     struct timeval tv = {.tv_sec = 10};
     int r = -EIO;
-    if (!sock || amqp_socket_open_noblock(sock, c->host, c->port, &tv) != AMQP_STATUS_OK) {
-        fprintf(stderr, "correctomatic-submit: cannot connect to RabbitMQ at %s:%d\n", c->host,
-                c->port);
+    char at[600];
+    if (!sock || amqp_link_open_socket(sock, c, &tv, at, sizeof(at)) < 0) {
+        fprintf(stderr, "correctomatic-submit: cannot connect to RabbitMQ: %s\n",
+                sock ? at : "out of memory");
         goto out;
     }
     amqp_set_rpc_timeout(conn, &tv);

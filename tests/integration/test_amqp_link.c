@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <arpa/inet.h>
 #include <unistd.h>
@@ -252,7 +253,7 @@ struct ctx {
     amqp_link *link;
     struct amqp_link_config cfg;
     int ups, downs, errors, rejects, retries;
-    char last_error[512], last_reject[512], last_down[512], last_retry[512];
+    char last_error[512], last_reject[512], last_down[512], last_retry[512], last_up[512];
     struct delivery deliv[MAX_DELIV];
     int n_deliv;
     bool free_in_deliver;
@@ -290,6 +291,7 @@ static void on_event(amqp_link *link, enum amqp_link_event ev, const char *detai
     switch (ev) {
     case AMQP_LINK_UP:
         c->ups++;
+        snprintf(c->last_up, sizeof(c->last_up), "%s", detail ? detail : "");
         break;
     case AMQP_LINK_DOWN:
         c->downs++;
@@ -1224,6 +1226,70 @@ static void test_slow_broker_bounded_in_all(void **state)
     proxy_stop();
 }
 
+/* A listening socket that never accepts: the kernel completes the TCP handshake, and the
+ * AMQP handshake then waits forever (a half-alive broker). */
+static int stalled_listener(int *port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    assert_true(fd >= 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+    assert_int_equal(listen(fd, 8), 0);
+    socklen_t len = sizeof(a);
+    assert_int_equal(getsockname(fd, (struct sockaddr *)&a, &len), 0);
+    *port = ntohs(a.sin_port);
+    return fd;
+}
+
+/* RABBITMQ_HOST as a list of nodes: a node that stalls after TCP (bounded by
+ * connect_timeout_ms) and one that refuses are passed over, at once, to the first that
+ * answers; a connection lost moves to the next node. */
+static void test_node_list(void **state)
+{
+    struct ctx *c = *state;
+    int stalled;
+    int lfd = stalled_listener(&stalled);
+    int refusing, rfd = stalled_listener(&refusing);
+    close(rfd); /* nothing listens there now: refused */
+    char hosts[256], want[128];
+    snprintf(hosts, sizeof(hosts), "127.0.0.1:%d, 127.0.0.1:%d,%s", stalled, refusing, rmq_host);
+    c->cfg.host = hosts; /* without a port: cfg.port */
+    c->cfg.connect_timeout_ms = 1000;
+    c->cfg.reconnect_min_ms = c->cfg.reconnect_max_ms = 60000; /* no backoff within a round */
+    link_create(c);
+    assert_int_equal(amqp_link_start(c->link), 0);
+    WAIT_FOR(c, c->ups == 1, 20000);
+    assert_int_equal(c->retries, 2);
+    snprintf(want, sizeof(want), "%s:%d", rmq_host, rmq_port);
+    assert_string_equal(c->last_up, want);
+    snprintf(want, sizeof(want), "127.0.0.1:%d", refusing);
+    if (!strstr(c->last_retry, want))
+        fail_msg("last retry: %s", c->last_retry);
+    link_free(c);
+    close(lfd);
+
+    /* through a proxy first; when it cuts the connection, the next node */
+    int proxied = proxy_start();
+    snprintf(hosts, sizeof(hosts), "127.0.0.1:%d,%s:%d", proxied, rmq_host, rmq_port);
+    c->cfg.reconnect_min_ms = 100;
+    c->cfg.reconnect_max_ms = 1000;
+    c->ups = c->retries = 0;
+    link_create(c);
+    link_start_up(c);
+    snprintf(want, sizeof(want), "127.0.0.1:%d", proxied);
+    assert_string_equal(c->last_up, want);
+    proxy_send(PROXY_RESET);
+    WAIT_FOR(c, c->ups == 2, 10000);
+    snprintf(want, sizeof(want), "%s:%d", rmq_host, rmq_port);
+    assert_string_equal(c->last_up, want);
+    link_free(c);
+    proxy_stop();
+
+    /* a list that is not one */
+    c->cfg.host = "127.0.0.1:0";
+    assert_null(amqp_link_new(&c->loop, &c->cfg, on_event, c));
+}
+
 static void test_free_cancels_outstanding(void **state)
 {
     struct ctx *c = *state;
@@ -1269,6 +1335,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_free_inside_callbacks, setup, teardown),
         cmocka_unit_test_setup_teardown(test_free_cancels_outstanding, setup, teardown),
         cmocka_unit_test_setup_teardown(test_slow_broker_bounded_in_all, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_node_list, setup, teardown),
         cmocka_unit_test_setup_teardown(test_dead_peer_detected_by_heartbeat, setup, teardown),
         cmocka_unit_test_setup_teardown(test_broker_outage_reconnects, setup, teardown),
     };

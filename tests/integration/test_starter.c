@@ -2381,7 +2381,9 @@ static void test_config_errors(void **state)
                             {"CORRECTION_RUNTIME=a b", "invalid CORRECTION_RUNTIME"},
                             {"CORRECTION_MAX_FILE_SIZE=huge", "CORRECTION_MAX_FILE_SIZE"},
                             {"CORRECTION_MAX_OPEN_FILES=3", "CORRECTION_MAX_OPEN_FILES"},
-                            {"CORRECTION_READ_ONLY=maybe", "CORRECTION_READ_ONLY"}};
+                            {"CORRECTION_READ_ONLY=maybe", "CORRECTION_READ_ONLY"},
+                            {"RABBITMQ_HOST=rmq-1,,rmq-3", "invalid RABBITMQ_HOST"},
+                            {"RABBITMQ_HOST=rmq-1:99999", "a port must be 1 to 65535"}};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         start_starter(&run, "badsetting", (const char *[]){bad[i][0], NULL});
         assert_int_equal(ct_wait_exit(run.pid, 10000, &status), 0);
