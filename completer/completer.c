@@ -234,14 +234,12 @@ struct completer {
     idmap *jobs;
     idmap *finished_ids; /* finished containers: see remember_done */
     uint64_t list_seq;   /* lists asked for so far (the one in flight included) */
-    uv_timer_t sweep_timer, shutdown_timer;
+    uv_timer_t sweep_timer;
     bool listing;
     struct outage outages[OUTAGES]; /* a ring; the current one at outage_at */
     size_t outage_at;
-    bool shutting_down, finished;
-    unsigned finishing; /* jobs in J_FINISHING */
-    void (*done)(void *);
-    void *done_ud;
+    struct stage_stop stop; /* the way out (common/daemon.h) */
+    unsigned finishing;     /* jobs in J_FINISHING */
 };
 
 static void job_finish(struct job *job);
@@ -334,7 +332,7 @@ static void job_drop(struct job *job)
     while (job->aside) {
         struct aside *a = job->aside;
         job->aside = a->next;
-        if (!c->finished && c->link)
+        if (!c->stop.finished && c->link)
             amqp_link_nack(c->link, a->gen, a->tag, true);
         free(a);
     }
@@ -813,7 +811,7 @@ static void build_result(struct job *job)
 static bool reply_ok(struct job *job, const struct docker_result *res)
 {
     job->busy = false;
-    if (job->c->finished)
+    if (job->c->stop.finished)
         return false;
     engine_saw(job->c, res);
     if (res->err != 0 && res->err != -EFBIG) {
@@ -1078,7 +1076,7 @@ static void on_published(amqp_link *link, int status, void *ud)
     (void)link;
     struct job *job = ud;
     job->busy = false;
-    if (job->c->finished)
+    if (job->c->stop.finished)
         return;
     if (status < 0) {
         finish_retry(job, status == -ECONNRESET ? "connection lost before the confirm"
@@ -1101,7 +1099,7 @@ static size_t logs_max(const completer *c)
 static void finish_run(struct job *job)
 {
     completer *c = job->c;
-    if (c->finished)
+    if (c->stop.finished)
         return;
     int r = 0;
     switch (job->step) {
@@ -1188,7 +1186,7 @@ static void on_killed(const struct docker_result *res, void *ud)
     struct job *job = ud;
     completer *c = job->c;
     job->busy = false;
-    if (c->finished || job->state != J_WAITING)
+    if (c->stop.finished || job->state != J_WAITING)
         return;
     if (res->err == 0 && res->status == 204) {
         /* The kill stopped it: the time limit, whatever its output says. */
@@ -1223,7 +1221,7 @@ static void on_deadline(uv_timer_t *t)
 {
     struct job *job = t->data;
     completer *c = job->c;
-    if (job->state != J_WAITING || c->finished)
+    if (job->state != J_WAITING || c->stop.finished)
         return;
     if (job->busy) {
         /* An inspect or a renewal in flight: the deadline is not forgotten. */
@@ -1256,7 +1254,7 @@ static void aside_replay(completer *c, struct aside *a)
 {
     while (a) {
         struct aside *next = a->next;
-        if (!c->finished) {
+        if (!c->stop.finished) {
             struct amqp_link_delivery d = {.generation = a->gen,
                                            .delivery_tag = a->tag,
                                            .queue = c->cfg.running_queue,
@@ -1285,7 +1283,7 @@ static void wait_inspected(const struct docker_result *res, struct job *job)
 {
     completer *c = job->c;
     job->busy = false;
-    if (c->finished || job->state != J_WAITING)
+    if (c->stop.finished || job->state != J_WAITING)
         return;
     engine_saw(c, res);
     if (res->err != 0 || res->status >= 500 || (res->status != 200 && res->status != 404) ||
@@ -1748,7 +1746,7 @@ static void on_list(const struct docker_result *res, void *ud)
 {
     completer *c = ud;
     c->listing = false;
-    if (c->finished)
+    if (c->stop.finished)
         return;
     engine_saw(c, res);
     if (res->err != 0 || res->status != 200) {
@@ -1793,7 +1791,7 @@ static void on_list(const struct docker_result *res, void *ud)
 
 static void reconcile(completer *c)
 {
-    if (c->finished || c->listing)
+    if (c->stop.finished || c->listing)
         return;
     json_t *filters = json_pack("{s:[s]}", "label", LABEL_JOB_ID);
     if (!filters)
@@ -1818,7 +1816,7 @@ static void on_renewed(amqp_link *link, int status, void *ud)
     struct renewal *rn = ud;
     struct job *job = rn->job;
     job->busy = false;
-    if (status == 0 && !job->c->finished) {
+    if (status == 0 && !job->c->stop.finished) {
         /* The copy is in the queue: the old deliveries can go. */
         size_t n = rn->n <= job->n_dels ? rn->n : job->n_dels;
         for (size_t i = 0; i < n; i++)
@@ -1828,7 +1826,7 @@ static void on_renewed(amqp_link *link, int status, void *ud)
         log_job(LOG_DEBUG, job, "running message renewed", NULL, NULL, NULL, NULL);
     }
     free(rn);
-    if (!job->c->finished)
+    if (!job->c->stop.finished)
         maybe_finish(job);
 }
 
@@ -1836,7 +1834,7 @@ static void on_unclaimed_removed(const struct docker_result *res, void *ud)
 {
     struct job *job = ud;
     job->busy = false;
-    if (job->c->finished)
+    if (job->c->stop.finished)
         return;
     if (res->err == 0 && (res->status == 204 || res->status == 404)) {
         if (res->status == 204) /* 404: gone already (a replayed destroy event, say) */
@@ -1939,6 +1937,9 @@ static void on_link_event(amqp_link *link, enum amqp_link_event ev, const char *
 
 /* ---- the handle --------------------------------------------------------------------------- */
 
+static void finish(void *stage);
+static void shutdown_timed_out(void *stage);
+
 completer *completer_new(uv_loop_t *loop, const struct completer_config *cfg, char *err,
                          size_t errlen)
 {
@@ -1971,8 +1972,8 @@ completer *completer_new(uv_loop_t *loop, const struct completer_config *cfg, ch
         return NULL;
     }
     uv_timer_init(loop, &c->sweep_timer);
-    uv_timer_init(loop, &c->shutdown_timer);
-    c->sweep_timer.data = c->shutdown_timer.data = c;
+    c->sweep_timer.data = c;
+    stage_stop_init(&c->stop, loop, c, finish, shutdown_timed_out);
     metrics_setup(c);
     return c;
 }
@@ -2026,18 +2027,17 @@ static void drop_all(const char *key, void *value, void *ud)
     uv_close((uv_handle_t *)&job->timer, job_free_cb);
 }
 
-static void finish(completer *c)
+static void finish(void *stage)
 {
-    if (c->finished)
+    completer *c = stage;
+    if (!stage_stop_finishing(&c->stop))
         return;
-    c->finished = true;
     uv_timer_stop(&c->sweep_timer);
-    uv_timer_stop(&c->shutdown_timer);
     watch_close(c->events); /* before the client it uses */
     c->events = NULL;
     docker_free(c->docker);
     c->docker = NULL;
-    amqp_link_free(c->link); /* pending confirms get -ECANCELED: callbacks see c->finished */
+    amqp_link_free(c->link); /* pending confirms get -ECANCELED: callbacks see c->stop.finished */
     c->link = NULL;
     idmap_each(c->jobs, drop_all, NULL);
     idmap_free(c->jobs);
@@ -2045,44 +2045,29 @@ static void finish(completer *c)
     idmap_free(c->finished_ids);
     c->finished_ids = NULL;
     uv_close((uv_handle_t *)&c->sweep_timer, NULL);
-    uv_close((uv_handle_t *)&c->shutdown_timer, NULL);
     log_kv(LOG_INFO, "completer stopped", NULL);
-    if (c->done)
-        c->done(c->done_ud);
-}
-
-static void on_finish_timer(uv_timer_t *t)
-{
-    finish(t->data);
+    stage_stop_done(&c->stop);
 }
 
 static void shutdown_check(completer *c)
 {
-    if (c->shutting_down && !c->finished && c->finishing == 0)
-        uv_timer_start(&c->shutdown_timer, on_finish_timer, 0, 0);
+    stage_stop_check(&c->stop, c->finishing == 0);
 }
 
-static void on_shutdown_timeout(uv_timer_t *t)
+static void shutdown_timed_out(void *stage)
 {
-    completer *c = t->data;
+    (void)stage;
     log_kv(LOG_WARN, "shutdown timeout: unfinished results will be redone from their messages",
            NULL);
-    finish(c);
 }
 
 void completer_shutdown(completer *c, void (*done)(void *), void *ud)
 {
-    if (c->shutting_down)
+    if (!stage_stop_begin(&c->stop, c->cfg.shutdown_timeout_ms, done, ud))
         return;
-    c->shutting_down = true;
-    c->done = done;
-    c->done_ud = ud;
     log_kv(LOG_INFO, "shutting down: finishing the results in hand", NULL);
     amqp_link_pause(c->link, c->cfg.running_queue);
-    if (c->finishing == 0)
-        uv_timer_start(&c->shutdown_timer, on_finish_timer, 0, 0);
-    else
-        uv_timer_start(&c->shutdown_timer, on_shutdown_timeout, c->cfg.shutdown_timeout_ms, 0);
+    shutdown_check(c);
 }
 
 void completer_free(completer *c)
