@@ -65,13 +65,12 @@ static void on_stop_timeout(uv_timer_t *t)
     st->finish(st->stage);
 }
 
-int stage_stop_init(struct stage_stop *st, uv_loop_t *loop, void *stage,
-                    void (*finish)(void *stage), void (*timed_out)(void *stage))
+void stage_stop_init(struct stage_stop *st, uv_loop_t *loop, void *stage,
+                     void (*finish)(void *stage), void (*timed_out)(void *stage))
 {
     *st = (struct stage_stop){.stage = stage, .finish = finish, .timed_out = timed_out};
-    int r = uv_timer_init(loop, &st->timer);
+    uv_timer_init(loop, &st->timer);
     st->timer.data = st;
-    return r;
 }
 
 bool stage_stop_begin(struct stage_stop *st, uint64_t timeout_ms, void (*done)(void *ud), void *ud)

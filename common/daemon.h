@@ -51,8 +51,9 @@ struct stage_stop {
     void (*done)(void *ud);
     void *done_ud;
 };
-int stage_stop_init(struct stage_stop *st, uv_loop_t *loop, void *stage,
-                    void (*finish)(void *stage), void (*timed_out)(void *stage));
+/* (uv_timer_init cannot fail: libuv returns 0) */
+void stage_stop_init(struct stage_stop *st, uv_loop_t *loop, void *stage,
+                     void (*finish)(void *stage), void (*timed_out)(void *stage));
 /* false when it was called before (the second call does nothing) */
 bool stage_stop_begin(struct stage_stop *st, uint64_t timeout_ms, void (*done)(void *ud), void *ud);
 void stage_stop_check(struct stage_stop *st, bool idle);
