@@ -28,7 +28,8 @@ static const struct config_doc common_docs[] = {
     {"RABBITMQ_HEARTBEAT", "30", "AMQP heartbeat in seconds (0: off)"},
     {"MAX_MESSAGE_BYTES", "1m", "largest queue message accepted"},
     {"LOG_LEVEL", "info", "debug, info, warn or error"},
-    {"HEALTH_FILE", "/tmp/<program>.health", "touched every 5 s while connected (--health-check)"},
+    {"HEALTH_FILE", "/tmp/<program>.health",
+     "touched every 5 s while ready, as /readyz says (--health-check)"},
     {"METRICS_LISTEN", "",
      "address:port of GET /metrics (Prometheus), /healthz and /readyz; empty: off"},
 };
@@ -330,7 +331,8 @@ static void on_done(void *ud)
 static void on_health(uv_timer_t *t)
 {
     struct run *run = t->data;
-    if (!ready)
+    char why[8];
+    if (!is_ready(why, sizeof(why), NULL)) /* what /readyz says, metrics served or not */
         return;
     int fd = open(run->health_path, O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
     if (fd < 0)

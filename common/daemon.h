@@ -30,7 +30,8 @@ int daemon_args(int argc, char **argv, const char *prog, const char *summary, bo
 
 /* Runs the loop until the stage is shut down: SIGTERM/SIGINT call shutdown(stage, done, ..)
  * once; the loop ends when every handle is closed. While the stage says it is ready, the
- * health file (HEALTH_FILE, default /tmp/<prog>.health) is touched every 5 s. */
+ * health file (HEALTH_FILE, default /tmp/<prog>.health) is touched every 5 s: ready is what
+ * /readyz says (RabbitMQ, and for the stages that drive it, Docker and the container settings). */
 typedef void (*daemon_shutdown_fn)(void *stage, void (*done)(void *), void *ud);
 void daemon_run(uv_loop_t *loop, const char *prog, void *stage, daemon_shutdown_fn shutdown);
 
