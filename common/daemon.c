@@ -331,7 +331,7 @@ static void on_done(void *ud)
 static void on_health(uv_timer_t *t)
 {
     struct run *run = t->data;
-    char why[8];
+    char why[600]; /* room for any reason (a Release build checks snprintf's truncation) */
     if (!is_ready(why, sizeof(why), NULL)) /* what /readyz says, metrics served or not */
         return;
     int fd = open(run->health_path, O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
