@@ -16,6 +16,7 @@
 #include <time.h>
 
 #include "promtext.h"
+#include "text.h"
 
 #define ADDRESS_MAX 262 /* a host name of 253 bytes, or [IPv6], then :port */
 #define DAEMON_CONNECT_TIMEOUT_MS 2000L
@@ -194,14 +195,11 @@ int status_daemons_add(struct status_daemons *sd, const char *list, const char *
 {
     struct daemon_status *d = sd->d;
     size_t *n = &sd->n;
-    const char *p = list;
-    for (;;) {
-        const char *comma = strchr(p, ',');
-        const char *stop = comma ? comma : p + strlen(p);
-        while (p < stop && (*p == ' ' || *p == '\t'))
-            p++;
-        while (stop > p && (stop[-1] == ' ' || stop[-1] == '\t'))
-            stop--;
+    for (const char *next = list; next;) {
+        const char *p;
+        size_t len;
+        next = text_list_item(next, &p, &len);
+        const char *stop = p + len;
         char why[128];
         if (check_address(p, (size_t)(stop - p), why, sizeof(why)) < 0) {
             snprintf(e->msg, sizeof(e->msg), "invalid %s entry '%.*s': %s", source,
@@ -215,10 +213,8 @@ int status_daemons_add(struct status_daemons *sd, const char *list, const char *
         }
         snprintf(d[*n].address, sizeof(d[*n].address), "%.*s", (int)(stop - p), p);
         (*n)++;
-        if (!comma)
-            return 0;
-        p = comma + 1;
     }
+    return 0;
 }
 
 static size_t on_body(char *ptr, size_t size, size_t nmemb, void *ud)

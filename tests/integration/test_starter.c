@@ -830,10 +830,10 @@ static bool ready_readyz(void *ud)
     return readyz(*(int *)ud, NULL, &has) == 200;
 }
 
-static bool one_pending(void *ud)
+/* The messages ready in pending_corrections are *(int *)ud. */
+static bool pending_is(void *ud)
 {
-    (void)ud;
-    return ct_amqp_count("pending_corrections") == 1;
+    return ct_amqp_count("pending_corrections") == *(int *)ud;
 }
 
 /* The hard limit of open files of the test engine's process (its containers' init cannot
@@ -880,7 +880,7 @@ static void test_settings_refused(void **state)
     assert_int_equal(count_containers(), 0);
     assert_int_equal(stop_starter(&run), 0);
     /* not failed (a budget of 1 s is long spent): back in its queue, untouched */
-    assert_true(ct_wait_until(one_pending, NULL, WAIT_MS));
+    assert_true(ct_wait_until(pending_is, &(int){1}, WAIT_MS));
     assert_int_equal(ct_amqp_count("finished_corrections"), 0);
     assert_int_equal(ct_amqp_count("running_corrections"), 0);
 
@@ -926,7 +926,7 @@ static void test_settings_refused(void **state)
         ct_daemon_wait_log(&run, "setting=CORRECTION_MAX_OPEN_FILES", 1, WAIT_MS);
         assert_int_equal(stop_starter(&run), 0);
         assert_true(count_containers() <= 1);
-        assert_true(ct_wait_until(one_pending, NULL, WAIT_MS));
+        assert_true(ct_wait_until(pending_is, &(int){1}, WAIT_MS));
         assert_int_equal(ct_amqp_count("finished_corrections"), 0);
     } else {
         printf("the engine's nofile hard limit is %lld: no ulimit above it to try\n", hard);
@@ -1110,11 +1110,6 @@ static void test_resubmission_is_a_new_job(void **state)
     json_decref(r3);
     assert_int_equal(stop_starter(&run), 0);
     free(file);
-}
-
-static bool pending_is(void *ud)
-{
-    return ct_amqp_count("pending_corrections") == *(int *)ud;
 }
 
 /* MAX_RUNNING=2, five jobs: two run, hold (HOLD_JOBS) wait in the starter's hand, the others
