@@ -75,7 +75,9 @@
  * completer remembers when the engine did not answer; a job that finished then without a
  * response found is the engine's fault, not the student's: its container is started again,
  * once (same container, same /tmp/exercise, a fresh time limit from its new StartedAt), and
- * only the second run's output is read (logs since the first run's FinishedAt). Should that
+ * only the second run's output is read (logs since the first run's FinishedAt, and since the
+ * log's last line when it is started again: the engine may copy the first run's output late,
+ * on its return, with later times). Should that
  * run end in an outage too, or the engine refuse the start, the result is "output lost" (the
  * engine's fault, said so), not "no response found". (A completer restarted in between does
  * not know: it reads the whole log of the second run, or says "no response found".)
@@ -104,6 +106,7 @@
 
 #include "config.h"
 #include "daemon.h"
+#include "dtime.h"
 #include "idmap.h"
 #include "ids.h"
 #include "log.h"
@@ -132,7 +135,7 @@
 #define OOM_GRACE_MS 10000
 
 enum state { J_WAITING, J_FINISHING };
-enum fstep { F_INSPECT, F_STDOUT, F_STDERR, F_RERUN, F_PUBLISH, F_REMOVE };
+enum fstep { F_INSPECT, F_STDOUT, F_STDERR, F_MARK, F_RERUN, F_PUBLISH, F_REMOVE };
 /* The container, as last seen. */
 enum cstate { C_UNKNOWN, C_CREATED, C_RUNNING, C_OVER };
 
@@ -206,7 +209,8 @@ struct job {
     bool log_rotated;
     char *result;
     /* run again once, its output lost in an engine outage (see the top); its logs are read
-     * from since (unix seconds, engine clock: the first run's FinishedAt) */
+     * from since (unix seconds, engine clock: after the first run's FinishedAt and after the
+     * log's last line when the second run was started, on_mark) */
     bool rerun_tried;
     char since[32];
     /* the engine's "oom" event for it; and whether a SIGKILL without the OOM flag has had its
@@ -463,7 +467,7 @@ static void finish_retry(struct job *job, const char *why)
         schedule_backoff_ms(c->cfg.retry_min_ms, c->cfg.retry_max_ms, job->attempts, ids_jitter());
     job->attempts++;
     static const char *const names[] = {
-        [F_INSPECT] = "inspect", [F_STDOUT] = "stdout",   [F_STDERR] = "stderr",
+        [F_INSPECT] = "inspect", [F_STDOUT] = "stdout",   [F_STDERR] = "stderr", [F_MARK] = "mark",
         [F_RERUN] = "rerun",     [F_PUBLISH] = "publish", [F_REMOVE] = "remove"};
     _Static_assert(sizeof(names) / sizeof(names[0]) == F_REMOVE + 1, "a name per step");
     log_job(LOG_WARN, job, "infrastructure fault, will retry", "step", names[job->step], "error",
@@ -484,23 +488,8 @@ static void finish_goto(struct job *job, enum fstep step)
 /* "2026-11-22T06:10:11.123456789Z" -> unix ms; 0 when unparsable or zero time. */
 static int64_t parse_docker_time(const char *s)
 {
-    if (!s)
-        return 0;
-    struct tm tm = {0};
-    const char *rest = strptime(s, "%Y-%m-%dT%H:%M:%S", &tm);
-    if (!rest || tm.tm_year < 100)
-        return 0;
-    int64_t ms = (int64_t)timegm(&tm) * 1000;
-    if (*rest == '.') {
-        int digits = 0, frac = 0;
-        for (rest++; *rest >= '0' && *rest <= '9'; rest++)
-            if (digits++ < 3)
-                frac = frac * 10 + (*rest - '0');
-        while (digits++ < 3)
-            frac *= 10;
-        ms += frac;
-    }
-    return ms;
+    struct dtime t;
+    return s && dtime_parse(s, strlen(s), &t) == 0 ? dtime_ms(t) : 0;
 }
 
 /* The deadline label: unix seconds, digits only; 0 when absent or not such a number. */
@@ -970,10 +959,41 @@ static void on_stderr(const struct docker_result *res, void *ud)
         output_demux(res->body, res->body_len, NULL, &job->err); /* best effort: context only */
     }
     if (should_rerun(job)) {
-        finish_goto(job, F_RERUN);
+        finish_goto(job, F_MARK);
         return;
     }
     finish_publish(job);
+}
+
+/* Where the second run's output will begin: after the first run's FinishedAt and after the
+ * last line the log holds now. The engine timestamps a line when it copies it from the
+ * container's pipe, and after a restart it may copy what the first run printed during the
+ * outage only then, after the first read found nothing: a later FinishedAt-based `since`
+ * would read that response too, before the second run's (two JSON documents). */
+static void on_mark(const struct docker_result *res, void *ud)
+{
+    struct job *job = ud;
+    if (!reply_ok(job, res))
+        return;
+    if (res->status == 404) {
+        finish_missing(job, "the container was removed before its output could be read");
+        return;
+    }
+    struct dtime since = {0}, last;
+    const char *fin =
+        json_string_value(json_object_get(json_object_get(job->inspect, "State"), "FinishedAt"));
+    if (fin && dtime_parse(fin, strlen(fin), &since) < 0)
+        since = (struct dtime){0};
+    if (res->status == 200 && output_latest_time(res->body, res->body_len, &last) > 0 &&
+        dtime_cmp(last, since) >= 0)
+        since = dtime_next(last);
+    if (since.sec <= 0) {
+        /* no time to read from: the second run's output could not be told from the first's */
+        finish_publish(job);
+        return;
+    }
+    dtime_since(since, job->since, sizeof(job->since));
+    finish_goto(job, F_RERUN);
 }
 
 /* The first run's results are forgotten; the job waits for the second run's exit. */
@@ -994,9 +1014,6 @@ static void on_rerun_started(const struct docker_result *res, void *ud)
         finish_publish(job);
         return;
     }
-    int64_t fin = finished_ms(job);
-    snprintf(job->since, sizeof(job->since), "%lld.%03lld", (long long)(fin / 1000),
-             (long long)(fin % 1000));
     log_job(LOG_WARN, job,
             "the container finished during an engine outage without a response: its output was "
             "lost, running the correction again",
@@ -1120,6 +1137,12 @@ static void finish_run(struct job *job)
                                         .since = job->since,
                                         .max_bytes = logs_max(c)};
         r = docker_container_logs(c->docker, job->container_id, &what, on_stderr, job);
+        break;
+    }
+    case F_MARK: {
+        /* the log's last line, any stream, with its time; a line is 16 KiB at most */
+        struct docker_logs what = {.tail = 1, .timestamps = true, .max_bytes = 65536};
+        r = docker_container_logs(c->docker, job->container_id, &what, on_mark, job);
         break;
     }
     case F_RERUN:
