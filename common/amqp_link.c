@@ -28,6 +28,7 @@
 #include "ids.h"
 #include "metrics.h"
 #include "names.h"
+#include "qtype.h"
 #include "schedule.h"
 #include "text.h"
 
@@ -40,7 +41,10 @@
 
 struct queue_reg {
     char *name;
-    char tag[32];                  /* stable consumer tag */
+    size_t idx;                    /* in l->queues */
+    char tag[32];                  /* the consumer tag: "ct-<idx>.<serial>" */
+    unsigned serial;               /* consumers started for it so far */
+    unsigned prefetch;             /* its consumer's basic.qos; 0: the channel's (cfg) */
     bool declare;                  /* registered with amqp_link_declare_queue */
     struct amqp_link_header *args; /* one block (array then strings) */
     size_t n_args;
@@ -131,6 +135,7 @@ void amqp_link_config_defaults(struct amqp_link_config *cfg)
         .connect_timeout_ms = 5000,
         .reconnect_min_ms = 500,
         .reconnect_max_ms = 30000,
+        .delivery_limit = QTYPE_DELIVERY_LIMIT_DEFAULT,
     };
 }
 
@@ -522,7 +527,15 @@ static int declare(amqp_link *l, struct queue_reg *q)
         r = rpc_budget(l, what, NULL);
         if (r < 0)
             return r;
-        r = make_table(q->args, q->n_args, &args);
+        struct amqp_link_header all[QTYPE_MAX_ARGS];
+        char companion[300];
+        int n = qtype_args(l->cfg.quorum ? QTYPE_QUORUM : QTYPE_CLASSIC, l->cfg.delivery_limit,
+                           q->name, q->args, q->n_args, all, companion, sizeof(companion));
+        if (n < 0) {
+            set_detail(l, "%s: too many arguments", what);
+            return -EINVAL;
+        }
+        r = make_table(all, (size_t)n, &args);
         if (r < 0)
             return r;
         amqp_queue_declare(l->conn, CHANNEL, amqp_cstring_bytes(q->name), 0, 1, 0, 0, args);
@@ -545,15 +558,35 @@ static int declare(amqp_link *l, struct queue_reg *q)
     return r;
 }
 
+/* Every consumer gets a tag of its own: a delivery still on its way for a cancelled one is
+ * told from the next one's (and RabbitMQ 3.10's channel crashes, 541 INTERNAL_ERROR, when a
+ * quorum queue delivers to a tag cancelled and consumed again). */
+static void next_tag(struct queue_reg *q)
+{
+    snprintf(q->tag, sizeof(q->tag), "ct-%zu.%u", q->idx, ++q->serial);
+}
+
+/* The prefetch of the queue's next consumer (basic.qos with global false applies to the
+ * consumers started after it on the channel). */
+static unsigned consumer_prefetch(const amqp_link *l, const struct queue_reg *q)
+{
+    unsigned n = q->prefetch ? q->prefetch : l->cfg.prefetch;
+    return n > UINT16_MAX ? UINT16_MAX : n;
+}
+
 static int send_consume(amqp_link *l, struct queue_reg *q)
 {
+    next_tag(q);
+    amqp_basic_qos_t qos = {.prefetch_count = (uint16_t)consumer_prefetch(l, q)};
     amqp_basic_consume_t m = {
         .queue = amqp_cstring_bytes(q->name),
         .consumer_tag = amqp_cstring_bytes(q->tag),
         .nowait = 1,
         .arguments = amqp_empty_table,
     };
-    int r = amqp_send_method(l->conn, CHANNEL, AMQP_BASIC_CONSUME_METHOD, &m);
+    int r = amqp_send_method(l->conn, CHANNEL, AMQP_BASIC_QOS_METHOD, &qos);
+    if (r == AMQP_STATUS_OK)
+        r = amqp_send_method(l->conn, CHANNEL, AMQP_BASIC_CONSUME_METHOD, &m);
     if (r != AMQP_STATUS_OK)
         mark_lost(l, "basic.consume %s: %s", q->name, amqp_error_string2(r));
     return r == AMQP_STATUS_OK ? 0 : -ENOTCONN;
@@ -619,6 +652,13 @@ static int connect_once(amqp_link *l, bool *operator_error)
         r = rpc_budget(l, what, NULL);
         if (r < 0)
             return r;
+        amqp_basic_qos(l->conn, CHANNEL, 0, (uint16_t)consumer_prefetch(l, q), 0);
+        r = check_reply(l, amqp_get_rpc_reply(l->conn), "basic.qos");
+        if (r < 0)
+            return r;
+        if ((r = rpc_budget(l, what, NULL)) < 0)
+            return r;
+        next_tag(q);
         amqp_basic_consume(l->conn, CHANNEL, amqp_cstring_bytes(q->name),
                            amqp_cstring_bytes(q->tag), 0, 0, 0, amqp_empty_table);
         r = check_reply(l, amqp_get_rpc_reply(l->conn), what);
@@ -919,12 +959,22 @@ static void on_body(amqp_link *l, const amqp_frame_t *f)
         finish_incoming(l);
 }
 
+/* The queue of a consumer tag "ct-<idx>.<serial>", whichever of its consumers (a delivery may
+ * come for one just cancelled). */
 static struct queue_reg *find_tag(amqp_link *l, amqp_bytes_t tag)
 {
-    for (size_t i = 0; i < l->n_queues; i++)
-        if (strlen(l->queues[i]->tag) == tag.len && !memcmp(l->queues[i]->tag, tag.bytes, tag.len))
-            return l->queues[i];
-    return NULL;
+    char t[32];
+    if (tag.len < 6 || tag.len >= sizeof(t))
+        return NULL;
+    memcpy(t, tag.bytes, tag.len);
+    t[tag.len] = '\0';
+    size_t idx;
+    unsigned serial;
+    int used = 0;
+    if (sscanf(t, "ct-%zu.%u%n", &idx, &serial, &used) != 2 || (size_t)used != tag.len ||
+        idx >= l->n_queues || serial == 0 || serial > l->queues[idx]->serial)
+        return NULL;
+    return l->queues[idx];
 }
 
 static void on_method(amqp_link *l, const amqp_frame_t *f)
@@ -1114,7 +1164,8 @@ amqp_link *amqp_link_new(uv_loop_t *loop, const struct amqp_link_config *cfg,
         amqp_link_config_defaults(&def);
         cfg = &def;
     }
-    if (cfg->max_unconfirmed == 0 || cfg->port <= 0 || cfg->port > 65535)
+    if (cfg->max_unconfirmed == 0 || cfg->port <= 0 || cfg->port > 65535 ||
+        (cfg->quorum && cfg->delivery_limit == 0))
         return NULL;
     amqp_link *l = calloc(1, sizeof(*l));
     if (!l)
@@ -1184,7 +1235,8 @@ static int get_queue(amqp_link *l, const char *queue, struct queue_reg **ret)
         free(q);
         return -ENOMEM;
     }
-    snprintf(q->tag, sizeof(q->tag), "ct-%zu", l->n_queues);
+    q->idx = l->n_queues;
+    next_tag(q);
     l->queues[l->n_queues++] = q;
     *ret = q;
     return 0;
@@ -1216,6 +1268,16 @@ int amqp_link_declare_queue(amqp_link *link, const char *queue,
     q->args = args;
     q->n_args = n_x_args;
     q->declare = true;
+    if (qtype_companion(link->cfg.quorum ? QTYPE_QUORUM : QTYPE_CLASSIC, queue, x_args, n_x_args)) {
+        /* the target of its dead-lettering (qtype.h) */
+        char invalid[300];
+        if (strlen(queue) + strlen(INVALID_SUFFIX) > 255)
+            return -EINVAL;
+        snprintf(invalid, sizeof(invalid), "%s" INVALID_SUFFIX, queue);
+        struct queue_reg *iq = find_queue(link, invalid);
+        if (!(iq && iq->declare) && (r = amqp_link_declare_queue(link, invalid, NULL, 0)) < 0)
+            return r;
+    }
     if (usable(link)) {
         /* a failure, or the fallback reopening the channel, loses the channel state: the
          * reconnection declares again and reports */
@@ -1284,6 +1346,17 @@ int amqp_link_resume(amqp_link *link, const char *queue)
     q->paused = false;
     if (usable(link))
         (void)send_consume(link, q);
+    return 0;
+}
+
+int amqp_link_set_prefetch(amqp_link *link, const char *queue, unsigned prefetch)
+{
+    if (!link || !queue)
+        return -EINVAL;
+    struct queue_reg *q = find_queue(link, queue);
+    if (!q || !q->cb)
+        return -ENOENT;
+    q->prefetch = prefetch;
     return 0;
 }
 

@@ -60,6 +60,8 @@ struct amqp_link_config {
     uint64_t reconnect_max_ms;   /* cap, default 30000; also how long a delivery whose
                                     parking the broker refused waits before it is requeued */
     const char *connection_name; /* optional: shown by the broker (management UI) */
+    bool quorum;                 /* declare quorum queues (common/qtype.h); default classic */
+    unsigned delivery_limit;     /* quorum: x-delivery-limit of the work queues; default 20 */
 };
 void amqp_link_config_defaults(struct amqp_link_config *cfg);
 
@@ -131,6 +133,11 @@ int amqp_link_consume(amqp_link *link, const char *queue, amqp_link_deliver_cb c
  * Messages already delivered stay with us until acked or nacked. */
 int amqp_link_pause(amqp_link *link, const char *queue);
 int amqp_link_resume(amqp_link *link, const char *queue);
+/* The basic.qos prefetch of the queue's consumers started from now on (a resume, a
+ * reconnection); 0: the configured prefetch. Each consumer is a new one (a tag of its own), so
+ * its prefetch counts only what it delivers: a pause then a resume asks for at most prefetch
+ * more messages, whatever is still unacked from before. */
+int amqp_link_set_prefetch(amqp_link *link, const char *queue, unsigned prefetch);
 int amqp_link_start(amqp_link *link);
 bool amqp_link_is_up(const amqp_link *link);
 uint64_t amqp_link_generation(const amqp_link *link);

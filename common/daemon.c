@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "hostlist.h"
+#include "qtype.h"
 #include "log.h"
 #include "metrics.h"
 #include "metrics_server.h"
@@ -27,6 +28,11 @@ static const struct config_doc common_docs[] = {
     {"RABBITMQ_VHOST", "/", "RabbitMQ virtual host"},
     {"RABBITMQ_HEARTBEAT", "30", "AMQP heartbeat in seconds (0: off)"},
     {"MAX_MESSAGE_BYTES", "1m", "largest queue message accepted"},
+    {"QUEUE_TYPE", "classic",
+     "queues declared as classic or quorum (a cluster's replicated queues; every daemon and "
+     "the broker's definitions must agree)"},
+    {"QUEUE_DELIVERY_LIMIT", "20",
+     "quorum: deliveries of a message before it is parked in <queue>.invalid"},
     {"LOG_LEVEL", "info", "debug, info, warn or error"},
     {"HEALTH_FILE", "/tmp/<program>.health",
      "touched every 5 s while ready, as /readyz says (--health-check)"},
@@ -215,8 +221,8 @@ static char connection_name[320];
 int daemon_load_common(struct daemon_common *c, const char *prog, bool with_docker,
                        struct config_err *e)
 {
-    uint64_t port, heartbeat, max_msg;
-    const char *level;
+    uint64_t port, heartbeat, max_msg, delivery_limit;
+    const char *level, *queue_type;
     amqp_link_config_defaults(&c->amqp);
     char host[256] = "";
     if (gethostname(host, sizeof(host) - 1) < 0 || !host[0])
@@ -245,9 +251,20 @@ int daemon_load_common(struct daemon_common *c, const char *prog, bool with_dock
         config_uint("RABBITMQ_HEARTBEAT", 30, 0, 3600, &heartbeat, e) < 0 ||
         config_bytes("MAX_MESSAGE_BYTES", 1024 * 1024, MSG_MIN_MESSAGE_BYTES, 64 * 1024 * 1024,
                      &max_msg, e) < 0 ||
+        config_str("QUEUE_TYPE", "classic", &queue_type, e) < 0 ||
+        config_uint("QUEUE_DELIVERY_LIMIT", QTYPE_DELIVERY_LIMIT_DEFAULT, 1, 10000, &delivery_limit,
+                    e) < 0 ||
         config_str("LOG_LEVEL", "info", &level, e) < 0)
         return -EINVAL;
     c->amqp.port = (int)port;
+    enum qtype qt;
+    if (qtype_parse(queue_type, &qt) < 0) {
+        snprintf(e->msg, sizeof(e->msg), "invalid QUEUE_TYPE=\"%.32s\": expected classic or quorum",
+                 queue_type);
+        return -EINVAL;
+    }
+    c->amqp.quorum = qt == QTYPE_QUORUM;
+    c->amqp.delivery_limit = (unsigned)delivery_limit;
     struct hostlist hosts;
     char why[200];
     if (hostlist_parse(c->amqp.host, c->amqp.port, &hosts, why, sizeof(why)) < 0) {

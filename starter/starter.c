@@ -267,6 +267,7 @@ struct starter {
     bool refused;        /* the engine refuses the container settings (SETTINGS, above) */
     uint64_t pulls_done; /* image pulls that succeeded */
     struct fifo ready;   /* jobs that may resume once a slot is free, in order */
+    unsigned n_ready;    /* how many */
     bool admitting;
     unsigned starting; /* jobs between delivery and their container's start */
     unsigned held;     /* jobs taken at capacity, not yet counted (at most HOLD_JOBS) */
@@ -275,6 +276,9 @@ struct starter {
     bool listing, list_again;
     uint64_t list_ticket;
     bool consuming;
+    /* the pending consumer's prefetch (what it was granted when it started) and the
+     * deliveries since: what the broker may still send is at most grant - taken */
+    unsigned grant, taken;
     struct stage_stop stop; /* the way out (common/daemon.h) */
     bool docker_down_logged;
     idmap *pulls; /* struct pull by key */
@@ -378,20 +382,56 @@ static bool may_take(const starter *s)
     return !s->stop.stopping && (!is_full(s) || s->held < s->cfg.hold_jobs);
 }
 
+/* How many deliveries may be taken now: the free slots no job in line waits for, and what may
+ * still be held (HOLD_JOBS); not 0 exactly when may_take. */
+static unsigned takeable(const starter *s)
+{
+    if (!may_take(s))
+        return 0;
+    uint64_t busy = (uint64_t)runset_count(s->running) + s->starting;
+    uint64_t room = busy < s->cfg.max_running ? s->cfg.max_running - busy : 0;
+    room = room > s->n_ready ? room - s->n_ready : 0;
+    uint64_t n = room + (s->held < s->cfg.hold_jobs ? s->cfg.hold_jobs - s->held : 0);
+    return n == 0 ? 1 : n > UINT16_MAX ? UINT16_MAX : (unsigned)n;
+}
+
+/* The pending consumer runs while a delivery may be taken, and asks the broker for no more
+ * than that (its prefetch, a consumer of its own each time: amqp_link_set_prefetch), so that
+ * a delivery is returned untouched only when one was on its way as the consumer paused. A
+ * return is not free: it moves the job behind none (the broker redelivers it first) but
+ * counts towards a quorum queue's delivery limit (common/qtype.h). When more slots free up
+ * than the running consumer may still be sent, it is started again with the larger grant. */
 static void update_consumer(starter *s)
 {
     if (s->stop.finished)
         return;
     admit_ready(s);
     bool want = s->counted_once && (!s->cfg.net_isolated || s->net_checked) && may_take(s);
-    if (want == s->consuming)
+    unsigned n = want ? takeable(s) : 0;
+    bool regrant = want && s->consuming && n > (s->grant > s->taken ? s->grant - s->taken : 0);
+    if (want == s->consuming && !regrant)
         return;
-    int r =
-        want ? amqp_link_resume(s->link, QUEUE_PENDING) : amqp_link_pause(s->link, QUEUE_PENDING);
+    int r = 0;
+    if (want) {
+        if (regrant)
+            r = amqp_link_pause(s->link, QUEUE_PENDING);
+        if (r == 0 || r == -ENOTCONN)
+            r = amqp_link_set_prefetch(s->link, QUEUE_PENDING, n);
+        if (r == 0)
+            r = amqp_link_resume(s->link, QUEUE_PENDING);
+        if (r == 0 || r == -ENOTCONN) {
+            s->grant = n;
+            s->taken = 0;
+        }
+    } else {
+        r = amqp_link_pause(s->link, QUEUE_PENDING);
+    }
     if (r < 0 && r != -ENOTCONN) {
         log_kv(LOG_ERROR, "cannot change the pending consumer", "error", strerror(-r), NULL);
         return;
     }
+    if (regrant)
+        return; /* consuming still */
     s->consuming = want;
     char running[32], starting[32];
     snprintf(running, sizeof(running), "%zu", runset_count(s->running));
@@ -670,7 +710,8 @@ static void job_release(struct job *job)
     docker_cancel(s->docker, job);
     job_unhold(job);
     pull_detach(job);
-    fifo_remove(&s->ready, &job->ready);
+    if (fifo_remove(&s->ready, &job->ready))
+        s->n_ready--;
     DLIST_UNLINK(s->jobs, job);
     job_uncount(job);
     uv_timer_stop(&job->timer);
@@ -712,6 +753,7 @@ static void job_resume(struct job *job)
         return;
     }
     fifo_push(&s->ready, &job->ready);
+    s->n_ready++;
     log_job(LOG_DEBUG, job, "waiting for a free slot to resume", "step", step_names[job->step],
             NULL, NULL);
 }
@@ -724,6 +766,7 @@ static void admit_ready(starter *s)
     s->admitting = true;
     while (!fifo_empty(&s->ready) && has_room(s) && !s->stop.finished && !s->stop.stopping) {
         struct job *job = FIFO_ENTRY(fifo_pop(&s->ready), struct job, ready);
+        s->n_ready--;
         job_count(job);
         job_run(job);
     }
@@ -2006,11 +2049,13 @@ static void on_delivery(amqp_link *link, const struct amqp_link_delivery *d, voi
     ids_uuid_from_bytes(d->body, d->body_len, digest);
     /* A message we returned untouched is, for us, delivered for the first time. */
     bool first = !d->redelivered || (!has_id && untouched_take(s, digest));
+    s->taken++;
     if (!may_take(s)) {
         /* Prefetched before the consumer paused: back to the queue, where it waits (there any
          * starter with room may take it). */
         if (amqp_link_nack(link, d->generation, d->delivery_tag, true) == 0 && first && !has_id)
             untouched_add(s, digest);
+        log_kv(LOG_DEBUG, "delivery returned to the queue untouched: at capacity", NULL);
         update_consumer(s);
         return;
     }
@@ -2070,6 +2115,7 @@ static void on_link_event(amqp_link *link, enum amqp_link_event ev, const char *
     starter *s = ud;
     daemon_link_event(ev, detail);
     if (ev == AMQP_LINK_UP) {
+        s->taken = 0; /* a new consumer, granted what was last set (or none: paused) */
         update_consumer(s);
     } else if (ev == AMQP_LINK_DOWN) {
         /* Unacked messages are back in the queue: every job in hand is abandoned; its

@@ -333,6 +333,13 @@ static const char *amqp_error(amqp_rpc_reply_t r, char *buf, size_t len)
     return "unknown";
 }
 
+static char amqp_vhost[128] = "/";
+
+void ct_amqp_use_vhost(const char *vhost)
+{
+    snprintf(amqp_vhost, sizeof(amqp_vhost), "%s", vhost ? vhost : "/");
+}
+
 static amqp_connection_state_t amqp_open(void)
 {
     const char *host = ct_env("CT_RABBITMQ_HOST");
@@ -349,7 +356,8 @@ static amqp_connection_state_t amqp_open(void)
     }
     amqp_set_rpc_timeout(c, &tv);
     char buf[256];
-    amqp_rpc_reply_t r = amqp_login(c, "/", 0, 131072, 0, AMQP_SASL_METHOD_PLAIN, "guest", "guest");
+    amqp_rpc_reply_t r =
+        amqp_login(c, amqp_vhost, 0, 131072, 0, AMQP_SASL_METHOD_PLAIN, "guest", "guest");
     if (r.reply_type != AMQP_RESPONSE_NORMAL) {
         const char *e = amqp_error(r, buf, sizeof(buf));
         amqp_destroy_connection(c);
