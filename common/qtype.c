@@ -1,6 +1,8 @@
 /* qtype: the declare arguments of our queues (see qtype.h). */
 #include "qtype.h"
 
+#include "names.h"
+
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
@@ -26,16 +28,18 @@ static bool has_arg(const struct amqp_link_header *own, size_t n_own, const char
     return false;
 }
 
-static bool is_invalid(const char *name)
+/* Where messages are parked for people to read: "<q>.invalid", failed_callbacks. */
+static bool is_parking(const char *name)
 {
     size_t n = strlen(name), k = strlen(SUFFIX);
-    return n >= k && strcmp(name + n - k, SUFFIX) == 0;
+    return (n >= k && strcmp(name + n - k, SUFFIX) == 0) ||
+           strcmp(name, QUEUE_FAILED_CALLBACKS) == 0;
 }
 
 bool qtype_companion(enum qtype t, const char *name, const struct amqp_link_header *own,
                      size_t n_own)
 {
-    return t == QTYPE_QUORUM && name && !is_invalid(name) &&
+    return t == QTYPE_QUORUM && name && !is_parking(name) &&
            !has_arg(own, n_own, "x-dead-letter-exchange");
 }
 

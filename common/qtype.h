@@ -6,8 +6,8 @@
  *
  * classic: the caller's arguments, unchanged (what deployments have always had).
  * quorum:  every queue gets x-queue-type=quorum, and
- *   - a work queue (not "<q>.invalid", no dead-letter exchange of its own: pending, running,
- *     finished, failed_callbacks) gets x-delivery-limit=<limit> with dead-lettering to
+ *   - a work queue (not a parking queue, "<q>.invalid" or failed_callbacks, and no
+ *     dead-letter exchange of its own: pending, running, finished) gets x-delivery-limit=<limit> with dead-lettering to
  *     "<q>.invalid" (the default exchange), so a message that keeps coming back (a consumer
  *     crashing on it, a channel closed on it again and again) ends parked, never redelivered
  *     forever; its companion "<q>.invalid" is declared with it (qtype_companion);

@@ -109,11 +109,14 @@
  * events and our own start calls (common/runset.h), with a label-filtered list as the safety
  * net (periodically and when the events stream comes back); waiting jobs stay in the queue. A
  * job waiting to retry, or for a pull, holds no slot; when it resumes it takes one, or waits
- * in line (s->ready, first come first served, ahead of new deliveries) until one is free. The
- * prefetch is twice MAX_RUNNING, so as many jobs again may wait without holding a slot. At
+ * in line (s->ready, first come first served, ahead of new deliveries) until one is free. At
  * capacity the consumer goes on until HOLD_JOBS jobs are held: taken (unacked), first in line for
  * the next free slot (a slot freed by a die event starts one at once, not after a basic.consume
- * and a delivery); a delivery beyond them goes back to the queue.
+ * and a delivery). Each time the consumer starts it asks the broker for no more than may be
+ * taken then (its prefetch: the free slots not promised to jobs in line, plus the HOLD_JOBS
+ * room; see update_consumer), so a delivery goes back to the queue untouched only when it was
+ * on its way as the consumer paused: on a quorum queue every return counts towards the
+ * message's delivery limit.
  *
  * Setup turns: of the jobs holding a slot, at most MAX_STARTING make the engine's setup calls
  * (lookup, create, inspect, upload, start) at once; the others wait their turn in order
@@ -2162,7 +2165,7 @@ starter *starter_new(uv_loop_t *loop, const struct starter_config *cfg, char *er
         return NULL;
     }
     struct amqp_link_config acfg = cfg->amqp;
-    /* MAX_RUNNING jobs being started, and as many again waiting to retry without a slot. */
+    /* The channel's default; each start of the pending consumer sets its own (update_consumer). */
     uint64_t prefetch = 2 * cfg->max_running;
     acfg.prefetch = (unsigned)(prefetch < 65535 ? prefetch : 65535);
     s->link = amqp_link_new(loop, &acfg, on_link_event, s);

@@ -2660,11 +2660,55 @@ static int quorum_teardown(void **state)
     return r == 0 ? 0 : -1;
 }
 
+/* compose's definitions (compose/rabbitmq/init.sh) rendered for QUEUE_TYPE=quorum, their
+ * queues made in the test's virtual host as the broker would import them: the daemons'
+ * declares (starter, notifier: every queue but the completer's, which are the starter's too)
+ * must agree with them, or the broker refuses the declare (PRECONDITION_FAILED) and the daemon
+ * never connects. */
+static void make_compose_queues(void)
+{
+    char out[600], cmd[2048];
+    snprintf(out, sizeof(out), "%s/quorum-definitions.json", ct_env("CT_TMP"));
+    snprintf(cmd, sizeof(cmd),
+             "RABBITMQ_ADMIN_USER=a RABBITMQ_ADMIN_PASSWORD=b RABBITMQ_USER=c RABBITMQ_PASSWORD=d "
+             "QUEUE_TYPE=quorum QUEUE_DELIVERY_LIMIT=2 CT_RENDER_ONLY=1 "
+             "CT_DEFINITIONS_TEMPLATE='%s/compose/rabbitmq/definitions.json' "
+             "CT_DEFINITIONS_OUT='%s' sh '%s/compose/rabbitmq/init.sh'",
+             CT_SOURCE_DIR, out, CT_SOURCE_DIR);
+    assert_int_equal(system(cmd), 0);
+    json_error_t jerr;
+    json_t *defs = json_load_file(out, 0, &jerr);
+    if (!defs)
+        fail_msg("%s: %s", out, jerr.text);
+    json_t *queues = json_object_get(defs, "queues");
+    assert_true(json_array_size(queues) >= 10);
+    size_t i;
+    json_t *q;
+    json_array_foreach(queues, i, q)
+    {
+        const char *name = json_string_value(json_object_get(q, "name"));
+        assert_non_null(name);
+        json_t *body = json_pack("{s:b,s:b,s:O}", "durable", 1, "auto_delete", 0, "arguments",
+                                 json_object_get(q, "arguments"));
+        char *text = json_dumps(body, JSON_COMPACT);
+        char path[512];
+        snprintf(path, sizeof(path), "/queues/%s/%s", quorum_vhost, name);
+        long status;
+        json_decref(ct_mgmt("PUT", path, text, &status));
+        if (status != 201 && status != 204)
+            fail_msg("PUT %s: HTTP %ld", path, status);
+        free(text);
+        json_decref(body);
+    }
+    json_decref(defs);
+}
+
 /* On quorum queues every return of a message counts towards its delivery limit (RabbitMQ
  * 3.10-3.13), so the starter must not return healthy jobs as a matter of course: at capacity,
  * each time a slot frees, it asks the broker for no more than it may take. A burst of 16
  * quick jobs through MAX_RUNNING=2 (dozens of pauses and resumes) with a delivery limit of 2:
- * every job is started, none is parked by the broker. */
+ * every job is started, none is parked by the broker. The queues are compose's, made first
+ * (make_compose_queues). */
 static void test_quorum_burst_at_capacity(void **state)
 {
     (void)state;
@@ -2672,10 +2716,18 @@ static void test_quorum_burst_at_capacity(void **state)
     char *file = exercise("quorum.txt", "q");
     char vhost_env[96];
     snprintf(vhost_env, sizeof(vhost_env), "RABBITMQ_VHOST=%s", quorum_vhost);
+    make_compose_queues();
+    struct ct_daemon notifier;
+    ct_daemon_start(
+        &notifier, "notifier", "quorum",
+        (const char *[]){vhost_env, "QUEUE_TYPE=quorum", "QUEUE_DELIVERY_LIMIT=2", NULL});
+    ct_daemon_wait_log(&notifier, "connected to RabbitMQ", 1, WAIT_MS);
+    assert_int_equal(ct_daemon_stop(&notifier), 0);
     start_starter(&run, "quorum",
                   (const char *[]){vhost_env, "QUEUE_TYPE=quorum", "QUEUE_DELIVERY_LIMIT=2",
                                    "MAX_RUNNING=2", "HOLD_JOBS=1", NULL});
     wait_log(&run, "consuming pending jobs", 1);
+    assert_int_equal(ct_file_count_lines(run.log, "lost RabbitMQ", NULL), 0);
     enum { JOBS = 16 };
     for (int i = 0; i < JOBS; i++) {
         char wid[32];

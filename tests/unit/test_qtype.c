@@ -72,6 +72,9 @@ static void test_quorum(void **state)
     assert_int_equal(n, 1);
     assert_string_equal(out[0].key, "x-queue-type");
     assert_false(qtype_companion(QTYPE_QUORUM, "pending_corrections.invalid", NULL, 0));
+    n = qtype_args(QTYPE_QUORUM, 7, "failed_callbacks", NULL, 0, out, companion, sizeof(companion));
+    assert_int_equal(n, 1);
+    assert_false(qtype_companion(QTYPE_QUORUM, "failed_callbacks", NULL, 0));
 
     /* a retry queue: its own TTL and dead-lettering kept, made at least once; no limit */
     struct amqp_link_header own[] = {
