@@ -13,6 +13,7 @@
 #   start               start dockerd, rabbitmq (with the management plugin) and the registry,
 #                       wait until they answer, build the test images, write
 #                       $CT_SERVERS_DIR/env (source it)
+#   start-rabbitmq      start the RabbitMQ node alone (a node of tests/cluster.sh)
 #   stop                stop them all, unmount leftovers, remove $CT_SERVERS_DIR
 #   status              exit 0 when both answer
 #   env                 print the env file
@@ -365,8 +366,22 @@ start)
     write_env
     say "ready in $((($(date +%s%N) - t0) / 1000000)) ms; source $S/env"
     ;;
+start-rabbitmq)
+    # the RabbitMQ node alone (a node of tests/cluster.sh); stop stops it as usual
+    [ "$(id -u)" = 0 ] || die "must run as root (rabbitmq)"
+    mkdir -p "$S"
+    if alive "$(state_get rabbitmq_pid)"; then die "rabbitmq already running in $S"; fi
+    mkdir -p "$S/tmp" "$R"
+    chmod 755 "$S"; chmod 1777 "$S/tmp"
+    rabbit_launch
+    write_env
+    ;;
 stop)
     [ -d "$S" ] || exit 0
+    # a test's cluster (tests/cluster.sh), should the test have died before stopping it
+    if [ -d "$S/cluster" ]; then
+        CT_CLUSTER_DIR=$S/cluster "$HERE/cluster.sh" stop || say "WARNING: stopping the cluster failed"
+    fi
     # with --live-restore, containers outlive the engine: bring it back to remove them
     if [ -n "$(state_get dockerd_pid)" ] && ! alive "$(state_get dockerd_pid)"; then
         docker_launch || true
