@@ -36,8 +36,9 @@ static int cluster(const char *args)
     return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
 }
 
-/* The env file's "export NAME='value'" lines, into the environment. */
-static void load_env(const char *path)
+/* The env file's "export NAME='value'" lines, into the environment: every one, or (only) the
+ * one named only. */
+static void load_env(const char *path, const char *only)
 {
     FILE *f = fopen(path, "r");
     if (!f)
@@ -45,7 +46,8 @@ static void load_env(const char *path)
     char line[1024];
     while (fgets(line, sizeof(line), f)) {
         char name[128], value[800];
-        if (sscanf(line, "export %127[A-Z_0-9]='%799[^']'", name, value) == 2)
+        if (sscanf(line, "export %127[A-Z_0-9]='%799[^']'", name, value) == 2 &&
+            (!only || strcmp(name, only) == 0))
             setenv(name, value, 1);
     }
     fclose(f);
@@ -63,7 +65,7 @@ static int group_setup(void **state)
     }
     char env[700];
     snprintf(env, sizeof(env), "%s/env", cluster_dir);
-    load_env(env);
+    load_env(env, NULL);
     /* the test's own AMQP and management calls go to node 3, which stays up */
     snprintf(saved_port, sizeof(saved_port), "%s", ct_env("CT_RABBITMQ_PORT"));
     snprintf(saved_mgmt, sizeof(saved_mgmt), "%s", ct_env("CT_RABBITMQ_MGMT_PORT"));
@@ -196,6 +198,168 @@ static void test_node_lost(void **state)
     free(file);
 }
 
+/* ---- two Docker hosts on the cluster, the second over tcp:// with mutual TLS */
+
+static char hostb_dir[700];
+
+static int servers_b(const char *args)
+{
+    char cmd[1600];
+    snprintf(cmd, sizeof(cmd), "CT_DOCKER_TLS=1 CT_SERVERS_DIR='%s' '%s' %s >>'%s/hostb.log' 2>&1",
+             hostb_dir, ct_env("CT_SERVERS"), args, ct_env("CT_TMP"));
+    int st = system(cmd);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+/* Correction containers running on an engine now (its unix socket). */
+static int running_on(const char *docker_host)
+{
+    char saved[700];
+    snprintf(saved, sizeof(saved), "%s", ct_env("CT_DOCKER_HOST"));
+    setenv("CT_DOCKER_HOST", docker_host, 1);
+    json_t *l = ct_docker_list("correctomatic.job_id");
+    setenv("CT_DOCKER_HOST", saved, 1);
+    int n = 0;
+    size_t i;
+    json_t *c;
+    json_array_foreach(l, i, c) n +=
+        strcmp(json_string_value(json_object_get(c, "State")), "running") == 0;
+    json_decref(l);
+    return n;
+}
+
+struct kind2 {
+    const char *image, *params;
+    const char *body; /* the callback's body up to the work_id's value */
+};
+static const struct kind2 kinds2[] = {
+    {"ct-ok:latest", NULL,
+     "{\"comments\":[\"well done\"],\"grade\":10,\"success\":true,\"work_id\":\""},
+    {"ct-sleeper:latest", ",\"params\":[\"SLEEP=1\"]",
+     "{\"comments\":[\"slept\"],\"grade\":10,\"success\":true,\"work_id\":\""},
+    {"ct-fail:latest", NULL, "{\"error\":\"compilation failed\",\"success\":false,\"work_id\":\""},
+};
+
+/* Host A (the suite's engine, its unix socket, MAX_RUNNING=3) and host B (an engine of this
+ * test, reached over tcp:// with DOCKER_TLS_VERIFY and a client certificate, MAX_RUNNING=2),
+ * each with its starter, its completer and a RUNNING_QUEUE of its own, share
+ * pending_corrections; one notifier. 200 mixed jobs: both hosts take work, neither ever runs
+ * more than its MAX_RUNNING (sampled from the engines' lists), every job ends in its callback. */
+static void test_two_hosts_tls(void **state)
+{
+    (void)state;
+    snprintf(hostb_dir, sizeof(hostb_dir), "%s/hostb", ct_env("CT_SERVERS_DIR"));
+    assert_int_equal(servers_b("start-docker"), 0);
+    char env_b[800];
+    snprintf(env_b, sizeof(env_b), "%s/env", hostb_dir);
+    char saved_host[700];
+    snprintf(saved_host, sizeof(saved_host), "%s", ct_env("CT_DOCKER_HOST"));
+    load_env(env_b, "CT_DOCKER_TLS_HOST");
+    load_env(env_b, "CT_DOCKER_CERT_PATH");
+    char unix_b[800];
+    snprintf(unix_b, sizeof(unix_b), "unix://%s/docker/docker.sock", hostb_dir);
+
+    /* Without the client certificate the engine refuses the connection. */
+    char cmd[1200];
+    snprintf(cmd, sizeof(cmd),
+             "curl -s -m 10 --cacert '%s/ca.pem' https://127.0.0.1:%s/_ping >/dev/null",
+             ct_env("CT_DOCKER_CERT_PATH"), strrchr(ct_env("CT_DOCKER_TLS_HOST"), ':') + 1);
+    assert_int_not_equal(system(cmd), 0);
+
+    struct ct_receiver rcv;
+    ct_receiver_start(&rcv, "two-hosts", 0, true);
+    char callback[256];
+    ct_receiver_url(callback, sizeof(callback), &rcv, "/ok");
+    char hosts[300], docker_b[300], certs_b[800];
+    snprintf(hosts, sizeof(hosts), "RABBITMQ_HOST=%s", ct_env("CT_CLUSTER_HOSTS"));
+    snprintf(docker_b, sizeof(docker_b), "DOCKER_HOST=%s", ct_env("CT_DOCKER_TLS_HOST"));
+    snprintf(certs_b, sizeof(certs_b), "DOCKER_CERT_PATH=%s", ct_env("CT_DOCKER_CERT_PATH"));
+    const char *const env_a[] = {hosts, "QUEUE_TYPE=quorum", "MAX_RUNNING=3",
+                                 "RUNNING_QUEUE=running_corrections.host-a", NULL};
+    const char *const env_bd[] = {hosts,           "QUEUE_TYPE=quorum",
+                                  "MAX_RUNNING=2", "RUNNING_QUEUE=running_corrections.host-b",
+                                  docker_b,        "DOCKER_TLS_VERIFY=1",
+                                  certs_b,         NULL};
+    const char *const env_n[] = {hosts, "QUEUE_TYPE=quorum", NULL};
+    struct ct_daemon sa, ca, sb, cb, n;
+    ct_daemon_start(&sa, "starter", "host-a", env_a);
+    ct_daemon_start(&ca, "completer", "host-a", env_a);
+    ct_daemon_start(&sb, "starter", "host-b", env_bd);
+    ct_daemon_start(&cb, "completer", "host-b", env_bd);
+    ct_daemon_start(&n, "notifier", "two-hosts", env_n);
+    ct_daemon_wait_log(&sa, "consuming pending jobs", 1, WAIT_MS);
+    ct_daemon_wait_log(&sb, "consuming pending jobs", 1, WAIT_MS); /* it counted host B's */
+    ct_daemon_wait_log(&cb, "connected to RabbitMQ", 1, WAIT_MS);
+    ct_daemon_wait_log(&n, "connected to RabbitMQ", 1, WAIT_MS);
+
+    enum { JOBS = 200 };
+    char *file = ct_tmpfile("two-hosts.txt", "t", 1);
+    for (int i = 0; i < JOBS; i++) {
+        const struct kind2 *k = &kinds2[i % 3];
+        char body[2048];
+        snprintf(body, sizeof(body),
+                 "{\"work_id\":\"two-%d\",\"image\":\"%s\",\"file\":\"%s\",\"callback\":\"%s\"%s}",
+                 i, k->image, file, callback, k->params ? k->params : "");
+        ct_amqp_publish("pending_corrections", body, NULL);
+    }
+    /* While they run: never more than MAX_RUNNING on a host. */
+    int max_a = 0, max_b = 0, samples = 0;
+    int64_t t0 = ct_now_ms(), last_progress = t0;
+    int seen = 0;
+    while (ct_receiver_count(&rcv, "/ok", 200) < JOBS) {
+        int a = running_on(saved_host), b = running_on(unix_b);
+        max_a = a > max_a ? a : max_a;
+        max_b = b > max_b ? b : max_b;
+        samples++;
+        int now_seen = ct_receiver_count(&rcv, "/ok", 200);
+        if (now_seen > seen) {
+            seen = now_seen;
+            last_progress = ct_now_ms();
+        }
+        if (ct_now_ms() - last_progress > WAIT_MS)
+            fail_msg("no callback for %d s: %d of %d", WAIT_MS / 1000, seen, JOBS);
+        usleep(100 * 1000);
+    }
+    int started_a = ct_file_count_lines(sa.log, "correction started", NULL);
+    int started_b = ct_file_count_lines(sb.log, "correction started", NULL);
+    print_message("note: %d jobs in %.1f s; host A started %d (at most %d running at once), "
+                  "host B %d (at most %d), %d samples\n",
+                  JOBS, (double)(ct_now_ms() - t0) / 1000.0, started_a, max_a, started_b, max_b,
+                  samples);
+    assert_true(max_a <= 3);
+    assert_true(max_b <= 2);
+    assert_true(started_a > 0);
+    assert_true(started_b > 0);
+    assert_true(started_a + started_b >= JOBS);
+
+    json_t *reqs = ct_receiver_requests(&rcv);
+    for (int i = 0; i < JOBS; i++) {
+        char wid[32], want[512];
+        snprintf(wid, sizeof(wid), "two-%d", i);
+        snprintf(want, sizeof(want), "%s%s\"}", kinds2[i % 3].body, wid);
+        int found = 0;
+        size_t k;
+        json_t *q;
+        json_array_foreach(reqs, k, q)
+        {
+            const char *body = json_string_value(json_object_get(q, "body"));
+            if (body && strcmp(body, want) == 0)
+                found++;
+        }
+        if (found == 0)
+            fail_msg("two-%d: no callback %s", i, want);
+    }
+    json_decref(reqs);
+
+    struct ct_daemon *all[] = {&sa, &ca, &sb, &cb, &n};
+    for (size_t i = 0; i < 5; i++)
+        assert_int_equal(ct_daemon_stop(all[i]), 0);
+    assert_int_equal(running_on(saved_host) + running_on(unix_b), 0);
+    ct_receiver_stop(&rcv);
+    free(file);
+    assert_int_equal(servers_b("stop"), 0);
+}
+
 /* The suite's reset declares classic queues: here only the leftovers of a failed test go. */
 static int setup(void **state)
 {
@@ -209,6 +373,10 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_node_lost, setup, NULL),
+        cmocka_unit_test_setup_teardown(test_two_hosts_tls, setup, NULL),
     };
+    /* CT_TEST_FILTER=test_name (wildcards allowed): only those, while working on them */
+    if (getenv("CT_TEST_FILTER"))
+        cmocka_set_test_filter(getenv("CT_TEST_FILTER"));
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
