@@ -144,4 +144,14 @@ fi
 mv "$out.tmp" "$out"
 
 [ "${CT_RENDER_ONLY:-0}" = 1 ] && exit 0
+
+# A node of a cluster (compose.cluster.yaml): the Erlang cookie every node shares.
+if [ -n "${RABBITMQ_CLUSTER_COOKIE:-}" ]; then
+    cookie=/var/lib/rabbitmq/.erlang.cookie
+    printf '%s' "$RABBITMQ_CLUSTER_COOKIE" >"$cookie"
+    chmod 600 "$cookie"
+    if [ "$(id -u)" = 0 ]; then
+        chown rabbitmq:rabbitmq "$cookie"
+    fi
+fi
 exec docker-entrypoint.sh "$@"
