@@ -21,7 +21,8 @@
  *
  * Options: --image IMG, --file PATH (pipeline/publish), --prefetch P (broker, default 50),
  * --timeout S (default 600), --tag T (work_id prefix, default "b").
- * RabbitMQ from RABBITMQ_HOST/RABBITMQ_PORT (guest/guest).
+ * RabbitMQ from RABBITMQ_HOST/RABBITMQ_PORT (guest/guest); QUEUE_TYPE=quorum declares quorum
+ * queues, as the daemons do with it.
  *
  * Output: one JSON object on stdout with "seconds" (first publish, or "loaded" for finished,
  * or first consume for broker, or SIGUSR1 for sink, to the last callback), "per_s",
@@ -466,6 +467,8 @@ int main(int argc, char **argv)
         cfg.host = getenv("RABBITMQ_HOST");
     if (getenv("RABBITMQ_PORT"))
         cfg.port = atoi(getenv("RABBITMQ_PORT"));
+    /* declares as the daemons do (QUEUE_TYPE=quorum: bench/cluster.sh) */
+    cfg.quorum = getenv("QUEUE_TYPE") && strcmp(getenv("QUEUE_TYPE"), "quorum") == 0;
     cfg.prefetch = (unsigned)B.prefetch;
     cfg.max_unconfirmed = WINDOW * 2;
     B.link = amqp_link_new(B.loop, &cfg, on_link, NULL);
