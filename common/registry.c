@@ -1,7 +1,6 @@
 /* registry: image references, registry credentials, the image allowlist, pull failures. */
 #include "registry.h"
 
-#include <ctype.h>
 #include <errno.h>
 #include <fnmatch.h>
 #include <jansson.h>
@@ -361,17 +360,11 @@ int registry_allowlist_parse(const char *list, const char *source, registry_allo
     a->patterns = calloc(cap, sizeof(char *));
     if (!a->patterns)
         goto nomem;
-    for (const char *p = list ? list : ""; *p;) {
-        const char *end = strchr(p, ',');
-        const char *s = p, *e;
-
-        if (!end)
-            end = p + strlen(p);
-        e = end;
-        while (s < e && isspace((unsigned char)*s))
-            s++;
-        while (e > s && isspace((unsigned char)e[-1]))
-            e--;
+    for (const char *p = list && *list ? list : NULL; p;) {
+        const char *s;
+        size_t len;
+        p = text_list_item(p, &s, &len);
+        const char *e = s + len;
         if (e > s) {
             if (has_blank(s, (size_t)(e - s)) || (size_t)(e - s) > REGISTRY_MAX_REF) {
                 r = text_set_err(err, errlen, -EINVAL, "invalid %s: bad pattern \"%.*s\"", source,
@@ -383,7 +376,6 @@ int registry_allowlist_parse(const char *list, const char *source, registry_allo
                 goto nomem;
             a->n++;
         }
-        p = *end ? end + 1 : end;
     }
     if (a->n == 0) {
         r = text_set_err(err, errlen, -EINVAL,

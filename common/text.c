@@ -1,5 +1,7 @@
 #include "text.h"
 
+#include <ctype.h>
+
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -222,9 +224,9 @@ const char *text_list_item(const char *p, const char **item, size_t *len)
 {
     const char *comma = strchr(p, ',');
     const char *end = comma ? comma : p + strlen(p);
-    while (p < end && (*p == ' ' || *p == '\t'))
+    while (p < end && isspace((unsigned char)*p))
         p++;
-    while (end > p && (end[-1] == ' ' || end[-1] == '\t'))
+    while (end > p && isspace((unsigned char)end[-1]))
         end--;
     *item = p;
     *len = (size_t)(end - p);
