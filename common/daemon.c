@@ -219,7 +219,7 @@ static bool valid_queue_name(const char *q)
 static char connection_name[320];
 
 int daemon_load_common(struct daemon_common *c, const char *prog, bool with_docker,
-                       struct config_err *e)
+                       struct ct_error *e)
 {
     uint64_t port, heartbeat, max_msg, delivery_limit;
     const char *level, *queue_type;
@@ -236,10 +236,10 @@ int daemon_load_common(struct daemon_common *c, const char *prog, bool with_dock
         return -EINVAL;
     if (*metrics_listen) {
         struct sockaddr_storage addr;
-        if (metrics_server_parse_listen(metrics_listen, &addr, e->msg, sizeof(e->msg)) < 0) {
+        if (metrics_server_parse_listen(metrics_listen, &addr, e) < 0) {
             char why[sizeof(e->msg)];
             snprintf(why, sizeof(why), "%s", e->msg);
-            snprintf(e->msg, sizeof(e->msg), "invalid METRICS_LISTEN=%.400s", why);
+            ct_error_set(e, -EINVAL, "invalid METRICS_LISTEN=%.400s", why);
             return -EINVAL;
         }
     }
@@ -259,8 +259,8 @@ int daemon_load_common(struct daemon_common *c, const char *prog, bool with_dock
     c->amqp.port = (int)port;
     enum qtype qt;
     if (qtype_parse(queue_type, &qt) < 0) {
-        snprintf(e->msg, sizeof(e->msg), "invalid QUEUE_TYPE=\"%.32s\": expected classic or quorum",
-                 queue_type);
+        ct_error_set(e, -EINVAL, "invalid QUEUE_TYPE=\"%.32s\": expected classic or quorum",
+                     queue_type);
         return -EINVAL;
     }
     c->amqp.quorum = qt == QTYPE_QUORUM;
@@ -268,7 +268,7 @@ int daemon_load_common(struct daemon_common *c, const char *prog, bool with_dock
     struct hostlist hosts;
     char why[200];
     if (hostlist_parse(c->amqp.host, c->amqp.port, &hosts, why, sizeof(why)) < 0) {
-        snprintf(e->msg, sizeof(e->msg), "invalid RABBITMQ_HOST=\"%.200s\": %s", c->amqp.host, why);
+        ct_error_set(e, -EINVAL, "invalid RABBITMQ_HOST=\"%.200s\": %s", c->amqp.host, why);
         return -EINVAL;
     }
     c->amqp.heartbeat_s = (unsigned)heartbeat;
@@ -276,23 +276,23 @@ int daemon_load_common(struct daemon_common *c, const char *prog, bool with_dock
     c->amqp.max_unconfirmed = 4096;
     enum log_level lvl;
     if (log_level_parse(level, &lvl) < 0) {
-        snprintf(e->msg, sizeof(e->msg),
-                 "invalid LOG_LEVEL=\"%.32s\": expected debug, info, warn or error", level);
+        ct_error_set(e, -EINVAL, "invalid LOG_LEVEL=\"%.32s\": expected debug, info, warn or error",
+                     level);
         return -EINVAL;
     }
     log_set_level(lvl);
     c->running_queue = QUEUE_RUNNING;
     if (!with_docker)
         return 0;
-    if (docker_config_from_env(&c->docker, e->msg, sizeof(e->msg)) < 0 ||
+    if (docker_config_from_env(&c->docker, e) < 0 ||
         config_duration_ms("DOCKER_TIMEOUT", 30000, 100, 3600000, &c->docker.timeout_ms, e) < 0 ||
         config_str("RUNNING_QUEUE", QUEUE_RUNNING, &c->running_queue, e) < 0)
         return -EINVAL;
     if (!valid_queue_name(c->running_queue)) {
-        snprintf(e->msg, sizeof(e->msg),
-                 "invalid RUNNING_QUEUE=\"%.64s\": letters, digits and . _ - : only, at most "
-                 "200 bytes, not ending in .invalid",
-                 c->running_queue);
+        ct_error_set(e, -EINVAL,
+                     "invalid RUNNING_QUEUE=\"%.64s\": letters, digits and . _ - : only, at most "
+                     "200 bytes, not ending in .invalid",
+                     c->running_queue);
         return -EINVAL;
     }
     return 0;
@@ -375,10 +375,10 @@ void daemon_run(uv_loop_t *loop, const char *prog, void *stage, daemon_shutdown_
     if (metrics_listen && *metrics_listen) {
         struct metrics_server_config mc = {
             .listen = metrics_listen, .ready = is_ready, .userdata = NULL};
-        char err[256];
-        int r = metrics_server_new(loop, &mc, err, sizeof(err), &run.metrics);
+        struct ct_error err = {0};
+        int r = metrics_server_new(loop, &mc, &err, &run.metrics);
         if (r < 0)
-            log_kv(LOG_ERROR, "cannot serve metrics, going on without", "error", err, NULL);
+            log_kv(LOG_ERROR, "cannot serve metrics, going on without", "error", err.msg, NULL);
         else
             log_kv(LOG_INFO, "serving metrics", "listen", metrics_listen, NULL);
     }
@@ -404,10 +404,10 @@ int daemon_serve(const struct daemon_stage *st, void *cfg)
         METRIC_SET(&metrics_ready, 0, "rabbitmq");
     if (needs_docker && metric_value(&metrics_ready, METRIC_VALUES("docker")) < 1)
         METRIC_SET(&metrics_ready, 0, "docker");
-    char err[256] = "";
-    void *stage = st->create(loop, cfg, err, sizeof(err));
-    if (!stage) {
-        log_kv(LOG_ERROR, "cannot start", "error", err, NULL);
+    struct ct_error err = {0};
+    void *stage;
+    if (st->create(loop, cfg, &stage, &err) < 0) {
+        log_kv(LOG_ERROR, "cannot start", "error", err.msg, NULL);
         return 1;
     }
     int r = st->start(stage);

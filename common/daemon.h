@@ -20,7 +20,7 @@ struct daemon_common {
  * starter and the completer of one Docker host share it). The AMQP connection is named
  * "<prog> <version> on <host name>, pid <pid>" (the broker's connection_name). */
 int daemon_load_common(struct daemon_common *c, const char *prog, bool with_docker,
-                       struct config_err *e);
+                       struct ct_error *e);
 
 /* Handles argv: --help (the common variables, then docs), --version, --health-check (exit 0
  * when the health file was touched in the last 30 s: for container health checks). Returns
@@ -65,8 +65,9 @@ void stage_stop_done(struct stage_stop *st);
 /* A stage as main() runs it. */
 struct daemon_stage {
     const char *prog; /* "correctomatic-starter" */
-    /* Its handle on the loop from the configuration, or NULL with a reason in err. */
-    void *(*create)(uv_loop_t *loop, void *cfg, char *err, size_t errlen);
+    /* Its handle on the loop from the configuration in *ret: 0, or a negative errno with a
+     * reason in err. */
+    int (*create)(uv_loop_t *loop, void *cfg, void **ret, struct ct_error *err);
     int (*start)(void *stage); /* 0 or a negative errno */
     daemon_shutdown_fn shutdown;
     void (*destroy)(void *stage);

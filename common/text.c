@@ -199,17 +199,6 @@ size_t text_redact_url(char *dst, size_t dstlen, const char *url)
     return r;
 }
 
-int text_set_err(char *err, size_t errlen, int code, const char *fmt, ...)
-{
-    if (err && errlen) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, errlen, fmt, ap);
-        va_end(ap);
-    }
-    return code;
-}
-
 char *text_printf(const char *fmt, ...)
 {
     va_list ap;

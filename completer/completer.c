@@ -1963,42 +1963,42 @@ static void on_link_event(amqp_link *link, enum amqp_link_event ev, const char *
 static void finish(void *stage);
 static void shutdown_timed_out(void *stage);
 
-completer *completer_new(uv_loop_t *loop, const struct completer_config *cfg, char *err,
-                         size_t errlen)
+int completer_new(uv_loop_t *loop, const struct completer_config *cfg, completer **ret,
+                  struct ct_error *err)
 {
+    *ret = NULL;
     completer *c = calloc(1, sizeof(*c));
-    if (!c) {
-        snprintf(err, errlen, "out of memory");
-        return NULL;
-    }
+    if (!c)
+        return ct_error_set(err, -ENOMEM, "out of memory");
     c->loop = loop;
     c->cfg = *cfg;
     snprintf(c->running_invalid, sizeof(c->running_invalid), "%s.invalid", cfg->running_queue);
     c->jobs = idmap_new();
     c->finished_ids = idmap_new();
-    c->docker = c->jobs && c->finished_ids ? docker_new(loop, &cfg->docker, err, errlen) : NULL;
-    if (!c->docker) {
+    int r = c->jobs && c->finished_ids ? docker_new(loop, &cfg->docker, &c->docker, err)
+                                       : ct_error_set(err, -ENOMEM, "out of memory");
+    if (r < 0) {
         idmap_free(c->finished_ids);
         idmap_free(c->jobs);
         free(c);
-        return NULL;
+        return r;
     }
     struct amqp_link_config acfg = cfg->amqp;
     acfg.prefetch = cfg->prefetch;
     c->link = amqp_link_new(loop, &acfg, on_link_event, c);
     if (!c->link) {
-        snprintf(err, errlen, "cannot create the RabbitMQ link");
         docker_free(c->docker);
         idmap_free(c->finished_ids);
         idmap_free(c->jobs);
         free(c);
-        return NULL;
+        return ct_error_set(err, -ENOMEM, "cannot create the RabbitMQ link");
     }
     uv_timer_init(loop, &c->sweep_timer);
     c->sweep_timer.data = c;
     stage_stop_init(&c->stop, loop, c, finish, shutdown_timed_out);
     metrics_setup(c);
-    return c;
+    *ret = c;
+    return 0;
 }
 
 int completer_start(completer *c)

@@ -6,6 +6,7 @@
 
 #include "amqp_link.h"
 #include "docker.h"
+#include "error.h"
 
 struct completer_config {
     struct amqp_link_config amqp;
@@ -25,8 +26,8 @@ struct completer_config {
 
 typedef struct completer completer;
 
-completer *completer_new(uv_loop_t *loop, const struct completer_config *cfg, char *err,
-                         size_t errlen);
+int completer_new(uv_loop_t *loop, const struct completer_config *cfg, completer **ret,
+                  struct ct_error *err);
 int completer_start(completer *c);
 void completer_shutdown(completer *c, void (*done)(void *), void *userdata);
 void completer_free(completer *c);

@@ -2139,30 +2139,29 @@ static void on_link_event(amqp_link *link, enum amqp_link_event ev, const char *
 static void finish(void *stage);
 static void shutdown_timed_out(void *stage);
 
-starter *starter_new(uv_loop_t *loop, const struct starter_config *cfg, char *err, size_t errlen)
+int starter_new(uv_loop_t *loop, const struct starter_config *cfg, starter **ret,
+                struct ct_error *err)
 {
+    *ret = NULL;
     starter *s = calloc(1, sizeof(*s));
-    if (!s) {
-        snprintf(err, errlen, "out of memory");
-        return NULL;
-    }
+    if (!s)
+        return ct_error_set(err, -ENOMEM, "out of memory");
     s->loop = loop;
     s->cfg = *cfg;
     s->pulls = idmap_new();
     if (!s->pulls || runset_new(&s->running) < 0) {
-        snprintf(err, errlen, "out of memory");
         idmap_free(s->pulls);
         free(s);
-        return NULL;
+        return ct_error_set(err, -ENOMEM, "out of memory");
     }
     if (gethostname(s->hostname, sizeof(s->hostname) - 1) < 0)
         snprintf(s->hostname, sizeof(s->hostname), "unknown");
-    s->docker = docker_new(loop, &cfg->docker, err, errlen);
-    if (!s->docker) {
+    int r = docker_new(loop, &cfg->docker, &s->docker, err);
+    if (r < 0) {
         runset_free(s->running);
         idmap_free(s->pulls);
         free(s);
-        return NULL;
+        return r;
     }
     struct amqp_link_config acfg = cfg->amqp;
     /* The channel's default; each start of the pending consumer sets its own (update_consumer). */
@@ -2170,18 +2169,18 @@ starter *starter_new(uv_loop_t *loop, const struct starter_config *cfg, char *er
     acfg.prefetch = (unsigned)(prefetch < 65535 ? prefetch : 65535);
     s->link = amqp_link_new(loop, &acfg, on_link_event, s);
     if (!s->link) {
-        snprintf(err, errlen, "cannot create the RabbitMQ link");
         docker_free(s->docker);
         runset_free(s->running);
         idmap_free(s->pulls);
         free(s);
-        return NULL;
+        return ct_error_set(err, -ENOMEM, "cannot create the RabbitMQ link");
     }
     stage_stop_init(&s->stop, loop, s, finish, shutdown_timed_out);
     uv_timer_init(loop, &s->setup_timer);
     s->setup_timer.data = s;
     metrics_setup(s);
-    return s;
+    *ret = s;
+    return 0;
 }
 
 int starter_start(starter *s)

@@ -9,6 +9,7 @@
 #include "docker.h"
 #include "names.h"
 #include "registry.h"
+#include "error.h"
 
 struct starter_config {
     struct amqp_link_config amqp;
@@ -49,7 +50,8 @@ struct starter_config {
 
 typedef struct starter starter;
 
-starter *starter_new(uv_loop_t *loop, const struct starter_config *cfg, char *err, size_t errlen);
+int starter_new(uv_loop_t *loop, const struct starter_config *cfg, starter **ret,
+                struct ct_error *err);
 int starter_start(starter *s);
 /* Stops consuming, lets in-flight jobs finish (or returns them to the queue at the
  * deadline), closes everything; done() runs once all is released. */
