@@ -10,7 +10,8 @@
  *     dead-letter exchange of its own: pending, running, finished) gets
  *     x-delivery-limit=<limit> with dead-lettering to "<q>.invalid" (the default exchange),
  *     so a message that keeps coming back (a consumer crashing on it, a channel closed on it
- *     again and again) ends parked, never redelivered forever; its companion "<q>.invalid" is declared with it (qtype_companion);
+ *     again and again) ends parked, never redelivered forever; its companion "<q>.invalid"
+ *     is declared with it (qtype_companion);
  *   - a queue with a dead-letter exchange (the work queues above, the notifier's retry
  *     queues: x-message-ttl then back to finished_corrections) dead-letters at-least-once
  *     (x-dead-letter-strategy=at-least-once, which RabbitMQ honours only with
