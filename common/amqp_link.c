@@ -110,6 +110,9 @@ struct amqp_link {
     uv_timer_t retry, tick, requeue_timer;
     int n_open_handles;
     bool started, up, lost, closing, destroyed, passive, returned;
+    unsigned channel_opens; /* open_channel calls so far (a declare may reopen it) */
+    /* queues found with other arguments on this connection, said once it is up */
+    char mismatch[700];
     unsigned depth;
     unsigned attempt;
     uint64_t generation;
@@ -390,6 +393,7 @@ static void close_connection(amqp_link *l)
     incoming_reset(&l->in);
     l->n_requeue = 0; /* the broker requeues them itself */
     l->up = l->lost = l->passive = l->returned = false;
+    l->mismatch[0] = '\0';
 }
 
 /* Fails the outstanding confirms one by one; a callback may free the link. */
@@ -458,7 +462,10 @@ static int check_reply(amqp_link *l, amqp_rpc_reply_t r, const char *what)
             (void)amqp_send_method(l->conn, 0, AMQP_CONNECTION_CLOSE_OK_METHOD, &ok);
         }
         set_detail(l, "%s: %u %.*s", what, code, (int)text.len, (const char *)text.bytes);
-        return code == AMQP_ACCESS_REFUSED ? -EACCES : code == AMQP_NOT_FOUND ? -ENOENT : -EIO;
+        return code == AMQP_ACCESS_REFUSED        ? -EACCES
+               : code == AMQP_NOT_FOUND           ? -ENOENT
+               : code == AMQP_PRECONDITION_FAILED ? -EEXIST
+                                                  : -EIO;
     }
     set_detail(l, "%s: unexpected reply", what);
     return -EPROTO;
@@ -499,6 +506,7 @@ static int rpc_budget(amqp_link *l, const char *what, struct timeval *tv)
 
 static int open_channel(amqp_link *l)
 {
+    l->channel_opens++;
     int r = rpc_budget(l, "channel.open", NULL);
     if (r < 0)
         return r;
@@ -516,7 +524,10 @@ static int open_channel(amqp_link *l)
 }
 
 /* Durable declare; when refused (no configure permission), reopens the channel and from then
- * on declares passively on this connection. */
+ * on declares passively on this connection. A queue that exists with other arguments (an
+ * earlier version's, another QUEUE_TYPE: the broker answers PRECONDITION_FAILED and never
+ * changes a queue) is used as it is: declared passively, and said as an error once the
+ * connection is up (l->mismatch), for the operator to re-create it. */
 static int declare(amqp_link *l, struct queue_reg *q)
 {
     char what[300];
@@ -541,9 +552,16 @@ static int declare(amqp_link *l, struct queue_reg *q)
         amqp_queue_declare(l->conn, CHANNEL, amqp_cstring_bytes(q->name), 0, 1, 0, 0, args);
         free(args.entries);
         r = check_reply(l, amqp_get_rpc_reply(l->conn), what);
-        if (r != -EACCES)
+        if (r != -EACCES && r != -EEXIST)
             return r;
-        l->passive = true;
+        if (r == -EEXIST) {
+            size_t used = strlen(l->mismatch);
+            if (used + 2 < sizeof(l->mismatch))
+                snprintf(l->mismatch + used, sizeof(l->mismatch) - used, "%s%s", used ? "; " : "",
+                         l->detail);
+        } else {
+            l->passive = true;
+        }
         r = open_channel(l);
         if (r < 0)
             return r;
@@ -713,9 +731,20 @@ static void on_retry(uv_timer_t *t)
     kick(l); /* drains what arrived during the RPCs, then drives heartbeats */
     if (l->generation > 1)
         metric_add(&m_reconnects, 1, NULL);
+    /* said before UP, so that whoever reads "connected" has read this too */
+    if (l->mismatch[0]) {
+        char what[sizeof(l->mismatch) + 100];
+        snprintf(what, sizeof(what),
+                 "a queue exists with other arguments, used as it is (re-create it to change "
+                 "it): %s",
+                 l->mismatch);
+        l->mismatch[0] = '\0';
+        emit(l, AMQP_LINK_ERROR, what);
+    }
     char node[300];
     hostlist_node_text(&l->hosts.node[l->host_idx], node, sizeof(node));
-    emit(l, AMQP_LINK_UP, node);
+    if (!l->closing)
+        emit(l, AMQP_LINK_UP, node);
 out:
     leave(l);
 }
@@ -1281,9 +1310,9 @@ int amqp_link_declare_queue(amqp_link *link, const char *queue,
     if (usable(link)) {
         /* a failure, or the fallback reopening the channel, loses the channel state: the
          * reconnection declares again and reports */
-        bool was_passive = link->passive;
+        unsigned opens = link->channel_opens;
         rpc_budget_start(link);
-        if (declare(link, q) < 0 || link->passive != was_passive)
+        if (declare(link, q) < 0 || link->channel_opens != opens)
             mark_lost(link, "%s", link->detail);
         kick_if_pending(link);
     }

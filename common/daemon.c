@@ -200,6 +200,9 @@ static const struct config_doc docker_docs[] = {
     {"DOCKER_TIMEOUT", "30s", "timeout of each Docker API call"},
     {"RUNNING_QUEUE", "running_corrections",
      "started corrections' queue: one per Docker host, shared by its starter and completer"},
+    {"HOST_LOST_GRACE", "10m",
+     "a correction whose host's completer has not taken it by its time limit plus this is "
+     "reported 'host lost' by another completer"},
 };
 
 static bool valid_queue_name(const char *q)
@@ -286,7 +289,9 @@ int daemon_load_common(struct daemon_common *c, const char *prog, bool with_dock
         return 0;
     if (docker_config_from_env(&c->docker, e) < 0 ||
         config_duration_ms("DOCKER_TIMEOUT", 30000, 100, 3600000, &c->docker.timeout_ms, e) < 0 ||
-        config_str("RUNNING_QUEUE", QUEUE_RUNNING, &c->running_queue, e) < 0)
+        config_str("RUNNING_QUEUE", QUEUE_RUNNING, &c->running_queue, e) < 0 ||
+        config_duration_ms("HOST_LOST_GRACE", 600000, 1000, 7 * 24 * 3600000ULL,
+                           &c->host_lost_grace_ms, e) < 0)
         return -EINVAL;
     if (!valid_queue_name(c->running_queue)) {
         ct_error_set(e, -EINVAL,

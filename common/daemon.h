@@ -13,11 +13,14 @@ struct daemon_common {
     struct amqp_link_config amqp;
     struct docker_config docker;
     const char *running_queue; /* RUNNING_QUEUE, read with the Docker settings */
+    /* HOST_LOST_GRACE: a running message not taken by its host's completer by its job's time
+     * limit plus this is dead-lettered (running_corrections.lost): the host is gone */
+    uint64_t host_lost_grace_ms;
 };
 
 /* Reads RABBITMQ_*, MAX_MESSAGE_BYTES, LOG_LEVEL (applied at once) and, with docker,
- * DOCKER_HOST, DOCKER_TLS_VERIFY, DOCKER_CERT_PATH, DOCKER_TIMEOUT and RUNNING_QUEUE (the
- * starter and the completer of one Docker host share it). The AMQP connection is named
+ * DOCKER_HOST, DOCKER_TLS_VERIFY, DOCKER_CERT_PATH, DOCKER_TIMEOUT, RUNNING_QUEUE and
+ * HOST_LOST_GRACE (the starter and the completer of one Docker host share them). The AMQP connection is named
  * "<prog> <version> on <host name>, pid <pid>" (the broker's connection_name). */
 int daemon_load_common(struct daemon_common *c, const char *prog, bool with_docker,
                        struct ct_error *e);

@@ -36,10 +36,17 @@ static bool is_parking(const char *name)
            strcmp(name, QUEUE_FAILED_CALLBACKS) == 0;
 }
 
+/* A queue consumed for work: not a parking queue, not a delay queue (its own x-message-ttl:
+ * the notifier's retry queues, never consumed). */
+static bool is_work(const char *name, const struct amqp_link_header *own, size_t n_own)
+{
+    return name && !is_parking(name) && !has_arg(own, n_own, "x-message-ttl");
+}
+
 bool qtype_companion(enum qtype t, const char *name, const struct amqp_link_header *own,
                      size_t n_own)
 {
-    return t == QTYPE_QUORUM && name && !is_parking(name) &&
+    return t == QTYPE_QUORUM && is_work(name, own, n_own) &&
            !has_arg(own, n_own, "x-dead-letter-exchange");
 }
 
@@ -54,16 +61,19 @@ int qtype_args(enum qtype t, unsigned delivery_limit, const char *name,
         out[n++] = own[i];
     if (t == QTYPE_CLASSIC)
         return (int)n;
-    bool work = qtype_companion(t, name, own, n_own);
-    bool dead_letters = work || has_arg(own, n_own, "x-dead-letter-exchange");
-    size_t more = 1 + (work ? 3 : 0) + (dead_letters ? 2 : 0);
+    bool work = is_work(name, own, n_own);
+    bool to_invalid = qtype_companion(t, name, own, n_own);
+    bool dead_letters = to_invalid || has_arg(own, n_own, "x-dead-letter-exchange");
+    size_t more = 1 + (work ? 1 : 0) + (to_invalid ? 2 : 0) + (dead_letters ? 2 : 0);
     if (n + more > QTYPE_MAX_ARGS)
         return -E2BIG;
-    if (work && (size_t)snprintf(companion, companion_len, "%s" SUFFIX, name) >= companion_len)
+    if (to_invalid &&
+        (size_t)snprintf(companion, companion_len, "%s" SUFFIX, name) >= companion_len)
         return -E2BIG;
     out[n++] = (struct amqp_link_header){.key = "x-queue-type", .str = "quorum"};
-    if (work) {
+    if (work)
         out[n++] = (struct amqp_link_header){.key = "x-delivery-limit", .num = delivery_limit};
+    if (to_invalid) {
         out[n++] = (struct amqp_link_header){.key = "x-dead-letter-exchange", .str = ""};
         out[n++] = (struct amqp_link_header){.key = "x-dead-letter-routing-key", .str = companion};
     }
@@ -74,3 +84,8 @@ int qtype_args(enum qtype t, unsigned delivery_limit, const char *name,
     }
     return (int)n;
 }
+
+const struct amqp_link_header qtype_running_args[2] = {
+    {.key = "x-dead-letter-exchange", .str = ""},
+    {.key = "x-dead-letter-routing-key", .str = QUEUE_RUNNING_LOST},
+};

@@ -7,11 +7,13 @@
  * classic: the caller's arguments, unchanged (what deployments have always had).
  * quorum:  every queue gets x-queue-type=quorum, and
  *   - a work queue (not a parking queue, "<q>.invalid" or failed_callbacks, and no
- *     dead-letter exchange of its own: pending, running, finished) gets
- *     x-delivery-limit=<limit> with dead-lettering to "<q>.invalid" (the default exchange),
- *     so a message that keeps coming back (a consumer crashing on it, a channel closed on it
- *     again and again) ends parked, never redelivered forever; its companion "<q>.invalid"
- *     is declared with it (qtype_companion);
+ *     x-message-ttl of its own: pending, the running queues, running_corrections.lost,
+ *     finished) gets x-delivery-limit=<limit>, so a message that keeps coming back (a
+ *     consumer crashing on it, a channel closed on it again and again) is dead-lettered,
+ *     never redelivered forever: to "<q>.invalid" (the default exchange) when it has no
+ *     dead-letter exchange of its own, its companion "<q>.invalid" declared with it
+ *     (qtype_companion); a running queue's own (qtype_running_args) goes to
+ *     running_corrections.lost, whose consumer parks such a message;
  *   - a queue with a dead-letter exchange (the work queues above, the notifier's retry
  *     queues: x-message-ttl then back to finished_corrections) dead-letters at-least-once
  *     (x-dead-letter-strategy=at-least-once, which RabbitMQ honours only with
@@ -42,6 +44,11 @@ int qtype_parse(const char *s, enum qtype *ret);
 int qtype_args(enum qtype t, unsigned delivery_limit, const char *name,
                const struct amqp_link_header *own, size_t n_own, struct amqp_link_header *out,
                char *companion, size_t companion_len);
+
+/* The arguments of every running queue, whatever QUEUE_TYPE (the starter and the completer
+ * declare it with them): its dead letters (a running message expired there, its host gone)
+ * go to running_corrections.lost. */
+extern const struct amqp_link_header qtype_running_args[2];
 
 /* Whether declaring `name` (with own arguments) also needs "<name>.invalid" declared: the
  * target of its dead-lettering. */

@@ -110,10 +110,12 @@
 #include "idmap.h"
 #include "ids.h"
 #include "log.h"
+#include "lost.h"
 #include "metrics.h"
 #include "msg.h"
 #include "names.h"
 #include "output.h"
+#include "qtype.h"
 #include "schedule.h"
 #include "text.h"
 #include "verdict.h"
@@ -243,6 +245,7 @@ struct completer {
     struct outage outages[OUTAGES]; /* a ring; the current one at outage_at */
     size_t outage_at;
     struct stage_stop stop; /* the way out (common/daemon.h) */
+    lost *lost;             /* running_corrections.lost: other hosts' messages (lost.h) */
     unsigned finishing;     /* jobs in J_FINISHING */
 };
 
@@ -1924,9 +1927,16 @@ static void on_sweep(uv_timer_t *t)
             rn->job = job;
             rn->n = job->n_dels;
             struct amqp_link_header h = {.key = HEADER_SUBMITTED, .num = job->submitted_ms};
+            /* the copy expires when the original would have (lost.h): the job's deadline plus
+             * HOST_LOST_GRACE, not before the grace from now */
+            int64_t grace = (int64_t)c->cfg.host_lost_grace_ms;
+            int64_t left = job->deadline_ms ? job->deadline_ms + grace - wall
+                                            : (int64_t)c->cfg.correction_timeout_ms + grace;
             struct amqp_link_publish_opts opts = {.message_id = job->job_id[0] ? job->job_id : NULL,
                                                   .headers = &h,
-                                                  .n_headers = job->submitted_ms ? 1 : 0};
+                                                  .n_headers = job->submitted_ms ? 1 : 0,
+                                                  .expiration_ms =
+                                                      (uint64_t)(left > grace ? left : grace)};
             if (amqp_link_publish(c->link, c->cfg.running_queue, job->running_body,
                                   job->running_len, &opts, on_renewed, rn) == 0) {
                 job->busy = true;
@@ -2005,10 +2015,20 @@ int completer_start(completer *c)
 {
     const char *const queues[] = {c->cfg.running_queue, c->running_invalid, QUEUE_FINISHED};
     for (size_t i = 0; i < sizeof(queues) / sizeof(queues[0]); i++) {
-        int r = amqp_link_declare_queue(c->link, queues[i], NULL, 0);
+        bool running = i == 0;
+        int r = amqp_link_declare_queue(c->link, queues[i], running ? qtype_running_args : NULL,
+                                        running ? 2 : 0);
         if (r < 0)
             return r;
     }
+    struct lost_config lcfg = {.running_queue = c->cfg.running_queue,
+                               .max_message_bytes = c->cfg.amqp.max_message_bytes,
+                               .grace_ms = c->cfg.host_lost_grace_ms,
+                               .retry_min_ms = c->cfg.retry_min_ms,
+                               .retry_max_ms = c->cfg.retry_max_ms};
+    int lr = lost_new(c->loop, c->link, c->docker, &lcfg, &c->lost);
+    if (lr < 0)
+        return lr;
     int r = amqp_link_consume(c->link, c->cfg.running_queue, on_delivery, c);
     if (r < 0)
         return r;
@@ -2062,6 +2082,8 @@ static void finish(void *stage)
     c->docker = NULL;
     amqp_link_free(c->link); /* pending confirms get -ECANCELED: callbacks see c->stop.finished */
     c->link = NULL;
+    lost_free(c->lost); /* after the link and the client: their callbacks have run */
+    c->lost = NULL;
     idmap_each(c->jobs, drop_all, NULL);
     idmap_free(c->jobs);
     c->jobs = NULL;
@@ -2090,6 +2112,7 @@ void completer_shutdown(completer *c, void (*done)(void *), void *ud)
         return;
     log_kv(LOG_INFO, "shutting down: finishing the results in hand", NULL);
     amqp_link_pause(c->link, c->cfg.running_queue);
+    lost_pause(c->lost);
     shutdown_check(c);
 }
 

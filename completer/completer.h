@@ -10,7 +10,8 @@
 
 struct completer_config {
     struct amqp_link_config amqp;
-    const char *running_queue; /* RUNNING_QUEUE: the one its starter(s) publish to */
+    const char *running_queue;   /* RUNNING_QUEUE: the one its starter(s) publish to */
+    uint64_t host_lost_grace_ms; /* HOST_LOST_GRACE (daemon.h, lost.h) */
     struct docker_config docker;
     unsigned prefetch;
     uint64_t correction_timeout_ms; /* for containers without the deadline label */

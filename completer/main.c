@@ -38,6 +38,7 @@ static int load_config(struct completer_config *c, struct ct_error *e)
     c->amqp = common.amqp;
     c->docker = common.docker;
     c->running_queue = common.running_queue;
+    c->host_lost_grace_ms = common.host_lost_grace_ms;
     uint64_t prefetch, max_out;
     if (config_duration_ms("CORRECTION_TIMEOUT", 180000, 1000, 7 * 24 * 3600 * 1000ULL,
                            &c->correction_timeout_ms, e) < 0 ||

@@ -299,6 +299,7 @@ static int load_config(struct starter_config *c, struct owned *o, struct ct_erro
     c->amqp = common.amqp;
     c->docker = common.docker;
     c->running_queue = common.running_queue;
+    c->host_lost_grace_ms = common.host_lost_grace_ms;
     const char *exercise_dir;
     if (config_uint("MAX_RUNNING", 8, 1, 10000, &c->max_running, e) < 0 ||
         config_uint("MAX_STARTING", 8, 1, 10000, &c->max_starting, e) < 0 ||

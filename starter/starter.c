@@ -149,6 +149,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "msg.h"
+#include "qtype.h"
 #include "refusal.h"
 #include "runset.h"
 #include "schedule.h"
@@ -917,11 +918,15 @@ static void on_published(amqp_link *link, int status, void *ud)
     job_release(job);
 }
 
+/* expiration_ms: 0, or the message's own TTL (the running message's, see announce) */
 static void publish(struct job *job, const char *queue, const char *body, size_t len,
-                    const struct amqp_link_header *headers, size_t n_headers)
+                    const struct amqp_link_header *headers, size_t n_headers,
+                    uint64_t expiration_ms)
 {
-    struct amqp_link_publish_opts opts = {
-        .message_id = job->job_id, .headers = headers, .n_headers = n_headers};
+    struct amqp_link_publish_opts opts = {.message_id = job->job_id,
+                                          .headers = headers,
+                                          .n_headers = n_headers,
+                                          .expiration_ms = expiration_ms};
     log_job(LOG_DEBUG, job, "publishing", "queue", queue, NULL, NULL);
     job->touched = true;
     int r = amqp_link_publish(job->s->link, queue, body, len, &opts, on_published, job);
@@ -941,7 +946,7 @@ static void step_report(struct job *job)
     if (!job->p.callback) {
         struct amqp_link_header h[] = {{.key = HEADER_REASON, .str = job->fault},
                                        {.key = HEADER_JOB_ID, .str = job->job_id}};
-        publish(job, QUEUE_PENDING_INVALID, job->body, job->body_len, h, 2);
+        publish(job, QUEUE_PENDING_INVALID, job->body, job->body_len, h, 2, 0);
         return;
     }
     struct amqp_link_header times[] = {{.key = HEADER_SUBMITTED, .num = job->submitted_ms},
@@ -968,7 +973,7 @@ static void step_report(struct job *job)
         log_job(LOG_WARN, job, "the error detail could not be serialized, reported without it",
                 "reason", job->fault, NULL, NULL);
     }
-    publish(job, QUEUE_FINISHED, body, strlen(body), times, 2);
+    publish(job, QUEUE_FINISHED, body, strlen(body), times, 2, 0);
     free(body);
 }
 
@@ -1723,7 +1728,12 @@ static void step_publish_running(struct job *job)
         return;
     }
     struct amqp_link_header h = {.key = HEADER_SUBMITTED, .num = job->submitted_ms};
-    publish(job, job->s->cfg.running_queue, body, len, &h, 1);
+    /* Expires (dead-lettered to running_corrections.lost, where another completer reports
+     * "host lost") when no completer of this host has taken it by the job's time limit plus
+     * HOST_LOST_GRACE; a completer holding it keeps it (a delivered message never expires),
+     * and renews it with what is left. */
+    publish(job, job->s->cfg.running_queue, body, len, &h, 1,
+            job->timeout_ms + job->s->cfg.host_lost_grace_ms);
     free(body);
 }
 
@@ -2188,7 +2198,9 @@ int starter_start(starter *s)
     const char *const queues[] = {QUEUE_PENDING, QUEUE_PENDING_INVALID, s->cfg.running_queue,
                                   QUEUE_FINISHED};
     for (size_t i = 0; i < sizeof(queues) / sizeof(queues[0]); i++) {
-        int r = amqp_link_declare_queue(s->link, queues[i], NULL, 0);
+        bool running = queues[i] == s->cfg.running_queue;
+        int r = amqp_link_declare_queue(s->link, queues[i], running ? qtype_running_args : NULL,
+                                        running ? 2 : 0);
         if (r < 0)
             return r;
     }

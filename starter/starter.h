@@ -14,6 +14,7 @@
 struct starter_config {
     struct amqp_link_config amqp;
     const char *running_queue; /* RUNNING_QUEUE: one per Docker host when there are several */
+    uint64_t host_lost_grace_ms; /* HOST_LOST_GRACE (daemon.h) */
     struct docker_config docker;
     uint64_t max_running;
     uint64_t max_starting; /* MAX_STARTING: jobs in the engine's setup calls at once */

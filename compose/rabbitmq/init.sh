@@ -12,8 +12,10 @@
 # The queues, with the arguments the daemons declare them with (common/qtype.h; the
 # application user may not configure, so the daemons declare passively and these must exist):
 #   pending_corrections, finished_corrections, each running queue (RUNNING_QUEUES: every
-#   Docker host's RUNNING_QUEUE, comma-separated; default running_corrections), each with its
-#   <name>.invalid; failed_callbacks; the notifier's retry queues
+#   Docker host's RUNNING_QUEUE, comma-separated; default running_corrections; each
+#   dead-lettered to running_corrections.lost, where a completer reports a lost host's jobs),
+#   running_corrections.lost, each with its <name>.invalid; failed_callbacks; the notifier's
+#   retry queues
 #   finished_corrections.retry.<ms>ms, one per delay of CALLBACK_RETRY_DELAYS (default
 #   5s,30s,2m,10m,30m,1h,3h), with that TTL and dead-lettered back to finished_corrections.
 # QUEUE_TYPE=quorum (default classic) makes them quorum queues: the work queues with
@@ -89,6 +91,15 @@ function work(name) {
                                  "\"x-dead-letter-routing-key\": \"" name ".invalid\", " atleast) : "")
     queue(name ".invalid", quorum ? qt : "")
 }
+# a running queue: dead-lettered to running_corrections.lost (qtype_running_args), and its
+# parking queue
+function running(name) {
+    if (name in seen) return
+    seen[name] = 1
+    lost = "\"x-dead-letter-exchange\": \"\", \"x-dead-letter-routing-key\": \"running_corrections.lost\""
+    queue(name, quorum ? sep(qt, lost ", \"x-delivery-limit\": " limit ", " atleast) : lost)
+    queue(name ".invalid", quorum ? qt : "")
+}
 BEGIN {
     type = ENVIRON["QUEUE_TYPE"]
     if (type != "classic" && type != "quorum")
@@ -106,8 +117,9 @@ BEGIN {
         gsub(/^[ \t]+|[ \t]+$/, "", rq[i])
         if (rq[i] == "") continue
         check_name(rq[i])
-        work(rq[i])
+        running(rq[i])
     }
+    work("running_corrections.lost")
     work("finished_corrections")
     queue("failed_callbacks", quorum ? qt : "") # parked callbacks: read by people, no limit
     n = split(ENVIRON["CALLBACK_RETRY_DELAYS"], d, ",")

@@ -666,6 +666,33 @@ static void test_quorum_queues(void **state)
     assert_int_equal(admin_ready(retry), 0);
 }
 
+/* A queue that exists with other arguments (a classic queue when QUEUE_TYPE=quorum, an
+ * earlier version's arguments): the broker refuses the declare and never changes the queue;
+ * the link uses it as it is (passively) and says so once up, for the operator. */
+static void test_existing_queue_other_arguments(void **state)
+{
+    struct ctx *c = *state;
+    const char *q = new_queue("mismatch");
+    admin_declare(q); /* classic, no arguments */
+    c->cfg.quorum = true;
+    link_create(c);
+    assert_int_equal(amqp_link_consume(c->link, q, on_deliver, c), 0);
+    assert_int_equal(amqp_link_declare_queue(c->link, q, NULL, 0), 0);
+    link_start_up(c);
+    WAIT_FOR(c, c->errors == 1, 5000);
+    print_message("note: %s\n", c->last_error);
+    assert_non_null(strstr(c->last_error, "used as it is"));
+    assert_non_null(strstr(c->last_error, q));
+    assert_non_null(strstr(c->last_error, "PRECONDITION_FAILED"));
+    /* and it works: a message through it */
+    admin_publish(q, "{\"x\":1}", 7);
+    WAIT_FOR(c, c->n_deliv == 1, 5000);
+    assert_int_equal(amqp_link_ack(c->link, c->deliv[0].generation, c->deliv[0].tag), 0);
+    link_free(c);
+    WAIT_FOR(c, admin_consumers(q) == 0, 5000);
+    assert_int_equal(admin_ready(q), 0);
+}
+
 static void test_stale_generation(void **state)
 {
     struct ctx *c = *state;
@@ -1394,6 +1421,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_nack_requeue_redelivers, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stale_generation, setup, teardown),
         cmocka_unit_test_setup_teardown(test_quorum_queues, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_existing_queue_other_arguments, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pause_resume, setup, teardown),
         cmocka_unit_test_setup_teardown(test_oversized_message_parked, setup, teardown),
         cmocka_unit_test_setup_teardown(test_park, setup, teardown),

@@ -426,6 +426,97 @@ static void test_two_hosts_tls(void **state)
     assert_int_equal(servers_b("stop"), 0);
 }
 
+/* A Docker host that never comes back (lost.h): host B's starter and completer die for good
+ * and its engine is gone, with three corrections running there. Their running messages expire
+ * at their time limit plus HOST_LOST_GRACE, are dead-lettered to running_corrections.lost, and
+ * host A's completer reports each to its caller as "host lost", not before that time. */
+static void test_host_lost(void **state)
+{
+    (void)state;
+    snprintf(hostb_dir, sizeof(hostb_dir), "%s/hostb", ct_env("CT_SERVERS_DIR"));
+    assert_int_equal(servers_b("start-docker"), 0);
+    char unix_b[800], docker_b[820];
+    snprintf(unix_b, sizeof(unix_b), "unix://%s/docker/docker.sock", hostb_dir);
+    snprintf(docker_b, sizeof(docker_b), "DOCKER_HOST=%s", unix_b);
+
+    struct ct_receiver rcv;
+    ct_receiver_start(&rcv, "host-lost", 0, true);
+    char callback[256];
+    ct_receiver_url(callback, sizeof(callback), &rcv, "/ok");
+    char hosts[300];
+    snprintf(hosts, sizeof(hosts), "RABBITMQ_HOST=%s", ct_env("CT_CLUSTER_HOSTS"));
+    enum { TIMEOUT_S = 8, GRACE_S = 4, JOBS = 3 };
+    const char *const env_a[] = {hosts, "QUEUE_TYPE=quorum", "HOST_LOST_GRACE=4s",
+                                 "RUNNING_QUEUE=running_corrections.lost-a", NULL};
+    const char *const env_b[] = {hosts,
+                                 "QUEUE_TYPE=quorum",
+                                 "HOST_LOST_GRACE=4s",
+                                 "CORRECTION_TIMEOUT=8s",
+                                 "RUNNING_QUEUE=running_corrections.lost-b",
+                                 docker_b,
+                                 NULL};
+    const char *const env_n[] = {hosts, "QUEUE_TYPE=quorum", NULL};
+    struct ct_daemon ca, sb, cb, n;
+    ct_daemon_start(&ca, "completer", "lost-a", env_a);
+    ct_daemon_start(&sb, "starter", "lost-b", env_b);
+    ct_daemon_start(&cb, "completer", "lost-b", env_b);
+    ct_daemon_start(&n, "notifier", "host-lost", env_n);
+    ct_daemon_wait_log(&ca, "connected to RabbitMQ", 1, WAIT_MS);
+    ct_daemon_wait_log(&sb, "consuming pending jobs", 1, WAIT_MS);
+    ct_daemon_wait_log(&cb, "connected to RabbitMQ", 1, WAIT_MS);
+    ct_daemon_wait_log(&n, "connected to RabbitMQ", 1, WAIT_MS);
+
+    char *file = ct_tmpfile("host-lost.txt", "l", 1);
+    int64_t published = ct_now_ms();
+    for (int i = 0; i < JOBS; i++) {
+        char body[2048];
+        snprintf(body, sizeof(body),
+                 "{\"work_id\":\"lost-%d\",\"image\":\"ct-sleeper:latest\",\"file\":\"%s\","
+                 "\"callback\":\"%s\",\"params\":[\"SLEEP=300\"]}",
+                 i, file, callback);
+        ct_amqp_publish("pending_corrections", body, NULL);
+    }
+    /* Running on host B, its completer holding their running messages... */
+    ct_daemon_wait_log(&sb, "correction started", JOBS, WAIT_MS);
+    ct_daemon_wait_log(&cb, "running message received", JOBS, WAIT_MS);
+    /* ...when the host goes, for good. */
+    ct_daemon_kill(&cb);
+    ct_daemon_kill(&sb);
+    assert_int_equal(servers_b("stop"), 0);
+
+    /* Each comes back as "host lost", from host A's completer. */
+    wait_all_delivered(&rcv, "lost-", JOBS);
+    int64_t reported = ct_now_ms();
+    json_t *reqs = ct_receiver_requests(&rcv);
+    size_t k;
+    json_t *q;
+    json_array_foreach(reqs, k, q)
+    {
+        const char *body = json_string_value(json_object_get(q, "body"));
+        json_t *b = json_loads(body, 0, NULL);
+        const char *err = json_string_value(json_object_get(b, "error"));
+        if (!json_is_false(json_object_get(b, "success")) || !err ||
+            strncmp(err, "host lost - ", 12) != 0)
+            fail_msg("not a host lost result: %s", body);
+        json_decref(b);
+    }
+    json_decref(reqs);
+    print_message("note: %d jobs reported lost %.1f s after their publication (time limit %d s, "
+                  "grace %d s)\n",
+                  JOBS, (double)(reported - published) / 1000.0, TIMEOUT_S, GRACE_S);
+    /* not before their time limit plus the grace (less a second: the deadline is rounded) */
+    assert_true(reported - published >= (TIMEOUT_S + GRACE_S - 1) * 1000);
+    assert_int_equal(ct_file_count_lines(ca.log, "correction lost with its Docker host", NULL),
+                     JOBS);
+    assert_int_equal(ct_amqp_count("running_corrections.lost-b"), 0);
+    assert_int_equal(ct_amqp_count("running_corrections.lost"), 0);
+    assert_int_equal(ct_amqp_count("running_corrections.lost.invalid"), 0);
+    assert_int_equal(ct_daemon_stop(&ca), 0);
+    assert_int_equal(ct_daemon_stop(&n), 0);
+    ct_receiver_stop(&rcv);
+    free(file);
+}
+
 /* The suite's reset declares classic queues: here only the leftovers of a failed test go. */
 static int setup(void **state)
 {
@@ -440,6 +531,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_node_lost, setup, NULL),
         cmocka_unit_test_setup_teardown(test_two_hosts_tls, setup, NULL),
+        cmocka_unit_test_setup_teardown(test_host_lost, setup, NULL),
     };
     /* CT_TEST_FILTER=test_name (wildcards allowed): only those, while working on them */
     if (getenv("CT_TEST_FILTER"))

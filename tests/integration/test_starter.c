@@ -2662,9 +2662,8 @@ static int quorum_teardown(void **state)
 
 /* compose's definitions (compose/rabbitmq/init.sh) rendered for QUEUE_TYPE=quorum, their
  * queues made in the test's virtual host as the broker would import them: the daemons'
- * declares (starter, notifier: every queue but the completer's, which are the starter's too)
- * must agree with them, or the broker refuses the declare (PRECONDITION_FAILED) and the daemon
- * never connects. */
+ * declares (starter, completer, notifier) must agree with them, or the broker refuses the
+ * declare (PRECONDITION_FAILED) and the daemon uses the queue as it is, saying so. */
 static void make_compose_queues(void)
 {
     char out[600], cmd[2048];
@@ -2717,16 +2716,23 @@ static void test_quorum_burst_at_capacity(void **state)
     char vhost_env[96];
     snprintf(vhost_env, sizeof(vhost_env), "RABBITMQ_VHOST=%s", quorum_vhost);
     make_compose_queues();
-    struct ct_daemon notifier;
-    ct_daemon_start(
-        &notifier, "notifier", "quorum",
-        (const char *[]){vhost_env, "QUEUE_TYPE=quorum", "QUEUE_DELIVERY_LIMIT=2", NULL});
-    ct_daemon_wait_log(&notifier, "connected to RabbitMQ", 1, WAIT_MS);
-    assert_int_equal(ct_daemon_stop(&notifier), 0);
+    /* A queue declared otherwise is used as it is, with an error said before "connected". */
+    static const char *const mismatch = "a queue exists with other arguments";
+    struct ct_daemon other;
+    const char *const others[] = {"notifier", "completer"};
+    for (size_t i = 0; i < 2; i++) {
+        ct_daemon_start(
+            &other, others[i], "quorum",
+            (const char *[]){vhost_env, "QUEUE_TYPE=quorum", "QUEUE_DELIVERY_LIMIT=2", NULL});
+        ct_daemon_wait_log(&other, "connected to RabbitMQ", 1, WAIT_MS);
+        assert_int_equal(ct_daemon_stop(&other), 0);
+        assert_int_equal(ct_file_count_lines(other.log, mismatch, NULL), 0);
+    }
     start_starter(&run, "quorum",
                   (const char *[]){vhost_env, "QUEUE_TYPE=quorum", "QUEUE_DELIVERY_LIMIT=2",
                                    "MAX_RUNNING=2", "HOLD_JOBS=1", NULL});
     wait_log(&run, "consuming pending jobs", 1);
+    assert_int_equal(ct_file_count_lines(run.log, mismatch, NULL), 0);
     assert_int_equal(ct_file_count_lines(run.log, "lost RabbitMQ", NULL), 0);
     enum { JOBS = 16 };
     for (int i = 0; i < JOBS; i++) {

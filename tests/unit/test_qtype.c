@@ -90,6 +90,21 @@ static void test_quorum(void **state)
     assert_string_equal(find(out, n, "x-dead-letter-strategy")->str, "at-least-once");
     assert_false(qtype_companion(QTYPE_QUORUM, "finished_corrections.retry.5000ms", own, 3));
 
+    /* a running queue: its own dead-lettering (to running_corrections.lost) kept, with the
+     * limit and at least once; no companion of its own */
+    n = qtype_args(QTYPE_QUORUM, 7, "running_corrections.host-a", qtype_running_args, 2, out,
+                   companion, sizeof(companion));
+    assert_int_equal(n, 6);
+    assert_int_equal(find(out, n, "x-delivery-limit")->num, 7);
+    assert_string_equal(find(out, n, "x-dead-letter-routing-key")->str, "running_corrections.lost");
+    assert_string_equal(find(out, n, "x-dead-letter-strategy")->str, "at-least-once");
+    assert_false(
+        qtype_companion(QTYPE_QUORUM, "running_corrections.host-a", qtype_running_args, 2));
+    /* on classic queues, its arguments alone */
+    assert_int_equal(qtype_args(QTYPE_CLASSIC, 7, "running_corrections", qtype_running_args, 2, out,
+                                companion, sizeof(companion)),
+                     2);
+
     /* the same name, the same arguments, whoever asks: the declares agree */
     struct amqp_link_header again[QTYPE_MAX_ARGS];
     char companion2[300];
