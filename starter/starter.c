@@ -52,8 +52,9 @@
  * reported, or a correction already finished and removed, with the ack lost in between) is a
  * new job with a new job_id. Publishers that need exact de-duplication set message_id.
  *
- * Faults: one rule, from structured facts (which call, the HTTP status, whether the engine
- * answers /_ping right after), never from the text of a message, with one exception: the
+ * Faults: one rule (common/startfault.h, pure and unit-tested; the handlers below do what it
+ * says), from structured facts (which call, the HTTP status, whether the engine answers
+ * /_ping right after), never from the text of a message, with one exception: the
  * engine's refusals of our own container settings and of the image's user, which it words but
  * does not code (common/refusal; an unrecognised message falls to the rule below).
  *
@@ -152,6 +153,7 @@
 #include "qtype.h"
 #include "refusal.h"
 #include "runset.h"
+#include "startfault.h"
 #include "schedule.h"
 #include "tar.h"
 #include "text.h"
@@ -1364,13 +1366,19 @@ static void step_lookup(struct job *job)
     }
 }
 
+/* The engine's answer as the fault rule reads it (common/startfault.h). */
+static struct sf_answer answer(const struct docker_result *res)
+{
+    return (struct sf_answer){.err = res->err, .status = res->status, .message = res->message};
+}
+
 static void on_created(const struct docker_result *res, void *ud)
 {
     struct job *job = ud;
-    const char *setting;
-    if (!docker_reply(job, res, REASON_CREATE_FAILED))
-        return;
-    if (res->status == 201) {
+    const char *setting = NULL;
+    switch (sf_create(answer(res), job->s->cfg.pull, job->pulled,
+                      job->s->pulls_done != job->pulls_at_create, &setting)) {
+    case SF_NEXT:
         set_container_id(job, res->json);
         if (!job->container_id[0]) {
             job_docker_fault(job, REASON_CREATE_FAILED,
@@ -1381,21 +1389,28 @@ static void on_created(const struct docker_result *res, void *ud)
             after_upload(job); /* mounted: nothing to put in */
         else
             job_goto(job, STEP_UPLOAD);
-    } else if (res->status == 409) {
+        return;
+    case SF_NAME_TAKEN:
         job_goto(job, STEP_INSPECT); /* who holds the name? */
-    } else if (res->status == 404 && job->s->cfg.pull && !job->pulled &&
-               job->s->pulls_done != job->pulls_at_create) {
-        /* A pull ended while this create was on its way (jobs are set up a few at a time, so
-         * a burst's creates straddle the pull of its image): create again before pulling. */
+        return;
+    case SF_CREATE_AGAIN: /* a pull ended while this create was on its way */
         job_goto(job, STEP_CREATE);
-    } else if (res->status == 404 && job->s->cfg.pull && !job->pulled) {
+        return;
+    case SF_PULL:
         job_goto(job, STEP_PULL);
-    } else if (res->status == 404) {
+        return;
+    case SF_IMAGE_NOT_FOUND:
         job_fault(job, REASON_IMAGE_NOT_FOUND, "%.200s: %.200s", job->p.image, res->message);
-    } else if (refusal_classify(res->message, &setting) == REFUSAL_SETTINGS) {
+        return;
+    case SF_SETTINGS:
         settings_refused(job, setting, res->message);
-    } else {
+        return;
+    case SF_JOB_FAULT:
         job_fault(job, REASON_CREATE_FAILED, "%.300s", res->message);
+        return;
+    default:
+        job_docker_fault(job, REASON_CREATE_FAILED, res->message);
+        return;
     }
 }
 
@@ -1447,47 +1462,57 @@ static void on_inspected(const struct docker_result *res, void *ud)
 static void on_file_checked(const struct docker_result *res, void *ud)
 {
     struct job *job = ud;
-    if (!docker_reply(job, res, REASON_UPLOAD_FAILED))
-        return;
-    if (res->status == 200) {
+    switch (sf_file_check(answer(res))) {
+    case SF_NEXT:
         after_upload(job);
-    } else if (res->status == 404) {
+        return;
+    case SF_FILE_MISSING:
         job_fault(job, EXERCISE_REASON_NOT_FOUND, "%.300s does not exist", job->p.file);
-    } else {
+        return;
+    default:
         job_docker_fault(job, REASON_UPLOAD_FAILED, res->message);
+        return;
     }
 }
 
 static void on_uploaded(const struct docker_result *res, void *ud)
 {
     struct job *job = ud;
-    if (!docker_reply(job, res, REASON_UPLOAD_FAILED))
-        return;
-    if (res->status == 200) {
+    switch (sf_upload(answer(res))) {
+    case SF_NEXT:
         after_upload(job);
-    } else if (res->status == 404) {
+        return;
+    case SF_VANISHED:
         container_vanished(job);
-    } else {
+        return;
+    case SF_JOB_FAULT:
         job_fault(job, REASON_UPLOAD_FAILED, "%.300s", res->message);
+        return;
+    default:
+        job_docker_fault(job, REASON_UPLOAD_FAILED, res->message);
+        return;
     }
 }
 
 static void on_started(const struct docker_result *res, void *ud)
 {
     struct job *job = ud;
-    const char *setting;
-    if (res->err == 0 && (res->status == 204 || res->status == 304)) {
+    const char *setting = NULL;
+    switch (sf_start(answer(res), &setting)) {
+    case SF_STARTED:
         job_started(job);
-    } else if (res->err == 0 && res->status == 404 &&
-               refusal_classify(res->message, &setting) == REFUSAL_SETTINGS) {
+        return;
+    case SF_SETTINGS:
         settings_refused(job, setting, res->message); /* e.g. no such network */
-    } else if (res->err == 0 && res->status == 404) {
+        return;
+    case SF_VANISHED:
         container_vanished(job);
-    } else {
-        /* No answer, or an error: the engine may have run the container all the same (a
-         * restart with --live-restore does), so the next attempt looks before it starts. */
+        return;
+    default:
+        /* the next attempt looks before it starts (startfault.h) */
         job->start_unknown = true;
         job_docker_fault(job, REASON_START_FAILED, res->message); /* probe, then inspect */
+        return;
     }
 }
 
@@ -1528,72 +1553,56 @@ static void on_start_looked(const struct docker_result *res, void *ud)
 static void on_start_checked(const struct docker_result *res, void *ud)
 {
     struct job *job = ud;
-    if (res->err == 0 && res->status == 404) {
+    json_t *st = res->err == 0 && res->status == 200 ? json_object_get(res->json, "State") : NULL;
+    const char *status = json_string_value(json_object_get(st, "Status"));
+    const char *setting = NULL;
+    switch (sf_start_checked(answer(res), status,
+                             (long long)json_integer_value(json_object_get(st, "ExitCode")),
+                             job->fault_detail, &setting)) {
+    case SF_VANISHED:
         container_vanished(job);
         return;
+    case SF_SETTINGS:
+        settings_refused(job, setting, job->fault_detail);
+        return;
+    case SF_IMAGE_FAULT:
+        job_fault(job, REASON_START_FAILED, "%s", job->fault_detail);
+        return;
+    case SF_STARTED:
+        log_job(LOG_INFO, job, "the container started despite the error", "state", status, "error",
+                job->fault_detail);
+        job_started(job);
+        return;
+    default:
+        job->step = STEP_DISCARD;
+        job_counted_fault(job);
+        return;
     }
-    if (res->err == 0 && res->status == 200) {
-        json_t *st = json_object_get(res->json, "State");
-        const char *status = json_string_value(json_object_get(st, "Status"));
-        json_int_t code = json_integer_value(json_object_get(st, "ExitCode"));
-        const char *setting;
-        enum refusal whose = refusal_classify(job->fault_detail, &setting);
-        if (status && strcmp(status, "created") == 0 && whose == REFUSAL_SETTINGS) {
-            settings_refused(job, setting, job->fault_detail);
-            return;
-        }
-        if (status && strcmp(status, "created") == 0 && whose == REFUSAL_IMAGE) {
-            /* no such user in the image (its USER, or CORRECTION_USER) */
-            job_fault(job, REASON_START_FAILED, "%s", job->fault_detail);
-            return;
-        }
-        if (status && strcmp(status, "created") == 0 && (code == 126 || code == 127)) {
-            /* The runtime could not execute the image's command (not found: 127, not
-             * executable: 126): the image's fault. */
-            job_fault(job, REASON_START_FAILED, "%s", job->fault_detail);
-            return;
-        }
-        if (status && strcmp(status, "created") != 0) {
-            log_job(LOG_INFO, job, "the container started despite the error", "state", status,
-                    "error", job->fault_detail);
-            job_started(job);
-            return;
-        }
-    }
-    /* The engine answers and the image is not at fault: a fresh container, under a new name
-     * (a start that failed half-way can leave a network endpoint of its name behind). */
-    job->step = STEP_DISCARD;
-    job_counted_fault(job);
 }
 
 static void on_discarded(const struct docker_result *res, void *ud)
 {
     struct job *job = ud;
-    if (!docker_reply(job, res, REASON_START_FAILED))
-        return;
-    if (res->status == 204 || res->status == 404 || res->status == 409) {
-        /* 409: removal already in progress; the new container has a new name anyway */
-        job->container_id[0] = '\0';
-        name_recreate(job);
-        log_job(LOG_INFO, job, "creating the container again", "name", job->name, NULL, NULL);
-        job_goto(job, STEP_CREATE);
-    } else {
+    if (sf_removed(answer(res)) != SF_NEXT) {
         job_docker_fault(job, REASON_START_FAILED, res->message);
+        return;
     }
+    /* 409: removal already in progress; the new container has a new name anyway */
+    job->container_id[0] = '\0';
+    name_recreate(job);
+    log_job(LOG_INFO, job, "creating the container again", "name", job->name, NULL, NULL);
+    job_goto(job, STEP_CREATE);
 }
 
 static void on_removed(const struct docker_result *res, void *ud)
 {
     struct job *job = ud;
-    if (!docker_reply(job, res, REASON_CREATE_FAILED))
-        return;
-    if (res->status == 204 || res->status == 404 || res->status == 409) {
-        /* 409: removal already in progress */
-        job->container_id[0] = '\0';
-        job_goto(job, STEP_REPORT);
-    } else {
+    if (sf_removed(answer(res)) != SF_NEXT) {
         job_docker_fault(job, REASON_CREATE_FAILED, res->message);
+        return;
     }
+    job->container_id[0] = '\0'; /* 409: removal already in progress */
+    job_goto(job, STEP_REPORT);
 }
 
 /* ---- pulls -------------------------------------------------------------------------------- */
