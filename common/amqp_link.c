@@ -1178,12 +1178,13 @@ int amqp_link_open_socket(struct amqp_socket_t_ *sock, const struct amqp_link_co
     return -1;
 }
 
-amqp_link *amqp_link_new(uv_loop_t *loop, const struct amqp_link_config *cfg,
-                         amqp_link_event_cb on_event, void *userdata)
+int amqp_link_new(uv_loop_t *loop, const struct amqp_link_config *cfg, amqp_link_event_cb on_event,
+                  void *userdata, amqp_link **ret, struct ct_error *err)
 {
     struct amqp_link_config def;
+    *ret = NULL;
     if (!loop)
-        return NULL;
+        return ct_error_set(err, -EINVAL, "amqp_link_new: no loop");
     metrics_register(&m_reconnects);
     metrics_register(&m_published);
     metrics_register(&m_confirms);
@@ -1193,12 +1194,15 @@ amqp_link *amqp_link_new(uv_loop_t *loop, const struct amqp_link_config *cfg,
         amqp_link_config_defaults(&def);
         cfg = &def;
     }
-    if (cfg->max_unconfirmed == 0 || cfg->port <= 0 || cfg->port > 65535 ||
-        (cfg->quorum && cfg->delivery_limit == 0))
-        return NULL;
+    if (cfg->max_unconfirmed == 0)
+        return ct_error_set(err, -EINVAL, "amqp_link_new: max_unconfirmed is 0");
+    if (cfg->port <= 0 || cfg->port > 65535)
+        return ct_error_set(err, -EINVAL, "invalid RabbitMQ port %d", cfg->port);
+    if (cfg->quorum && cfg->delivery_limit == 0)
+        return ct_error_set(err, -EINVAL, "quorum queues need a delivery limit");
     amqp_link *l = calloc(1, sizeof(*l));
     if (!l)
-        return NULL;
+        return ct_error_set(err, -ENOMEM, "out of memory");
     l->loop = loop;
     l->on_event = on_event;
     l->userdata = userdata;
@@ -1218,9 +1222,13 @@ amqp_link *amqp_link_new(uv_loop_t *loop, const struct amqp_link_config *cfg,
     }
     l->pend = calloc(cfg->max_unconfirmed, sizeof(*l->pend));
     char why[200];
-    if (!l->cfg.host || hostlist_parse(l->cfg.host, l->cfg.port, &l->hosts, why, sizeof(why)) < 0 ||
-        !l->cfg.user || !l->cfg.password || !l->cfg.vhost || !l->pend ||
-        (cfg->connection_name && !l->cfg.connection_name)) {
+    int r = 0;
+    if (!l->cfg.host || !l->cfg.user || !l->cfg.password || !l->cfg.vhost || !l->pend ||
+        (cfg->connection_name && !l->cfg.connection_name))
+        r = ct_error_set(err, -ENOMEM, "out of memory");
+    else if (hostlist_parse(l->cfg.host, l->cfg.port, &l->hosts, why, sizeof(why)) < 0)
+        r = ct_error_set(err, -EINVAL, "invalid RABBITMQ_HOST \"%.200s\": %s", l->cfg.host, why);
+    if (r < 0) {
         free((char *)l->cfg.host);
         free((char *)l->cfg.user);
         free((char *)l->cfg.password);
@@ -1228,14 +1236,15 @@ amqp_link *amqp_link_new(uv_loop_t *loop, const struct amqp_link_config *cfg,
         free((char *)l->cfg.connection_name);
         free(l->pend);
         free(l);
-        return NULL;
+        return r;
     }
     uv_timer_init(loop, &l->retry);
     uv_timer_init(loop, &l->tick);
     uv_timer_init(loop, &l->requeue_timer);
     l->retry.data = l->tick.data = l->requeue_timer.data = l;
     l->n_open_handles = 3;
-    return l;
+    *ret = l;
+    return 0;
 }
 
 static struct queue_reg *find_queue(amqp_link *l, const char *queue)

@@ -36,6 +36,8 @@
 #include <sys/time.h>
 #include <uv.h>
 
+#include "error.h"
+
 typedef struct amqp_link amqp_link;
 
 struct amqp_link_config {
@@ -117,10 +119,12 @@ struct amqp_link_publish_opts {
     uint64_t timestamp;     /* the timestamp property, seconds since the epoch; 0: now */
 };
 
-/* cfg NULL means the defaults; NULL on allocation failure or invalid cfg (max_unconfirmed 0,
- * port out of range). The strings of cfg are copied. */
-amqp_link *amqp_link_new(uv_loop_t *loop, const struct amqp_link_config *cfg,
-                         amqp_link_event_cb on_event, void *userdata);
+/* cfg NULL means the defaults. 0 with the link in *ret; or a negative errno with why in err
+ * (which may be NULL): -EINVAL for an invalid cfg (max_unconfirmed 0, a port out of range, a
+ * host list that is not one, quorum without a delivery limit), -ENOMEM. The strings of cfg
+ * are copied. */
+int amqp_link_new(uv_loop_t *loop, const struct amqp_link_config *cfg, amqp_link_event_cb on_event,
+                  void *userdata, amqp_link **ret, struct ct_error *err);
 /* Registration, before or after start; each is (re)applied on every connection.
  * x_args: optional extra declare arguments as headers (e.g. "x-dead-letter-exchange"). */
 int amqp_link_declare_queue(amqp_link *link, const char *queue,

@@ -1995,13 +1995,13 @@ int completer_new(uv_loop_t *loop, const struct completer_config *cfg, completer
     }
     struct amqp_link_config acfg = cfg->amqp;
     acfg.prefetch = cfg->prefetch;
-    c->link = amqp_link_new(loop, &acfg, on_link_event, c);
-    if (!c->link) {
+    r = amqp_link_new(loop, &acfg, on_link_event, c, &c->link, err);
+    if (r < 0) {
         docker_free(c->docker);
         idmap_free(c->finished_ids);
         idmap_free(c->jobs);
         free(c);
-        return ct_error_set(err, -ENOMEM, "cannot create the RabbitMQ link");
+        return r;
     }
     uv_timer_init(loop, &c->sweep_timer);
     c->sweep_timer.data = c;

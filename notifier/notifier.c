@@ -565,12 +565,13 @@ int notifier_new(uv_loop_t *loop, const struct notifier_config *cfg, notifier **
     n->http = http_new(loop);
     struct amqp_link_config acfg = cfg->amqp;
     acfg.prefetch = cfg->concurrency;
-    n->link = n->http ? amqp_link_new(loop, &acfg, on_link_event, n) : NULL;
-    if (!n->link) {
+    int r = n->http ? amqp_link_new(loop, &acfg, on_link_event, n, &n->link, err)
+                    : ct_error_set(err, -ENOMEM, "cannot create the HTTP client");
+    if (r < 0) {
         if (n->http)
             http_free(n->http);
         free(n);
-        return ct_error_set(err, -ENOMEM, "cannot create the RabbitMQ link or the HTTP client");
+        return r;
     }
     stage_stop_init(&n->stop, loop, n, finish, NULL);
     metrics_setup(n);

@@ -2186,13 +2186,13 @@ int starter_new(uv_loop_t *loop, const struct starter_config *cfg, starter **ret
     /* The channel's default; each start of the pending consumer sets its own (update_consumer). */
     uint64_t prefetch = 2 * cfg->max_running;
     acfg.prefetch = (unsigned)(prefetch < 65535 ? prefetch : 65535);
-    s->link = amqp_link_new(loop, &acfg, on_link_event, s);
-    if (!s->link) {
+    r = amqp_link_new(loop, &acfg, on_link_event, s, &s->link, err);
+    if (r < 0) {
         docker_free(s->docker);
         runset_free(s->running);
         idmap_free(s->pulls);
         free(s);
-        return ct_error_set(err, -ENOMEM, "cannot create the RabbitMQ link");
+        return r;
     }
     stage_stop_init(&s->stop, loop, s, finish, shutdown_timed_out);
     uv_timer_init(loop, &s->setup_timer);

@@ -383,7 +383,9 @@ static int publish(struct ctx *c, const char *q, const char *body, int slot)
 
 static void link_create(struct ctx *c)
 {
-    c->link = amqp_link_new(&c->loop, &c->cfg, on_event, c);
+    struct ct_error err = {0};
+    if (amqp_link_new(&c->loop, &c->cfg, on_event, c, &c->link, &err) < 0)
+        fail_msg("amqp_link_new: %s", err.msg);
     assert_non_null(c->link);
 }
 
@@ -1381,9 +1383,13 @@ static void test_node_list(void **state)
     link_free(c);
     proxy_stop();
 
-    /* a list that is not one */
+    /* a list that is not one, said */
     c->cfg.host = "127.0.0.1:0";
-    assert_null(amqp_link_new(&c->loop, &c->cfg, on_event, c));
+    struct ct_error err = {0};
+    amqp_link *none = (amqp_link *)c; /* set to NULL on failure */
+    assert_int_equal(amqp_link_new(&c->loop, &c->cfg, on_event, c, &none, &err), -EINVAL);
+    assert_null(none);
+    assert_non_null(strstr(err.msg, "RABBITMQ_HOST"));
 }
 
 static void test_free_cancels_outstanding(void **state)
