@@ -817,6 +817,20 @@ static bool reply_ok(struct job *job, const struct docker_result *res)
     return true;
 }
 
+static void finish_missing(struct job *job, const char *detail);
+
+/* reply_ok, and the container still there (a 404 is "container missing"). */
+static bool reply_there(struct job *job, const struct docker_result *res)
+{
+    if (!reply_ok(job, res))
+        return false;
+    if (res->status == 404) {
+        finish_missing(job, "the container was removed before its output could be read");
+        return false;
+    }
+    return true;
+}
+
 static void back_to_waiting(struct job *job)
 {
     job->exited = false;
@@ -843,12 +857,8 @@ static void finish_missing(struct job *job, const char *detail)
 static void on_finish_inspect(const struct docker_result *res, void *ud)
 {
     struct job *job = ud;
-    if (!reply_ok(job, res))
+    if (!reply_there(job, res))
         return;
-    if (res->status == 404) {
-        finish_missing(job, "the container was removed before its output could be read");
-        return;
-    }
     if (res->status != 200 || !json_is_object(res->json)) {
         finish_retry(job, res->message);
         return;
@@ -976,12 +986,8 @@ static void on_stderr(const struct docker_result *res, void *ud)
 static void on_mark(const struct docker_result *res, void *ud)
 {
     struct job *job = ud;
-    if (!reply_ok(job, res))
+    if (!reply_there(job, res))
         return;
-    if (res->status == 404) {
-        finish_missing(job, "the container was removed before its output could be read");
-        return;
-    }
     struct dtime since = {0}, last;
     const char *fin =
         json_string_value(json_object_get(json_object_get(job->inspect, "State"), "FinishedAt"));
@@ -1003,12 +1009,8 @@ static void on_mark(const struct docker_result *res, void *ud)
 static void on_rerun_started(const struct docker_result *res, void *ud)
 {
     struct job *job = ud;
-    if (!reply_ok(job, res))
+    if (!reply_there(job, res))
         return;
-    if (res->status == 404) {
-        finish_missing(job, "the container was removed before its output could be read");
-        return;
-    }
     job->rerun_tried = true;
     if (res->status != 204 && res->status != 304) {
         /* refused: say what happened (output lost) */
