@@ -253,6 +253,10 @@ struct ccase {
     const char *want_text; /* the delivered body contains it */
     bool container;        /* a correction container runs (published last: they are slow) */
     int bound_ms;
+    /* the receiver answers close enough to CALLBACK_TIMEOUT that, on a loaded machine, an
+     * attempt may time out after the receiver took it: a repeat is then at least once at
+     * work, and allowed if it is the same delivery (webhook-id and body) */
+    bool repeat_ok;
     int64_t published_ms; /* realtime */
     /* what happened */
     json_t *oks;    /* array of 2xx requests */
@@ -920,6 +924,7 @@ static void finished_cases(void)
     /* what the receiver answers */
     c = add(HOP_FINISHED, OK, "callback answered after 500 ms");
     finished(c, (struct ffields){.callback = quoted(cb_url(c, "/delay/500/200", NULL))});
+    c->repeat_ok = true;
     c = add(HOP_FINISHED, PARK_FAILED("gave up after"), "callback never answered");
     finished(c, (struct ffields){.callback = quoted(cb_url(c, "/slow", NULL))});
     c->bound_ms = 40000;
@@ -1427,9 +1432,19 @@ static const char *verdict(const struct ccase *c, char *buf, size_t len)
                  parked_list[json_integer_value(json_array_get(c->parks, 0))].queue);
         return buf;
     }
-    if (n_ok > 1) {
-        snprintf(buf, len, "callback delivered %zu times", n_ok);
-        return buf;
+    for (size_t i = 1; i < n_ok; i++) {
+        json_t *a = json_array_get(c->oks, 0), *b = json_array_get(c->oks, i);
+        const char *ida =
+            json_string_value(json_object_get(json_object_get(a, "headers"), "webhook-id"));
+        const char *idb =
+            json_string_value(json_object_get(json_object_get(b, "headers"), "webhook-id"));
+        bool same = ida && idb && strcmp(ida, idb) == 0 &&
+                    json_equal(json_object_get(a, "body"), json_object_get(b, "body"));
+        if (!c->repeat_ok || !same) {
+            snprintf(buf, len, "callback delivered %zu times%s", n_ok,
+                     c->repeat_ok ? ", not each the same delivery" : "");
+            return buf;
+        }
     }
     if (n_park > 1) {
         snprintf(buf, len, "parked %zu times", n_park);
