@@ -573,8 +573,6 @@ static void on_event(const char *action, const char *id, void *ud)
     update_consumer(s);
 }
 
-/* The stream (re)opened, events were dropped, or RECONCILE_INTERVAL passed: a list counts
- * what the stream did not say; the network is read again. */
 /* ---- orphans: containers created for a delivery that went elsewhere -----------------------
  *
  * A job's container is created, then started. When the link goes down in between, the
@@ -664,6 +662,8 @@ static void sweep_orphans(starter *s)
     json_decref(filters);
 }
 
+/* The stream (re)opened, events were dropped, or RECONCILE_INTERVAL passed: a list counts
+ * what the stream did not say; the network is read again; orphans are swept. */
 static void on_events_list(void *ud)
 {
     request_count(ud);
