@@ -329,8 +329,6 @@ static int load_config(struct starter_config *c, struct owned *o, struct ct_erro
         config_duration_ms("JOB_RETRY_BUDGET", 120000, 0, 24 * 3600000ULL, &c->job_retry_budget_ms,
                            e) < 0 ||
         config_duration_ms("RECONCILE_INTERVAL", 5000, 100, 3600000, &c->reconcile_ms, e) < 0 ||
-        config_duration_ms("ORPHAN_AGE", 600000, 0, 7 * 24 * 3600000ULL, &c->orphan_age_ms, e) <
-            0 ||
         config_duration_ms("SHUTDOWN_TIMEOUT", 10000, 0, 3600000, &c->shutdown_timeout_ms, e) < 0)
         return -EINVAL;
     c->exercise_dir = exercise_dir;

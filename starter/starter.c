@@ -288,8 +288,6 @@ struct starter {
     bool counted_once; /* the running count has been read at least once */
     bool listing, list_again;
     uint64_t list_ticket;
-    bool sweeping;          /* the list of never-started containers is under way */
-    uint64_t last_sweep_ms; /* when it last began (loop time) */
     bool consuming;
     /* the pending consumer's prefetch (what it was granted when it started) and the
      * deliveries since: what the broker may still send is at most grant - taken */
@@ -573,102 +571,12 @@ static void on_event(const char *action, const char *id, void *ud)
     update_consumer(s);
 }
 
-/* ---- orphans: containers created for a delivery that went elsewhere -----------------------
- *
- * A job's container is created, then started. When the link goes down in between, the
- * message goes back to the queue and its redelivery adopts the container only if it comes
- * back to this host: with several hosts (or a job taken by another starter after this one
- * crashed) the container stays "created" for ever, with the submission in it. The sweep
- * removes such a container once it is ORPHAN_AGE old and no job of this starter holds it (by
- * id, or by the name a create in flight will give it). A redelivery that comes back later
- * makes another, as when nothing was left. Never with DONT_START_CONTAINER, where created
- * containers are the point; one starter per engine (a second one's held containers would be
- * removed at that age). */
-static bool held_by_a_job(const starter *s, const char *id, const char *name)
-{
-    for (const struct job *j = s->jobs; j; j = j->next)
-        if ((j->container_id[0] && strcmp(j->container_id, id) == 0) ||
-            (name && strcmp(j->name, name) == 0))
-            return true;
-    return false;
-}
-
-static void on_orphan_removed(const struct docker_result *res, void *ud)
-{
-    (void)ud;
-    if (res->err != 0 || (res->status != 204 && res->status != 404))
-        log_kv(LOG_WARN, "never-started container not removed, the next sweep tries again", "error",
-               res->err ? strerror(-res->err) : "refused by the engine", NULL);
-}
-
-static void on_swept(const struct docker_result *res, void *ud)
-{
-    starter *s = ud;
-    s->sweeping = false;
-    if (s->stop.finished || res->err != 0 || res->status != 200 || !json_is_array(res->json))
-        return;
-    int64_t now = (int64_t)time(NULL);
-    unsigned old = 0, held = 0, removing = 0;
-    size_t i;
-    json_t *c;
-    json_array_foreach(res->json, i, c)
-    {
-        const char *id = json_string_value(json_object_get(c, "Id"));
-        json_t *created = json_object_get(c, "Created");
-        const char *name = json_string_value(json_array_get(json_object_get(c, "Names"), 0));
-        if (name && name[0] == '/')
-            name++;
-        if (!id || !json_is_integer(created) ||
-            now - json_integer_value(created) < (int64_t)(s->cfg.orphan_age_ms / 1000))
-            continue;
-        old++;
-        if (held_by_a_job(s, id, name)) {
-            held++;
-            continue;
-        }
-        removing++;
-        const char *wid =
-            json_string_value(json_object_get(json_object_get(c, "Labels"), LABEL_WORK_ID));
-        log_kv(LOG_WARN, "removing a never-started container no job holds", "container_id", id,
-               "name", name ? name : "", "work_id", wid ? wid : "", NULL);
-        if (docker_container_remove(s->docker, id, true, on_orphan_removed, s) < 0)
-            log_kv(LOG_WARN, "never-started container not removed, the next sweep tries again",
-                   "container_id", id, NULL);
-    }
-    if (old) {
-        char n_old[16], n_held[16], n_removing[16];
-        snprintf(n_old, sizeof(n_old), "%u", old);
-        snprintf(n_held, sizeof(n_held), "%u", held);
-        snprintf(n_removing, sizeof(n_removing), "%u", removing);
-        log_kv(LOG_DEBUG, "never-started containers swept", "old", n_old, "held", n_held,
-               "removing", n_removing, NULL);
-    }
-}
-
-/* At most every quarter of ORPHAN_AGE (and RECONCILE_INTERVAL), from the periodic list. */
-static void sweep_orphans(starter *s)
-{
-    uint64_t every = s->cfg.orphan_age_ms / 4;
-    if (!s->cfg.orphan_age_ms || s->cfg.dont_start || s->sweeping || s->stop.finished ||
-        (s->last_sweep_ms && uv_now(s->loop) - s->last_sweep_ms < every))
-        return;
-    json_t *filters = json_pack("{s:[s],s:[s]}", "label", LABEL_JOB_ID, "status", "created");
-    if (!filters)
-        return;
-    if (docker_container_list(s->docker, true, filters, on_swept, s) == 0) {
-        s->sweeping = true;
-        s->last_sweep_ms = uv_now(s->loop);
-    }
-    json_decref(filters);
-}
-
 /* The stream (re)opened, events were dropped, or RECONCILE_INTERVAL passed: a list counts
- * what the stream did not say; the network is read again; orphans are swept. */
+ * what the stream did not say; the network is read again. */
 static void on_events_list(void *ud)
 {
     request_count(ud);
     check_network(ud);
-    sweep_orphans(ud);
 }
 
 static void on_events_end(const char *why, void *ud)

@@ -13,7 +13,7 @@
 
 struct starter_config {
     struct amqp_link_config amqp;
-    const char *running_queue;   /* RUNNING_QUEUE: one per Docker host when there are several */
+    const char *running_queue; /* RUNNING_QUEUE: one per Docker host when there are several */
     uint64_t host_lost_grace_ms; /* HOST_LOST_GRACE (daemon.h) */
     struct docker_config docker;
     uint64_t max_running;
@@ -43,11 +43,9 @@ struct starter_config {
                                      while the engine answers, before they are its error */
     uint64_t shutdown_timeout_ms;
     uint64_t reconcile_ms;
-    uint64_t orphan_age_ms;      /* ORPHAN_AGE: a never-started container no job holds, this old,
-                                    is removed; 0: never */
-    bool pull;                   /* DOCKER_PULL: pull a missing image, then create again */
-    uint64_t pull_timeout_ms;    /* DOCKER_PULL_TIMEOUT */
-    const registry_creds *creds; /* per registry host; NULL: none. Not owned */
+    bool pull;                       /* DOCKER_PULL: pull a missing image, then create again */
+    uint64_t pull_timeout_ms;        /* DOCKER_PULL_TIMEOUT */
+    const registry_creds *creds;     /* per registry host; NULL: none. Not owned */
     const registry_allowlist *allow; /* ALLOWED_IMAGES; NULL: any image. Not owned */
 };
 

@@ -1897,48 +1897,6 @@ static void test_redelivery_replaces_created_container(void **state)
     free(file);
 }
 
-/* A container created for a delivery that then went elsewhere (the starter lost it before the
- * start; its message taken by another host: here, by the test) stays "created" with nobody to
- * adopt it. Once ORPHAN_AGE old, the next starter's sweep removes it; a container as old whose
- * job this starter holds (its start hangs) stays. */
-static void test_orphan_swept(void **state)
-{
-    (void)state;
-    struct ct_daemon run;
-    struct proxy px;
-    char *file = exercise("orphan.txt", "orphan");
-    proxy_start(&px, "orphan",
-                "{\"rules\": [{\"id\": \"start\", \"method\": \"POST\", "
-                "\"path\": \"/containers/[^/]+/start$\", \"hang\": true}]}");
-    start_starter(&run, "orphan-1", (const char *[]){px.env, NULL});
-    publish_job("w-orphan", "ct-sleeper:latest", file, "http://h/cb", "[\"SLEEP=60\"]", NULL);
-    proxy_wait(&px, "start", 1); /* created and uploaded, the start hangs */
-    ct_daemon_kill(&run);
-    struct ct_msg *m = ct_amqp_get("pending_corrections", WAIT_MS); /* another host took it */
-    assert_non_null(m);
-    ct_msg_free(m);
-    json_t *c = only_container();
-    char orphan[80];
-    snprintf(orphan, sizeof(orphan), "%s", json_string_value(json_object_get(c, "Id")));
-    json_decref(c);
-
-    start_starter(&run, "orphan-2", (const char *[]){px.env, "ORPHAN_AGE=3s", NULL});
-    publish_job("w-held", "ct-sleeper:latest", file, "http://h/cb", "[\"SLEEP=60\"]", NULL);
-    proxy_wait(&px, "start", 2); /* this one's start hangs too: its job holds it */
-    wait_log(&run, "removing a never-started container no job holds", 1);
-    assert_int_equal(ct_file_count_lines(run.log, "removing a never-started container", orphan), 1);
-    /* a later sweep finds the held one old too, and leaves it */
-    ct_daemon_wait_lines(&run, "never-started containers swept", "held=1", 1, WAIT_MS);
-    c = only_container();
-    assert_string_not_equal(json_string_value(json_object_get(c, "Id")), orphan);
-    assert_string_equal(json_string_value(json_object_get(c, "State")), "created");
-    json_decref(c);
-    assert_null(ct_docker_inspect(orphan));
-    ct_daemon_kill(&run);
-    proxy_stop(&px);
-    free(file);
-}
-
 /* DELETE_EXERCISE_FILE and a lost ack: the correction runs, its file is gone, the message comes
  * back. The redelivery finds the running container before looking for the file. */
 static void test_redelivery_file_deleted(void **state)
@@ -2880,8 +2838,6 @@ int main(void)
                                         ct_reset_pipeline_fixture),
         cmocka_unit_test_setup_teardown(test_redelivery_replaces_created_container,
                                         ct_reset_pipeline_fixture, ct_reset_pipeline_fixture),
-        cmocka_unit_test_setup_teardown(test_orphan_swept, ct_reset_pipeline_fixture,
-                                        ct_reset_pipeline_fixture),
         cmocka_unit_test_setup_teardown(test_redelivery_file_deleted, ct_reset_pipeline_fixture,
                                         alarm_teardown),
         cmocka_unit_test_setup_teardown(test_accented_param_name, ct_reset_pipeline_fixture,
