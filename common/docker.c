@@ -18,6 +18,7 @@
 #include <string.h>
 
 #include "dlist.h"
+#include "docker_compat.h"
 #include "ids.h"
 #include "lines.h"
 #include "metrics.h"
@@ -78,6 +79,7 @@ struct docker_events {
     docker_event_cb on_event;
     docker_events_end_cb on_end;
     void *userdata;
+    json_t *filters;    /* as the caller asked (the engine may not apply all): see events_line */
     struct lines lines; /* the incomplete line, or the error body on an error status */
     int end_err;
     const char *end_msg;
@@ -281,6 +283,7 @@ static void call_done(http_req *req, const struct http_result *hr, void *userdat
         if (!c->raw)
             res.json = parse_json(hr->body, hr->body_len);
         res.message = error_message(hr->status, res.json, hr->body, hr->body_len, msg, sizeof(msg));
+        res.status = docker_compat_status(res.status, res.json); /* after the message */
     }
     /* Unlinked first, and the next queued call started: the callback may free the client. */
     call_unlink(c);
@@ -693,6 +696,7 @@ static void events_unlink(docker_events *ev)
 
 static void events_free(docker_events *ev)
 {
+    json_decref(ev->filters);
     lines_free(&ev->lines);
     free(ev);
 }
@@ -712,6 +716,12 @@ static int events_line(const char *line, size_t len, void *ud)
     obj = json_loadb(line + i, len - i, 0, NULL);
     if (!obj)
         return -EIO;
+    /* in Docker's words, and what the engine could not filter (docker_compat.h) */
+    docker_compat_event_normalize(obj);
+    if (!docker_compat_event_wanted(obj, ev->filters)) {
+        json_decref(obj);
+        return 0;
+    }
     ev->in_event = true;
     ev->on_event(obj, ev->userdata);
     ev->in_event = false;
@@ -805,6 +815,7 @@ int docker_events_start(docker *d, int64_t since, json_t *filters, docker_event_
     struct http_req_opts o;
     docker_events *ev = NULL;
     char *path = strdup("/events"), *url = NULL, *f = NULL, num[32];
+    json_t *engine_filters = NULL;
     int r = -ENOMEM;
 
     if (!d || !on_event || !on_end) {
@@ -819,7 +830,9 @@ int docker_events_start(docker *d, int64_t since, json_t *filters, docker_event_
             goto fail;
     }
     if (filters) {
-        f = json_dumps(filters, JSON_COMPACT);
+        if (docker_compat_events_filters(filters, &engine_filters) < 0)
+            goto fail;
+        f = json_dumps(engine_filters, JSON_COMPACT);
         if (!f || docker_query_add(&path, "filters", f) < 0)
             goto fail;
     }
@@ -833,6 +846,7 @@ int docker_events_start(docker *d, int64_t since, json_t *filters, docker_event_
     ev->on_event = on_event;
     ev->on_end = on_end;
     ev->userdata = userdata;
+    ev->filters = json_incref(filters);
 
     base_opts(d, &o);
     o.method = "GET";
@@ -847,6 +861,7 @@ int docker_events_start(docker *d, int64_t since, json_t *filters, docker_event_
     free(path);
     free(url);
     free(f);
+    json_decref(engine_filters);
     return 0;
 fail:
     if (ev)
@@ -854,6 +869,7 @@ fail:
     free(path);
     free(url);
     free(f);
+    json_decref(engine_filters);
     return r;
 }
 

@@ -116,7 +116,9 @@ int docker_image_pull(docker *d, const char *from_image, const char *tag, const 
                       uint64_t timeout_ms, docker_cb cb, void *userdata);
 
 /* The events stream (GET /events?since=..&filters=..), one callback per event object;
- * since <= 0 means from now on, filters may be NULL.
+ * since <= 0 means from now on, filters may be NULL (kept, not stolen: do not change it
+ * afterwards). The events are Docker's whatever the engine: an engine's other names of the
+ * actions and the filters it cannot apply are handled here (docker_compat.h).
  * on_end is called once when the stream ends for any reason (err/status say why), unless
  * the stream was stopped with docker_events_stop. Lines longer than 64 KiB end the stream
  * with -EFBIG. */

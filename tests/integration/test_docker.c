@@ -256,7 +256,8 @@ static void test_create_conflict_missing_image(void **state)
     WAIT(&r);
     assert_int_equal(r.err, 0);
     assert_int_equal(r.status, 404);
-    assert_non_null(strstr(r.message, "No such image"));
+    /* Docker: "No such image", Podman: "no such image" */
+    assert_non_null(strcasestr(r.message, "no such image"));
     json_decref(cfg);
     res_clear(&r);
 }
@@ -282,7 +283,7 @@ static void test_inspect_created(void **state)
     assert_int_equal(docker_container_inspect(T.d, "ct-test-no-such-container", on_res, &r), 0);
     WAIT(&r);
     assert_int_equal(r.status, 404);
-    assert_non_null(strstr(r.message, "No such container"));
+    assert_non_null(strcasestr(r.message, "no such container"));
     res_clear(&r);
 }
 

@@ -1,0 +1,161 @@
+/* docker_compat: see docker_compat.h. */
+#include "docker_compat.h"
+
+#include <errno.h>
+#include <string.h>
+
+/* Docker's name of a container action and Podman's, where they differ. */
+static const struct {
+    const char *docker, *podman;
+} action_names[] = {
+    {"die", "died"},
+    {"destroy", "remove"},
+};
+
+#define N_ACTION_NAMES (sizeof(action_names) / sizeof(action_names[0]))
+
+static bool array_has(json_t *a, const char *s)
+{
+    size_t i;
+    json_t *v;
+    json_array_foreach(a, i, v)
+    {
+        if (json_is_string(v) && strcmp(json_string_value(v), s) == 0)
+            return true;
+    }
+    return false;
+}
+
+/* "event": each Docker name with Podman's beside it. 0 or -ENOMEM. */
+static int widen_events(json_t *events)
+{
+    size_t n = json_array_size(events);
+    for (size_t i = 0; i < n; i++) {
+        const char *e = json_string_value(json_array_get(events, i));
+        for (size_t k = 0; e && k < N_ACTION_NAMES; k++) {
+            if (strcmp(e, action_names[k].docker) != 0 || array_has(events, action_names[k].podman))
+                continue;
+            if (json_array_append_new(events, json_string(action_names[k].podman)) < 0)
+                return -ENOMEM;
+        }
+    }
+    return 0;
+}
+
+/* "label": only "key=value" ones. 0 or -ENOMEM. */
+static int engine_labels(json_t *f)
+{
+    json_t *labels = json_object_get(f, "label");
+    json_t *kept = json_array();
+    size_t i;
+    json_t *v;
+
+    if (!kept)
+        return -ENOMEM;
+    json_array_foreach(labels, i, v)
+    {
+        if (json_is_string(v) && strchr(json_string_value(v), '=') &&
+            json_array_append(kept, v) < 0) {
+            json_decref(kept);
+            return -ENOMEM;
+        }
+    }
+    if (json_array_size(kept) == 0) {
+        json_decref(kept);
+        json_object_del(f, "label");
+        return 0;
+    }
+    return json_object_set_new(f, "label", kept) < 0 ? -ENOMEM : 0;
+}
+
+int docker_compat_events_filters(json_t *filters, json_t **ret)
+{
+    json_t *f;
+
+    if (!filters) {
+        *ret = NULL;
+        return 0;
+    }
+    f = json_deep_copy(filters);
+    if (!f)
+        return -ENOMEM;
+    json_t *events = json_object_get(f, "event");
+    if ((json_is_array(events) && widen_events(events) < 0) ||
+        (json_object_get(f, "label") && engine_labels(f) < 0)) {
+        json_decref(f);
+        return -ENOMEM;
+    }
+    *ret = f;
+    return 0;
+}
+
+static bool has_label(json_t *attrs, const char *label)
+{
+    const char *eq = strchr(label, '=');
+    if (!eq)
+        return json_object_get(attrs, label) != NULL;
+    size_t klen = (size_t)(eq - label);
+    const char *k;
+    json_t *v;
+    json_object_foreach(attrs, k, v)
+    {
+        if (strlen(k) == klen && memcmp(k, label, klen) == 0 && json_is_string(v) &&
+            strcmp(json_string_value(v), eq + 1) == 0)
+            return true;
+    }
+    return false;
+}
+
+bool docker_compat_event_wanted(json_t *event, json_t *filters)
+{
+    json_t *labels = json_object_get(filters, "label");
+    json_t *attrs = json_object_get(json_object_get(event, "Actor"), "Attributes");
+    size_t i;
+    json_t *v;
+
+    json_array_foreach(labels, i, v)
+    {
+        if (json_is_string(v) && !has_label(attrs, json_string_value(v)))
+            return false;
+    }
+    return true;
+}
+
+static void rename_action(json_t *event, const char *field)
+{
+    const char *a = json_string_value(json_object_get(event, field));
+    for (size_t k = 0; a && k < N_ACTION_NAMES; k++) {
+        if (strcmp(a, action_names[k].podman) == 0) {
+            json_object_set_new(event, field, json_string(action_names[k].docker));
+            return;
+        }
+    }
+}
+
+void docker_compat_event_normalize(json_t *event)
+{
+    const char *type = json_string_value(json_object_get(event, "Type"));
+    if (type && strcmp(type, "container") != 0)
+        return; /* a volume's or a network's "remove" is not a container's "destroy" */
+    rename_action(event, "Action");
+    rename_action(event, "status");
+    const char *a = json_string_value(json_object_get(event, "Action"));
+    json_t *attrs = json_object_get(json_object_get(event, "Actor"), "Attributes");
+    json_t *code = json_object_get(attrs, "containerExitCode");
+    if (a && strcmp(a, "die") == 0 && code && !json_object_get(attrs, "exitCode"))
+        json_object_set(attrs, "exitCode", code);
+}
+
+long docker_compat_status(long status, json_t *json)
+{
+    static const char *const conflicts[] = {"that name is already in use",
+                                            "container state improper"};
+    const char *cause = json_string_value(json_object_get(json, "cause"));
+
+    if (status != 500 || !cause)
+        return status;
+    for (size_t i = 0; i < sizeof(conflicts) / sizeof(conflicts[0]); i++)
+        if (strcmp(cause, conflicts[i]) == 0)
+            return 409;
+    return status;
+}
