@@ -422,7 +422,6 @@ write_env() {
     {
         echo "export CT_SERVERS='$SELF'"
         echo "export CT_SERVERS_DIR='$S'"
-        echo "export CT_ENGINE='$(engine)'"
         echo "export CT_DOCKER_HOST='unix://$(engine_socket)'"
         echo "export DOCKER_HOST='unix://$(engine_socket)'"
         echo "export CT_RABBITMQ_HOST='127.0.0.1'"
