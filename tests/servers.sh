@@ -233,7 +233,9 @@ podman_launch() {
     [ -f "$D/containers.conf" ] || podman_configure
     podman_env
     rm -f "$D/podman.sock"
-    setsid "$PODMAN" system service --time=0 "unix://$D/podman.sock" >>"$D/podman.log" 2>&1 </dev/null &
+    # in $D: conmon writes files (an "oom" marker) into the folder it was started from
+    (cd "$D" && exec setsid "$PODMAN" system service --time=0 "unix://$D/podman.sock" \
+        >>"$D/podman.log" 2>&1 </dev/null) &
     local pid=$!
     state_set podman_pid "$pid"
     local n=$((TIMEOUT * 10))
