@@ -28,7 +28,8 @@ static const struct config_doc common_docs[] = {
     {"RABBITMQ_HEARTBEAT", "30", "AMQP heartbeat in seconds (0: off)"},
     {"MAX_MESSAGE_BYTES", "1m", "largest queue message accepted"},
     {"LOG_LEVEL", "info", "debug, info, warn or error"},
-    {"HEALTH_FILE", "/tmp/<program>.health", "touched every 5 s while connected (--health-check)"},
+    {"HEALTH_FILE", "/tmp/<program>.health",
+     "touched every 5 s while ready, as /readyz says (--health-check)"},
     {"METRICS_LISTEN", "",
      "address:port of GET /metrics (Prometheus), /healthz and /readyz; empty: off"},
 };
@@ -47,6 +48,63 @@ void daemon_set_ready(bool r)
 {
     ready = r;
     METRIC_SET(&metrics_ready, r ? 1 : 0, "rabbitmq");
+}
+
+/* ---- a stage's way out (see stage_stop in daemon.h) ---- */
+
+static void on_stop_finish(uv_timer_t *t)
+{
+    struct stage_stop *st = t->data;
+    st->finish(st->stage);
+}
+
+static void on_stop_timeout(uv_timer_t *t)
+{
+    struct stage_stop *st = t->data;
+    if (st->timed_out)
+        st->timed_out(st->stage);
+    st->finish(st->stage);
+}
+
+void stage_stop_init(struct stage_stop *st, uv_loop_t *loop, void *stage,
+                     void (*finish)(void *stage), void (*timed_out)(void *stage))
+{
+    *st = (struct stage_stop){.stage = stage, .finish = finish, .timed_out = timed_out};
+    uv_timer_init(loop, &st->timer);
+    st->timer.data = st;
+}
+
+bool stage_stop_begin(struct stage_stop *st, uint64_t timeout_ms, void (*done)(void *ud), void *ud)
+{
+    if (st->stopping)
+        return false;
+    st->stopping = true;
+    st->done = done;
+    st->done_ud = ud;
+    uv_timer_start(&st->timer, on_stop_timeout, timeout_ms, 0);
+    return true;
+}
+
+void stage_stop_check(struct stage_stop *st, bool idle)
+{
+    if (st->stopping && !st->finished && idle)
+        uv_timer_start(&st->timer, on_stop_finish, 0, 0);
+}
+
+bool stage_stop_finishing(struct stage_stop *st)
+{
+    if (st->finished)
+        return false;
+    st->finished = true;
+    uv_timer_stop(&st->timer);
+    return true;
+}
+
+void stage_stop_done(struct stage_stop *st)
+{
+    uv_close((uv_handle_t *)&st->timer, NULL);
+    if (st->done)
+        st->done(st->done_ud);
 }
 
 static char refused[512]; /* see daemon_set_refused; "" when not */
@@ -273,7 +331,8 @@ static void on_done(void *ud)
 static void on_health(uv_timer_t *t)
 {
     struct run *run = t->data;
-    if (!ready)
+    char why[600]; /* room for any reason (a Release build checks snprintf's truncation) */
+    if (!is_ready(why, sizeof(why), NULL)) /* what /readyz says, metrics served or not */
         return;
     int fd = open(run->health_path, O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
     if (fd < 0)

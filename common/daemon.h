@@ -30,9 +30,37 @@ int daemon_args(int argc, char **argv, const char *prog, const char *summary, bo
 
 /* Runs the loop until the stage is shut down: SIGTERM/SIGINT call shutdown(stage, done, ..)
  * once; the loop ends when every handle is closed. While the stage says it is ready, the
- * health file (HEALTH_FILE, default /tmp/<prog>.health) is touched every 5 s. */
+ * health file (HEALTH_FILE, default /tmp/<prog>.health) is touched every 5 s: ready is what
+ * /readyz says (RabbitMQ, and for the stages that drive it, Docker and the container settings). */
 typedef void (*daemon_shutdown_fn)(void *stage, void (*done)(void *), void *ud);
 void daemon_run(uv_loop_t *loop, const char *prog, void *stage, daemon_shutdown_fn shutdown);
+
+/* A stage's way out, the same for the three. stage_stop_begin (from the stage's shutdown, once it
+ * has stopped taking work) waits for the work in hand at most timeout_ms; the stage calls
+ * stage_stop_check whenever its work may have ended (idle: none left). Then the stage's finish
+ * runs, from this timer: never from inside a callback of the link or the Docker client, which
+ * finishing frees. At the timeout, timed_out (may be NULL) runs first: what the stage gives up.
+ * finish frees what the stage runs on and ends with stage_stop_done, which closes the timer and
+ * tells the caller of shutdown. */
+struct stage_stop {
+    uv_timer_t timer;
+    bool stopping; /* stage_stop_begin was called */
+    bool finished; /* finish has begun: callbacks that come later do nothing */
+    void *stage;
+    void (*finish)(void *stage);
+    void (*timed_out)(void *stage);
+    void (*done)(void *ud);
+    void *done_ud;
+};
+/* (uv_timer_init cannot fail: libuv returns 0) */
+void stage_stop_init(struct stage_stop *st, uv_loop_t *loop, void *stage,
+                     void (*finish)(void *stage), void (*timed_out)(void *stage));
+/* false when it was called before (the second call does nothing) */
+bool stage_stop_begin(struct stage_stop *st, uint64_t timeout_ms, void (*done)(void *ud), void *ud);
+void stage_stop_check(struct stage_stop *st, bool idle);
+/* At the top of the stage's finish: true once (then it tears down), false after. */
+bool stage_stop_finishing(struct stage_stop *st);
+void stage_stop_done(struct stage_stop *st);
 
 /* A stage as main() runs it. */
 struct daemon_stage {

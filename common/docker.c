@@ -566,6 +566,7 @@ int docker_container_logs(docker *d, const char *id, const struct docker_logs *w
     if (p && (docker_query_add(&p, "stdout", both || what->out ? "1" : "0") < 0 ||
               docker_query_add(&p, "stderr", both || what->err ? "1" : "0") < 0 ||
               (what && what->tail && docker_query_add(&p, "tail", tail) < 0) ||
+              (what && what->timestamps && docker_query_add(&p, "timestamps", "1") < 0) ||
               (*since && docker_query_add(&p, "since", since) < 0))) {
         free(p);
         return -ENOMEM;

@@ -77,8 +77,9 @@ int docker_container_inspect(docker *d, const char *id, docker_cb cb, void *user
 struct docker_logs {
     bool out, err;     /* the streams: stdout, stderr (neither: both) */
     unsigned tail;     /* the last lines only; 0: all */
-    const char *since; /* NULL or "": from the start; else unix seconds, "S" or "S.mmm" */
+    const char *since; /* NULL or "": from the start; else unix seconds, "S" or "S.fraction" */
     size_t max_bytes;  /* 0: the client's max_response_bytes */
+    bool timestamps;   /* each line led by its time (RFC 3339, dtime.h) and a space */
 };
 /* The raw (multiplexed) stream in body, at most max_bytes (err -EFBIG beyond, with the first
  * max_bytes kept in body). -EINVAL for an id or a since that is not one. */

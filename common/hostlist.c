@@ -6,6 +6,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "text.h"
+
 static bool name_char(char c)
 {
     return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
@@ -95,14 +97,11 @@ int hostlist_parse(const char *text, int default_port, struct hostlist *out, cha
         snprintf(why, whylen, "no host");
         return -EINVAL;
     }
-    const char *p = text;
-    for (;;) {
-        const char *comma = strchr(p, ',');
-        const char *end = comma ? comma : p + strlen(p);
-        while (p < end && (*p == ' ' || *p == '\t'))
-            p++;
-        while (end > p && (end[-1] == ' ' || end[-1] == '\t'))
-            end--;
+    for (const char *next = text; next;) {
+        const char *p;
+        size_t len;
+        next = text_list_item(next, &p, &len);
+        const char *end = p + len;
         if (out->n == HOSTLIST_MAX) {
             snprintf(why, whylen, "more than %d hosts", HOSTLIST_MAX);
             return -EINVAL;
@@ -114,10 +113,8 @@ int hostlist_parse(const char *text, int default_port, struct hostlist *out, cha
             return -EINVAL;
         }
         out->n++;
-        if (!comma)
-            return 0;
-        p = comma + 1;
     }
+    return 0;
 }
 
 void hostlist_node_text(const struct hostlist_node *node, char *buf, size_t len)

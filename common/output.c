@@ -81,6 +81,36 @@ int output_demux(const void *raw, size_t len, struct output_buf *out, struct out
     return 0;
 }
 
+int output_latest_time(const void *raw, size_t len, struct dtime *ret)
+{
+    const unsigned char *p = raw;
+    size_t pos = 0;
+    int found = 0;
+    while (pos < len) {
+        if (len - pos < 8) {
+            if (pos == 0)
+                return -EBADMSG;
+            break;
+        }
+        if (p[pos] > 2 || p[pos + 1] || p[pos + 2] || p[pos + 3])
+            return -EBADMSG;
+        size_t size = ((size_t)p[pos + 4] << 24) | ((size_t)p[pos + 5] << 16) |
+                      ((size_t)p[pos + 6] << 8) | (size_t)p[pos + 7];
+        pos += 8;
+        size_t n = size <= len - pos ? size : len - pos;
+        const char *line = (const char *)p + pos;
+        const char *sp = memchr(line, ' ', n < 40 ? n : 40);
+        struct dtime t;
+        if (sp && dtime_parse(line, (size_t)(sp - line), &t) == 0 &&
+            (!found || dtime_cmp(t, *ret) > 0)) {
+            *ret = t;
+            found = 1;
+        }
+        pos += n;
+    }
+    return found;
+}
+
 int output_validate(json_t *r, struct msg_error *err)
 {
     if (!json_is_object(r)) {

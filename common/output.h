@@ -4,6 +4,8 @@
 #include <jansson.h>
 #include <stddef.h>
 
+#include "dtime.h"
+
 #include "msg.h"
 
 #define OUTPUT_REASON_NO_RESPONSE "no response found"
@@ -31,6 +33,10 @@ void output_buf_free(struct output_buf *b);
  * hit its byte limit) is kept as far as it goes. 0, -EBADMSG (not a multiplexed stream), or
  * -ENOMEM. */
 int output_demux(const void *raw, size_t len, struct output_buf *out, struct output_buf *err);
+
+/* The latest time heading a frame of a stream read with timestamps=1 ("<RFC 3339> <line>",
+ * dtime.h), in *ret: 1, or 0 when no frame has one, or -EBADMSG (not a multiplexed stream). */
+int output_latest_time(const void *raw, size_t len, struct dtime *ret);
 
 /* Finds and validates the response in stdout: the whole of it as JSON, else exactly one
  * BEGIN/END block (one or more dashes on each side, "\n" or "\r\n" line ends). On success

@@ -217,3 +217,16 @@ char *text_printf(const char *fmt, ...)
     va_end(ap);
     return n < 0 ? NULL : s;
 }
+
+const char *text_list_item(const char *p, const char **item, size_t *len)
+{
+    const char *comma = strchr(p, ',');
+    const char *end = comma ? comma : p + strlen(p);
+    while (p < end && (*p == ' ' || *p == '\t'))
+        p++;
+    while (end > p && (end[-1] == ' ' || end[-1] == '\t'))
+        end--;
+    *item = p;
+    *len = (size_t)(end - p);
+    return comma ? comma + 1 : NULL;
+}

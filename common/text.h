@@ -41,3 +41,8 @@ int text_set_err(char *err, size_t errlen, int code, const char *fmt, ...)
 
 /* A formatted string in memory of its own (free it), or NULL when out of memory. */
 char *text_printf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* One item of a comma-separated list starting at p: the item without the spaces and tabs
+ * around it in *item and *len (possibly empty); returns where the next item starts, or NULL
+ * when this one was the last. */
+const char *text_list_item(const char *p, const char **item, size_t *len);

@@ -75,7 +75,9 @@
  * completer remembers when the engine did not answer; a job that finished then without a
  * response found is the engine's fault, not the student's: its container is started again,
  * once (same container, same /tmp/exercise, a fresh time limit from its new StartedAt), and
- * only the second run's output is read (logs since the first run's FinishedAt). Should that
+ * only the second run's output is read (logs since the first run's FinishedAt, and since the
+ * log's last line when it is started again: the engine may copy the first run's output late,
+ * on its return, with later times). Should that
  * run end in an outage too, or the engine refuse the start, the result is "output lost" (the
  * engine's fault, said so), not "no response found". (A completer restarted in between does
  * not know: it reads the whole log of the second run, or says "no response found".)
@@ -104,6 +106,7 @@
 
 #include "config.h"
 #include "daemon.h"
+#include "dtime.h"
 #include "idmap.h"
 #include "ids.h"
 #include "log.h"
@@ -132,7 +135,7 @@
 #define OOM_GRACE_MS 10000
 
 enum state { J_WAITING, J_FINISHING };
-enum fstep { F_INSPECT, F_STDOUT, F_STDERR, F_RERUN, F_PUBLISH, F_REMOVE };
+enum fstep { F_INSPECT, F_STDOUT, F_STDERR, F_MARK, F_RERUN, F_PUBLISH, F_REMOVE };
 /* The container, as last seen. */
 enum cstate { C_UNKNOWN, C_CREATED, C_RUNNING, C_OVER };
 
@@ -206,7 +209,8 @@ struct job {
     bool log_rotated;
     char *result;
     /* run again once, its output lost in an engine outage (see the top); its logs are read
-     * from since (unix seconds, engine clock: the first run's FinishedAt) */
+     * from since (unix seconds, engine clock: after the first run's FinishedAt and after the
+     * log's last line when the second run was started, on_mark) */
     bool rerun_tried;
     char since[32];
     /* the engine's "oom" event for it; and whether a SIGKILL without the OOM flag has had its
@@ -234,14 +238,12 @@ struct completer {
     idmap *jobs;
     idmap *finished_ids; /* finished containers: see remember_done */
     uint64_t list_seq;   /* lists asked for so far (the one in flight included) */
-    uv_timer_t sweep_timer, shutdown_timer;
+    uv_timer_t sweep_timer;
     bool listing;
     struct outage outages[OUTAGES]; /* a ring; the current one at outage_at */
     size_t outage_at;
-    bool shutting_down, finished;
-    unsigned finishing; /* jobs in J_FINISHING */
-    void (*done)(void *);
-    void *done_ud;
+    struct stage_stop stop; /* the way out (common/daemon.h) */
+    unsigned finishing;     /* jobs in J_FINISHING */
 };
 
 static void job_finish(struct job *job);
@@ -334,7 +336,7 @@ static void job_drop(struct job *job)
     while (job->aside) {
         struct aside *a = job->aside;
         job->aside = a->next;
-        if (!c->finished && c->link)
+        if (!c->stop.finished && c->link)
             amqp_link_nack(c->link, a->gen, a->tag, true);
         free(a);
     }
@@ -465,7 +467,7 @@ static void finish_retry(struct job *job, const char *why)
         schedule_backoff_ms(c->cfg.retry_min_ms, c->cfg.retry_max_ms, job->attempts, ids_jitter());
     job->attempts++;
     static const char *const names[] = {
-        [F_INSPECT] = "inspect", [F_STDOUT] = "stdout",   [F_STDERR] = "stderr",
+        [F_INSPECT] = "inspect", [F_STDOUT] = "stdout",   [F_STDERR] = "stderr", [F_MARK] = "mark",
         [F_RERUN] = "rerun",     [F_PUBLISH] = "publish", [F_REMOVE] = "remove"};
     _Static_assert(sizeof(names) / sizeof(names[0]) == F_REMOVE + 1, "a name per step");
     log_job(LOG_WARN, job, "infrastructure fault, will retry", "step", names[job->step], "error",
@@ -486,23 +488,8 @@ static void finish_goto(struct job *job, enum fstep step)
 /* "2026-11-22T06:10:11.123456789Z" -> unix ms; 0 when unparsable or zero time. */
 static int64_t parse_docker_time(const char *s)
 {
-    if (!s)
-        return 0;
-    struct tm tm = {0};
-    const char *rest = strptime(s, "%Y-%m-%dT%H:%M:%S", &tm);
-    if (!rest || tm.tm_year < 100)
-        return 0;
-    int64_t ms = (int64_t)timegm(&tm) * 1000;
-    if (*rest == '.') {
-        int digits = 0, frac = 0;
-        for (rest++; *rest >= '0' && *rest <= '9'; rest++)
-            if (digits++ < 3)
-                frac = frac * 10 + (*rest - '0');
-        while (digits++ < 3)
-            frac *= 10;
-        ms += frac;
-    }
-    return ms;
+    struct dtime t;
+    return s && dtime_parse(s, strlen(s), &t) == 0 ? dtime_ms(t) : 0;
 }
 
 /* The deadline label: unix seconds, digits only; 0 when absent or not such a number. */
@@ -813,7 +800,7 @@ static void build_result(struct job *job)
 static bool reply_ok(struct job *job, const struct docker_result *res)
 {
     job->busy = false;
-    if (job->c->finished)
+    if (job->c->stop.finished)
         return false;
     engine_saw(job->c, res);
     if (res->err != 0 && res->err != -EFBIG) {
@@ -972,10 +959,41 @@ static void on_stderr(const struct docker_result *res, void *ud)
         output_demux(res->body, res->body_len, NULL, &job->err); /* best effort: context only */
     }
     if (should_rerun(job)) {
-        finish_goto(job, F_RERUN);
+        finish_goto(job, F_MARK);
         return;
     }
     finish_publish(job);
+}
+
+/* Where the second run's output will begin: after the first run's FinishedAt and after the
+ * last line the log holds now. The engine timestamps a line when it copies it from the
+ * container's pipe, and after a restart it may copy what the first run printed during the
+ * outage only then, after the first read found nothing: a later FinishedAt-based `since`
+ * would read that response too, before the second run's (two JSON documents). */
+static void on_mark(const struct docker_result *res, void *ud)
+{
+    struct job *job = ud;
+    if (!reply_ok(job, res))
+        return;
+    if (res->status == 404) {
+        finish_missing(job, "the container was removed before its output could be read");
+        return;
+    }
+    struct dtime since = {0}, last;
+    const char *fin =
+        json_string_value(json_object_get(json_object_get(job->inspect, "State"), "FinishedAt"));
+    if (fin && dtime_parse(fin, strlen(fin), &since) < 0)
+        since = (struct dtime){0};
+    if (res->status == 200 && output_latest_time(res->body, res->body_len, &last) > 0 &&
+        dtime_cmp(last, since) >= 0)
+        since = dtime_next(last);
+    if (since.sec <= 0) {
+        /* no time to read from: the second run's output could not be told from the first's */
+        finish_publish(job);
+        return;
+    }
+    dtime_since(since, job->since, sizeof(job->since));
+    finish_goto(job, F_RERUN);
 }
 
 /* The first run's results are forgotten; the job waits for the second run's exit. */
@@ -996,9 +1014,6 @@ static void on_rerun_started(const struct docker_result *res, void *ud)
         finish_publish(job);
         return;
     }
-    int64_t fin = finished_ms(job);
-    snprintf(job->since, sizeof(job->since), "%lld.%03lld", (long long)(fin / 1000),
-             (long long)(fin % 1000));
     log_job(LOG_WARN, job,
             "the container finished during an engine outage without a response: its output was "
             "lost, running the correction again",
@@ -1078,7 +1093,7 @@ static void on_published(amqp_link *link, int status, void *ud)
     (void)link;
     struct job *job = ud;
     job->busy = false;
-    if (job->c->finished)
+    if (job->c->stop.finished)
         return;
     if (status < 0) {
         finish_retry(job, status == -ECONNRESET ? "connection lost before the confirm"
@@ -1101,7 +1116,7 @@ static size_t logs_max(const completer *c)
 static void finish_run(struct job *job)
 {
     completer *c = job->c;
-    if (c->finished)
+    if (c->stop.finished)
         return;
     int r = 0;
     switch (job->step) {
@@ -1122,6 +1137,12 @@ static void finish_run(struct job *job)
                                         .since = job->since,
                                         .max_bytes = logs_max(c)};
         r = docker_container_logs(c->docker, job->container_id, &what, on_stderr, job);
+        break;
+    }
+    case F_MARK: {
+        /* the log's last line, any stream, with its time; a line is 16 KiB at most */
+        struct docker_logs what = {.tail = 1, .timestamps = true, .max_bytes = 65536};
+        r = docker_container_logs(c->docker, job->container_id, &what, on_mark, job);
         break;
     }
     case F_RERUN:
@@ -1188,7 +1209,7 @@ static void on_killed(const struct docker_result *res, void *ud)
     struct job *job = ud;
     completer *c = job->c;
     job->busy = false;
-    if (c->finished || job->state != J_WAITING)
+    if (c->stop.finished || job->state != J_WAITING)
         return;
     if (res->err == 0 && res->status == 204) {
         /* The kill stopped it: the time limit, whatever its output says. */
@@ -1223,7 +1244,7 @@ static void on_deadline(uv_timer_t *t)
 {
     struct job *job = t->data;
     completer *c = job->c;
-    if (job->state != J_WAITING || c->finished)
+    if (job->state != J_WAITING || c->stop.finished)
         return;
     if (job->busy) {
         /* An inspect or a renewal in flight: the deadline is not forgotten. */
@@ -1256,7 +1277,7 @@ static void aside_replay(completer *c, struct aside *a)
 {
     while (a) {
         struct aside *next = a->next;
-        if (!c->finished) {
+        if (!c->stop.finished) {
             struct amqp_link_delivery d = {.generation = a->gen,
                                            .delivery_tag = a->tag,
                                            .queue = c->cfg.running_queue,
@@ -1285,7 +1306,7 @@ static void wait_inspected(const struct docker_result *res, struct job *job)
 {
     completer *c = job->c;
     job->busy = false;
-    if (c->finished || job->state != J_WAITING)
+    if (c->stop.finished || job->state != J_WAITING)
         return;
     engine_saw(c, res);
     if (res->err != 0 || res->status >= 500 || (res->status != 200 && res->status != 404) ||
@@ -1748,7 +1769,7 @@ static void on_list(const struct docker_result *res, void *ud)
 {
     completer *c = ud;
     c->listing = false;
-    if (c->finished)
+    if (c->stop.finished)
         return;
     engine_saw(c, res);
     if (res->err != 0 || res->status != 200) {
@@ -1793,7 +1814,7 @@ static void on_list(const struct docker_result *res, void *ud)
 
 static void reconcile(completer *c)
 {
-    if (c->finished || c->listing)
+    if (c->stop.finished || c->listing)
         return;
     json_t *filters = json_pack("{s:[s]}", "label", LABEL_JOB_ID);
     if (!filters)
@@ -1818,7 +1839,7 @@ static void on_renewed(amqp_link *link, int status, void *ud)
     struct renewal *rn = ud;
     struct job *job = rn->job;
     job->busy = false;
-    if (status == 0 && !job->c->finished) {
+    if (status == 0 && !job->c->stop.finished) {
         /* The copy is in the queue: the old deliveries can go. */
         size_t n = rn->n <= job->n_dels ? rn->n : job->n_dels;
         for (size_t i = 0; i < n; i++)
@@ -1828,7 +1849,7 @@ static void on_renewed(amqp_link *link, int status, void *ud)
         log_job(LOG_DEBUG, job, "running message renewed", NULL, NULL, NULL, NULL);
     }
     free(rn);
-    if (!job->c->finished)
+    if (!job->c->stop.finished)
         maybe_finish(job);
 }
 
@@ -1836,7 +1857,7 @@ static void on_unclaimed_removed(const struct docker_result *res, void *ud)
 {
     struct job *job = ud;
     job->busy = false;
-    if (job->c->finished)
+    if (job->c->stop.finished)
         return;
     if (res->err == 0 && (res->status == 204 || res->status == 404)) {
         if (res->status == 204) /* 404: gone already (a replayed destroy event, say) */
@@ -1939,6 +1960,9 @@ static void on_link_event(amqp_link *link, enum amqp_link_event ev, const char *
 
 /* ---- the handle --------------------------------------------------------------------------- */
 
+static void finish(void *stage);
+static void shutdown_timed_out(void *stage);
+
 completer *completer_new(uv_loop_t *loop, const struct completer_config *cfg, char *err,
                          size_t errlen)
 {
@@ -1971,8 +1995,8 @@ completer *completer_new(uv_loop_t *loop, const struct completer_config *cfg, ch
         return NULL;
     }
     uv_timer_init(loop, &c->sweep_timer);
-    uv_timer_init(loop, &c->shutdown_timer);
-    c->sweep_timer.data = c->shutdown_timer.data = c;
+    c->sweep_timer.data = c;
+    stage_stop_init(&c->stop, loop, c, finish, shutdown_timed_out);
     metrics_setup(c);
     return c;
 }
@@ -2026,18 +2050,17 @@ static void drop_all(const char *key, void *value, void *ud)
     uv_close((uv_handle_t *)&job->timer, job_free_cb);
 }
 
-static void finish(completer *c)
+static void finish(void *stage)
 {
-    if (c->finished)
+    completer *c = stage;
+    if (!stage_stop_finishing(&c->stop))
         return;
-    c->finished = true;
     uv_timer_stop(&c->sweep_timer);
-    uv_timer_stop(&c->shutdown_timer);
     watch_close(c->events); /* before the client it uses */
     c->events = NULL;
     docker_free(c->docker);
     c->docker = NULL;
-    amqp_link_free(c->link); /* pending confirms get -ECANCELED: callbacks see c->finished */
+    amqp_link_free(c->link); /* pending confirms get -ECANCELED: callbacks see c->stop.finished */
     c->link = NULL;
     idmap_each(c->jobs, drop_all, NULL);
     idmap_free(c->jobs);
@@ -2045,44 +2068,29 @@ static void finish(completer *c)
     idmap_free(c->finished_ids);
     c->finished_ids = NULL;
     uv_close((uv_handle_t *)&c->sweep_timer, NULL);
-    uv_close((uv_handle_t *)&c->shutdown_timer, NULL);
     log_kv(LOG_INFO, "completer stopped", NULL);
-    if (c->done)
-        c->done(c->done_ud);
-}
-
-static void on_finish_timer(uv_timer_t *t)
-{
-    finish(t->data);
+    stage_stop_done(&c->stop);
 }
 
 static void shutdown_check(completer *c)
 {
-    if (c->shutting_down && !c->finished && c->finishing == 0)
-        uv_timer_start(&c->shutdown_timer, on_finish_timer, 0, 0);
+    stage_stop_check(&c->stop, c->finishing == 0);
 }
 
-static void on_shutdown_timeout(uv_timer_t *t)
+static void shutdown_timed_out(void *stage)
 {
-    completer *c = t->data;
+    (void)stage;
     log_kv(LOG_WARN, "shutdown timeout: unfinished results will be redone from their messages",
            NULL);
-    finish(c);
 }
 
 void completer_shutdown(completer *c, void (*done)(void *), void *ud)
 {
-    if (c->shutting_down)
+    if (!stage_stop_begin(&c->stop, c->cfg.shutdown_timeout_ms, done, ud))
         return;
-    c->shutting_down = true;
-    c->done = done;
-    c->done_ud = ud;
     log_kv(LOG_INFO, "shutting down: finishing the results in hand", NULL);
     amqp_link_pause(c->link, c->cfg.running_queue);
-    if (c->finishing == 0)
-        uv_timer_start(&c->shutdown_timer, on_finish_timer, 0, 0);
-    else
-        uv_timer_start(&c->shutdown_timer, on_shutdown_timeout, c->cfg.shutdown_timeout_ms, 0);
+    shutdown_check(c);
 }
 
 void completer_free(completer *c)

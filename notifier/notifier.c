@@ -67,10 +67,7 @@ struct notifier {
     amqp_link *link;
     http *http;
     struct job *jobs;
-    uv_timer_t shutdown_timer;
-    bool shutting_down, finished;
-    void (*done)(void *);
-    void *done_ud;
+    struct stage_stop stop; /* the way out (common/daemon.h) */
     char user_agent[64];
 };
 
@@ -173,7 +170,7 @@ static bool job_stale(const struct job *job)
 static void on_moved(amqp_link *link, int status, void *ud)
 {
     struct job *job = ud;
-    if (job->n->finished)
+    if (job->n->stop.finished)
         return; /* the link is going: the message comes back to whoever runs next */
     if (status == 0) {
         if (job->parking)
@@ -324,7 +321,7 @@ static int on_chunk(http_req *req, const char *data, size_t len, void *ud)
 static void on_response(http_req *req, const struct http_result *res, void *ud)
 {
     struct job *job = ud;
-    if (job->n->finished)
+    if (job->n->stop.finished)
         return;
     /* A 2xx is delivered whatever follows its status line: a body over the limit (cut there)
      * or a transfer that fails afterwards. */
@@ -554,6 +551,8 @@ static void on_link_event(amqp_link *link, enum amqp_link_event ev, const char *
     daemon_link_event(ev, detail);
 }
 
+static void finish(void *stage);
+
 notifier *notifier_new(uv_loop_t *loop, const struct notifier_config *cfg, char *err, size_t errlen)
 {
     notifier *n = calloc(1, sizeof(*n));
@@ -574,8 +573,7 @@ notifier *notifier_new(uv_loop_t *loop, const struct notifier_config *cfg, char 
         free(n);
         return NULL;
     }
-    uv_timer_init(loop, &n->shutdown_timer);
-    n->shutdown_timer.data = n;
+    stage_stop_init(&n->stop, loop, n, finish, NULL);
     metrics_setup(n);
     return n;
 }
@@ -608,45 +606,32 @@ int notifier_start(notifier *n)
     return amqp_link_start(n->link);
 }
 
-static void finish(notifier *n)
+static void finish(void *stage)
 {
-    if (n->finished)
+    notifier *n = stage;
+    if (!stage_stop_finishing(&n->stop))
         return;
-    n->finished = true;
-    uv_timer_stop(&n->shutdown_timer);
     http_free(n->http); /* no callbacks after this */
     n->http = NULL;
     amqp_link_free(n->link); /* unacked deliveries return to the queue */
     n->link = NULL;
     while (n->jobs)
         job_release(n->jobs);
-    uv_close((uv_handle_t *)&n->shutdown_timer, NULL);
     log_kv(LOG_INFO, "notifier stopped", NULL);
-    if (n->done)
-        n->done(n->done_ud);
-}
-
-static void on_finish_timer(uv_timer_t *t)
-{
-    finish(t->data);
+    stage_stop_done(&n->stop);
 }
 
 static void shutdown_check(notifier *n)
 {
-    if (n->shutting_down && !n->finished && !n->jobs)
-        uv_timer_start(&n->shutdown_timer, on_finish_timer, 0, 0);
+    stage_stop_check(&n->stop, !n->jobs);
 }
 
 void notifier_shutdown(notifier *n, void (*done)(void *), void *ud)
 {
-    if (n->shutting_down)
+    if (!stage_stop_begin(&n->stop, n->cfg.shutdown_timeout_ms, done, ud))
         return;
-    n->shutting_down = true;
-    n->done = done;
-    n->done_ud = ud;
     log_kv(LOG_INFO, "shutting down: finishing the callbacks in flight", NULL);
     amqp_link_pause(n->link, QUEUE_FINISHED);
-    uv_timer_start(&n->shutdown_timer, on_finish_timer, n->cfg.shutdown_timeout_ms, 0);
     shutdown_check(n);
 }
 

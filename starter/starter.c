@@ -253,7 +253,7 @@ struct starter {
     amqp_link *link;
     docker *docker;
     watch *events; /* the container events: start, die, destroy */
-    uv_timer_t shutdown_timer, setup_timer;
+    uv_timer_t setup_timer;
     struct job *jobs;
     /* MAX_STARTING: jobs in the engine's setup calls (lookup to start) at once; the other
      * counted jobs wait their turn here, in order. */
@@ -275,7 +275,7 @@ struct starter {
     bool listing, list_again;
     uint64_t list_ticket;
     bool consuming;
-    bool shutting_down, finished;
+    struct stage_stop stop; /* the way out (common/daemon.h) */
     bool docker_down_logged;
     idmap *pulls; /* struct pull by key */
     /* Digests of messages without a message_id that went back to the queue untouched (at
@@ -284,8 +284,6 @@ struct starter {
     char untouched[UNTOUCHED_MAX][IDS_UUID_LEN + 1];
     size_t untouched_next;
     char hostname[256];
-    void (*done)(void *);
-    void *done_ud;
 };
 
 /* ---- metrics ------------------------------------------------------------------------------ */
@@ -377,12 +375,12 @@ static bool is_full(const starter *s)
  * (HOLD_JOBS). */
 static bool may_take(const starter *s)
 {
-    return !s->shutting_down && (!is_full(s) || s->held < s->cfg.hold_jobs);
+    return !s->stop.stopping && (!is_full(s) || s->held < s->cfg.hold_jobs);
 }
 
 static void update_consumer(starter *s)
 {
-    if (s->finished)
+    if (s->stop.finished)
         return;
     admit_ready(s);
     bool want = s->counted_once && (!s->cfg.net_isolated || s->net_checked) && may_take(s);
@@ -407,7 +405,7 @@ static void on_count(const struct docker_result *res, void *ud)
 {
     starter *s = ud;
     s->listing = false;
-    if (s->finished)
+    if (s->stop.finished)
         return;
     bool answered = res->err == 0 && res->status == 200 && json_is_array(res->json);
     size_t n = answered ? json_array_size(res->json) : 0;
@@ -437,7 +435,7 @@ static void on_count(const struct docker_result *res, void *ud)
 
 static void request_count(starter *s)
 {
-    if (s->finished)
+    if (s->stop.finished)
         return;
     if (s->listing) {
         s->list_again = true;
@@ -462,7 +460,7 @@ static void on_net_checked(const struct docker_result *res, void *ud)
 {
     starter *s = ud;
     s->net_checking = false;
-    if (s->finished)
+    if (s->stop.finished)
         return;
     if (res->err != 0 || (res->status != 200 && res->status != 404)) {
         s->net_no_bridge = false; /* not known: none, until the next reconcile reads it */
@@ -482,7 +480,7 @@ static void on_net_checked(const struct docker_result *res, void *ud)
 
 static void check_network(starter *s)
 {
-    if (!s->cfg.net_isolated || s->net_checking || s->finished)
+    if (!s->cfg.net_isolated || s->net_checking || s->stop.finished)
         return;
     if (docker_call(s->docker, "GET", "/networks/bridge", NULL, NULL, 0, on_net_checked, s) == 0)
         s->net_checking = true;
@@ -580,7 +578,7 @@ static void setup_leave(struct job *job)
         s->setting_up--;
         /* The first job of a burst had the engine to itself; the others may now share it. */
         s->warm = s->setting_up > 0 || !fifo_empty(&s->setup_wait);
-        if (!fifo_empty(&s->setup_wait) && !s->finished)
+        if (!fifo_empty(&s->setup_wait) && !s->stop.finished)
             uv_timer_start(&s->setup_timer, on_setup_timer, 0, 0);
     }
     fifo_remove(&s->setup_wait, &job->setup_wait);
@@ -631,7 +629,7 @@ static bool setup_turn(struct job *job)
 static void on_setup_timer(uv_timer_t *t)
 {
     starter *s = t->data;
-    while (!fifo_empty(&s->setup_wait) && s->setting_up < setup_turns(s) && !s->finished) {
+    while (!fifo_empty(&s->setup_wait) && s->setting_up < setup_turns(s) && !s->stop.finished) {
         struct job *job = FIFO_ENTRY(fifo_pop(&s->setup_wait), struct job, setup_wait);
         job->in_setup = true;
         s->setting_up++;
@@ -724,7 +722,7 @@ static void admit_ready(starter *s)
     if (s->admitting)
         return;
     s->admitting = true;
-    while (!fifo_empty(&s->ready) && has_room(s) && !s->finished && !s->shutting_down) {
+    while (!fifo_empty(&s->ready) && has_room(s) && !s->stop.finished && !s->stop.stopping) {
         struct job *job = FIFO_ENTRY(fifo_pop(&s->ready), struct job, ready);
         job_count(job);
         job_run(job);
@@ -743,7 +741,7 @@ static void on_job_timer(uv_timer_t *t)
 static void job_later(struct job *job, enum log_level level, const char *msg, const char *why)
 {
     starter *s = job->s;
-    if (s->shutting_down) {
+    if (s->stop.stopping) {
         /* Return it now: it will not get better before we exit. */
         amqp_link_nack(s->link, job->gen, job->tag, true);
         log_job(LOG_INFO, job, "job returned to the queue at shutdown", "step",
@@ -987,7 +985,7 @@ static void job_docker_fault(struct job *job, const char *reason, const char *me
     starter *s = job->s;
     job->fault_reason = reason;
     text_utf8_copy(job->fault_detail, sizeof(job->fault_detail), message, strlen(message));
-    if (s->shutting_down) {
+    if (s->stop.stopping) {
         job_retry(job, job->fault_detail); /* back to the queue */
         return;
     }
@@ -2089,6 +2087,9 @@ static void on_link_event(amqp_link *link, enum amqp_link_event ev, const char *
 
 /* ---- the handle --------------------------------------------------------------------------- */
 
+static void finish(void *stage);
+static void shutdown_timed_out(void *stage);
+
 starter *starter_new(uv_loop_t *loop, const struct starter_config *cfg, char *err, size_t errlen)
 {
     starter *s = calloc(1, sizeof(*s));
@@ -2127,9 +2128,8 @@ starter *starter_new(uv_loop_t *loop, const struct starter_config *cfg, char *er
         free(s);
         return NULL;
     }
-    uv_timer_init(loop, &s->shutdown_timer);
+    stage_stop_init(&s->stop, loop, s, finish, shutdown_timed_out);
     uv_timer_init(loop, &s->setup_timer);
-    s->shutdown_timer.data = s;
     s->setup_timer.data = s;
     metrics_setup(s);
     return s;
@@ -2170,12 +2170,11 @@ int starter_start(starter *s)
     return 0;
 }
 
-static void finish(starter *s)
+static void finish(void *stage)
 {
-    if (s->finished)
+    starter *s = stage;
+    if (!stage_stop_finishing(&s->stop))
         return;
-    s->finished = true;
-    uv_timer_stop(&s->shutdown_timer);
     uv_timer_stop(&s->setup_timer);
     watch_close(s->events); /* before the client it uses */
     s->events = NULL;
@@ -2194,29 +2193,22 @@ static void finish(starter *s)
     }
     amqp_link_free(s->link);
     s->link = NULL;
-    uv_close((uv_handle_t *)&s->shutdown_timer, NULL);
     uv_close((uv_handle_t *)&s->setup_timer, NULL);
     log_kv(LOG_INFO, "starter stopped", NULL);
-    if (s->done)
-        s->done(s->done_ud);
-}
-
-static void on_finish_timer(uv_timer_t *t)
-{
-    finish(t->data);
+    stage_stop_done(&s->stop);
 }
 
 /* Finishing frees the link and the Docker client: never from inside one of their callbacks,
  * so it runs from a timer of its own. */
 static void shutdown_check(starter *s)
 {
-    if (s->shutting_down && !s->finished && !s->jobs)
-        uv_timer_start(&s->shutdown_timer, on_finish_timer, 0, 0);
+    stage_stop_check(&s->stop, !s->jobs);
 }
 
-static void on_shutdown_timeout(uv_timer_t *t)
+/* At SHUTDOWN_TIMEOUT: the jobs not done go back to the queue. */
+static void shutdown_timed_out(void *stage)
 {
-    starter *s = t->data;
+    starter *s = stage;
     unsigned n = 0;
     for (struct job *j = s->jobs; j; j = j->next) {
         if (!j->abandoned) {
@@ -2229,16 +2221,12 @@ static void on_shutdown_timeout(uv_timer_t *t)
     snprintf(count, sizeof(count), "%u", n);
     log_kv(LOG_WARN, "shutdown timeout, unfinished jobs returned to the queue", "jobs", count,
            NULL);
-    finish(s);
 }
 
 void starter_shutdown(starter *s, void (*done)(void *), void *ud)
 {
-    if (s->shutting_down)
+    if (!stage_stop_begin(&s->stop, s->cfg.shutdown_timeout_ms, done, ud))
         return;
-    s->shutting_down = true;
-    s->done = done;
-    s->done_ud = ud;
     log_kv(LOG_INFO, "shutting down: no new jobs, finishing the ones in hand", NULL);
     amqp_link_pause(s->link, QUEUE_PENDING);
     s->consuming = false;
@@ -2251,7 +2239,6 @@ void starter_shutdown(starter *s, void (*done)(void *), void *ud)
             job_abandon(j);
         }
     }
-    uv_timer_start(&s->shutdown_timer, on_shutdown_timeout, s->cfg.shutdown_timeout_ms, 0);
     shutdown_check(s);
 }
 

@@ -357,3 +357,78 @@ put(G2, "empty", b"\n--\n")
 put(G2, "long", b"x" * 5000 + b"\n--\n" + ("\u00e9" * 3000).encode())
 put(G2, "equals", b'a=b\n--\n"')
 put(G2, "key-inside-value", b"\n- error=\n--\n")
+
+# ---------------------------------------------------------------- promtext
+M = "promtext"
+completer = """# HELP correctomatic_build_info The daemon and its version (always 1).
+# TYPE correctomatic_build_info gauge
+correctomatic_build_info{daemon="correctomatic-completer",version="0.1.0"} 1
+# HELP process_start_time_seconds Start time of the process since the Unix epoch, in seconds.
+# TYPE process_start_time_seconds gauge
+process_start_time_seconds 1716200000.25
+# HELP process_resident_memory_bytes Resident memory size in bytes.
+# TYPE process_resident_memory_bytes gauge
+process_resident_memory_bytes 7340032
+# HELP correctomatic_jobs_tracked Jobs the completer follows.
+# TYPE correctomatic_jobs_tracked gauge
+correctomatic_jobs_tracked 3
+# HELP correctomatic_jobs_taken_total Messages taken from the queue.
+# TYPE correctomatic_jobs_taken_total counter
+correctomatic_jobs_taken_total 120
+# HELP correctomatic_jobs_finished_total Jobs finished, by outcome and reason.
+# TYPE correctomatic_jobs_finished_total counter
+correctomatic_jobs_finished_total{outcome="graded",reason=""} 101
+correctomatic_jobs_finished_total{outcome="error",reason="time limit exceeded"} 7
+correctomatic_jobs_finished_total{outcome="error",reason="quote \\" back\\\\slash\\nnewline"} 1
+correctomatic_jobs_finished_total{outcome="parked",reason="bad message"} 0
+# HELP correctomatic_correction_seconds Time from start to exit.
+# TYPE correctomatic_correction_seconds histogram
+correctomatic_correction_seconds_bucket{le="0.5"} 4
+correctomatic_correction_seconds_bucket{le="+Inf"} 108
+correctomatic_correction_seconds_sum 321.5
+correctomatic_correction_seconds_count 108
+"""
+seeds = {
+    "completer": completer,
+    "completer-crlf": completer.replace("\n", "\r\n"),
+    "completer-no-final-newline": completer.rstrip("\n"),
+    "starter": 'correctomatic_build_info{daemon="correctomatic-starter",version="0.1.0"} 1\n'
+        "correctomatic_running_corrections 2\ncorrectomatic_max_running 8\n"
+        "correctomatic_jobs_started_total 40\n",
+    "empty": "",
+    "blank-lines": "\n\n  \t\n\r\n",
+    "comments": "# plain\n#\n  # indented\n# TYPE m gauge\n# HELP m text \\\\ \\n\n# TYPE  m x\n# TYPE\n",
+    "special-values": "a NaN\nb +Inf\nc -Inf\nd 1e400\ne -0\nf 0x1p-3\ng 4.9e-324\n",
+    "timestamps": "a 1 1700000000000\nb{c=\"d\"} 2 -5\nc 3\t17  \n",
+    "labels": 'm{} 1\nm { a = "1" , b="2" , } 2\nm{a="1",a="2"} 3\nm{a="{},= #"} 4\n',
+    "escapes": 'm{a="\\\\",b="\\"",c="\\n",d="\\\\\\"\\n"} 1\n',
+    "bytes": 'm{a="caf\u00e9 \U0001f600"} 1\n'.encode() + b'n{a="\xff\xfe"} 2\n',
+    # a line that does not parse
+    "bad-unterminated": 'a 1\nm{a="x} 1\n',
+    "bad-escape": 'm{a="\\t"} 1\n',
+    "bad-no-value": "a 1\nm\nb 2\n",
+    "bad-name": "a 1\n9m 1\n",
+    "bad-name-char": "m-x 1\n",
+    "bad-label-name": 'm{a:b="x"} 1\n',
+    "bad-timestamp": "a 1 17.5\n",
+    "bad-trailing": "a 1 17 x\n",
+    "bad-not-number": "a one\n",
+    "nul-in-value": b"a 1\nb 1\x00x\n",
+    "nul-in-label": b'm{a="x\x00y"} 1\n',
+    "nul-in-comment": b"# TYPE m gauge\x00\nm 1\n",
+    "nul-alone": b"\x00",
+}
+for name, body in seeds.items():
+    put(M, name, body)
+for n in (127, 128):
+    put(M, "name-%d" % n, "n" * n + " 1\n")
+    put(M, "label-name-%d" % n, "m{" + "l" * n + '="x"} 1\n')
+for n in (255, 256):
+    put(M, "label-value-%d" % n, 'm{a="' + "v" * n + '"} 1\n')
+    put(M, "label-value-escaped-%d" % n, 'm{a="' + "\\n" * n + '"} 1\n')
+for n in (63, 64):
+    put(M, "value-%d" % n, "m " + "0" * (n - 1) + "7\n")
+labels = ",".join('%s="%s"' % (c, "v" * 255) for c in "abcdefgh")
+put(M, "labels-8-longest", "m" * 127 + "{" + labels + "} 1\n")
+put(M, "labels-9", "m{" + ",".join('%s="1"' % c for c in "abcdefghi") + "} 1\n")
+put(M, "many-lines", "".join("m_%d{i=\"%d\"} %d\n" % (i, i, i) for i in range(300)))

@@ -7,6 +7,9 @@
  *   header alone);
  * - each buffer holds the first (stdout, stop) or the last (stderr, keep_tail) bytes of its
  *   stream, at most max, NUL-terminated, overflow set exactly when more was offered;
+ * - output_latest_time (the same framing, read with timestamps=1) fails exactly when the split
+ *   does, and a time it finds is one (2000 or later, a fraction below a second) that makes a
+ *   `since` docker_container_logs takes;
  * - nothing leaks (ASan). */
 #include <errno.h>
 #include <string.h>
@@ -90,6 +93,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     only = (struct output_buf){.max = 4096, .keep_tail = 1};
     FUZZ_CHECK(output_demux(data, size, NULL, &only) == want);
     output_buf_free(&only);
+
+    struct dtime t;
+    int found = output_latest_time(data, size, &t);
+    FUZZ_CHECK(want < 0 ? found == -EBADMSG : found == 0 || found == 1);
+    if (found == 1) {
+        char since[32];
+        dtime_since(t, since, sizeof(since));
+        FUZZ_CHECK(t.sec >= 946684800 && t.nsec >= 0 && t.nsec < 1000000000);
+        FUZZ_CHECK(strlen(since) >= 20 &&
+                   strlen(since) <= 24); /* what docker_container_logs takes */
+    }
 
     free(rout.data);
     free(rerr.data);

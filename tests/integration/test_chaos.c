@@ -229,6 +229,32 @@ struct daemons {
 };
 static const char *const programs[3] = {"starter", "completer", "notifier"};
 
+/* What the daemons logged about a job (work_id), every incarnation's log, at most max lines
+ * per daemon: printed for a wrong result, since the logs go with the servers' folder. */
+static void print_job_logs(const char *work_id, int max)
+{
+    char want[96];
+    snprintf(want, sizeof(want), "work_id=%s ", work_id);
+    for (int k = 0; k < 3; k++) {
+        int printed = 0;
+        for (int inc = 0; inc < 64 && printed < max; inc++) {
+            char path[700];
+            snprintf(path, sizeof(path), "%s/%s-chaos-%d.log", ct_env("CT_TMP"), programs[k], inc);
+            FILE *f = fopen(path, "r");
+            if (!f)
+                break;
+            char line[2048];
+            while (printed < max && fgets(line, sizeof(line), f)) {
+                if (strstr(line, want)) {
+                    printf("  %s-chaos-%d: %s", programs[k], inc, line);
+                    printed++;
+                }
+            }
+            fclose(f);
+        }
+    }
+}
+
 static void daemon_up(struct daemons *ds, int k)
 {
     static const char *const env[3][12] = {
@@ -666,6 +692,11 @@ static void test_chaos(void **state)
             if (body && strstr(body, "\"success\":false"))
                 infra_as_job++;
             PROBLEM("%s (%s): %.250s", j->work_id, j->kind->name, body ? body : "(no body)");
+            if (wrong <= 3) {
+                printf("chaos: %s (%s) has a wrong result; its daemons' log lines:\n", j->work_id,
+                       j->kind->name);
+                print_job_logs(j->work_id, 25);
+            }
         }
     }
 

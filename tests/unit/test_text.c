@@ -340,6 +340,28 @@ static void test_printf(void **state)
     free(s);
 }
 
+/* A comma-separated list, item by item, blanks around each item dropped. */
+static void test_list_item(void **state)
+{
+    (void)state;
+    const char *item;
+    size_t len;
+    const char *next = text_list_item(" a:1 ,\tb ,, c d ", &item, &len);
+    assert_int_equal(len, 3);
+    assert_memory_equal(item, "a:1", 3);
+    next = text_list_item(next, &item, &len);
+    assert_int_equal(len, 1);
+    assert_memory_equal(item, "b", 1);
+    next = text_list_item(next, &item, &len);
+    assert_int_equal(len, 0); /* an empty item is the caller's to judge */
+    next = text_list_item(next, &item, &len);
+    assert_int_equal(len, 3);
+    assert_memory_equal(item, "c d", 3);
+    assert_null(next);
+    assert_null(text_list_item("", &item, &len));
+    assert_int_equal(len, 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -354,6 +376,7 @@ int main(void)
         cmocka_unit_test(test_finished_fit),
         cmocka_unit_test(test_log_lines_valid),
         cmocka_unit_test(test_printf),
+        cmocka_unit_test(test_list_item),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
