@@ -26,6 +26,8 @@
 
 /* The first bytes of an error body kept as the message when it is not Docker's JSON. */
 #define DOCKER_MAX_ERROR_TEXT 512
+/* GET /version's answer: a few hundred bytes from Docker, 1.5 KiB from Podman. */
+#define DOCKER_MAX_VERSION_BYTES (64 * 1024)
 
 struct docker {
     uv_loop_t *loop;
@@ -42,6 +44,13 @@ struct docker {
      * inspects must not open a thousand of them. */
     struct docker_call *queue_head, *queue_tail;
     unsigned in_flight, max_calls;
+    /* What the client talks to (docker_compat.h), learnt from GET /version before the first
+     * call and again after the engine went away (a call without an answer, the events stream
+     * ended): calls and events streams wait meanwhile, in the queue and unlaunched. */
+    enum { PROBE_NEEDED, PROBE_RUNNING, PROBE_DONE } probe;
+    http_req *probe_req;
+    enum docker_engine engine;
+    char api_version[16]; /* in every path: DOCKER_API_VERSION, or the engine's if older */
 };
 
 struct docker_call {
@@ -55,7 +64,9 @@ struct docker_call {
     struct docker_call *prev, *next;
     /* what starting it takes (kept while it waits in the queue) */
     const char *method;
-    char *url, *ctype, *header;
+    char *path, *url, *ctype, *header; /* url: made at launch, with the API version */
+    bool create;                       /* a create body (docker_compat_create_config) */
+    enum docker_engine engine;         /* the engine when launched */
     void *body;
     size_t body_len;
     uint64_t timeout_ms;
@@ -79,8 +90,10 @@ struct docker_events {
     docker_event_cb on_event;
     docker_events_end_cb on_end;
     void *userdata;
-    json_t *filters;    /* as the caller asked (the engine may not apply all): see events_line */
-    struct lines lines; /* the incomplete line, or the error body on an error status */
+    json_t *filters; /* as the caller asked (the engine may not apply all): see events_line */
+    char *path;      /* "/events?since=..", the filters added at launch */
+    enum docker_engine engine; /* when launched; until then req is NULL (the probe runs) */
+    struct lines lines;        /* the incomplete line, or the error body on an error status */
     int end_err;
     const char *end_msg;
     bool in_event; /* inside on_event: docker_events_stop must not free */
@@ -166,6 +179,7 @@ static void json_stream_free(struct json_stream *js)
 static void call_free(struct docker_call *c)
 {
     json_stream_free(c->js);
+    free(c->path);
     free(c->url);
     free(c->ctype);
     free(c->header);
@@ -238,6 +252,14 @@ static void json_stream_result(struct json_stream *js, const struct http_result 
 
 static void pump(docker *d, bool may_answer);
 
+/* The engine may have gone (and another come in its place): learnt again before the next
+ * call. */
+static void engine_gone(docker *d)
+{
+    if (d && d->probe == PROBE_DONE)
+        d->probe = PROBE_NEEDED;
+}
+
 static const double latency_bounds[] = {0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
                                         0.5,   1,    2.5,   5,    10,  30};
 static struct metric m_requests =
@@ -283,8 +305,11 @@ static void call_done(http_req *req, const struct http_result *hr, void *userdat
         if (!c->raw)
             res.json = parse_json(hr->body, hr->body_len);
         res.message = error_message(hr->status, res.json, hr->body, hr->body_len, msg, sizeof(msg));
-        res.status = docker_compat_status(res.status, res.json); /* after the message */
+        if (c->engine == DOCKER_ENGINE_PODMAN) /* after the message */
+            res.status = docker_compat_status(res.status, res.json);
     }
+    if (hr->err && hr->err != -EFBIG)
+        engine_gone(c->d);
     /* Unlinked first, and the next queued call started: the callback may free the client. */
     call_unlink(c);
     c->d->in_flight--;
@@ -305,6 +330,7 @@ struct call_opts {
     bool raw;
     const char *header; /* one more "Name: value" header, or NULL */
     bool json_stream;   /* stream the answer as JSON lines (struct json_stream) */
+    bool create;        /* a create body */
 };
 
 static void base_opts(const docker *d, struct http_req_opts *o)
@@ -317,12 +343,47 @@ static void base_opts(const docker *d, struct http_req_opts *o)
     o->key_file = d->key_file;
 }
 
+/* A create body for Podman (docker_compat_create_config) in place of c's. 0 or -ENOMEM. */
+static int compat_create_body(struct docker_call *c)
+{
+    json_t *cfg = json_loadb(c->body, c->body_len, 0, NULL), *fixed = NULL;
+    char *body = NULL;
+    int r = -ENOMEM;
+
+    if (!cfg)
+        return 0; /* not ours to judge: the engine answers it */
+    if (docker_compat_create_config(cfg, &fixed) < 0)
+        goto out;
+    r = 0;
+    if (!fixed)
+        goto out;
+    body = json_dumps(fixed, JSON_COMPACT);
+    if (!body) {
+        r = -ENOMEM;
+        goto out;
+    }
+    free(c->body);
+    c->body = body;
+    c->body_len = strlen(body);
+out:
+    json_decref(cfg);
+    json_decref(fixed);
+    return r;
+}
+
 /* Hands a prepared call to http.c; 0 or a negative errno (the call is then not linked). */
 static int launch(docker *d, struct docker_call *c)
 {
     struct http_req_opts o;
     const char *headers[3] = {NULL, NULL, NULL};
     size_t n_headers = 0;
+    c->engine = d->engine;
+    free(c->url);
+    c->url = docker_url_join_version(d->ep.base_url, d->api_version, c->path);
+    if (!c->url)
+        return -ENOMEM;
+    if (c->create && c->engine == DOCKER_ENGINE_PODMAN && compat_create_body(c) < 0)
+        return -ENOMEM;
     if (c->ctype)
         headers[n_headers++] = c->ctype;
     if (c->header)
@@ -354,7 +415,7 @@ static int launch(docker *d, struct docker_call *c)
  * stays first in the queue, for the next pump (a call's end, a new call). */
 static void pump(docker *d, bool may_answer)
 {
-    while (d->queue_head && d->in_flight < d->max_calls) {
+    while (d->queue_head && d->in_flight < d->max_calls && d->probe != PROBE_RUNNING) {
         struct docker_call *c = d->queue_head;
         int r = launch(d, c);
         if (r < 0 && !may_answer)
@@ -369,6 +430,58 @@ static void pump(docker *d, bool may_answer)
             call_free(c);
         }
     }
+}
+
+/* ---- what the client talks to ---- */
+
+static void events_launch_waiting(docker *d);
+
+static void probe_done(http_req *req, const struct http_result *hr, void *userdata)
+{
+    docker *d = userdata;
+
+    (void)req;
+    d->probe_req = NULL;
+    if (!hr->err) {
+        /* an engine that answers, but not /version as Docker does, is taken for Docker */
+        json_t *v = hr->status == 200 ? parse_json(hr->body, hr->body_len) : NULL;
+        d->engine = docker_compat_engine(v);
+        docker_compat_api_version(v, DOCKER_API_VERSION, d->api_version, sizeof(d->api_version));
+        json_decref(v);
+        d->probe = PROBE_DONE;
+    } else {
+        /* no engine: what waits goes as it is (its own error says why, as before), and the
+         * next call asks again */
+        d->probe = PROBE_NEEDED;
+    }
+    events_launch_waiting(d);
+    pump(d, true);
+}
+
+/* GET /version (unversioned: every engine serves it), when the engine is not known and not
+ * being asked already. Left PROBE_NEEDED when it cannot start: then nothing waits for it. */
+static void probe_start(docker *d)
+{
+    struct http_req_opts o;
+
+    if (d->probe != PROBE_NEEDED)
+        return;
+    char *url = text_printf("%s/version", d->ep.base_url);
+    if (!url)
+        return;
+    base_opts(d, &o);
+    o.method = "GET";
+    o.url = url;
+    o.timeout_ms = d->timeout_ms;
+    o.max_body_bytes = DOCKER_MAX_VERSION_BYTES;
+    if (http_request(d->http, &o, probe_done, d, &d->probe_req) == 0)
+        d->probe = PROBE_RUNNING;
+    free(url);
+}
+
+enum docker_engine docker_engine(const docker *d)
+{
+    return d ? d->engine : DOCKER_ENGINE_DOCKER;
 }
 
 static int call_start(docker *d, const struct call_opts *co, docker_cb cb, void *userdata)
@@ -389,8 +502,9 @@ static int call_start(docker *d, const struct call_opts *co, docker_cb cb, void 
     c->method = co->method;
     c->label = docker_api_label(co->method, co->path);
     c->timeout_ms = co->timeout_ms;
-    c->url = docker_url_join(d->ep.base_url, co->path);
-    if (!c->url ||
+    c->create = co->create;
+    c->path = strdup(co->path);
+    if (!c->path ||
         (co->content_type && !(c->ctype = text_printf("Content-Type: %s", co->content_type))) ||
         (co->header && !(c->header = strdup(co->header)))) {
         r = -ENOMEM;
@@ -411,7 +525,7 @@ static int call_start(docker *d, const struct call_opts *co, docker_cb cb, void 
             goto fail;
         }
     }
-    if (d->in_flight < d->max_calls && !d->queue_head) {
+    if (d->probe == PROBE_DONE && d->in_flight < d->max_calls && !d->queue_head) {
         r = launch(d, c);
         if (r < 0)
             goto fail;
@@ -422,6 +536,7 @@ static int call_start(docker *d, const struct call_opts *co, docker_cb cb, void 
     else
         d->queue_head = c;
     d->queue_tail = c;
+    probe_start(d); /* when the engine is not known: the call waits for it */
     pump(d, false); /* room left by a call that could not start before */
     return 0;
 fail:
@@ -487,7 +602,7 @@ int docker_container_create(docker *d, const char *name, json_t *config, docker_
     char *path = strdup("/containers/create"), *body = NULL;
     int r = -ENOMEM;
 
-    if (!json_is_object(config)) {
+    if (!d || !json_is_object(config)) {
         free(path);
         return -EINVAL;
     }
@@ -498,7 +613,15 @@ int docker_container_create(docker *d, const char *name, json_t *config, docker_
     body = json_dumps(config, JSON_COMPACT);
     if (!body)
         goto out;
-    r = docker_call(d, "POST", path, "application/json", body, strlen(body), cb, userdata);
+    struct call_opts co = {.method = "POST",
+                           .path = path,
+                           .content_type = "application/json",
+                           .body = body,
+                           .body_len = strlen(body),
+                           .timeout_ms = d->timeout_ms,
+                           .max_bytes = d->max_response,
+                           .create = true};
+    r = call_start(d, &co, cb, userdata);
 out:
     free(path);
     free(body);
@@ -698,6 +821,7 @@ static void events_unlink(docker_events *ev)
 static void events_free(docker_events *ev)
 {
     json_decref(ev->filters);
+    free(ev->path);
     lines_free(&ev->lines);
     free(ev);
 }
@@ -718,10 +842,12 @@ static int events_line(const char *line, size_t len, void *ud)
     if (!obj)
         return -EIO;
     /* in Docker's words, and what the engine could not filter (docker_compat.h) */
-    docker_compat_event_normalize(obj);
-    if (!docker_compat_event_wanted(obj, ev->filters)) {
-        json_decref(obj);
-        return 0;
+    if (ev->engine == DOCKER_ENGINE_PODMAN) {
+        docker_compat_event_normalize(obj);
+        if (!docker_compat_event_wanted(obj, ev->filters)) {
+            json_decref(obj);
+            return 0;
+        }
     }
     ev->in_event = true;
     ev->on_event(obj, ev->userdata);
@@ -765,6 +891,7 @@ static void events_done(http_req *req, const struct http_result *hr, void *userd
     char msg[DOCKER_MAX_ERROR_TEXT + 256];
 
     (void)req;
+    engine_gone(ev->d); /* the engine ended it: it may be going, or another coming */
     METRIC_INC(&m_requests, "events", metrics_status_class(hr->status)); /* when it ends */
     if (hr->err && hr->err != -EFBIG && hr->status < 100)
         METRIC_SET(&metrics_ready, 0, "docker");
@@ -810,37 +937,90 @@ int docker_event_container(json_t *event, const char **action, const char **id)
     return 0;
 }
 
-int docker_events_start(docker *d, int64_t since, json_t *filters, docker_event_cb on_event,
-                        docker_events_end_cb on_end, void *userdata, docker_events **ret)
+/* Sends the events request of ev (linked, not launched), with the filters for the engine now
+ * known. 0 or a negative errno. */
+static int events_launch(docker_events *ev)
 {
+    docker *d = ev->d;
     struct http_req_opts o;
-    docker_events *ev = NULL;
-    char *path = strdup("/events"), *url = NULL, *f = NULL, num[32];
+    char *path = strdup(ev->path), *url = NULL, *f = NULL;
     json_t *engine_filters = NULL;
     int r = -ENOMEM;
 
-    if (!d || !on_event || !on_end) {
-        r = -EINVAL;
-        goto fail;
-    }
+    ev->engine = d->engine;
     if (!path)
+        goto out;
+    if (ev->filters) {
+        json_t *sent = ev->filters;
+        if (ev->engine == DOCKER_ENGINE_PODMAN) {
+            if (docker_compat_events_filters(ev->filters, &engine_filters) < 0)
+                goto out;
+            sent = engine_filters;
+        }
+        f = json_dumps(sent, JSON_COMPACT);
+        if (!f || docker_query_add(&path, "filters", f) < 0)
+            goto out;
+    }
+    url = docker_url_join_version(d->ep.base_url, d->api_version, path);
+    if (!url)
+        goto out;
+    base_opts(d, &o);
+    o.method = "GET";
+    o.url = url;
+    o.on_chunk = events_chunk;
+    r = http_request(d->http, &o, events_done, ev, &ev->req);
+out:
+    free(path);
+    free(url);
+    free(f);
+    json_decref(engine_filters);
+    return r;
+}
+
+/* The streams that waited for the engine to be known, sent; one that cannot be is ended with
+ * its error (as a call that cannot start is answered by pump). */
+static void events_launch_waiting(docker *d)
+{
+    for (docker_events *ev = d->events; ev;) {
+        if (ev->req) {
+            ev = ev->next;
+            continue;
+        }
+        int r = events_launch(ev);
+        if (r == 0) {
+            ev = ev->next;
+            continue;
+        }
+        struct docker_result res = {.err = r, .message = "cannot start the Docker events stream"};
+        res.body = "";
+        events_unlink(ev);
+        ev->ending = true;
+        ev->on_end(&res, ev->userdata);
+        events_free(ev);
+        ev = d->events; /* on_end may have stopped others: from the start again */
+    }
+}
+
+int docker_events_start(docker *d, int64_t since, json_t *filters, docker_event_cb on_event,
+                        docker_events_end_cb on_end, void *userdata, docker_events **ret)
+{
+    docker_events *ev = NULL;
+    char num[32];
+    int r = -ENOMEM;
+
+    if (!d || !on_event || !on_end)
+        return -EINVAL;
+    ev = calloc(1, sizeof(*ev));
+    if (!ev)
+        return -ENOMEM;
+    ev->path = strdup("/events");
+    if (!ev->path)
         goto fail;
     if (since > 0) {
         snprintf(num, sizeof(num), "%" PRId64, since);
-        if (docker_query_add(&path, "since", num) < 0)
+        if (docker_query_add(&ev->path, "since", num) < 0)
             goto fail;
     }
-    if (filters) {
-        if (docker_compat_events_filters(filters, &engine_filters) < 0)
-            goto fail;
-        f = json_dumps(engine_filters, JSON_COMPACT);
-        if (!f || docker_query_add(&path, "filters", f) < 0)
-            goto fail;
-    }
-    url = docker_url_join(d->ep.base_url, path);
-    ev = calloc(1, sizeof(*ev));
-    if (!url || !ev)
-        goto fail;
     if (lines_init(&ev->lines, DOCKER_EVENTS_MAX_LINE) < 0)
         goto fail;
     ev->d = d;
@@ -848,29 +1028,19 @@ int docker_events_start(docker *d, int64_t since, json_t *filters, docker_event_
     ev->on_end = on_end;
     ev->userdata = userdata;
     ev->filters = json_incref(filters);
-
-    base_opts(d, &o);
-    o.method = "GET";
-    o.url = url;
-    o.on_chunk = events_chunk;
-    r = http_request(d->http, &o, events_done, ev, &ev->req);
-    if (r < 0)
-        goto fail;
+    probe_start(d); /* when the engine is not known: the stream waits for it */
+    if (d->probe != PROBE_RUNNING) {
+        r = events_launch(ev);
+        if (r < 0)
+            goto fail;
+    }
     DLIST_PUSH(d->events, ev);
     if (ret)
         *ret = ev;
-    free(path);
-    free(url);
-    free(f);
-    json_decref(engine_filters);
     return 0;
 fail:
-    if (ev)
-        events_free(ev);
-    free(path);
-    free(url);
-    free(f);
-    json_decref(engine_filters);
+    ev->d = NULL;
+    events_free(ev);
     return r;
 }
 
@@ -926,6 +1096,7 @@ docker *docker_new(uv_loop_t *loop, const struct docker_config *cfg, char *err, 
     d->max_response =
         cfg->max_response_bytes ? cfg->max_response_bytes : DOCKER_DEFAULT_MAX_RESPONSE;
     d->max_calls = cfg->max_calls ? cfg->max_calls : DOCKER_DEFAULT_MAX_CALLS;
+    snprintf(d->api_version, sizeof(d->api_version), "%s", DOCKER_API_VERSION);
     d->host = strdup(cfg->host && *cfg->host ? cfg->host : DOCKER_DEFAULT_HOST);
     if (!d->host) {
         text_set_err(err, errlen, -ENOMEM, "out of memory");
@@ -1018,6 +1189,7 @@ void docker_free(docker *d)
         call_free(c);
     }
     d->queue_tail = NULL;
+    http_req_cancel(d->probe_req);
     http_free(d->http);
     docker_endpoint_clear(&d->ep);
     free(d->host);

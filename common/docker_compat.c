@@ -2,6 +2,8 @@
 #include "docker_compat.h"
 
 #include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 /* Docker's name of a container action and Podman's, where they differ. */
@@ -158,4 +160,106 @@ long docker_compat_status(long status, json_t *json)
         if (strcmp(cause, conflicts[i]) == 0)
             return 409;
     return status;
+}
+
+static bool says_podman(const char *name)
+{
+    return name && strncmp(name, "Podman", 6) == 0;
+}
+
+enum docker_engine docker_compat_engine(json_t *version)
+{
+    size_t i;
+    json_t *c;
+
+    json_array_foreach(json_object_get(version, "Components"), i, c)
+    {
+        if (says_podman(json_string_value(json_object_get(c, "Name"))))
+            return DOCKER_ENGINE_PODMAN;
+    }
+    if (says_podman(
+            json_string_value(json_object_get(json_object_get(version, "Platform"), "Name"))))
+        return DOCKER_ENGINE_PODMAN;
+    return DOCKER_ENGINE_DOCKER;
+}
+
+const char *docker_compat_engine_name(enum docker_engine e)
+{
+    return e == DOCKER_ENGINE_PODMAN ? "Podman" : "Docker";
+}
+
+/* "1.41" or "v1.41" as major and minor; false when it is not that. */
+static bool parse_version(const char *s, unsigned *major, unsigned *minor)
+{
+    char *end;
+
+    if (!s)
+        return false;
+    if (*s == 'v')
+        s++;
+    if (*s < '0' || *s > '9')
+        return false;
+    unsigned long a = strtoul(s, &end, 10);
+    if (*end != '.' || end[1] < '0' || end[1] > '9')
+        return false;
+    unsigned long b = strtoul(end + 1, &end, 10);
+    if (*end || a > 99 || b > 999)
+        return false;
+    *major = (unsigned)a;
+    *minor = (unsigned)b;
+    return true;
+}
+
+void docker_compat_api_version(json_t *version, const char *preferred, char *buf, size_t len)
+{
+    unsigned pa, pb, ea, eb;
+    const char *engine = json_string_value(json_object_get(version, "ApiVersion"));
+
+    if (parse_version(preferred, &pa, &pb) && parse_version(engine, &ea, &eb) &&
+        (ea < pa || (ea == pa && eb < pb)))
+        snprintf(buf, len, "v%u.%u", ea, eb);
+    else
+        snprintf(buf, len, "%s", preferred);
+}
+
+int docker_compat_create_config(json_t *config, json_t **ret)
+{
+    json_t *hc = json_object_get(config, "HostConfig");
+    json_t *ulimits = json_object_get(hc, "Ulimits");
+    json_t *pids = json_object_get(hc, "PidsLimit");
+    size_t i;
+    json_t *u;
+
+    *ret = NULL;
+    if (!json_is_array(ulimits) || json_array_size(ulimits) == 0 || !json_is_integer(pids) ||
+        json_integer_value(pids) <= 0)
+        return 0;
+    json_array_foreach(ulimits, i, u)
+    {
+        const char *name = json_string_value(json_object_get(u, "Name"));
+        if (name && strcmp(name, "nproc") == 0)
+            return 0;
+    }
+    /* Podman (4.3) takes a body's Ulimits instead of containers.conf's default_ulimits, not
+     * with them, and then gives the container nproc=1048576 of its own: on a host whose hard
+     * limit is lower (a service started under a lower limit, without CAP_SYS_RESOURCE) every
+     * start fails with "error setting rlimit type 7: operation not permitted", as if the
+     * starter's settings were refused. An nproc of the container's pids limit lets the
+     * container do what its pids cgroup lets it do already (256 by default: below the hard
+     * limit of any host that runs the service). Root in the container is exempt from nproc; for a
+     * non-root user of the image, the kernel counts the processes of that user in every
+     * container of a rootful engine together, so such containers share the allowance.
+     * Docker gives a container the engine's own nproc: it gets no such entry. */
+    json_t *copy = json_deep_copy(config);
+    json_t *entry = json_pack("{s:s, s:O, s:O}", "Name", "nproc", "Soft", pids, "Hard", pids);
+    if (!copy || !entry ||
+        json_array_append_new(json_object_get(json_object_get(copy, "HostConfig"), "Ulimits"),
+                              entry) < 0) {
+        if (!copy)
+            json_decref(entry); /* append_new consumed it otherwise */
+        json_decref(copy);
+        return -ENOMEM;
+    }
+    *ret = copy;
+    return 0;
 }

@@ -9,11 +9,35 @@
  *     nothing; several "label" values are OR'ed (Docker: AND'ed);
  *   - error statuses: a container name in use answers 500 (Docker: 409), a kill of a
  *     container that is not running answers 500 (Docker: 409); Podman says which in a "cause"
- *     field that Docker never sends.
- * Every rule is written so that it changes nothing in what Docker sends or answers. */
+ *     field that Docker never sends;
+ *   - ulimits: a create body with HostConfig.Ulimits replaces containers.conf's
+ *     default_ulimits altogether, and Podman then sets nproc (and nofile) itself to 1048576,
+ *     which a host whose hard limit is lower refuses at start ("error setting rlimit type 7").
+ * The client learns which engine it talks to from GET /version (docker_compat_engine) before
+ * its first call and again after the engine went away, and applies these rules to Podman
+ * only: what Docker is sent and answers is left exactly as it is. */
 #pragma once
 #include <jansson.h>
 #include <stdbool.h>
+#include <stddef.h>
+
+enum docker_engine {
+    DOCKER_ENGINE_DOCKER = 0, /* Docker, or any engine not recognised: no rewriting */
+    DOCKER_ENGINE_PODMAN,     /* Podman's Docker-compatible API */
+};
+
+/* The engine that wrote this GET /version answer (parsed; NULL: Docker): Podman when one of
+ * its "Components" is named "Podman Engine" (Podman 4.x) or its "Platform" "Name" says
+ * Podman (3.x: "Podman Engine"). Anything else is Docker. */
+enum docker_engine docker_compat_engine(json_t *version);
+/* "Docker" or "Podman". */
+const char *docker_compat_engine_name(enum docker_engine e);
+
+/* The API version to put in every path ("v1.41") for this GET /version answer, into buf:
+ * `preferred` (e.g. DOCKER_API_VERSION), unless the engine's "ApiVersion" is older, then the
+ * engine's own (as the docker CLI negotiates): an engine is never asked for a version it does
+ * not serve. NULL version or no readable ApiVersion: preferred. */
+void docker_compat_api_version(json_t *version, const char *preferred, char *buf, size_t len);
 
 /* The filters to send to the engine for the filters the caller asked for (not stolen): each
  * wanted "event" also under the other engine's name of it, and only "key=value" labels (a
@@ -35,3 +59,9 @@ void docker_compat_event_normalize(json_t *event);
  * NULL): 409 for Podman's "that name is already in use" and "container state improper"
  * 500s; any other status as it is. */
 long docker_compat_status(long status, json_t *json);
+
+/* The create body to send to Podman for this one (not stolen): when HostConfig.Ulimits is a
+ * non-empty list without "nproc" and HostConfig.PidsLimit is above 0, a copy with
+ * {"Name":"nproc","Soft":PidsLimit,"Hard":PidsLimit} added, in *ret (a new reference); else
+ * *ret NULL (send it as it is). 0, or -ENOMEM. */
+int docker_compat_create_config(json_t *config, json_t **ret);

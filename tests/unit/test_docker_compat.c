@@ -132,13 +132,137 @@ static void test_status(void **state)
     assert_int_equal(docker_compat_status(500, NULL), 500);
 }
 
+/* GET /version as Podman 4.3.1's service answers it (podman system service, this machine). */
+static const char podman_4_3_version[] =
+    "{\"Platform\":{\"Name\":\"linux/amd64/debian-12\"},\"Components\":[{\"Name\":\"Podman "
+    "Engine\",\"Version\":\"4.3.1\",\"Details\":{\"APIVersion\":\"4.3.1\",\"Arch\":\"amd64\","
+    "\"BuildTime\":\"1970-01-01T00:00:00Z\",\"Experimental\":\"false\",\"GitCommit\":\"\","
+    "\"GoVersion\":\"go1.19.8\",\"KernelVersion\":\"6.18.44\",\"MinAPIVersion\":\"4.0.0\","
+    "\"Os\":\"linux\"}},{\"Name\":\"Conmon\",\"Version\":\"conmon version 2.1.6, commit: "
+    "unknown\",\"Details\":{\"Package\":\"conmon_2.1.6+ds1-1_amd64\"}},{\"Name\":\"OCI Runtime "
+    "(runc)\",\"Version\":\"runc version 1.1.5+ds1\",\"Details\":{\"Package\":\"runc\"}}],"
+    "\"Version\":\"4.3.1\",\"ApiVersion\":\"1.41\",\"MinAPIVersion\":\"1.24\",\"GitCommit\":\"\","
+    "\"GoVersion\":\"go1.19.8\",\"Os\":\"linux\",\"Arch\":\"amd64\"}";
+/* Podman 3.0's (no Components; its platform says so). */
+static const char podman_3_0_version[] =
+    "{\"Platform\":{\"Name\":\"Podman Engine\"},\"Version\":\"3.0.1\",\"ApiVersion\":\"1.40\","
+    "\"MinAPIVersion\":\"1.24\",\"Os\":\"linux\",\"Arch\":\"amd64\"}";
+/* Docker 20.10's (Debian's docker.io, this machine). */
+static const char docker_20_10_version[] =
+    "{\"Platform\":{\"Name\":\"\"},\"Components\":[{\"Name\":\"Engine\",\"Version\":"
+    "\"20.10.24+dfsg1\",\"Details\":{\"ApiVersion\":\"1.41\",\"Arch\":\"amd64\",\"BuildTime\":"
+    "\"2023-05-18T08:38:34.000000000+00:00\",\"Experimental\":\"false\",\"GitCommit\":"
+    "\"5d6db84\",\"GoVersion\":\"go1.19.8\",\"KernelVersion\":\"6.1.0\",\"MinAPIVersion\":"
+    "\"1.12\",\"Os\":\"linux\"}},{\"Name\":\"containerd\",\"Version\":\"1.6.20~ds1\",\"Details\":"
+    "{\"GitCommit\":\"1.6.20~ds1-1+b1\"}},{\"Name\":\"runc\",\"Version\":\"1.1.5+ds1\","
+    "\"Details\":{\"GitCommit\":\"1.1.5+ds1-1+deb12u1\"}},{\"Name\":\"docker-init\",\"Version\":"
+    "\"0.19.0\",\"Details\":{\"GitCommit\":\"\"}}],\"Version\":\"20.10.24+dfsg1\",\"ApiVersion\":"
+    "\"1.41\",\"MinAPIVersion\":\"1.12\",\"GitCommit\":\"5d6db84\",\"Os\":\"linux\"}";
+/* Docker 25's: a newer API than ours. */
+static const char docker_25_version[] =
+    "{\"Platform\":{\"Name\":\"Docker Engine - Community\"},\"Components\":[{\"Name\":\"Engine\","
+    "\"Version\":\"25.0.3\",\"Details\":{\"ApiVersion\":\"1.44\",\"MinAPIVersion\":\"1.24\"}}],"
+    "\"Version\":\"25.0.3\",\"ApiVersion\":\"1.44\",\"MinAPIVersion\":\"1.24\"}";
+
+static enum docker_engine engine_of(const char *body, char *version, size_t len)
+{
+    json_t *v = json_loads(body, 0, NULL);
+    assert_non_null(v);
+    enum docker_engine e = docker_compat_engine(v);
+    docker_compat_api_version(v, "v1.41", version, len);
+    json_decref(v);
+    return e;
+}
+
+static void test_engine(void **state)
+{
+    (void)state;
+    char v[16];
+    assert_int_equal(engine_of(podman_4_3_version, v, sizeof(v)), DOCKER_ENGINE_PODMAN);
+    assert_string_equal(v, "v1.41");
+    assert_int_equal(engine_of(podman_3_0_version, v, sizeof(v)), DOCKER_ENGINE_PODMAN);
+    assert_string_equal(v, "v1.40"); /* never a version the engine does not serve */
+    assert_int_equal(engine_of(docker_20_10_version, v, sizeof(v)), DOCKER_ENGINE_DOCKER);
+    assert_string_equal(v, "v1.41");
+    assert_int_equal(engine_of(docker_25_version, v, sizeof(v)), DOCKER_ENGINE_DOCKER);
+    assert_string_equal(v, "v1.41"); /* ours, which it serves */
+    assert_string_equal(docker_compat_engine_name(DOCKER_ENGINE_PODMAN), "Podman");
+    assert_string_equal(docker_compat_engine_name(DOCKER_ENGINE_DOCKER), "Docker");
+
+    /* no answer, or not one: Docker, our version */
+    assert_int_equal(docker_compat_engine(NULL), DOCKER_ENGINE_DOCKER);
+    docker_compat_api_version(NULL, "v1.41", v, sizeof(v));
+    assert_string_equal(v, "v1.41");
+    assert_int_equal(
+        engine_of("{\"Components\":\"x\",\"Platform\":3,\"ApiVersion\":\"1\"}", v, sizeof(v)),
+        DOCKER_ENGINE_DOCKER);
+    assert_string_equal(v, "v1.41");
+    const char *odd[] = {"{\"ApiVersion\":\"1.x\"}",    "{\"ApiVersion\":\"v\"}",
+                         "{\"ApiVersion\":\"1.40.1\"}", "{\"ApiVersion\":\"-1.2\"}",
+                         "{\"ApiVersion\":1.2}",        "{\"ApiVersion\":\"99999999999.1\"}"};
+    for (size_t i = 0; i < sizeof(odd) / sizeof(odd[0]); i++) {
+        engine_of(odd[i], v, sizeof(v));
+        assert_string_equal(v, "v1.41");
+    }
+    assert_int_equal(engine_of("{\"ApiVersion\":\"0.9\"}", v, sizeof(v)), DOCKER_ENGINE_DOCKER);
+    assert_string_equal(v, "v0.9");
+}
+
+static char *create_config(const char *json)
+{
+    json_t *c = json_loads(json, 0, NULL), *out = (json_t *)1;
+    assert_non_null(c);
+    char *before = json_dumps(c, JSON_COMPACT | JSON_SORT_KEYS);
+    assert_int_equal(docker_compat_create_config(c, &out), 0);
+    char *after = json_dumps(c, JSON_COMPACT | JSON_SORT_KEYS);
+    assert_string_equal(before, after); /* not changed in place */
+    free(before);
+    free(after);
+    char *s = out ? json_dumps(out, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+    json_decref(c);
+    json_decref(out);
+    return s;
+}
+
+static void test_create_config(void **state)
+{
+    (void)state;
+    /* the starter's: fsize and nofile, pids limited: nproc at the pids limit */
+    char *s = create_config(
+        "{\"Image\":\"i\",\"HostConfig\":{\"PidsLimit\":256,\"Ulimits\":[{\"Name\":\"fsize\","
+        "\"Soft\":100,\"Hard\":100},{\"Name\":\"nofile\",\"Soft\":64,\"Hard\":64}]}}");
+    assert_string_equal(
+        s, "{\"HostConfig\":{\"PidsLimit\":256,\"Ulimits\":[{\"Hard\":100,\"Name\":\"fsize\","
+           "\"Soft\":100},{\"Hard\":64,\"Name\":\"nofile\",\"Soft\":64},{\"Hard\":256,\"Name\":"
+           "\"nproc\",\"Soft\":256}]},\"Image\":\"i\"}");
+    free(s);
+    /* its own nproc: as it is */
+    assert_null(create_config("{\"HostConfig\":{\"PidsLimit\":256,\"Ulimits\":[{\"Name\":"
+                              "\"nproc\",\"Soft\":9,\"Hard\":9}]}}"));
+    /* no Ulimits (containers.conf's default_ulimits apply), or an empty list */
+    assert_null(create_config("{\"HostConfig\":{\"PidsLimit\":256}}"));
+    assert_null(create_config("{\"HostConfig\":{\"PidsLimit\":256,\"Ulimits\":[]}}"));
+    assert_null(create_config("{\"HostConfig\":{\"PidsLimit\":256,\"Ulimits\":null}}"));
+    /* no pids limit (0, -1: unlimited): nothing to bound it by, as it is */
+    const char *unbounded[] = {
+        "{\"HostConfig\":{\"Ulimits\":[{\"Name\":\"nofile\",\"Soft\":1,\"Hard\":1}]}}",
+        "{\"HostConfig\":{\"PidsLimit\":0,\"Ulimits\":[{\"Name\":\"nofile\",\"Soft\":1,\"Hard\":1}]"
+        "}}",
+        "{\"HostConfig\":{\"PidsLimit\":-1,\"Ulimits\":[{\"Name\":\"nofile\",\"Soft\":1,\"Hard\":"
+        "1}]}}",
+        "{\"HostConfig\":{\"PidsLimit\":\"256\",\"Ulimits\":[{\"Name\":\"nofile\"}]}}",
+        "{\"Image\":\"i\"}",
+    };
+    for (size_t i = 0; i < sizeof(unbounded) / sizeof(unbounded[0]); i++)
+        assert_null(create_config(unbounded[i]));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_filters),
-        cmocka_unit_test(test_wanted),
-        cmocka_unit_test(test_normalize),
-        cmocka_unit_test(test_status),
+        cmocka_unit_test(test_filters),   cmocka_unit_test(test_wanted),
+        cmocka_unit_test(test_normalize), cmocka_unit_test(test_status),
+        cmocka_unit_test(test_engine),    cmocka_unit_test(test_create_config),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
