@@ -51,6 +51,11 @@ struct docker {
     http_req *probe_req;
     enum docker_engine engine;
     char api_version[16]; /* in every path: DOCKER_API_VERSION, or the engine's if older */
+    /* Calls answered here instead of by the engine (docker_compat_create_refused), from a
+     * timer of their own: a call is never answered from inside the docker_* call that made
+     * it. Not in flight; the timer is freed by its close callback. */
+    struct docker_call *local_head;
+    uv_timer_t *local_timer;
 };
 
 struct docker_call {
@@ -73,6 +78,7 @@ struct docker_call {
     struct docker_call *queue_next;
     const char *label;    /* docker_api_label: for metrics */
     uint64_t launched_ns; /* uv_hrtime() when handed to http.c */
+    char *local_message;  /* answered here with 400 and this message (d->local_head) */
 };
 
 /* The state of a streamed answer of JSON lines: the incomplete line (or the error body on an
@@ -180,6 +186,7 @@ static void call_free(struct docker_call *c)
 {
     json_stream_free(c->js);
     free(c->path);
+    free(c->local_message);
     free(c->url);
     free(c->ctype);
     free(c->header);
@@ -343,15 +350,21 @@ static void base_opts(const docker *d, struct http_req_opts *o)
     o->key_file = d->key_file;
 }
 
-/* A create body for Podman (docker_compat_create_config) in place of c's. 0 or -ENOMEM. */
+/* A create body for Podman (docker_compat_create_config) in place of c's, or the refusal of
+ * one it must not be sent in c->local_message (docker_compat_create_refused). 0 or -ENOMEM. */
 static int compat_create_body(struct docker_call *c)
 {
     json_t *cfg = json_loadb(c->body, c->body_len, 0, NULL), *fixed = NULL;
-    char *body = NULL;
+    char *body = NULL, msg[DOCKER_MAX_ERROR_TEXT];
     int r = -ENOMEM;
 
     if (!cfg)
         return 0; /* not ours to judge: the engine answers it */
+    if (docker_compat_create_refused(cfg, msg, sizeof(msg))) {
+        c->local_message = strdup(msg);
+        r = c->local_message ? 0 : -ENOMEM;
+        goto out;
+    }
     if (docker_compat_create_config(cfg, &fixed) < 0)
         goto out;
     r = 0;
@@ -371,7 +384,22 @@ out:
     return r;
 }
 
-/* Hands a prepared call to http.c; 0 or a negative errno (the call is then not linked). */
+static void on_local_timer(uv_timer_t *t)
+{
+    docker *d = t->data;
+    struct docker_call *c = d->local_head;
+    if (!c)
+        return;
+    d->local_head = c->queue_next;
+    if (d->local_head)
+        uv_timer_start(d->local_timer, on_local_timer, 0, 0); /* one per turn: cb may free d */
+    struct docker_result res = {.status = 400, .message = c->local_message, .body = ""};
+    c->cb(&res, c->userdata);
+    call_free(c);
+}
+
+/* Hands a prepared call to http.c; 0 or a negative errno (the call is then not linked). A
+ * call answered here instead (local_message) goes to d->local_head: 0. */
 static int launch(docker *d, struct docker_call *c)
 {
     struct http_req_opts o;
@@ -384,6 +412,15 @@ static int launch(docker *d, struct docker_call *c)
         return -ENOMEM;
     if (c->create && c->engine == DOCKER_ENGINE_PODMAN && compat_create_body(c) < 0)
         return -ENOMEM;
+    if (c->local_message) {
+        struct docker_call **pp = &d->local_head;
+        while (*pp)
+            pp = &(*pp)->queue_next;
+        c->queue_next = NULL;
+        *pp = c;
+        uv_timer_start(d->local_timer, on_local_timer, 0, 0);
+        return 0;
+    }
     if (c->ctype)
         headers[n_headers++] = c->ctype;
     if (c->header)
@@ -1125,6 +1162,13 @@ docker *docker_new(uv_loop_t *loop, const struct docker_config *cfg, char *err, 
             tls_file(cert_dir, "key.pem", &d->key_file, err, errlen) < 0)
             goto fail;
     }
+    d->local_timer = malloc(sizeof(*d->local_timer));
+    if (!d->local_timer) {
+        text_set_err(err, errlen, -ENOMEM, "out of memory");
+        goto fail;
+    }
+    uv_timer_init(loop, d->local_timer);
+    d->local_timer->data = d;
     d->http = http_new(loop);
     if (!d->http) {
         text_set_err(err, errlen, -ENOMEM, "cannot set up the HTTP client");
@@ -1136,6 +1180,11 @@ fail:
     free(home_docker);
     docker_free(d);
     return NULL;
+}
+
+static void local_timer_closed(uv_handle_t *h)
+{
+    free(h);
 }
 
 unsigned docker_cancel(docker *d, const void *userdata)
@@ -1166,6 +1215,16 @@ unsigned docker_cancel(docker *d, const void *userdata)
         d->queue_tail = c;
         pp = &c->queue_next;
     }
+    for (struct docker_call **lp = &d->local_head; *lp;) {
+        struct docker_call *c = *lp;
+        if (c->userdata == userdata) {
+            *lp = c->queue_next;
+            call_free(c);
+            n++;
+            continue;
+        }
+        lp = &c->queue_next;
+    }
     if (n)
         pump(d, false); /* the room they leave; no callback from here */
     return n;
@@ -1189,6 +1248,13 @@ void docker_free(docker *d)
         call_free(c);
     }
     d->queue_tail = NULL;
+    while (d->local_head) {
+        struct docker_call *c = d->local_head;
+        d->local_head = c->queue_next;
+        call_free(c);
+    }
+    if (d->local_timer)
+        uv_close((uv_handle_t *)d->local_timer, local_timer_closed);
     http_req_cancel(d->probe_req);
     http_free(d->http);
     docker_endpoint_clear(&d->ep);

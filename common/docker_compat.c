@@ -263,3 +263,20 @@ int docker_compat_create_config(json_t *config, json_t **ret)
     *ret = copy;
     return 0;
 }
+
+bool docker_compat_create_refused(json_t *config, char *buf, size_t len)
+{
+    const char *rt =
+        json_string_value(json_object_get(json_object_get(config, "HostConfig"), "Runtime"));
+    if (!rt || !*rt)
+        return false;
+    /* Podman 4.3's compatible API reads no HostConfig.Runtime: the container would run under
+     * the engine's default runtime, less isolated than asked. Refused as Docker refuses a
+     * runtime it does not have (the starter then names CORRECTION_RUNTIME); Podman's runtime
+     * is set in its containers.conf ([engine] runtime). */
+    snprintf(buf, len,
+             "Unknown runtime specified %.64s: Podman's Docker-compatible API ignores "
+             "HostConfig.Runtime (set [engine] runtime in the engine's containers.conf instead)",
+             rt);
+    return true;
+}

@@ -10,6 +10,9 @@
  *   - error statuses: a container name in use answers 500 (Docker: 409), a kill of a
  *     container that is not running answers 500 (Docker: 409); Podman says which in a "cause"
  *     field that Docker never sends;
+ *   - HostConfig.Runtime of a create body is ignored (the container runs under the engine's
+ *     default runtime, whatever the body asked for: a correction meant for gVisor would run
+ *     under runc);
  *   - ulimits: a create body with HostConfig.Ulimits replaces containers.conf's
  *     default_ulimits altogether, and Podman then sets nproc (and nofile) itself to 1048576,
  *     which a host whose hard limit is lower refuses at start ("error setting rlimit type 7").
@@ -65,3 +68,9 @@ long docker_compat_status(long status, json_t *json);
  * {"Name":"nproc","Soft":PidsLimit,"Hard":PidsLimit} added, in *ret (a new reference); else
  * *ret NULL (send it as it is). 0, or -ENOMEM. */
 int docker_compat_create_config(json_t *config, json_t **ret);
+
+/* Whether Podman must not be sent this create body, because it would ignore what the body
+ * asks instead of refusing it: a non-empty HostConfig.Runtime. Then buf holds the message
+ * Docker gives for a runtime it cannot use ("Unknown runtime specified <name>", with why), to
+ * be answered as Docker's 400. */
+bool docker_compat_create_refused(json_t *config, char *buf, size_t len);

@@ -28,6 +28,11 @@ static const struct rule rules[] = {
     {"unable to find user", NULL, REFUSAL_IMAGE, NULL},
     {"no matching entries in passwd file", NULL, REFUSAL_IMAGE, NULL},
     {"no matching entries in group file", NULL, REFUSAL_IMAGE, NULL},
+    /* start, 500, Podman: the image's command cannot be found or run. Docker leaves such a
+     * container "created" with ExitCode 127 or 126, which the starter reads; Podman leaves
+     * ExitCode 0 and says it here only (its "cause", at the end of the message) */
+    {"OCI runtime attempted to invoke a command that was not found", NULL, REFUSAL_IMAGE, NULL},
+    {"OCI runtime permission denied", NULL, REFUSAL_IMAGE, NULL},
 };
 
 enum refusal refusal_classify(const char *message, const char **setting)

@@ -257,12 +257,31 @@ static void test_create_config(void **state)
         assert_null(create_config(unbounded[i]));
 }
 
+static void test_create_refused(void **state)
+{
+    (void)state;
+    char msg[256];
+    json_t *c = json_loads("{\"HostConfig\":{\"Runtime\":\"runsc\"}}", 0, NULL);
+    assert_true(docker_compat_create_refused(c, msg, sizeof(msg)));
+    /* as Docker says it, so that the starter names CORRECTION_RUNTIME */
+    assert_int_equal(strncmp(msg, "Unknown runtime specified runsc: ", 33), 0);
+    json_decref(c);
+    const char *fine[] = {"{\"HostConfig\":{\"Runtime\":\"\"}}", "{\"HostConfig\":{}}", "{}",
+                          "{\"HostConfig\":{\"Runtime\":null}}"};
+    for (size_t i = 0; i < sizeof(fine) / sizeof(fine[0]); i++) {
+        c = json_loads(fine[i], 0, NULL);
+        assert_false(docker_compat_create_refused(c, msg, sizeof(msg)));
+        json_decref(c);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_filters),   cmocka_unit_test(test_wanted),
-        cmocka_unit_test(test_normalize), cmocka_unit_test(test_status),
-        cmocka_unit_test(test_engine),    cmocka_unit_test(test_create_config),
+        cmocka_unit_test(test_filters),        cmocka_unit_test(test_wanted),
+        cmocka_unit_test(test_normalize),      cmocka_unit_test(test_status),
+        cmocka_unit_test(test_engine),         cmocka_unit_test(test_create_config),
+        cmocka_unit_test(test_create_refused),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -48,6 +48,18 @@ static void test_image(void **state)
                                       "group file",
                                       NULL),
                      REFUSAL_IMAGE);
+    /* Podman 4.3: a command not found, not executable */
+    assert_int_equal(
+        refusal_classify("runc: runc create failed: unable to start container process: exec: "
+                         "\"/run.sh\": stat /run.sh: no such file or directory: OCI runtime "
+                         "attempted to invoke a command that was not found",
+                         &setting),
+        REFUSAL_IMAGE);
+    assert_int_equal(refusal_classify("runc: runc create failed: unable to start container "
+                                      "process: exec: \"/run.sh\": permission denied: OCI "
+                                      "runtime permission denied",
+                                      NULL),
+                     REFUSAL_IMAGE);
 }
 
 static void test_none(void **state)
