@@ -313,7 +313,7 @@ static void call_done(http_req *req, const struct http_result *hr, void *userdat
             res.json = parse_json(hr->body, hr->body_len);
         res.message = error_message(hr->status, res.json, hr->body, hr->body_len, msg, sizeof(msg));
         if (c->engine == DOCKER_ENGINE_PODMAN) /* after the message */
-            res.status = docker_compat_status(res.status, res.json);
+            res.status = docker_compat_status(res.status, res.json, c->create);
     }
     if (hr->err && hr->err != -EFBIG)
         engine_gone(c->d);

@@ -148,7 +148,7 @@ void docker_compat_event_normalize(json_t *event)
         json_object_set(attrs, "exitCode", code);
 }
 
-long docker_compat_status(long status, json_t *json)
+long docker_compat_status(long status, json_t *json, bool create)
 {
     static const char *const conflicts[] = {"that name is already in use",
                                             "container state improper"};
@@ -159,6 +159,8 @@ long docker_compat_status(long status, json_t *json)
     for (size_t i = 0; i < sizeof(conflicts) / sizeof(conflicts[0]); i++)
         if (strcmp(cause, conflicts[i]) == 0)
             return 409;
+    if (create && strcmp(cause, "network not found") == 0)
+        return 400; /* a setting the engine cannot use, as Docker's 400s to a create */
     return status;
 }
 

@@ -8,8 +8,9 @@
  *     Podman's "remove"); a "label" value without "=" (the label is there, any value) matches
  *     nothing; several "label" values are OR'ed (Docker: AND'ed);
  *   - error statuses: a container name in use answers 500 (Docker: 409), a kill of a
- *     container that is not running answers 500 (Docker: 409); Podman says which in a "cause"
- *     field that Docker never sends;
+ *     container that is not running answers 500 (Docker: 409), a create naming a network
+ *     that does not exist answers 500 (Docker: 201, then 404 to the start); Podman says which
+ *     in a "cause" field that Docker never sends;
  *   - HostConfig.Runtime of a create body is ignored (the container runs under the engine's
  *     default runtime, whatever the body asked for: a correction meant for gVisor would run
  *     under runc);
@@ -59,9 +60,11 @@ bool docker_compat_event_wanted(json_t *event, json_t *filters);
 void docker_compat_event_normalize(json_t *event);
 
 /* The status Docker would have answered for this error answer (json: its parsed body, may be
- * NULL): 409 for Podman's "that name is already in use" and "container state improper"
- * 500s; any other status as it is. */
-long docker_compat_status(long status, json_t *json);
+ * NULL; create: the answer to a container create): 409 for Podman's "that name is already in
+ * use" and "container state improper" 500s; 400 for its "network not found" 500 to a create
+ * (Docker creates the container and refuses the start with 404 "network ... not found"; a
+ * 404 to a create would say "no such image"); any other status as it is. */
+long docker_compat_status(long status, json_t *json, bool create);
 
 /* The create body to send to Podman for this one (not stolen): when HostConfig.Ulimits is a
  * non-empty list without "nproc" and HostConfig.PidsLimit is above 0, a copy with

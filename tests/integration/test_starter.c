@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -670,7 +671,10 @@ static json_int_t ulimit_of(json_t *inspect, const char *name)
     json_t *u;
     json_array_foreach(json_object_get(json_object_get(inspect, "HostConfig"), "Ulimits"), i, u)
     {
-        if (strcmp(json_string_value(json_object_get(u, "Name")), name) == 0) {
+        const char *n = json_string_value(json_object_get(u, "Name"));
+        if (strncmp(n, "RLIMIT_", 7) == 0) /* Podman shows RLIMIT_FSIZE for fsize */
+            n += 7;
+        if (strcasecmp(n, name) == 0) {
             assert_int_equal(json_integer_value(json_object_get(u, "Soft")),
                              json_integer_value(json_object_get(u, "Hard")));
             return json_integer_value(json_object_get(u, "Soft"));

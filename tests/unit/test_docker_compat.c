@@ -114,22 +114,29 @@ static void test_status(void **state)
     json_t *j = json_loads("{\"cause\":\"that name is already in use\",\"message\":\"container "
                            "create: ...\",\"response\":500}",
                            0, NULL);
-    assert_int_equal(docker_compat_status(500, j), 409);
+    assert_int_equal(docker_compat_status(500, j, false), 409);
     json_decref(j);
     j = json_loads("{\"cause\":\"container state improper\",\"message\":\"can only kill running "
                    "containers. x is in state exited: container state improper\"}",
                    0, NULL);
-    assert_int_equal(docker_compat_status(500, j), 409);
+    assert_int_equal(docker_compat_status(500, j, false), 409);
     json_decref(j);
     j = json_loads("{\"cause\":\"something else\"}", 0, NULL);
-    assert_int_equal(docker_compat_status(500, j), 500);
+    assert_int_equal(docker_compat_status(500, j, false), 500);
     json_decref(j);
     /* Docker's own 500 has no cause */
     j = json_loads("{\"message\":\"that name is already in use\"}", 0, NULL);
-    assert_int_equal(docker_compat_status(500, j), 500);
+    assert_int_equal(docker_compat_status(500, j, false), 500);
     json_decref(j);
-    assert_int_equal(docker_compat_status(404, NULL), 404);
-    assert_int_equal(docker_compat_status(500, NULL), 500);
+    assert_int_equal(docker_compat_status(404, NULL, false), 404);
+    assert_int_equal(docker_compat_status(500, NULL, false), 500);
+    /* a create naming a network that does not exist: a setting refused, not a missing image */
+    j = json_loads("{\"cause\":\"network not found\",\"message\":\"container create: unable to "
+                   "find network with name or ID n: network not found\",\"response\":500}",
+                   0, NULL);
+    assert_int_equal(docker_compat_status(500, j, true), 400);
+    assert_int_equal(docker_compat_status(500, j, false), 500);
+    json_decref(j);
 }
 
 /* GET /version as Podman 4.3.1's service answers it (podman system service, this machine). */
