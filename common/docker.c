@@ -21,6 +21,7 @@
 #include "docker_compat.h"
 #include "ids.h"
 #include "lines.h"
+#include "log_tail.h"
 #include "metrics.h"
 #include "text.h"
 
@@ -79,6 +80,14 @@ struct docker_call {
     const char *label;    /* docker_api_label: for metrics */
     uint64_t launched_ns; /* uv_hrtime() when handed to http.c */
     char *local_message;  /* answered here with 400 and this message (d->local_head) */
+    /* logs with a tail, on Podman: podman_path (without tail=) is sent instead of path, and
+     * the end of the stream kept here (log_tail.h); tail_err holds an error body */
+    char *podman_path;
+    unsigned tail;
+    struct log_tail *log_tail;
+    struct lines tail_err;
+    bool tail_nomem;
+    bool logs; /* a logs call: its body made valid UTF-8 on Podman (log_tail_utf8) */
 };
 
 /* The state of a streamed answer of JSON lines: the incomplete line (or the error body on an
@@ -186,6 +195,9 @@ static void call_free(struct docker_call *c)
 {
     json_stream_free(c->js);
     free(c->path);
+    free(c->podman_path);
+    log_tail_free(c->log_tail);
+    lines_free(&c->tail_err);
     free(c->local_message);
     free(c->url);
     free(c->ctype);
@@ -220,6 +232,21 @@ static int json_stream_chunk(http_req *req, const char *data, size_t len, void *
     }
     if (lines_feed(&js->lines, data, len, json_stream_line, js) < 0) {
         js->too_long = true;
+        return 1;
+    }
+    return 0;
+}
+
+static int log_tail_chunk(http_req *req, const char *data, size_t len, void *userdata)
+{
+    struct docker_call *c = userdata;
+
+    if (http_req_status(req) >= 300) { /* an error body, kept (bounded) for the message */
+        lines_keep(&c->tail_err, data, len);
+        return 0;
+    }
+    if (log_tail_feed(c->log_tail, data, len) < 0) {
+        c->tail_nomem = true;
         return 1;
     }
     return 0;
@@ -299,7 +326,22 @@ static void call_done(http_req *req, const struct http_result *hr, void *userdat
     res.status = hr->status;
     res.body = hr->body;
     res.body_len = hr->body_len;
-    if (c->js && c->js->too_long) {
+    char *tail_body = NULL;
+    if (c->log_tail &&
+        (c->tail_nomem || (!hr->err && hr->status < 300 &&
+                           log_tail_result(c->log_tail, &tail_body, &res.body_len) < 0))) {
+        res.err = -ENOMEM;
+        res.message = "Docker: out of memory for the end of a log";
+        res.body = "";
+        res.body_len = 0;
+    } else if (c->log_tail && !hr->err) {
+        res.body = tail_body;
+        if (hr->status >= 300) {
+            res.body = lines_rest(&c->tail_err, &res.body_len);
+            res.json = parse_json(res.body, res.body_len);
+        }
+        res.message = error_message(hr->status, res.json, res.body, res.body_len, msg, sizeof(msg));
+    } else if (c->js && c->js->too_long) {
         res.err = -EFBIG;
         res.message = "Docker: a line of the answer stream is over 64 KiB";
         res.body = "";
@@ -317,12 +359,27 @@ static void call_done(http_req *req, const struct http_result *hr, void *userdat
     }
     if (hr->err && hr->err != -EFBIG)
         engine_gone(c->d);
+    char *utf8_body = NULL;
+    if (c->logs && c->engine == DOCKER_ENGINE_PODMAN && res.status == 200 &&
+        (!res.err || res.err == -EFBIG)) {
+        /* Podman keeps the bytes as they came, Docker's json-file log valid UTF-8 */
+        if (log_tail_utf8(res.body, res.body_len, &utf8_body, &res.body_len) < 0) {
+            res.err = -ENOMEM;
+            res.message = "Docker: out of memory for a log";
+            res.body = "";
+            res.body_len = 0;
+        } else {
+            res.body = utf8_body;
+        }
+    }
     /* Unlinked first, and the next queued call started: the callback may free the client. */
     call_unlink(c);
     c->d->in_flight--;
     pump(c->d, true);
     c->cb(&res, c->userdata);
     json_decref(res.json);
+    free(tail_body);
+    free(utf8_body);
     call_free(c);
 }
 
@@ -335,9 +392,12 @@ struct call_opts {
     uint64_t timeout_ms;
     size_t max_bytes;
     bool raw;
-    const char *header; /* one more "Name: value" header, or NULL */
-    bool json_stream;   /* stream the answer as JSON lines (struct json_stream) */
-    bool create;        /* a create body */
+    const char *header;      /* one more "Name: value" header, or NULL */
+    const char *podman_path; /* logs with a tail: the path without it, for Podman */
+    unsigned tail;
+    bool logs;
+    bool json_stream; /* stream the answer as JSON lines (struct json_stream) */
+    bool create;      /* a create body */
 };
 
 static void base_opts(const docker *d, struct http_req_opts *o)
@@ -406,10 +466,20 @@ static int launch(docker *d, struct docker_call *c)
     const char *headers[3] = {NULL, NULL, NULL};
     size_t n_headers = 0;
     c->engine = d->engine;
+    bool tail_here = c->tail && c->podman_path && c->engine == DOCKER_ENGINE_PODMAN;
     free(c->url);
-    c->url = docker_url_join_version(d->ep.base_url, d->api_version, c->path);
+    c->url = docker_url_join_version(d->ep.base_url, d->api_version,
+                                     tail_here ? c->podman_path : c->path);
     if (!c->url)
         return -ENOMEM;
+    if (tail_here && !c->log_tail) {
+        /* Podman 4.3's tail joins partial lines across frames and streams, and answers
+         * nothing when the asked stream's last line is partial: the whole stream is read
+         * and its end kept here, as Docker's tail keeps its last entries (log_tail.h) */
+        c->log_tail = log_tail_new(c->tail, c->max_bytes > 8 ? c->max_bytes : 9);
+        if (!c->log_tail || lines_init(&c->tail_err, DOCKER_MAX_ERROR_TEXT) < 0)
+            return -ENOMEM;
+    }
     if (c->create && c->engine == DOCKER_ENGINE_PODMAN && compat_create_body(c) < 0)
         return -ENOMEM;
     if (c->local_message) {
@@ -435,6 +505,10 @@ static int launch(docker *d, struct docker_call *c)
     o.max_body_bytes = c->max_bytes;
     if (c->js)
         o.on_chunk = json_stream_chunk;
+    if (c->log_tail) {
+        o.on_chunk = log_tail_chunk;
+        o.max_body_bytes = 0; /* bounded by log_tail: the whole stream goes through */
+    }
     c->launched_ns = uv_hrtime();
     int r = http_request(d->http, &o, call_done, c, &c->req);
     if (r < 0)
@@ -540,8 +614,10 @@ static int call_start(docker *d, const struct call_opts *co, docker_cb cb, void 
     c->label = docker_api_label(co->method, co->path);
     c->timeout_ms = co->timeout_ms;
     c->create = co->create;
+    c->tail = co->tail;
+    c->logs = co->logs;
     c->path = strdup(co->path);
-    if (!c->path ||
+    if (!c->path || (co->podman_path && !(c->podman_path = strdup(co->podman_path))) ||
         (co->content_type && !(c->ctype = text_printf("Content-Type: %s", co->content_type))) ||
         (co->header && !(c->header = strdup(co->header)))) {
         r = -ENOMEM;
@@ -712,7 +788,7 @@ int docker_container_inspect(docker *d, const char *id, docker_cb cb, void *user
 int docker_container_logs(docker *d, const char *id, const struct docker_logs *what, docker_cb cb,
                           void *userdata)
 {
-    struct call_opts co = {.method = "GET", .raw = true};
+    struct call_opts co = {.method = "GET", .raw = true, .logs = true};
     const char *since = what && what->since ? what->since : "";
 
     if (!d || !valid_id(id) || strlen(since) > 24 || strspn(since, "0123456789.") != strlen(since))
@@ -721,6 +797,7 @@ int docker_container_logs(docker *d, const char *id, const struct docker_logs *w
     co.timeout_ms = d->timeout_ms;
     co.max_bytes = what && what->max_bytes ? what->max_bytes : d->max_response;
     char *p = docker_path_for("/containers/", id, "/logs");
+    char *podman = docker_path_for("/containers/", id, "/logs");
     char tail[16];
     snprintf(tail, sizeof(tail), "%u", what ? what->tail : 0);
     if (p && (docker_query_add(&p, "stdout", both || what->out ? "1" : "0") < 0 ||
@@ -729,9 +806,25 @@ int docker_container_logs(docker *d, const char *id, const struct docker_logs *w
               (what && what->timestamps && docker_query_add(&p, "timestamps", "1") < 0) ||
               (*since && docker_query_add(&p, "since", since) < 0))) {
         free(p);
+        free(podman);
         return -ENOMEM;
     }
-    return call_start_path(d, &co, p, cb, userdata);
+    /* the same without tail=, for an engine whose tail is done here (launch) */
+    if (!podman || docker_query_add(&podman, "stdout", both || what->out ? "1" : "0") < 0 ||
+        docker_query_add(&podman, "stderr", both || what->err ? "1" : "0") < 0 ||
+        (what && what->timestamps && docker_query_add(&podman, "timestamps", "1") < 0) ||
+        (*since && docker_query_add(&podman, "since", since) < 0)) {
+        free(p);
+        free(podman);
+        return -ENOMEM;
+    }
+    if (what && what->tail) {
+        co.tail = what->tail;
+        co.podman_path = podman;
+    }
+    int r = call_start_path(d, &co, p, cb, userdata);
+    free(podman);
+    return r;
 }
 
 int docker_container_kill(docker *d, const char *id, const char *signal, docker_cb cb,

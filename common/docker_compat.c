@@ -224,15 +224,46 @@ void docker_compat_api_version(json_t *version, const char *preferred, char *buf
         snprintf(buf, len, "%s", preferred);
 }
 
-int docker_compat_create_config(json_t *config, json_t **ret)
+/* Docker's max-size ("64k", "10m", "1g", "100", k = 1024): bytes, or 0 when it is not one. */
+static unsigned long long log_size(const char *s)
 {
-    json_t *hc = json_object_get(config, "HostConfig");
+    char *end;
+    if (!s || *s < '0' || *s > '9')
+        return 0;
+    unsigned long long n = strtoull(s, &end, 10);
+    unsigned shift = 0;
+    switch (*end) {
+    case 'k':
+    case 'K':
+        shift = 10;
+        end++;
+        break;
+    case 'm':
+    case 'M':
+        shift = 20;
+        end++;
+        break;
+    case 'g':
+    case 'G':
+        shift = 30;
+        end++;
+        break;
+    }
+    if (*end == 'b' || *end == 'B')
+        end++;
+    if (*end || n == 0 || n > (1ull << 40) >> shift)
+        return 0;
+    return n << shift;
+}
+
+/* nproc at the pids limit, when there are Ulimits without one (see below). 0 or -ENOMEM. */
+static int add_nproc(json_t *hc)
+{
     json_t *ulimits = json_object_get(hc, "Ulimits");
     json_t *pids = json_object_get(hc, "PidsLimit");
     size_t i;
     json_t *u;
 
-    *ret = NULL;
     if (!json_is_array(ulimits) || json_array_size(ulimits) == 0 || !json_is_integer(pids) ||
         json_integer_value(pids) <= 0)
         return 0;
@@ -248,19 +279,55 @@ int docker_compat_create_config(json_t *config, json_t **ret)
      * start fails with "error setting rlimit type 7: operation not permitted", as if the
      * starter's settings were refused. An nproc of the container's pids limit lets the
      * container do what its pids cgroup lets it do already (256 by default: below the hard
-     * limit of any host that runs the service). Root in the container is exempt from nproc; for a
-     * non-root user of the image, the kernel counts the processes of that user in every
+     * limit of any host that runs the service). Root in the container is exempt from nproc; for
+     * a non-root user of the image, the kernel counts the processes of that user in every
      * container of a rootful engine together, so such containers share the allowance.
      * Docker gives a container the engine's own nproc: it gets no such entry. */
-    json_t *copy = json_deep_copy(config);
     json_t *entry = json_pack("{s:s, s:O, s:O}", "Name", "nproc", "Soft", pids, "Hard", pids);
-    if (!copy || !entry ||
-        json_array_append_new(json_object_get(json_object_get(copy, "HostConfig"), "Ulimits"),
-                              entry) < 0) {
-        if (!copy)
-            json_decref(entry); /* append_new consumed it otherwise */
+    return entry && json_array_append_new(ulimits, entry) == 0 ? 0 : -ENOMEM;
+}
+
+/* One json-file log of max-size x max-file, when both are given. 0 or -ENOMEM. */
+static int one_log_file(json_t *hc)
+{
+    json_t *lc = json_object_get(hc, "LogConfig");
+    json_t *opts = json_object_get(lc, "Config");
+    const char *type = json_string_value(json_object_get(lc, "Type"));
+    unsigned long long size = log_size(json_string_value(json_object_get(opts, "max-size")));
+    const char *files_s = json_string_value(json_object_get(opts, "max-file"));
+    char *end;
+
+    if (!type || strcmp(type, "json-file") != 0 || !size || !files_s || *files_s < '1' ||
+        *files_s > '9')
+        return 0;
+    unsigned long files = strtoul(files_s, &end, 10);
+    if (*end || files < 2 || files > 100)
+        return 0;
+    /* Podman keeps one log file and empties it when it reaches max-size (max-file is ignored):
+     * Docker's files rotate, so the log always holds the last (max-file - 1) x max-size of
+     * output, and a response followed by more than max-size of stderr was gone. One file of
+     * max-size x max-file takes the same room at most, and keeps every output up to that
+     * whole (what the completer reads: a response and the stderr after it); past it, Podman
+     * empties it and the start of the output is lost, as with Docker past its files. */
+    char v[32];
+    snprintf(v, sizeof(v), "%llu", size * files);
+    return json_object_set_new(opts, "max-size", json_string(v)) == 0 ? 0 : -ENOMEM;
+}
+
+int docker_compat_create_config(json_t *config, json_t **ret)
+{
+    *ret = NULL;
+    json_t *copy = json_deep_copy(config);
+    if (!copy)
+        return -ENOMEM;
+    json_t *hc = json_object_get(copy, "HostConfig");
+    if (add_nproc(hc) < 0 || one_log_file(hc) < 0) {
         json_decref(copy);
         return -ENOMEM;
+    }
+    if (json_equal(copy, config)) {
+        json_decref(copy);
+        return 0;
     }
     *ret = copy;
     return 0;

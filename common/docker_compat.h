@@ -14,6 +14,10 @@
  *   - HostConfig.Runtime of a create body is ignored (the container runs under the engine's
  *     default runtime, whatever the body asked for: a correction meant for gVisor would run
  *     under runc);
+ *   - logs: one json-file log (k8s-file), emptied when it reaches max-size (max-file is
+ *     ignored; Docker rotates its files), and the inspect shows no log options; its tail
+ *     joins partial lines across frames and streams, and answers nothing when the last line
+ *     of the asked stream is partial (the client keeps the tail itself: log_tail.h);
  *   - ulimits: a create body with HostConfig.Ulimits replaces containers.conf's
  *     default_ulimits altogether, and Podman then sets nproc (and nofile) itself to 1048576,
  *     which a host whose hard limit is lower refuses at start ("error setting rlimit type 7").
@@ -66,10 +70,13 @@ void docker_compat_event_normalize(json_t *event);
  * 404 to a create would say "no such image"); any other status as it is. */
 long docker_compat_status(long status, json_t *json, bool create);
 
-/* The create body to send to Podman for this one (not stolen): when HostConfig.Ulimits is a
- * non-empty list without "nproc" and HostConfig.PidsLimit is above 0, a copy with
- * {"Name":"nproc","Soft":PidsLimit,"Hard":PidsLimit} added, in *ret (a new reference); else
- * *ret NULL (send it as it is). 0, or -ENOMEM. */
+/* The create body to send to Podman for this one (not stolen), in *ret (a new reference), or
+ * *ret NULL when it is to be sent as it is. Changed:
+ *   - when HostConfig.Ulimits is a non-empty list without "nproc" and HostConfig.PidsLimit is
+ *     above 0, {"Name":"nproc","Soft":PidsLimit,"Hard":PidsLimit} is added;
+ *   - a json-file LogConfig with max-size and max-file (2 or more) gets a max-size of both
+ *     multiplied, in bytes (Podman keeps one file, emptied when full).
+ * 0, or -ENOMEM. */
 int docker_compat_create_config(json_t *config, json_t **ret);
 
 /* Whether Podman must not be sent this create body, because it would ignore what the body

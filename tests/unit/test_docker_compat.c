@@ -262,6 +262,39 @@ static void test_create_config(void **state)
     };
     for (size_t i = 0; i < sizeof(unbounded) / sizeof(unbounded[0]); i++)
         assert_null(create_config(unbounded[i]));
+
+    /* the log: one file of max-size x max-file */
+    s = create_config("{\"HostConfig\":{\"LogConfig\":{\"Type\":\"json-file\",\"Config\":{"
+                      "\"max-size\":\"40k\",\"max-file\":\"2\"}}}}");
+    assert_string_equal(s, "{\"HostConfig\":{\"LogConfig\":{\"Config\":{\"max-file\":\"2\","
+                           "\"max-size\":\"81920\"},\"Type\":\"json-file\"}}}");
+    free(s);
+    s = create_config("{\"HostConfig\":{\"LogConfig\":{\"Type\":\"json-file\",\"Config\":{"
+                      "\"max-size\":\"1MB\",\"max-file\":\"3\"}}}}");
+    assert_non_null(strstr(s, "\"max-size\":\"3145728\""));
+    free(s);
+    s = create_config("{\"HostConfig\":{\"LogConfig\":{\"Type\":\"json-file\",\"Config\":{"
+                      "\"max-size\":\"100\",\"max-file\":\"2\"}}}}");
+    assert_non_null(strstr(s, "\"max-size\":\"200\""));
+    free(s);
+    const char *logs_as_they_are[] = {
+        "{\"HostConfig\":{\"LogConfig\":{\"Type\":\"json-file\",\"Config\":{\"max-size\":"
+        "\"40k\"}}}}",
+        "{\"HostConfig\":{\"LogConfig\":{\"Type\":\"json-file\",\"Config\":{\"max-size\":"
+        "\"40k\",\"max-file\":\"1\"}}}}",
+        "{\"HostConfig\":{\"LogConfig\":{\"Type\":\"local\",\"Config\":{\"max-size\":"
+        "\"40k\",\"max-file\":\"2\"}}}}",
+        "{\"HostConfig\":{\"LogConfig\":{\"Type\":\"json-file\",\"Config\":{\"max-size\":"
+        "\"40x\",\"max-file\":\"2\"}}}}",
+        "{\"HostConfig\":{\"LogConfig\":{\"Type\":\"json-file\",\"Config\":{\"max-size\":"
+        "\"k\",\"max-file\":\"2\"}}}}",
+        "{\"HostConfig\":{\"LogConfig\":{\"Type\":\"json-file\",\"Config\":{\"max-size\":"
+        "\"40k\",\"max-file\":\"2x\"}}}}",
+        "{\"HostConfig\":{\"LogConfig\":{\"Type\":\"json-file\",\"Config\":{\"max-size\":"
+        "\"99999999999g\",\"max-file\":\"2\"}}}}",
+    };
+    for (size_t i = 0; i < sizeof(logs_as_they_are) / sizeof(logs_as_they_are[0]); i++)
+        assert_null(create_config(logs_as_they_are[i]));
 }
 
 static void test_create_refused(void **state)
