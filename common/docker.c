@@ -27,8 +27,8 @@
 
 /* The first bytes of an error body kept as the message when it is not Docker's JSON. */
 #define DOCKER_MAX_ERROR_TEXT 512
-/* GET /version's answer: a few hundred bytes from Docker, 1.5 KiB from Podman. */
-#define DOCKER_MAX_VERSION_BYTES (64 * 1024)
+/* GET /version's answer: a few hundred bytes from Docker, 1.5 KiB from Podman; its /info 3 KiB. */
+#define DOCKER_MAX_VERSION_BYTES (256 * 1024)
 
 struct docker {
     uv_loop_t *loop;
@@ -51,6 +51,8 @@ struct docker {
     enum { PROBE_NEEDED, PROBE_RUNNING, PROBE_DONE } probe;
     http_req *probe_req;
     enum docker_engine engine;
+    bool limits_ignored;  /* Podman's GET /info: rootless on cgroup v1 (docker_compat.h) */
+    bool probe_info;      /* probe_req is GET /info (after /version said Podman) */
     char api_version[16]; /* in every path: DOCKER_API_VERSION, or the engine's if older */
     /* Calls answered here instead of by the engine (docker_compat_create_refused), from a
      * timer of their own: a call is never answered from inside the docker_* call that made
@@ -420,7 +422,7 @@ static int compat_create_body(struct docker_call *c)
 
     if (!cfg)
         return 0; /* not ours to judge: the engine answers it */
-    if (docker_compat_create_refused(cfg, msg, sizeof(msg))) {
+    if (docker_compat_create_refused(cfg, c->d->limits_ignored, msg, sizeof(msg))) {
         c->local_message = strdup(msg);
         r = c->local_message ? 0 : -ENOMEM;
         goto out;
@@ -547,19 +549,39 @@ static void pump(docker *d, bool may_answer)
 
 static void events_launch_waiting(docker *d);
 
+static int probe_send(docker *d, const char *path);
+
 static void probe_done(http_req *req, const struct http_result *hr, void *userdata)
 {
     docker *d = userdata;
 
     (void)req;
     d->probe_req = NULL;
-    if (!hr->err) {
+    if (d->probe_info) {
+        /* Podman's GET /info: whether it applies limits. No answer: none known, as before */
+        json_t *info = !hr->err && hr->status == 200 ? parse_json(hr->body, hr->body_len) : NULL;
+        d->limits_ignored = docker_compat_limits_ignored(info);
+        json_decref(info);
+        d->probe_info = false;
+        d->probe = PROBE_DONE;
+    } else if (!hr->err) {
         /* an engine that answers, but not /version as Docker does, is taken for Docker */
         json_t *v = hr->status == 200 ? parse_json(hr->body, hr->body_len) : NULL;
         d->engine = docker_compat_engine(v);
         docker_compat_api_version(v, DOCKER_API_VERSION, d->api_version, sizeof(d->api_version));
         json_decref(v);
         d->probe = PROBE_DONE;
+        d->limits_ignored = false;
+        if (d->engine == DOCKER_ENGINE_PODMAN) {
+            char path[32];
+            snprintf(path, sizeof(path), "/%s/info", d->api_version);
+            d->probe_info = true;
+            if (probe_send(d, path) == 0) {
+                d->probe = PROBE_RUNNING;
+                return; /* what waits goes once /info has answered */
+            }
+            d->probe_info = false;
+        }
     } else {
         /* no engine: what waits goes as it is (its own error says why, as before), and the
          * next call asks again */
@@ -569,25 +591,32 @@ static void probe_done(http_req *req, const struct http_result *hr, void *userda
     pump(d, true);
 }
 
-/* GET /version (unversioned: every engine serves it), when the engine is not known and not
- * being asked already. Left PROBE_NEEDED when it cannot start: then nothing waits for it. */
-static void probe_start(docker *d)
+/* GET base_url + path for the probe. 0 or a negative errno. */
+static int probe_send(docker *d, const char *path)
 {
     struct http_req_opts o;
-
-    if (d->probe != PROBE_NEEDED)
-        return;
-    char *url = text_printf("%s/version", d->ep.base_url);
+    char *url = text_printf("%s%s", d->ep.base_url, path);
     if (!url)
-        return;
+        return -ENOMEM;
     base_opts(d, &o);
     o.method = "GET";
     o.url = url;
     o.timeout_ms = d->timeout_ms;
     o.max_body_bytes = DOCKER_MAX_VERSION_BYTES;
-    if (http_request(d->http, &o, probe_done, d, &d->probe_req) == 0)
-        d->probe = PROBE_RUNNING;
+    int r = http_request(d->http, &o, probe_done, d, &d->probe_req);
     free(url);
+    return r;
+}
+
+/* GET /version (unversioned: every engine serves it), when the engine is not known and not
+ * being asked already; then, on Podman, GET /info. Left PROBE_NEEDED when it cannot start:
+ * then nothing waits for it. */
+static void probe_start(docker *d)
+{
+    if (d->probe != PROBE_NEEDED)
+        return;
+    if (probe_send(d, "/version") == 0)
+        d->probe = PROBE_RUNNING;
 }
 
 enum docker_engine docker_engine(const docker *d)

@@ -333,10 +333,32 @@ int docker_compat_create_config(json_t *config, json_t **ret)
     return 0;
 }
 
-bool docker_compat_create_refused(json_t *config, char *buf, size_t len)
+bool docker_compat_limits_ignored(json_t *info)
 {
-    const char *rt =
-        json_string_value(json_object_get(json_object_get(config, "HostConfig"), "Runtime"));
+    const char *cg = json_string_value(json_object_get(info, "CgroupVersion"));
+    return json_is_true(json_object_get(info, "Rootless")) && cg && strcmp(cg, "1") == 0;
+}
+
+static bool positive(json_t *hc, const char *key)
+{
+    json_t *v = json_object_get(hc, key);
+    return json_is_integer(v) && json_integer_value(v) > 0;
+}
+
+bool docker_compat_create_refused(json_t *config, bool limits_ignored, char *buf, size_t len)
+{
+    json_t *hc = json_object_get(config, "HostConfig");
+    if (limits_ignored &&
+        (positive(hc, "Memory") || positive(hc, "NanoCpus") || positive(hc, "PidsLimit"))) {
+        /* A correction without its limits could take the host's memory and CPUs and fork
+         * without end: refused, as a setting of every container the engine cannot apply. */
+        snprintf(buf, len,
+                 "resource limits are not supported by this engine: rootless Podman on cgroup v1 "
+                 "ignores the containers' memory, CPU and pids limits (run it rootful, or on "
+                 "cgroup v2 with the controllers delegated to the user)");
+        return true;
+    }
+    const char *rt = json_string_value(json_object_get(hc, "Runtime"));
     if (!rt || !*rt)
         return false;
     /* Podman 4.3's compatible API reads no HostConfig.Runtime: the container would run under

@@ -18,6 +18,9 @@
  *     ignored; Docker rotates its files), and the inspect shows no log options; its tail
  *     joins partial lines across frames and streams, and answers nothing when the last line
  *     of the asked stream is partial (the client keeps the tail itself: log_tail.h);
+ *   - rootless on cgroup v1 (GET /info: Rootless, CgroupVersion "1"): a container's memory,
+ *     CPU and pids limits are dropped, and its answers say nothing (Warnings empty, the
+ *     inspect shows 0s): creates asking for them are refused here instead (fail closed);
  *   - ulimits: a create body with HostConfig.Ulimits replaces containers.conf's
  *     default_ulimits altogether, and Podman then sets nproc (and nofile) itself to 1048576,
  *     which a host whose hard limit is lower refuses at start ("error setting rlimit type 7").
@@ -79,8 +82,14 @@ long docker_compat_status(long status, json_t *json, bool create);
  * 0, or -ENOMEM. */
 int docker_compat_create_config(json_t *config, json_t **ret);
 
+/* Whether this GET /info answer (parsed; NULL: no) is a rootless Podman on cgroup v1
+ * ("Rootless": true, "CgroupVersion": "1"), which ignores every resource limit of a container
+ * (memory, CPUs, pids) without a word in its answers: it runs them unlimited. */
+bool docker_compat_limits_ignored(json_t *info);
+
 /* Whether Podman must not be sent this create body, because it would ignore what the body
- * asks instead of refusing it: a non-empty HostConfig.Runtime. Then buf holds the message
- * Docker gives for a runtime it cannot use ("Unknown runtime specified <name>", with why), to
- * be answered as Docker's 400. */
-bool docker_compat_create_refused(json_t *config, char *buf, size_t len);
+ * asks instead of refusing it: a non-empty HostConfig.Runtime; with limits_ignored
+ * (docker_compat_limits_ignored), a Memory, NanoCpus or PidsLimit above 0. Then buf holds
+ * the message to answer as Docker's 400: for a runtime, Docker's own ("Unknown runtime
+ * specified <name>"), with why. */
+bool docker_compat_create_refused(json_t *config, bool limits_ignored, char *buf, size_t len);

@@ -24,6 +24,9 @@ static const struct rule rules[] = {
     {"error setting rlimit type 7:", NULL, REFUSAL_SETTINGS, "CORRECTION_MAX_OPEN_FILES"},
     {"error setting rlimit type 1:", NULL, REFUSAL_SETTINGS, "CORRECTION_MAX_FILE_SIZE"},
     {"error setting rlimit", NULL, REFUSAL_SETTINGS, "the containers' ulimits"},
+    /* create, 400 from the client (docker_compat.h): rootless Podman on cgroup v1 */
+    {"resource limits are not supported by this engine", NULL, REFUSAL_SETTINGS,
+     "CORRECTION_MEMORY, CORRECTION_CPUS, CORRECTION_PIDS (the engine)"},
     /* start, 500: the image has no such user (its USER, or CORRECTION_USER) */
     {"unable to find user", NULL, REFUSAL_IMAGE, NULL},
     {"no matching entries in passwd file", NULL, REFUSAL_IMAGE, NULL},

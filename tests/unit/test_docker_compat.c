@@ -302,7 +302,7 @@ static void test_create_refused(void **state)
     (void)state;
     char msg[256];
     json_t *c = json_loads("{\"HostConfig\":{\"Runtime\":\"runsc\"}}", 0, NULL);
-    assert_true(docker_compat_create_refused(c, msg, sizeof(msg)));
+    assert_true(docker_compat_create_refused(c, false, msg, sizeof(msg)));
     /* as Docker says it, so that the starter names CORRECTION_RUNTIME */
     assert_int_equal(strncmp(msg, "Unknown runtime specified runsc: ", 33), 0);
     json_decref(c);
@@ -310,9 +310,37 @@ static void test_create_refused(void **state)
                           "{\"HostConfig\":{\"Runtime\":null}}"};
     for (size_t i = 0; i < sizeof(fine) / sizeof(fine[0]); i++) {
         c = json_loads(fine[i], 0, NULL);
-        assert_false(docker_compat_create_refused(c, msg, sizeof(msg)));
+        assert_false(docker_compat_create_refused(c, false, msg, sizeof(msg)));
         json_decref(c);
     }
+
+    /* rootless on cgroup v1: limits asked are refused, none asked goes */
+    json_t *info = json_loads("{\"Rootless\":true,\"CgroupVersion\":\"1\",\"CgroupDriver\":"
+                              "\"cgroupfs\"}",
+                              0, NULL);
+    assert_true(docker_compat_limits_ignored(info));
+    json_decref(info);
+    const char *applied[] = {"{\"Rootless\":true,\"CgroupVersion\":\"2\"}",
+                             "{\"Rootless\":false,\"CgroupVersion\":\"1\"}",
+                             "{\"CgroupVersion\":\"1\"}", "{\"Rootless\":true}"};
+    for (size_t i = 0; i < sizeof(applied) / sizeof(applied[0]); i++) {
+        info = json_loads(applied[i], 0, NULL);
+        assert_false(docker_compat_limits_ignored(info));
+        json_decref(info);
+    }
+    assert_false(docker_compat_limits_ignored(NULL));
+    const char *limited[] = {"{\"HostConfig\":{\"Memory\":1}}", "{\"HostConfig\":{\"NanoCpus\":1}}",
+                             "{\"HostConfig\":{\"PidsLimit\":64}}"};
+    for (size_t i = 0; i < sizeof(limited) / sizeof(limited[0]); i++) {
+        c = json_loads(limited[i], 0, NULL);
+        assert_true(docker_compat_create_refused(c, true, msg, sizeof(msg)));
+        assert_non_null(strstr(msg, "resource limits are not supported by this engine"));
+        assert_false(docker_compat_create_refused(c, false, msg, sizeof(msg)));
+        json_decref(c);
+    }
+    c = json_loads("{\"HostConfig\":{\"Memory\":0,\"PidsLimit\":-1}}", 0, NULL);
+    assert_false(docker_compat_create_refused(c, true, msg, sizeof(msg)));
+    json_decref(c);
 }
 
 int main(void)

@@ -23,6 +23,9 @@ static void test_settings(void **state)
     settings("Range of CPUs is from 0.01 to 2.00, as there are only 2 CPUs available",
              "CORRECTION_CPUS");
     settings("Unknown runtime specified nosuch", "CORRECTION_RUNTIME");
+    settings("resource limits are not supported by this engine: rootless Podman on cgroup v1 "
+             "ignores the containers' memory, CPU and pids limits",
+             "CORRECTION_MEMORY, CORRECTION_CPUS, CORRECTION_PIDS (the engine)");
     settings("invalid CapAdd: unknown capability: \"CAP_NOSUCH\"", "CORRECTION_CAP_ADD");
     settings("network nosuchnet not found", "CORRECTION_NETWORK");
     settings("failed to create shim task: OCI runtime create failed: runc create failed: unable "
