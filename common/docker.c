@@ -85,7 +85,7 @@ struct docker_call {
     /* logs with a tail, on Podman: podman_path (without tail=) is sent instead of path, and
      * the end of the stream kept here (log_tail.h); tail_err holds an error body */
     char *podman_path;
-    unsigned tail;
+    unsigned tail, streams;
     struct log_tail *log_tail;
     struct lines tail_err;
     bool tail_nomem;
@@ -396,7 +396,7 @@ struct call_opts {
     bool raw;
     const char *header;      /* one more "Name: value" header, or NULL */
     const char *podman_path; /* logs with a tail: the path without it, for Podman */
-    unsigned tail;
+    unsigned tail, streams;
     bool logs;
     bool json_stream; /* stream the answer as JSON lines (struct json_stream) */
     bool create;      /* a create body */
@@ -478,7 +478,7 @@ static int launch(docker *d, struct docker_call *c)
         /* Podman 4.3's tail joins partial lines across frames and streams, and answers
          * nothing when the asked stream's last line is partial: the whole stream is read
          * and its end kept here, as Docker's tail keeps its last entries (log_tail.h) */
-        c->log_tail = log_tail_new(c->tail, c->max_bytes > 8 ? c->max_bytes : 9);
+        c->log_tail = log_tail_new(c->tail, c->max_bytes > 8 ? c->max_bytes : 9, c->streams);
         if (!c->log_tail || lines_init(&c->tail_err, DOCKER_MAX_ERROR_TEXT) < 0)
             return -ENOMEM;
     }
@@ -529,11 +529,11 @@ static int launch(docker *d, struct docker_call *c)
 static void pump(docker *d, bool may_answer)
 {
     while (d->queue_head && d->in_flight < d->max_calls && d->probe != PROBE_RUNNING) {
-        struct docker_call *c = d->queue_head;
-        int r = launch(d, c);
+        struct docker_call *c = d->queue_head, *next = c->queue_next;
+        int r = launch(d, c); /* may put c in d->local_head, through queue_next */
         if (r < 0 && !may_answer)
             return;
-        d->queue_head = c->queue_next;
+        d->queue_head = next;
         if (!d->queue_head)
             d->queue_tail = NULL;
         if (r < 0) {
@@ -644,6 +644,7 @@ static int call_start(docker *d, const struct call_opts *co, docker_cb cb, void 
     c->timeout_ms = co->timeout_ms;
     c->create = co->create;
     c->tail = co->tail;
+    c->streams = co->streams;
     c->logs = co->logs;
     c->path = strdup(co->path);
     if (!c->path || (co->podman_path && !(c->podman_path = strdup(co->podman_path))) ||
@@ -838,9 +839,10 @@ int docker_container_logs(docker *d, const char *id, const struct docker_logs *w
         free(podman);
         return -ENOMEM;
     }
-    /* the same without tail=, for an engine whose tail is done here (launch) */
-    if (!podman || docker_query_add(&podman, "stdout", both || what->out ? "1" : "0") < 0 ||
-        docker_query_add(&podman, "stderr", both || what->err ? "1" : "0") < 0 ||
+    /* both streams without tail=, for an engine whose tail is done here (launch): Docker's
+     * tail counts the last entries of the log, then keeps the asked streams' */
+    if (!podman || docker_query_add(&podman, "stdout", "1") < 0 ||
+        docker_query_add(&podman, "stderr", "1") < 0 ||
         (what && what->timestamps && docker_query_add(&podman, "timestamps", "1") < 0) ||
         (*since && docker_query_add(&podman, "since", since) < 0)) {
         free(p);
@@ -849,6 +851,7 @@ int docker_container_logs(docker *d, const char *id, const struct docker_logs *w
     }
     if (what && what->tail) {
         co.tail = what->tail;
+        co.streams = (both || what->out ? 1u << 1 : 0) | (both || what->err ? 1u << 2 : 0);
         co.podman_path = podman;
     }
     int r = call_start_path(d, &co, p, cb, userdata);

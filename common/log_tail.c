@@ -17,7 +17,7 @@ struct frame {
 };
 
 struct log_tail {
-    unsigned n;
+    unsigned n, streams;
     size_t max;
     struct frame *ring; /* the last complete frames: count of them from first, circular */
     unsigned first, count;
@@ -29,7 +29,7 @@ struct log_tail {
     size_t need; /* payload bytes of cur still to come */
 };
 
-struct log_tail *log_tail_new(unsigned frames, size_t max_bytes)
+struct log_tail *log_tail_new(unsigned frames, size_t max_bytes, unsigned streams)
 {
     if (frames == 0 || max_bytes <= FRAME_HEADER)
         return NULL;
@@ -43,6 +43,7 @@ struct log_tail *log_tail_new(unsigned frames, size_t max_bytes)
     }
     t->n = frames;
     t->max = max_bytes;
+    t->streams = streams;
     return t;
 }
 
@@ -134,6 +135,11 @@ int log_tail_result(const struct log_tail *t, char **ret, size_t *ret_len)
         f[nf++] = &t->ring[(t->first + i) % t->n];
     if (t->in_frame)
         f[nf++] = &t->cur;
+    unsigned kept = 0;
+    for (unsigned i = 0; i < nf; i++)
+        if (!t->streams || (f[i]->type < 32 && (t->streams & (1u << f[i]->type))))
+            f[kept++] = f[i];
+    nf = kept;
     size_t total = 0;
     for (unsigned i = 0; i < nf; i++)
         total += FRAME_HEADER + f[i]->len;

@@ -17,9 +17,11 @@
 
 struct log_tail;
 
-/* Keeps the last `frames` frames (at least 1), max_bytes of stream at most (at least 9).
- * NULL on ENOMEM. */
-struct log_tail *log_tail_new(unsigned frames, size_t max_bytes);
+/* Keeps the last `frames` frames (at least 1) of any stream, max_bytes of stream at most (at
+ * least 9), and gives those of the streams in the mask (1 << 1: stdout, 1 << 2: stderr; 0:
+ * every stream): as Docker's tail counts the log's last entries, then keeps the asked streams'.
+ * NULL on ENOMEM or a bad argument. */
+struct log_tail *log_tail_new(unsigned frames, size_t max_bytes, unsigned streams);
 void log_tail_free(struct log_tail *t); /* NULL is fine */
 
 /* The next bytes of the stream. 0, or -ENOMEM (t is unusable then). */

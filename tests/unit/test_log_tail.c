@@ -30,7 +30,7 @@ static void frame(char *buf, size_t *len, int stream, const char *payload)
 static void check(const char *stream, size_t len, size_t step, unsigned frames, size_t max,
                   const char *want, size_t want_len)
 {
-    struct log_tail *t = log_tail_new(frames, max);
+    struct log_tail *t = log_tail_new(frames, max, 0);
     assert_non_null(t);
     for (size_t i = 0; i < len; i += step)
         assert_int_equal(log_tail_feed(t, stream + i, len - i < step ? len - i : step), 0);
@@ -67,6 +67,31 @@ static void test_last_frames(void **state)
     check(s, 0, 1, 20, 1024, "", 0);
 }
 
+/* The last frames of both streams, then the asked stream's: as Docker's tail. */
+static void test_streams(void **state)
+{
+    (void)state;
+    char s[512], w[512], *out;
+    size_t len = 0, wl = 0, out_len;
+    frame(s, &len, 1, "a\n");
+    frame(s, &len, 1, "b");
+    frame(s, &len, 2, "c");
+    struct log_tail *t = log_tail_new(2, 1024, 1u << 1);
+    assert_int_equal(log_tail_feed(t, s, len), 0);
+    assert_int_equal(log_tail_result(t, &out, &out_len), 0);
+    frame(w, &wl, 1, "b");
+    assert_int_equal(out_len, wl);
+    assert_memory_equal(out, w, wl);
+    free(out);
+    log_tail_free(t);
+    t = log_tail_new(1, 1024, 1u << 1); /* the last entry is stderr's: nothing */
+    assert_int_equal(log_tail_feed(t, s, len), 0);
+    assert_int_equal(log_tail_result(t, &out, &out_len), 0);
+    assert_int_equal(out_len, 0);
+    free(out);
+    log_tail_free(t);
+}
+
 static void test_bounded(void **state)
 {
     (void)state;
@@ -93,8 +118,8 @@ static void test_bounded(void **state)
 static void test_new(void **state)
 {
     (void)state;
-    assert_null(log_tail_new(0, 1024));
-    assert_null(log_tail_new(1, 8));
+    assert_null(log_tail_new(0, 1024, 0));
+    assert_null(log_tail_new(1, 8, 0));
     log_tail_free(NULL);
 }
 
@@ -129,9 +154,8 @@ static void test_utf8(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_last_frames),
-        cmocka_unit_test(test_bounded),
-        cmocka_unit_test(test_new),
+        cmocka_unit_test(test_last_frames), cmocka_unit_test(test_bounded),
+        cmocka_unit_test(test_new),         cmocka_unit_test(test_streams),
         cmocka_unit_test(test_utf8),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
