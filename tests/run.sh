@@ -75,6 +75,9 @@ die() { log "ERROR: $*"; exit 1; }
 
 # ---------------------------------------------------------------------------------- packages
 
+# Podman (Debian 12: 4.3) with the network backend servers.sh configures
+[ "$engine" = docker ] || PACKAGES+=(podman netavark aardvark-dns conmon)
+
 # shellcheck source=tests/packages.sh
 . "$ROOT/tests/packages.sh"
 [ $install = 0 ] || install_missing_packages "${PACKAGES[@]}"
