@@ -159,6 +159,8 @@ long docker_compat_status(long status, json_t *json, bool create)
     for (size_t i = 0; i < sizeof(conflicts) / sizeof(conflicts[0]); i++)
         if (strcmp(cause, conflicts[i]) == 0)
             return 409;
+    if (strstr(cause, "invalid reference format"))
+        return 400; /* an image name that is not one: Docker's 400 */
     if (create && strcmp(cause, "network not found") == 0)
         return 400; /* a setting the engine cannot use, as Docker's 400s to a create */
     return status;

@@ -9,7 +9,8 @@
  *     nothing; several "label" values are OR'ed (Docker: AND'ed);
  *   - error statuses: a container name in use answers 500 (Docker: 409), a kill of a
  *     container that is not running answers 500 (Docker: 409), a create naming a network
- *     that does not exist answers 500 (Docker: 201, then 404 to the start); Podman says which
+ *     that does not exist answers 500 (Docker: 201, then 404 to the start), an image name
+ *     that is not one answers 500 (Docker: 400); Podman says which
  *     in a "cause" field that Docker never sends;
  *   - HostConfig.Runtime of a create body is ignored (the container runs under the engine's
  *     default runtime, whatever the body asked for: a correction meant for gVisor would run
@@ -68,7 +69,8 @@ void docker_compat_event_normalize(json_t *event);
 
 /* The status Docker would have answered for this error answer (json: its parsed body, may be
  * NULL; create: the answer to a container create): 409 for Podman's "that name is already in
- * use" and "container state improper" 500s; 400 for its "network not found" 500 to a create
+ * use" and "container state improper" 500s; 400 for its "invalid reference format" 500 (an
+ * image name that is not one); 400 for its "network not found" 500 to a create
  * (Docker creates the container and refuses the start with 404 "network ... not found"; a
  * 404 to a create would say "no such image"); any other status as it is. */
 long docker_compat_status(long status, json_t *json, bool create);

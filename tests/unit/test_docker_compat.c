@@ -130,6 +130,13 @@ static void test_status(void **state)
     json_decref(j);
     assert_int_equal(docker_compat_status(404, NULL, false), 404);
     assert_int_equal(docker_compat_status(500, NULL, false), 500);
+    /* an image name that is not one */
+    j = json_loads("{\"cause\":\"normalizing name for compat API: invalid reference format\","
+                   "\"message\":\"normalizing image: normalizing name for compat API: invalid "
+                   "reference format\",\"response\":500}",
+                   0, NULL);
+    assert_int_equal(docker_compat_status(500, j, true), 400);
+    json_decref(j);
     /* a create naming a network that does not exist: a setting refused, not a missing image */
     j = json_loads("{\"cause\":\"network not found\",\"message\":\"container create: unable to "
                    "find network with name or ID n: network not found\",\"response\":500}",
