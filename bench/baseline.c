@@ -179,7 +179,8 @@ int main(int argc, char **argv)
     struct bench b = {.jobs = 100, .concurrency = 1, .image = "ct-ok"};
     const char *file = NULL;
     bool bind = false;
-    char err[256], real[PATH_MAX];
+    char real[PATH_MAX];
+    struct ct_error err = {0};
     int o;
 
     while ((o = getopt_long(argc, argv, "", opts, NULL)) != -1) {
@@ -229,14 +230,13 @@ int main(int argc, char **argv)
 
     struct docker_config dc;
     docker_config_defaults(&dc);
-    if (docker_config_from_env(&dc, err, sizeof(err)) < 0) {
-        fprintf(stderr, "ct-bench-baseline: %s\n", err);
+    if (docker_config_from_env(&dc, &err) < 0) {
+        fprintf(stderr, "ct-bench-baseline: %s\n", err.msg);
         return 1;
     }
     b.loop = uv_default_loop();
-    b.d = docker_new(b.loop, &dc, err, sizeof(err));
-    if (!b.d) {
-        fprintf(stderr, "ct-bench-baseline: %s\n", err);
+    if (docker_new(b.loop, &dc, &b.d, &err) < 0) {
+        fprintf(stderr, "ct-bench-baseline: %s\n", err.msg);
         return 1;
     }
     b.lat = calloc((size_t)b.jobs, sizeof(double));

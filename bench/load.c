@@ -21,7 +21,8 @@
  *
  * Options: --image IMG, --file PATH (pipeline/publish), --prefetch P (broker, default 50),
  * --timeout S (default 600), --tag T (work_id prefix, default "b").
- * RabbitMQ from RABBITMQ_HOST/RABBITMQ_PORT (guest/guest).
+ * RabbitMQ from RABBITMQ_HOST/RABBITMQ_PORT (guest/guest); QUEUE_TYPE=quorum declares quorum
+ * queues, as the daemons do with it.
  *
  * Output: one JSON object on stdout with "seconds" (first publish, or "loaded" for finished,
  * or first consume for broker, or SIGUSR1 for sink, to the last callback), "per_s",
@@ -231,7 +232,8 @@ static char *job_body(int i)
     switch (B.mode) {
     case M_PIPELINE:
     case M_PUBLISH:
-        r = asprintf(&s, "{\"work_id\":\"%s-%d\",\"image\":\"%s\",\"file\":\"%s\",\"callback\":\"%s\"}",
+        r = asprintf(&s,
+                     "{\"work_id\":\"%s-%d\",\"image\":\"%s\",\"file\":\"%s\",\"callback\":\"%s\"}",
                      B.tag, i, B.image, B.file, B.callback);
         break;
     case M_FINISHED:
@@ -245,7 +247,8 @@ static char *job_body(int i)
         break;
     case M_GONE: {
         /* a container id that no engine has: 64 hex digits from the index */
-        r = asprintf(&s, "{\"work_id\":\"%s-%d\",\"container_id\":\"%056x%08x\",\"callback\":\"%s\"}",
+        r = asprintf(&s,
+                     "{\"work_id\":\"%s-%d\",\"container_id\":\"%056x%08x\",\"callback\":\"%s\"}",
                      B.tag, i, 0xbe, (unsigned)i, B.callback);
         break;
     }
@@ -379,12 +382,15 @@ static int report(const char *mode);
 
 int main(int argc, char **argv)
 {
-    static const struct option opts[] = {
-        {"mode", required_argument, NULL, 'm'},   {"jobs", required_argument, NULL, 'n'},
-        {"image", required_argument, NULL, 'i'},  {"file", required_argument, NULL, 'f'},
-        {"serial", no_argument, NULL, 's'},       {"prefetch", required_argument, NULL, 'p'},
-        {"timeout", required_argument, NULL, 't'}, {"tag", required_argument, NULL, 'g'},
-        {NULL, 0, NULL, 0}};
+    static const struct option opts[] = {{"mode", required_argument, NULL, 'm'},
+                                         {"jobs", required_argument, NULL, 'n'},
+                                         {"image", required_argument, NULL, 'i'},
+                                         {"file", required_argument, NULL, 'f'},
+                                         {"serial", no_argument, NULL, 's'},
+                                         {"prefetch", required_argument, NULL, 'p'},
+                                         {"timeout", required_argument, NULL, 't'},
+                                         {"tag", required_argument, NULL, 'g'},
+                                         {NULL, 0, NULL, 0}};
     const char *mode = "pipeline";
     double timeout = 600;
     int o;
@@ -395,15 +401,32 @@ int main(int argc, char **argv)
     B.tag = "b";
     while ((o = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         switch (o) {
-        case 'm': mode = optarg; break;
-        case 'n': B.jobs = atoi(optarg); break;
-        case 'i': B.image = optarg; break;
-        case 'f': B.file = optarg; break;
-        case 's': B.serial = true; break;
-        case 'p': B.prefetch = atoi(optarg); break;
-        case 't': timeout = atof(optarg); break;
-        case 'g': B.tag = optarg; break;
-        default: return 2;
+        case 'm':
+            mode = optarg;
+            break;
+        case 'n':
+            B.jobs = atoi(optarg);
+            break;
+        case 'i':
+            B.image = optarg;
+            break;
+        case 'f':
+            B.file = optarg;
+            break;
+        case 's':
+            B.serial = true;
+            break;
+        case 'p':
+            B.prefetch = atoi(optarg);
+            break;
+        case 't':
+            timeout = atof(optarg);
+            break;
+        case 'g':
+            B.tag = optarg;
+            break;
+        default:
+            return 2;
         }
     }
     if (!strcmp(mode, "pipeline"))
@@ -432,7 +455,9 @@ int main(int argc, char **argv)
         snprintf(B.queue, sizeof(B.queue), "ct-bench-broker-%d", (int)getpid());
     else
         snprintf(B.queue, sizeof(B.queue), "%s",
-                 B.mode == M_FINISHED ? queues[2] : B.mode == M_GONE ? queues[3] : queues[0]);
+                 B.mode == M_FINISHED ? queues[2]
+                 : B.mode == M_GONE   ? queues[3]
+                                      : queues[0]);
 
     B.loop = uv_default_loop();
     B.seen = calloc((size_t)B.jobs, sizeof(bool));
@@ -466,11 +491,15 @@ int main(int argc, char **argv)
         cfg.host = getenv("RABBITMQ_HOST");
     if (getenv("RABBITMQ_PORT"))
         cfg.port = atoi(getenv("RABBITMQ_PORT"));
+    /* declares as the daemons do (QUEUE_TYPE=quorum: bench/cluster.sh) */
+    cfg.quorum = getenv("QUEUE_TYPE") && strcmp(getenv("QUEUE_TYPE"), "quorum") == 0;
     cfg.prefetch = (unsigned)B.prefetch;
     cfg.max_unconfirmed = WINDOW * 2;
-    B.link = amqp_link_new(B.loop, &cfg, on_link, NULL);
-    if (!B.link)
+    struct ct_error err = {0};
+    if (amqp_link_new(B.loop, &cfg, on_link, NULL, &B.link, &err) < 0) {
+        fprintf(stderr, "ct-bench-load: %s\n", err.msg);
         return 1;
+    }
     if (B.mode == M_BROKER) {
         struct amqp_link_header ttl = {.key = "x-expires", .num = 600000};
         amqp_link_declare_queue(B.link, B.queue, &ttl, 1);

@@ -28,6 +28,7 @@
 #include "ids.h"
 #include "metrics.h"
 #include "names.h"
+#include "qtype.h"
 #include "schedule.h"
 #include "text.h"
 
@@ -40,7 +41,10 @@
 
 struct queue_reg {
     char *name;
-    char tag[32];                  /* stable consumer tag */
+    size_t idx;                    /* in l->queues */
+    char tag[32];                  /* the consumer tag: "ct-<idx>.<serial>" */
+    unsigned serial;               /* consumers started for it so far */
+    unsigned prefetch;             /* its consumer's basic.qos; 0: the channel's (cfg) */
     bool declare;                  /* registered with amqp_link_declare_queue */
     struct amqp_link_header *args; /* one block (array then strings) */
     size_t n_args;
@@ -106,6 +110,9 @@ struct amqp_link {
     uv_timer_t retry, tick, requeue_timer;
     int n_open_handles;
     bool started, up, lost, closing, destroyed, passive, returned;
+    unsigned channel_opens; /* open_channel calls so far (a declare may reopen it) */
+    /* queues found with other arguments on this connection, said once it is up */
+    char mismatch[700];
     unsigned depth;
     unsigned attempt;
     uint64_t generation;
@@ -131,6 +138,7 @@ void amqp_link_config_defaults(struct amqp_link_config *cfg)
         .connect_timeout_ms = 5000,
         .reconnect_min_ms = 500,
         .reconnect_max_ms = 30000,
+        .delivery_limit = QTYPE_DELIVERY_LIMIT_DEFAULT,
     };
 }
 
@@ -385,6 +393,7 @@ static void close_connection(amqp_link *l)
     incoming_reset(&l->in);
     l->n_requeue = 0; /* the broker requeues them itself */
     l->up = l->lost = l->passive = l->returned = false;
+    l->mismatch[0] = '\0';
 }
 
 /* Fails the outstanding confirms one by one; a callback may free the link. */
@@ -453,7 +462,10 @@ static int check_reply(amqp_link *l, amqp_rpc_reply_t r, const char *what)
             (void)amqp_send_method(l->conn, 0, AMQP_CONNECTION_CLOSE_OK_METHOD, &ok);
         }
         set_detail(l, "%s: %u %.*s", what, code, (int)text.len, (const char *)text.bytes);
-        return code == AMQP_ACCESS_REFUSED ? -EACCES : code == AMQP_NOT_FOUND ? -ENOENT : -EIO;
+        return code == AMQP_ACCESS_REFUSED        ? -EACCES
+               : code == AMQP_NOT_FOUND           ? -ENOENT
+               : code == AMQP_PRECONDITION_FAILED ? -EEXIST
+                                                  : -EIO;
     }
     set_detail(l, "%s: unexpected reply", what);
     return -EPROTO;
@@ -494,6 +506,7 @@ static int rpc_budget(amqp_link *l, const char *what, struct timeval *tv)
 
 static int open_channel(amqp_link *l)
 {
+    l->channel_opens++;
     int r = rpc_budget(l, "channel.open", NULL);
     if (r < 0)
         return r;
@@ -511,7 +524,10 @@ static int open_channel(amqp_link *l)
 }
 
 /* Durable declare; when refused (no configure permission), reopens the channel and from then
- * on declares passively on this connection. */
+ * on declares passively on this connection. A queue that exists with other arguments (an
+ * earlier version's, another QUEUE_TYPE: the broker answers PRECONDITION_FAILED and never
+ * changes a queue) is used as it is: declared passively, and said as an error once the
+ * connection is up (l->mismatch), for the operator to re-create it. */
 static int declare(amqp_link *l, struct queue_reg *q)
 {
     char what[300];
@@ -522,15 +538,30 @@ static int declare(amqp_link *l, struct queue_reg *q)
         r = rpc_budget(l, what, NULL);
         if (r < 0)
             return r;
-        r = make_table(q->args, q->n_args, &args);
+        struct amqp_link_header all[QTYPE_MAX_ARGS];
+        char companion[300];
+        int n = qtype_args(l->cfg.quorum ? QTYPE_QUORUM : QTYPE_CLASSIC, l->cfg.delivery_limit,
+                           q->name, q->args, q->n_args, all, companion, sizeof(companion));
+        if (n < 0) {
+            set_detail(l, "%s: too many arguments", what);
+            return -EINVAL;
+        }
+        r = make_table(all, (size_t)n, &args);
         if (r < 0)
             return r;
         amqp_queue_declare(l->conn, CHANNEL, amqp_cstring_bytes(q->name), 0, 1, 0, 0, args);
         free(args.entries);
         r = check_reply(l, amqp_get_rpc_reply(l->conn), what);
-        if (r != -EACCES)
+        if (r != -EACCES && r != -EEXIST)
             return r;
-        l->passive = true;
+        if (r == -EEXIST) {
+            size_t used = strlen(l->mismatch);
+            if (used + 2 < sizeof(l->mismatch))
+                snprintf(l->mismatch + used, sizeof(l->mismatch) - used, "%s%s", used ? "; " : "",
+                         l->detail);
+        } else {
+            l->passive = true;
+        }
         r = open_channel(l);
         if (r < 0)
             return r;
@@ -545,15 +576,35 @@ static int declare(amqp_link *l, struct queue_reg *q)
     return r;
 }
 
+/* Every consumer gets a tag of its own: a delivery still on its way for a cancelled one is
+ * told from the next one's (and RabbitMQ 3.10's channel crashes, 541 INTERNAL_ERROR, when a
+ * quorum queue delivers to a tag cancelled and consumed again). */
+static void next_tag(struct queue_reg *q)
+{
+    snprintf(q->tag, sizeof(q->tag), "ct-%zu.%u", q->idx, ++q->serial);
+}
+
+/* The prefetch of the queue's next consumer (basic.qos with global false applies to the
+ * consumers started after it on the channel). */
+static unsigned consumer_prefetch(const amqp_link *l, const struct queue_reg *q)
+{
+    unsigned n = q->prefetch ? q->prefetch : l->cfg.prefetch;
+    return n > UINT16_MAX ? UINT16_MAX : n;
+}
+
 static int send_consume(amqp_link *l, struct queue_reg *q)
 {
+    next_tag(q);
+    amqp_basic_qos_t qos = {.prefetch_count = (uint16_t)consumer_prefetch(l, q)};
     amqp_basic_consume_t m = {
         .queue = amqp_cstring_bytes(q->name),
         .consumer_tag = amqp_cstring_bytes(q->tag),
         .nowait = 1,
         .arguments = amqp_empty_table,
     };
-    int r = amqp_send_method(l->conn, CHANNEL, AMQP_BASIC_CONSUME_METHOD, &m);
+    int r = amqp_send_method(l->conn, CHANNEL, AMQP_BASIC_QOS_METHOD, &qos);
+    if (r == AMQP_STATUS_OK)
+        r = amqp_send_method(l->conn, CHANNEL, AMQP_BASIC_CONSUME_METHOD, &m);
     if (r != AMQP_STATUS_OK)
         mark_lost(l, "basic.consume %s: %s", q->name, amqp_error_string2(r));
     return r == AMQP_STATUS_OK ? 0 : -ENOTCONN;
@@ -619,6 +670,13 @@ static int connect_once(amqp_link *l, bool *operator_error)
         r = rpc_budget(l, what, NULL);
         if (r < 0)
             return r;
+        amqp_basic_qos(l->conn, CHANNEL, 0, (uint16_t)consumer_prefetch(l, q), 0);
+        r = check_reply(l, amqp_get_rpc_reply(l->conn), "basic.qos");
+        if (r < 0)
+            return r;
+        if ((r = rpc_budget(l, what, NULL)) < 0)
+            return r;
+        next_tag(q);
         amqp_basic_consume(l->conn, CHANNEL, amqp_cstring_bytes(q->name),
                            amqp_cstring_bytes(q->tag), 0, 0, 0, amqp_empty_table);
         r = check_reply(l, amqp_get_rpc_reply(l->conn), what);
@@ -673,9 +731,20 @@ static void on_retry(uv_timer_t *t)
     kick(l); /* drains what arrived during the RPCs, then drives heartbeats */
     if (l->generation > 1)
         metric_add(&m_reconnects, 1, NULL);
+    /* said before UP, so that whoever reads "connected" has read this too */
+    if (l->mismatch[0]) {
+        char what[sizeof(l->mismatch) + 100];
+        snprintf(what, sizeof(what),
+                 "a queue exists with other arguments, used as it is (re-create it to change "
+                 "it): %s",
+                 l->mismatch);
+        l->mismatch[0] = '\0';
+        emit(l, AMQP_LINK_ERROR, what);
+    }
     char node[300];
     hostlist_node_text(&l->hosts.node[l->host_idx], node, sizeof(node));
-    emit(l, AMQP_LINK_UP, node);
+    if (!l->closing)
+        emit(l, AMQP_LINK_UP, node);
 out:
     leave(l);
 }
@@ -919,12 +988,22 @@ static void on_body(amqp_link *l, const amqp_frame_t *f)
         finish_incoming(l);
 }
 
+/* The queue of a consumer tag "ct-<idx>.<serial>", whichever of its consumers (a delivery may
+ * come for one just cancelled). */
 static struct queue_reg *find_tag(amqp_link *l, amqp_bytes_t tag)
 {
-    for (size_t i = 0; i < l->n_queues; i++)
-        if (strlen(l->queues[i]->tag) == tag.len && !memcmp(l->queues[i]->tag, tag.bytes, tag.len))
-            return l->queues[i];
-    return NULL;
+    char t[32];
+    if (tag.len < 6 || tag.len >= sizeof(t))
+        return NULL;
+    memcpy(t, tag.bytes, tag.len);
+    t[tag.len] = '\0';
+    size_t idx;
+    unsigned serial;
+    int used = 0;
+    if (sscanf(t, "ct-%zu.%u%n", &idx, &serial, &used) != 2 || (size_t)used != tag.len ||
+        idx >= l->n_queues || serial == 0 || serial > l->queues[idx]->serial)
+        return NULL;
+    return l->queues[idx];
 }
 
 static void on_method(amqp_link *l, const amqp_frame_t *f)
@@ -1099,12 +1178,13 @@ int amqp_link_open_socket(struct amqp_socket_t_ *sock, const struct amqp_link_co
     return -1;
 }
 
-amqp_link *amqp_link_new(uv_loop_t *loop, const struct amqp_link_config *cfg,
-                         amqp_link_event_cb on_event, void *userdata)
+int amqp_link_new(uv_loop_t *loop, const struct amqp_link_config *cfg, amqp_link_event_cb on_event,
+                  void *userdata, amqp_link **ret, struct ct_error *err)
 {
     struct amqp_link_config def;
+    *ret = NULL;
     if (!loop)
-        return NULL;
+        return ct_error_set(err, -EINVAL, "amqp_link_new: no loop");
     metrics_register(&m_reconnects);
     metrics_register(&m_published);
     metrics_register(&m_confirms);
@@ -1114,11 +1194,15 @@ amqp_link *amqp_link_new(uv_loop_t *loop, const struct amqp_link_config *cfg,
         amqp_link_config_defaults(&def);
         cfg = &def;
     }
-    if (cfg->max_unconfirmed == 0 || cfg->port <= 0 || cfg->port > 65535)
-        return NULL;
+    if (cfg->max_unconfirmed == 0)
+        return ct_error_set(err, -EINVAL, "amqp_link_new: max_unconfirmed is 0");
+    if (cfg->port <= 0 || cfg->port > 65535)
+        return ct_error_set(err, -EINVAL, "invalid RabbitMQ port %d", cfg->port);
+    if (cfg->quorum && cfg->delivery_limit == 0)
+        return ct_error_set(err, -EINVAL, "quorum queues need a delivery limit");
     amqp_link *l = calloc(1, sizeof(*l));
     if (!l)
-        return NULL;
+        return ct_error_set(err, -ENOMEM, "out of memory");
     l->loop = loop;
     l->on_event = on_event;
     l->userdata = userdata;
@@ -1138,9 +1222,13 @@ amqp_link *amqp_link_new(uv_loop_t *loop, const struct amqp_link_config *cfg,
     }
     l->pend = calloc(cfg->max_unconfirmed, sizeof(*l->pend));
     char why[200];
-    if (!l->cfg.host || hostlist_parse(l->cfg.host, l->cfg.port, &l->hosts, why, sizeof(why)) < 0 ||
-        !l->cfg.user || !l->cfg.password || !l->cfg.vhost || !l->pend ||
-        (cfg->connection_name && !l->cfg.connection_name)) {
+    int r = 0;
+    if (!l->cfg.host || !l->cfg.user || !l->cfg.password || !l->cfg.vhost || !l->pend ||
+        (cfg->connection_name && !l->cfg.connection_name))
+        r = ct_error_set(err, -ENOMEM, "out of memory");
+    else if (hostlist_parse(l->cfg.host, l->cfg.port, &l->hosts, why, sizeof(why)) < 0)
+        r = ct_error_set(err, -EINVAL, "invalid RABBITMQ_HOST \"%.200s\": %s", l->cfg.host, why);
+    if (r < 0) {
         free((char *)l->cfg.host);
         free((char *)l->cfg.user);
         free((char *)l->cfg.password);
@@ -1148,14 +1236,15 @@ amqp_link *amqp_link_new(uv_loop_t *loop, const struct amqp_link_config *cfg,
         free((char *)l->cfg.connection_name);
         free(l->pend);
         free(l);
-        return NULL;
+        return r;
     }
     uv_timer_init(loop, &l->retry);
     uv_timer_init(loop, &l->tick);
     uv_timer_init(loop, &l->requeue_timer);
     l->retry.data = l->tick.data = l->requeue_timer.data = l;
     l->n_open_handles = 3;
-    return l;
+    *ret = l;
+    return 0;
 }
 
 static struct queue_reg *find_queue(amqp_link *l, const char *queue)
@@ -1184,7 +1273,8 @@ static int get_queue(amqp_link *l, const char *queue, struct queue_reg **ret)
         free(q);
         return -ENOMEM;
     }
-    snprintf(q->tag, sizeof(q->tag), "ct-%zu", l->n_queues);
+    q->idx = l->n_queues;
+    next_tag(q);
     l->queues[l->n_queues++] = q;
     *ret = q;
     return 0;
@@ -1216,12 +1306,22 @@ int amqp_link_declare_queue(amqp_link *link, const char *queue,
     q->args = args;
     q->n_args = n_x_args;
     q->declare = true;
+    if (qtype_companion(link->cfg.quorum ? QTYPE_QUORUM : QTYPE_CLASSIC, queue, x_args, n_x_args)) {
+        /* the target of its dead-lettering (qtype.h) */
+        char invalid[300];
+        if (strlen(queue) + strlen(INVALID_SUFFIX) > 255)
+            return -EINVAL;
+        snprintf(invalid, sizeof(invalid), "%s" INVALID_SUFFIX, queue);
+        struct queue_reg *iq = find_queue(link, invalid);
+        if (!(iq && iq->declare) && (r = amqp_link_declare_queue(link, invalid, NULL, 0)) < 0)
+            return r;
+    }
     if (usable(link)) {
         /* a failure, or the fallback reopening the channel, loses the channel state: the
          * reconnection declares again and reports */
-        bool was_passive = link->passive;
+        unsigned opens = link->channel_opens;
         rpc_budget_start(link);
-        if (declare(link, q) < 0 || link->passive != was_passive)
+        if (declare(link, q) < 0 || link->channel_opens != opens)
             mark_lost(link, "%s", link->detail);
         kick_if_pending(link);
     }
@@ -1284,6 +1384,17 @@ int amqp_link_resume(amqp_link *link, const char *queue)
     q->paused = false;
     if (usable(link))
         (void)send_consume(link, q);
+    return 0;
+}
+
+int amqp_link_set_prefetch(amqp_link *link, const char *queue, unsigned prefetch)
+{
+    if (!link || !queue)
+        return -EINVAL;
+    struct queue_reg *q = find_queue(link, queue);
+    if (!q || !q->cb)
+        return -ENOENT;
+    q->prefetch = prefetch;
     return 0;
 }
 

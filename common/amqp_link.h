@@ -36,6 +36,8 @@
 #include <sys/time.h>
 #include <uv.h>
 
+#include "error.h"
+
 typedef struct amqp_link amqp_link;
 
 struct amqp_link_config {
@@ -60,6 +62,8 @@ struct amqp_link_config {
     uint64_t reconnect_max_ms;   /* cap, default 30000; also how long a delivery whose
                                     parking the broker refused waits before it is requeued */
     const char *connection_name; /* optional: shown by the broker (management UI) */
+    bool quorum;                 /* declare quorum queues (common/qtype.h); default classic */
+    unsigned delivery_limit;     /* quorum: x-delivery-limit of the work queues; default 20 */
 };
 void amqp_link_config_defaults(struct amqp_link_config *cfg);
 
@@ -115,10 +119,12 @@ struct amqp_link_publish_opts {
     uint64_t timestamp;     /* the timestamp property, seconds since the epoch; 0: now */
 };
 
-/* cfg NULL means the defaults; NULL on allocation failure or invalid cfg (max_unconfirmed 0,
- * port out of range). The strings of cfg are copied. */
-amqp_link *amqp_link_new(uv_loop_t *loop, const struct amqp_link_config *cfg,
-                         amqp_link_event_cb on_event, void *userdata);
+/* cfg NULL means the defaults. 0 with the link in *ret; or a negative errno with why in err
+ * (which may be NULL): -EINVAL for an invalid cfg (max_unconfirmed 0, a port out of range, a
+ * host list that is not one, quorum without a delivery limit), -ENOMEM. The strings of cfg
+ * are copied. */
+int amqp_link_new(uv_loop_t *loop, const struct amqp_link_config *cfg, amqp_link_event_cb on_event,
+                  void *userdata, amqp_link **ret, struct ct_error *err);
 /* Registration, before or after start; each is (re)applied on every connection.
  * x_args: optional extra declare arguments as headers (e.g. "x-dead-letter-exchange"). */
 int amqp_link_declare_queue(amqp_link *link, const char *queue,
@@ -131,6 +137,11 @@ int amqp_link_consume(amqp_link *link, const char *queue, amqp_link_deliver_cb c
  * Messages already delivered stay with us until acked or nacked. */
 int amqp_link_pause(amqp_link *link, const char *queue);
 int amqp_link_resume(amqp_link *link, const char *queue);
+/* The basic.qos prefetch of the queue's consumers started from now on (a resume, a
+ * reconnection); 0: the configured prefetch. Each consumer is a new one (a tag of its own), so
+ * its prefetch counts only what it delivers: a pause then a resume asks for at most prefetch
+ * more messages, whatever is still unacked from before. */
+int amqp_link_set_prefetch(amqp_link *link, const char *queue, unsigned prefetch);
 int amqp_link_start(amqp_link *link);
 bool amqp_link_is_up(const amqp_link *link);
 uint64_t amqp_link_generation(const amqp_link *link);

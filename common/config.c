@@ -8,10 +8,10 @@
 #include <string.h>
 #include <strings.h>
 
-static int fail(struct config_err *err, const char *name, const char *value, const char *fmt, ...)
+static int fail(struct ct_error *err, const char *name, const char *value, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 
-static int fail(struct config_err *err, const char *name, const char *value, const char *fmt, ...)
+static int fail(struct ct_error *err, const char *name, const char *value, const char *fmt, ...)
 {
     if (err) {
         char why[256];
@@ -19,8 +19,7 @@ static int fail(struct config_err *err, const char *name, const char *value, con
         va_start(ap, fmt);
         vsnprintf(why, sizeof(why), fmt, ap);
         va_end(ap);
-        snprintf(err->msg, sizeof(err->msg), "invalid %s=\"%.64s\": %s", name, value ? value : "",
-                 why);
+        ct_error_set(err, -EINVAL, "invalid %s=\"%.64s\": %s", name, value ? value : "", why);
     }
     return -EINVAL;
 }
@@ -42,7 +41,7 @@ void config_print_help(const char *prog, const char *summary, const struct confi
                docs[i].def && *docs[i].def ? docs[i].def : "unset");
 }
 
-int config_str(const char *name, const char *def, const char **ret, struct config_err *err)
+int config_str(const char *name, const char *def, const char **ret, struct ct_error *err)
 {
     (void)err;
     const char *v = env(name);
@@ -67,7 +66,7 @@ int config_parse_bool(const char *s, bool *ret)
     return -EINVAL;
 }
 
-int config_bool(const char *name, bool def, bool *ret, struct config_err *err)
+int config_bool(const char *name, bool def, bool *ret, struct ct_error *err)
 {
     const char *v = env(name);
     if (!v) {
@@ -106,7 +105,7 @@ static int mul_checked(uint64_t a, uint64_t b, uint64_t *ret)
 }
 
 int config_uint(const char *name, uint64_t def, uint64_t min, uint64_t max, uint64_t *ret,
-                struct config_err *err)
+                struct ct_error *err)
 {
     const char *v = env(name);
     if (!v) {
@@ -159,7 +158,7 @@ int config_parse_bytes(const char *s, uint64_t *ret)
 }
 
 int config_bytes(const char *name, uint64_t def, uint64_t min, uint64_t max, uint64_t *ret,
-                 struct config_err *err)
+                 struct ct_error *err)
 {
     const char *v = env(name);
     if (!v) {
@@ -197,7 +196,7 @@ int config_parse_duration_ms(const char *s, uint64_t *ret)
 }
 
 int config_duration_ms(const char *name, uint64_t def_ms, uint64_t min_ms, uint64_t max_ms,
-                       uint64_t *ret, struct config_err *err)
+                       uint64_t *ret, struct ct_error *err)
 {
     const char *v = env(name);
     if (!v) {
@@ -244,7 +243,7 @@ int config_parse_nanocpus(const char *s, uint64_t *ret)
     return 0;
 }
 
-int config_nanocpus(const char *name, uint64_t def, uint64_t *ret, struct config_err *err)
+int config_nanocpus(const char *name, uint64_t def, uint64_t *ret, struct ct_error *err)
 {
     const char *v = env(name);
     if (!v) {

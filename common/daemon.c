@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "hostlist.h"
+#include "qtype.h"
 #include "log.h"
 #include "metrics.h"
 #include "metrics_server.h"
@@ -27,6 +28,11 @@ static const struct config_doc common_docs[] = {
     {"RABBITMQ_VHOST", "/", "RabbitMQ virtual host"},
     {"RABBITMQ_HEARTBEAT", "30", "AMQP heartbeat in seconds (0: off)"},
     {"MAX_MESSAGE_BYTES", "1m", "largest queue message accepted"},
+    {"QUEUE_TYPE", "classic",
+     "queues declared as classic or quorum (a cluster's replicated queues; every daemon and "
+     "the broker's definitions must agree)"},
+    {"QUEUE_DELIVERY_LIMIT", "20",
+     "quorum: deliveries of a message before it is parked in <queue>.invalid"},
     {"LOG_LEVEL", "info", "debug, info, warn or error"},
     {"HEALTH_FILE", "/tmp/<program>.health",
      "touched every 5 s while ready, as /readyz says (--health-check)"},
@@ -194,6 +200,9 @@ static const struct config_doc docker_docs[] = {
     {"DOCKER_TIMEOUT", "30s", "timeout of each Docker API call"},
     {"RUNNING_QUEUE", "running_corrections",
      "started corrections' queue: one per Docker host, shared by its starter and completer"},
+    {"HOST_LOST_GRACE", "10m",
+     "a correction whose host's completer has not taken it by its time limit plus this is "
+     "reported 'host lost' by another completer"},
 };
 
 static bool valid_queue_name(const char *q)
@@ -213,10 +222,10 @@ static bool valid_queue_name(const char *q)
 static char connection_name[320];
 
 int daemon_load_common(struct daemon_common *c, const char *prog, bool with_docker,
-                       struct config_err *e)
+                       struct ct_error *e)
 {
-    uint64_t port, heartbeat, max_msg;
-    const char *level;
+    uint64_t port, heartbeat, max_msg, delivery_limit;
+    const char *level, *queue_type;
     amqp_link_config_defaults(&c->amqp);
     char host[256] = "";
     if (gethostname(host, sizeof(host) - 1) < 0 || !host[0])
@@ -230,10 +239,10 @@ int daemon_load_common(struct daemon_common *c, const char *prog, bool with_dock
         return -EINVAL;
     if (*metrics_listen) {
         struct sockaddr_storage addr;
-        if (metrics_server_parse_listen(metrics_listen, &addr, e->msg, sizeof(e->msg)) < 0) {
+        if (metrics_server_parse_listen(metrics_listen, &addr, e) < 0) {
             char why[sizeof(e->msg)];
             snprintf(why, sizeof(why), "%s", e->msg);
-            snprintf(e->msg, sizeof(e->msg), "invalid METRICS_LISTEN=%.400s", why);
+            ct_error_set(e, -EINVAL, "invalid METRICS_LISTEN=%.400s", why);
             return -EINVAL;
         }
     }
@@ -245,13 +254,24 @@ int daemon_load_common(struct daemon_common *c, const char *prog, bool with_dock
         config_uint("RABBITMQ_HEARTBEAT", 30, 0, 3600, &heartbeat, e) < 0 ||
         config_bytes("MAX_MESSAGE_BYTES", 1024 * 1024, MSG_MIN_MESSAGE_BYTES, 64 * 1024 * 1024,
                      &max_msg, e) < 0 ||
+        config_str("QUEUE_TYPE", "classic", &queue_type, e) < 0 ||
+        config_uint("QUEUE_DELIVERY_LIMIT", QTYPE_DELIVERY_LIMIT_DEFAULT, 1, 10000, &delivery_limit,
+                    e) < 0 ||
         config_str("LOG_LEVEL", "info", &level, e) < 0)
         return -EINVAL;
     c->amqp.port = (int)port;
+    enum qtype qt;
+    if (qtype_parse(queue_type, &qt) < 0) {
+        ct_error_set(e, -EINVAL, "invalid QUEUE_TYPE=\"%.32s\": expected classic or quorum",
+                     queue_type);
+        return -EINVAL;
+    }
+    c->amqp.quorum = qt == QTYPE_QUORUM;
+    c->amqp.delivery_limit = (unsigned)delivery_limit;
     struct hostlist hosts;
     char why[200];
     if (hostlist_parse(c->amqp.host, c->amqp.port, &hosts, why, sizeof(why)) < 0) {
-        snprintf(e->msg, sizeof(e->msg), "invalid RABBITMQ_HOST=\"%.200s\": %s", c->amqp.host, why);
+        ct_error_set(e, -EINVAL, "invalid RABBITMQ_HOST=\"%.200s\": %s", c->amqp.host, why);
         return -EINVAL;
     }
     c->amqp.heartbeat_s = (unsigned)heartbeat;
@@ -259,23 +279,25 @@ int daemon_load_common(struct daemon_common *c, const char *prog, bool with_dock
     c->amqp.max_unconfirmed = 4096;
     enum log_level lvl;
     if (log_level_parse(level, &lvl) < 0) {
-        snprintf(e->msg, sizeof(e->msg),
-                 "invalid LOG_LEVEL=\"%.32s\": expected debug, info, warn or error", level);
+        ct_error_set(e, -EINVAL, "invalid LOG_LEVEL=\"%.32s\": expected debug, info, warn or error",
+                     level);
         return -EINVAL;
     }
     log_set_level(lvl);
     c->running_queue = QUEUE_RUNNING;
     if (!with_docker)
         return 0;
-    if (docker_config_from_env(&c->docker, e->msg, sizeof(e->msg)) < 0 ||
+    if (docker_config_from_env(&c->docker, e) < 0 ||
         config_duration_ms("DOCKER_TIMEOUT", 30000, 100, 3600000, &c->docker.timeout_ms, e) < 0 ||
-        config_str("RUNNING_QUEUE", QUEUE_RUNNING, &c->running_queue, e) < 0)
+        config_str("RUNNING_QUEUE", QUEUE_RUNNING, &c->running_queue, e) < 0 ||
+        config_duration_ms("HOST_LOST_GRACE", 600000, 1000, 7 * 24 * 3600000ULL,
+                           &c->host_lost_grace_ms, e) < 0)
         return -EINVAL;
     if (!valid_queue_name(c->running_queue)) {
-        snprintf(e->msg, sizeof(e->msg),
-                 "invalid RUNNING_QUEUE=\"%.64s\": letters, digits and . _ - : only, at most "
-                 "200 bytes, not ending in .invalid",
-                 c->running_queue);
+        ct_error_set(e, -EINVAL,
+                     "invalid RUNNING_QUEUE=\"%.64s\": letters, digits and . _ - : only, at most "
+                     "200 bytes, not ending in .invalid",
+                     c->running_queue);
         return -EINVAL;
     }
     return 0;
@@ -358,10 +380,10 @@ void daemon_run(uv_loop_t *loop, const char *prog, void *stage, daemon_shutdown_
     if (metrics_listen && *metrics_listen) {
         struct metrics_server_config mc = {
             .listen = metrics_listen, .ready = is_ready, .userdata = NULL};
-        char err[256];
-        int r = metrics_server_new(loop, &mc, err, sizeof(err), &run.metrics);
+        struct ct_error err = {0};
+        int r = metrics_server_new(loop, &mc, &err, &run.metrics);
         if (r < 0)
-            log_kv(LOG_ERROR, "cannot serve metrics, going on without", "error", err, NULL);
+            log_kv(LOG_ERROR, "cannot serve metrics, going on without", "error", err.msg, NULL);
         else
             log_kv(LOG_INFO, "serving metrics", "listen", metrics_listen, NULL);
     }
@@ -387,10 +409,10 @@ int daemon_serve(const struct daemon_stage *st, void *cfg)
         METRIC_SET(&metrics_ready, 0, "rabbitmq");
     if (needs_docker && metric_value(&metrics_ready, METRIC_VALUES("docker")) < 1)
         METRIC_SET(&metrics_ready, 0, "docker");
-    char err[256] = "";
-    void *stage = st->create(loop, cfg, err, sizeof(err));
-    if (!stage) {
-        log_kv(LOG_ERROR, "cannot start", "error", err, NULL);
+    struct ct_error err = {0};
+    void *stage;
+    if (st->create(loop, cfg, &stage, &err) < 0) {
+        log_kv(LOG_ERROR, "cannot start", "error", err.msg, NULL);
         return 1;
     }
     int r = st->start(stage);

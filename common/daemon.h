@@ -13,14 +13,17 @@ struct daemon_common {
     struct amqp_link_config amqp;
     struct docker_config docker;
     const char *running_queue; /* RUNNING_QUEUE, read with the Docker settings */
+    /* HOST_LOST_GRACE: a running message not taken by its host's completer by its job's time
+     * limit plus this is dead-lettered (running_corrections.lost): the host is gone */
+    uint64_t host_lost_grace_ms;
 };
 
 /* Reads RABBITMQ_*, MAX_MESSAGE_BYTES, LOG_LEVEL (applied at once) and, with docker,
- * DOCKER_HOST, DOCKER_TLS_VERIFY, DOCKER_CERT_PATH, DOCKER_TIMEOUT and RUNNING_QUEUE (the
- * starter and the completer of one Docker host share it). The AMQP connection is named
+ * DOCKER_HOST, DOCKER_TLS_VERIFY, DOCKER_CERT_PATH, DOCKER_TIMEOUT, RUNNING_QUEUE and
+ * HOST_LOST_GRACE (the starter and the completer of one Docker host share them). The AMQP connection is named
  * "<prog> <version> on <host name>, pid <pid>" (the broker's connection_name). */
 int daemon_load_common(struct daemon_common *c, const char *prog, bool with_docker,
-                       struct config_err *e);
+                       struct ct_error *e);
 
 /* Handles argv: --help (the common variables, then docs), --version, --health-check (exit 0
  * when the health file was touched in the last 30 s: for container health checks). Returns
@@ -65,8 +68,9 @@ void stage_stop_done(struct stage_stop *st);
 /* A stage as main() runs it. */
 struct daemon_stage {
     const char *prog; /* "correctomatic-starter" */
-    /* Its handle on the loop from the configuration, or NULL with a reason in err. */
-    void *(*create)(uv_loop_t *loop, void *cfg, char *err, size_t errlen);
+    /* Its handle on the loop from the configuration in *ret: 0, or a negative errno with a
+     * reason in err. */
+    int (*create)(uv_loop_t *loop, void *cfg, void **ret, struct ct_error *err);
     int (*start)(void *stage); /* 0 or a negative errno */
     daemon_shutdown_fn shutdown;
     void (*destroy)(void *stage);

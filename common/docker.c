@@ -1219,16 +1219,16 @@ void docker_events_stop(docker_events *ev)
 
 /* ---- the client ---- */
 
-static int tls_file(const char *dir, const char *name, char **ret, char *err, size_t errlen)
+static int tls_file(const char *dir, const char *name, char **ret, struct ct_error *err)
 {
     char *p = text_printf("%s/%s", dir, name);
 
     if (!p)
-        return text_set_err(err, errlen, -ENOMEM, "out of memory");
+        return ct_error_set(err, -ENOMEM, "out of memory");
     /* A short, bounded check at start, so a missing certificate is reported clearly. */
     if (access(p, R_OK) < 0) {
         int e = errno;
-        text_set_err(err, errlen, -e, "DOCKER_CERT_PATH: cannot read %s: %s", p, strerror(e));
+        ct_error_set(err, -e, "DOCKER_CERT_PATH: cannot read %s: %s", p, strerror(e));
         free(p);
         return -e;
     }
@@ -1236,23 +1236,25 @@ static int tls_file(const char *dir, const char *name, char **ret, char *err, si
     return 0;
 }
 
-docker *docker_new(uv_loop_t *loop, const struct docker_config *cfg, char *err, size_t errlen)
+int docker_new(uv_loop_t *loop, const struct docker_config *cfg, docker **ret, struct ct_error *err)
 {
+    struct ct_error scratch;
     docker *d;
     char *home_docker = NULL;
     const char *cert_dir;
 
-    if (!loop || !cfg) {
-        text_set_err(err, errlen, -EINVAL, "docker_new: no loop or configuration");
-        return NULL;
-    }
+    if (!err)
+        err = &scratch;
+    if (!ret)
+        return ct_error_set(err, -EINVAL, "docker_new: nowhere to put the client");
+    *ret = NULL;
+    if (!loop || !cfg)
+        return ct_error_set(err, -EINVAL, "docker_new: no loop or configuration");
     metrics_register(&m_requests);
     metrics_register(&m_latency);
     d = calloc(1, sizeof(*d));
-    if (!d) {
-        text_set_err(err, errlen, -ENOMEM, "out of memory");
-        return NULL;
-    }
+    if (!d)
+        return ct_error_set(err, -ENOMEM, "out of memory");
     d->loop = loop;
     d->timeout_ms = cfg->timeout_ms ? cfg->timeout_ms : DOCKER_DEFAULT_TIMEOUT_MS;
     d->max_response =
@@ -1261,30 +1263,30 @@ docker *docker_new(uv_loop_t *loop, const struct docker_config *cfg, char *err, 
     snprintf(d->api_version, sizeof(d->api_version), "%s", DOCKER_API_VERSION);
     d->host = strdup(cfg->host && *cfg->host ? cfg->host : DOCKER_DEFAULT_HOST);
     if (!d->host) {
-        text_set_err(err, errlen, -ENOMEM, "out of memory");
+        ct_error_set(err, -ENOMEM, "out of memory");
         goto fail;
     }
-    if (docker_endpoint_parse(d->host, cfg->tls_verify, &d->ep, err, errlen) < 0)
+    if (docker_endpoint_parse(d->host, cfg->tls_verify, &d->ep, err) < 0)
         goto fail;
     if (cfg->tls_verify && !d->ep.unix_socket) {
         cert_dir = cfg->cert_path;
         if (!cert_dir || !*cert_dir) {
             const char *home = getenv("HOME");
             if (!home || !*home) {
-                text_set_err(err, errlen, -EINVAL,
+                ct_error_set(err, -EINVAL,
                              "DOCKER_TLS_VERIFY is set but neither DOCKER_CERT_PATH nor HOME is");
                 goto fail;
             }
             home_docker = text_printf("%s/.docker", home);
             if (!home_docker) {
-                text_set_err(err, errlen, -ENOMEM, "out of memory");
+                ct_error_set(err, -ENOMEM, "out of memory");
                 goto fail;
             }
             cert_dir = home_docker;
         }
-        if (tls_file(cert_dir, "ca.pem", &d->ca_file, err, errlen) < 0 ||
-            tls_file(cert_dir, "cert.pem", &d->cert_file, err, errlen) < 0 ||
-            tls_file(cert_dir, "key.pem", &d->key_file, err, errlen) < 0)
+        if (tls_file(cert_dir, "ca.pem", &d->ca_file, err) < 0 ||
+            tls_file(cert_dir, "cert.pem", &d->cert_file, err) < 0 ||
+            tls_file(cert_dir, "key.pem", &d->key_file, err) < 0)
             goto fail;
     }
     d->local_timer = malloc(sizeof(*d->local_timer));
@@ -1296,15 +1298,16 @@ docker *docker_new(uv_loop_t *loop, const struct docker_config *cfg, char *err, 
     d->local_timer->data = d;
     d->http = http_new(loop);
     if (!d->http) {
-        text_set_err(err, errlen, -ENOMEM, "cannot set up the HTTP client");
+        ct_error_set(err, -ENOMEM, "cannot set up the HTTP client");
         goto fail;
     }
     free(home_docker);
-    return d;
+    *ret = d;
+    return 0;
 fail:
     free(home_docker);
     docker_free(d);
-    return NULL;
+    return err->code < 0 ? err->code : -EINVAL;
 }
 
 static void local_timer_closed(uv_handle_t *h)

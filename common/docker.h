@@ -20,6 +20,7 @@
 
 #include "docker_compat.h"
 #include "http.h"
+#include "error.h"
 
 #define DOCKER_API_VERSION "v1.41"
 #define DOCKER_DEFAULT_HOST "unix:///var/run/docker.sock"
@@ -41,7 +42,7 @@ struct docker_config {
 void docker_config_defaults(struct docker_config *cfg);
 /* Reads DOCKER_HOST, DOCKER_TLS_VERIFY, DOCKER_CERT_PATH from the environment into cfg
  * (pointers into the environment). -EINVAL with a message on a bad value. */
-int docker_config_from_env(struct docker_config *cfg, char *err, size_t errlen);
+int docker_config_from_env(struct docker_config *cfg, struct ct_error *err);
 
 struct docker_result {
     int err;             /* transport: 0, or -ETIMEDOUT/-ECONNREFUSED/-ENOENT(socket)/-EIO/-EFBIG */
@@ -54,7 +55,10 @@ struct docker_result {
 };
 typedef void (*docker_cb)(const struct docker_result *res, void *userdata);
 
-docker *docker_new(uv_loop_t *loop, const struct docker_config *cfg, char *err, size_t errlen);
+/* 0 with the client in *ret; or a negative errno with why in err (which may be NULL): a
+ * DOCKER_HOST that is not one, a TLS file missing, no memory. */
+int docker_new(uv_loop_t *loop, const struct docker_config *cfg, docker **ret,
+               struct ct_error *err);
 void docker_free(docker *d); /* cancels pending calls without callbacks */
 /* Cancels every call made with this userdata, in flight or waiting its turn: no callback of
  * theirs runs after this (a call answered already has had its callback). What the engine was
@@ -161,8 +165,8 @@ struct docker_endpoint {
 };
 /* host NULL or "": unix:///var/run/docker.sock. tcp:// without a port gets 2376 with TLS,
  * 2375 without. 0, -ENOMEM, or -EINVAL with a message naming DOCKER_HOST in err. */
-int docker_endpoint_parse(const char *host, bool tls, struct docker_endpoint *ret, char *err,
-                          size_t errlen);
+int docker_endpoint_parse(const char *host, bool tls, struct docker_endpoint *ret,
+                          struct ct_error *err);
 void docker_endpoint_clear(struct docker_endpoint *ep);
 /* Percent-encodes every byte but RFC 3986 unreserved ones (A-Z a-z 0-9 - . _ ~). malloc'd,
  * NULL on ENOMEM. */

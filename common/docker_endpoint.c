@@ -19,7 +19,7 @@ void docker_config_defaults(struct docker_config *cfg)
     cfg->max_calls = DOCKER_DEFAULT_MAX_CALLS;
 }
 
-int docker_config_from_env(struct docker_config *cfg, char *err, size_t errlen)
+int docker_config_from_env(struct docker_config *cfg, struct ct_error *err)
 {
     const char *host = getenv("DOCKER_HOST");
     const char *tls = getenv("DOCKER_TLS_VERIFY");
@@ -31,7 +31,7 @@ int docker_config_from_env(struct docker_config *cfg, char *err, size_t errlen)
         host = NULL;
     if (cert && !*cert)
         cert = NULL;
-    r = docker_endpoint_parse(host, tls && *tls, &ep, err, errlen);
+    r = docker_endpoint_parse(host, tls && *tls, &ep, err);
     if (r < 0)
         return r;
     docker_endpoint_clear(&ep);
@@ -59,8 +59,8 @@ static bool valid_hostname(const char *s, size_t len)
     return true;
 }
 
-int docker_endpoint_parse(const char *host, bool tls, struct docker_endpoint *ret, char *err,
-                          size_t errlen)
+int docker_endpoint_parse(const char *host, bool tls, struct docker_endpoint *ret,
+                          struct ct_error *err)
 {
     struct docker_endpoint ep = {0};
     const char *rest, *colon, *end;
@@ -72,10 +72,10 @@ int docker_endpoint_parse(const char *host, bool tls, struct docker_endpoint *re
     if (strncmp(host, "unix://", 7) == 0) {
         rest = host + 7;
         if (rest[0] != '/')
-            return text_set_err(err, errlen, -EINVAL,
+            return ct_error_set(err, -EINVAL,
                                 "DOCKER_HOST=%s: unix:// needs an absolute socket path", host);
         if (strlen(rest) >= sizeof(((struct sockaddr_un *)0)->sun_path))
-            return text_set_err(err, errlen, -EINVAL, "DOCKER_HOST=%s: socket path too long", host);
+            return ct_error_set(err, -EINVAL, "DOCKER_HOST=%s: socket path too long", host);
         ep.base_url = strdup("http://localhost");
         ep.unix_socket = strdup(rest);
         if (!ep.base_url || !ep.unix_socket)
@@ -84,15 +84,15 @@ int docker_endpoint_parse(const char *host, bool tls, struct docker_endpoint *re
         return 0;
     }
     if (strncmp(host, "tcp://", 6) != 0)
-        return text_set_err(err, errlen, -EINVAL,
+        return ct_error_set(err, -EINVAL,
                             "DOCKER_HOST=%s: expected unix:///path or tcp://host:port", host);
     rest = host + 6;
     end = rest + strlen(rest);
     if (end > rest && end[-1] == '/')
         end--;
     if (memchr(rest, '/', (size_t)(end - rest)) || memchr(rest, '@', (size_t)(end - rest)))
-        return text_set_err(err, errlen, -EINVAL,
-                            "DOCKER_HOST=%s: expected tcp://host:port without a path", host);
+        return ct_error_set(err, -EINVAL, "DOCKER_HOST=%s: expected tcp://host:port without a path",
+                            host);
     /* The port is after the last ':' unless that ':' is inside an IPv6 literal. */
     colon = NULL;
     for (const char *p = rest; p < end; p++)
@@ -102,17 +102,17 @@ int docker_endpoint_parse(const char *host, bool tls, struct docker_endpoint *re
         colon = NULL;
     hostlen = (size_t)((colon ? colon : end) - rest);
     if (!valid_hostname(rest, hostlen))
-        return text_set_err(err, errlen, -EINVAL, "DOCKER_HOST=%s: invalid host name", host);
+        return ct_error_set(err, -EINVAL, "DOCKER_HOST=%s: invalid host name", host);
     if (colon) {
         char *num_end;
         const char *digits = colon + 1;
 
         if (digits == end || !isdigit((unsigned char)*digits))
-            return text_set_err(err, errlen, -EINVAL, "DOCKER_HOST=%s: invalid port", host);
+            return ct_error_set(err, -EINVAL, "DOCKER_HOST=%s: invalid port", host);
         errno = 0;
         port = strtoul(digits, &num_end, 10);
         if (errno || num_end != end || port == 0 || port > 65535)
-            return text_set_err(err, errlen, -EINVAL, "DOCKER_HOST=%s: invalid port", host);
+            return ct_error_set(err, -EINVAL, "DOCKER_HOST=%s: invalid port", host);
     } else {
         port = tls ? 2376 : 2375;
     }
@@ -123,7 +123,7 @@ int docker_endpoint_parse(const char *host, bool tls, struct docker_endpoint *re
     return 0;
 nomem:
     docker_endpoint_clear(&ep);
-    return text_set_err(err, errlen, -ENOMEM, "out of memory");
+    return ct_error_set(err, -ENOMEM, "out of memory");
 }
 
 void docker_endpoint_clear(struct docker_endpoint *ep)

@@ -44,13 +44,13 @@ static struct metric m_http_refused =
     METRIC_COUNTER("correctomatic_metrics_http_refused_total",
                    "Connections to the metrics endpoint closed at once: too many open.");
 
-int metrics_server_parse_listen(const char *listen, struct sockaddr_storage *ret, char *err,
-                                size_t errlen)
+int metrics_server_parse_listen(const char *listen, struct sockaddr_storage *ret,
+                                struct ct_error *err)
 {
     char host[128];
     const char *colon = strrchr(listen ? listen : "", ':');
     if (!listen || !colon || !colon[1]) {
-        snprintf(err, errlen, "\"%.64s\": expected host:port", listen ? listen : "");
+        ct_error_set(err, -EINVAL, "\"%.64s\": expected host:port", listen ? listen : "");
         return -EINVAL;
     }
     size_t hlen = (size_t)(colon - listen);
@@ -60,7 +60,7 @@ int metrics_server_parse_listen(const char *listen, struct sockaddr_storage *ret
         hlen -= 2;
     }
     if (hlen >= sizeof(host)) {
-        snprintf(err, errlen, "\"%.64s\": host too long", listen);
+        ct_error_set(err, -EINVAL, "\"%.64s\": host too long", listen);
         return -EINVAL;
     }
     memcpy(host, h, hlen);
@@ -69,7 +69,7 @@ int metrics_server_parse_listen(const char *listen, struct sockaddr_storage *ret
     errno = 0;
     unsigned long port = strtoul(colon + 1, &end, 10);
     if (*end || errno || port > 65535 || colon[1] == '-' || colon[1] == '+') {
-        snprintf(err, errlen, "\"%.64s\": invalid port", listen);
+        ct_error_set(err, -EINVAL, "\"%.64s\": invalid port", listen);
         return -EINVAL;
     }
     memset(ret, 0, sizeof(*ret));
@@ -87,8 +87,8 @@ int metrics_server_parse_listen(const char *listen, struct sockaddr_storage *ret
         v6->sin6_port = htons((uint16_t)port);
     } else {
         /* A name would need a resolver on the loop: an address is enough to listen on. */
-        snprintf(err, errlen, "\"%.64s\": the host must be an IP address (or empty for all)",
-                 listen);
+        ct_error_set(err, -EINVAL, "\"%.64s\": the host must be an IP address (or empty for all)",
+                     listen);
         return -EINVAL;
     }
     return 0;
@@ -263,16 +263,16 @@ static void on_unused_closed(uv_handle_t *h)
     free(h->data);
 }
 
-int metrics_server_new(uv_loop_t *loop, const struct metrics_server_config *cfg, char *err,
-                       size_t errlen, metrics_server **ret)
+int metrics_server_new(uv_loop_t *loop, const struct metrics_server_config *cfg,
+                       struct ct_error *err, metrics_server **ret)
 {
     struct sockaddr_storage addr;
-    int r = metrics_server_parse_listen(cfg->listen, &addr, err, errlen);
+    int r = metrics_server_parse_listen(cfg->listen, &addr, err);
     if (r < 0)
         return r;
     metrics_server *srv = calloc(1, sizeof(*srv));
     if (!srv) {
-        snprintf(err, errlen, "out of memory");
+        ct_error_set(err, -ENOMEM, "out of memory");
         return -ENOMEM;
     }
     srv->loop = loop;
@@ -284,7 +284,7 @@ int metrics_server_new(uv_loop_t *loop, const struct metrics_server_config *cfg,
         srv->cfg.request_timeout_ms = 5000;
     r = uv_tcp_init(loop, &srv->listener);
     if (r < 0) {
-        snprintf(err, errlen, "%s", uv_strerror(r));
+        ct_error_set(err, r, "%s", uv_strerror(r));
         free(srv);
         return r;
     }
@@ -294,7 +294,7 @@ int metrics_server_new(uv_loop_t *loop, const struct metrics_server_config *cfg,
     if (r == 0)
         r = uv_listen((uv_stream_t *)&srv->listener, 64, on_accept);
     if (r < 0) {
-        snprintf(err, errlen, "cannot listen on %.64s: %s", cfg->listen, uv_strerror(r));
+        ct_error_set(err, r, "cannot listen on %.64s: %s", cfg->listen, uv_strerror(r));
         uv_close((uv_handle_t *)&srv->listener, on_unused_closed); /* frees srv */
         return r;
     }

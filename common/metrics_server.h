@@ -13,6 +13,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <uv.h>
+#include "error.h"
 
 typedef struct metrics_server metrics_server;
 
@@ -26,13 +27,13 @@ struct metrics_server_config {
 };
 
 /* Parses "host:port": 0, or -EINVAL with a reason in err. */
-int metrics_server_parse_listen(const char *listen, struct sockaddr_storage *ret, char *err,
-                                size_t errlen);
+int metrics_server_parse_listen(const char *listen, struct sockaddr_storage *ret,
+                                struct ct_error *err);
 
 /* Listens at once. 0 and *ret; -EINVAL (bad address), -EADDRINUSE and the like, -ENOMEM; a
  * reason in err. */
-int metrics_server_new(uv_loop_t *loop, const struct metrics_server_config *cfg, char *err,
-                       size_t errlen, metrics_server **ret);
+int metrics_server_new(uv_loop_t *loop, const struct metrics_server_config *cfg,
+                       struct ct_error *err, metrics_server **ret);
 
 /* Stops listening, closes every connection and frees the handle once libuv has released its
  * handles (the loop must run). NULL does nothing. */

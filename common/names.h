@@ -5,6 +5,10 @@
 #define QUEUE_PENDING_INVALID "pending_corrections.invalid"
 #define QUEUE_RUNNING "running_corrections"
 #define QUEUE_RUNNING_INVALID "running_corrections.invalid"
+/* Where every host's running queue dead-letters: a running message expired there (no completer
+ * took it by its job's time limit plus HOST_LOST_GRACE: the host is gone), or, on quorum
+ * queues, one returned too often. Consumed by every completer. */
+#define QUEUE_RUNNING_LOST "running_corrections.lost"
 #define QUEUE_FINISHED "finished_corrections"
 #define QUEUE_FINISHED_INVALID "finished_corrections.invalid"
 #define QUEUE_FAILED_CALLBACKS "failed_callbacks"

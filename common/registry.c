@@ -1,7 +1,6 @@
 /* registry: image references, registry credentials, the image allowlist, pull failures. */
 #include "registry.h"
 
-#include <ctype.h>
 #include <errno.h>
 #include <fnmatch.h>
 #include <jansson.h>
@@ -170,7 +169,7 @@ static const struct cred *cred_find(const registry_creds *c, const char *host)
 }
 
 int registry_creds_add_json(registry_creds *c, const char *json, size_t len, const char *source,
-                            char *err, size_t errlen)
+                            struct ct_error *err)
 {
     json_error_t jerr;
     json_t *root;
@@ -186,10 +185,10 @@ int registry_creds_add_json(registry_creds *c, const char *json, size_t len, con
      * position is reported. */
     root = json_loadb(json, len, JSON_REJECT_DUPLICATES, &jerr);
     if (!root)
-        return text_set_err(err, errlen, -EINVAL, "invalid %s: not valid JSON (line %d, column %d)",
-                            source, jerr.line, jerr.column);
+        return ct_error_set(err, -EINVAL, "invalid %s: not valid JSON (line %d, column %d)", source,
+                            jerr.line, jerr.column);
     if (!json_is_object(root)) {
-        text_set_err(err, errlen, -EINVAL,
+        ct_error_set(err, -EINVAL,
                      "invalid %s: expected an object {\"host:port\": {\"username\": ..., "
                      "\"password\": ...}}",
                      source);
@@ -198,7 +197,7 @@ int registry_creds_add_json(registry_creds *c, const char *json, size_t len, con
     n = json_object_size(root);
     added = calloc(n ? n : 1, sizeof(*added));
     if (!added) {
-        r = text_set_err(err, errlen, -ENOMEM, "out of memory");
+        r = ct_error_set(err, -ENOMEM, "out of memory");
         goto out;
     }
     json_object_foreach(root, key, val)
@@ -210,15 +209,15 @@ int registry_creds_add_json(registry_creds *c, const char *json, size_t len, con
         json_t *v;
 
         if (has_blank(key, strlen(key)) || !(e->host = normalize_host(key))) {
-            text_set_err(err, errlen, -EINVAL, "invalid %s: \"%.100s\" is not a registry host",
-                         source, key);
+            ct_error_set(err, -EINVAL, "invalid %s: \"%.100s\" is not a registry host", source,
+                         key);
             goto out;
         }
         n_added++;
         if (!json_is_object(val) || !json_is_string(user) || !*json_string_value(user) ||
             !json_is_string(pass)) {
-            text_set_err(
-                err, errlen, -EINVAL,
+            ct_error_set(
+                err, -EINVAL,
                 "invalid %s: \"%.100s\" needs {\"username\": \"...\", \"password\": \"...\"}",
                 source, key);
             goto out;
@@ -226,34 +225,34 @@ int registry_creds_add_json(registry_creds *c, const char *json, size_t len, con
         json_object_foreach(val, k, v)
         {
             if (strcmp(k, "username") != 0 && strcmp(k, "password") != 0) {
-                text_set_err(err, errlen, -EINVAL,
-                             "invalid %s: \"%.100s\": unknown field \"%.40s\"", source, key, k);
+                ct_error_set(err, -EINVAL, "invalid %s: \"%.100s\": unknown field \"%.40s\"",
+                             source, key, k);
                 goto out;
             }
         }
         if (cred_find(c, e->host)) {
-            text_set_err(err, errlen, -EINVAL, "invalid %s: registry \"%.100s\" is given twice",
-                         source, e->host);
+            ct_error_set(err, -EINVAL, "invalid %s: registry \"%.100s\" is given twice", source,
+                         e->host);
             goto out;
         }
         for (size_t i = 0; i + 1 < n_added; i++) {
             if (strcasecmp(added[i].host, e->host) == 0) {
-                text_set_err(err, errlen, -EINVAL, "invalid %s: registry \"%.100s\" is given twice",
-                             source, e->host);
+                ct_error_set(err, -EINVAL, "invalid %s: registry \"%.100s\" is given twice", source,
+                             e->host);
                 goto out;
             }
         }
         e->username = strdup(json_string_value(user));
         e->password = strdup(json_string_value(pass));
         if (!e->username || !e->password) {
-            r = text_set_err(err, errlen, -ENOMEM, "out of memory");
+            r = ct_error_set(err, -ENOMEM, "out of memory");
             goto out;
         }
     }
     if (n_added > 0) {
         struct cred *v = realloc(c->v, (c->n + n_added) * sizeof(*v));
         if (!v) {
-            r = text_set_err(err, errlen, -ENOMEM, "out of memory");
+            r = ct_error_set(err, -ENOMEM, "out of memory");
             goto out;
         }
         memcpy(v + c->n, added, n_added * sizeof(*v));
@@ -348,33 +347,27 @@ size_t registry_allowlist_count(const registry_allowlist *a)
 }
 
 int registry_allowlist_parse(const char *list, const char *source, registry_allowlist **ret,
-                             char *err, size_t errlen)
+                             struct ct_error *err)
 {
     registry_allowlist *a = calloc(1, sizeof(*a));
     size_t cap = 1;
     int r = -ENOMEM;
 
     if (!a)
-        return text_set_err(err, errlen, -ENOMEM, "out of memory");
+        return ct_error_set(err, -ENOMEM, "out of memory");
     for (const char *p = list; p && *p; p++)
         cap += *p == ',';
     a->patterns = calloc(cap, sizeof(char *));
     if (!a->patterns)
         goto nomem;
-    for (const char *p = list ? list : ""; *p;) {
-        const char *end = strchr(p, ',');
-        const char *s = p, *e;
-
-        if (!end)
-            end = p + strlen(p);
-        e = end;
-        while (s < e && isspace((unsigned char)*s))
-            s++;
-        while (e > s && isspace((unsigned char)e[-1]))
-            e--;
+    for (const char *p = list && *list ? list : NULL; p;) {
+        const char *s;
+        size_t len;
+        p = text_list_item(p, &s, &len);
+        const char *e = s + len;
         if (e > s) {
             if (has_blank(s, (size_t)(e - s)) || (size_t)(e - s) > REGISTRY_MAX_REF) {
-                r = text_set_err(err, errlen, -EINVAL, "invalid %s: bad pattern \"%.*s\"", source,
+                r = ct_error_set(err, -EINVAL, "invalid %s: bad pattern \"%.*s\"", source,
                                  (int)((e - s) < 100 ? (e - s) : 100), s);
                 goto fail;
             }
@@ -383,10 +376,9 @@ int registry_allowlist_parse(const char *list, const char *source, registry_allo
                 goto nomem;
             a->n++;
         }
-        p = *end ? end + 1 : end;
     }
     if (a->n == 0) {
-        r = text_set_err(err, errlen, -EINVAL,
+        r = ct_error_set(err, -EINVAL,
                          "invalid %s: no pattern (a comma-separated list such as "
                          "\"registry.example/*,correction-*\")",
                          source);
@@ -395,7 +387,7 @@ int registry_allowlist_parse(const char *list, const char *source, registry_allo
     *ret = a;
     return 0;
 nomem:
-    r = text_set_err(err, errlen, -ENOMEM, "out of memory");
+    r = ct_error_set(err, -ENOMEM, "out of memory");
 fail:
     registry_allowlist_free(a);
     return r;

@@ -6,6 +6,7 @@
 #pragma once
 #include <stdbool.h>
 #include <stddef.h>
+#include "error.h"
 
 /* The host of Docker Hub, as registry_ref_parse reports it and as credentials name it
  * ("index.docker.io", "registry-1.docker.io" and "https://index.docker.io/v1/" are accepted as
@@ -40,7 +41,7 @@ registry_creds *registry_creds_new(void);
  * and the file). 0; -EINVAL with a message in err on bad JSON, a bad entry, or a host already
  * given (by this text or an earlier one); -ENOMEM. Nothing is added on failure. */
 int registry_creds_add_json(registry_creds *c, const char *json, size_t len, const char *source,
-                            char *err, size_t errlen);
+                            struct ct_error *err);
 size_t registry_creds_count(const registry_creds *c);
 /* Wipes the passwords and frees; NULL is fine. */
 void registry_creds_free(registry_creds *c);
@@ -70,7 +71,7 @@ typedef struct registry_allowlist registry_allowlist;
 /* 0 and *ret; -EINVAL with a message naming source in err when the list has no pattern or a
  * pattern has blanks; -ENOMEM. Blank entries (",,") are skipped. */
 int registry_allowlist_parse(const char *list, const char *source, registry_allowlist **ret,
-                             char *err, size_t errlen);
+                             struct ct_error *err);
 bool registry_allowlist_match(const registry_allowlist *a, const char *ref);
 size_t registry_allowlist_count(const registry_allowlist *a);
 void registry_allowlist_free(registry_allowlist *a);

@@ -1,5 +1,7 @@
 #include "text.h"
 
+#include <ctype.h>
+
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -197,17 +199,6 @@ size_t text_redact_url(char *dst, size_t dstlen, const char *url)
     return r;
 }
 
-int text_set_err(char *err, size_t errlen, int code, const char *fmt, ...)
-{
-    if (err && errlen) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, errlen, fmt, ap);
-        va_end(ap);
-    }
-    return code;
-}
-
 char *text_printf(const char *fmt, ...)
 {
     va_list ap;
@@ -222,9 +213,9 @@ const char *text_list_item(const char *p, const char **item, size_t *len)
 {
     const char *comma = strchr(p, ',');
     const char *end = comma ? comma : p + strlen(p);
-    while (p < end && (*p == ' ' || *p == '\t'))
+    while (p < end && isspace((unsigned char)*p))
         p++;
-    while (end > p && (end[-1] == ' ' || end[-1] == '\t'))
+    while (end > p && isspace((unsigned char)end[-1]))
         end--;
     *item = p;
     *len = (size_t)(end - p);

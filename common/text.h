@@ -33,16 +33,10 @@ size_t text_utf8_truncate(char *s, size_t max_bytes);
  * returns the bytes written. */
 size_t text_redact_url(char *dst, size_t dstlen, const char *url);
 
-/* Writes the printf-style message into err (when err is not NULL and errlen > 0) and returns
- * code: `return text_set_err(err, errlen, -EINVAL, "bad %s", what);` for the constructors and
- * parsers that report a reason beside their errno-style result. */
-int text_set_err(char *err, size_t errlen, int code, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-
 /* A formatted string in memory of its own (free it), or NULL when out of memory. */
 char *text_printf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
-/* One item of a comma-separated list starting at p: the item without the spaces and tabs
- * around it in *item and *len (possibly empty); returns where the next item starts, or NULL
- * when this one was the last. */
+/* One item of a comma-separated list starting at p: the item without the white space
+ * (isspace: spaces, tabs, line ends) around it in *item and *len (possibly empty); returns where
+ * the next item starts, or NULL when this one was the last. */
 const char *text_list_item(const char *p, const char **item, size_t *len);

@@ -110,10 +110,12 @@
 #include "idmap.h"
 #include "ids.h"
 #include "log.h"
+#include "lost.h"
 #include "metrics.h"
 #include "msg.h"
 #include "names.h"
 #include "output.h"
+#include "qtype.h"
 #include "schedule.h"
 #include "text.h"
 #include "verdict.h"
@@ -243,6 +245,7 @@ struct completer {
     struct outage outages[OUTAGES]; /* a ring; the current one at outage_at */
     size_t outage_at;
     struct stage_stop stop; /* the way out (common/daemon.h) */
+    lost *lost;             /* running_corrections.lost: other hosts' messages (lost.h) */
     unsigned finishing;     /* jobs in J_FINISHING */
 };
 
@@ -814,6 +817,20 @@ static bool reply_ok(struct job *job, const struct docker_result *res)
     return true;
 }
 
+static void finish_missing(struct job *job, const char *detail);
+
+/* reply_ok, and the container still there (a 404 is "container missing"). */
+static bool reply_there(struct job *job, const struct docker_result *res)
+{
+    if (!reply_ok(job, res))
+        return false;
+    if (res->status == 404) {
+        finish_missing(job, "the container was removed before its output could be read");
+        return false;
+    }
+    return true;
+}
+
 static void back_to_waiting(struct job *job)
 {
     job->exited = false;
@@ -840,12 +857,8 @@ static void finish_missing(struct job *job, const char *detail)
 static void on_finish_inspect(const struct docker_result *res, void *ud)
 {
     struct job *job = ud;
-    if (!reply_ok(job, res))
+    if (!reply_there(job, res))
         return;
-    if (res->status == 404) {
-        finish_missing(job, "the container was removed before its output could be read");
-        return;
-    }
     if (res->status != 200 || !json_is_object(res->json)) {
         finish_retry(job, res->message);
         return;
@@ -973,12 +986,8 @@ static void on_stderr(const struct docker_result *res, void *ud)
 static void on_mark(const struct docker_result *res, void *ud)
 {
     struct job *job = ud;
-    if (!reply_ok(job, res))
+    if (!reply_there(job, res))
         return;
-    if (res->status == 404) {
-        finish_missing(job, "the container was removed before its output could be read");
-        return;
-    }
     struct dtime since = {0}, last;
     const char *fin =
         json_string_value(json_object_get(json_object_get(job->inspect, "State"), "FinishedAt"));
@@ -1000,12 +1009,8 @@ static void on_mark(const struct docker_result *res, void *ud)
 static void on_rerun_started(const struct docker_result *res, void *ud)
 {
     struct job *job = ud;
-    if (!reply_ok(job, res))
+    if (!reply_there(job, res))
         return;
-    if (res->status == 404) {
-        finish_missing(job, "the container was removed before its output could be read");
-        return;
-    }
     job->rerun_tried = true;
     if (res->status != 204 && res->status != 304) {
         /* refused: say what happened (output lost) */
@@ -1924,9 +1929,16 @@ static void on_sweep(uv_timer_t *t)
             rn->job = job;
             rn->n = job->n_dels;
             struct amqp_link_header h = {.key = HEADER_SUBMITTED, .num = job->submitted_ms};
+            /* the copy expires when the original would have (lost.h): the job's deadline plus
+             * HOST_LOST_GRACE, not before the grace from now */
+            int64_t grace = (int64_t)c->cfg.host_lost_grace_ms;
+            int64_t left = job->deadline_ms ? job->deadline_ms + grace - wall
+                                            : (int64_t)c->cfg.correction_timeout_ms + grace;
             struct amqp_link_publish_opts opts = {.message_id = job->job_id[0] ? job->job_id : NULL,
                                                   .headers = &h,
-                                                  .n_headers = job->submitted_ms ? 1 : 0};
+                                                  .n_headers = job->submitted_ms ? 1 : 0,
+                                                  .expiration_ms =
+                                                      (uint64_t)(left > grace ? left : grace)};
             if (amqp_link_publish(c->link, c->cfg.running_queue, job->running_body,
                                   job->running_len, &opts, on_renewed, rn) == 0) {
                 job->busy = true;
@@ -1963,52 +1975,62 @@ static void on_link_event(amqp_link *link, enum amqp_link_event ev, const char *
 static void finish(void *stage);
 static void shutdown_timed_out(void *stage);
 
-completer *completer_new(uv_loop_t *loop, const struct completer_config *cfg, char *err,
-                         size_t errlen)
+int completer_new(uv_loop_t *loop, const struct completer_config *cfg, completer **ret,
+                  struct ct_error *err)
 {
+    *ret = NULL;
     completer *c = calloc(1, sizeof(*c));
-    if (!c) {
-        snprintf(err, errlen, "out of memory");
-        return NULL;
-    }
+    if (!c)
+        return ct_error_set(err, -ENOMEM, "out of memory");
     c->loop = loop;
     c->cfg = *cfg;
     snprintf(c->running_invalid, sizeof(c->running_invalid), "%s.invalid", cfg->running_queue);
     c->jobs = idmap_new();
     c->finished_ids = idmap_new();
-    c->docker = c->jobs && c->finished_ids ? docker_new(loop, &cfg->docker, err, errlen) : NULL;
-    if (!c->docker) {
+    int r = c->jobs && c->finished_ids ? docker_new(loop, &cfg->docker, &c->docker, err)
+                                       : ct_error_set(err, -ENOMEM, "out of memory");
+    if (r < 0) {
         idmap_free(c->finished_ids);
         idmap_free(c->jobs);
         free(c);
-        return NULL;
+        return r;
     }
     struct amqp_link_config acfg = cfg->amqp;
     acfg.prefetch = cfg->prefetch;
-    c->link = amqp_link_new(loop, &acfg, on_link_event, c);
-    if (!c->link) {
-        snprintf(err, errlen, "cannot create the RabbitMQ link");
+    r = amqp_link_new(loop, &acfg, on_link_event, c, &c->link, err);
+    if (r < 0) {
         docker_free(c->docker);
         idmap_free(c->finished_ids);
         idmap_free(c->jobs);
         free(c);
-        return NULL;
+        return r;
     }
     uv_timer_init(loop, &c->sweep_timer);
     c->sweep_timer.data = c;
     stage_stop_init(&c->stop, loop, c, finish, shutdown_timed_out);
     metrics_setup(c);
-    return c;
+    *ret = c;
+    return 0;
 }
 
 int completer_start(completer *c)
 {
     const char *const queues[] = {c->cfg.running_queue, c->running_invalid, QUEUE_FINISHED};
     for (size_t i = 0; i < sizeof(queues) / sizeof(queues[0]); i++) {
-        int r = amqp_link_declare_queue(c->link, queues[i], NULL, 0);
+        bool running = i == 0;
+        int r = amqp_link_declare_queue(c->link, queues[i], running ? qtype_running_args : NULL,
+                                        running ? 2 : 0);
         if (r < 0)
             return r;
     }
+    struct lost_config lcfg = {.running_queue = c->cfg.running_queue,
+                               .max_message_bytes = c->cfg.amqp.max_message_bytes,
+                               .grace_ms = c->cfg.host_lost_grace_ms,
+                               .retry_min_ms = c->cfg.retry_min_ms,
+                               .retry_max_ms = c->cfg.retry_max_ms};
+    int lr = lost_new(c->loop, c->link, c->docker, &lcfg, &c->lost);
+    if (lr < 0)
+        return lr;
     int r = amqp_link_consume(c->link, c->cfg.running_queue, on_delivery, c);
     if (r < 0)
         return r;
@@ -2062,6 +2084,8 @@ static void finish(void *stage)
     c->docker = NULL;
     amqp_link_free(c->link); /* pending confirms get -ECANCELED: callbacks see c->stop.finished */
     c->link = NULL;
+    lost_free(c->lost); /* after the link and the client: their callbacks have run */
+    c->lost = NULL;
     idmap_each(c->jobs, drop_all, NULL);
     idmap_free(c->jobs);
     c->jobs = NULL;
@@ -2090,6 +2114,7 @@ void completer_shutdown(completer *c, void (*done)(void *), void *ud)
         return;
     log_kv(LOG_INFO, "shutting down: finishing the results in hand", NULL);
     amqp_link_pause(c->link, c->cfg.running_queue);
+    lost_pause(c->lost);
     shutdown_check(c);
 }
 

@@ -6,10 +6,12 @@
 
 #include "amqp_link.h"
 #include "docker.h"
+#include "error.h"
 
 struct completer_config {
     struct amqp_link_config amqp;
-    const char *running_queue; /* RUNNING_QUEUE: the one its starter(s) publish to */
+    const char *running_queue;   /* RUNNING_QUEUE: the one its starter(s) publish to */
+    uint64_t host_lost_grace_ms; /* HOST_LOST_GRACE (daemon.h, lost.h) */
     struct docker_config docker;
     unsigned prefetch;
     uint64_t correction_timeout_ms; /* for containers without the deadline label */
@@ -25,8 +27,8 @@ struct completer_config {
 
 typedef struct completer completer;
 
-completer *completer_new(uv_loop_t *loop, const struct completer_config *cfg, char *err,
-                         size_t errlen);
+int completer_new(uv_loop_t *loop, const struct completer_config *cfg, completer **ret,
+                  struct ct_error *err);
 int completer_start(completer *c);
 void completer_shutdown(completer *c, void (*done)(void *), void *userdata);
 void completer_free(completer *c);

@@ -30,7 +30,7 @@ static const struct config_doc docs[] = {
     {"SHUTDOWN_TIMEOUT", "10s", "on SIGTERM, how long results in progress may take"},
 };
 
-static int load_config(struct completer_config *c, struct config_err *e)
+static int load_config(struct completer_config *c, struct ct_error *e)
 {
     struct daemon_common common;
     if (daemon_load_common(&common, "correctomatic-completer", true, e) < 0)
@@ -38,6 +38,7 @@ static int load_config(struct completer_config *c, struct config_err *e)
     c->amqp = common.amqp;
     c->docker = common.docker;
     c->running_queue = common.running_queue;
+    c->host_lost_grace_ms = common.host_lost_grace_ms;
     uint64_t prefetch, max_out;
     if (config_duration_ms("CORRECTION_TIMEOUT", 180000, 1000, 7 * 24 * 3600 * 1000ULL,
                            &c->correction_timeout_ms, e) < 0 ||
@@ -58,15 +59,18 @@ static int load_config(struct completer_config *c, struct config_err *e)
     c->prefetch = (unsigned)prefetch;
     c->max_output_bytes = (size_t)max_out;
     if (c->retry_max_ms < c->retry_min_ms) {
-        snprintf(e->msg, sizeof(e->msg), "invalid RETRY_MAX: shorter than RETRY_MIN");
+        ct_error_set(e, -EINVAL, "invalid RETRY_MAX: shorter than RETRY_MIN");
         return -EINVAL;
     }
     return 0;
 }
 
-static void *stage_new(uv_loop_t *loop, void *cfg, char *err, size_t errlen)
+static int stage_new(uv_loop_t *loop, void *cfg, void **ret, struct ct_error *err)
 {
-    return completer_new(loop, cfg, err, errlen);
+    completer *c;
+    int r = completer_new(loop, cfg, &c, err);
+    *ret = c;
+    return r;
 }
 
 DAEMON_STAGE_ADAPTERS(completer)
@@ -91,7 +95,7 @@ int main(int argc, char **argv)
     if (code >= 0)
         return code;
     struct completer_config cfg = {0};
-    struct config_err e = {{0}};
+    struct ct_error e = {0};
     if (load_config(&cfg, &e) < 0)
         return daemon_bad_config("correctomatic-completer", e.msg);
     static const struct daemon_stage stage = {.prog = "correctomatic-completer",

@@ -43,7 +43,7 @@ static bool proxy_valid(const char *url)
     return ok;
 }
 
-static int load_config(struct notifier_config *c, struct config_err *e)
+static int load_config(struct notifier_config *c, struct ct_error *e)
 {
     struct daemon_common common;
     if (daemon_load_common(&common, "correctomatic-notifier", false, e) < 0)
@@ -66,43 +66,45 @@ static int load_config(struct notifier_config *c, struct config_err *e)
     c->concurrency = (unsigned)conc;
     c->max_response_bytes = (size_t)max_resp;
     if (schedule_parse(delays, &c->retries) < 0) {
-        snprintf(e->msg, sizeof(e->msg),
-                 "invalid CALLBACK_RETRY_DELAYS: expected durations separated by commas, such as "
-                 "5s,30s,2m (at most %d)",
-                 SCHEDULE_MAX);
+        ct_error_set(
+            e, -EINVAL,
+            "invalid CALLBACK_RETRY_DELAYS: expected durations separated by commas, such as "
+            "5s,30s,2m (at most %d)",
+            SCHEDULE_MAX);
         return -EINVAL;
     }
     if (secret) {
         if (webhook_parse_secret(secret, c->secret, &c->secret_len) < 0) {
             /* never print the secret itself */
-            snprintf(e->msg, sizeof(e->msg),
-                     "invalid CALLBACK_SECRET: expected whsec_ followed by base64");
+            ct_error_set(e, -EINVAL, "invalid CALLBACK_SECRET: expected whsec_ followed by base64");
             return -EINVAL;
         }
         c->has_secret = true;
     }
     if (proxy && !proxy_valid(proxy)) {
         /* the value may hold the proxy's credentials: not repeated */
-        snprintf(e->msg, sizeof(e->msg),
-                 "invalid CALLBACK_PROXY: expected http://host:port or https://host:port");
+        ct_error_set(e, -EINVAL,
+                     "invalid CALLBACK_PROXY: expected http://host:port or https://host:port");
         return -EINVAL;
     }
     c->proxy = proxy;
     c->policy.deny_private = deny_private;
     if (allow && netpolicy_parse_allow(allow, &c->policy) < 0) {
-        snprintf(e->msg, sizeof(e->msg), "invalid CALLBACK_ALLOW_HOSTS: expected host names");
+        ct_error_set(e, -EINVAL, "invalid CALLBACK_ALLOW_HOSTS: expected host names");
         return -EINVAL;
     }
     return 0;
 }
 
-static void *stage_new(uv_loop_t *loop, void *cfg, char *err, size_t errlen)
+static int stage_new(uv_loop_t *loop, void *cfg, void **ret, struct ct_error *err)
 {
     struct notifier_config *c = cfg;
-    notifier *n = notifier_new(loop, c, err, errlen);
-    if (!n)
+    notifier *n;
+    int r = notifier_new(loop, c, &n, err);
+    if (r < 0)
         netpolicy_free(&c->policy); /* the notifier owns it once made */
-    return n;
+    *ret = n;
+    return r;
 }
 
 DAEMON_STAGE_ADAPTERS(notifier)
@@ -132,15 +134,15 @@ int main(int argc, char **argv)
             return code;
     }
     struct notifier_config cfg = {0};
-    struct config_err e = {{0}};
+    struct ct_error e = {0};
     if (load_config(&cfg, &e) < 0)
         return daemon_bad_config("correctomatic-notifier", e.msg);
     if (replay) {
-        char err[256] = "";
-        long n = notifier_replay_failed(&cfg.amqp, err, sizeof(err));
+        struct ct_error err = {0};
+        long n = notifier_replay_failed(&cfg.amqp, &err);
         netpolicy_free(&cfg.policy);
         if (n < 0) {
-            fprintf(stderr, "correctomatic-notifier: %s\n", err);
+            fprintf(stderr, "correctomatic-notifier: %s\n", err.msg);
             return 1;
         }
         printf("%ld message(s) moved from failed_callbacks to finished_corrections\n", n);

@@ -553,29 +553,30 @@ static void on_link_event(amqp_link *link, enum amqp_link_event ev, const char *
 
 static void finish(void *stage);
 
-notifier *notifier_new(uv_loop_t *loop, const struct notifier_config *cfg, char *err, size_t errlen)
+int notifier_new(uv_loop_t *loop, const struct notifier_config *cfg, notifier **ret,
+                 struct ct_error *err)
 {
+    *ret = NULL;
     notifier *n = calloc(1, sizeof(*n));
-    if (!n) {
-        snprintf(err, errlen, "out of memory");
-        return NULL;
-    }
+    if (!n)
+        return ct_error_set(err, -ENOMEM, "out of memory");
     n->cfg = *cfg;
     snprintf(n->user_agent, sizeof(n->user_agent), "correctomatic-notifier/%s", CT_VERSION);
     n->http = http_new(loop);
     struct amqp_link_config acfg = cfg->amqp;
     acfg.prefetch = cfg->concurrency;
-    n->link = n->http ? amqp_link_new(loop, &acfg, on_link_event, n) : NULL;
-    if (!n->link) {
-        snprintf(err, errlen, "cannot create the RabbitMQ link or the HTTP client");
+    int r = n->http ? amqp_link_new(loop, &acfg, on_link_event, n, &n->link, err)
+                    : ct_error_set(err, -ENOMEM, "cannot create the HTTP client");
+    if (r < 0) {
         if (n->http)
             http_free(n->http);
         free(n);
-        return NULL;
+        return r;
     }
     stage_stop_init(&n->stop, loop, n, finish, NULL);
     metrics_setup(n);
-    return n;
+    *ret = n;
+    return 0;
 }
 
 int notifier_start(notifier *n)
@@ -646,16 +647,16 @@ void notifier_free(notifier *n)
 
 /* ---- replay ------------------------------------------------------------------------------- */
 
-static int rpc_ok(amqp_connection_state_t conn, const char *what, char *err, size_t errlen)
+static int rpc_ok(amqp_connection_state_t conn, const char *what, struct ct_error *err)
 {
     amqp_rpc_reply_t r = amqp_get_rpc_reply(conn);
     if (r.reply_type == AMQP_RESPONSE_NORMAL)
         return 0;
-    snprintf(err, errlen, "%s failed (reply type %d)", what, (int)r.reply_type);
+    ct_error_set(err, -EIO, "%s failed (reply type %d)", what, (int)r.reply_type);
     return -EIO;
 }
 
-long notifier_replay_failed(const struct amqp_link_config *cfg, char *err, size_t errlen)
+long notifier_replay_failed(const struct amqp_link_config *cfg, struct ct_error *err)
 {
     amqp_connection_state_t conn = amqp_new_connection();
     amqp_socket_t *sock = conn ? amqp_tcp_socket_new(conn) : NULL;
@@ -664,7 +665,7 @@ long notifier_replay_failed(const struct amqp_link_config *cfg, char *err, size_
     struct timeval tv = {.tv_sec = 10};
     char at[600];
     if (!sock || amqp_link_open_socket(sock, cfg, &tv, at, sizeof(at)) < 0) {
-        snprintf(err, errlen, "cannot connect to RabbitMQ: %s", sock ? at : "out of memory");
+        ct_error_set(err, -EIO, "cannot connect to RabbitMQ: %s", sock ? at : "out of memory");
         r = -ECONNREFUSED;
         goto out;
     }
@@ -672,20 +673,20 @@ long notifier_replay_failed(const struct amqp_link_config *cfg, char *err, size_
     amqp_rpc_reply_t login = amqp_login(conn, cfg->vhost, 0, 131072, 0, AMQP_SASL_METHOD_PLAIN,
                                         cfg->user, cfg->password);
     if (login.reply_type != AMQP_RESPONSE_NORMAL) {
-        snprintf(err, errlen, "RabbitMQ login refused");
+        ct_error_set(err, -EIO, "RabbitMQ login refused");
         r = -EACCES;
         goto out;
     }
     amqp_channel_open(conn, 1);
-    if ((r = rpc_ok(conn, "channel.open", err, errlen)) < 0)
+    if ((r = rpc_ok(conn, "channel.open", err)) < 0)
         goto out;
     amqp_confirm_select(conn, 1);
-    if ((r = rpc_ok(conn, "confirm.select", err, errlen)) < 0)
+    if ((r = rpc_ok(conn, "confirm.select", err)) < 0)
         goto out;
     for (;;) {
         amqp_rpc_reply_t g = amqp_basic_get(conn, 1, amqp_cstring_bytes(QUEUE_FAILED_CALLBACKS), 0);
         if (g.reply_type != AMQP_RESPONSE_NORMAL) {
-            snprintf(err, errlen, "basic.get on %s failed", QUEUE_FAILED_CALLBACKS);
+            ct_error_set(err, -EIO, "basic.get on %s failed", QUEUE_FAILED_CALLBACKS);
             r = -EIO;
             goto out;
         }
@@ -695,7 +696,7 @@ long notifier_replay_failed(const struct amqp_link_config *cfg, char *err, size_
         uint64_t tag = ok->delivery_tag;
         amqp_message_t msg;
         if (amqp_read_message(conn, 1, &msg, 0).reply_type != AMQP_RESPONSE_NORMAL) {
-            snprintf(err, errlen, "cannot read a message of %s", QUEUE_FAILED_CALLBACKS);
+            ct_error_set(err, -EIO, "cannot read a message of %s", QUEUE_FAILED_CALLBACKS);
             r = -EIO;
             goto out;
         }
@@ -727,7 +728,7 @@ long notifier_replay_failed(const struct amqp_link_config *cfg, char *err, size_
         }
         amqp_destroy_message(&msg);
         if (!confirmed) {
-            snprintf(err, errlen, "the broker did not confirm a re-published message");
+            ct_error_set(err, -EIO, "the broker did not confirm a re-published message");
             r = -EIO;
             goto out;
         }

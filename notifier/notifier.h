@@ -9,6 +9,7 @@
 #include "netpolicy.h"
 #include "schedule.h"
 #include "webhook.h"
+#include "error.h"
 
 #define HEADER_ATTEMPTS "x-correctomatic-attempts"
 #define HEADER_LAST_ERROR "x-correctomatic-last-error"
@@ -32,12 +33,12 @@ typedef struct notifier notifier;
 /* The name of the retry queue of a delay, e.g. "finished_corrections.retry.5000ms". */
 void notifier_retry_queue(uint64_t delay_ms, char *buf, size_t len);
 
-notifier *notifier_new(uv_loop_t *loop, const struct notifier_config *cfg, char *err,
-                       size_t errlen);
+int notifier_new(uv_loop_t *loop, const struct notifier_config *cfg, notifier **ret,
+                 struct ct_error *err);
 int notifier_start(notifier *n);
 void notifier_shutdown(notifier *n, void (*done)(void *), void *userdata);
 void notifier_free(notifier *n);
 
 /* One-shot: moves every message of failed_callbacks back to finished_corrections (attempts
  * reset), confirmed one by one. Blocking; for the command line. Returns how many, or -errno. */
-long notifier_replay_failed(const struct amqp_link_config *cfg, char *err, size_t errlen);
+long notifier_replay_failed(const struct amqp_link_config *cfg, struct ct_error *err);

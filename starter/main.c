@@ -98,28 +98,28 @@ static void config_clear(struct owned *o)
 
 /* Reads the credentials file: a short blocking read at start, bounded by CREDENTIALS_FILE_MAX.
  * The text is wiped once parsed. */
-static int load_credentials_file(registry_creds *creds, const char *path, struct config_err *e)
+static int load_credentials_file(registry_creds *creds, const char *path, struct ct_error *e)
 {
-    char source[320], err[400];
+    char source[320];
     char *buf = NULL;
     ssize_t n = 0;
     struct stat st;
     int r = -EINVAL;
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0 || fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
-        snprintf(e->msg, sizeof(e->msg), "invalid DOCKER_REGISTRY_CREDENTIALS_FILE=\"%.200s\": %s",
-                 path, fd < 0 ? strerror(errno) : "not a regular file");
+        ct_error_set(e, -EINVAL, "invalid DOCKER_REGISTRY_CREDENTIALS_FILE=\"%.200s\": %s", path,
+                     fd < 0 ? strerror(errno) : "not a regular file");
         goto out;
     }
     if (st.st_size > CREDENTIALS_FILE_MAX) {
-        snprintf(e->msg, sizeof(e->msg),
-                 "invalid DOCKER_REGISTRY_CREDENTIALS_FILE=\"%.200s\": over %d bytes", path,
-                 CREDENTIALS_FILE_MAX);
+        ct_error_set(e, -EINVAL,
+                     "invalid DOCKER_REGISTRY_CREDENTIALS_FILE=\"%.200s\": over %d bytes", path,
+                     CREDENTIALS_FILE_MAX);
         goto out;
     }
     buf = calloc(1, CREDENTIALS_FILE_MAX + 1);
     if (!buf) {
-        snprintf(e->msg, sizeof(e->msg), "out of memory");
+        ct_error_set(e, -ENOMEM, "out of memory");
         r = -ENOMEM;
         goto out;
     }
@@ -130,18 +130,15 @@ static int load_credentials_file(registry_creds *creds, const char *path, struct
             continue;
         }
         if (got < 0) {
-            snprintf(e->msg, sizeof(e->msg),
-                     "invalid DOCKER_REGISTRY_CREDENTIALS_FILE=\"%.200s\": %s", path,
-                     strerror(errno));
+            ct_error_set(e, -EINVAL, "invalid DOCKER_REGISTRY_CREDENTIALS_FILE=\"%.200s\": %s",
+                         path, strerror(errno));
             goto out;
         }
         if (got == 0)
             break;
     }
     snprintf(source, sizeof(source), "DOCKER_REGISTRY_CREDENTIALS_FILE (%.200s)", path);
-    r = registry_creds_add_json(creds, buf, (size_t)n, source, err, sizeof(err));
-    if (r < 0)
-        snprintf(e->msg, sizeof(e->msg), "%s", err);
+    r = registry_creds_add_json(creds, buf, (size_t)n, source, e);
 out:
     if (buf) {
         explicit_bzero(buf, (size_t)n);
@@ -152,10 +149,9 @@ out:
     return r;
 }
 
-static int load_registry_config(struct starter_config *c, struct owned *o, struct config_err *e)
+static int load_registry_config(struct starter_config *c, struct owned *o, struct ct_error *e)
 {
     const char *creds_json, *creds_file, *allowed;
-    char err[400];
     if (config_bool("DOCKER_PULL", false, &c->pull, e) < 0 ||
         config_duration_ms("DOCKER_PULL_TIMEOUT", 120000, 1000, 24 * 3600000ULL,
                            &c->pull_timeout_ms, e) < 0 ||
@@ -165,22 +161,16 @@ static int load_registry_config(struct starter_config *c, struct owned *o, struc
         return -EINVAL;
     o->creds = registry_creds_new();
     if (!o->creds) {
-        snprintf(e->msg, sizeof(e->msg), "out of memory");
+        ct_error_set(e, -ENOMEM, "out of memory");
         return -ENOMEM;
     }
-    if (creds_json &&
-        registry_creds_add_json(o->creds, creds_json, strlen(creds_json),
-                                "DOCKER_REGISTRY_CREDENTIALS", err, sizeof(err)) < 0) {
-        snprintf(e->msg, sizeof(e->msg), "%s", err);
+    if (creds_json && registry_creds_add_json(o->creds, creds_json, strlen(creds_json),
+                                              "DOCKER_REGISTRY_CREDENTIALS", e) < 0)
         return -EINVAL;
-    }
     if (creds_file && load_credentials_file(o->creds, creds_file, e) < 0)
         return -EINVAL;
-    if (allowed &&
-        registry_allowlist_parse(allowed, "ALLOWED_IMAGES", &o->allow, err, sizeof(err)) < 0) {
-        snprintf(e->msg, sizeof(e->msg), "%s", err);
+    if (allowed && registry_allowlist_parse(allowed, "ALLOWED_IMAGES", &o->allow, e) < 0)
         return -EINVAL;
-    }
     c->creds = o->creds;
     c->allow = o->allow;
     return 0;
@@ -201,7 +191,7 @@ static bool plain_name(const char *s)
 }
 
 /* EXERCISE_DIR, or the explicit choice to do without. */
-static int load_exercise_dir(struct starter_config *c, struct config_err *e)
+static int load_exercise_dir(struct starter_config *c, struct ct_error *e)
 {
     bool any;
     char real[PATH_MAX];
@@ -209,16 +199,17 @@ static int load_exercise_dir(struct starter_config *c, struct config_err *e)
     if (config_bool("ALLOW_ANY_EXERCISE_PATH", false, &any, e) < 0)
         return -EINVAL;
     if (!c->exercise_dir && !any) {
-        snprintf(e->msg, sizeof(e->msg),
-                 "EXERCISE_DIR is not set: set it to the folder the submissions are uploaded to "
-                 "(EXERCISE_DIR=/srv/uploads, as in compose.yaml), or set "
-                 "ALLOW_ANY_EXERCISE_PATH=true to let a job name any file the starter can read "
-                 "(local testing only)");
+        ct_error_set(
+            e, -EINVAL,
+            "EXERCISE_DIR is not set: set it to the folder the submissions are uploaded to "
+            "(EXERCISE_DIR=/srv/uploads, as in compose.yaml), or set "
+            "ALLOW_ANY_EXERCISE_PATH=true to let a job name any file the starter can read "
+            "(local testing only)");
         return -EINVAL;
     }
     if (c->exercise_dir && any) {
-        snprintf(e->msg, sizeof(e->msg),
-                 "EXERCISE_DIR and ALLOW_ANY_EXERCISE_PATH=true are both set: choose one");
+        ct_error_set(e, -EINVAL,
+                     "EXERCISE_DIR and ALLOW_ANY_EXERCISE_PATH=true are both set: choose one");
         return -EINVAL;
     }
     if (!c->exercise_dir)
@@ -231,23 +222,23 @@ static int load_exercise_dir(struct starter_config *c, struct config_err *e)
     else if (!S_ISDIR(st.st_mode))
         why = "not a folder";
     if (why) {
-        snprintf(e->msg, sizeof(e->msg),
-                 "invalid EXERCISE_DIR=\"%.200s\": expected the absolute path of a folder (%s)",
-                 c->exercise_dir, why);
+        ct_error_set(e, -EINVAL,
+                     "invalid EXERCISE_DIR=\"%.200s\": expected the absolute path of a folder (%s)",
+                     c->exercise_dir, why);
         return -EINVAL;
     }
     if (strcmp(real, "/") == 0) {
-        snprintf(e->msg, sizeof(e->msg),
-                 "invalid EXERCISE_DIR=\"%.200s\": the root folder would let a job name any "
-                 "file (ALLOW_ANY_EXERCISE_PATH=true says so explicitly)",
-                 c->exercise_dir);
+        ct_error_set(e, -EINVAL,
+                     "invalid EXERCISE_DIR=\"%.200s\": the root folder would let a job name any "
+                     "file (ALLOW_ANY_EXERCISE_PATH=true says so explicitly)",
+                     c->exercise_dir);
         return -EINVAL;
     }
     return 0;
 }
 
 /* EXERCISE_MODE and EXERCISE_HOST_DIR, after EXERCISE_DIR and DELETE_EXERCISE_FILE. */
-static int load_exercise_mode(struct starter_config *c, struct config_err *e)
+static int load_exercise_mode(struct starter_config *c, struct ct_error *e)
 {
     const char *mode, *host;
     if (config_str("EXERCISE_MODE", "upload", &mode, e) < 0 ||
@@ -258,22 +249,21 @@ static int load_exercise_mode(struct starter_config *c, struct config_err *e)
         return 0;
     }
     if (strcmp(mode, "bind") != 0) {
-        snprintf(e->msg, sizeof(e->msg), "invalid EXERCISE_MODE=\"%.64s\": expected upload or bind",
-                 mode);
+        ct_error_set(e, -EINVAL, "invalid EXERCISE_MODE=\"%.64s\": expected upload or bind", mode);
         return -EINVAL;
     }
     if (!c->exercise_dir) {
-        snprintf(e->msg, sizeof(e->msg),
-                 "EXERCISE_MODE=bind needs EXERCISE_DIR (the folder whose files are mounted)");
+        ct_error_set(e, -EINVAL,
+                     "EXERCISE_MODE=bind needs EXERCISE_DIR (the folder whose files are mounted)");
         return -EINVAL;
     }
     if (c->delete_file) {
         /* The container reads the file itself until it is removed: deleting it once the job
          * started would take it away from the correction. */
-        snprintf(e->msg, sizeof(e->msg),
-                 "EXERCISE_MODE=bind and DELETE_EXERCISE_FILE=true: a mounted file is read by "
-                 "the correction until its container is gone, it cannot be deleted at start; "
-                 "use EXERCISE_MODE=upload, or delete the files elsewhere once corrected");
+        ct_error_set(e, -EINVAL,
+                     "EXERCISE_MODE=bind and DELETE_EXERCISE_FILE=true: a mounted file is read by "
+                     "the correction until its container is gone, it cannot be deleted at start; "
+                     "use EXERCISE_MODE=upload, or delete the files elsewhere once corrected");
         return -EINVAL;
     }
     if (!host)
@@ -290,10 +280,10 @@ static int load_exercise_mode(struct starter_config *c, struct config_err *e)
         if ((unsigned char)*p < 0x20 || *p == 0x7f)
             why = "a control character";
     if (why) {
-        snprintf(e->msg, sizeof(e->msg),
-                 "invalid EXERCISE_HOST_DIR=\"%.200s\": expected the absolute path of "
-                 "EXERCISE_DIR as the Docker engine sees it (%s)",
-                 host, why);
+        ct_error_set(e, -EINVAL,
+                     "invalid EXERCISE_HOST_DIR=\"%.200s\": expected the absolute path of "
+                     "EXERCISE_DIR as the Docker engine sees it (%s)",
+                     host, why);
         return -EINVAL;
     }
     c->exercise_bind = true;
@@ -301,7 +291,7 @@ static int load_exercise_mode(struct starter_config *c, struct config_err *e)
     return 0;
 }
 
-static int load_config(struct starter_config *c, struct owned *o, struct config_err *e)
+static int load_config(struct starter_config *c, struct owned *o, struct ct_error *e)
 {
     struct daemon_common common;
     if (daemon_load_common(&common, "correctomatic-starter", true, e) < 0)
@@ -309,6 +299,7 @@ static int load_config(struct starter_config *c, struct owned *o, struct config_
     c->amqp = common.amqp;
     c->docker = common.docker;
     c->running_queue = common.running_queue;
+    c->host_lost_grace_ms = common.host_lost_grace_ms;
     const char *exercise_dir;
     if (config_uint("MAX_RUNNING", 8, 1, 10000, &c->max_running, e) < 0 ||
         config_uint("MAX_STARTING", 8, 1, 10000, &c->max_starting, e) < 0 ||
@@ -345,8 +336,8 @@ static int load_config(struct starter_config *c, struct owned *o, struct config_
         return -EINVAL;
     uint64_t logsize;
     if (config_parse_bytes(c->log_max_size, &logsize) < 0 || logsize < 4096) {
-        snprintf(
-            e->msg, sizeof(e->msg),
+        ct_error_set(
+            e, -EINVAL,
             "invalid CORRECTION_LOG_SIZE=\"%.32s\": expected a size of at least 4k, such as 4m",
             c->log_max_size);
         return -EINVAL;
@@ -358,22 +349,25 @@ static int load_config(struct starter_config *c, struct owned *o, struct config_
                  {"CORRECTION_RUNTIME", c->runtime, "a runtime name"}};
     for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
         if (names[i].value && !plain_name(names[i].value)) {
-            snprintf(e->msg, sizeof(e->msg), "invalid %s=\"%.64s\": not %s", names[i].name,
-                     names[i].value, names[i].what);
+            ct_error_set(e, -EINVAL, "invalid %s=\"%.64s\": not %s", names[i].name, names[i].value,
+                         names[i].what);
             return -EINVAL;
         }
     }
     c->net_isolated = strcmp(c->network, "isolated") == 0;
     if (c->retry_max_ms < c->retry_min_ms) {
-        snprintf(e->msg, sizeof(e->msg), "invalid RETRY_MAX: shorter than RETRY_MIN");
+        ct_error_set(e, -EINVAL, "invalid RETRY_MAX: shorter than RETRY_MIN");
         return -EINVAL;
     }
     return load_registry_config(c, o, e);
 }
 
-static void *stage_new(uv_loop_t *loop, void *cfg, char *err, size_t errlen)
+static int stage_new(uv_loop_t *loop, void *cfg, void **ret, struct ct_error *err)
 {
-    return starter_new(loop, cfg, err, errlen);
+    starter *s;
+    int r = starter_new(loop, cfg, &s, err);
+    *ret = s;
+    return r;
 }
 
 DAEMON_STAGE_ADAPTERS(starter)
@@ -416,7 +410,7 @@ int main(int argc, char **argv)
         return code;
     struct starter_config cfg = {0};
     struct owned owned = {0};
-    struct config_err e = {{0}};
+    struct ct_error e = {0};
     if (load_config(&cfg, &owned, &e) < 0) {
         config_clear(&owned);
         return daemon_bad_config("correctomatic-starter", e.msg);

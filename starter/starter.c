@@ -52,8 +52,9 @@
  * reported, or a correction already finished and removed, with the ack lost in between) is a
  * new job with a new job_id. Publishers that need exact de-duplication set message_id.
  *
- * Faults: one rule, from structured facts (which call, the HTTP status, whether the engine
- * answers /_ping right after), never from the text of a message, with one exception: the
+ * Faults: one rule (common/startfault.h, pure and unit-tested; the handlers below do what it
+ * says), from structured facts (which call, the HTTP status, whether the engine answers
+ * /_ping right after), never from the text of a message, with one exception: the
  * engine's refusals of our own container settings and of the image's user, which it words but
  * does not code (common/refusal; an unrecognised message falls to the rule below).
  *
@@ -109,11 +110,14 @@
  * events and our own start calls (common/runset.h), with a label-filtered list as the safety
  * net (periodically and when the events stream comes back); waiting jobs stay in the queue. A
  * job waiting to retry, or for a pull, holds no slot; when it resumes it takes one, or waits
- * in line (s->ready, first come first served, ahead of new deliveries) until one is free. The
- * prefetch is twice MAX_RUNNING, so as many jobs again may wait without holding a slot. At
+ * in line (s->ready, first come first served, ahead of new deliveries) until one is free. At
  * capacity the consumer goes on until HOLD_JOBS jobs are held: taken (unacked), first in line for
  * the next free slot (a slot freed by a die event starts one at once, not after a basic.consume
- * and a delivery); a delivery beyond them goes back to the queue.
+ * and a delivery). Each time the consumer starts it asks the broker for no more than may be
+ * taken then (its prefetch: the free slots not promised to jobs in line, plus the HOLD_JOBS
+ * room; see update_consumer), so a delivery goes back to the queue untouched only when it was
+ * on its way as the consumer paused: on a quorum queue every return counts towards the
+ * message's delivery limit.
  *
  * Setup turns: of the jobs holding a slot, at most MAX_STARTING make the engine's setup calls
  * (lookup, create, inspect, upload, start) at once; the others wait their turn in order
@@ -146,8 +150,10 @@
 #include "log.h"
 #include "metrics.h"
 #include "msg.h"
+#include "qtype.h"
 #include "refusal.h"
 #include "runset.h"
+#include "startfault.h"
 #include "schedule.h"
 #include "tar.h"
 #include "text.h"
@@ -267,6 +273,7 @@ struct starter {
     bool refused;        /* the engine refuses the container settings (SETTINGS, above) */
     uint64_t pulls_done; /* image pulls that succeeded */
     struct fifo ready;   /* jobs that may resume once a slot is free, in order */
+    unsigned n_ready;    /* how many */
     bool admitting;
     unsigned starting; /* jobs between delivery and their container's start */
     unsigned held;     /* jobs taken at capacity, not yet counted (at most HOLD_JOBS) */
@@ -275,6 +282,9 @@ struct starter {
     bool listing, list_again;
     uint64_t list_ticket;
     bool consuming;
+    /* the pending consumer's prefetch (what it was granted when it started) and the
+     * deliveries since: what the broker may still send is at most grant - taken */
+    unsigned grant, taken;
     struct stage_stop stop; /* the way out (common/daemon.h) */
     bool docker_down_logged;
     idmap *pulls; /* struct pull by key */
@@ -378,20 +388,56 @@ static bool may_take(const starter *s)
     return !s->stop.stopping && (!is_full(s) || s->held < s->cfg.hold_jobs);
 }
 
+/* How many deliveries may be taken now: the free slots no job in line waits for, and what may
+ * still be held (HOLD_JOBS); not 0 exactly when may_take. */
+static unsigned takeable(const starter *s)
+{
+    if (!may_take(s))
+        return 0;
+    uint64_t busy = (uint64_t)runset_count(s->running) + s->starting;
+    uint64_t room = busy < s->cfg.max_running ? s->cfg.max_running - busy : 0;
+    room = room > s->n_ready ? room - s->n_ready : 0;
+    uint64_t n = room + (s->held < s->cfg.hold_jobs ? s->cfg.hold_jobs - s->held : 0);
+    return n == 0 ? 1 : n > UINT16_MAX ? UINT16_MAX : (unsigned)n;
+}
+
+/* The pending consumer runs while a delivery may be taken, and asks the broker for no more
+ * than that (its prefetch, a consumer of its own each time: amqp_link_set_prefetch), so that
+ * a delivery is returned untouched only when one was on its way as the consumer paused. A
+ * return is not free: it moves the job behind none (the broker redelivers it first) but
+ * counts towards a quorum queue's delivery limit (common/qtype.h). When more slots free up
+ * than the running consumer may still be sent, it is started again with the larger grant. */
 static void update_consumer(starter *s)
 {
     if (s->stop.finished)
         return;
     admit_ready(s);
     bool want = s->counted_once && (!s->cfg.net_isolated || s->net_checked) && may_take(s);
-    if (want == s->consuming)
+    unsigned n = want ? takeable(s) : 0;
+    bool regrant = want && s->consuming && n > (s->grant > s->taken ? s->grant - s->taken : 0);
+    if (want == s->consuming && !regrant)
         return;
-    int r =
-        want ? amqp_link_resume(s->link, QUEUE_PENDING) : amqp_link_pause(s->link, QUEUE_PENDING);
+    int r = 0;
+    if (want) {
+        if (regrant)
+            r = amqp_link_pause(s->link, QUEUE_PENDING);
+        if (r == 0 || r == -ENOTCONN)
+            r = amqp_link_set_prefetch(s->link, QUEUE_PENDING, n);
+        if (r == 0)
+            r = amqp_link_resume(s->link, QUEUE_PENDING);
+        if (r == 0 || r == -ENOTCONN) {
+            s->grant = n;
+            s->taken = 0;
+        }
+    } else {
+        r = amqp_link_pause(s->link, QUEUE_PENDING);
+    }
     if (r < 0 && r != -ENOTCONN) {
         log_kv(LOG_ERROR, "cannot change the pending consumer", "error", strerror(-r), NULL);
         return;
     }
+    if (regrant)
+        return; /* consuming still */
     s->consuming = want;
     char running[32], starting[32];
     snprintf(running, sizeof(running), "%zu", runset_count(s->running));
@@ -670,7 +716,8 @@ static void job_release(struct job *job)
     docker_cancel(s->docker, job);
     job_unhold(job);
     pull_detach(job);
-    fifo_remove(&s->ready, &job->ready);
+    if (fifo_remove(&s->ready, &job->ready))
+        s->n_ready--;
     DLIST_UNLINK(s->jobs, job);
     job_uncount(job);
     uv_timer_stop(&job->timer);
@@ -712,6 +759,7 @@ static void job_resume(struct job *job)
         return;
     }
     fifo_push(&s->ready, &job->ready);
+    s->n_ready++;
     log_job(LOG_DEBUG, job, "waiting for a free slot to resume", "step", step_names[job->step],
             NULL, NULL);
 }
@@ -724,6 +772,7 @@ static void admit_ready(starter *s)
     s->admitting = true;
     while (!fifo_empty(&s->ready) && has_room(s) && !s->stop.finished && !s->stop.stopping) {
         struct job *job = FIFO_ENTRY(fifo_pop(&s->ready), struct job, ready);
+        s->n_ready--;
         job_count(job);
         job_run(job);
     }
@@ -871,11 +920,15 @@ static void on_published(amqp_link *link, int status, void *ud)
     job_release(job);
 }
 
+/* expiration_ms: 0, or the message's own TTL (the running message's, see announce) */
 static void publish(struct job *job, const char *queue, const char *body, size_t len,
-                    const struct amqp_link_header *headers, size_t n_headers)
+                    const struct amqp_link_header *headers, size_t n_headers,
+                    uint64_t expiration_ms)
 {
-    struct amqp_link_publish_opts opts = {
-        .message_id = job->job_id, .headers = headers, .n_headers = n_headers};
+    struct amqp_link_publish_opts opts = {.message_id = job->job_id,
+                                          .headers = headers,
+                                          .n_headers = n_headers,
+                                          .expiration_ms = expiration_ms};
     log_job(LOG_DEBUG, job, "publishing", "queue", queue, NULL, NULL);
     job->touched = true;
     int r = amqp_link_publish(job->s->link, queue, body, len, &opts, on_published, job);
@@ -895,7 +948,7 @@ static void step_report(struct job *job)
     if (!job->p.callback) {
         struct amqp_link_header h[] = {{.key = HEADER_REASON, .str = job->fault},
                                        {.key = HEADER_JOB_ID, .str = job->job_id}};
-        publish(job, QUEUE_PENDING_INVALID, job->body, job->body_len, h, 2);
+        publish(job, QUEUE_PENDING_INVALID, job->body, job->body_len, h, 2, 0);
         return;
     }
     struct amqp_link_header times[] = {{.key = HEADER_SUBMITTED, .num = job->submitted_ms},
@@ -922,7 +975,7 @@ static void step_report(struct job *job)
         log_job(LOG_WARN, job, "the error detail could not be serialized, reported without it",
                 "reason", job->fault, NULL, NULL);
     }
-    publish(job, QUEUE_FINISHED, body, strlen(body), times, 2);
+    publish(job, QUEUE_FINISHED, body, strlen(body), times, 2, 0);
     free(body);
 }
 
@@ -1313,13 +1366,19 @@ static void step_lookup(struct job *job)
     }
 }
 
+/* The engine's answer as the fault rule reads it (common/startfault.h). */
+static struct sf_answer answer(const struct docker_result *res)
+{
+    return (struct sf_answer){.err = res->err, .status = res->status, .message = res->message};
+}
+
 static void on_created(const struct docker_result *res, void *ud)
 {
     struct job *job = ud;
-    const char *setting;
-    if (!docker_reply(job, res, REASON_CREATE_FAILED))
-        return;
-    if (res->status == 201) {
+    const char *setting = NULL;
+    switch (sf_create(answer(res), job->s->cfg.pull, job->pulled,
+                      job->s->pulls_done != job->pulls_at_create, &setting)) {
+    case SF_NEXT:
         set_container_id(job, res->json);
         if (!job->container_id[0]) {
             job_docker_fault(job, REASON_CREATE_FAILED,
@@ -1330,21 +1389,28 @@ static void on_created(const struct docker_result *res, void *ud)
             after_upload(job); /* mounted: nothing to put in */
         else
             job_goto(job, STEP_UPLOAD);
-    } else if (res->status == 409) {
+        return;
+    case SF_NAME_TAKEN:
         job_goto(job, STEP_INSPECT); /* who holds the name? */
-    } else if (res->status == 404 && job->s->cfg.pull && !job->pulled &&
-               job->s->pulls_done != job->pulls_at_create) {
-        /* A pull ended while this create was on its way (jobs are set up a few at a time, so
-         * a burst's creates straddle the pull of its image): create again before pulling. */
+        return;
+    case SF_CREATE_AGAIN: /* a pull ended while this create was on its way */
         job_goto(job, STEP_CREATE);
-    } else if (res->status == 404 && job->s->cfg.pull && !job->pulled) {
+        return;
+    case SF_PULL:
         job_goto(job, STEP_PULL);
-    } else if (res->status == 404) {
+        return;
+    case SF_IMAGE_NOT_FOUND:
         job_fault(job, REASON_IMAGE_NOT_FOUND, "%.200s: %.200s", job->p.image, res->message);
-    } else if (refusal_classify(res->message, &setting) == REFUSAL_SETTINGS) {
+        return;
+    case SF_SETTINGS:
         settings_refused(job, setting, res->message);
-    } else {
+        return;
+    case SF_JOB_FAULT:
         job_fault(job, REASON_CREATE_FAILED, "%.300s", res->message);
+        return;
+    default:
+        job_docker_fault(job, REASON_CREATE_FAILED, res->message);
+        return;
     }
 }
 
@@ -1396,47 +1462,57 @@ static void on_inspected(const struct docker_result *res, void *ud)
 static void on_file_checked(const struct docker_result *res, void *ud)
 {
     struct job *job = ud;
-    if (!docker_reply(job, res, REASON_UPLOAD_FAILED))
-        return;
-    if (res->status == 200) {
+    switch (sf_file_check(answer(res))) {
+    case SF_NEXT:
         after_upload(job);
-    } else if (res->status == 404) {
+        return;
+    case SF_FILE_MISSING:
         job_fault(job, EXERCISE_REASON_NOT_FOUND, "%.300s does not exist", job->p.file);
-    } else {
+        return;
+    default:
         job_docker_fault(job, REASON_UPLOAD_FAILED, res->message);
+        return;
     }
 }
 
 static void on_uploaded(const struct docker_result *res, void *ud)
 {
     struct job *job = ud;
-    if (!docker_reply(job, res, REASON_UPLOAD_FAILED))
-        return;
-    if (res->status == 200) {
+    switch (sf_upload(answer(res))) {
+    case SF_NEXT:
         after_upload(job);
-    } else if (res->status == 404) {
+        return;
+    case SF_VANISHED:
         container_vanished(job);
-    } else {
+        return;
+    case SF_JOB_FAULT:
         job_fault(job, REASON_UPLOAD_FAILED, "%.300s", res->message);
+        return;
+    default:
+        job_docker_fault(job, REASON_UPLOAD_FAILED, res->message);
+        return;
     }
 }
 
 static void on_started(const struct docker_result *res, void *ud)
 {
     struct job *job = ud;
-    const char *setting;
-    if (res->err == 0 && (res->status == 204 || res->status == 304)) {
+    const char *setting = NULL;
+    switch (sf_start(answer(res), &setting)) {
+    case SF_STARTED:
         job_started(job);
-    } else if (res->err == 0 && res->status == 404 &&
-               refusal_classify(res->message, &setting) == REFUSAL_SETTINGS) {
+        return;
+    case SF_SETTINGS:
         settings_refused(job, setting, res->message); /* e.g. no such network */
-    } else if (res->err == 0 && res->status == 404) {
+        return;
+    case SF_VANISHED:
         container_vanished(job);
-    } else {
-        /* No answer, or an error: the engine may have run the container all the same (a
-         * restart with --live-restore does), so the next attempt looks before it starts. */
+        return;
+    default:
+        /* the next attempt looks before it starts (startfault.h) */
         job->start_unknown = true;
         job_docker_fault(job, REASON_START_FAILED, res->message); /* probe, then inspect */
+        return;
     }
 }
 
@@ -1477,72 +1553,56 @@ static void on_start_looked(const struct docker_result *res, void *ud)
 static void on_start_checked(const struct docker_result *res, void *ud)
 {
     struct job *job = ud;
-    if (res->err == 0 && res->status == 404) {
+    json_t *st = res->err == 0 && res->status == 200 ? json_object_get(res->json, "State") : NULL;
+    const char *status = json_string_value(json_object_get(st, "Status"));
+    const char *setting = NULL;
+    switch (sf_start_checked(answer(res), status,
+                             (long long)json_integer_value(json_object_get(st, "ExitCode")),
+                             job->fault_detail, &setting)) {
+    case SF_VANISHED:
         container_vanished(job);
         return;
+    case SF_SETTINGS:
+        settings_refused(job, setting, job->fault_detail);
+        return;
+    case SF_IMAGE_FAULT:
+        job_fault(job, REASON_START_FAILED, "%s", job->fault_detail);
+        return;
+    case SF_STARTED:
+        log_job(LOG_INFO, job, "the container started despite the error", "state", status, "error",
+                job->fault_detail);
+        job_started(job);
+        return;
+    default:
+        job->step = STEP_DISCARD;
+        job_counted_fault(job);
+        return;
     }
-    if (res->err == 0 && res->status == 200) {
-        json_t *st = json_object_get(res->json, "State");
-        const char *status = json_string_value(json_object_get(st, "Status"));
-        json_int_t code = json_integer_value(json_object_get(st, "ExitCode"));
-        const char *setting;
-        enum refusal whose = refusal_classify(job->fault_detail, &setting);
-        if (status && strcmp(status, "created") == 0 && whose == REFUSAL_SETTINGS) {
-            settings_refused(job, setting, job->fault_detail);
-            return;
-        }
-        if (status && strcmp(status, "created") == 0 && whose == REFUSAL_IMAGE) {
-            /* no such user in the image (its USER, or CORRECTION_USER) */
-            job_fault(job, REASON_START_FAILED, "%s", job->fault_detail);
-            return;
-        }
-        if (status && strcmp(status, "created") == 0 && (code == 126 || code == 127)) {
-            /* The runtime could not execute the image's command (not found: 127, not
-             * executable: 126): the image's fault. */
-            job_fault(job, REASON_START_FAILED, "%s", job->fault_detail);
-            return;
-        }
-        if (status && strcmp(status, "created") != 0) {
-            log_job(LOG_INFO, job, "the container started despite the error", "state", status,
-                    "error", job->fault_detail);
-            job_started(job);
-            return;
-        }
-    }
-    /* The engine answers and the image is not at fault: a fresh container, under a new name
-     * (a start that failed half-way can leave a network endpoint of its name behind). */
-    job->step = STEP_DISCARD;
-    job_counted_fault(job);
 }
 
 static void on_discarded(const struct docker_result *res, void *ud)
 {
     struct job *job = ud;
-    if (!docker_reply(job, res, REASON_START_FAILED))
-        return;
-    if (res->status == 204 || res->status == 404 || res->status == 409) {
-        /* 409: removal already in progress; the new container has a new name anyway */
-        job->container_id[0] = '\0';
-        name_recreate(job);
-        log_job(LOG_INFO, job, "creating the container again", "name", job->name, NULL, NULL);
-        job_goto(job, STEP_CREATE);
-    } else {
+    if (sf_removed(answer(res)) != SF_NEXT) {
         job_docker_fault(job, REASON_START_FAILED, res->message);
+        return;
     }
+    /* 409: removal already in progress; the new container has a new name anyway */
+    job->container_id[0] = '\0';
+    name_recreate(job);
+    log_job(LOG_INFO, job, "creating the container again", "name", job->name, NULL, NULL);
+    job_goto(job, STEP_CREATE);
 }
 
 static void on_removed(const struct docker_result *res, void *ud)
 {
     struct job *job = ud;
-    if (!docker_reply(job, res, REASON_CREATE_FAILED))
-        return;
-    if (res->status == 204 || res->status == 404 || res->status == 409) {
-        /* 409: removal already in progress */
-        job->container_id[0] = '\0';
-        job_goto(job, STEP_REPORT);
-    } else {
+    if (sf_removed(answer(res)) != SF_NEXT) {
         job_docker_fault(job, REASON_CREATE_FAILED, res->message);
+        return;
     }
+    job->container_id[0] = '\0'; /* 409: removal already in progress */
+    job_goto(job, STEP_REPORT);
 }
 
 /* ---- pulls -------------------------------------------------------------------------------- */
@@ -1677,7 +1737,12 @@ static void step_publish_running(struct job *job)
         return;
     }
     struct amqp_link_header h = {.key = HEADER_SUBMITTED, .num = job->submitted_ms};
-    publish(job, job->s->cfg.running_queue, body, len, &h, 1);
+    /* Expires (dead-lettered to running_corrections.lost, where another completer reports
+     * "host lost") when no completer of this host has taken it by the job's time limit plus
+     * HOST_LOST_GRACE; a completer holding it keeps it (a delivered message never expires),
+     * and renews it with what is left. */
+    publish(job, job->s->cfg.running_queue, body, len, &h, 1,
+            job->timeout_ms + job->s->cfg.host_lost_grace_ms);
     free(body);
 }
 
@@ -2006,11 +2071,13 @@ static void on_delivery(amqp_link *link, const struct amqp_link_delivery *d, voi
     ids_uuid_from_bytes(d->body, d->body_len, digest);
     /* A message we returned untouched is, for us, delivered for the first time. */
     bool first = !d->redelivered || (!has_id && untouched_take(s, digest));
+    s->taken++;
     if (!may_take(s)) {
         /* Prefetched before the consumer paused: back to the queue, where it waits (there any
          * starter with room may take it). */
         if (amqp_link_nack(link, d->generation, d->delivery_tag, true) == 0 && first && !has_id)
             untouched_add(s, digest);
+        log_kv(LOG_DEBUG, "delivery returned to the queue untouched: at capacity", NULL);
         update_consumer(s);
         return;
     }
@@ -2070,6 +2137,7 @@ static void on_link_event(amqp_link *link, enum amqp_link_event ev, const char *
     starter *s = ud;
     daemon_link_event(ev, detail);
     if (ev == AMQP_LINK_UP) {
+        s->taken = 0; /* a new consumer, granted what was last set (or none: paused) */
         update_consumer(s);
     } else if (ev == AMQP_LINK_DOWN) {
         /* Unacked messages are back in the queue: every job in hand is abandoned; its
@@ -2090,49 +2158,48 @@ static void on_link_event(amqp_link *link, enum amqp_link_event ev, const char *
 static void finish(void *stage);
 static void shutdown_timed_out(void *stage);
 
-starter *starter_new(uv_loop_t *loop, const struct starter_config *cfg, char *err, size_t errlen)
+int starter_new(uv_loop_t *loop, const struct starter_config *cfg, starter **ret,
+                struct ct_error *err)
 {
+    *ret = NULL;
     starter *s = calloc(1, sizeof(*s));
-    if (!s) {
-        snprintf(err, errlen, "out of memory");
-        return NULL;
-    }
+    if (!s)
+        return ct_error_set(err, -ENOMEM, "out of memory");
     s->loop = loop;
     s->cfg = *cfg;
     s->pulls = idmap_new();
     if (!s->pulls || runset_new(&s->running) < 0) {
-        snprintf(err, errlen, "out of memory");
         idmap_free(s->pulls);
         free(s);
-        return NULL;
+        return ct_error_set(err, -ENOMEM, "out of memory");
     }
     if (gethostname(s->hostname, sizeof(s->hostname) - 1) < 0)
         snprintf(s->hostname, sizeof(s->hostname), "unknown");
-    s->docker = docker_new(loop, &cfg->docker, err, errlen);
-    if (!s->docker) {
+    int r = docker_new(loop, &cfg->docker, &s->docker, err);
+    if (r < 0) {
         runset_free(s->running);
         idmap_free(s->pulls);
         free(s);
-        return NULL;
+        return r;
     }
     struct amqp_link_config acfg = cfg->amqp;
-    /* MAX_RUNNING jobs being started, and as many again waiting to retry without a slot. */
+    /* The channel's default; each start of the pending consumer sets its own (update_consumer). */
     uint64_t prefetch = 2 * cfg->max_running;
     acfg.prefetch = (unsigned)(prefetch < 65535 ? prefetch : 65535);
-    s->link = amqp_link_new(loop, &acfg, on_link_event, s);
-    if (!s->link) {
-        snprintf(err, errlen, "cannot create the RabbitMQ link");
+    r = amqp_link_new(loop, &acfg, on_link_event, s, &s->link, err);
+    if (r < 0) {
         docker_free(s->docker);
         runset_free(s->running);
         idmap_free(s->pulls);
         free(s);
-        return NULL;
+        return r;
     }
     stage_stop_init(&s->stop, loop, s, finish, shutdown_timed_out);
     uv_timer_init(loop, &s->setup_timer);
     s->setup_timer.data = s;
     metrics_setup(s);
-    return s;
+    *ret = s;
+    return 0;
 }
 
 int starter_start(starter *s)
@@ -2140,7 +2207,9 @@ int starter_start(starter *s)
     const char *const queues[] = {QUEUE_PENDING, QUEUE_PENDING_INVALID, s->cfg.running_queue,
                                   QUEUE_FINISHED};
     for (size_t i = 0; i < sizeof(queues) / sizeof(queues[0]); i++) {
-        int r = amqp_link_declare_queue(s->link, queues[i], NULL, 0);
+        bool running = queues[i] == s->cfg.running_queue;
+        int r = amqp_link_declare_queue(s->link, queues[i], running ? qtype_running_args : NULL,
+                                        running ? 2 : 0);
         if (r < 0)
             return r;
     }

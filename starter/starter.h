@@ -9,10 +9,12 @@
 #include "docker.h"
 #include "names.h"
 #include "registry.h"
+#include "error.h"
 
 struct starter_config {
     struct amqp_link_config amqp;
     const char *running_queue; /* RUNNING_QUEUE: one per Docker host when there are several */
+    uint64_t host_lost_grace_ms; /* HOST_LOST_GRACE (daemon.h) */
     struct docker_config docker;
     uint64_t max_running;
     uint64_t max_starting; /* MAX_STARTING: jobs in the engine's setup calls at once */
@@ -49,7 +51,8 @@ struct starter_config {
 
 typedef struct starter starter;
 
-starter *starter_new(uv_loop_t *loop, const struct starter_config *cfg, char *err, size_t errlen);
+int starter_new(uv_loop_t *loop, const struct starter_config *cfg, starter **ret,
+                struct ct_error *err);
 int starter_start(starter *s);
 /* Stops consuming, lets in-flight jobs finish (or returns them to the queue at the
  * deadline), closes everything; done() runs once all is released. */

@@ -265,7 +265,7 @@ static char *receive_one(int lfd, const struct timespec *deadline)
 static int publish(const char *body, const char *message_id)
 {
     struct daemon_common common;
-    struct config_err e = {{0}};
+    struct ct_error e = {0};
     if (daemon_load_common(&common, "correctomatic-submit", false, &e) < 0) {
         fprintf(stderr, "correctomatic-submit: %s\n", e.msg);
         return -EINVAL;

@@ -83,7 +83,7 @@ static void add(struct queue *q, size_t *n, const char *name, enum role role, co
 }
 
 /* The queues of this deployment, from the same settings as the daemons'. */
-static int list_queues(struct queue *q, size_t *n, struct config_err *e)
+static int list_queues(struct queue *q, size_t *n, struct ct_error *e)
 {
     const char *running, *delays;
     struct schedule sched;
@@ -91,11 +91,11 @@ static int list_queues(struct queue *q, size_t *n, struct config_err *e)
         config_str("CALLBACK_RETRY_DELAYS", "5s,30s,2m,10m,30m,1h,3h", &delays, e) < 0)
         return -EINVAL;
     if (strlen(running) > 100) {
-        snprintf(e->msg, sizeof(e->msg), "invalid RUNNING_QUEUE: over 100 bytes");
+        ct_error_set(e, -EINVAL, "invalid RUNNING_QUEUE: over 100 bytes");
         return -EINVAL;
     }
     if (schedule_parse(delays, &sched) < 0) {
-        snprintf(e->msg, sizeof(e->msg), "invalid CALLBACK_RETRY_DELAYS");
+        ct_error_set(e, -EINVAL, "invalid CALLBACK_RETRY_DELAYS");
         return -EINVAL;
     }
     char invalid[128];
@@ -262,7 +262,7 @@ int main(int argc, char **argv)
     bool as_json = false;
     long watch_s = 0;
     int c, code = 2;
-    struct config_err e = {{0}};
+    struct ct_error e = {0};
     struct status_daemons *sd = status_daemons_new();
     size_t n_opt = 0;
     const char *opt_daemons[STATUS_DAEMONS_MAX];

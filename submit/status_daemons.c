@@ -191,7 +191,7 @@ size_t status_daemons_count(const struct status_daemons *sd)
 }
 
 int status_daemons_add(struct status_daemons *sd, const char *list, const char *source,
-                       struct config_err *e)
+                       struct ct_error *e)
 {
     struct daemon_status *d = sd->d;
     size_t *n = &sd->n;
@@ -202,13 +202,13 @@ int status_daemons_add(struct status_daemons *sd, const char *list, const char *
         const char *stop = p + len;
         char why[128];
         if (check_address(p, (size_t)(stop - p), why, sizeof(why)) < 0) {
-            snprintf(e->msg, sizeof(e->msg), "invalid %s entry '%.*s': %s", source,
-                     (int)((size_t)(stop - p) < 300 ? stop - p : 300), p, why);
+            ct_error_set(e, -EINVAL, "invalid %s entry '%.*s': %s", source,
+                         (int)((size_t)(stop - p) < 300 ? stop - p : 300), p, why);
             return -EINVAL;
         }
         if (*n >= STATUS_DAEMONS_MAX) {
-            snprintf(e->msg, sizeof(e->msg), "too many daemons (%s): at most %d", source,
-                     STATUS_DAEMONS_MAX);
+            ct_error_set(e, -EINVAL, "too many daemons (%s): at most %d", source,
+                         STATUS_DAEMONS_MAX);
             return -EINVAL;
         }
         snprintf(d[*n].address, sizeof(d[*n].address), "%.*s", (int)(stop - p), p);

@@ -33,7 +33,7 @@ void status_daemons_free(struct status_daemons *sd);
  * option) is named in the message. 0, or -EINVAL with a message in e (some entries before the
  * bad one may have been added). */
 int status_daemons_add(struct status_daemons *sd, const char *list, const char *source,
-                       struct config_err *e);
+                       struct ct_error *e);
 
 size_t status_daemons_count(const struct status_daemons *sd);
 

@@ -39,7 +39,7 @@ SERVERS=$ROOT/tests/servers.sh
 PACKAGES=(build-essential cmake pkg-config librabbitmq-dev libcurl4-openssl-dev libssl-dev
           libjansson-dev libuv1-dev libarchive-dev libh2o-dev libcmocka-dev rabbitmq-server docker.io prometheus
           busybox-static curl ca-certificates python3 docker-registry apache2-utils
-          clang libclang-rt-dev iproute2)
+          clang libclang-rt-dev iproute2 openssl)
 
 install=1 asan=1 fuzz=1 keep=0 serial=0 regex="" engine=docker
 # the tests run against Podman: the unit tests and the integration tests that use the engine

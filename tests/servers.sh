@@ -13,6 +13,10 @@
 #   start               start dockerd, rabbitmq (with the management plugin) and the registry,
 #                       wait until they answer, build the test images, write
 #                       $CT_SERVERS_DIR/env (source it)
+#   start-rabbitmq      start the RabbitMQ node alone (a node of tests/cluster.sh)
+#   start-docker        start the engine alone with the test images (a second Docker host);
+#                       with CT_DOCKER_TLS=1 also on tcp://127.0.0.1:<port> with mutual TLS
+#                       (the env file gives CT_DOCKER_TLS_HOST and CT_DOCKER_CERT_PATH)
 #   stop                stop them all, unmount leftovers, remove $CT_SERVERS_DIR
 #   status              exit 0 when both answer
 #   env                 print the env file
@@ -127,8 +131,37 @@ engine_halt() { if [ "$(engine)" = podman ]; then podman_halt "$@"; else docker_
 
 docker_env() { export DOCKER_HOST="unix://$(engine_socket)"; }
 
+# CT_DOCKER_TLS=1 (start-docker): the engine also listens on tcp://127.0.0.1:<port> with mutual
+# TLS, as DOCKER_TLS_VERIFY clients expect: a CA, a server certificate for 127.0.0.1 and a client
+# certificate, made here with openssl ($S/tls; the client's ca.pem, cert.pem, key.pem in
+# $S/tls/client, the layout of DOCKER_CERT_PATH).
+docker_tls_certs() {
+    local t=$S/tls
+    mkdir -p "$t/client"
+    (
+        cd "$t"
+        openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj "/CN=ct test CA" \
+            -keyout ca-key.pem -out ca.pem
+        openssl req -newkey rsa:2048 -nodes -subj "/CN=127.0.0.1" -keyout server-key.pem -out server.csr
+        printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n' >server.ext
+        openssl x509 -req -in server.csr -CA ca.pem -CAkey ca-key.pem -CAcreateserial -days 2 \
+            -extfile server.ext -out server-cert.pem
+        openssl req -newkey rsa:2048 -nodes -subj "/CN=ct test client" -keyout client/key.pem -out client.csr
+        printf 'extendedKeyUsage=clientAuth\n' >client.ext
+        openssl x509 -req -in client.csr -CA ca.pem -CAkey ca-key.pem -CAcreateserial -days 2 \
+            -extfile client.ext -out client/cert.pem
+        cp ca.pem client/ca.pem
+    ) >"$t/openssl.log" 2>&1 || { cat "$t/openssl.log" >&2; die "making the TLS certificates failed"; }
+    chmod 600 "$t"/*key.pem "$t/client/key.pem"
+}
+
 docker_launch() {
     mkdir -p "$D/root" "$D/exec"
+    local tls=()
+    if [ -n "$(state_get docker_tls_port)" ]; then
+        tls=(--host "tcp://127.0.0.1:$(state_get docker_tls_port)" --tlsverify
+            --tlscacert "$S/tls/ca.pem" --tlscert "$S/tls/server-cert.pem" --tlskey "$S/tls/server-key.pem")
+    fi
     # The data-root as a shared mount of its own, made here once: dockerd then leaves it alone.
     # Otherwise dockerd bind-mounts it itself and unmounts it when it stops, and the overlay
     # mounts of containers that outlive a restart (--live-restore) end up hidden under the
@@ -136,7 +169,7 @@ docker_launch() {
     if ! mountpoint -q "$D/root"; then
         mount --bind "$D/root" "$D/root" && mount --make-shared "$D/root"
     fi
-    setsid "$DOCKERD" --host "unix://$D/docker.sock" --data-root "$D/root" --exec-root "$D/exec" \
+    setsid "$DOCKERD" --host "unix://$D/docker.sock" "${tls[@]}" --data-root "$D/root" --exec-root "$D/exec" \
         --pidfile "$D/docker.pid" --iptables=false --ip-masq=false --bridge=none \
         --live-restore --shutdown-timeout 2 >>"$D/dockerd.log" 2>&1 </dev/null &
     state_set dockerd_pid $!
@@ -431,6 +464,10 @@ write_env() {
         echo "export CT_RABBITMQ_MGMT_PORT='$(state_get rabbitmq_mgmt_port)'"
         echo "export CT_RABBITMQ_NODE='$(state_get rabbitmq_node)'"
         echo "export CT_TMP='$S/tmp'"
+        if [ -n "$(state_get docker_tls_port)" ]; then
+            echo "export CT_DOCKER_TLS_HOST='tcp://127.0.0.1:$(state_get docker_tls_port)'"
+            echo "export CT_DOCKER_CERT_PATH='$S/tls/client'"
+        fi
         if [ -n "$(state_get registry_pid)" ]; then
             echo "export CT_REGISTRY='127.0.0.1:$(state_get registry_port)'"
             echo "export CT_REGISTRY_USER='$REGISTRY_USER'"
@@ -483,8 +520,42 @@ start)
     write_env
     say "ready in $((($(date +%s%N) - t0) / 1000000)) ms; source $S/env"
     ;;
+start-docker)
+    # the engine alone, with the test images (a second Docker host of a test); CT_DOCKER_TLS=1
+    # adds its TLS listener (above)
+    [ "$(id -u)" = 0 ] || die "must run as root (dockerd)"
+    mkdir -p "$S"
+    if alive "$(state_get dockerd_pid)"; then die "dockerd already running in $S"; fi
+    mkdir -p "$S/tmp" "$D"
+    chmod 755 "$S"; chmod 1777 "$S/tmp"
+    if [ "${CT_DOCKER_TLS:-}" = 1 ]; then
+        docker_tls_certs
+        state_set docker_tls_port "$(free_ports 1)"
+    fi
+    docker_launch
+    "$HERE/images/build.sh" >"$S/images.log" 2>&1 || { cat "$S/images.log" >&2; die "building the test images failed"; }
+    write_env
+    ;;
+start-rabbitmq)
+    # the RabbitMQ node alone (a node of tests/cluster.sh); stop stops it as usual
+    [ "$(id -u)" = 0 ] || die "must run as root (rabbitmq)"
+    mkdir -p "$S"
+    if alive "$(state_get rabbitmq_pid)"; then die "rabbitmq already running in $S"; fi
+    mkdir -p "$S/tmp" "$R"
+    chmod 755 "$S"; chmod 1777 "$S/tmp"
+    rabbit_launch
+    write_env
+    ;;
 stop)
     [ -d "$S" ] || exit 0
+    # a test's cluster (tests/cluster.sh) and second engine, should it have died before
+    # stopping them
+    if [ -d "$S/cluster" ]; then
+        CT_CLUSTER_DIR=$S/cluster "$HERE/cluster.sh" stop || say "WARNING: stopping the cluster failed"
+    fi
+    if [ -d "$S/hostb" ]; then
+        CT_SERVERS_DIR=$S/hostb "$SELF" stop || say "WARNING: stopping $S/hostb failed"
+    fi
     # with --live-restore, containers outlive the engine: bring it back to remove them
     if [ "$(engine)" = docker ] && [ -n "$(state_get dockerd_pid)" ] && ! alive "$(state_get dockerd_pid)"; then
         docker_launch || true

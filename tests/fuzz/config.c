@@ -132,7 +132,7 @@ static int ref_bool(const char *s, bool *ret)
 
 /* A getter's outcome: stored when valid and in [min, max], else refused naming VAR. */
 static void check_getter(int r, uint64_t got, int ref, uint64_t want, uint64_t min, uint64_t max,
-                         const struct config_err *err, const char *value)
+                         const struct ct_error *err, const char *value)
 {
     if (!*value) { /* empty: the default */
         FUZZ_CHECK(r == 0 && got == 7);
@@ -150,7 +150,7 @@ static void check_getter(int r, uint64_t got, int ref, uint64_t want, uint64_t m
 static void check_numbers(const char *s, uint64_t lo, uint64_t hi)
 {
     uint64_t got = 0, want = 0, v;
-    struct config_err err;
+    struct ct_error err;
     int r, ref;
 
     r = config_parse_bytes(s, &got);
@@ -201,11 +201,11 @@ static void check_numbers(const char *s, uint64_t lo, uint64_t hi)
 static void check_endpoint(const char *s, bool tls)
 {
     struct docker_endpoint ep = {0};
-    char err[256] = "";
-    int r = docker_endpoint_parse(s, tls, &ep, err, sizeof(err));
+    struct ct_error err = {0};
+    int r = docker_endpoint_parse(s, tls, &ep, &err);
     if (r < 0) {
         FUZZ_CHECK(r == -EINVAL);
-        FUZZ_CHECK(strstr(err, "DOCKER_HOST"));
+        FUZZ_CHECK(strstr(err.msg, "DOCKER_HOST"));
         return;
     }
     FUZZ_CHECK(ep.base_url);

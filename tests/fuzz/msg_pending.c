@@ -100,7 +100,7 @@ static void check_accepted(const struct pending_job *job)
     static registry_allowlist *allow;
     if (!allow)
         FUZZ_CHECK(registry_allowlist_parse("registry.example/*,correction-*,ct/java", "fuzz",
-                                            &allow, NULL, 0) == 0);
+                                            &allow, NULL) == 0);
     (void)registry_allowlist_match(allow, job->image);
 
     struct running_msg rm = {

@@ -101,7 +101,7 @@ static bool in_keys(const json_t *v, const char *s)
     return false;
 }
 
-static void check_no_password(const json_t *root, const char *err)
+static void check_no_password(const json_t *root, const struct ct_error *err)
 {
     const char *key;
     json_t *entry;
@@ -112,7 +112,7 @@ static void check_no_password(const json_t *root, const char *err)
         const char *pw = json_string_value(json_object_get(entry, "password"));
         /* Only passwords with a character no message text has can be told from it. */
         if (pw && strpbrk(pw, "#$%&!~^|<>") && !in_keys(root, pw))
-            FUZZ_CHECK(!strstr(err, pw));
+            FUZZ_CHECK(!strstr(err->msg, pw));
     }
 }
 
@@ -120,24 +120,24 @@ static void check_creds(const char *text, size_t len)
 {
     registry_creds *c = registry_creds_new();
     FUZZ_CHECK(c);
-    char err[512] = "";
+    struct ct_error err = {0};
     json_t *root = json_loadb(text, len, JSON_REJECT_DUPLICATES, NULL);
-    int r = registry_creds_add_json(c, text, len, "CT_FUZZ_CREDENTIALS", err, sizeof(err));
+    int r = registry_creds_add_json(c, text, len, "CT_FUZZ_CREDENTIALS", &err);
     if (r < 0) {
         FUZZ_CHECK(r == -EINVAL);
         FUZZ_CHECK(registry_creds_count(c) == 0);
-        FUZZ_CHECK(strstr(err, "CT_FUZZ_CREDENTIALS"));
-        check_no_password(root, err);
+        FUZZ_CHECK(strstr(err.msg, "CT_FUZZ_CREDENTIALS"));
+        check_no_password(root, &err);
     } else {
         size_t n = registry_creds_count(c);
         FUZZ_CHECK(json_is_object(root) && n == json_object_size(root));
         if (n > 0) {
-            err[0] = '\0';
-            FUZZ_CHECK(registry_creds_add_json(c, text, len, "CT_FUZZ_CREDENTIALS", err,
-                                               sizeof(err)) == -EINVAL);
+            err = (struct ct_error){0};
+            FUZZ_CHECK(registry_creds_add_json(c, text, len, "CT_FUZZ_CREDENTIALS", &err) ==
+                       -EINVAL);
             FUZZ_CHECK(registry_creds_count(c) == n);
-            FUZZ_CHECK(strstr(err, "given twice"));
-            check_no_password(root, err);
+            FUZZ_CHECK(strstr(err.msg, "given twice"));
+            check_no_password(root, &err);
         }
         const char *key;
         json_t *entry;
@@ -183,10 +183,10 @@ static void check_allowlist(const uint8_t *data, size_t size)
     fuzz_split(data, size, &a, &al, &b, &bl);
     char *list = fuzz_strndup(a, al), *ref = fuzz_strndup(b, bl);
     registry_allowlist *allow = NULL;
-    char err[256] = "";
-    int r = registry_allowlist_parse(list, "ALLOWED_IMAGES", &allow, err, sizeof(err));
+    struct ct_error err = {0};
+    int r = registry_allowlist_parse(list, "ALLOWED_IMAGES", &allow, &err);
     if (r < 0) {
-        FUZZ_CHECK(r == -EINVAL && strstr(err, "ALLOWED_IMAGES") && !allow);
+        FUZZ_CHECK(r == -EINVAL && strstr(err.msg, "ALLOWED_IMAGES") && !allow);
     } else {
         FUZZ_CHECK(registry_allowlist_count(allow) >= 1);
         (void)registry_allowlist_match(allow, ref);

@@ -383,7 +383,9 @@ static int publish(struct ctx *c, const char *q, const char *body, int slot)
 
 static void link_create(struct ctx *c)
 {
-    c->link = amqp_link_new(&c->loop, &c->cfg, on_event, c);
+    struct ct_error err = {0};
+    if (amqp_link_new(&c->loop, &c->cfg, on_event, c, &c->link, &err) < 0)
+        fail_msg("amqp_link_new: %s", err.msg);
     assert_non_null(c->link);
 }
 
@@ -592,6 +594,102 @@ static void test_nack_requeue_redelivers(void **state)
     assert_int_equal(c->deliv[1].len, 9);
     assert_memory_equal(c->deliv[1].body, "{\"job\":7}", 9);
     assert_int_equal(amqp_link_ack(c->link, c->deliv[1].generation, c->deliv[1].tag), 0);
+    link_free(c);
+    WAIT_FOR(c, admin_consumers(q) == 0, 5000);
+    assert_int_equal(admin_ready(q), 0);
+}
+
+/* QUEUE_TYPE=quorum (common/qtype.h): the queues are quorum queues; a message returned more
+ * than the delivery limit is dead-lettered to <queue>.invalid by the broker, with its reason;
+ * a retry queue's TTL and dead-lettering (the notifier's) work on quorum queues. */
+static void test_quorum_queues(void **state)
+{
+    struct ctx *c = *state;
+    const char *q = new_queue("quorum");
+    const char *retry = new_queue("quorum-retry");
+    c->cfg.quorum = true;
+    c->cfg.delivery_limit = 2;
+    link_create(c);
+    struct amqp_link_header retry_args[] = {{.key = "x-message-ttl", .num = 300},
+                                            {.key = "x-dead-letter-exchange", .str = ""},
+                                            {.key = "x-dead-letter-routing-key", .str = q}};
+    assert_int_equal(amqp_link_declare_queue(c->link, q, NULL, 0), 0);
+    assert_int_equal(amqp_link_declare_queue(c->link, retry, retry_args, 3), 0);
+    assert_int_equal(amqp_link_consume(c->link, q, on_deliver, c), 0);
+    link_start_up(c);
+
+    /* A quorum queue: a classic declare of the same name is refused. */
+    amqp_connection_state_t a = admin_open();
+    amqp_queue_declare(a, 1, amqp_cstring_bytes(q), 0, 1, 0, 0, amqp_empty_table);
+    amqp_rpc_reply_t rr = amqp_get_rpc_reply(a);
+    assert_int_equal(rr.reply_type, AMQP_RESPONSE_SERVER_EXCEPTION);
+    assert_int_equal(rr.reply.id, AMQP_CHANNEL_CLOSE_METHOD);
+    amqp_channel_close_t *cc = rr.reply.decoded;
+    assert_int_equal(cc->reply_code, AMQP_PRECONDITION_FAILED);
+    print_message("note: a classic declare of the quorum queue: %.*s\n", (int)cc->reply_text.len,
+                  (const char *)cc->reply_text.bytes);
+    amqp_connection_close(a, AMQP_REPLY_SUCCESS);
+    amqp_destroy_connection(a);
+
+    /* A message that keeps coming back: delivered, returned, ... then parked by the broker. */
+    assert_int_equal(publish(c, q, "{\"poison\":1}", 0), 0);
+    char invalid[160];
+    snprintf(invalid, sizeof(invalid), "%s.invalid", q);
+    int deliveries = 0;
+    while (admin_ready(invalid) == 0) {
+        WAIT_FOR(c, c->n_deliv == deliveries + 1 || admin_ready(invalid) == 1, 10000);
+        if (c->n_deliv == deliveries + 1) {
+            struct delivery *d = &c->deliv[deliveries++];
+            assert_memory_equal(d->body, "{\"poison\":1}", 12);
+            assert_int_equal(amqp_link_nack(c->link, d->generation, d->tag, true), 0);
+        }
+        assert_true(deliveries <= 10);
+    }
+    print_message("note: delivered %d time(s) before it was dead-lettered (limit 2)\n", deliveries);
+    assert_int_equal(deliveries, 3); /* returned more than twice */
+    struct got g;
+    assert_true(admin_get(invalid, &g));
+    assert_string_equal(g.body, "{\"poison\":1}");
+    const char *why = got_header(&g, "x-first-death-reason");
+    assert_non_null(why);
+    assert_string_equal(why, "delivery_limit");
+    free(g.body);
+    assert_int_equal(admin_ready(q), 0);
+
+    /* A retry queue on quorum: its TTL ends and the message is back in q. */
+    assert_int_equal(publish(c, retry, "{\"later\":1}", 1), 0);
+    WAIT_FOR(c, c->n_deliv == deliveries + 1, 10000);
+    struct delivery *d = &c->deliv[deliveries];
+    assert_memory_equal(d->body, "{\"later\":1}", 11);
+    assert_int_equal(amqp_link_ack(c->link, d->generation, d->tag), 0);
+    link_free(c);
+    WAIT_FOR(c, admin_consumers(q) == 0, 5000);
+    assert_int_equal(admin_ready(q), 0);
+    assert_int_equal(admin_ready(retry), 0);
+}
+
+/* A queue that exists with other arguments (a classic queue when QUEUE_TYPE=quorum, an
+ * earlier version's arguments): the broker refuses the declare and never changes the queue;
+ * the link uses it as it is (passively) and says so once up, for the operator. */
+static void test_existing_queue_other_arguments(void **state)
+{
+    struct ctx *c = *state;
+    const char *q = new_queue("mismatch");
+    admin_declare(q); /* classic, no arguments */
+    c->cfg.quorum = true;
+    link_create(c);
+    assert_int_equal(amqp_link_consume(c->link, q, on_deliver, c), 0);
+    assert_int_equal(amqp_link_declare_queue(c->link, q, NULL, 0), 0);
+    link_start_up(c);
+    WAIT_FOR(c, c->errors == 1, 5000);
+    print_message("note: %s\n", c->last_error);
+    assert_non_null(strstr(c->last_error, "used as it is"));
+    assert_non_null(strstr(c->last_error, q));
+    assert_non_null(strstr(c->last_error, "PRECONDITION_FAILED"));
+    /* and it works: a message through it */
+    admin_publish(q, "{\"x\":1}", 7);
+    WAIT_FOR(c, c->n_deliv == 1, 5000);
+    assert_int_equal(amqp_link_ack(c->link, c->deliv[0].generation, c->deliv[0].tag), 0);
     link_free(c);
     WAIT_FOR(c, admin_consumers(q) == 0, 5000);
     assert_int_equal(admin_ready(q), 0);
@@ -1285,9 +1383,13 @@ static void test_node_list(void **state)
     link_free(c);
     proxy_stop();
 
-    /* a list that is not one */
+    /* a list that is not one, said */
     c->cfg.host = "127.0.0.1:0";
-    assert_null(amqp_link_new(&c->loop, &c->cfg, on_event, c));
+    struct ct_error err = {0};
+    amqp_link *none = (amqp_link *)c; /* set to NULL on failure */
+    assert_int_equal(amqp_link_new(&c->loop, &c->cfg, on_event, c, &none, &err), -EINVAL);
+    assert_null(none);
+    assert_non_null(strstr(err.msg, "RABBITMQ_HOST"));
 }
 
 static void test_free_cancels_outstanding(void **state)
@@ -1324,6 +1426,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_unroutable_publish_fails, setup, teardown),
         cmocka_unit_test_setup_teardown(test_nack_requeue_redelivers, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stale_generation, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_quorum_queues, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_existing_queue_other_arguments, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pause_resume, setup, teardown),
         cmocka_unit_test_setup_teardown(test_oversized_message_parked, setup, teardown),
         cmocka_unit_test_setup_teardown(test_park, setup, teardown),

@@ -1578,6 +1578,61 @@ static void test_docker_restart(void **state)
     stop(&run);
 }
 
+/* running_corrections.lost (completer/lost.h): an expired running message whose container is
+ * on this engine (this host's completer was away longer than its time limit plus the grace)
+ * goes back to the running queue and is finished the usual way; a message dead-lettered for
+ * another reason (a quorum queue's delivery limit), or one that cannot be read, is parked in
+ * running_corrections.lost.invalid with why. */
+static void test_lost_queue(void **state)
+{
+    (void)state;
+    struct ct_daemon run;
+    start_completer(&run, "lost", NULL);
+    wait_log(&run, "connected to RabbitMQ", NULL, 1);
+    struct job job;
+    make_job(&job, "ct-ok:latest", "\"w-lost-ours\"", NULL, NULL, NULL, true);
+    char *body = running_body(&job, false);
+    json_t *expired = json_pack("{s:s,s:s}", "x-first-death-reason", "expired",
+                                "x-first-death-queue", "running_corrections");
+    struct ct_publish_opts o = {
+        .content_type = "application/json", .message_id = job.job_id, .headers = expired};
+    ct_amqp_publish_ex("running_corrections.lost", body, strlen(body), &o);
+    json_t *r = get_result();
+    assert_success(r, OK_RESPONSE);
+    json_decref(r);
+    wait_log(&run, "a running message of this host expired unclaimed", job.cid, 1);
+    assert_all_clean();
+
+    /* returned too often: parked, with where it came from */
+    json_t *limit = json_pack("{s:s,s:s}", "x-first-death-reason", "delivery_limit",
+                              "x-first-death-queue", "running_corrections");
+    o.headers = limit;
+    ct_amqp_publish_ex("running_corrections.lost", body, strlen(body), &o);
+    struct ct_msg *m = ct_amqp_get("running_corrections.lost.invalid", WAIT_MS);
+    assert_non_null(m);
+    const char *why = json_string_value(json_object_get(m->headers, "x-correctomatic-reason"));
+    assert_non_null(why);
+    assert_non_null(strstr(why, "delivery_limit"));
+    assert_non_null(strstr(why, "running_corrections"));
+    assert_string_equal(m->body, body);
+    ct_msg_free(m);
+
+    /* expired, but not a running message */
+    o.headers = expired;
+    ct_amqp_publish_ex("running_corrections.lost", "{\"nope\":1}", 10, &o);
+    m = ct_amqp_get("running_corrections.lost.invalid", WAIT_MS);
+    assert_non_null(m);
+    assert_non_null(json_string_value(json_object_get(m->headers, "x-correctomatic-reason")));
+    ct_msg_free(m);
+    assert_int_equal(ct_amqp_count("running_corrections.lost"), 0);
+
+    json_decref(expired);
+    json_decref(limit);
+    free(body);
+    job_free(&job);
+    stop(&run);
+}
+
 static void test_burst_200(void **state)
 {
     (void)state;
@@ -1648,6 +1703,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_output_text, ct_reset_pipeline_fixture,
                                         ct_reset_pipeline_fixture),
         cmocka_unit_test_setup_teardown(test_sigkill_and_restart, ct_reset_pipeline_fixture,
+                                        ct_reset_pipeline_fixture),
+        cmocka_unit_test_setup_teardown(test_lost_queue, ct_reset_pipeline_fixture,
                                         ct_reset_pipeline_fixture),
         cmocka_unit_test_setup_teardown(test_docker_restart, ct_reset_pipeline_fixture,
                                         ct_reset_pipeline_fixture),

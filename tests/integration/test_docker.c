@@ -95,16 +95,15 @@ static void res_clear(struct res *x)
 static docker *client(uv_loop_t *loop, const char *host, size_t max_response)
 {
     struct docker_config cfg;
-    char err[256] = "";
+    struct ct_error err = {0};
     docker *d;
 
     docker_config_defaults(&cfg);
     cfg.host = host;
     if (max_response)
         cfg.max_response_bytes = max_response;
-    d = docker_new(loop, &cfg, err, sizeof(err));
-    if (!d)
-        fail_msg("docker_new: %s", err);
+    if (docker_new(loop, &cfg, &d, &err) < 0)
+        fail_msg("docker_new: %s", err.msg);
     return d;
 }
 
@@ -768,7 +767,8 @@ static void on_cancel_other(const struct docker_result *r, void *userdata)
 static void test_cancel(void **state)
 {
     struct docker_config cfg;
-    char err[256] = "", name[96], id[80];
+    char name[96], id[80];
+    struct ct_error err = {0};
     struct res in_flight = {0}, queued = {0}, after = {0}, victim = {0}, last = {0};
 
     (void)state;
@@ -784,9 +784,9 @@ static void test_cancel(void **state)
     docker_config_defaults(&cfg);
     cfg.host = T.host;
     cfg.max_calls = 1;
-    docker *d = docker_new(&T.loop, &cfg, err, sizeof(err));
-    if (!d)
-        fail_msg("docker_new: %s", err);
+    docker *d;
+    if (docker_new(&T.loop, &cfg, &d, &err) < 0)
+        fail_msg("docker_new: %s", err.msg);
 
     assert_int_equal(docker_container_wait(d, id, "not-running", 0, on_cancelled, &in_flight), 0);
     assert_int_equal(docker_ping(d, on_cancelled, &queued), 0);

@@ -2650,6 +2650,139 @@ static void test_max_starting(void **state)
     assert_true(first_alone);
 }
 
+/* ---- QUEUE_TYPE=quorum, in a virtual host of its own (the other tests' classic queues of the
+ * same names live in "/"). */
+
+static char quorum_vhost[64];
+
+static int rabbitmqctl(const char *args)
+{
+    char cmd[1024];
+    snprintf(cmd, sizeof(cmd), "'%s' rabbitmqctl %s >/dev/null 2>&1", ct_env("CT_SERVERS"), args);
+    int st = system(cmd);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+static int quorum_setup(void **state)
+{
+    ct_reset_pipeline_fixture(state);
+    snprintf(quorum_vhost, sizeof(quorum_vhost), "ct-quorum-%d", (int)getpid());
+    char args[256];
+    snprintf(args, sizeof(args), "add_vhost %s", quorum_vhost);
+    if (rabbitmqctl(args) != 0)
+        return -1;
+    snprintf(args, sizeof(args), "set_permissions -p %s guest '.*' '.*' '.*'", quorum_vhost);
+    if (rabbitmqctl(args) != 0)
+        return -1;
+    ct_amqp_use_vhost(quorum_vhost);
+    return 0;
+}
+
+static int quorum_teardown(void **state)
+{
+    (void)state;
+    ct_amqp_use_vhost(NULL);
+    char args[256];
+    snprintf(args, sizeof(args), "delete_vhost %s", quorum_vhost);
+    int r = rabbitmqctl(args);
+    ct_docker_remove_labelled(LABEL);
+    return r == 0 ? 0 : -1;
+}
+
+/* compose's definitions (compose/rabbitmq/init.sh) rendered for QUEUE_TYPE=quorum, their
+ * queues made in the test's virtual host as the broker would import them: the daemons'
+ * declares (starter, completer, notifier) must agree with them, or the broker refuses the
+ * declare (PRECONDITION_FAILED) and the daemon uses the queue as it is, saying so. */
+static void make_compose_queues(void)
+{
+    char out[600], cmd[2048];
+    snprintf(out, sizeof(out), "%s/quorum-definitions.json", ct_env("CT_TMP"));
+    snprintf(cmd, sizeof(cmd),
+             "RABBITMQ_ADMIN_USER=a RABBITMQ_ADMIN_PASSWORD=b RABBITMQ_USER=c RABBITMQ_PASSWORD=d "
+             "QUEUE_TYPE=quorum QUEUE_DELIVERY_LIMIT=2 CT_RENDER_ONLY=1 "
+             "CT_DEFINITIONS_TEMPLATE='%s/compose/rabbitmq/definitions.json' "
+             "CT_DEFINITIONS_OUT='%s' sh '%s/compose/rabbitmq/init.sh'",
+             CT_SOURCE_DIR, out, CT_SOURCE_DIR);
+    assert_int_equal(system(cmd), 0);
+    json_error_t jerr;
+    json_t *defs = json_load_file(out, 0, &jerr);
+    if (!defs)
+        fail_msg("%s: %s", out, jerr.text);
+    json_t *queues = json_object_get(defs, "queues");
+    assert_true(json_array_size(queues) >= 10);
+    size_t i;
+    json_t *q;
+    json_array_foreach(queues, i, q)
+    {
+        const char *name = json_string_value(json_object_get(q, "name"));
+        assert_non_null(name);
+        json_t *body = json_pack("{s:b,s:b,s:O}", "durable", 1, "auto_delete", 0, "arguments",
+                                 json_object_get(q, "arguments"));
+        char *text = json_dumps(body, JSON_COMPACT);
+        char path[512];
+        snprintf(path, sizeof(path), "/queues/%s/%s", quorum_vhost, name);
+        long status;
+        json_decref(ct_mgmt("PUT", path, text, &status));
+        if (status != 201 && status != 204)
+            fail_msg("PUT %s: HTTP %ld", path, status);
+        free(text);
+        json_decref(body);
+    }
+    json_decref(defs);
+}
+
+/* On quorum queues every return of a message counts towards its delivery limit (RabbitMQ
+ * 3.10-3.13), so the starter must not return healthy jobs as a matter of course: at capacity,
+ * each time a slot frees, it asks the broker for no more than it may take. A burst of 16
+ * quick jobs through MAX_RUNNING=2 (dozens of pauses and resumes) with a delivery limit of 2:
+ * every job is started, none is parked by the broker. The queues are compose's, made first
+ * (make_compose_queues). */
+static void test_quorum_burst_at_capacity(void **state)
+{
+    (void)state;
+    struct ct_daemon run;
+    char *file = exercise("quorum.txt", "q");
+    char vhost_env[96];
+    snprintf(vhost_env, sizeof(vhost_env), "RABBITMQ_VHOST=%s", quorum_vhost);
+    make_compose_queues();
+    /* A queue declared otherwise is used as it is, with an error said before "connected". */
+    static const char *const mismatch = "a queue exists with other arguments";
+    struct ct_daemon other;
+    const char *const others[] = {"notifier", "completer"};
+    for (size_t i = 0; i < 2; i++) {
+        ct_daemon_start(
+            &other, others[i], "quorum",
+            (const char *[]){vhost_env, "QUEUE_TYPE=quorum", "QUEUE_DELIVERY_LIMIT=2", NULL});
+        ct_daemon_wait_log(&other, "connected to RabbitMQ", 1, WAIT_MS);
+        assert_int_equal(ct_daemon_stop(&other), 0);
+        assert_int_equal(ct_file_count_lines(other.log, mismatch, NULL), 0);
+    }
+    start_starter(&run, "quorum",
+                  (const char *[]){vhost_env, "QUEUE_TYPE=quorum", "QUEUE_DELIVERY_LIMIT=2",
+                                   "MAX_RUNNING=2", "HOLD_JOBS=1", NULL});
+    wait_log(&run, "consuming pending jobs", 1);
+    assert_int_equal(ct_file_count_lines(run.log, mismatch, NULL), 0);
+    assert_int_equal(ct_file_count_lines(run.log, "lost RabbitMQ", NULL), 0);
+    enum { JOBS = 16 };
+    for (int i = 0; i < JOBS; i++) {
+        char wid[32];
+        snprintf(wid, sizeof(wid), "w-quorum-%d", i);
+        publish_job(wid, "ct-ok:latest", file, "http://h/cb", NULL, NULL);
+    }
+    for (int i = 0; i < JOBS; i++)
+        json_decref(get_json("running_corrections"));
+    assert_int_equal(ct_amqp_count("pending_corrections"), 0);
+    assert_int_equal(ct_amqp_count("pending_corrections.invalid"), 0);
+    int paused = ct_file_count_lines(run.log, "at capacity, pending jobs wait in the queue", NULL);
+    int returned =
+        ct_file_count_lines(run.log, "delivery returned to the queue untouched: at capacity", NULL);
+    print_message("note: the consumer paused %d time(s) for %d jobs; %d deliveries returned\n",
+                  paused, JOBS, returned);
+    assert_true(paused >= 2); /* it did run at capacity */
+    assert_int_equal(stop_starter(&run), 0);
+    free(file);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -2741,6 +2874,8 @@ int main(void)
                                         ct_reset_pipeline_fixture),
         cmocka_unit_test_setup_teardown(test_max_starting, ct_reset_pipeline_fixture,
                                         ct_reset_pipeline_fixture),
+        cmocka_unit_test_setup_teardown(test_quorum_burst_at_capacity, quorum_setup,
+                                        quorum_teardown),
         cmocka_unit_test_setup_teardown(test_no_way_out, ct_reset_pipeline_fixture,
                                         ct_reset_pipeline_fixture),
     };

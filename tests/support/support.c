@@ -2,6 +2,8 @@
 #include "docker_compat.h"
 #include "support.h"
 
+#include "qtype.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <setjmp.h>
@@ -334,6 +336,13 @@ static const char *amqp_error(amqp_rpc_reply_t r, char *buf, size_t len)
     return "unknown";
 }
 
+static char amqp_vhost[128] = "/";
+
+void ct_amqp_use_vhost(const char *vhost)
+{
+    snprintf(amqp_vhost, sizeof(amqp_vhost), "%s", vhost ? vhost : "/");
+}
+
 static amqp_connection_state_t amqp_open(void)
 {
     const char *host = ct_env("CT_RABBITMQ_HOST");
@@ -350,7 +359,8 @@ static amqp_connection_state_t amqp_open(void)
     }
     amqp_set_rpc_timeout(c, &tv);
     char buf[256];
-    amqp_rpc_reply_t r = amqp_login(c, "/", 0, 131072, 0, AMQP_SASL_METHOD_PLAIN, "guest", "guest");
+    amqp_rpc_reply_t r =
+        amqp_login(c, amqp_vhost, 0, 131072, 0, AMQP_SASL_METHOD_PLAIN, "guest", "guest");
     if (r.reply_type != AMQP_RESPONSE_NORMAL) {
         const char *e = amqp_error(r, buf, sizeof(buf));
         amqp_destroy_connection(c);
@@ -405,6 +415,31 @@ void ct_amqp_declare(const char *queue)
 {
     amqp_connection_state_t c = amqp_open();
     amqp_queue_declare(c, 1, amqp_cstring_bytes(queue), 0, 1, 0, 0, amqp_empty_table);
+    amqp_check(c, "declare", queue);
+    amqp_close(c);
+}
+
+/* A running queue as the daemons declare it on classic queues (qtype_running_args); one made
+ * otherwise before (servers kept from an older version) is made again. */
+static void declare_running(const char *queue)
+{
+    amqp_table_entry_t e[2];
+    for (size_t i = 0; i < 2; i++) {
+        e[i].key = amqp_cstring_bytes(qtype_running_args[i].key);
+        e[i].value.kind = AMQP_FIELD_KIND_UTF8;
+        e[i].value.value.bytes = amqp_cstring_bytes(qtype_running_args[i].str);
+    }
+    amqp_table_t args = {.num_entries = 2, .entries = e};
+    amqp_connection_state_t c = amqp_open();
+    amqp_queue_declare(c, 1, amqp_cstring_bytes(queue), 0, 1, 0, 0, args);
+    if (amqp_get_rpc_reply(c).reply_type == AMQP_RESPONSE_NORMAL) {
+        amqp_close(c);
+        return;
+    }
+    amqp_destroy_connection(c); /* its channel was closed by the refusal */
+    ct_amqp_delete(queue);
+    c = amqp_open();
+    amqp_queue_declare(c, 1, amqp_cstring_bytes(queue), 0, 1, 0, 0, args);
     amqp_check(c, "declare", queue);
     amqp_close(c);
 }
@@ -1507,13 +1542,18 @@ void ct_receiver_wait_progress(const struct ct_receiver *r, const char *path, lo
 
 void ct_reset_pipeline(void)
 {
-    static const char *const queues[] = {"pending_corrections",  "pending_corrections.invalid",
-                                         "running_corrections",  "running_corrections.invalid",
-                                         "finished_corrections", "finished_corrections.invalid",
-                                         "failed_callbacks"};
+    static const char *const queues[] = {
+        "pending_corrections",      "pending_corrections.invalid",
+        "running_corrections",      "running_corrections.invalid",
+        "running_corrections.lost", "running_corrections.lost.invalid",
+        "finished_corrections",     "finished_corrections.invalid",
+        "failed_callbacks"};
     ct_kill_tracked();
     for (size_t i = 0; i < sizeof(queues) / sizeof(queues[0]); i++) {
-        ct_amqp_declare(queues[i]);
+        if (strcmp(queues[i], "running_corrections") == 0)
+            declare_running(queues[i]);
+        else
+            ct_amqp_declare(queues[i]);
         ct_amqp_purge(queues[i]);
     }
     ct_docker_remove_labelled("correctomatic.job_id");

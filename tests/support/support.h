@@ -95,6 +95,9 @@ struct ct_msg {
 };
 void ct_msg_free(struct ct_msg *m);
 
+/* The virtual host of the ct_amqp_* calls from now on (NULL: "/", the default). */
+void ct_amqp_use_vhost(const char *vhost);
+
 void ct_amqp_declare(const char *queue); /* durable, not exclusive, not auto-delete */
 void ct_amqp_purge(const char *queue);
 void ct_amqp_delete(const char *queue); /* absent is fine */

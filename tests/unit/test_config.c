@@ -28,7 +28,7 @@ static void test_bool(void **state)
     assert_int_equal(config_parse_bool("maybe", &b), -EINVAL);
     assert_int_equal(config_parse_bool("", &b), -EINVAL);
 
-    struct config_err err = {0};
+    struct ct_error err = {0};
     unsetenv("CT_TEST_BOOL");
     b = false;
     assert_int_equal(config_bool("CT_TEST_BOOL", true, &b, &err), 0);
@@ -64,7 +64,7 @@ static void test_bytes(void **state)
     assert_int_equal(config_parse_bytes("99999999999999999999", &v), -ERANGE);
     assert_int_equal(config_parse_bytes("99999999999999g", &v), -ERANGE);
 
-    struct config_err err = {0};
+    struct ct_error err = {0};
     setenv("CT_TEST_BYTES", "1k", 1);
     assert_int_equal(config_bytes("CT_TEST_BYTES", 5, 4096, 8192, &v, &err), -EINVAL);
     assert_non_null(strstr(err.msg, "CT_TEST_BYTES"));
@@ -95,7 +95,7 @@ static void test_duration(void **state)
 static void test_uint_and_cpus(void **state)
 {
     (void)state;
-    struct config_err err = {0};
+    struct ct_error err = {0};
     uint64_t v = 0;
     setenv("CT_TEST_UINT", "0", 1);
     assert_int_equal(config_uint("CT_TEST_UINT", 8, 1, 100, &v, &err), -EINVAL);

@@ -14,9 +14,9 @@
 static void expect_endpoint(const char *host, bool tls, const char *base, const char *sock)
 {
     struct docker_endpoint ep = {0};
-    char err[256] = "";
+    struct ct_error err = {0};
 
-    assert_int_equal(docker_endpoint_parse(host, tls, &ep, err, sizeof(err)), 0);
+    assert_int_equal(docker_endpoint_parse(host, tls, &ep, &err), 0);
     assert_string_equal(ep.base_url, base);
     if (sock)
         assert_string_equal(ep.unix_socket, sock);
@@ -28,10 +28,10 @@ static void expect_endpoint(const char *host, bool tls, const char *base, const 
 static void expect_bad_host(const char *host)
 {
     struct docker_endpoint ep = {(char *)"untouched", NULL};
-    char err[256] = "";
+    struct ct_error err = {0};
 
-    assert_int_equal(docker_endpoint_parse(host, false, &ep, err, sizeof(err)), -EINVAL);
-    assert_non_null(strstr(err, "DOCKER_HOST"));
+    assert_int_equal(docker_endpoint_parse(host, false, &ep, &err), -EINVAL);
+    assert_non_null(strstr(err.msg, "DOCKER_HOST"));
     assert_string_equal(ep.base_url, "untouched");
 }
 
@@ -176,14 +176,14 @@ static void test_config_defaults(void **state)
 static void test_config_from_env(void **state)
 {
     struct docker_config cfg;
-    char err[256] = "";
+    struct ct_error err = {0};
 
     (void)state;
     docker_config_defaults(&cfg);
     unsetenv("DOCKER_HOST");
     unsetenv("DOCKER_TLS_VERIFY");
     unsetenv("DOCKER_CERT_PATH");
-    assert_int_equal(docker_config_from_env(&cfg, err, sizeof(err)), 0);
+    assert_int_equal(docker_config_from_env(&cfg, &err), 0);
     assert_null(cfg.host);
     assert_false(cfg.tls_verify);
     assert_null(cfg.cert_path);
@@ -191,7 +191,7 @@ static void test_config_from_env(void **state)
     setenv("DOCKER_HOST", "tcp://10.0.0.1:2376", 1);
     setenv("DOCKER_TLS_VERIFY", "1", 1);
     setenv("DOCKER_CERT_PATH", "/etc/docker-certs", 1);
-    assert_int_equal(docker_config_from_env(&cfg, err, sizeof(err)), 0);
+    assert_int_equal(docker_config_from_env(&cfg, &err), 0);
     assert_string_equal(cfg.host, "tcp://10.0.0.1:2376");
     assert_true(cfg.tls_verify);
     assert_string_equal(cfg.cert_path, "/etc/docker-certs");
@@ -199,13 +199,13 @@ static void test_config_from_env(void **state)
 
     /* Empty DOCKER_TLS_VERIFY means off, as for the docker CLI. */
     setenv("DOCKER_TLS_VERIFY", "", 1);
-    assert_int_equal(docker_config_from_env(&cfg, err, sizeof(err)), 0);
+    assert_int_equal(docker_config_from_env(&cfg, &err), 0);
     assert_false(cfg.tls_verify);
 
     setenv("DOCKER_HOST", "bogus://x", 1);
     docker_config_defaults(&cfg);
-    assert_int_equal(docker_config_from_env(&cfg, err, sizeof(err)), -EINVAL);
-    assert_non_null(strstr(err, "DOCKER_HOST=bogus://x"));
+    assert_int_equal(docker_config_from_env(&cfg, &err), -EINVAL);
+    assert_non_null(strstr(err.msg, "DOCKER_HOST=bogus://x"));
     assert_null(cfg.host); /* untouched */
     unsetenv("DOCKER_HOST");
     unsetenv("DOCKER_TLS_VERIFY");
@@ -216,7 +216,7 @@ static void test_new_tls_missing_certs(void **state)
 {
     struct docker_config cfg;
     uv_loop_t loop;
-    char err[256] = "";
+    struct ct_error err = {0};
 
     (void)state;
     assert_int_equal(uv_loop_init(&loop), 0);
@@ -224,12 +224,15 @@ static void test_new_tls_missing_certs(void **state)
     cfg.host = "tcp://127.0.0.1:2376";
     cfg.tls_verify = true;
     cfg.cert_path = "/nonexistent-ct-certs";
-    assert_null(docker_new(&loop, &cfg, err, sizeof(err)));
-    assert_non_null(strstr(err, "/nonexistent-ct-certs/ca.pem"));
+    docker *d_unused = (docker *)&loop; /* set to NULL on failure */
+    assert_int_equal(docker_new(&loop, &cfg, &d_unused, &err), -ENOENT);
+    assert_null(d_unused);
+    assert_int_equal(err.code, -ENOENT);
+    assert_non_null(strstr(err.msg, "/nonexistent-ct-certs/ca.pem"));
 
     cfg.host = "nope";
-    assert_null(docker_new(&loop, &cfg, err, sizeof(err)));
-    assert_non_null(strstr(err, "DOCKER_HOST"));
+    assert_int_equal(docker_new(&loop, &cfg, &d_unused, &err), -EINVAL);
+    assert_non_null(strstr(err.msg, "DOCKER_HOST"));
     assert_int_equal(uv_run(&loop, UV_RUN_DEFAULT), 0);
     assert_int_equal(uv_loop_close(&loop), 0);
 }
@@ -238,14 +241,14 @@ static void test_new_free_without_calls(void **state)
 {
     struct docker_config cfg;
     uv_loop_t loop;
-    char err[256] = "";
+    struct ct_error err = {0};
     docker *d;
 
     (void)state;
     assert_int_equal(uv_loop_init(&loop), 0);
     docker_config_defaults(&cfg);
     cfg.host = "unix:///nonexistent/docker.sock";
-    d = docker_new(&loop, &cfg, err, sizeof(err));
+    assert_int_equal(docker_new(&loop, &cfg, &d, &err), 0);
     assert_non_null(d);
     docker_free(d);
     docker_free(NULL);

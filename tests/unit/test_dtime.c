@@ -1,4 +1,4 @@
-/* common/dtime: the engine's timestamps, and the latest one of a log read with timestamps. */
+/* common/dtime: the engine's timestamps. */
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -9,7 +9,6 @@
 #include <cmocka.h>
 
 #include "dtime.h"
-#include "output.h"
 
 static int parse(const char *s, struct dtime *t)
 {
@@ -71,50 +70,11 @@ static void test_order_and_since(void **state)
     assert_string_equal(buf, "1796277267.123456790");
 }
 
-/* a frame of Docker's multiplexed stream */
-static size_t frame(unsigned char *p, int stream, const char *payload)
-{
-    size_t n = strlen(payload);
-    p[0] = (unsigned char)stream;
-    p[1] = p[2] = p[3] = 0;
-    p[4] = (unsigned char)(n >> 24);
-    p[5] = (unsigned char)(n >> 16);
-    p[6] = (unsigned char)(n >> 8);
-    p[7] = (unsigned char)n;
-    memcpy(p + 8, payload, n);
-    return 8 + n;
-}
-
-static void test_latest_time(void **state)
-{
-    (void)state;
-    unsigned char raw[512];
-    size_t len = 0;
-    len += frame(raw + len, 1, "2026-12-03T05:54:27.5Z {\"success\":true,\n");
-    len += frame(raw + len, 2, "2026-12-03T05:54:28.25Z warning\n");
-    len += frame(raw + len, 1, "2026-12-03T05:54:27.75Z \"grade\":1}\n");
-    len += frame(raw + len, 1, "no time here\n");
-    struct dtime t;
-    assert_int_equal(output_latest_time(raw, len, &t), 1);
-    assert_int_equal(t.sec, 1796277268);
-    assert_int_equal(t.nsec, 250000000);
-    /* cut by the fetch limit inside the last frame: what is there counts */
-    assert_int_equal(output_latest_time(raw, len - 3, &t), 1);
-    /* no frame with a time; nothing at all */
-    size_t n = frame(raw, 1, "plain output\n");
-    assert_int_equal(output_latest_time(raw, n, &t), 0);
-    assert_int_equal(output_latest_time(raw, 0, &t), 0);
-    /* not a multiplexed stream */
-    assert_int_equal(output_latest_time("{\"success\":true}", 16, &t), -EBADMSG);
-    assert_int_equal(output_latest_time("abc", 3, &t), -EBADMSG);
-}
-
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_parse),
         cmocka_unit_test(test_order_and_since),
-        cmocka_unit_test(test_latest_time),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -226,13 +226,38 @@ static void test_tail(void **state)
     assert_int_equal(n, 0);
 }
 
+/* The latest time of a log read with timestamps=1 (where a rerun's output begins). */
+static void test_latest_time(void **state)
+{
+    (void)state;
+    unsigned char raw[512];
+    size_t len = 0;
+    len += frame(raw + len, 1, "2026-12-03T05:54:27.5Z {\"success\":true,\n");
+    len += frame(raw + len, 2, "2026-12-03T05:54:28.25Z warning\n");
+    len += frame(raw + len, 1, "2026-12-03T05:54:27.75Z \"grade\":1}\n");
+    len += frame(raw + len, 1, "no time here\n");
+    struct dtime t;
+    assert_int_equal(output_latest_time(raw, len, &t), 1);
+    assert_int_equal(t.sec, 1796277268);
+    assert_int_equal(t.nsec, 250000000);
+    /* cut by the fetch limit inside the last frame: what is there counts */
+    assert_int_equal(output_latest_time(raw, len - 3, &t), 1);
+    /* no frame with a time; nothing at all */
+    size_t n = frame(raw, 1, "plain output\n");
+    assert_int_equal(output_latest_time(raw, n, &t), 0);
+    assert_int_equal(output_latest_time(raw, 0, &t), 0);
+    /* not a multiplexed stream */
+    assert_int_equal(output_latest_time("{\"success\":true}", 16, &t), -EBADMSG);
+    assert_int_equal(output_latest_time("abc", 3, &t), -EBADMSG);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_whole_stdout), cmocka_unit_test(test_blocks),
         cmocka_unit_test(test_block_errors), cmocka_unit_test(test_schema),
         cmocka_unit_test(test_demux),        cmocka_unit_test(test_tail),
-        cmocka_unit_test(test_depth),
+        cmocka_unit_test(test_depth),        cmocka_unit_test(test_latest_time),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -147,17 +147,17 @@ static void expect_auth(const registry_creds *c, const char *host, const char *u
 static void test_creds(void **state)
 {
     (void)state;
-    char err[400] = "";
+    struct ct_error err = {0};
     registry_creds *c = registry_creds_new();
     const char *json =
         "{\"registry.example:5000\": {\"username\": \"u1\", \"password\": \"p\\\"1\"},"
         " \"https://index.docker.io/v1/\": {\"username\": \"hub\", \"password\": "
         "\"h\"}}";
-    assert_int_equal(registry_creds_add_json(c, json, strlen(json), "X", err, sizeof(err)), 0);
+    assert_int_equal(registry_creds_add_json(c, json, strlen(json), "X", &err), 0);
     assert_int_equal(registry_creds_count(c), 2);
     const char *more = "{\"http://127.0.0.1:5055/\": {\"username\": \"user\", \"password\": "
                        "\"secret\"}}";
-    assert_int_equal(registry_creds_add_json(c, more, strlen(more), "Y", err, sizeof(err)), 0);
+    assert_int_equal(registry_creds_add_json(c, more, strlen(more), "Y", &err), 0);
     assert_int_equal(registry_creds_count(c), 3);
 
     expect_auth(c, "registry.example:5000", "u1", "p\"1", "registry.example:5000");
@@ -173,9 +173,8 @@ static void test_creds(void **state)
     /* A host given again, by another source: refused, nothing added. */
     const char *again = "{\"new.example\": {\"username\": \"a\", \"password\": \"b\"}, "
                         "\"registry.example:5000\": {\"username\": \"a\", \"password\": \"b\"}}";
-    assert_int_equal(registry_creds_add_json(c, again, strlen(again), "Z", err, sizeof(err)),
-                     -EINVAL);
-    assert_non_null(strstr(err, "given twice"));
+    assert_int_equal(registry_creds_add_json(c, again, strlen(again), "Z", &err), -EINVAL);
+    assert_non_null(strstr(err.msg, "given twice"));
     assert_int_equal(registry_creds_count(c), 3);
     assert_int_equal(registry_auth_header(c, "new.example", &auth), 1);
     registry_creds_free(c);
@@ -184,16 +183,16 @@ static void test_creds(void **state)
 
 static void expect_bad_creds(const char *json, const char *in_err)
 {
-    char err[400] = "";
+    struct ct_error err = {0};
     registry_creds *c = registry_creds_new();
-    assert_int_equal(registry_creds_add_json(c, json, strlen(json), "DOCKER_REGISTRY_CREDENTIALS",
-                                             err, sizeof(err)),
-                     -EINVAL);
+    assert_int_equal(
+        registry_creds_add_json(c, json, strlen(json), "DOCKER_REGISTRY_CREDENTIALS", &err),
+        -EINVAL);
     assert_int_equal(registry_creds_count(c), 0);
-    if (!strstr(err, "DOCKER_REGISTRY_CREDENTIALS") || !strstr(err, in_err))
-        fail_msg("for %s: message \"%s\" lacks \"%s\"", json, err, in_err);
+    if (!strstr(err.msg, "DOCKER_REGISTRY_CREDENTIALS") || !strstr(err.msg, in_err))
+        fail_msg("for %s: message \"%s\" lacks \"%s\"", json, err.msg, in_err);
     /* Never the password in a message. */
-    assert_null(strstr(err, "hunter2"));
+    assert_null(strstr(err.msg, "hunter2"));
     registry_creds_free(c);
 }
 
@@ -224,9 +223,9 @@ static void test_creds_invalid(void **state)
 static registry_allowlist *allow(const char *list)
 {
     registry_allowlist *a = NULL;
-    char err[300];
-    if (registry_allowlist_parse(list, "ALLOWED_IMAGES", &a, err, sizeof(err)) < 0)
-        fail_msg("%s: %s", list, err);
+    struct ct_error err = {0};
+    if (registry_allowlist_parse(list, "ALLOWED_IMAGES", &a, &err) < 0)
+        fail_msg("%s: %s", list, err.msg);
     return a;
 }
 
@@ -285,13 +284,11 @@ static void test_allowlist_invalid(void **state)
 {
     (void)state;
     registry_allowlist *a = (registry_allowlist *)0x1;
-    char err[300] = "";
-    assert_int_equal(registry_allowlist_parse(" , ,", "ALLOWED_IMAGES", &a, err, sizeof(err)),
-                     -EINVAL);
-    assert_non_null(strstr(err, "ALLOWED_IMAGES"));
-    assert_int_equal(registry_allowlist_parse("a,b c", "ALLOWED_IMAGES", &a, err, sizeof(err)),
-                     -EINVAL);
-    assert_non_null(strstr(err, "b c"));
+    struct ct_error err = {0};
+    assert_int_equal(registry_allowlist_parse(" , ,", "ALLOWED_IMAGES", &a, &err), -EINVAL);
+    assert_non_null(strstr(err.msg, "ALLOWED_IMAGES"));
+    assert_int_equal(registry_allowlist_parse("a,b c", "ALLOWED_IMAGES", &a, &err), -EINVAL);
+    assert_non_null(strstr(err.msg, "b c"));
     assert_ptr_equal(a, (registry_allowlist *)0x1);
 }
 

@@ -360,6 +360,12 @@ static void test_list_item(void **state)
     assert_null(next);
     assert_null(text_list_item("", &item, &len));
     assert_int_equal(len, 0);
+    /* line ends around an item are white space too (a list written on several lines) */
+    next = text_list_item("\r\n  x\n,\vy", &item, &len);
+    assert_int_equal(len, 1);
+    assert_memory_equal(item, "x", 1);
+    assert_null(text_list_item(next, &item, &len));
+    assert_memory_equal(item, "y", 1);
 }
 
 int main(void)
