@@ -1291,7 +1291,7 @@ int docker_new(uv_loop_t *loop, const struct docker_config *cfg, docker **ret, s
     }
     d->local_timer = malloc(sizeof(*d->local_timer));
     if (!d->local_timer) {
-        text_set_err(err, errlen, -ENOMEM, "out of memory");
+        ct_error_set(err, -ENOMEM, "out of memory");
         goto fail;
     }
     uv_timer_init(loop, d->local_timer);
