@@ -84,6 +84,12 @@
  *                 another state                           it did start: PUBLISH
  *                 otherwise                               DISCARD, counted (a failed start
  *                                                         can leave an endpoint of its name)
+ *                 /_ping fails (the engine stopping)    retry; the retry inspects first:
+ *                                                         "created": DISCARD, not counted (it
+ *                                                         may have run: an engine restarting
+ *                                                         loses the state of a container it
+ *                                                         ran, not its log); another state:
+ *                                                         it ran, PUBLISH
  *   PULL        no such image / access denied           "image not found" / "image pull
  *                                                         denied"
  *               anything else                           as "any Docker": "image pull failed"
@@ -237,7 +243,8 @@ struct job {
     uint64_t pulls_at_create; /* s->pulls_done when its last create was sent */
     bool touched;          /* a container may exist, or a result was published: not "untouched" */
     bool start_unknown;    /* a start of this container failed without a clear answer: it may
-                            * have run it; inspect before starting again (never a second run) */
+                            * have run it; inspect before anything else: never a second run in
+                            * one container */
     struct pull *pull;     /* the pull it waits for, or NULL */
     struct job *pull_next; /* in pull->waiters */
     char reason[64];       /* of the job's fault */
@@ -1541,12 +1548,17 @@ static void on_start_looked(const struct docker_result *res, void *ud)
         job_started(job);
         return;
     }
-    /* Not started: an earlier start never ran it. */
+    /* "created", but that is no proof it never ran: an engine stopping as it ran the container
+     * can come back with its last saved state, "created", and the log of the run (the hogged
+     * run of c5bfe59 had a container started again that way print its response twice). A
+     * fresh container, then, under a new name; not counted against the job: the engine's
+     * doing. */
     job->start_unknown = false;
-    if (docker_container_start(job->s->docker, job->container_id, on_started, job) < 0) {
-        job_retry(job, "out of memory");
-        return;
-    }
+    log_job(LOG_INFO, job,
+            "the start's outcome is unknown and the container may have run: "
+            "replacing it",
+            "error", job->fault_detail, NULL, NULL);
+    job_goto(job, STEP_DISCARD);
 }
 
 /* The container after a failed start, the engine answering /_ping. */

@@ -68,6 +68,15 @@ static void test_order_and_since(void **state)
     assert_string_equal(buf, "1796277267.000000042");
     dtime_since(dtime_next((struct dtime){1796277267, 123456789}), buf, sizeof(buf));
     assert_string_equal(buf, "1796277267.123456790");
+
+    /* the ends of the years the parser takes: 9 and 12 digits of seconds */
+    struct dtime lo, hi;
+    assert_int_equal(dtime_parse("2000-01-01T00:00:00Z", 20, &lo), 0);
+    dtime_since(lo, buf, sizeof(buf));
+    assert_string_equal(buf, "946684800.000000000");
+    assert_int_equal(dtime_parse("9999-12-31T23:59:59.999999999Z", 30, &hi), 0);
+    dtime_since(dtime_next(hi), buf, sizeof(buf));
+    assert_string_equal(buf, "253402300800.000000000");
 }
 
 int main(void)
