@@ -30,6 +30,10 @@
 #define LABEL "correctomatic.job_id"
 #define WAIT_MS 30000
 
+/* The log of the starter started last, whose last lines a message that does not come prints
+ * (the logs go with the servers' folder); "" once it is stopped. */
+static char starter_log[sizeof(((struct ct_daemon *)0)->log)];
+
 /* Starts the starter with the test servers, short retry delays and extra "NAME=VALUE"
  * settings. */
 static void start_starter(struct ct_daemon *run, const char *name, const char *const *extra)
@@ -40,11 +44,29 @@ static void start_starter(struct ct_daemon *run, const char *name, const char *c
         env[n++] = extra[i];
     env[n] = NULL;
     ct_daemon_start(run, "starter", name, env);
+    snprintf(starter_log, sizeof(starter_log), "%s", run->log);
 }
 
 static int stop_starter(struct ct_daemon *run)
 {
+    if (strcmp(starter_log, run->log) == 0)
+        starter_log[0] = '\0';
     return ct_daemon_stop(run);
+}
+
+/* The last `max` lines of the starter's log (starter_log), on stdout. */
+static void print_starter_tail(int max)
+{
+    char *log = starter_log[0] ? ct_read_file(starter_log, NULL) : NULL;
+    if (!log)
+        return;
+    const char *end = log + strlen(log), *from = end;
+    int n = 0;
+    while (from > log && !(from[-1] == '\n' && from < end && ++n >= max))
+        from--;
+    printf("%s, its last lines:\n%s", starter_log, from);
+    fflush(stdout);
+    free(log);
 }
 
 static void wait_log(struct ct_daemon *run, const char *needle, int count)
@@ -78,8 +100,10 @@ static void publish_job(const char *work_id, const char *image, const char *file
 static json_t *get_json(const char *queue)
 {
     struct ct_msg *m = ct_amqp_get(queue, WAIT_MS);
-    if (!m)
+    if (!m) {
+        print_starter_tail(100);
         fail_msg("no message on %s", queue);
+    }
     json_t *j = ct_json(m->body);
     assert_string_equal(m->content_type, "application/json");
     assert_int_equal(m->delivery_mode, 2);
