@@ -2708,6 +2708,7 @@ static int quorum_setup(void **state)
 static int quorum_teardown(void **state)
 {
     (void)state;
+    ct_kill_tracked(); /* a failed test's daemons, before their virtual host goes */
     ct_amqp_use_vhost(NULL);
     char args[256];
     snprintf(args, sizeof(args), "delete_vhost %s", quorum_vhost);
