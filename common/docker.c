@@ -18,13 +18,17 @@
 #include <string.h>
 
 #include "dlist.h"
+#include "docker_compat.h"
 #include "ids.h"
 #include "lines.h"
+#include "log_tail.h"
 #include "metrics.h"
 #include "text.h"
 
 /* The first bytes of an error body kept as the message when it is not Docker's JSON. */
 #define DOCKER_MAX_ERROR_TEXT 512
+/* GET /version's answer: a few hundred bytes from Docker, 1.5 KiB from Podman; its /info 3 KiB. */
+#define DOCKER_MAX_VERSION_BYTES (256 * 1024)
 
 struct docker {
     uv_loop_t *loop;
@@ -41,6 +45,20 @@ struct docker {
      * inspects must not open a thousand of them. */
     struct docker_call *queue_head, *queue_tail;
     unsigned in_flight, max_calls;
+    /* What the client talks to (docker_compat.h), learnt from GET /version before the first
+     * call and again after the engine went away (a call without an answer, the events stream
+     * ended): calls and events streams wait meanwhile, in the queue and unlaunched. */
+    enum { PROBE_NEEDED, PROBE_RUNNING, PROBE_DONE } probe;
+    http_req *probe_req;
+    enum docker_engine engine;
+    bool limits_ignored;  /* Podman's GET /info: rootless on cgroup v1 (docker_compat.h) */
+    bool probe_info;      /* probe_req is GET /info (after /version said Podman) */
+    char api_version[16]; /* in every path: DOCKER_API_VERSION, or the engine's if older */
+    /* Calls answered here instead of by the engine (docker_compat_create_refused), from a
+     * timer of their own: a call is never answered from inside the docker_* call that made
+     * it. Not in flight; the timer is freed by its close callback. */
+    struct docker_call *local_head;
+    uv_timer_t *local_timer;
 };
 
 struct docker_call {
@@ -54,13 +72,24 @@ struct docker_call {
     struct docker_call *prev, *next;
     /* what starting it takes (kept while it waits in the queue) */
     const char *method;
-    char *url, *ctype, *header;
+    char *path, *url, *ctype, *header; /* url: made at launch, with the API version */
+    bool create;                       /* a create body (docker_compat_create_config) */
+    enum docker_engine engine;         /* the engine when launched */
     void *body;
     size_t body_len;
     uint64_t timeout_ms;
     struct docker_call *queue_next;
     const char *label;    /* docker_api_label: for metrics */
     uint64_t launched_ns; /* uv_hrtime() when handed to http.c */
+    char *local_message;  /* answered here with 400 and this message (d->local_head) */
+    /* logs with a tail, on Podman: podman_path (without tail=) is sent instead of path, and
+     * the end of the stream kept here (log_tail.h); tail_err holds an error body */
+    char *podman_path;
+    unsigned tail, streams;
+    struct log_tail *log_tail;
+    struct lines tail_err;
+    bool tail_nomem;
+    bool logs; /* a logs call: its body made valid UTF-8 on Podman (log_tail_utf8) */
 };
 
 /* The state of a streamed answer of JSON lines: the incomplete line (or the error body on an
@@ -78,7 +107,10 @@ struct docker_events {
     docker_event_cb on_event;
     docker_events_end_cb on_end;
     void *userdata;
-    struct lines lines; /* the incomplete line, or the error body on an error status */
+    json_t *filters; /* as the caller asked (the engine may not apply all): see events_line */
+    char *path;      /* "/events?since=..", the filters added at launch */
+    enum docker_engine engine; /* when launched; until then req is NULL (the probe runs) */
+    struct lines lines;        /* the incomplete line, or the error body on an error status */
     int end_err;
     const char *end_msg;
     bool in_event; /* inside on_event: docker_events_stop must not free */
@@ -164,6 +196,11 @@ static void json_stream_free(struct json_stream *js)
 static void call_free(struct docker_call *c)
 {
     json_stream_free(c->js);
+    free(c->path);
+    free(c->podman_path);
+    log_tail_free(c->log_tail);
+    lines_free(&c->tail_err);
+    free(c->local_message);
     free(c->url);
     free(c->ctype);
     free(c->header);
@@ -197,6 +234,21 @@ static int json_stream_chunk(http_req *req, const char *data, size_t len, void *
     }
     if (lines_feed(&js->lines, data, len, json_stream_line, js) < 0) {
         js->too_long = true;
+        return 1;
+    }
+    return 0;
+}
+
+static int log_tail_chunk(http_req *req, const char *data, size_t len, void *userdata)
+{
+    struct docker_call *c = userdata;
+
+    if (http_req_status(req) >= 300) { /* an error body, kept (bounded) for the message */
+        lines_keep(&c->tail_err, data, len);
+        return 0;
+    }
+    if (log_tail_feed(c->log_tail, data, len) < 0) {
+        c->tail_nomem = true;
         return 1;
     }
     return 0;
@@ -236,6 +288,14 @@ static void json_stream_result(struct json_stream *js, const struct http_result 
 
 static void pump(docker *d, bool may_answer);
 
+/* The engine may have gone (and another come in its place): learnt again before the next
+ * call. */
+static void engine_gone(docker *d)
+{
+    if (d && d->probe == PROBE_DONE)
+        d->probe = PROBE_NEEDED;
+}
+
 static const double latency_bounds[] = {0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
                                         0.5,   1,    2.5,   5,    10,  30};
 static struct metric m_requests =
@@ -268,7 +328,22 @@ static void call_done(http_req *req, const struct http_result *hr, void *userdat
     res.status = hr->status;
     res.body = hr->body;
     res.body_len = hr->body_len;
-    if (c->js && c->js->too_long) {
+    char *tail_body = NULL;
+    if (c->log_tail &&
+        (c->tail_nomem || (!hr->err && hr->status < 300 &&
+                           log_tail_result(c->log_tail, &tail_body, &res.body_len) < 0))) {
+        res.err = -ENOMEM;
+        res.message = "Docker: out of memory for the end of a log";
+        res.body = "";
+        res.body_len = 0;
+    } else if (c->log_tail && !hr->err) {
+        res.body = tail_body;
+        if (hr->status >= 300) {
+            res.body = lines_rest(&c->tail_err, &res.body_len);
+            res.json = parse_json(res.body, res.body_len);
+        }
+        res.message = error_message(hr->status, res.json, res.body, res.body_len, msg, sizeof(msg));
+    } else if (c->js && c->js->too_long) {
         res.err = -EFBIG;
         res.message = "Docker: a line of the answer stream is over 64 KiB";
         res.body = "";
@@ -281,6 +356,23 @@ static void call_done(http_req *req, const struct http_result *hr, void *userdat
         if (!c->raw)
             res.json = parse_json(hr->body, hr->body_len);
         res.message = error_message(hr->status, res.json, hr->body, hr->body_len, msg, sizeof(msg));
+        if (c->engine == DOCKER_ENGINE_PODMAN) /* after the message */
+            res.status = docker_compat_status(res.status, res.json, c->create);
+    }
+    if (hr->err && hr->err != -EFBIG)
+        engine_gone(c->d);
+    char *utf8_body = NULL;
+    if (c->logs && c->engine == DOCKER_ENGINE_PODMAN && res.status == 200 &&
+        (!res.err || res.err == -EFBIG)) {
+        /* Podman keeps the bytes as they came, Docker's json-file log valid UTF-8 */
+        if (log_tail_utf8(res.body, res.body_len, &utf8_body, &res.body_len) < 0) {
+            res.err = -ENOMEM;
+            res.message = "Docker: out of memory for a log";
+            res.body = "";
+            res.body_len = 0;
+        } else {
+            res.body = utf8_body;
+        }
     }
     /* Unlinked first, and the next queued call started: the callback may free the client. */
     call_unlink(c);
@@ -288,6 +380,8 @@ static void call_done(http_req *req, const struct http_result *hr, void *userdat
     pump(c->d, true);
     c->cb(&res, c->userdata);
     json_decref(res.json);
+    free(tail_body);
+    free(utf8_body);
     call_free(c);
 }
 
@@ -300,8 +394,12 @@ struct call_opts {
     uint64_t timeout_ms;
     size_t max_bytes;
     bool raw;
-    const char *header; /* one more "Name: value" header, or NULL */
-    bool json_stream;   /* stream the answer as JSON lines (struct json_stream) */
+    const char *header;      /* one more "Name: value" header, or NULL */
+    const char *podman_path; /* logs with a tail: the path without it, for Podman */
+    unsigned tail, streams;
+    bool logs;
+    bool json_stream; /* stream the answer as JSON lines (struct json_stream) */
+    bool create;      /* a create body */
 };
 
 static void base_opts(const docker *d, struct http_req_opts *o)
@@ -314,12 +412,87 @@ static void base_opts(const docker *d, struct http_req_opts *o)
     o->key_file = d->key_file;
 }
 
-/* Hands a prepared call to http.c; 0 or a negative errno (the call is then not linked). */
+/* A create body for Podman (docker_compat_create_config) in place of c's, or the refusal of
+ * one it must not be sent in c->local_message (docker_compat_create_refused). 0 or -ENOMEM. */
+static int compat_create_body(struct docker_call *c)
+{
+    json_t *cfg = json_loadb(c->body, c->body_len, 0, NULL), *fixed = NULL;
+    char *body = NULL, msg[DOCKER_MAX_ERROR_TEXT];
+    int r = -ENOMEM;
+
+    if (!cfg)
+        return 0; /* not ours to judge: the engine answers it */
+    if (docker_compat_create_refused(cfg, c->d->limits_ignored, msg, sizeof(msg))) {
+        c->local_message = strdup(msg);
+        r = c->local_message ? 0 : -ENOMEM;
+        goto out;
+    }
+    if (docker_compat_create_config(cfg, &fixed) < 0)
+        goto out;
+    r = 0;
+    if (!fixed)
+        goto out;
+    body = json_dumps(fixed, JSON_COMPACT);
+    if (!body) {
+        r = -ENOMEM;
+        goto out;
+    }
+    free(c->body);
+    c->body = body;
+    c->body_len = strlen(body);
+out:
+    json_decref(cfg);
+    json_decref(fixed);
+    return r;
+}
+
+static void on_local_timer(uv_timer_t *t)
+{
+    docker *d = t->data;
+    struct docker_call *c = d->local_head;
+    if (!c)
+        return;
+    d->local_head = c->queue_next;
+    if (d->local_head)
+        uv_timer_start(d->local_timer, on_local_timer, 0, 0); /* one per turn: cb may free d */
+    struct docker_result res = {.status = 400, .message = c->local_message, .body = ""};
+    c->cb(&res, c->userdata);
+    call_free(c);
+}
+
+/* Hands a prepared call to http.c; 0 or a negative errno (the call is then not linked). A
+ * call answered here instead (local_message) goes to d->local_head: 0. */
 static int launch(docker *d, struct docker_call *c)
 {
     struct http_req_opts o;
     const char *headers[3] = {NULL, NULL, NULL};
     size_t n_headers = 0;
+    c->engine = d->engine;
+    bool tail_here = c->tail && c->podman_path && c->engine == DOCKER_ENGINE_PODMAN;
+    free(c->url);
+    c->url = docker_url_join_version(d->ep.base_url, d->api_version,
+                                     tail_here ? c->podman_path : c->path);
+    if (!c->url)
+        return -ENOMEM;
+    if (tail_here && !c->log_tail) {
+        /* Podman 4.3's tail joins partial lines across frames and streams, and answers
+         * nothing when the asked stream's last line is partial: the whole stream is read
+         * and its end kept here, as Docker's tail keeps its last entries (log_tail.h) */
+        c->log_tail = log_tail_new(c->tail, c->max_bytes > 8 ? c->max_bytes : 9, c->streams);
+        if (!c->log_tail || lines_init(&c->tail_err, DOCKER_MAX_ERROR_TEXT) < 0)
+            return -ENOMEM;
+    }
+    if (c->create && c->engine == DOCKER_ENGINE_PODMAN && compat_create_body(c) < 0)
+        return -ENOMEM;
+    if (c->local_message) {
+        struct docker_call **pp = &d->local_head;
+        while (*pp)
+            pp = &(*pp)->queue_next;
+        c->queue_next = NULL;
+        *pp = c;
+        uv_timer_start(d->local_timer, on_local_timer, 0, 0);
+        return 0;
+    }
     if (c->ctype)
         headers[n_headers++] = c->ctype;
     if (c->header)
@@ -334,6 +507,10 @@ static int launch(docker *d, struct docker_call *c)
     o.max_body_bytes = c->max_bytes;
     if (c->js)
         o.on_chunk = json_stream_chunk;
+    if (c->log_tail) {
+        o.on_chunk = log_tail_chunk;
+        o.max_body_bytes = 0; /* bounded by log_tail: the whole stream goes through */
+    }
     c->launched_ns = uv_hrtime();
     int r = http_request(d->http, &o, call_done, c, &c->req);
     if (r < 0)
@@ -351,12 +528,12 @@ static int launch(docker *d, struct docker_call *c)
  * stays first in the queue, for the next pump (a call's end, a new call). */
 static void pump(docker *d, bool may_answer)
 {
-    while (d->queue_head && d->in_flight < d->max_calls) {
-        struct docker_call *c = d->queue_head;
-        int r = launch(d, c);
+    while (d->queue_head && d->in_flight < d->max_calls && d->probe != PROBE_RUNNING) {
+        struct docker_call *c = d->queue_head, *next = c->queue_next;
+        int r = launch(d, c); /* may put c in d->local_head, through queue_next */
         if (r < 0 && !may_answer)
             return;
-        d->queue_head = c->queue_next;
+        d->queue_head = next;
         if (!d->queue_head)
             d->queue_tail = NULL;
         if (r < 0) {
@@ -366,6 +543,85 @@ static void pump(docker *d, bool may_answer)
             call_free(c);
         }
     }
+}
+
+/* ---- what the client talks to ---- */
+
+static void events_launch_waiting(docker *d);
+
+static int probe_send(docker *d, const char *path);
+
+static void probe_done(http_req *req, const struct http_result *hr, void *userdata)
+{
+    docker *d = userdata;
+
+    (void)req;
+    d->probe_req = NULL;
+    if (d->probe_info) {
+        /* Podman's GET /info: whether it applies limits. No answer: none known, as before */
+        json_t *info = !hr->err && hr->status == 200 ? parse_json(hr->body, hr->body_len) : NULL;
+        d->limits_ignored = docker_compat_limits_ignored(info);
+        json_decref(info);
+        d->probe_info = false;
+        d->probe = PROBE_DONE;
+    } else if (!hr->err) {
+        /* an engine that answers, but not /version as Docker does, is taken for Docker */
+        json_t *v = hr->status == 200 ? parse_json(hr->body, hr->body_len) : NULL;
+        d->engine = docker_compat_engine(v);
+        docker_compat_api_version(v, DOCKER_API_VERSION, d->api_version, sizeof(d->api_version));
+        json_decref(v);
+        d->probe = PROBE_DONE;
+        d->limits_ignored = false;
+        if (d->engine == DOCKER_ENGINE_PODMAN) {
+            char path[32];
+            snprintf(path, sizeof(path), "/%s/info", d->api_version);
+            d->probe_info = true;
+            if (probe_send(d, path) == 0) {
+                d->probe = PROBE_RUNNING;
+                return; /* what waits goes once /info has answered */
+            }
+            d->probe_info = false;
+        }
+    } else {
+        /* no engine: what waits goes as it is (its own error says why, as before), and the
+         * next call asks again */
+        d->probe = PROBE_NEEDED;
+    }
+    events_launch_waiting(d);
+    pump(d, true);
+}
+
+/* GET base_url + path for the probe. 0 or a negative errno. */
+static int probe_send(docker *d, const char *path)
+{
+    struct http_req_opts o;
+    char *url = text_printf("%s%s", d->ep.base_url, path);
+    if (!url)
+        return -ENOMEM;
+    base_opts(d, &o);
+    o.method = "GET";
+    o.url = url;
+    o.timeout_ms = d->timeout_ms;
+    o.max_body_bytes = DOCKER_MAX_VERSION_BYTES;
+    int r = http_request(d->http, &o, probe_done, d, &d->probe_req);
+    free(url);
+    return r;
+}
+
+/* GET /version (unversioned: every engine serves it), when the engine is not known and not
+ * being asked already; then, on Podman, GET /info. Left PROBE_NEEDED when it cannot start:
+ * then nothing waits for it. */
+static void probe_start(docker *d)
+{
+    if (d->probe != PROBE_NEEDED)
+        return;
+    if (probe_send(d, "/version") == 0)
+        d->probe = PROBE_RUNNING;
+}
+
+enum docker_engine docker_engine(const docker *d)
+{
+    return d ? d->engine : DOCKER_ENGINE_DOCKER;
 }
 
 static int call_start(docker *d, const struct call_opts *co, docker_cb cb, void *userdata)
@@ -386,8 +642,12 @@ static int call_start(docker *d, const struct call_opts *co, docker_cb cb, void 
     c->method = co->method;
     c->label = docker_api_label(co->method, co->path);
     c->timeout_ms = co->timeout_ms;
-    c->url = docker_url_join(d->ep.base_url, co->path);
-    if (!c->url ||
+    c->create = co->create;
+    c->tail = co->tail;
+    c->streams = co->streams;
+    c->logs = co->logs;
+    c->path = strdup(co->path);
+    if (!c->path || (co->podman_path && !(c->podman_path = strdup(co->podman_path))) ||
         (co->content_type && !(c->ctype = text_printf("Content-Type: %s", co->content_type))) ||
         (co->header && !(c->header = strdup(co->header)))) {
         r = -ENOMEM;
@@ -408,7 +668,7 @@ static int call_start(docker *d, const struct call_opts *co, docker_cb cb, void 
             goto fail;
         }
     }
-    if (d->in_flight < d->max_calls && !d->queue_head) {
+    if (d->probe == PROBE_DONE && d->in_flight < d->max_calls && !d->queue_head) {
         r = launch(d, c);
         if (r < 0)
             goto fail;
@@ -419,6 +679,7 @@ static int call_start(docker *d, const struct call_opts *co, docker_cb cb, void 
     else
         d->queue_head = c;
     d->queue_tail = c;
+    probe_start(d); /* when the engine is not known: the call waits for it */
     pump(d, false); /* room left by a call that could not start before */
     return 0;
 fail:
@@ -484,7 +745,7 @@ int docker_container_create(docker *d, const char *name, json_t *config, docker_
     char *path = strdup("/containers/create"), *body = NULL;
     int r = -ENOMEM;
 
-    if (!json_is_object(config)) {
+    if (!d || !json_is_object(config)) {
         free(path);
         return -EINVAL;
     }
@@ -495,7 +756,15 @@ int docker_container_create(docker *d, const char *name, json_t *config, docker_
     body = json_dumps(config, JSON_COMPACT);
     if (!body)
         goto out;
-    r = docker_call(d, "POST", path, "application/json", body, strlen(body), cb, userdata);
+    struct call_opts co = {.method = "POST",
+                           .path = path,
+                           .content_type = "application/json",
+                           .body = body,
+                           .body_len = strlen(body),
+                           .timeout_ms = d->timeout_ms,
+                           .max_bytes = d->max_response,
+                           .create = true};
+    r = call_start(d, &co, cb, userdata);
 out:
     free(path);
     free(body);
@@ -549,7 +818,7 @@ int docker_container_inspect(docker *d, const char *id, docker_cb cb, void *user
 int docker_container_logs(docker *d, const char *id, const struct docker_logs *what, docker_cb cb,
                           void *userdata)
 {
-    struct call_opts co = {.method = "GET", .raw = true};
+    struct call_opts co = {.method = "GET", .raw = true, .logs = true};
     const char *since = what && what->since ? what->since : "";
 
     if (!d || !valid_id(id) || strlen(since) > 24 || strspn(since, "0123456789.") != strlen(since))
@@ -558,6 +827,7 @@ int docker_container_logs(docker *d, const char *id, const struct docker_logs *w
     co.timeout_ms = d->timeout_ms;
     co.max_bytes = what && what->max_bytes ? what->max_bytes : d->max_response;
     char *p = docker_path_for("/containers/", id, "/logs");
+    char *podman = docker_path_for("/containers/", id, "/logs");
     char tail[16];
     snprintf(tail, sizeof(tail), "%u", what ? what->tail : 0);
     if (p && (docker_query_add(&p, "stdout", both || what->out ? "1" : "0") < 0 ||
@@ -566,9 +836,27 @@ int docker_container_logs(docker *d, const char *id, const struct docker_logs *w
               (what && what->timestamps && docker_query_add(&p, "timestamps", "1") < 0) ||
               (*since && docker_query_add(&p, "since", since) < 0))) {
         free(p);
+        free(podman);
         return -ENOMEM;
     }
-    return call_start_path(d, &co, p, cb, userdata);
+    /* both streams without tail=, for an engine whose tail is done here (launch): Docker's
+     * tail counts the last entries of the log, then keeps the asked streams' */
+    if (!podman || docker_query_add(&podman, "stdout", "1") < 0 ||
+        docker_query_add(&podman, "stderr", "1") < 0 ||
+        (what && what->timestamps && docker_query_add(&podman, "timestamps", "1") < 0) ||
+        (*since && docker_query_add(&podman, "since", since) < 0)) {
+        free(p);
+        free(podman);
+        return -ENOMEM;
+    }
+    if (what && what->tail) {
+        co.tail = what->tail;
+        co.streams = (both || what->out ? 1u << 1 : 0) | (both || what->err ? 1u << 2 : 0);
+        co.podman_path = podman;
+    }
+    int r = call_start_path(d, &co, p, cb, userdata);
+    free(podman);
+    return r;
 }
 
 int docker_container_kill(docker *d, const char *id, const char *signal, docker_cb cb,
@@ -694,6 +982,8 @@ static void events_unlink(docker_events *ev)
 
 static void events_free(docker_events *ev)
 {
+    json_decref(ev->filters);
+    free(ev->path);
     lines_free(&ev->lines);
     free(ev);
 }
@@ -713,6 +1003,14 @@ static int events_line(const char *line, size_t len, void *ud)
     obj = json_loadb(line + i, len - i, 0, NULL);
     if (!obj)
         return -EIO;
+    /* in Docker's words, and what the engine could not filter (docker_compat.h) */
+    if (ev->engine == DOCKER_ENGINE_PODMAN) {
+        docker_compat_event_normalize(obj);
+        if (!docker_compat_event_wanted(obj, ev->filters)) {
+            json_decref(obj);
+            return 0;
+        }
+    }
     ev->in_event = true;
     ev->on_event(obj, ev->userdata);
     ev->in_event = false;
@@ -755,6 +1053,7 @@ static void events_done(http_req *req, const struct http_result *hr, void *userd
     char msg[DOCKER_MAX_ERROR_TEXT + 256];
 
     (void)req;
+    engine_gone(ev->d); /* the engine ended it: it may be going, or another coming */
     METRIC_INC(&m_requests, "events", metrics_status_class(hr->status)); /* when it ends */
     if (hr->err && hr->err != -EFBIG && hr->status < 100)
         METRIC_SET(&metrics_ready, 0, "docker");
@@ -800,61 +1099,110 @@ int docker_event_container(json_t *event, const char **action, const char **id)
     return 0;
 }
 
+/* Sends the events request of ev (linked, not launched), with the filters for the engine now
+ * known. 0 or a negative errno. */
+static int events_launch(docker_events *ev)
+{
+    docker *d = ev->d;
+    struct http_req_opts o;
+    char *path = strdup(ev->path), *url = NULL, *f = NULL;
+    json_t *engine_filters = NULL;
+    int r = -ENOMEM;
+
+    ev->engine = d->engine;
+    if (!path)
+        goto out;
+    if (ev->filters) {
+        json_t *sent = ev->filters;
+        if (ev->engine == DOCKER_ENGINE_PODMAN) {
+            if (docker_compat_events_filters(ev->filters, &engine_filters) < 0)
+                goto out;
+            sent = engine_filters;
+        }
+        f = json_dumps(sent, JSON_COMPACT);
+        if (!f || docker_query_add(&path, "filters", f) < 0)
+            goto out;
+    }
+    url = docker_url_join_version(d->ep.base_url, d->api_version, path);
+    if (!url)
+        goto out;
+    base_opts(d, &o);
+    o.method = "GET";
+    o.url = url;
+    o.on_chunk = events_chunk;
+    r = http_request(d->http, &o, events_done, ev, &ev->req);
+out:
+    free(path);
+    free(url);
+    free(f);
+    json_decref(engine_filters);
+    return r;
+}
+
+/* The streams that waited for the engine to be known, sent; one that cannot be is ended with
+ * its error (as a call that cannot start is answered by pump). */
+static void events_launch_waiting(docker *d)
+{
+    for (docker_events *ev = d->events; ev;) {
+        if (ev->req) {
+            ev = ev->next;
+            continue;
+        }
+        int r = events_launch(ev);
+        if (r == 0) {
+            ev = ev->next;
+            continue;
+        }
+        struct docker_result res = {.err = r, .message = "cannot start the Docker events stream"};
+        res.body = "";
+        events_unlink(ev);
+        ev->ending = true;
+        ev->on_end(&res, ev->userdata);
+        events_free(ev);
+        ev = d->events; /* on_end may have stopped others: from the start again */
+    }
+}
+
 int docker_events_start(docker *d, int64_t since, json_t *filters, docker_event_cb on_event,
                         docker_events_end_cb on_end, void *userdata, docker_events **ret)
 {
-    struct http_req_opts o;
     docker_events *ev = NULL;
-    char *path = strdup("/events"), *url = NULL, *f = NULL, num[32];
+    char num[32];
     int r = -ENOMEM;
 
-    if (!d || !on_event || !on_end) {
-        r = -EINVAL;
-        goto fail;
-    }
-    if (!path)
+    if (!d || !on_event || !on_end)
+        return -EINVAL;
+    ev = calloc(1, sizeof(*ev));
+    if (!ev)
+        return -ENOMEM;
+    ev->path = strdup("/events");
+    if (!ev->path)
         goto fail;
     if (since > 0) {
         snprintf(num, sizeof(num), "%" PRId64, since);
-        if (docker_query_add(&path, "since", num) < 0)
+        if (docker_query_add(&ev->path, "since", num) < 0)
             goto fail;
     }
-    if (filters) {
-        f = json_dumps(filters, JSON_COMPACT);
-        if (!f || docker_query_add(&path, "filters", f) < 0)
-            goto fail;
-    }
-    url = docker_url_join(d->ep.base_url, path);
-    ev = calloc(1, sizeof(*ev));
-    if (!url || !ev)
-        goto fail;
     if (lines_init(&ev->lines, DOCKER_EVENTS_MAX_LINE) < 0)
         goto fail;
     ev->d = d;
     ev->on_event = on_event;
     ev->on_end = on_end;
     ev->userdata = userdata;
-
-    base_opts(d, &o);
-    o.method = "GET";
-    o.url = url;
-    o.on_chunk = events_chunk;
-    r = http_request(d->http, &o, events_done, ev, &ev->req);
-    if (r < 0)
-        goto fail;
+    ev->filters = json_incref(filters);
+    probe_start(d); /* when the engine is not known: the stream waits for it */
+    if (d->probe != PROBE_RUNNING) {
+        r = events_launch(ev);
+        if (r < 0)
+            goto fail;
+    }
     DLIST_PUSH(d->events, ev);
     if (ret)
         *ret = ev;
-    free(path);
-    free(url);
-    free(f);
     return 0;
 fail:
-    if (ev)
-        events_free(ev);
-    free(path);
-    free(url);
-    free(f);
+    ev->d = NULL;
+    events_free(ev);
     return r;
 }
 
@@ -912,6 +1260,7 @@ int docker_new(uv_loop_t *loop, const struct docker_config *cfg, docker **ret, s
     d->max_response =
         cfg->max_response_bytes ? cfg->max_response_bytes : DOCKER_DEFAULT_MAX_RESPONSE;
     d->max_calls = cfg->max_calls ? cfg->max_calls : DOCKER_DEFAULT_MAX_CALLS;
+    snprintf(d->api_version, sizeof(d->api_version), "%s", DOCKER_API_VERSION);
     d->host = strdup(cfg->host && *cfg->host ? cfg->host : DOCKER_DEFAULT_HOST);
     if (!d->host) {
         ct_error_set(err, -ENOMEM, "out of memory");
@@ -940,6 +1289,13 @@ int docker_new(uv_loop_t *loop, const struct docker_config *cfg, docker **ret, s
             tls_file(cert_dir, "key.pem", &d->key_file, err) < 0)
             goto fail;
     }
+    d->local_timer = malloc(sizeof(*d->local_timer));
+    if (!d->local_timer) {
+        ct_error_set(err, -ENOMEM, "out of memory");
+        goto fail;
+    }
+    uv_timer_init(loop, d->local_timer);
+    d->local_timer->data = d;
     d->http = http_new(loop);
     if (!d->http) {
         ct_error_set(err, -ENOMEM, "cannot set up the HTTP client");
@@ -952,6 +1308,11 @@ fail:
     free(home_docker);
     docker_free(d);
     return err->code < 0 ? err->code : -EINVAL;
+}
+
+static void local_timer_closed(uv_handle_t *h)
+{
+    free(h);
 }
 
 unsigned docker_cancel(docker *d, const void *userdata)
@@ -982,6 +1343,16 @@ unsigned docker_cancel(docker *d, const void *userdata)
         d->queue_tail = c;
         pp = &c->queue_next;
     }
+    for (struct docker_call **lp = &d->local_head; *lp;) {
+        struct docker_call *c = *lp;
+        if (c->userdata == userdata) {
+            *lp = c->queue_next;
+            call_free(c);
+            n++;
+            continue;
+        }
+        lp = &c->queue_next;
+    }
     if (n)
         pump(d, false); /* the room they leave; no callback from here */
     return n;
@@ -1005,6 +1376,14 @@ void docker_free(docker *d)
         call_free(c);
     }
     d->queue_tail = NULL;
+    while (d->local_head) {
+        struct docker_call *c = d->local_head;
+        d->local_head = c->queue_next;
+        call_free(c);
+    }
+    if (d->local_timer)
+        uv_close((uv_handle_t *)d->local_timer, local_timer_closed);
+    http_req_cancel(d->probe_req);
     http_free(d->http);
     docker_endpoint_clear(&d->ep);
     free(d->host);

@@ -2,8 +2,15 @@
  *
  * DOCKER_HOST is unix:///path (default unix:///var/run/docker.sock) or tcp://host:port, with
  * TLS when DOCKER_TLS_VERIFY is set, using DOCKER_CERT_PATH/{ca,cert,key}.pem as the docker
- * CLI does. Every call is pinned to API version DOCKER_API_VERSION ("v1.41"), has a timeout
- * and a bounded response. Each call is a request with one completion callback. */
+ * CLI does. Every call is pinned to API version DOCKER_API_VERSION ("v1.41") or, on an engine
+ * that serves only older ones, its newest; has a timeout and a bounded response. Each call is
+ * a request with one completion callback.
+ *
+ * The client learns what it talks to (Docker or Podman, and its API version) from GET
+ * /version before its first call, and again after the engine went away (a call got no answer,
+ * or the events stream ended): calls and events streams started meanwhile wait for that
+ * answer (or its failure, then they go as they are). What differs on Podman is handled here
+ * (docker_compat.h): the stages see Docker's API either way. */
 #pragma once
 #include <jansson.h>
 #include <stdbool.h>
@@ -11,6 +18,7 @@
 #include <stdint.h>
 #include <uv.h>
 
+#include "docker_compat.h"
 #include "http.h"
 #include "error.h"
 
@@ -64,6 +72,9 @@ int docker_call(docker *d, const char *method, const char *path, const char *con
                 const void *body, size_t body_len, docker_cb cb, void *userdata);
 
 int docker_ping(docker *d, docker_cb cb, void *userdata);
+/* The engine as last learnt (Docker until an engine answered GET /version): for tests that
+ * assert what each engine can do, and for logs. */
+enum docker_engine docker_engine(const docker *d);
 /* POST /containers/create?name=...; body is the create config (not stolen). 201 {"Id":...};
  * 404 no such image; 409 name in use. */
 int docker_container_create(docker *d, const char *name, json_t *config, docker_cb cb,
@@ -121,7 +132,9 @@ int docker_image_pull(docker *d, const char *from_image, const char *tag, const 
                       uint64_t timeout_ms, docker_cb cb, void *userdata);
 
 /* The events stream (GET /events?since=..&filters=..), one callback per event object;
- * since <= 0 means from now on, filters may be NULL.
+ * since <= 0 means from now on, filters may be NULL (kept, not stolen: do not change it
+ * afterwards). The events are Docker's whatever the engine: an engine's other names of the
+ * actions and the filters it cannot apply are handled here (docker_compat.h).
  * on_end is called once when the stream ends for any reason (err/status say why), unless
  * the stream was stopped with docker_events_stop. Lines longer than 64 KiB end the stream
  * with -EFBIG. */
@@ -163,6 +176,8 @@ char *docker_url_encode(const char *s);
 const char *docker_api_label(const char *method, const char *path);
 /* base_url + "/" DOCKER_API_VERSION + path. malloc'd, NULL on ENOMEM. */
 char *docker_url_join(const char *base_url, const char *path);
+/* base_url + "/" version + path. malloc'd, NULL on ENOMEM. */
+char *docker_url_join_version(const char *base_url, const char *version, const char *path);
 /* prefix + encoded(id) + suffix, e.g. ("/containers/", id, "/json"). malloc'd or NULL. */
 char *docker_path_for(const char *prefix, const char *id, const char *suffix);
 /* Appends "?key=value" (or "&key=value" when *path already has a query) to the malloc'd

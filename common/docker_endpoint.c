@@ -167,7 +167,12 @@ char *docker_url_encode(const char *s)
 
 char *docker_url_join(const char *base_url, const char *path)
 {
-    return text_printf("%s/%s%s", base_url, DOCKER_API_VERSION, path);
+    return docker_url_join_version(base_url, DOCKER_API_VERSION, path);
+}
+
+char *docker_url_join_version(const char *base_url, const char *version, const char *path)
+{
+    return text_printf("%s/%s%s", base_url, version, path);
 }
 
 char *docker_path_for(const char *prefix, const char *id, const char *suffix)

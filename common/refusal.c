@@ -24,10 +24,18 @@ static const struct rule rules[] = {
     {"error setting rlimit type 7:", NULL, REFUSAL_SETTINGS, "CORRECTION_MAX_OPEN_FILES"},
     {"error setting rlimit type 1:", NULL, REFUSAL_SETTINGS, "CORRECTION_MAX_FILE_SIZE"},
     {"error setting rlimit", NULL, REFUSAL_SETTINGS, "the containers' ulimits"},
+    /* create, 400 from the client (docker_compat.h): rootless Podman on cgroup v1 */
+    {"resource limits are not supported by this engine", NULL, REFUSAL_SETTINGS,
+     "CORRECTION_MEMORY, CORRECTION_CPUS, CORRECTION_PIDS (the engine)"},
     /* start, 500: the image has no such user (its USER, or CORRECTION_USER) */
     {"unable to find user", NULL, REFUSAL_IMAGE, NULL},
     {"no matching entries in passwd file", NULL, REFUSAL_IMAGE, NULL},
     {"no matching entries in group file", NULL, REFUSAL_IMAGE, NULL},
+    /* start, 500, Podman: the image's command cannot be found or run. Docker leaves such a
+     * container "created" with ExitCode 127 or 126, which the starter reads; Podman leaves
+     * ExitCode 0 and says it here only (its "cause", at the end of the message) */
+    {"OCI runtime attempted to invoke a command that was not found", NULL, REFUSAL_IMAGE, NULL},
+    {"OCI runtime permission denied", NULL, REFUSAL_IMAGE, NULL},
 };
 
 enum refusal refusal_classify(const char *message, const char **setting)

@@ -1,6 +1,6 @@
 /* refusal: whose fault it is when the engine refuses to create or start a correction's
  * container, read from its error message. Pure: no I/O; tests/unit/test_refusal.c holds the
- * messages of Docker 20.10 it was written from.
+ * messages of Docker 20.10 and Podman 4.3 it was written from.
  *
  *   REFUSAL_SETTINGS  the starter's own container settings, the same for every job: a CPU count
  *                     above the engine's, an unknown runtime or capability, a network that does

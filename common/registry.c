@@ -468,9 +468,13 @@ enum registry_pull_fault registry_pull_classify(int err, long status, const char
                                          NULL};
     static const char *const missing[] = {"manifest unknown", "name unknown",
                                           "repository does not exist", "not found", NULL};
+    /* a layer the registry lists but cannot serve: its fault, not the image name's (Docker
+     * says "unknown blob"; Podman "reading blob ...: Error fetching blob: invalid status code
+     * from registry 404 (Not Found)", which the missing rules below would take) */
+    static const char *const lost_blob[] = {"reading blob", "fetching blob", NULL};
     const char *m = message ? message : "";
 
-    if (err != 0)
+    if (err != 0 || contains_any(m, lost_blob))
         return REGISTRY_PULL_INFRA;
     if (status == 401 || status == 403 || contains_any(m, denied))
         return REGISTRY_PULL_DENIED;

@@ -2,7 +2,7 @@
 # run.sh: THE test command of correctomatic. As root (it runs a Docker engine and a RabbitMQ
 # node of its own):
 #
-#   sudo tests/run.sh [--no-install] [--no-asan] [-R REGEX] [--keep]
+#   sudo tests/run.sh [--no-install] [--no-asan] [-R REGEX] [--keep] [--engine E]
 #
 #  1. installs the Debian packages it needs, when some are missing (apt-get, non-interactive)
 #  2. builds build/ (RelWithDebInfo) and build-asan/ (-DCT_SANITIZE=ON)
@@ -23,6 +23,14 @@
 #   -R REGEX      only the tests whose name matches (passed to ctest -R), e.g. -R unit/
 #   --keep        leave the servers running and print how to reuse them: a later run with
 #                 CT_SERVERS_DIR set to that folder reuses them (and leaves them running)
+#   --engine E    the container engine of the integration tests: docker (the default: a
+#                 private dockerd), podman (a private `podman system service`, CT_ENGINE=podman
+#                 of tests/servers.sh, in place of dockerd: the same steps), or both (docker as
+#                 above, then build/'s engine tests again against a Podman set started then).
+#                 Against Podman the tests run are the unit tests and the integration tests
+#                 that use the engine (CT_PODMAN_TESTS, a ctest regex, says which; -R narrows
+#                 it further). What differs on Podman and how it is handled: README, "Running
+#                 against Podman"
 #   -h, --help
 set -euo pipefail
 
@@ -33,9 +41,13 @@ PACKAGES=(build-essential cmake pkg-config librabbitmq-dev libcurl4-openssl-dev 
           busybox-static curl ca-certificates python3 docker-registry apache2-utils
           clang libclang-rt-dev iproute2 openssl)
 
-install=1 asan=1 fuzz=1 keep=0 serial=0 regex=""
+install=1 asan=1 fuzz=1 keep=0 serial=0 regex="" engine=docker
+# the tests run against Podman: the unit tests and the integration tests that use the engine
+PODMAN_TESTS=${CT_PODMAN_TESTS:-'^(unit/.*|integration/test_(docker|starter|completer|e2e|chaos|corpus|registry|metrics|harness))$'}
 while [ $# -gt 0 ]; do
     case "$1" in
+    --engine) [ $# -ge 2 ] || { echo "run.sh: --engine needs docker, podman or both" >&2; exit 2; }; engine=$2; shift ;;
+    --engine=*) engine=${1#--engine=} ;;
     --no-install) install=0 ;;
     --no-asan) asan=0 ;;
     --no-fuzz) fuzz=0 ;;
@@ -48,6 +60,12 @@ while [ $# -gt 0 ]; do
     esac
     shift
 done
+case "$engine" in
+docker | podman | both) ;;
+*) echo "run.sh: --engine must be docker, podman or both (not '$engine')" >&2; exit 2 ;;
+esac
+# --engine podman: every set of servers is a Podman one
+[ "$engine" != podman ] || export CT_ENGINE=podman
 
 T0=$(date +%s)
 log() { echo "run.sh: [$(($(date +%s) - T0))s] $*" >&2; }
@@ -57,13 +75,16 @@ die() { log "ERROR: $*"; exit 1; }
 
 # ---------------------------------------------------------------------------------- packages
 
+# Podman (Debian 12: 4.3) with the network backend servers.sh configures
+[ "$engine" = docker ] || PACKAGES+=(podman netavark aardvark-dns conmon)
+
 # shellcheck source=tests/packages.sh
 . "$ROOT/tests/packages.sh"
 [ $install = 0 ] || install_missing_packages "${PACKAGES[@]}"
 
 # ---------------------------------------------------------------------------------- servers
 
-reuse=0 start_pid="" started=0 dir_b="" start_pid_b="" pid_a="" pid_b=""
+reuse=0 start_pid="" started=0 dir_b="" start_pid_b="" pid_a="" pid_b="" dir_p=""
 if [ -n "${CT_SERVERS_DIR:-}" ] && [ -f "$CT_SERVERS_DIR/env" ] && "$SERVERS" status >/dev/null 2>&1; then
     reuse=1
     log "reusing the servers in $CT_SERVERS_DIR"
@@ -91,6 +112,9 @@ cleanup() {
     fi
     if [ -n "$dir_b" ]; then
         CT_SERVERS_DIR=$dir_b "$SERVERS" stop || log "WARNING: stopping the servers failed (folder $dir_b)"
+    fi
+    if [ -n "$dir_p" ]; then
+        CT_SERVERS_DIR=$dir_p "$SERVERS" stop || log "WARNING: stopping the Podman servers failed (folder $dir_p)"
     fi
     if [ $reuse = 0 ] && [ $started = 1 ]; then
         if [ $keep = 1 ]; then
@@ -165,21 +189,26 @@ export CTEST_OUTPUT_ON_FAILURE=1
 summary=() failed=0
 # run_ctest DIR: ctest in DIR against the servers of the environment; its summary line goes to
 # DIR/run-summary, and it returns non-zero when a test failed.
-run_ctest() { # dir
-    local dir=$1 rc=0 total line
-    log "testing $dir/ (servers $CT_SERVERS_DIR)"
+run_ctest() { # dir [label]: label "podman" runs PODMAN_TESTS only
+    local dir=$1 what=${2:-} rc=0 total line sel=()
+    [ -z "$regex" ] || sel+=(-R "$regex")
+    if [ "$what" = podman ] || [ "$engine" = podman ]; then
+        sel+=(-R "$PODMAN_TESTS")
+        what=" (podman)"
+    fi
+    log "testing $dir/$what (servers $CT_SERVERS_DIR)"
     rm -f "$ROOT/$dir/Testing/Temporary/LastTestsFailed.log"
-    (cd "$ROOT/$dir" && ctest --output-on-failure --no-tests=error -j2 ${regex:+-R "$regex"}) || rc=$?
-    total=$(cd "$ROOT/$dir" && ctest -N ${regex:+-R "$regex"} | sed -n 's/^Total Tests: //p' || true)
+    (cd "$ROOT/$dir" && ctest --output-on-failure --no-tests=error -j2 "${sel[@]}") || rc=$?
+    total=$(cd "$ROOT/$dir" && ctest -N "${sel[@]}" | sed -n 's/^Total Tests: //p' || true)
     if [ "${total:-}" = 0 ]; then
         rc=1
-        line="$dir: no test matches -R '$regex'"
+        line="$dir$what: no test matches -R '$regex'"
     elif [ $rc = 0 ]; then
-        line="$dir: ${total:-?} passed"
+        line="$dir$what: ${total:-?} passed"
     else
         local names
         names=$(sed 's/^[0-9]*://' "$ROOT/$dir/Testing/Temporary/LastTestsFailed.log" 2>/dev/null | paste -sd' ' - || true)
-        line="$dir: FAILED ${names:-(ctest exit $rc)} of ${total:-?}"
+        line="$dir$what: FAILED ${names:-(ctest exit $rc)} of ${total:-?}"
     fi
     echo "$line" >"$ROOT/$dir/run-summary"
     log "$line"
@@ -223,6 +252,32 @@ else
         run_ctest build-asan || rc_b=$?
         collect build-asan $rc_b
     fi
+fi
+
+# ---------------------------------------------------------------------------------- podman
+
+# --engine both: build/'s engine tests again, against a Podman set of their own, started now
+# (beside the docker passes it would only slow them down)
+if [ "$engine" = both ]; then
+    p_t0=$(date +%s)
+    dir_p=$(mktemp -d /tmp/ct-test.XXXXXX)
+    log "starting a Podman set of servers in $dir_p"
+    if ! CT_ENGINE=podman CT_SERVERS_DIR=$dir_p "$SERVERS" start >"$dir_p/start.log" 2>&1 </dev/null; then
+        cat "$dir_p/start.log" >&2
+        failed=1
+        summary+=("build/ (podman): the Podman servers did not start")
+    else
+        rc_p=0
+        (
+            # shellcheck disable=SC1091
+            source "$dir_p/env"
+            run_ctest build podman
+        ) || rc_p=$?
+        collect build $rc_p
+        summary[-1]="${summary[-1]} in $(($(date +%s) - p_t0))s"
+    fi
+    CT_SERVERS_DIR=$dir_p "$SERVERS" stop || log "WARNING: stopping the Podman servers failed (folder $dir_p)"
+    dir_p=""
 fi
 
 # ---------------------------------------------------------------------------------- fuzzing

@@ -37,13 +37,22 @@
 # and CT_REGISTRY is not exported.
 #
 # Environment for `start`: CT_START_TIMEOUT (seconds per server, default 60),
-# CT_NO_IMAGES=1 to skip the images.
+# CT_NO_IMAGES=1 to skip the images, CT_ENGINE=docker (the default) or podman.
+#
+# With CT_ENGINE=podman the engine is `podman system service` (Podman's Docker-compatible API)
+# on $CT_SERVERS_DIR/docker/podman.sock instead of dockerd, with a storage, configuration,
+# runtime folder, locks, networks and events file of its own under $CT_SERVERS_DIR/docker
+# (CONTAINERS_CONF, CONTAINERS_STORAGE_CONF, CONTAINERS_REGISTRIES_CONF). The env file exports
+# the same variables; the engine actions (docker-stop...) act on the service. The engine chosen
+# at start is kept in the state: later actions need no CT_ENGINE. Like --live-restore, its
+# containers (conmon) outlive a stop of the service.
 set -euo pipefail
 
 SELF=$(readlink -f "${BASH_SOURCE[0]}")
 HERE=$(dirname "$SELF")
 DOCKERD=/usr/sbin/dockerd
 DOCKER=/usr/bin/docker
+PODMAN=/usr/bin/podman
 TIMEOUT=${CT_START_TIMEOUT:-60}
 
 die() { echo "servers.sh: $*" >&2; exit 1; }
@@ -110,7 +119,17 @@ EOF
 
 # ---------------------------------------------------------------------------------- docker
 
-docker_env() { export DOCKER_HOST="unix://$D/docker.sock"; }
+# the engine: chosen by CT_ENGINE at start, then read from the state
+engine() {
+    local e; e=$(state_get engine)
+    echo "${e:-docker}"
+}
+engine_socket() { if [ "$(engine)" = podman ]; then echo "$D/podman.sock"; else echo "$D/docker.sock"; fi; }
+engine_pid() { if [ "$(engine)" = podman ]; then state_get podman_pid; else state_get dockerd_pid; fi; }
+engine_launch() { if [ "$(engine)" = podman ]; then podman_launch; else docker_launch; fi; }
+engine_halt() { if [ "$(engine)" = podman ]; then podman_halt "$@"; else docker_halt "$@"; fi; }
+
+docker_env() { export DOCKER_HOST="unix://$(engine_socket)"; }
 
 # CT_DOCKER_TLS=1 (start-docker): the engine also listens on tcp://127.0.0.1:<port> with mutual
 # TLS, as DOCKER_TLS_VERIFY clients expect: a CA, a server certificate for 127.0.0.1 and a client
@@ -182,6 +201,99 @@ docker_halt() { # $1: remove containers first (final stop)
     if alive "$cpid" && grep -q -- "$D/exec" "/proc/$cpid/cmdline" 2>/dev/null; then
         kill -TERM "$cpid" 2>/dev/null || true
         wait_gone "$cpid" 10 || kill -KILL "$cpid" 2>/dev/null || true
+    fi
+}
+
+# ---------------------------------------------------------------------------------- podman
+
+# podman_env: the private configuration of the podman instance, for the service and for the
+# podman CLI run here (conmon and the cleanup processes it starts when a container exits
+# inherit it from the service).
+podman_env() {
+    export CONTAINERS_CONF=$D/containers.conf CONTAINERS_STORAGE_CONF=$D/storage.conf
+    export CONTAINERS_REGISTRIES_CONF=$D/registries.conf
+    export XDG_RUNTIME_DIR=$D/xdg TMPDIR=$D/tmp
+    docker_env
+}
+
+podman_configure() {
+    mkdir -p "$D/root" "$D/run" "$D/libpod" "$D/xdg" "$D/tmp" "$D/networks" "$D/copy"
+    chmod 700 "$D/xdg"
+    cat >"$D/storage.conf" <<EOF
+[storage]
+driver = "overlay"
+graphroot = "$D/root"
+runroot = "$D/run"
+EOF
+    # default_ulimits: Podman's own default (nofile=1048576) is above this machine's hard limit
+    # and creating any container fails ("error setting rlimit type 7: operation not permitted")
+    local nofile nproc
+    nofile=$(ulimit -Hn); { [ "$nofile" = unlimited ] || [ "$nofile" -ge 1024 ]; } && nofile=1024
+    nproc=$(ulimit -Hu); { [ "$nproc" = unlimited ] || [ "$nproc" -ge 1024 ]; } && nproc=1024
+    cat >"$D/containers.conf" <<EOF
+[containers]
+default_ulimits = ["nofile=$nofile:$nofile", "nproc=$nproc:$nproc"]
+
+[engine]
+cgroup_manager = "cgroupfs"
+events_logger = "file"
+events_logfile_path = "$D/events.log"
+events_logfile_max_size = 0
+tmp_dir = "$D/libpod"
+static_dir = "$D/root/libpod"
+volume_path = "$D/root/volumes"
+image_copy_tmp_dir = "$D/copy"
+lock_type = "file"
+
+[network]
+network_backend = "netavark"
+network_config_dir = "$D/networks"
+EOF
+    # the test registry is plain HTTP on 127.0.0.1 (dockerd trusts 127.0.0.0/8 by itself)
+    {
+        echo 'unqualified-search-registries = ["docker.io"]'
+        echo 'short-name-mode = "permissive"'
+        local port; port=$(state_get registry_port)
+        if [ -n "$port" ]; then
+            echo '[[registry]]'
+            echo "location = \"127.0.0.1:$port\""
+            echo 'insecure = true'
+        fi
+    } >"$D/registries.conf"
+}
+
+podman_launch() {
+    [ -f "$D/containers.conf" ] || podman_configure
+    podman_env
+    rm -f "$D/podman.sock"
+    # in $D: conmon writes files (an "oom" marker) into the folder it was started from
+    (cd "$D" && exec setsid "$PODMAN" system service --time=0 "unix://$D/podman.sock" \
+        >>"$D/podman.log" 2>&1 </dev/null) &
+    local pid=$!
+    state_set podman_pid "$pid"
+    local n=$((TIMEOUT * 10))
+    until curl -fsS -m 2 --unix-socket "$D/podman.sock" http://d/_ping >/dev/null 2>&1; do
+        alive "$pid" || { tail -n 20 "$D/podman.log" >&2; die "podman exited during start"; }
+        n=$((n - 1)); [ $n -gt 0 ] || { tail -n 20 "$D/podman.log" >&2; die "podman not ready after ${TIMEOUT}s"; }
+        sleep 0.1
+    done
+}
+
+podman_halt() { # $1: remove containers first (final stop)
+    local pid; pid=$(state_get podman_pid)
+    if alive "$pid"; then
+        kill -TERM "$pid" 2>/dev/null || true
+        if ! wait_gone "$pid" 30; then
+            say "podman $pid did not stop, killing it"
+            kill -KILL "$pid" 2>/dev/null || true
+            wait_gone "$pid" 5 || true
+        fi
+    fi
+    if [ "${1:-}" = clean ] && [ -f "$D/containers.conf" ]; then
+        # the containers (and their conmon) outlive the service: removed by the podman CLI on
+        # the same storage, which also unmounts their layers
+        podman_env
+        timeout 60 "$PODMAN" rm -af -t 0 >/dev/null 2>&1 || say "podman rm -af failed"
     fi
 }
 
@@ -345,8 +457,8 @@ write_env() {
     {
         echo "export CT_SERVERS='$SELF'"
         echo "export CT_SERVERS_DIR='$S'"
-        echo "export CT_DOCKER_HOST='unix://$D/docker.sock'"
-        echo "export DOCKER_HOST='unix://$D/docker.sock'"
+        echo "export CT_DOCKER_HOST='unix://$(engine_socket)'"
+        echo "export DOCKER_HOST='unix://$(engine_socket)'"
         echo "export CT_RABBITMQ_HOST='127.0.0.1'"
         echo "export CT_RABBITMQ_PORT='$(state_get rabbitmq_port)'"
         echo "export CT_RABBITMQ_MGMT_PORT='$(state_get rabbitmq_mgmt_port)'"
@@ -383,7 +495,13 @@ case "$action" in
 start)
     [ "$(id -u)" = 0 ] || die "must run as root (dockerd, rabbitmq)"
     mkdir -p "$S"
-    if alive "$(state_get dockerd_pid)"; then die "servers already running in $S"; fi
+    if alive "$(engine_pid)"; then die "servers already running in $S"; fi
+    case "${CT_ENGINE:-docker}" in
+    docker) ;;
+    podman) [ -x "$PODMAN" ] || die "CT_ENGINE=podman: $PODMAN missing (package podman)" ;;
+    *) die "CT_ENGINE must be docker or podman, not ${CT_ENGINE}" ;;
+    esac
+    state_set engine "${CT_ENGINE:-docker}"
     mkdir -p "$S/tmp" "$D" "$R"
     chmod 755 "$S"; chmod 1777 "$S/tmp"
     t0=$(date +%s%N)
@@ -394,7 +512,7 @@ start)
     else
         say "WARNING: $REGISTRY or $HTPASSWD missing (packages docker-registry, apache2-utils): no registry"
     fi
-    docker_launch
+    engine_launch
     if [ "${CT_NO_IMAGES:-}" != 1 ]; then
         "$HERE/images/build.sh" >"$S/images.log" 2>&1 || { wait "$rpid" || true; cat "$S/images.log" >&2; die "building the test images failed"; }
     fi
@@ -439,12 +557,12 @@ stop)
         CT_SERVERS_DIR=$S/hostb "$SELF" stop || say "WARNING: stopping $S/hostb failed"
     fi
     # with --live-restore, containers outlive the engine: bring it back to remove them
-    if [ -n "$(state_get dockerd_pid)" ] && ! alive "$(state_get dockerd_pid)"; then
+    if [ "$(engine)" = docker ] && [ -n "$(state_get dockerd_pid)" ] && ! alive "$(state_get dockerd_pid)"; then
         docker_launch || true
     fi
     rabbit_halt &
     registry_halt
-    docker_halt clean
+    engine_halt clean
     wait $! || true
     unmount_under "$S"
     rm -rf "$S" 2>/dev/null || { unmount_under "$S"; rm -rf "$S" || die "cannot remove $S"; }
@@ -459,17 +577,17 @@ env)
     cat "$S/env"
     ;;
 docker-stop)
-    docker_halt
+    engine_halt
     ;;
 docker-start)
-    alive "$(state_get dockerd_pid)" && die "dockerd is already running"
+    alive "$(engine_pid)" && die "the engine is already running"
     rm -f "$D/docker.pid"
-    docker_launch
+    engine_launch
     ;;
 docker-restart)
-    docker_halt
+    engine_halt
     rm -f "$D/docker.pid"
-    docker_launch
+    engine_launch
     ;;
 rabbitmq-stop-app)
     rabbitmqctl_ -q stop_app >/dev/null

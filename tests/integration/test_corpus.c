@@ -1132,7 +1132,11 @@ static void output_cases(void)
     c = add(HOP_PENDING, OK, "output 12000 stderr lines after the response");
     shell_job_s(c, "echo '" RESPONSE "'; yes 'noise after the response on stderr .............' | "
                    "head -n 12000 >&2\n");
-    c = add(HOP_PENDING, OK "||" ERR("output too large"),
+    /* Podman keeps one log file, emptied when full, and shows no log options: the completer
+     * cannot tell that the response was cut away (README, Running against Podman) */
+    c = add(HOP_PENDING,
+            ct_engine_is_podman() ? OK "||" ERR("output too large") "||" ERR("no response found")
+                                  : OK "||" ERR("output too large"),
             "output 1.5 MB of stderr after the response");
     shell_job_s(c, "echo '" RESPONSE "'; yes 'noise after the response on stderr .............' | "
                    "head -c 1500000 >&2\n");

@@ -61,8 +61,33 @@ static int group_setup(void **state)
     /* The docker CLI, with a configuration folder of the test servers (never the user's). */
     char cmd[4096], log[512];
     snprintf(log, sizeof(log), "%s/registry-push.log", ct_env("CT_TMP"));
-    int n =
-        snprintf(cmd, sizeof(cmd),
+    int n = 0;
+    if (ct_engine_is_podman()) {
+        /* Podman's compatible API logs in over TLS whatever registries.conf says (it skips
+         * TLS for localhost only): the podman CLI against the same service, told the test
+         * registry speaks plain HTTP, pushing Docker's manifests (as docker push does: the
+         * setup reads one back), with an auth file of the test servers */
+        char wrapper[512];
+        snprintf(wrapper, sizeof(wrapper), "%s/podman-as-docker", ct_env("CT_TMP"));
+        mkdir(wrapper, 0755);
+        strcat(wrapper, "/docker");
+        FILE *w = fopen(wrapper, "w");
+        assert_non_null(w);
+        fputs("#!/bin/sh\nc=$1; shift\ncase $c in\n"
+              "login) exec podman --url \"$DOCKER_HOST\" login --tls-verify=false \"$@\" ;;\n"
+              "push) exec podman --url \"$DOCKER_HOST\" push --tls-verify=false --format v2s2 "
+              "\"$@\" ;;\n"
+              "*) exec podman --url \"$DOCKER_HOST\" \"$c\" \"$@\" ;;\nesac\n",
+              w);
+        fclose(w);
+        chmod(wrapper, 0755);
+        n = snprintf(cmd, sizeof(cmd),
+                     "export PATH='%s/podman-as-docker':\"$PATH\" "
+                     "REGISTRY_AUTH_FILE='%s/podman-auth.json'; ",
+                     ct_env("CT_TMP"), ct_env("CT_DOCKER_CONFIG"));
+    }
+    n +=
+        snprintf(cmd + n, sizeof(cmd) - (size_t)n,
                  "export DOCKER_CONFIG='%s' DOCKER_HOST='%s'; "
                  "echo '%s' | timeout 60 docker login -u '%s' --password-stdin '%s' || exit 1",
                  ct_env("CT_DOCKER_CONFIG"), ct_env("CT_DOCKER_HOST"),
@@ -308,9 +333,12 @@ static void test_pull_error_in_stream(void **state)
         &d, "registry-broken",
         (const char *[]){"DOCKER_PULL=true", creds_env(ct_env("CT_REGISTRY_PASSWORD")), NULL});
     publish_job("w-broken", img, exercise());
-    ct_daemon_wait_log(&d, "error=\"unknown blob\"", 2, WAIT_MS);
+    /* Docker: "unknown blob"; Podman: "reading blob <digest>: Error fetching blob: ..." */
+    bool podman = ct_engine_is_podman();
+    ct_daemon_wait_log(&d, podman ? "Error fetching blob" : "error=\"unknown blob\"", 2, WAIT_MS);
     char retried[400];
-    snprintf(retried, sizeof(retried), "step=create error=\"%s: unknown blob\"", img);
+    snprintf(retried, sizeof(retried), "step=create error=\"%s: %s", img,
+             podman ? "reading blob" : "unknown blob\"");
     ct_daemon_wait_log(&d, retried, 2, WAIT_MS);
     assert_int_equal(ct_file_count(d.log, "msg=\"image pulled\""), 0);
     assert_int_equal(ct_amqp_count("finished_corrections"), 0);
@@ -352,7 +380,9 @@ static void test_concurrent_jobs_share_one_pull(void **state)
     (void)state;
     struct ct_daemon d;
     char manifest[300];
-    snprintf(manifest, sizeof(manifest), "\"HEAD /v2/ct/ok/manifests/many ");
+    /* one look at the manifest per pull: Docker asks HEAD, then the blobs; Podman GET */
+    snprintf(manifest, sizeof(manifest), "\"%s /v2/ct/ok/manifests/many ",
+             ct_engine_is_podman() ? "GET" : "HEAD");
     int registry_before = ct_file_count(ct_env("CT_REGISTRY_LOG"), manifest);
     time_t since = time(NULL);
     /* Queued first, so that the starter takes the ten at once. */
@@ -375,7 +405,8 @@ static void test_concurrent_jobs_share_one_pull(void **state)
      * before the image (MAX_STARTING sets a burst up a few at a time: the others found it). */
     int waited = ct_file_count(d.log, "msg=\"waiting for the image pull\"");
     assert_true(waited >= 1 && waited <= 10);
-    assert_int_equal(count_pull_events(image("many"), since), 1);
+    if (!ct_engine_is_podman()) /* Podman's compatible /events gives no image events */
+        assert_int_equal(count_pull_events(image("many"), since), 1);
     assert_int_equal(ct_file_count(ct_env("CT_REGISTRY_LOG"), manifest) - registry_before, 1);
     assert_int_equal(ct_file_count(d.log, "any image may run"), 1);
     ct_daemon_stop(&d);
@@ -456,7 +487,9 @@ static void test_disallowed_image_no_docker_call(void **state)
     fprintf(stderr, "# requests the fake engine saw:\n%s", reqs);
     for (char *line = reqs; *line;) {
         char *nl = strchrnul(line, '\n');
-        bool known = strncmp(line, "GET /v1.41/containers/json?", 27) == 0 ||
+        bool known = strcmp(line, "GET /version") == 0 ||
+                     strncmp(line, "GET /version\n", 13) == 0 ||
+                     strncmp(line, "GET /v1.41/containers/json?", 27) == 0 ||
                      strncmp(line, "GET /v1.41/events?", 18) == 0;
         if (!known)
             fail_msg("the starter made a Docker call for the refused job: %.*s", (int)(nl - line),

@@ -1,4 +1,5 @@
 /* support: helpers for the cmocka integration tests (see support.h). */
+#include "docker_compat.h"
 #include "support.h"
 
 #include "qtype.h"
@@ -880,6 +881,21 @@ json_t *ct_docker(const char *method, const char *path, const char *body_json, l
     char *body = ct_docker_raw(method, path, body_json ? "application/json" : NULL, body_json,
                                body_json ? strlen(body_json) : 0, status, NULL);
     return parse_or_null(body);
+}
+
+bool ct_engine_is_podman(void)
+{
+    static int known = -1;
+    if (known < 0) {
+        long st;
+        json_t *v = ct_docker("GET", "/version", NULL, &st);
+        if (st != 200)
+            fail_msg("docker GET /version: status %ld", st);
+        known = docker_compat_engine(v) == DOCKER_ENGINE_PODMAN;
+        json_decref(v);
+        fprintf(stderr, "# engine: %s\n", known ? "Podman" : "Docker");
+    }
+    return known == 1;
 }
 
 static json_t *docker_expect(const char *method, const char *path, const char *body_json, long want)

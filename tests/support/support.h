@@ -147,6 +147,11 @@ long ct_mgmt_queue_int(const char *queue, const char *field);
  * parsed JSON body (NULL if none or not JSON) and the HTTP status in *status (0 when the engine
  * did not answer, e.g. during docker-stop). */
 json_t *ct_docker(const char *method, const char *path, const char *body_json, long *status);
+/* Whether the test engine is Podman (its Docker-compatible API), as the Docker client tells
+ * it from GET /version (docker_compat_engine), asked once. For the tests that assert what
+ * an engine can do where Podman differs (docker_compat.h and the README's "Running against
+ * Podman" say what and why). */
+bool ct_engine_is_podman(void);
 
 /* Same, raw: any body (content_type may be NULL), returns the body bytes NUL-terminated (NULL
  * when the engine did not answer). */

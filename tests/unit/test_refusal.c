@@ -23,6 +23,9 @@ static void test_settings(void **state)
     settings("Range of CPUs is from 0.01 to 2.00, as there are only 2 CPUs available",
              "CORRECTION_CPUS");
     settings("Unknown runtime specified nosuch", "CORRECTION_RUNTIME");
+    settings("resource limits are not supported by this engine: rootless Podman on cgroup v1 "
+             "ignores the containers' memory, CPU and pids limits",
+             "CORRECTION_MEMORY, CORRECTION_CPUS, CORRECTION_PIDS (the engine)");
     settings("invalid CapAdd: unknown capability: \"CAP_NOSUCH\"", "CORRECTION_CAP_ADD");
     settings("network nosuchnet not found", "CORRECTION_NETWORK");
     settings("failed to create shim task: OCI runtime create failed: runc create failed: unable "
@@ -46,6 +49,18 @@ static void test_image(void **state)
     assert_null(setting);
     assert_int_equal(refusal_classify("unable to find group nogroup: no matching entries in "
                                       "group file",
+                                      NULL),
+                     REFUSAL_IMAGE);
+    /* Podman 4.3: a command not found, not executable */
+    assert_int_equal(
+        refusal_classify("runc: runc create failed: unable to start container process: exec: "
+                         "\"/run.sh\": stat /run.sh: no such file or directory: OCI runtime "
+                         "attempted to invoke a command that was not found",
+                         &setting),
+        REFUSAL_IMAGE);
+    assert_int_equal(refusal_classify("runc: runc create failed: unable to start container "
+                                      "process: exec: \"/run.sh\": permission denied: OCI "
+                                      "runtime permission denied",
                                       NULL),
                      REFUSAL_IMAGE);
 }

@@ -330,6 +330,12 @@ static void test_classify(void **state)
     /* errors inside a 200 stream */
     assert_int_equal(registry_pull_classify(0, 200, "manifest unknown"), REGISTRY_PULL_NOT_FOUND);
     assert_int_equal(registry_pull_classify(0, 200, "unexpected EOF"), REGISTRY_PULL_INFRA);
+    /* a blob the registry lost: Docker's words, and Podman 4.3's (with a 404 in them) */
+    assert_int_equal(registry_pull_classify(0, 200, "unknown blob"), REGISTRY_PULL_INFRA);
+    assert_int_equal(registry_pull_classify(0, 200,
+                                            "reading blob sha256:59e2: Error fetching blob: "
+                                            "invalid status code from registry 404 (Not Found)"),
+                     REGISTRY_PULL_INFRA);
     assert_int_equal(registry_pull_classify(0, 200, "toomanyrequests: rate limit"),
                      REGISTRY_PULL_INFRA);
 }
