@@ -16,7 +16,10 @@
 #   start-rabbitmq      start the RabbitMQ node alone (a node of tests/cluster.sh)
 #   start-docker        start the engine alone with the test images (a second Docker host);
 #                       with CT_DOCKER_TLS=1 also on tcp://127.0.0.1:<port> with mutual TLS
-#                       (the env file gives CT_DOCKER_TLS_HOST and CT_DOCKER_CERT_PATH)
+#                       (the env file gives CT_DOCKER_TLS_HOST and CT_DOCKER_CERT_PATH), or on
+#                       the IP address CT_DOCKER_TLS_ADDR instead of 127.0.0.1 (the compose
+#                       smoke test's host B: the gateway of its compose network, for the
+#                       containers); CT_NO_IMAGES=1 skips the test images
 #   stop                stop them all, unmount leftovers, remove $CT_SERVERS_DIR
 #   status              exit 0 when both answer
 #   env                 print the env file
@@ -131,19 +134,23 @@ engine_halt() { if [ "$(engine)" = podman ]; then podman_halt "$@"; else docker_
 
 docker_env() { export DOCKER_HOST="unix://$(engine_socket)"; }
 
-# CT_DOCKER_TLS=1 (start-docker): the engine also listens on tcp://127.0.0.1:<port> with mutual
-# TLS, as DOCKER_TLS_VERIFY clients expect: a CA, a server certificate for 127.0.0.1 and a client
+# CT_DOCKER_TLS=1 (start-docker): the engine also listens on tcp://<address>:<port> with mutual
+# TLS, as DOCKER_TLS_VERIFY clients expect (address: CT_DOCKER_TLS_ADDR, default 127.0.0.1): a
+# CA, a server certificate for that address (and 127.0.0.1, localhost) and a client
 # certificate, made here with openssl ($S/tls; the client's ca.pem, cert.pem, key.pem in
 # $S/tls/client, the layout of DOCKER_CERT_PATH).
+docker_tls_addr() { local a; a=$(state_get docker_tls_addr); echo "${a:-127.0.0.1}"; }
 docker_tls_certs() {
-    local t=$S/tls
+    local t=$S/tls san=IP:127.0.0.1,DNS:localhost addr
+    addr=$(docker_tls_addr)
+    [ "$addr" = 127.0.0.1 ] || san="$san,IP:$addr"
     mkdir -p "$t/client"
     (
         cd "$t"
         openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj "/CN=ct test CA" \
             -keyout ca-key.pem -out ca.pem
-        openssl req -newkey rsa:2048 -nodes -subj "/CN=127.0.0.1" -keyout server-key.pem -out server.csr
-        printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n' >server.ext
+        openssl req -newkey rsa:2048 -nodes -subj "/CN=$addr" -keyout server-key.pem -out server.csr
+        printf 'subjectAltName=%s\nextendedKeyUsage=serverAuth\n' "$san" >server.ext
         openssl x509 -req -in server.csr -CA ca.pem -CAkey ca-key.pem -CAcreateserial -days 2 \
             -extfile server.ext -out server-cert.pem
         openssl req -newkey rsa:2048 -nodes -subj "/CN=ct test client" -keyout client/key.pem -out client.csr
@@ -159,7 +166,7 @@ docker_launch() {
     mkdir -p "$D/root" "$D/exec"
     local tls=()
     if [ -n "$(state_get docker_tls_port)" ]; then
-        tls=(--host "tcp://127.0.0.1:$(state_get docker_tls_port)" --tlsverify
+        tls=(--host "tcp://$(docker_tls_addr):$(state_get docker_tls_port)" --tlsverify
             --tlscacert "$S/tls/ca.pem" --tlscert "$S/tls/server-cert.pem" --tlskey "$S/tls/server-key.pem")
     fi
     # The data-root as a shared mount of its own, made here once: dockerd then leaves it alone.
@@ -465,7 +472,7 @@ write_env() {
         echo "export CT_RABBITMQ_NODE='$(state_get rabbitmq_node)'"
         echo "export CT_TMP='$S/tmp'"
         if [ -n "$(state_get docker_tls_port)" ]; then
-            echo "export CT_DOCKER_TLS_HOST='tcp://127.0.0.1:$(state_get docker_tls_port)'"
+            echo "export CT_DOCKER_TLS_HOST='tcp://$(docker_tls_addr):$(state_get docker_tls_port)'"
             echo "export CT_DOCKER_CERT_PATH='$S/tls/client'"
         fi
         if [ -n "$(state_get registry_pid)" ]; then
@@ -529,11 +536,16 @@ start-docker)
     mkdir -p "$S/tmp" "$D"
     chmod 755 "$S"; chmod 1777 "$S/tmp"
     if [ "${CT_DOCKER_TLS:-}" = 1 ]; then
+        addr=${CT_DOCKER_TLS_ADDR:-127.0.0.1}
+        [[ $addr =~ ^[0-9]+(\.[0-9]+){3}$ ]] || die "CT_DOCKER_TLS_ADDR=$addr: expected an IPv4 address"
+        state_set docker_tls_addr "$addr"
         docker_tls_certs
         state_set docker_tls_port "$(free_ports 1)"
     fi
     docker_launch
-    "$HERE/images/build.sh" >"$S/images.log" 2>&1 || { cat "$S/images.log" >&2; die "building the test images failed"; }
+    if [ "${CT_NO_IMAGES:-}" != 1 ]; then
+        "$HERE/images/build.sh" >"$S/images.log" 2>&1 || { cat "$S/images.log" >&2; die "building the test images failed"; }
+    fi
     write_env
     ;;
 start-rabbitmq)

@@ -165,5 +165,26 @@ if [ -n "${RABBITMQ_CLUSTER_COOKIE:-}" ]; then
     if [ "$(id -u)" = 0 ]; then
         chown rabbitmq:rabbitmq "$cookie"
     fi
+    # A quorum queue gets members only on the nodes running when it is declared: at the first
+    # boot node 1 imports the queues alone, and nodes 2 and 3 join afterwards. So once this
+    # node runs (in the cluster, if it joins one), it adds itself to every quorum queue it is
+    # not a member of; at later boots there is none and this does nothing. In the background,
+    # beside the server; its lines go to the container's log.
+    if [ "${1:-}" = rabbitmq-server ]; then
+        (
+            n=0
+            until rabbitmq-diagnostics -q check_running >/dev/null 2>&1; do
+                n=$((n + 1))
+                [ $n -le 120 ] || { echo "init.sh: the node is not running after 10 min: no quorum queue grown" >&2; exit 0; }
+                sleep 5
+            done
+            self=${RABBITMQ_NODENAME:-rabbit@$(cat /proc/sys/kernel/hostname)}
+            if rabbitmq-queues -q grow "$self" all >/dev/null 2>&1; then
+                echo "init.sh: $self is a member of every quorum queue"
+            else
+                echo "init.sh: rabbitmq-queues grow $self all failed: quorum queues may lack this node" >&2
+            fi
+        ) &
+    fi
 fi
 exec docker-entrypoint.sh "$@"

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # smoke.sh: the compose smoke test. As root (it runs a Docker engine of its own):
 #
-#   sudo tests/compose/smoke.sh [--no-install] [--keep]
+#   sudo tests/compose/smoke.sh [--cluster] [--no-install] [--keep]
 #
 #  1. installs the Debian packages it needs when some are missing (debootstrap, docker-compose...)
 #  2. starts a private dockerd (tests/servers.sh docker-start) on its own socket, in a temporary
@@ -21,7 +21,17 @@
 #  5. tears everything down, whatever happened: docker-compose kill and down -v, the engine
 #     (with its data folder, so the images too), the temporary folder
 #
+# With --cluster, compose.cluster.yaml over compose.yaml instead (README, "Several machines"):
+# host A is the engine above; host B a second private engine (tests/servers.sh start-docker
+# with CT_DOCKER_TLS=1) listening with mutual TLS on the compose network's gateway, where
+# starter-b and completer-b reach it (the client certificate in DOCKER_CERT_PATH_B). It checks
+# that the three RabbitMQ nodes form one cluster and every queue is a quorum queue with three
+# members, that every service becomes healthy, that jobs run on both engines (MAX_RUNNING=1
+# on each; the engines' events say where) with every callback right, and that, with the node
+# the daemons are connected to stopped, a job published through another node still goes through.
+#
 # Options
+#   --cluster     the cluster of compose.cluster.yaml (above)
 #   --no-install  do not check or install packages
 #   --keep        leave the engine and the compose project running; print how to reach them
 #   -h, --help
@@ -35,11 +45,12 @@ PACKAGES=(docker.io docker-compose debootstrap busybox-static curl python3 ca-ce
 PROJECT=ctsmoke
 TIMEOUT=${CT_SMOKE_TIMEOUT:-180} # seconds for each wait
 
-install=1 keep=0
+install=1 keep=0 cluster=0
 while [ $# -gt 0 ]; do
     case "$1" in
     --no-install) install=0 ;;
     --keep) keep=1 ;;
+    --cluster) cluster=1 ;;
     -h | --help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
     *) echo "smoke.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
     esac
@@ -73,8 +84,10 @@ step() {
 W=$(mktemp -d /tmp/ct-compose.XXXXXX)
 chmod 755 "$W"
 export CT_SERVERS_DIR=$W/servers
+HOSTB=$CT_SERVERS_DIR/hostb # host B's engine (--cluster); servers.sh stop stops it with A's
 engine=0 receiver_pid="" build_pids=()
-compose() { docker-compose --project-directory "$ROOT" -f "$ROOT/compose.yaml" -p "$PROJECT" --env-file "$W/env" "$@"; }
+FILES=(-f "$ROOT/compose.yaml") # with --cluster, compose.cluster.yaml too once .env has its settings
+compose() { docker-compose --project-directory "$ROOT" "${FILES[@]}" -p "$PROJECT" --env-file "$W/env" "$@"; }
 
 cleanup() {
     local rc=$? t
@@ -91,7 +104,7 @@ cleanup() {
     fi
     if [ $keep = 1 ] && [ $engine = 1 ]; then
         log "left running; DOCKER_HOST=$DOCKER_HOST, project $PROJECT, env file $W/env"
-        echo "  stop with: cd $ROOT && DOCKER_HOST=$DOCKER_HOST docker-compose -p $PROJECT --env-file $W/env down -v" >&2
+        echo "  stop with: cd $ROOT && DOCKER_HOST=$DOCKER_HOST docker-compose ${FILES[*]} -p $PROJECT --env-file $W/env down -v" >&2
         echo "             CT_SERVERS_DIR=$CT_SERVERS_DIR $SERVERS stop; rm -rf $W" >&2
         exit $rc
     fi
@@ -100,6 +113,9 @@ cleanup() {
         if [ -f "$W/env" ]; then
             compose kill >/dev/null 2>&1
             compose down -v >/dev/null 2>&1 || log "WARNING: docker-compose down failed"
+        fi
+        if [ -d "$HOSTB" ]; then
+            CT_SERVERS_DIR=$HOSTB "$SERVERS" stop || log "WARNING: stopping host B's engine failed (folder $HOSTB)"
         fi
         "$SERVERS" stop || log "WARNING: stopping the engine failed (folder $CT_SERVERS_DIR)"
     fi
@@ -193,7 +209,9 @@ save_layers() {
 # a correction image: busybox-static and one script that prints a response made of the
 # submission and a param, as tests/images/build.sh does
 correction_image() {
-    local d=$W/ct-smoke
+    local d
+    d=$(mktemp -d "$W/ct-smoke.XXXXXX")
+    chmod 755 "$d"
     mkdir -p "$d/bin" "$d/tmp"
     chmod 1777 "$d/tmp"
     cp /bin/busybox "$d/bin/"
@@ -282,9 +300,48 @@ check_init_env() {
 compose_up() {
     check_init_env
     write_env
-    compose config -q || die "compose.yaml does not validate"
+    [ $cluster = 0 ] || cluster_env
+    compose config -q || die "${FILES[*]} does not validate"
     # returns once the broker is healthy (depends_on) and the daemons are started
     compose up -d --no-build >"$W/up.log" 2>&1 || { cat "$W/up.log" >&2; die "docker-compose up failed"; }
+}
+
+# the compose network's gateway: the host's side of its bridge
+gateway() {
+    local net
+    net=$(docker network ls -q --filter "label=com.docker.compose.project=$PROJECT" | head -n 1)
+    docker network inspect -f '{{range .IPAM.Config}}{{.Gateway}}{{end}}' "$net"
+}
+
+# --cluster: host B's engine on the compose network's gateway (so the network first, from
+# compose.yaml alone: nothing starts), the correction image in it, its client certificate for
+# uid 10001, and compose.cluster.yaml's settings in .env
+cluster_env() {
+    local gw b
+    compose up --no-start >"$W/up.log" 2>&1 || { cat "$W/up.log" >&2; die "docker-compose up --no-start failed"; }
+    gw=$(gateway)
+    [ -n "$gw" ] || die "no gateway address on the compose network"
+    log "host B's engine, with TLS on $gw..."
+    CT_SERVERS_DIR=$HOSTB CT_DOCKER_TLS=1 CT_DOCKER_TLS_ADDR=$gw CT_NO_IMAGES=1 "$SERVERS" start-docker ||
+        die "host B's engine did not start"
+    # shellcheck disable=SC1091 # written by servers.sh
+    b=$(. "$HOSTB/env" && echo "$CT_DOCKER_TLS_HOST")
+    DOCKER_HOST_B="unix://$HOSTB/docker/docker.sock"
+    DOCKER_HOST=$DOCKER_HOST_B correction_image
+    cp -r "$HOSTB/tls/client" "$W/certs-b"
+    chown -R 10001:10001 "$W/certs-b"
+    chmod 700 "$W/certs-b"
+    b=${b#tcp://}
+    cat >>"$W/env" <<EOF
+RABBITMQ_CLUSTER_COOKIE=cookie-$RANDOM$RANDOM$RANDOM$RANDOM
+DOCKER_HOST_B=${b%:*}
+DOCKER_PORT_B=${b##*:}
+DOCKER_CERT_PATH_B=$W/certs-b
+MAX_RUNNING=1
+MAX_RUNNING_B=1
+EOF
+    FILES+=(-f "$ROOT/compose.cluster.yaml")
+    log "host B ready; up with compose.cluster.yaml..."
 }
 
 # wait_for SECONDS DESCRIPTION COMMAND...: polls COMMAND every 0.2 s
@@ -296,31 +353,44 @@ wait_for() {
     done
 }
 
+# the management API: of node 1 through its published port, or of MGMT_NODE (a service, with
+# --cluster) at its address on the compose network
+MGMT_NODE=""
 mgmt() { # METHOD PATH [BODY]
-    curl -fsS -m 10 -u "admin:$ADMIN_PASSWORD" -H 'content-type: application/json' -X "$1" \
-        "http://127.0.0.1:$MGMT_PORT/api/$2" ${3:+--data-binary "$3"}
+    local base=http://127.0.0.1:$MGMT_PORT
+    [ -z "$MGMT_NODE" ] || base=http://$(ip_of "$MGMT_NODE"):15672
+    curl -fsS -m 30 -u "admin:$ADMIN_PASSWORD" -H 'content-type: application/json' -X "$1" \
+        "$base/api/$2" ${3:+--data-binary "$3"}
 }
 
-# the callback receiver: on the compose network's gateway (the host's side of its bridge)
+# the callback receiver: on the compose network's gateway; each callback in a file of its own
+# under $W/callbacks, named after the job's work_id and a count
 start_receiver() {
-    local net gw
-    net=$(docker network ls -q --filter "label=com.docker.compose.project=$PROJECT" | head -n 1)
-    gw=$(docker network inspect -f '{{range .IPAM.Config}}{{.Gateway}}{{end}}' "$net")
+    local gw
+    gw=$(gateway)
     [ -n "$gw" ] || die "no gateway address on the compose network"
     RECEIVER_PORT=$(free_port)
     RECEIVER_URL="http://$gw:$RECEIVER_PORT/grade?x=1"
-    python3 - "$gw" "$RECEIVER_PORT" "$W/callback" <<'EOF' >"$W/receiver.log" 2>&1 &
-import http.server, json, os, sys
+    mkdir -p "$W/callbacks"
+    python3 - "$gw" "$RECEIVER_PORT" "$W/callbacks" <<'EOF' >"$W/receiver.log" 2>&1 &
+import http.server, itertools, json, os, sys
 
 host, port, out = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+count = itertools.count()
 
 class H(http.server.BaseHTTPRequestHandler):
     def do_POST(self):
         body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-        with open(out + ".tmp", "wb") as f:
+        try:
+            wid = str(json.loads(body).get("work_id", "none"))
+        except Exception:
+            wid = "invalid"
+        wid = "".join(c for c in wid if c.isalnum() or c in "-_")
+        name = os.path.join(out, "%s.%d" % (wid, next(count)))
+        with open(name + ".tmp", "wb") as f:
             f.write(json.dumps({"path": self.path, "type": self.headers.get("Content-Type"),
                                 "body": body.decode("utf-8", "replace")}).encode())
-        os.replace(out + ".tmp", out)
+        os.replace(name + ".tmp", name)
         self.send_response(204)
         self.end_headers()
 
@@ -330,54 +400,157 @@ EOF
     wait_for 10 "the callback receiver" bash -c "exec 3<>/dev/tcp/$gw/$RECEIVER_PORT" 2>/dev/null
 }
 
+# publish_job WORK_ID: a job whose submission is a line of its own
 publish_job() {
-    echo "exercise-$RANDOM" >"$W/uploads/exercise.txt"
-    chmod 644 "$W/uploads/exercise.txt"
-    EXERCISE=$(cat "$W/uploads/exercise.txt")
-    local job payload
-    job=$(python3 -c 'import json, sys; print(json.dumps({"work_id": "smoke-1", "image": "ct-smoke:latest",
-        "file": "/srv/uploads/exercise.txt", "callback": sys.argv[1], "params": ["GREETING=hello=world"]}))' "$RECEIVER_URL")
+    local id=$1 job payload
+    echo "exercise-$id-$RANDOM" >"$W/uploads/$id.txt"
+    chmod 644 "$W/uploads/$id.txt"
+    job=$(python3 -c 'import json, sys; print(json.dumps({"work_id": sys.argv[2], "image": "ct-smoke:latest",
+        "file": "/srv/uploads/" + sys.argv[2] + ".txt", "callback": sys.argv[1], "params": ["GREETING=hello=world"]}))' "$RECEIVER_URL" "$id")
     payload=$(python3 -c 'import json, sys; print(json.dumps({"properties": {"delivery_mode": 2,
         "content_type": "application/json"}, "routing_key": "pending_corrections",
         "payload": sys.argv[1], "payload_encoding": "string"}))' "$job")
     mgmt POST exchanges/%2F/amq.default/publish "$payload" | grep -q '"routed":true' ||
-        die "the job was not routed to pending_corrections"
+        die "job $id was not routed to pending_corrections"
 }
 
+got_callback() { compgen -G "$W/callbacks/$1.[0-9]*" >/dev/null; }
+
+# check_callback WORK_ID: its callback arrives, byte for byte; a repeat (delivery is at least
+# once) must be the same
 check_callback() {
-    wait_for "$TIMEOUT" "the callback" test -s "$W/callback"
-    local want got
-    want="{\"comments\":[\"$EXERCISE\",\"hello=world\"],\"grade\":9.5,\"success\":true,\"work_id\":\"smoke-1\"}"
-    got=$(python3 -c 'import json, sys; d = json.load(open(sys.argv[1])); print(d["path"], d["type"]); print(d["body"])' "$W/callback")
-    [ "$got" = "/grade?x=1 application/json
-$want" ] || die "unexpected callback: $got (expected POST /grade?x=1, application/json, $want)"
+    local id=$1 want f got
+    wait_for "$TIMEOUT" "the callback of $id" got_callback "$id"
+    want="/grade?x=1 application/json
+{\"comments\":[\"$(cat "$W/uploads/$id.txt")\",\"hello=world\"],\"grade\":9.5,\"success\":true,\"work_id\":\"$id\"}"
+    for f in "$W/callbacks/$id".[0-9]*; do
+        got=$(python3 -c 'import json, sys; d = json.load(open(sys.argv[1])); print(d["path"], d["type"]); print(d["body"])' "$f")
+        [ "$got" = "$want" ] || die "unexpected callback for $id: $got (expected POST $want)"
+    done
 }
 
-# the container of a compose service
+# the container of a compose service; its address on the compose network
 container() {
     docker ps -q --filter "label=com.docker.compose.project=$PROJECT" \
         --filter "label=com.docker.compose.service=$1"
 }
+ip_of() { docker inspect -f '{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}' "$(container "$1")"; }
 
-healthy() { # the four services' containers report healthy
+# the services whose containers must be healthy: 4; 8 with --cluster, 7 once a node is stopped
+SERVICES=4
+healthy() {
     [ "$(docker ps --filter "label=com.docker.compose.project=$PROJECT" --format '{{.Status}}' |
-        grep -c '(healthy)')" = 4 ]
+        grep -c '(healthy)')" = "$SERVICES" ]
 }
 
+BROKER=rabbitmq # the node whose rabbitmqctl lists the queues
 queues_empty() { # no message anywhere, from the broker itself
     local out
-    out=$(docker exec "$(container rabbitmq)" rabbitmqctl -q list_queues name messages 2>/dev/null) || return 1
+    out=$(docker exec "$(container "$BROKER")" rabbitmqctl -q list_queues name messages 2>/dev/null) || return 1
     [ -n "$out" ] && ! awk '$2 != 0 && $2 ~ /^[0-9]+$/ { bad = 1 } END { exit !bad }' <<<"$out"
 }
 
 no_correction_containers() {
-    [ -z "$(docker ps -aq --filter label=correctomatic.job_id)" ]
+    [ -z "$(docker ps -aq --filter label=correctomatic.job_id)" ] &&
+        { [ $cluster = 0 ] || [ -z "$(DOCKER_HOST=$DOCKER_HOST_B docker ps -aq --filter label=correctomatic.job_id)" ]; }
 }
 
 check_clean() {
-    wait_for 60 "the queues to be empty" queues_empty
-    wait_for 60 "the correction container to be removed" no_correction_containers
-    wait_for 60 "every service to be healthy" healthy
+    local t=60
+    [ $cluster = 0 ] || t=$TIMEOUT # a node down: rabbitmqctl is slower, the daemons reconnect
+    wait_for "$t" "the queues to be empty" queues_empty
+    [ $cluster = 0 ] || log "no message left"
+    wait_for "$t" "the correction containers to be removed" no_correction_containers
+    [ $cluster = 0 ] || log "no correction container left on either host"
+    wait_for "$t" "every service to be healthy" healthy
+}
+
+one_job() {
+    publish_job smoke-1
+    check_callback smoke-1
+}
+
+# ---------------------------------------------------------------------------------- --cluster
+
+# the three nodes run, in one cluster (the management API's /api/nodes lists the cluster's)
+cluster_formed() {
+    mgmt GET nodes 2>/dev/null | python3 -c 'import json, sys
+n = json.load(sys.stdin)
+sys.exit(sorted(x["name"] for x in n if x.get("running")) != ["rabbit@rabbitmq", "rabbit@rabbitmq-2", "rabbit@rabbitmq-3"])'
+}
+
+# every queue of the definitions is a quorum queue with a member on each node
+queues_quorum() {
+    mgmt GET queues 2>/dev/null | python3 -c 'import json, sys
+q = json.load(sys.stdin)
+bad = [x["name"] for x in q if x.get("type") != "quorum" or len(x.get("members", [])) != 3]
+print("%d queues, not quorum with 3 members: %s" % (len(q), " ".join(bad) or "none"), file=open(sys.argv[1], "w"))
+sys.exit(not q or bool(bad))' "$W/queues.txt"
+}
+
+check_cluster() {
+    wait_for "$TIMEOUT" "the three RabbitMQ nodes to form one cluster" cluster_formed
+    log "one cluster: rabbit@rabbitmq, rabbit@rabbitmq-2, rabbit@rabbitmq-3"
+    wait_for "$TIMEOUT" "quorum queues with three members" queues_quorum
+    log "$(cat "$W/queues.txt")"
+    compose logs --no-color rabbitmq rabbitmq-2 rabbitmq-3 2>/dev/null | grep 'init\.sh:' >&2 || true
+    SERVICES=8
+    wait_for "$TIMEOUT" "every service to be healthy" healthy
+}
+
+# started ENGINE: the work ids of the correction containers started on that engine
+started() {
+    DOCKER_HOST=$1 docker events --since "$EVENTS_SINCE" --until "$(($(date +%s) + 1))" --filter type=container \
+        --filter event=start --filter label=correctomatic.job_id \
+        --format '{{index .Actor.Attributes "correctomatic.work_id"}}'
+}
+
+# jobs, four at a time, until each host ran at least one (MAX_RUNNING=1 on each)
+jobs_on_both_hosts() {
+    local round i a=0 b=0
+    EVENTS_SINCE=$(date +%s)
+    for round in 1 2 3 4 5; do
+        for i in 1 2 3 4; do publish_job "job-$round-$i"; done
+        for i in 1 2 3 4; do check_callback "job-$round-$i"; done
+        a=$(started "$DOCKER_HOST" | wc -l)
+        b=$(started "$DOCKER_HOST_B" | wc -l)
+        log "after $((round * 4)) jobs: $a ran on host A, $b on host B, every callback right"
+        if [ "$a" -gt 0 ] && [ "$b" -gt 0 ]; then return 0; fi
+    done
+    die "after 20 jobs, a host ran none (host A: $a, host B: $b)"
+}
+
+# the node most daemons are connected to
+daemons_node() {
+    mgmt GET connections | python3 -c 'import collections, json, sys
+c = collections.Counter(x["node"] for x in json.load(sys.stdin)
+                        if (x.get("client_properties") or {}).get("connection_name", "").startswith("correctomatic-"))
+print(c.most_common(1)[0][0] if c else "")'
+}
+
+# leader_not_on NODE: pending_corrections has a leader, not NODE
+leader_not_on() {
+    mgmt GET queues/%2F/pending_corrections 2>/dev/null | python3 -c 'import json, sys
+q = json.load(sys.stdin)
+sys.exit(not q.get("leader") or q.get("leader") == sys.argv[1] or q.get("state") != "running")' "$1"
+}
+
+node_lost() {
+    local node svc other
+    node=$(daemons_node)
+    [ -n "$node" ] || die "no daemon connected to the broker"
+    svc=${node#rabbit@}
+    compose stop "$svc" >>"$W/up.log" 2>&1 || die "docker-compose stop $svc failed"
+    log "stopped $svc ($node, the node the daemons were on)"
+    for other in rabbitmq rabbitmq-2 rabbitmq-3; do [ "$other" = "$svc" ] || break; done
+    MGMT_NODE=$other BROKER=$other SERVICES=7
+    # the management API of a node answers once it knows the other is gone, and a quorum queue
+    # takes jobs once it has elected a leader among the two members left
+    wait_for "$TIMEOUT" "pending_corrections to have a leader on a running node" leader_not_on "$node"
+    log "pending_corrections has a leader on a running node"
+    publish_job after-node-lost
+    check_callback after-node-lost
+    log "job after-node-lost went through, published to $other"
 }
 
 # ---------------------------------------------------------------------------------- run
@@ -390,8 +563,17 @@ step "correction image" correction_image
 step "image builds" build_images
 step "compose up" compose_up
 step "receiver" start_receiver
-step "job published" publish_job
-step "callback" check_callback
+if [ $cluster = 0 ]; then
+    step "job" one_job
+else
+    step "cluster formed" check_cluster
+    step "jobs on both hosts" jobs_on_both_hosts
+    step "a node lost" node_lost
+fi
 step "clean state" check_clean
 step "layer cache" save_layers
-log "OK: the job went through the three daemons and its callback arrived"
+if [ $cluster = 0 ]; then
+    log "OK: the job went through the three daemons and its callback arrived"
+else
+    log "OK: one cluster of three nodes with quorum queues, jobs on both hosts, a job through with a node lost"
+fi
