@@ -83,6 +83,19 @@ static int group_teardown(void **state)
     return cluster("stop") == 0 ? 0 : -1;
 }
 
+/* Whether the receiver's request q is a callback answered 200; if so, its body's work_id (a
+ * string, else "") into wid. */
+static bool ok_work_id(json_t *q, char *wid, size_t len)
+{
+    if (json_integer_value(json_object_get(q, "status")) != 200)
+        return false;
+    json_t *b = json_loads(json_string_value(json_object_get(q, "body")), 0, NULL);
+    const char *w = json_string_value(json_object_get(b, "work_id"));
+    snprintf(wid, len, "%s", w ? w : "");
+    json_decref(b);
+    return true;
+}
+
 /* How many of the jobs <prefix>0..n-1 have had a callback answered 200 (each counted once);
  * with missing, the first of those that have not, as "<id> <id> ...". */
 static int delivered_missing(const struct ct_receiver *rcv, const char *prefix, int n,
@@ -93,19 +106,15 @@ static int delivered_missing(const struct ct_receiver *rcv, const char *prefix, 
     json_t *reqs = ct_receiver_requests(rcv);
     size_t k;
     json_t *q;
+    size_t pl = strlen(prefix);
     json_array_foreach(reqs, k, q)
     {
-        if (json_integer_value(json_object_get(q, "status")) != 200)
-            continue;
-        json_t *b = json_loads(json_string_value(json_object_get(q, "body")), 0, NULL);
-        const char *wid = json_string_value(json_object_get(b, "work_id"));
-        size_t pl = strlen(prefix);
-        if (wid && strncmp(wid, prefix, pl) == 0) {
+        char wid[128];
+        if (ok_work_id(q, wid, sizeof(wid)) && strncmp(wid, prefix, pl) == 0) {
             int i = atoi(wid + pl);
             if (i >= 0 && i < n)
                 seen[i] = 1;
         }
-        json_decref(b);
     }
     json_decref(reqs);
     int count = 0;
@@ -130,12 +139,8 @@ static int deliveries_of(const struct ct_receiver *rcv, const char *wid)
     json_t *q;
     json_array_foreach(reqs, k, q)
     {
-        if (json_integer_value(json_object_get(q, "status")) != 200)
-            continue;
-        json_t *b = json_loads(json_string_value(json_object_get(q, "body")), 0, NULL);
-        const char *w = json_string_value(json_object_get(b, "work_id"));
-        n += w && strcmp(w, wid) == 0;
-        json_decref(b);
+        char w[128];
+        n += ok_work_id(q, w, sizeof(w)) && strcmp(w, wid) == 0;
     }
     json_decref(reqs);
     return n;
@@ -181,14 +186,21 @@ static int servers_b(const char *args)
     return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
 }
 
-/* Correction containers running on an engine now (its unix socket). */
-static int running_on(const char *docker_host)
+/* The correction containers of an engine (its unix socket), in any state. */
+static json_t *list_on(const char *docker_host)
 {
     char saved[700];
     snprintf(saved, sizeof(saved), "%s", ct_env("CT_DOCKER_HOST"));
     setenv("CT_DOCKER_HOST", docker_host, 1);
     json_t *l = ct_docker_list("correctomatic.job_id");
     setenv("CT_DOCKER_HOST", saved, 1);
+    return l;
+}
+
+/* Correction containers running on an engine now (its unix socket). */
+static int running_on(const char *docker_host)
+{
+    json_t *l = list_on(docker_host);
     int n = 0;
     size_t i;
     json_t *c;
@@ -234,11 +246,7 @@ static void publish_job(int i, int kind, const char *file, const char *callback)
 static int containers_on(const char *docker_host, char *map, char *running_long, int n,
                          int first_long)
 {
-    char saved[700];
-    snprintf(saved, sizeof(saved), "%s", ct_env("CT_DOCKER_HOST"));
-    setenv("CT_DOCKER_HOST", docker_host, 1);
-    json_t *l = ct_docker_list("correctomatic.job_id");
-    setenv("CT_DOCKER_HOST", saved, 1);
+    json_t *l = list_on(docker_host);
     int count = 0;
     size_t i;
     json_t *c;
@@ -503,15 +511,10 @@ static void test_two_hosts_node_and_host_lost(void **state)
         json_t *q;
         json_array_foreach(reqs, k, q)
         {
+            char w[128];
+            if (!ok_work_id(q, w, sizeof(w)) || strcmp(w, wid) != 0)
+                continue;
             const char *body = json_string_value(json_object_get(q, "body"));
-            if (!body || json_integer_value(json_object_get(q, "status")) != 200)
-                continue;
-            json_t *b = json_loads(body, 0, NULL);
-            const char *w = json_string_value(json_object_get(b, "work_id"));
-            bool mine = w && strcmp(w, wid) == 0;
-            json_decref(b);
-            if (!mine)
-                continue;
             const char *id =
                 json_string_value(json_object_get(json_object_get(q, "headers"), "webhook-id"));
             assert_non_null(id);
