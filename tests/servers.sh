@@ -91,6 +91,20 @@ alive() {
     [ "${st%% *}" != Z ]
 }
 
+# wait_up NAME PID LOG LINES PERIOD CMD...: runs CMD every PERIOD seconds until it succeeds;
+# dies, with the last LINES of LOG, when PID is gone or after TIMEOUT seconds
+wait_up() {
+    local name=$1 pid=$2 log=$3 lines=$4 period=$5
+    shift 5
+    local n
+    n=$(awk -v t="$TIMEOUT" -v p="$period" 'BEGIN { printf "%d", t / p }')
+    until "$@"; do
+        alive "$pid" || { tail -n "$lines" "$log" >&2; die "$name exited during start"; }
+        n=$((n - 1)); [ $n -gt 0 ] || { tail -n "$lines" "$log" >&2; die "$name not ready after ${TIMEOUT}s"; }
+        sleep "$period"
+    done
+}
+
 # wait_gone PID SECONDS: 0 when the process has exited
 wait_gone() {
     local pid=$1 n=$(($2 * 10))
@@ -181,13 +195,9 @@ docker_launch() {
         --live-restore --shutdown-timeout 2 >>"$D/dockerd.log" 2>&1 </dev/null &
     state_set dockerd_pid $!
     docker_env
-    local n=$((TIMEOUT * 10)) pid=$!
-    until "$DOCKER" version >/dev/null 2>&1; do
-        alive "$pid" || { tail -n 20 "$D/dockerd.log" >&2; die "dockerd exited during start"; }
-        n=$((n - 1)); [ $n -gt 0 ] || { tail -n 20 "$D/dockerd.log" >&2; die "dockerd not ready after ${TIMEOUT}s"; }
-        sleep 0.1
-    done
+    wait_up dockerd "$(state_get dockerd_pid)" "$D/dockerd.log" 20 0.1 docker_up
 }
+docker_up() { "$DOCKER" version >/dev/null 2>&1; }
 
 docker_halt() { # $1: remove containers first (final stop)
     local pid; pid=$(state_get dockerd_pid)
@@ -278,13 +288,9 @@ podman_launch() {
         >>"$D/podman.log" 2>&1 </dev/null) &
     local pid=$!
     state_set podman_pid "$pid"
-    local n=$((TIMEOUT * 10))
-    until curl -fsS -m 2 --unix-socket "$D/podman.sock" http://d/_ping >/dev/null 2>&1; do
-        alive "$pid" || { tail -n 20 "$D/podman.log" >&2; die "podman exited during start"; }
-        n=$((n - 1)); [ $n -gt 0 ] || { tail -n 20 "$D/podman.log" >&2; die "podman not ready after ${TIMEOUT}s"; }
-        sleep 0.1
-    done
+    wait_up podman "$pid" "$D/podman.log" 20 0.1 podman_up
 }
+podman_up() { curl -fsS -m 2 --unix-socket "$D/podman.sock" http://d/_ping >/dev/null 2>&1; }
 
 podman_halt() { # $1: remove containers first (final stop)
     local pid; pid=$(state_get podman_pid)
@@ -327,14 +333,9 @@ mgmt_up() {
 amqp_up() { (exec 3<>"/dev/tcp/127.0.0.1/$(state_get rabbitmq_port)") 2>/dev/null; }
 
 rabbit_wait() { # until the AMQP port and the management API answer
-    local pid; pid=$(state_get rabbitmq_pid)
-    local n=$((TIMEOUT * 5))
-    until amqp_up && mgmt_up; do
-        alive "$pid" || { tail -n 30 "$R/server.log" >&2; die "rabbitmq exited during start"; }
-        n=$((n - 1)); [ $n -gt 0 ] || { tail -n 30 "$R/server.log" >&2; die "rabbitmq not ready after ${TIMEOUT}s"; }
-        sleep 0.2
-    done
+    wait_up rabbitmq "$(state_get rabbitmq_pid)" "$R/server.log" 30 0.2 rabbit_up
 }
+rabbit_up() { amqp_up && mgmt_up; }
 
 rabbit_launch() {
     local ports amqp mgmt dist
@@ -442,12 +443,7 @@ CONF
     setsid "$REGISTRY" serve "$G/config.yml" >>"$G/log" 2>&1 </dev/null &
     local pid=$!
     state_set registry_pid "$pid"
-    local n=$((TIMEOUT * 10))
-    until registry_up; do
-        alive "$pid" || { tail -n 20 "$G/log" >&2; die "the registry exited during start"; }
-        n=$((n - 1)); [ $n -gt 0 ] || { tail -n 20 "$G/log" >&2; die "the registry not ready after ${TIMEOUT}s"; }
-        sleep 0.1
-    done
+    wait_up "the registry" "$pid" "$G/log" 20 0.1 registry_up
 }
 
 registry_halt() {
