@@ -57,7 +57,11 @@
  *   - exited without usable labels, or created and never started: removed, nothing is
  *     published (a never-started container is the starter's: its pending message is still
  *     unacked, and a redelivery starts the job again). A message that comes later reports
- *     "container missing".
+ *     "container missing". The removal asks for no force: a starter slower than the retention
+ *     between its create and its start may start the container as the sweep removes it, and
+ *     the engine then refuses one of the two (409), under its own lock, instead of killing a
+ *     correction whose running message is on its way (the hogged CI run of 1f1df54 lost one
+ *     so, "container missing").
  * - Whose container. A running message may name any container; it is the job's only when the
  *   container carries our label correctomatic.job_id, with the message's job_id when it has
  *   one. Else the message is parked in <running queue>.invalid with the reason, and the
@@ -1864,6 +1868,14 @@ static void on_unclaimed_removed(const struct docker_result *res, void *ud)
     job->busy = false;
     if (job->c->stop.finished)
         return;
+    if (res->err == 0 && res->status == 409) {
+        /* running: started since we looked (the starter's START beat our DELETE, which asks
+         * for no force so that the engine decides under its container lock); its events and
+         * the periodic list bring the new state, and a claim or the deadline follows */
+        log_job(LOG_INFO, job, "an unclaimed container started as it was being removed: kept",
+                "error", res->message, NULL, NULL);
+        return;
+    }
     if (res->err == 0 && (res->status == 204 || res->status == 404)) {
         if (res->status == 204) /* 404: gone already (a replayed destroy event, say) */
             log_job(LOG_WARN, job, "removed a correction container no running message claimed",
@@ -1903,7 +1915,10 @@ static void sweep_unclaimed(completer *c, struct job *job, int64_t wall)
         finish_from_labels(job);
         return;
     }
-    if (docker_container_remove(c->docker, job->container_id, true, on_unclaimed_removed, job) == 0)
+    /* no force: a container started meanwhile (the starter took longer than the retention
+     * between its create and its start) is refused by the engine, never killed */
+    if (docker_container_remove(c->docker, job->container_id, false, on_unclaimed_removed, job) ==
+        0)
         job->busy = true;
 }
 
