@@ -1202,20 +1202,23 @@ static int job_read_file(struct job *job, struct msg_error *err)
     return 0;
 }
 
+/* A step's reading of the message or the file failed (r < 0): true, and the job retried when
+ * memory ran out (ours, not the message's), else failed with err; false when r is 0. */
+static bool job_read_failed(struct job *job, int r, const struct msg_error *err)
+{
+    if (r == -ENOMEM)
+        job_retry(job, "out of memory");
+    else if (r < 0)
+        job_fault(job, err->reason, "%s", err->detail);
+    return r < 0;
+}
+
 /* Reads the file, then CREATE. */
 static void job_to_create(struct job *job)
 {
     struct msg_error err;
-    int r = job_read_file(job, &err);
-    if (r == -ENOMEM) {
-        job_retry(job, "out of memory");
-        return;
-    }
-    if (r < 0) {
-        job_fault(job, err.reason, "%s", err.detail);
-        return;
-    }
-    job_goto(job, STEP_CREATE);
+    if (!job_read_failed(job, job_read_file(job, &err), &err))
+        job_goto(job, STEP_CREATE);
 }
 
 static void container_vanished(struct job *job)
@@ -1379,12 +1382,34 @@ static struct sf_answer answer(const struct docker_result *res)
     return (struct sf_answer){.err = res->err, .status = res->status, .message = res->message};
 }
 
+/* The rule's actions every step shares (a step handles its own before): the container gone,
+ * our settings refused, the job's fault with the step's reason, else the engine's trouble. */
+static void sf_follow(struct job *job, enum sf_action a, const char *reason, const char *setting,
+                      const char *message)
+{
+    switch (a) {
+    case SF_VANISHED:
+        container_vanished(job);
+        return;
+    case SF_SETTINGS:
+        settings_refused(job, setting, message);
+        return;
+    case SF_JOB_FAULT:
+        job_fault(job, reason, "%.300s", message);
+        return;
+    default:
+        job_docker_fault(job, reason, message);
+        return;
+    }
+}
+
 static void on_created(const struct docker_result *res, void *ud)
 {
     struct job *job = ud;
     const char *setting = NULL;
-    switch (sf_create(answer(res), job->s->cfg.pull, job->pulled,
-                      job->s->pulls_done != job->pulls_at_create, &setting)) {
+    enum sf_action a = sf_create(answer(res), job->s->cfg.pull, job->pulled,
+                                 job->s->pulls_done != job->pulls_at_create, &setting);
+    switch (a) {
     case SF_NEXT:
         set_container_id(job, res->json);
         if (!job->container_id[0]) {
@@ -1409,14 +1434,8 @@ static void on_created(const struct docker_result *res, void *ud)
     case SF_IMAGE_NOT_FOUND:
         job_fault(job, REASON_IMAGE_NOT_FOUND, "%.200s: %.200s", job->p.image, res->message);
         return;
-    case SF_SETTINGS:
-        settings_refused(job, setting, res->message);
-        return;
-    case SF_JOB_FAULT:
-        job_fault(job, REASON_CREATE_FAILED, "%.300s", res->message);
-        return;
     default:
-        job_docker_fault(job, REASON_CREATE_FAILED, res->message);
+        sf_follow(job, a, REASON_CREATE_FAILED, setting, res->message);
         return;
     }
 }
@@ -1469,58 +1488,40 @@ static void on_inspected(const struct docker_result *res, void *ud)
 static void on_file_checked(const struct docker_result *res, void *ud)
 {
     struct job *job = ud;
-    switch (sf_file_check(answer(res))) {
-    case SF_NEXT:
+    enum sf_action a = sf_file_check(answer(res));
+    if (a == SF_NEXT)
         after_upload(job);
-        return;
-    case SF_FILE_MISSING:
+    else if (a == SF_FILE_MISSING)
         job_fault(job, EXERCISE_REASON_NOT_FOUND, "%.300s does not exist", job->p.file);
-        return;
-    default:
-        job_docker_fault(job, REASON_UPLOAD_FAILED, res->message);
-        return;
-    }
+    else
+        sf_follow(job, a, REASON_UPLOAD_FAILED, NULL, res->message);
 }
 
 static void on_uploaded(const struct docker_result *res, void *ud)
 {
     struct job *job = ud;
-    switch (sf_upload(answer(res))) {
-    case SF_NEXT:
+    enum sf_action a = sf_upload(answer(res));
+    if (a == SF_NEXT)
         after_upload(job);
-        return;
-    case SF_VANISHED:
-        container_vanished(job);
-        return;
-    case SF_JOB_FAULT:
-        job_fault(job, REASON_UPLOAD_FAILED, "%.300s", res->message);
-        return;
-    default:
-        job_docker_fault(job, REASON_UPLOAD_FAILED, res->message);
-        return;
-    }
+    else
+        sf_follow(job, a, REASON_UPLOAD_FAILED, NULL, res->message);
 }
 
 static void on_started(const struct docker_result *res, void *ud)
 {
     struct job *job = ud;
     const char *setting = NULL;
-    switch (sf_start(answer(res), &setting)) {
-    case SF_STARTED:
+    enum sf_action a = sf_start(answer(res), &setting);
+    if (a == SF_STARTED) {
         job_started(job);
         return;
-    case SF_SETTINGS:
-        settings_refused(job, setting, res->message); /* e.g. no such network */
-        return;
-    case SF_VANISHED:
-        container_vanished(job);
-        return;
-    default:
-        /* the next attempt looks before it starts (startfault.h) */
-        job->start_unknown = true;
-        job_docker_fault(job, REASON_START_FAILED, res->message); /* probe, then inspect */
-        return;
     }
+    if (a != SF_SETTINGS && a != SF_VANISHED) { /* settings: e.g. no such network */
+        /* the next attempt looks before it starts (startfault.h): probe, then inspect */
+        job->start_unknown = true;
+        a = SF_ENGINE;
+    }
+    sf_follow(job, a, REASON_START_FAILED, setting, res->message);
 }
 
 /* Before starting again a container whose earlier start had no clear outcome. */
@@ -1568,14 +1569,14 @@ static void on_start_checked(const struct docker_result *res, void *ud)
     json_t *st = res->err == 0 && res->status == 200 ? json_object_get(res->json, "State") : NULL;
     const char *status = json_string_value(json_object_get(st, "Status"));
     const char *setting = NULL;
-    switch (sf_start_checked(answer(res), status,
-                             (long long)json_integer_value(json_object_get(st, "ExitCode")),
-                             job->fault_detail, &setting)) {
+    enum sf_action a =
+        sf_start_checked(answer(res), status,
+                         (long long)json_integer_value(json_object_get(st, "ExitCode")),
+                         job->fault_detail, &setting);
+    switch (a) {
     case SF_VANISHED:
-        container_vanished(job);
-        return;
     case SF_SETTINGS:
-        settings_refused(job, setting, job->fault_detail);
+        sf_follow(job, a, REASON_START_FAILED, setting, job->fault_detail);
         return;
     case SF_IMAGE_FAULT:
         job_fault(job, REASON_START_FAILED, "%s", job->fault_detail);
@@ -1978,23 +1979,8 @@ static void step_begin(struct job *job)
         int r = msg_pending_parse(job->body, job->body_len, s->cfg.amqp.max_message_bytes, &job->p,
                                   &err);
         msg_work_id_text(job->p.work_id, job->work_id, sizeof(job->work_id));
-        if (r == -ENOMEM) {
-            job_retry(job, "out of memory"); /* ours, not the message's */
+        if (job_read_failed(job, r, &err) || job_read_failed(job, job_limits(job, &err), &err))
             return;
-        }
-        if (r < 0) {
-            job_fault(job, err.reason, "%s", err.detail);
-            return;
-        }
-        r = job_limits(job, &err);
-        if (r == -ENOMEM) {
-            job_retry(job, "out of memory");
-            return;
-        }
-        if (r < 0) {
-            job_fault(job, err.reason, "%s", err.detail);
-            return;
-        }
         job->parsed = true;
         log_job(LOG_DEBUG, job, "job received", "image", job->p.image, "file", job->p.file);
     }
