@@ -22,7 +22,6 @@
 #include "support.h"
 #include "text.h"
 
-#define NOTIFIER CT_BIN_DIR "/correctomatic-notifier"
 #define PYTHON "/usr/bin/python3"
 #define WAIT_MS 30000
 #define FINISHED "finished_corrections"
@@ -179,79 +178,29 @@ static long req_status(json_t *req)
 
 /* ---- the notifier ------------------------------------------------------------------------ */
 
-struct run {
-    pid_t pid;
-    char log[512];
-};
-
-static bool has_name(const char *const *extra, const char *assignment)
-{
-    size_t n = strcspn(assignment, "=");
-    for (size_t i = 0; extra && extra[i]; i++)
-        if (strncmp(extra[i], assignment, n + 1) == 0)
-            return true;
-    return false;
-}
-
-/* Starts the notifier with the test servers, short retry delays and extra "NAME=VALUE"
- * settings (which win over the defaults here); argument: NULL or "--replay-failed". */
-static void notifier_spawn(struct run *run, const char *name, const char *arg,
+/* Starts the notifier with the test servers (the namespace's bridge when the test made one),
+ * short retry delays and extra "NAME=VALUE" settings (which win over the defaults here);
+ * argument: NULL or "--replay-failed". */
+static void notifier_spawn(struct ct_daemon *run, const char *name, const char *arg,
                            const char *const *extra)
 {
-    static char env[32][512];
-    static char *envp[33];
-    char defaults[5][256];
-    snprintf(defaults[0], sizeof(defaults[0]), "RABBITMQ_HOST=%s",
-             spawn_ns ? "127.0.0.1" : ct_env("CT_RABBITMQ_HOST"));
-    if (spawn_ns)
-        snprintf(defaults[1], sizeof(defaults[1]), "RABBITMQ_PORT=%d", CT_NETNS_AMQP_PORT);
-    else
-        snprintf(defaults[1], sizeof(defaults[1]), "RABBITMQ_PORT=%s", ct_env("CT_RABBITMQ_PORT"));
-    snprintf(defaults[2], sizeof(defaults[2]), "LOG_LEVEL=debug");
-    snprintf(defaults[3], sizeof(defaults[3]), "RABBITMQ_HEARTBEAT=2");
-    snprintf(defaults[4], sizeof(defaults[4]), "CALLBACK_RETRY_DELAYS=1s,1s,2s");
-    size_t n = 0;
-    for (size_t i = 0; extra && extra[i] && n < 27; i++)
-        snprintf(env[n++], sizeof(env[0]), "%s", extra[i]);
-    for (size_t i = 0; i < 5; i++)
-        if (!has_name(extra, defaults[i]))
-            snprintf(env[n++], sizeof(env[0]), "%.250s", defaults[i]);
-    for (size_t i = 0; i < n; i++)
-        envp[i] = env[i];
-    envp[n] = NULL;
-    snprintf(run->log, sizeof(run->log), "%s/notifier-%s.log", ct_env("CT_TMP"), name);
-    unlink(run->log);
-    char *argv[] = {NOTIFIER, (char *)arg, NULL};
-    if (spawn_ns)
-        run->pid = ct_netns_spawn(spawn_ns, NOTIFIER, argv, envp, run->log);
-    else
-        run->pid = ct_spawn(NOTIFIER, argv, envp, run->log);
-    assert_true(run->pid > 0);
-    ct_track(run->pid);
+    char port[64];
+    snprintf(port, sizeof(port), "RABBITMQ_PORT=%d", CT_NETNS_AMQP_PORT);
+    const char *in_ns[] = {"RABBITMQ_HOST=127.0.0.1", port, "CALLBACK_RETRY_DELAYS=1s,1s,2s",
+                           NULL};
+    const char *const *defaults = spawn_ns ? in_ns : in_ns + 2;
+    struct ct_daemon_how how = {.arg = arg, .ns = spawn_ns};
+    ct_daemon_start_how(run, "notifier", name, &how, defaults, extra);
 }
 
-static void notifier_start(struct run *run, const char *name, const char *const *extra)
+static void notifier_start(struct ct_daemon *run, const char *name, const char *const *extra)
 {
     notifier_spawn(run, name, NULL, extra);
 }
 
-static int notifier_stop(struct run *run)
+static void assert_exit(struct ct_daemon *run, int code)
 {
-    int status = -1;
-    ct_kill(run->pid, SIGTERM);
-    if (ct_wait_exit(run->pid, 20000, &status) < 0) {
-        ct_kill(run->pid, SIGKILL);
-        ct_wait_exit(run->pid, 5000, &status);
-        ct_untrack(run->pid);
-        fail_msg("the notifier did not exit within 20 s of SIGTERM (log: %s)", run->log);
-    }
-    ct_untrack(run->pid);
-    return status;
-}
-
-static void assert_exit(struct run *run, int code)
-{
-    int status = notifier_stop(run);
+    int status = ct_daemon_stop(run);
     if (!WIFEXITED(status) || WEXITSTATUS(status) != code)
         fail_msg("the notifier ended with status 0x%x, expected exit %d (log: %s)", status, code,
                  run->log);
@@ -353,7 +302,7 @@ static void test_bodies(void **state)
 {
     (void)state;
     struct ct_receiver r;
-    struct run run;
+    struct ct_daemon run;
     ct_receiver_start(&r, "bodies", 0, true);
     notifier_start(&run, "bodies", NULL);
     char cb1[128], cb2[128], cb3[128];
@@ -428,7 +377,7 @@ static void test_signatures(void **state)
 {
     (void)state;
     struct ct_receiver r;
-    struct run run;
+    struct ct_daemon run;
     ct_receiver_start(&r, "signatures", 0, true);
     notifier_start(&run, "signatures", (const char *[]){"CALLBACK_SECRET=" SECRET, NULL});
     char cb1[128], cb2[128];
@@ -503,7 +452,7 @@ static void test_500_then_200(void **state)
 {
     (void)state;
     struct ct_receiver r;
-    struct run run;
+    struct ct_daemon run;
     ct_receiver_start(&r, "500", 0, true);
     notifier_start(&run, "500",
                    (const char *[]){"CONCURRENT_NOTIFIERS=1", "CALLBACK_RETRY_DELAYS=2s,2s", NULL});
@@ -552,7 +501,7 @@ static void test_receiver_down_then_up(void **state)
 {
     (void)state;
     struct ct_receiver r;
-    struct run run;
+    struct ct_daemon run;
     ct_receiver_start(&r, "down", 0, true);
     int port = r.port;
     ct_receiver_stop(&r); /* the port is now closed */
@@ -582,7 +531,7 @@ static void test_timeout(void **state)
 {
     (void)state;
     struct ct_receiver r;
-    struct run run;
+    struct ct_daemon run;
     ct_receiver_start(&r, "slow", 0, true);
     notifier_start(&run, "slow",
                    (const char *[]){"CALLBACK_TIMEOUT=1s", "CALLBACK_RETRY_DELAYS=1s,1s", NULL});
@@ -609,7 +558,7 @@ static void test_redirect_not_followed(void **state)
 {
     (void)state;
     struct ct_receiver r;
-    struct run run;
+    struct ct_daemon run;
     ct_receiver_start(&r, "redirect", 0, true);
     notifier_start(&run, "redirect", (const char *[]){"CALLBACK_RETRY_DELAYS=1s", NULL});
     char cb[128];
@@ -632,7 +581,7 @@ static void test_gone(void **state)
 {
     (void)state;
     struct ct_receiver r;
-    struct run run;
+    struct ct_daemon run;
     ct_receiver_start(&r, "gone", 0, true);
     notifier_start(&run, "gone", NULL);
     char cb[128];
@@ -655,7 +604,7 @@ static void test_retry_after(void **state)
 {
     (void)state;
     struct ct_receiver r;
-    struct run run;
+    struct ct_daemon run;
     ct_receiver_start(&r, "retry-after", 0, true);
     notifier_start(&run, "retry-after", (const char *[]){"CALLBACK_RETRY_DELAYS=1s,3s,3s", NULL});
     char cb[128];
@@ -683,7 +632,7 @@ static void test_killed_while_waiting(void **state)
     (void)state;
     enum { N = 5 };
     struct ct_receiver r;
-    struct run run;
+    struct ct_daemon run;
     ct_receiver_start(&r, "kill", 0, true);
     const char *const extra[] = {"CALLBACK_RETRY_DELAYS=4s,4s", NULL};
     notifier_start(&run, "kill", extra);
@@ -735,7 +684,7 @@ static void test_bad_urls_and_replay(void **state)
 {
     (void)state;
     struct ct_receiver r;
-    struct run run;
+    struct ct_daemon run;
     ct_receiver_start(&r, "bad", 0, true);
     const struct parked_case cases[] = {
         {"b-ftp", "ftp://127.0.0.1:PORT/ok", "invalid callback - callback 'ftp://",
@@ -843,7 +792,7 @@ static void test_thousand(void **state)
     (void)state;
     enum { N = 1000 };
     struct ct_receiver r;
-    struct run run;
+    struct ct_daemon run;
     ct_receiver_start(&r, "thousand", 0, true);
     notifier_start(&run, "thousand",
                    (const char *[]){"CALLBACK_SECRET=" SECRET, "LOG_LEVEL=info", NULL});
@@ -924,7 +873,7 @@ static void test_unreadable_parked_invalid(void **state)
 {
     (void)state;
     struct ct_receiver r;
-    struct run run;
+    struct ct_daemon run;
     ct_receiver_start(&r, "unreadable", 0, true);
     char cb[128];
     ct_receiver_url(cb, sizeof(cb), &r, "/ok");
@@ -1004,7 +953,7 @@ static void test_message_size_limits(void **state)
     (void)state;
     enum { LIMIT = 16384 };
     struct ct_receiver r;
-    struct run run;
+    struct ct_daemon run;
     ct_receiver_start(&r, "sizes", 0, true);
     char ok[128], once[128];
     ct_receiver_url(ok, sizeof(ok), &r, "/ok");
@@ -1114,7 +1063,7 @@ static void test_reconnect_no_duplicates(void **state)
 {
     (void)state;
     struct ct_receiver r;
-    struct run run;
+    struct ct_daemon run;
     ct_receiver_start(&r, "reconnect", 0, true);
     notifier_start(&run, "reconnect",
                    (const char *[]){"CALLBACK_RETRY_DELAYS=1h", "CALLBACK_TIMEOUT=30s", NULL});
@@ -1153,7 +1102,7 @@ static void test_big_answers(void **state)
 {
     (void)state;
     struct ct_receiver r;
-    struct run run;
+    struct ct_daemon run;
     ct_receiver_start(&r, "big", 0, true);
     notifier_start(
         &run, "big",
@@ -1183,7 +1132,7 @@ static void test_big_answers(void **state)
 static void test_outside_text_utf8(void **state)
 {
     (void)state;
-    struct run run;
+    struct ct_daemon run;
     char cb[512] = "http://";
     for (int i = 0; i < 200; i++)
         strcat(cb, "\xc3\xa9");
@@ -1276,7 +1225,7 @@ static void test_metadata_by_name(void **state)
 {
     (void)state;
     struct ct_receiver r;
-    struct run run;
+    struct ct_daemon run;
     meta_namespace(&r, "meta");
     for (size_t i = 0; i < N_META; i++) {
         char cb[256], wid[64];
@@ -1334,7 +1283,7 @@ static void test_refused_then_connected(void **state)
 {
     (void)state;
     struct ct_receiver r;
-    struct run run;
+    struct ct_daemon run;
     meta_namespace(&r, "dual");
     publish("\"dual6\"", false, "{\"success\":true,\"grade\":6}", "http://dual6.test/ok", NULL);
     publish("\"dual4\"", false, "{\"success\":true,\"grade\":4}", "http://dual4.test/ok", NULL);
@@ -1421,7 +1370,7 @@ static void test_proxy(void **state)
     (void)state;
     struct ct_receiver r;
     struct proxy px;
-    struct run run;
+    struct ct_daemon run;
     ct_receiver_start(&r, "proxy", 0, true);
     proxy_start(&px);
     char proxy_url[128], proxy_auth[160], cb[256];
@@ -1494,7 +1443,7 @@ static void test_log_secrets(void **state)
 {
     (void)state;
     struct ct_receiver r;
-    struct run run;
+    struct ct_daemon run;
     ct_receiver_start(&r, "secrets", 0, true);
     char cb[5][256];
     snprintf(cb[0], sizeof(cb[0]), "http://alice:pw-SECRET1@127.0.0.1:%d/fail-once/s?token=SECRET2",
@@ -1547,7 +1496,7 @@ static void test_log_secrets(void **state)
 static void test_config_errors(void **state)
 {
     (void)state;
-    struct run run;
+    struct ct_daemon run;
     const struct {
         const char *setting, *name;
     } bad[] = {

@@ -1,6 +1,7 @@
 /* support: helpers for the cmocka integration tests (see support.h). */
 #include "docker_compat.h"
 #include "support.h"
+#include "netns.h"
 
 #include "qtype.h"
 
@@ -1257,8 +1258,29 @@ int ct_file_count(const char *path, const char *needle)
 
 /* ------------------------------------------------------------------ our daemons */
 
-void ct_daemon_start(struct ct_daemon *d, const char *program, const char *name,
-                     const char *const *extra_env)
+/* The settings in order, each NAME once: the first list's unless a later list names it too. */
+static size_t env_merge(char env[][1024], size_t max, const char *const *lists[], size_t n_lists)
+{
+    size_t n = 0;
+    for (size_t l = 0; l < n_lists; l++) {
+        for (size_t i = 0; lists[l] && lists[l][i]; i++) {
+            bool overridden = false;
+            for (size_t m = l + 1; m < n_lists && !overridden; m++)
+                for (size_t j = 0; lists[m] && lists[m][j] && !overridden; j++)
+                    overridden = env_name_eq(lists[l][i], lists[m][j]);
+            if (overridden)
+                continue;
+            if (n == max)
+                fail_msg("ct_daemon_start: too many settings");
+            snprintf(env[n++], 1024, "%.1000s", lists[l][i]);
+        }
+    }
+    return n;
+}
+
+void ct_daemon_start_how(struct ct_daemon *d, const char *program, const char *name,
+                         const struct ct_daemon_how *how, const char *const *defaults,
+                         const char *const *extra_env)
 {
     static char env[48][1024];
     static char *envp[49];
@@ -1274,19 +1296,11 @@ void ct_daemon_start(struct ct_daemon *d, const char *program, const char *name,
     size_t n_base = 6;
     if (strcmp(program, "starter") == 0)
         snprintf(base[n_base++], sizeof(base[0]), "EXERCISE_DIR=%s", tmp);
-    size_t n = 0;
-    for (size_t i = 0; i < n_base; i++) {
-        bool overridden = false;
-        for (size_t j = 0; extra_env && extra_env[j]; j++)
-            overridden = overridden || env_name_eq(base[i], extra_env[j]);
-        if (!overridden)
-            snprintf(env[n++], sizeof(env[0]), "%.1000s", base[i]);
-    }
-    for (size_t j = 0; extra_env && extra_env[j]; j++) {
-        if (n == 48)
-            fail_msg("ct_daemon_start: too many settings");
-        snprintf(env[n++], sizeof(env[0]), "%s", extra_env[j]);
-    }
+    const char *base_list[8];
+    for (size_t i = 0; i < n_base; i++)
+        base_list[i] = base[i];
+    base_list[n_base] = NULL;
+    size_t n = env_merge(env, 48, (const char *const *[]){base_list, defaults, extra_env}, 3);
     for (size_t i = 0; i < n; i++)
         envp[i] = env[i];
     envp[n] = NULL;
@@ -1294,9 +1308,21 @@ void ct_daemon_start(struct ct_daemon *d, const char *program, const char *name,
     snprintf(path, sizeof(path), "%s/correctomatic-%s", CT_BIN_DIR, program);
     snprintf(d->log, sizeof(d->log), "%s/%s-%s.log", tmp, program, name);
     unlink(d->log); /* a fresh log: waits count only this run's lines */
-    char *argv[] = {path, NULL};
-    d->pid = ct_spawn(path, argv, envp, d->log);
-    ct_track(d->pid);
+    char *argv[] = {path, how ? (char *)how->arg : NULL, NULL};
+    if (how && how->ns) {
+        d->pid = ct_netns_spawn(how->ns, path, argv, envp, d->log); /* tracked */
+    } else {
+        d->pid = ct_spawn(path, argv, envp, d->log);
+        ct_track(d->pid);
+    }
+    if (d->pid <= 0)
+        fail_msg("could not start %s (log: %s)", path, d->log);
+}
+
+void ct_daemon_start(struct ct_daemon *d, const char *program, const char *name,
+                     const char *const *extra_env)
+{
+    ct_daemon_start_how(d, program, name, NULL, NULL, extra_env);
 }
 
 int ct_daemon_stop(struct ct_daemon *d)
@@ -1377,25 +1403,7 @@ void ct_daemon_wait_lines(const struct ct_daemon *d, const char *needle, const c
 void ct_daemon_start_over(struct ct_daemon *d, const char *program, const char *name,
                           const char *const *defaults, const char *const *extra_env)
 {
-    const char *all[48];
-    size_t n = 0;
-    for (size_t i = 0; defaults && defaults[i]; i++) {
-        bool overridden = false;
-        for (size_t j = 0; extra_env && extra_env[j]; j++)
-            overridden = overridden || env_name_eq(defaults[i], extra_env[j]);
-        if (!overridden) {
-            if (n == 47)
-                fail_msg("ct_daemon_start_over: too many settings");
-            all[n++] = defaults[i];
-        }
-    }
-    for (size_t j = 0; extra_env && extra_env[j]; j++) {
-        if (n == 47)
-            fail_msg("ct_daemon_start_over: too many settings");
-        all[n++] = extra_env[j];
-    }
-    all[n] = NULL;
-    ct_daemon_start(d, program, name, all);
+    ct_daemon_start_how(d, program, name, NULL, defaults, extra_env);
 }
 
 /* ------------------------------------------------------------------ a callback receiver */

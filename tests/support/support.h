@@ -252,6 +252,17 @@ int ct_file_count_lines(const char *path, const char *needle, const char *also);
  * extra_env: a name in extra_env wins over the same name in defaults. */
 void ct_daemon_start_over(struct ct_daemon *d, const char *program, const char *name,
                           const char *const *defaults, const char *const *extra_env);
+/* How a daemon is started beyond its settings: one argument (e.g. "--replay-failed"; NULL for
+ * none) and a network namespace to run it in (netns.h; NULL for this one). */
+struct ct_netns;
+struct ct_daemon_how {
+    const char *arg;
+    const struct ct_netns *ns;
+};
+/* ct_daemon_start_over so (how may be NULL). */
+void ct_daemon_start_how(struct ct_daemon *d, const char *program, const char *name,
+                         const struct ct_daemon_how *how, const char *const *defaults,
+                         const char *const *extra_env);
 
 /* ------------------------------------------------------------------ a callback receiver
  * tests/support/receiver.py (see its header for how it answers each path). */
