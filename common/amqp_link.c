@@ -5,7 +5,7 @@
  * the link closing and leave() destroys it once the outermost callback returns. A connection
  * failure noticed in the middle of work only marks the link lost; the teardown runs from the
  * tick timer, never under the caller's feet. */
-/* Why one file of about 1,400 lines: rabbitmq-c's connection state is not re-entrant, and
+/* Why one file of about 1,600 lines: rabbitmq-c's connection state is not re-entrant, and
  * every part here (connect, declare, consume, publish with confirms, ack and nack, parking,
  * heartbeats, the reconnection) reads or writes it under the one enter()/leave() discipline
  * above. Split, each part would need the whole struct and that discipline. */

@@ -3,11 +3,14 @@
  * Every call is a `struct docker_call` linked into the client so docker_free can cancel it;
  * it is unlinked before its callback runs, so the callback may free the client. The events
  * stream parses newline-delimited JSON from the chunks as they arrive. */
-/* Why one file of about 950 lines: the calls, their queue (max_calls in flight) and the events
- * stream share the client's connection state and its list of what is in flight, which
- * docker_free cancels in one place. The parts that need none of it live apart:
- * docker_endpoint.c (configuration, DOCKER_HOST, URLs) and docker_scan.c (the container list
- * read without a tree); the line splitter is lines.c. */
+/* Why one file of about 1,400 lines: the calls, their queue (max_calls in flight), the events
+ * stream and the probe that learns the engine (GET /version, before the first call and after
+ * each reconnect, whose answer shapes the calls queued behind it) share the client's
+ * connection state and its list of what is in flight, which docker_free and docker_cancel
+ * walk in one place. The parts that need none of it live apart: docker_endpoint.c
+ * (configuration, DOCKER_HOST, URLs), docker_scan.c (the container list read without a tree),
+ * docker_compat.c and log_tail.c (what another engine's answers mean) and lines.c (the line
+ * splitter). */
 #include "docker.h"
 
 #include <ctype.h>

@@ -94,7 +94,7 @@
  * Long corrections: RabbitMQ closes a channel whose delivery stays unacked past its consumer
  * timeout, so a running message held for renew_ms is re-published (confirmed) and the old
  * delivery acked; the copy comes back to the same job. */
-/* Why one file of about 1,900 lines: a job's two halves (its running message, its container)
+/* Why one file of about 2,150 lines: a job's two halves (its running message, its container)
  * meet here, and every part (the map, the waiting, the finishing steps, renewals, the sweep)
  * reads and writes the same job. What is not the job's is apart: the events stream and the
  * list (common/watch), what a result says (common/verdict), the output's parsing

@@ -131,7 +131,7 @@
  * flight: a burst set up all at once starts no container before it starts them all, so the
  * first correction of the burst would wait for the last one's start. From idle, the first job
  * of a burst is set up alone; the other turns open once it is through. */
-/* Why one file of about 2,100 lines: it is the one state machine above, and every step reads
+/* Why one file of about 2,300 lines: it is the one state machine above, and every step reads
  * and writes the same job (its slot, its setup turn, its container, its fault and retry
  * budget); split by step, every file would share the whole job and the step table. What is
  * not the job's is apart: the running count (common/runset), the events stream and the list
