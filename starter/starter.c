@@ -129,9 +129,8 @@
  * (lookup, create, inspect, upload, start) at once; the others wait their turn in order
  * (s->setup_wait, at most MAX_RUNNING long). The engine shares its time among the calls in
  * flight: a burst set up all at once starts no container before it starts them all, so the
- * first correction of the burst would wait for the last one's start. From idle (no correction
- * of ours running, none being set up), the first job of a burst is set up alone; the other
- * turns open once it is through, and stay open while any correction runs. */
+ * first correction of the burst would wait for the last one's start. From idle, the first job
+ * of a burst is set up alone; the other turns open once it is through. */
 /* Why one file of about 2,300 lines: it is the one state machine above, and every step reads
  * and writes the same job (its slot, its setup turn, its container, its fault and retry
  * budget); split by step, every file would share the whole job and the step table. What is
@@ -273,8 +272,7 @@ struct starter {
      * counted jobs wait their turn here, in order. */
     unsigned setting_up;
     struct fifo setup_wait;
-    bool warm; /* a burst is under way: all MAX_STARTING turns are open (else one, unless a
-                  correction runs: setup_turns) */
+    bool warm; /* a burst is under way: all MAX_STARTING turns are open (else one) */
     /* CORRECTION_NETWORK=isolated: whether the engine has a default bridge, read at start, on
      * every reconcile and after the events stream broke (an engine restart); not known (an
      * error, the stream broken): none. */
@@ -656,15 +654,11 @@ static bool step_is_setup(enum step step)
     return step >= STEP_LOOKUP && step <= STEP_DISCARD && step != STEP_PULL;
 }
 
-/* Turns open now: one from idle (no correction of ours running on the host, none being set
- * up: the first job of a burst is set up alone, so its correction is done as soon as one alone
- * could be), MAX_STARTING once it has left or while any correction runs. Idle is not "no setup
- * in flight": at capacity a slot frees with each exit, and a job set up alone each time would
- * keep the next one waiting for its start, one at a time, while the host has room (the
- * benchmark of this, docs/BENCHMARKS.md, "Setup turns in steady state"). */
+/* Turns open now: one while the starter is idle (the first job of a burst is set up alone,
+ * so its correction is done as soon as one alone could be), MAX_STARTING once it has left. */
 static unsigned setup_turns(const starter *s)
 {
-    return s->warm || runset_count(s->running) > 0 ? (unsigned)s->cfg.max_starting : 1;
+    return s->warm ? (unsigned)s->cfg.max_starting : 1;
 }
 
 /* True when the job may make its setup call now; else it waits in line (s->setup_wait) and

@@ -2677,41 +2677,6 @@ static void test_max_starting(void **state)
     assert_true(first_alone);
 }
 
-/* With a correction running the host is not idle: a burst that comes then is set up
- * MAX_STARTING at a time from its first job on. At capacity a slot frees with each exit, and
- * a job set up alone each time kept the next waiting for its start while the host had room:
- * this test saw 2 in flight there, not 3, before the turns stayed open. */
-static void test_setup_turns_while_running(void **state)
-{
-    (void)state;
-    struct ct_daemon run;
-    struct proxy px;
-    char *file = exercise("turns.txt", "abc");
-    proxy_start(&px, "turns",
-                "{\"rules\": [{\"id\": \"create\", \"method\": \"POST\", "
-                "\"path\": \"^/containers/create\", \"delay_ms\": 1000}]}");
-    start_starter(&run, "turns",
-                  (const char *[]){px.env, "MAX_RUNNING=5", "MAX_STARTING=3", NULL});
-    publish_job("w-turns-long", "ct-sleeper:latest", file, "http://h/cb", NULL, NULL);
-    json_decref(get_json("running_corrections")); /* it runs (300 s): the host is busy */
-    for (int i = 0; i < 3; i++) {
-        char wid[64];
-        snprintf(wid, sizeof(wid), "w-turns-%d", i);
-        publish_job(wid, "ct-ok:latest", file, "http://h/cb", NULL, NULL);
-    }
-    for (int i = 0; i < 3; i++)
-        json_decref(get_json("running_corrections"));
-    assert_int_equal(stop_starter(&run), 0);
-    int creates;
-    bool first_alone;
-    /* the long job alone (from idle), then the three together */
-    assert_int_equal(setup_depth(&px, &creates, &first_alone), 3);
-    assert_int_equal(creates, 4);
-    assert_true(first_alone);
-    proxy_stop(&px);
-    free(file);
-}
-
 /* ---- QUEUE_TYPE=quorum, in a virtual host of its own (the other tests' classic queues of the
  * same names live in "/"). */
 
@@ -2937,8 +2902,6 @@ int main(void)
                                         ct_reset_pipeline_fixture),
         cmocka_unit_test_setup_teardown(test_max_starting, ct_reset_pipeline_fixture,
                                         ct_reset_pipeline_fixture),
-        cmocka_unit_test_setup_teardown(test_setup_turns_while_running,
-                                        ct_reset_pipeline_fixture, ct_reset_pipeline_fixture),
         cmocka_unit_test_setup_teardown(test_quorum_burst_at_capacity, quorum_setup,
                                         quorum_teardown),
         cmocka_unit_test_setup_teardown(test_no_way_out, ct_reset_pipeline_fixture,
