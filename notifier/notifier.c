@@ -13,7 +13,26 @@
  *
  * A job belongs to the connection its delivery came on. When that connection is lost, the
  * broker requeues the delivery and its redelivery is a new job: the old one, when its POST
- * ends, publishes nothing (no retry copy, no parked copy), so each message lives once. */
+ * ends, publishes nothing (no retry copy, no parked copy), so each message lives once.
+ *
+ * A job's steps (each ends in one ack, one nack or nothing, then the job is released):
+ *
+ *   step      event                                     next
+ *   DELIVERY  out of memory (ours)                      nack with requeue
+ *             not a finished message (too large: the    parked in finished_corrections.invalid
+ *               link parks it before)
+ *             invalid callback URL, host not allowed,   PARK
+ *               an address the policy refuses
+ *             parsed                                    POST
+ *   POST      2xx (callback_outcome: DELIVERED)         ack; released
+ *             every address refused by the policy       PARK
+ *             connection lost meanwhile (stale)         released: the redelivery carries on
+ *             410 Gone                                  PARK
+ *             anything else (3xx, 4xx, 5xx, no answer)  RETRY; past the last delay: PARK
+ *   RETRY     published to the delay's queue, confirmed ack; released
+ *   PARK      published to failed_callbacks, confirmed  ack; released
+ *   RETRY or  not confirmed (nack, return)              nack with requeue; released
+ *   PARK      connection lost, or shutting down         released: the broker requeues it */
 #include "notifier.h"
 
 #include <amqp.h>
