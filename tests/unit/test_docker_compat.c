@@ -53,26 +53,26 @@ static json_t *event(const char *action, const char *attrs)
                      "Action", action, "Actor", "ID", "0123", "Attributes", a);
 }
 
+/* docker_compat_event_wanted with these filters (JSON text). */
+static bool wanted(json_t *ev, const char *filters)
+{
+    json_t *f = json_loads(filters, 0, NULL);
+    assert_non_null(f);
+    bool w = docker_compat_event_wanted(ev, f);
+    json_decref(f);
+    return w;
+}
+
 static void test_wanted(void **state)
 {
     (void)state;
     json_t *ev = event("die", "{\"k\":\"v\",\"k2\":\"w\",\"exitCode\":\"0\"}");
-    json_t *f = json_loads("{\"label\":[\"k\"]}", 0, NULL);
-    assert_true(docker_compat_event_wanted(ev, f));
-    json_decref(f);
-    f = json_loads("{\"label\":[\"k=v\",\"k2=w\"]}", 0, NULL);
-    assert_true(docker_compat_event_wanted(ev, f));
-    json_decref(f);
+    assert_true(wanted(ev, "{\"label\":[\"k\"]}"));
+    assert_true(wanted(ev, "{\"label\":[\"k=v\",\"k2=w\"]}"));
     /* labels are AND'ed (Podman OR's them) */
-    f = json_loads("{\"label\":[\"k=v\",\"k2=x\"]}", 0, NULL);
-    assert_false(docker_compat_event_wanted(ev, f));
-    json_decref(f);
-    f = json_loads("{\"label\":[\"other\"]}", 0, NULL);
-    assert_false(docker_compat_event_wanted(ev, f));
-    json_decref(f);
-    f = json_loads("{\"label\":[\"k=\"]}", 0, NULL);
-    assert_false(docker_compat_event_wanted(ev, f));
-    json_decref(f);
+    assert_false(wanted(ev, "{\"label\":[\"k=v\",\"k2=x\"]}"));
+    assert_false(wanted(ev, "{\"label\":[\"other\"]}"));
+    assert_false(wanted(ev, "{\"label\":[\"k=\"]}"));
     assert_true(docker_compat_event_wanted(ev, NULL));
     json_decref(ev);
 }

@@ -26,11 +26,12 @@ static void frame(char *buf, size_t *len, int stream, const char *payload)
     *len += 8 + n;
 }
 
-/* The stream fed in chunks of `step` bytes, the result compared with the expected frames. */
-static void check(const char *stream, size_t len, size_t step, unsigned frames, size_t max,
-                  const char *want, size_t want_len)
+/* The stream fed in chunks of `step` bytes to a log_tail of (frames, max, streams), the
+ * result compared with the expected frames. */
+static void check_streams(const char *stream, size_t len, size_t step, unsigned frames, size_t max,
+                          unsigned streams, const char *want, size_t want_len)
 {
-    struct log_tail *t = log_tail_new(frames, max, 0);
+    struct log_tail *t = log_tail_new(frames, max, streams);
     assert_non_null(t);
     for (size_t i = 0; i < len; i += step)
         assert_int_equal(log_tail_feed(t, stream + i, len - i < step ? len - i : step), 0);
@@ -42,6 +43,13 @@ static void check(const char *stream, size_t len, size_t step, unsigned frames, 
     assert_int_equal(out[out_len], '\0');
     free(out);
     log_tail_free(t);
+}
+
+/* The same, every stream kept (streams 0). */
+static void check(const char *stream, size_t len, size_t step, unsigned frames, size_t max,
+                  const char *want, size_t want_len)
+{
+    check_streams(stream, len, step, frames, max, 0, want, want_len);
 }
 
 static void test_last_frames(void **state)
@@ -71,25 +79,14 @@ static void test_last_frames(void **state)
 static void test_streams(void **state)
 {
     (void)state;
-    char s[512], w[512], *out;
-    size_t len = 0, wl = 0, out_len;
+    char s[512], w[512];
+    size_t len = 0, wl = 0;
     frame(s, &len, 1, "a\n");
     frame(s, &len, 1, "b");
     frame(s, &len, 2, "c");
-    struct log_tail *t = log_tail_new(2, 1024, 1u << 1);
-    assert_int_equal(log_tail_feed(t, s, len), 0);
-    assert_int_equal(log_tail_result(t, &out, &out_len), 0);
     frame(w, &wl, 1, "b");
-    assert_int_equal(out_len, wl);
-    assert_memory_equal(out, w, wl);
-    free(out);
-    log_tail_free(t);
-    t = log_tail_new(1, 1024, 1u << 1); /* the last entry is stderr's: nothing */
-    assert_int_equal(log_tail_feed(t, s, len), 0);
-    assert_int_equal(log_tail_result(t, &out, &out_len), 0);
-    assert_int_equal(out_len, 0);
-    free(out);
-    log_tail_free(t);
+    check_streams(s, len, len, 2, 1024, 1u << 1, w, wl);
+    check_streams(s, len, len, 1, 1024, 1u << 1, "", 0); /* the last entry is stderr's: nothing */
 }
 
 static void test_bounded(void **state)
