@@ -108,42 +108,48 @@ static void test_normalize(void **state)
     json_decref(ev);
 }
 
+/* docker_compat_status for an error body (JSON text). */
+static long status_of(long status, const char *body, bool create)
+{
+    json_t *j = json_loads(body, 0, NULL);
+    assert_non_null(j);
+    long r = docker_compat_status(status, j, create);
+    json_decref(j);
+    return r;
+}
+
 static void test_status(void **state)
 {
     (void)state;
-    json_t *j = json_loads("{\"cause\":\"that name is already in use\",\"message\":\"container "
-                           "create: ...\",\"response\":500}",
-                           0, NULL);
-    assert_int_equal(docker_compat_status(500, j, false), 409);
-    json_decref(j);
-    j = json_loads("{\"cause\":\"container state improper\",\"message\":\"can only kill running "
-                   "containers. x is in state exited: container state improper\"}",
-                   0, NULL);
-    assert_int_equal(docker_compat_status(500, j, false), 409);
-    json_decref(j);
-    j = json_loads("{\"cause\":\"something else\"}", 0, NULL);
-    assert_int_equal(docker_compat_status(500, j, false), 500);
-    json_decref(j);
+    assert_int_equal(status_of(500,
+                               "{\"cause\":\"that name is already in use\",\"message\":\"container "
+                               "create: ...\",\"response\":500}",
+                               false),
+                     409);
+    assert_int_equal(status_of(500,
+                               "{\"cause\":\"container state improper\",\"message\":\"can only "
+                               "kill running containers. x is in state exited: container state "
+                               "improper\"}",
+                               false),
+                     409);
+    assert_int_equal(status_of(500, "{\"cause\":\"something else\"}", false), 500);
     /* Docker's own 500 has no cause */
-    j = json_loads("{\"message\":\"that name is already in use\"}", 0, NULL);
-    assert_int_equal(docker_compat_status(500, j, false), 500);
-    json_decref(j);
+    assert_int_equal(status_of(500, "{\"message\":\"that name is already in use\"}", false), 500);
     assert_int_equal(docker_compat_status(404, NULL, false), 404);
     assert_int_equal(docker_compat_status(500, NULL, false), 500);
     /* an image name that is not one */
-    j = json_loads("{\"cause\":\"normalizing name for compat API: invalid reference format\","
-                   "\"message\":\"normalizing image: normalizing name for compat API: invalid "
-                   "reference format\",\"response\":500}",
-                   0, NULL);
-    assert_int_equal(docker_compat_status(500, j, true), 400);
-    json_decref(j);
+    assert_int_equal(status_of(500,
+                               "{\"cause\":\"normalizing name for compat API: invalid reference "
+                               "format\",\"message\":\"normalizing image: normalizing name for "
+                               "compat API: invalid reference format\",\"response\":500}",
+                               true),
+                     400);
     /* a create naming a network that does not exist: a setting refused, not a missing image */
-    j = json_loads("{\"cause\":\"network not found\",\"message\":\"container create: unable to "
-                   "find network with name or ID n: network not found\",\"response\":500}",
-                   0, NULL);
-    assert_int_equal(docker_compat_status(500, j, true), 400);
-    assert_int_equal(docker_compat_status(500, j, false), 500);
-    json_decref(j);
+    const char *no_network = "{\"cause\":\"network not found\",\"message\":\"container create: "
+                             "unable to find network with name or ID n: network not "
+                             "found\",\"response\":500}";
+    assert_int_equal(status_of(500, no_network, true), 400);
+    assert_int_equal(status_of(500, no_network, false), 500);
 }
 
 /* GET /version as Podman 4.3.1's service answers it (podman system service, this machine). */
