@@ -818,6 +818,25 @@ int docker_container_inspect(docker *d, const char *id, docker_cb cb, void *user
     return call_path(d, "GET", docker_path_for("/containers/", id, "/json"), cb, userdata);
 }
 
+/* GET .../logs's path: the streams asked, the last tail entries (0: all), timestamps, since.
+ * NULL when out of memory. */
+static char *logs_path(const char *id, bool out, bool err, unsigned tail, bool timestamps,
+                       const char *since)
+{
+    char *p = docker_path_for("/containers/", id, "/logs");
+    char n[16];
+    snprintf(n, sizeof(n), "%u", tail);
+    if (p && (docker_query_add(&p, "stdout", out ? "1" : "0") < 0 ||
+              docker_query_add(&p, "stderr", err ? "1" : "0") < 0 ||
+              (tail && docker_query_add(&p, "tail", n) < 0) ||
+              (timestamps && docker_query_add(&p, "timestamps", "1") < 0) ||
+              (*since && docker_query_add(&p, "since", since) < 0))) {
+        free(p);
+        return NULL;
+    }
+    return p;
+}
+
 int docker_container_logs(docker *d, const char *id, const struct docker_logs *what, docker_cb cb,
                           void *userdata)
 {
@@ -827,34 +846,23 @@ int docker_container_logs(docker *d, const char *id, const struct docker_logs *w
     if (!d || !valid_id(id) || strlen(since) > 24 || strspn(since, "0123456789.") != strlen(since))
         return -EINVAL;
     bool both = !what || (!what->out && !what->err);
+    bool out = both || what->out, err = both || what->err;
+    bool timestamps = what && what->timestamps;
+    unsigned tail = what ? what->tail : 0;
     co.timeout_ms = d->timeout_ms;
     co.max_bytes = what && what->max_bytes ? what->max_bytes : d->max_response;
-    char *p = docker_path_for("/containers/", id, "/logs");
-    char *podman = docker_path_for("/containers/", id, "/logs");
-    char tail[16];
-    snprintf(tail, sizeof(tail), "%u", what ? what->tail : 0);
-    if (p && (docker_query_add(&p, "stdout", both || what->out ? "1" : "0") < 0 ||
-              docker_query_add(&p, "stderr", both || what->err ? "1" : "0") < 0 ||
-              (what && what->tail && docker_query_add(&p, "tail", tail) < 0) ||
-              (what && what->timestamps && docker_query_add(&p, "timestamps", "1") < 0) ||
-              (*since && docker_query_add(&p, "since", since) < 0))) {
+    char *p = logs_path(id, out, err, tail, timestamps, since);
+    /* with a tail, for an engine whose tail is done here (launch): both streams without tail=,
+     * as Docker's tail counts the last entries of the log, then keeps the asked streams' */
+    char *podman = tail ? logs_path(id, true, true, 0, timestamps, since) : NULL;
+    if (!p || (tail && !podman)) {
         free(p);
         free(podman);
         return -ENOMEM;
     }
-    /* both streams without tail=, for an engine whose tail is done here (launch): Docker's
-     * tail counts the last entries of the log, then keeps the asked streams' */
-    if (!podman || docker_query_add(&podman, "stdout", "1") < 0 ||
-        docker_query_add(&podman, "stderr", "1") < 0 ||
-        (what && what->timestamps && docker_query_add(&podman, "timestamps", "1") < 0) ||
-        (*since && docker_query_add(&podman, "since", since) < 0)) {
-        free(p);
-        free(podman);
-        return -ENOMEM;
-    }
-    if (what && what->tail) {
-        co.tail = what->tail;
-        co.streams = (both || what->out ? 1u << 1 : 0) | (both || what->err ? 1u << 2 : 0);
+    if (tail) {
+        co.tail = tail;
+        co.streams = (out ? 1u << 1 : 0) | (err ? 1u << 2 : 0);
         co.podman_path = podman;
     }
     int r = call_start_path(d, &co, p, cb, userdata);
