@@ -92,6 +92,102 @@ def proc_mem(pid):
     return out
 
 
+def machine_busy_s():
+    """CPU seconds the whole machine spent busy so far, every core together (/proc/stat: user,
+    nice, system, irq, softirq; not idle, iowait or steal, the time a hypervisor took)."""
+    with open("/proc/stat") as f:
+        v = [int(x) for x in f.readline().split()[1:8]]
+    return (v[0] + v[1] + v[2] + v[5] + v[6]) / CLK_TCK
+
+
+CPUACCT = "/sys/fs/cgroup/cpuacct"
+CPU_SPLIT = {}  # name -> cpuacct group folder, with --cpu-split (CpuSplit)
+
+
+class CpuSplit:
+    """--cpu-split: the machine's CPU over each batch of modes/original split by who used it,
+    through cgroup v1 cpuacct groups of the benchmark's own: the engine (dockerd, its containerd
+    and everything they start: shims, runc, dockerd's re-execs), the broker (the RabbitMQ node
+    and its helpers), ours (the three daemons), the client (ct-bench-load, ct-bench-baseline or
+    the docker CLI), the bench (this script: its samplers of the daemons' memory); the
+    corrections are the engine's own group (docker/). What is left (the kernel's own threads:
+    writeback, the file systems' journals, network softirqs) is the machine's busy time minus
+    these."""
+
+    def __init__(self):
+        if not os.path.exists(os.path.join(CPUACCT, "cgroup.procs")):
+            raise SystemExit("bench: --cpu-split needs cgroup v1's cpuacct controller at "
+                             + CPUACCT)
+        sdir = os.environ["CT_SERVERS_DIR"]
+        dockerd = int(open(os.path.join(sdir, "docker", "docker.pid")).read())
+        beam = int(open(os.path.join(sdir, "rabbitmq", "rabbitmq.pid")).read())
+        self.made = []
+        for name, roots in (("engine", [dockerd]), ("broker", [beam]), ("ours", []),
+                            ("client", []), ("bench", [os.getpid()])):
+            path = os.path.join(CPUACCT, "ct-bench-" + name)
+            os.makedirs(path, exist_ok=True)
+            self.made.append(path)
+            for pid in roots + [d for r in roots for d in descendants(r)]:
+                join_cpu_group(name, pid, path)
+            CPU_SPLIT[name] = path
+        if os.path.isdir(os.path.join(CPUACCT, "docker")):
+            CPU_SPLIT["containers"] = os.path.join(CPUACCT, "docker")
+
+    def release(self):
+        """Every process back in the root group; the groups removed."""
+        for path in self.made:
+            try:
+                for pid in open(os.path.join(path, "cgroup.procs")).read().split():
+                    try:
+                        with open(os.path.join(CPUACCT, "cgroup.procs"), "w") as f:
+                            f.write(pid)
+                    except OSError:
+                        pass  # gone meanwhile
+                os.rmdir(path)
+            except OSError as e:
+                log("cpu split: cannot remove %s: %s" % (path, e))
+        CPU_SPLIT.clear()
+
+
+def descendants(pid):
+    kids = []
+    for p in os.listdir("/proc"):
+        if p.isdigit():
+            try:
+                with open("/proc/%s/stat" % p) as f:
+                    if int(f.read().rsplit(")", 1)[1].split()[1]) == pid:
+                        kids.append(int(p))
+            except OSError:
+                pass
+    return kids + [d for k in kids for d in descendants(k)]
+
+
+def join_cpu_group(name, pid, path=None):
+    """Moves pid into the --cpu-split group name (nothing without --cpu-split)."""
+    path = path or CPU_SPLIT.get(name)
+    if path:
+        with open(os.path.join(path, "cgroup.procs"), "w") as f:
+            f.write(str(pid))
+
+
+def cpu_now():
+    """{"machine": s, group: s, ...}: CPU seconds so far (machine_busy_s, CPU_SPLIT's groups)."""
+    out = {"machine": machine_busy_s()}
+    for name, path in CPU_SPLIT.items():
+        with open(os.path.join(path, "cpuacct.usage")) as f:
+            out[name] = int(f.read()) / 1e9
+    return out
+
+
+def cpu_per_job(t0, jobs):
+    """ms per job of each counter of cpu_now() since t0"""
+    t1 = cpu_now()
+    out = {k: (t1[k] - t0[k]) * 1000.0 / jobs for k in t0}
+    if len(out) > 1:
+        out["rest"] = out["machine"] - sum(v for k, v in out.items() if k != "machine")
+    return out
+
+
 def proc_cpu(pid):
     with open("/proc/%d/stat" % pid) as f:
         st = f.read().rsplit(")", 1)[1].split()
@@ -99,9 +195,10 @@ def proc_cpu(pid):
 
 
 class Daemon:
-    """One correctomatic daemon, its resident memory sampled every 50 ms."""
+    """One correctomatic daemon, its resident memory sampled every 50 ms (sample=False: not
+    sampled; the kernel's own peak, VmHWM, is still there to read)."""
 
-    def __init__(self, bindir, name, logdir, env):
+    def __init__(self, bindir, name, logdir, env, sample=True):
         self.name = name
         self.health = os.path.join(logdir, name + ".health")
         if os.path.exists(self.health):
@@ -116,10 +213,12 @@ class Daemon:
         self.log = open(os.path.join(logdir, name + ".log"), "a")
         self.p = subprocess.Popen([os.path.join(bindir, "correctomatic-" + name)], env=full,
                                   stdin=subprocess.DEVNULL, stdout=self.log, stderr=self.log)
+        join_cpu_group("ours", self.p.pid)
         self.peak = {}
         self.stop_sampling = threading.Event()
-        self.sampler = threading.Thread(target=self._sample, daemon=True)
-        self.sampler.start()
+        if sample:
+            self.sampler = threading.Thread(target=self._sample, daemon=True)
+            self.sampler.start()
 
     def _sample(self):
         while not self.stop_sampling.is_set():
@@ -147,6 +246,13 @@ class Daemon:
     def mem(self):
         return proc_mem(self.p.pid)
 
+    def hwm(self):
+        """VmHWM, the kernel's peak of VmRSS (KiB), 0 once the process is gone"""
+        try:
+            return proc_mem(self.p.pid).get("VmHWM", 0)
+        except (OSError, ValueError):
+            return 0
+
     def cpu(self):
         return proc_cpu(self.p.pid)
 
@@ -163,11 +269,12 @@ class Daemon:
 
 
 class Pipeline:
-    def __init__(self, bench, names=("starter", "completer", "notifier"), per_daemon=None, **env):
+    def __init__(self, bench, names=("starter", "completer", "notifier"), per_daemon=None,
+                 sample=True, **env):
         env = {k: str(v) for k, v in env.items()}
         self.bench = bench
-        self.d = {n: Daemon(bench.bin, n, bench.logdir, dict(env, **(per_daemon or {}).get(n, {})))
-                  for n in names}
+        self.d = {n: Daemon(bench.bin, n, bench.logdir, dict(env, **(per_daemon or {}).get(n, {})),
+                            sample) for n in names}
         for d in self.d.values():
             d.wait_ready()
         time.sleep(0.3)  # first container count, consumers registered
@@ -462,7 +569,8 @@ class Bench:
         if record:
             self.r["commands"].append(" ".join(os.path.basename(c) if i == 0 else c
                                                for i, c in enumerate(cmd)))
-        p = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+        p = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout,
+                           preexec_fn=lambda: join_cpu_group("client", os.getpid()))
         if p.returncode != 0:
             log("command failed:", " ".join(cmd), p.stderr[-2000:])
             raise RuntimeError("%s failed" % cmd[0])
@@ -477,7 +585,8 @@ class Bench:
         cmd = [os.path.join(self.bin, "ct-bench-load"), "--mode", mode, "--jobs", str(jobs),
                "--image", "ct-ok", "--file", self.file, "--tag", tag, *extra]
         self.r["commands"].append(" ".join([os.path.basename(cmd[0])] + cmd[1:]))
-        p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+        p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                             preexec_fn=lambda: join_cpu_group("client", os.getpid()))
         box = {}
         reader = threading.Thread(target=lambda: box.update(zip(("out", "err"), p.communicate())))
         reader.start()
@@ -634,22 +743,24 @@ class Bench:
                     if left[0] == 0:
                         return
                     left[0] -= 1
-                p = subprocess.run(args, capture_output=True, timeout=600)
+                p = subprocess.run(args, capture_output=True, timeout=600,
+                                   preexec_fn=lambda: join_cpu_group("client", os.getpid()))
                 with lock:
                     if p.returncode != 0:
                         errors[0] += 1
                     elif not first:
                         first.append(time.monotonic())
-        t0 = time.monotonic()
+        t0, c0 = time.monotonic(), cpu_now()
         ts = [threading.Thread(target=worker) for _ in range(conc)]
         for t in ts:
             t.start()
         for t in ts:
             t.join()
-        secs = time.monotonic() - t0
+        secs, cpu = time.monotonic() - t0, cpu_per_job(c0, jobs)
         if errors[0]:
             raise RuntimeError("docker run failed %d times" % errors[0])
-        return {"per_s": jobs / secs, "first_after_s": first[0] - t0}
+        return {"per_s": jobs / secs, "first_after_s": first[0] - t0,
+                "cpu_ms": cpu}
 
     # 6. the ways into a container, at the same concurrency ---------------------------------
     # 7. against the original correctomatic, in the same round-robin ---------------------------
@@ -662,10 +773,11 @@ class Bench:
 
         def baseline(bind):
             def f(run):
+                t0 = cpu_now()
                 b = self.run([os.path.join(self.bin, "ct-bench-baseline"), "--jobs", str(a.jobs),
                               "--concurrency", str(conc), "--image", "ct-ok", "--file",
                               self.file] + (["--bind"] if bind else []))
-                return {"per_s": b["jobs_per_s"]}
+                return {"per_s": b["jobs_per_s"], "cpu_ms": cpu_per_job(t0, a.jobs)}
             return f
 
         def pipeline(bind, no_hold=False, isolated=False, metrics=False):
@@ -730,7 +842,10 @@ class Bench:
         if scrape:
             per = {n: {"METRICS_LISTEN": "127.0.0.1:%d" % free_port()}
                    for n in ("starter", "completer", "notifier")}
-        pl = Pipeline(self, per_daemon=per, **env)
+        # Not sampled: on a machine the engine keeps busy, this script's samplers (three threads
+        # waking every 50 ms) cost 8 ms of CPU per job, 1.3% of the machine's, charged to the
+        # pipeline's ways alone (measured with --cpu-split). VmHWM is the kernel's own peak.
+        pl = Pipeline(self, per_daemon=per, sample=False, **env)
         if scrape:
             def scrape_loop():
                 while not stop.wait(1.0):
@@ -741,18 +856,21 @@ class Bench:
                         scrapes[0] += 1
             scraper = threading.Thread(target=scrape_loop, daemon=True)
             scraper.start()
+        t0 = cpu_now()
         try:
             r = self.load("pipeline", self.a.jobs, tag=tag)
+            cpu = cpu_per_job(t0, self.a.jobs)
         finally:
             stop.set()
             if scraper:
                 scraper.join(10)
-            peak = {n: d.peak.get("VmHWM", 0) for n, d in pl.d.items()}
+            peak = {n: d.hwm() for n, d in pl.d.items()}
             pl.stop()
         check_successes(r, "the pipeline")
         if scrape and scrapes[0] == 0:
             raise RuntimeError("no scrape of the daemons' metrics succeeded")
-        return {"per_s": r["per_s"], "first_after_s": r["first_after_s"], "peak_kib": peak}
+        return {"per_s": r["per_s"], "first_after_s": r["first_after_s"], "peak_kib": peak,
+                "cpu_ms": cpu}
 
     def network_probe(self):
         """What a container with the engine's default network (the original's: no NetworkMode)
@@ -820,7 +938,7 @@ class Bench:
             if unknown:
                 raise RuntimeError("--ways: no such way here: %s" % ", ".join(sorted(unknown)))
             ways = [(w, f) for w, f in ways if w in keep]
-        got = {w: {"per_s": [], "first_after_s": [], "peak_kib": []} for w, _ in ways}
+        got = {w: {"per_s": [], "first_after_s": [], "peak_kib": [], "cpu_ms": []} for w, _ in ways}
         errors = {}
         if setup_err:
             for w, _ in ways:
@@ -853,9 +971,11 @@ class Bench:
                     for k in got[w]:
                         if v.get(k) is not None:
                             got[w][k].append(v[k])
-                    log("  run %d: %s %.2f jobs/s%s" % (
+                    log("  run %d: %s %.2f jobs/s%s%s" % (
                         run + 1, w, v["per_s"], ", first callback after %.2f s" % v["first_after_s"]
-                        if v.get("first_after_s") is not None else ""))
+                        if v.get("first_after_s") is not None else "",
+                        ", CPU ms/job: " + ", ".join("%s %.1f" % x for x in v["cpu_ms"].items())
+                        if v.get("cpu_ms") else ""))
         finally:
             if "original" in parts and getattr(self, "orig", None):
                 self.orig.close()
@@ -868,7 +988,7 @@ class Bench:
             res["order"] = "forward in odd-numbered runs, backward in even-numbered ones"
             if part == "original":
                 res["ways"] = {w: {k: summary(v) for k, v in got[w].items()
-                                   if v and k != "peak_kib"} for w in mine
+                                   if v and k not in ("peak_kib", "cpu_ms")} for w in mine
                                if got[w]["per_s"]}
             else:
                 for w in mine:
@@ -880,6 +1000,11 @@ class Bench:
                 res["peak_kib"] = {w: {n: max(p[n] for p in got[w]["peak_kib"])
                                        for n in got[w]["peak_kib"][0]}
                                    for w in mine if got[w]["peak_kib"]}
+            # CPU per job over each batch: the whole machine's (the engine, the corrections,
+            # the broker, our daemons or the baseline's client) and CT_BENCH_CPU_GROUPS'
+            res["cpu_ms"] = {w: {k: summary([c[k] for c in got[w]["cpu_ms"]])
+                                 for k in got[w]["cpu_ms"][0]}
+                             for w in mine if got[w]["cpu_ms"]}
             res["errors"] = {w: e for w, e in errors.items() if part_of[w] == part}
             self.r[part] = res
         if all(w in errors for w, _ in ways) and ways:
@@ -1181,6 +1306,63 @@ def report_original(o, w, targets, with_modes):
     w("")
 
 
+CPU_PARTS = (("engine", "engine"), ("containers", "corrections"), ("broker", "RabbitMQ"),
+             ("ours", "our daemons"), ("client", "client"), ("bench", "bench.py"),
+             ("rest", "kernel and the rest"))
+
+
+def report_cpu(cpu, names, w, targets):
+    """The machine's CPU per job of each way (bench.py --cpu-split: split by who used it)."""
+    ways = [k for k in names if k in cpu]
+    if not ways:
+        return
+    parts = [(k, label) for k, label in CPU_PARTS if any(k in cpu[x] for x in ways)]
+    w("The machine's busy CPU per job over each batch (`/proc/stat`, every core; medians)%s. On "
+      "a machine the engine keeps busy, jobs/s is about the cores over this figure." % (
+          ", split by who used it (`--cpu-split`: cpuacct groups; the client is "
+          "`ct-bench-load`, `ct-bench-baseline` or the `docker` CLI)" if parts else ""))
+    w("")
+    w("| way | machine ms/job |%s" % "".join(" %s |" % label for _, label in parts))
+    w("|---|---|%s" % ("---|" * len(parts)))
+    for k in ways:
+        w("| %s | %.0f |%s" % (names[k], cpu[k]["machine"]["median"], "".join(
+            " %.1f |" % cpu[k][p]["median"] if p in cpu[k] else " – |" for p, _ in parts)))
+    w("")
+    est = []
+    for pipe, base in (("pipeline_bind", "baseline_bind"), ("pipeline_upload", "baseline_upload")):
+        if pipe in cpu and base in cpu:
+            pm, bm = cpu[pipe]["machine"]["runs"], cpu[base]["machine"]["runs"]
+            extra = [p - b for p, b in zip(pm, bm)]
+            w("- `%s` over `%s`, run by run: %s ms/job (median %+.0f, %+.1f%% of the "
+              "baseline's)%s." % (pipe, base, ", ".join("%+.0f" % x for x in extra),
+                                   statistics.median(extra),
+                                   100 * statistics.median(extra) / statistics.median(bm),
+                                   "; by part, medians: " + ", ".join(
+                                       "%s %+.1f" % (label, cpu[pipe][p]["median"] -
+                                                     cpu[base][p]["median"])
+                                       for p, label in parts
+                                       if p in cpu[pipe] and p in cpu[base]) if parts else ""))
+            if "containers" in cpu[pipe] and "containers" in cpu[base]:
+                # The corrections' own CPU is the same work in every way: the machine's CPU
+                # over it takes out how fast the (shared) host ran each batch.
+                pc, bc = cpu[pipe]["containers"]["runs"], cpu[base]["containers"]["runs"]
+                rel = [(p / c) / (b / d) for p, c, b, d in zip(pm, pc, bm, bc)]
+                est.append((pipe, base, rel))
+    w("")
+    for pipe, base, rel in est:
+        w("- The machine's CPU per job over the corrections' own (the same work in every way, so "
+          "the ratio takes out how fast the shared host ran each batch), `%s` over `%s`, run by "
+          "run: %s; median %.3f. On a machine the engine keeps busy that is a throughput of "
+          "**%.1f%%** of the baseline's." % (pipe, base, ", ".join("%.3f" % x for x in rel),
+                                              statistics.median(rel),
+                                              100 / statistics.median(rel)))
+        targets.append(("%s ≥ 95%% of %s, by the machine's CPU per job" % (pipe, base),
+                        "%.1f%%" % (100 / statistics.median(rel)),
+                        1 / statistics.median(rel) >= 0.95))
+    if est:
+        w("")
+
+
 def report(r, docs, made, cmdline):
     f = r["facts"]
     L = []
@@ -1451,6 +1633,7 @@ def report(r, docs, made, cmdline):
                 w("| %s | %s |%s" % (label, fmt(m[k], 2), (" %s |" % (
                     fmt(first[k], 2) if k in first else "–")) if first else ""))
         w("")
+        report_cpu(m.get("cpu_ms", {}), names, w, targets)
         if "pipeline_bind_metrics" in m and "pipeline_bind" in m:
             pk = m.get("peak_kib", {})
             mem = ""
@@ -1555,6 +1738,10 @@ def main():
                     "with the pipeline (default: CT_ORIGINAL_DIR)" % ORIGINAL_REPO)
     ap.add_argument("--ways", help="with modes or original: only these ways (comma-separated "
                     "names, as in docs/bench-results.json), for an A/B of a few")
+    ap.add_argument("--cpu-split", action="store_true",
+                    help="with modes/original: split each batch's CPU by who used it (the "
+                    "engine, the corrections, the broker, our daemons, the client), through "
+                    "cpuacct groups of cgroup v1 (CpuSplit)")
     ap.add_argument("--load-timeout", default="600")
     ap.add_argument("--cmdline", default="sudo bench/run.sh")
     ap.add_argument("--report-only", action="store_true",
@@ -1603,6 +1790,7 @@ def main():
     b = Bench(a)
     b.r["facts"] = facts()
     t0 = time.time()
+    split = CpuSplit() if a.cpu_split else None
     for part in parts:
         if part == "original" and "modes" in parts:
             continue  # measured with the modes, in the same round-robin
@@ -1618,6 +1806,8 @@ def main():
             for d in (b.pl.d.values() if b.pl else []):
                 d.stop()
         b.pl = None
+    if split:
+        split.release()
     b.r["finished"] = time.time()
     b.r["facts"]["loadavg_end"] = open("/proc/loadavg").read().split()[:3]
     b.r["wall_s"] = time.time() - t0

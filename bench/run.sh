@@ -3,7 +3,7 @@
 # RabbitMQ node of its own, through tests/servers.sh):
 #
 #   sudo bench/run.sh [--quick] [--runs N] [--jobs N] [--only LIST] [--ways LIST] [--original DIR]
-#                     [--no-install]
+#                     [--cpu-split] [--no-install]
 #
 #  1. installs the Debian packages it needs when some are missing (those of tests/run.sh, and
 #     python3-matplotlib for the plots, redis-server for the original correctomatic)
@@ -29,6 +29,9 @@
 #                 dependencies installed there with npm (node and npm needed), run against a
 #                 private redis-server. Nothing of it is kept. E.g.
 #                 sudo bench/run.sh --only modes,original --original ~/correction-runner
+#   --cpu-split   with modes/original: split each batch's CPU by who used it (the engine, the
+#                 corrections, RabbitMQ, our daemons, the client, bench.py, the rest), through
+#                 cpuacct groups of cgroup v1 made for the run and removed after it
 #   --no-install  do not check or install packages
 #   -h, --help
 set -euo pipefail
@@ -46,6 +49,7 @@ while [ $# -gt 0 ]; do
     case "$1" in
     --no-install) install=0 ;;
     --quick) args+=(--quick); cmdline+=" --quick" ;;
+    --cpu-split) args+=(--cpu-split); cmdline+=" --cpu-split" ;;
     --runs | --jobs | --only | --ways | --original)
         [ $# -ge 2 ] || { echo "run.sh: $1 needs a value" >&2; exit 2; }
         v=$2
