@@ -1225,6 +1225,8 @@ def report_original(o, w, targets, with_modes):
         elif k in o.get("errors", {}):
             w("| %s | failed: %s | |" % (label, o["errors"][k].replace("|", "/")[:150]))
     w("")
+    report_cpu(o.get("cpu_ms", {}), names, w, targets,
+               {k: ways[k]["per_s"]["runs"] for k in names if k in ways})
 
     def med(k, f="per_s"):
         return ways.get(k, {}).get(f, {}).get("median")
@@ -1311,21 +1313,26 @@ CPU_PARTS = (("engine", "engine"), ("containers", "corrections"), ("broker", "Ra
              ("rest", "kernel and the rest"))
 
 
-def report_cpu(cpu, names, w, targets):
-    """The machine's CPU per job of each way (bench.py --cpu-split: split by who used it)."""
+def report_cpu(cpu, names, w, targets, per_s):
+    """The machine's CPU per job of each way (bench.py --cpu-split: split by who used it).
+    per_s: each way's jobs/s, run by run."""
     ways = [k for k in names if k in cpu]
     if not ways:
         return
     parts = [(k, label) for k, label in CPU_PARTS if any(k in cpu[x] for x in ways)]
-    w("The machine's busy CPU per job over each batch (`/proc/stat`, every core; medians)%s. On "
-      "a machine the engine keeps busy, jobs/s is about the cores over this figure." % (
+    w("The machine's busy CPU per job over each batch (`/proc/stat`, every core; medians)%s. "
+      "Busy cores: jobs/s times that, the cores the batch kept busy (of %d): where it is all of "
+      "them, jobs/s is the cores over the CPU per job." % (
           ", split by who used it (`--cpu-split`: cpuacct groups; the client is "
-          "`ct-bench-load`, `ct-bench-baseline` or the `docker` CLI)" if parts else ""))
+          "`ct-bench-load`, `ct-bench-baseline` or the `docker` CLI)" if parts else "",
+          os.cpu_count() or 1))
     w("")
-    w("| way | machine ms/job |%s" % "".join(" %s |" % label for _, label in parts))
-    w("|---|---|%s" % ("---|" * len(parts)))
+    w("| way | busy cores | machine ms/job |%s" % "".join(" %s |" % label for _, label in parts))
+    w("|---|---|---|%s" % ("---|" * len(parts)))
     for k in ways:
-        w("| %s | %.0f |%s" % (names[k], cpu[k]["machine"]["median"], "".join(
+        busy = [j * c / 1000.0 for j, c in zip(per_s.get(k, []), cpu[k]["machine"]["runs"])]
+        w("| %s | %s | %.0f |%s" % (names[k], "%.2f" % statistics.median(busy) if busy else "–",
+                                    cpu[k]["machine"]["median"], "".join(
             " %.1f |" % cpu[k][p]["median"] if p in cpu[k] else " – |" for p, _ in parts)))
     w("")
     est = []
@@ -1633,7 +1640,8 @@ def report(r, docs, made, cmdline):
                 w("| %s | %s |%s" % (label, fmt(m[k], 2), (" %s |" % (
                     fmt(first[k], 2) if k in first else "–")) if first else ""))
         w("")
-        report_cpu(m.get("cpu_ms", {}), names, w, targets)
+        report_cpu(m.get("cpu_ms", {}), names, w, targets,
+                   {k: m[k]["runs"] for k in names if k in m})
         if "pipeline_bind_metrics" in m and "pipeline_bind" in m:
             pk = m.get("peak_kib", {})
             mem = ""
