@@ -1001,7 +1001,7 @@ class Bench:
                                        for n in got[w]["peak_kib"][0]}
                                    for w in mine if got[w]["peak_kib"]}
             # CPU per job over each batch: the whole machine's (the engine, the corrections,
-            # the broker, our daemons or the baseline's client) and CT_BENCH_CPU_GROUPS'
+            # the broker, our daemons or the baseline's client), split with --cpu-split
             res["cpu_ms"] = {w: {k: summary([c[k] for c in got[w]["cpu_ms"]])
                                  for k in got[w]["cpu_ms"][0]}
                              for w in mine if got[w]["cpu_ms"]}
@@ -1337,7 +1337,8 @@ def report_cpu(cpu, names, w, targets, per_s):
     w("")
     est = []
     for pipe, base in (("pipeline_bind", "baseline_bind"), ("pipeline_upload", "baseline_upload")):
-        if pipe in cpu and base in cpu:
+        if pipe in cpu and base in cpu and (len(cpu[pipe]["machine"]["runs"]) ==
+                                            len(cpu[base]["machine"]["runs"])):
             pm, bm = cpu[pipe]["machine"]["runs"], cpu[base]["machine"]["runs"]
             extra = [p - b for p, b in zip(pm, bm)]
             w("- `%s` over `%s`, run by run: %s ms/job (median %+.0f, %+.1f%% of the "
@@ -1806,23 +1807,25 @@ def main():
     b.r["facts"] = facts()
     t0 = time.time()
     split = CpuSplit() if a.cpu_split else None
-    for part in parts:
-        if part == "original" and "modes" in parts:
-            continue  # measured with the modes, in the same round-robin
-        try:
-            if part == "modes" and "original" in parts:
-                part = "modes+original"
-                b.measure(["modes", "original"])
-            else:
-                getattr(b, part)()
-        except Exception as e:  # report what ran; say what did not
-            log("%s FAILED: %s" % (part, e))
-            b.r["errors"][part] = str(e)
-            for d in (b.pl.d.values() if b.pl else []):
-                d.stop()
-        b.pl = None
-    if split:
-        split.release()
+    try:
+        for part in parts:
+            if part == "original" and "modes" in parts:
+                continue  # measured with the modes, in the same round-robin
+            try:
+                if part == "modes" and "original" in parts:
+                    part = "modes+original"
+                    b.measure(["modes", "original"])
+                else:
+                    getattr(b, part)()
+            except Exception as e:  # report what ran; say what did not
+                log("%s FAILED: %s" % (part, e))
+                b.r["errors"][part] = str(e)
+                for d in (b.pl.d.values() if b.pl else []):
+                    d.stop()
+            b.pl = None
+    finally:
+        if split:
+            split.release()
     b.r["finished"] = time.time()
     b.r["facts"]["loadavg_end"] = open("/proc/loadavg").read().split()[:3]
     b.r["wall_s"] = time.time() - t0
