@@ -20,6 +20,8 @@ import threading
 import time
 import urllib.request
 
+import cpuacct
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 PAGE = os.sysconf("SC_PAGE_SIZE")
@@ -100,82 +102,58 @@ def machine_busy_s():
     return (v[0] + v[1] + v[2] + v[5] + v[6]) / CLK_TCK
 
 
-CPUACCT = "/sys/fs/cgroup/cpuacct"
 CPU_SPLIT = {}  # name -> cpuacct group folder, with --cpu-split (CpuSplit)
 
 
 class CpuSplit:
     """--cpu-split: the machine's CPU over each batch of modes/original split by who used it,
-    through cgroup v1 cpuacct groups of the benchmark's own: the engine (dockerd, its containerd
-    and everything they start: shims, runc, dockerd's re-execs), the broker (the RabbitMQ node
-    and its helpers), ours (the three daemons), the client (ct-bench-load, ct-bench-baseline or
-    the docker CLI), the bench (this script: its samplers of the daemons' memory); the
-    corrections are the engine's own group (docker/). What is left (the kernel's own threads:
-    writeback, the file systems' journals, network softirqs) is the machine's busy time minus
-    these."""
+    through cgroup v1 cpuacct groups of the benchmark's own (bench/cpuacct.py): the engine
+    (dockerd, its containerd and everything they start: shims, runc, dockerd's re-execs), the
+    broker (the RabbitMQ node and its helpers), ours (the three daemons), the client
+    (ct-bench-load, ct-bench-baseline or the docker CLI), the bench (this script: its samplers of
+    the daemons' memory); the corrections are the engine's own group (docker/). What is left
+    (the kernel's own threads: writeback, the file systems' journals, network softirqs) is the
+    machine's busy time minus these."""
 
     def __init__(self):
-        if not os.path.exists(os.path.join(CPUACCT, "cgroup.procs")):
+        if not cpuacct.available():
             raise SystemExit("bench: --cpu-split needs cgroup v1's cpuacct controller at "
-                             + CPUACCT)
+                             + cpuacct.ROOT)
         sdir = os.environ["CT_SERVERS_DIR"]
-        dockerd = int(open(os.path.join(sdir, "docker", "docker.pid")).read())
-        beam = int(open(os.path.join(sdir, "rabbitmq", "rabbitmq.pid")).read())
+        dockerd = cpuacct.pid_of(os.path.join(sdir, "docker", "docker.pid"))
+        beam = cpuacct.pid_of(os.path.join(sdir, "rabbitmq", "rabbitmq.pid"))
         self.made = []
-        for name, roots in (("engine", [dockerd]), ("broker", [beam]), ("ours", []),
-                            ("client", []), ("bench", [os.getpid()])):
-            path = os.path.join(CPUACCT, "ct-bench-" + name)
-            os.makedirs(path, exist_ok=True)
+        for name, root in (("engine", dockerd), ("broker", beam), ("ours", None),
+                           ("client", None), ("bench", os.getpid())):
+            path = cpuacct.make("ct-bench-" + name)
             self.made.append(path)
-            for pid in roots + [d for r in roots for d in descendants(r)]:
-                join_cpu_group(name, pid, path)
+            for pid in cpuacct.tree(root) if root else []:
+                cpuacct.join(path, pid)
             CPU_SPLIT[name] = path
-        if os.path.isdir(os.path.join(CPUACCT, "docker")):
-            CPU_SPLIT["containers"] = os.path.join(CPUACCT, "docker")
+        if os.path.isdir(os.path.join(cpuacct.ROOT, "docker")):
+            CPU_SPLIT["containers"] = os.path.join(cpuacct.ROOT, "docker")
 
     def release(self):
         """Every process back in the root group; the groups removed."""
         for path in self.made:
             try:
-                for pid in open(os.path.join(path, "cgroup.procs")).read().split():
-                    try:
-                        with open(os.path.join(CPUACCT, "cgroup.procs"), "w") as f:
-                            f.write(pid)
-                    except OSError:
-                        pass  # gone meanwhile
-                os.rmdir(path)
+                cpuacct.release(path)
             except OSError as e:
                 log("cpu split: cannot remove %s: %s" % (path, e))
         CPU_SPLIT.clear()
 
 
-def descendants(pid):
-    kids = []
-    for p in os.listdir("/proc"):
-        if p.isdigit():
-            try:
-                with open("/proc/%s/stat" % p) as f:
-                    if int(f.read().rsplit(")", 1)[1].split()[1]) == pid:
-                        kids.append(int(p))
-            except OSError:
-                pass
-    return kids + [d for k in kids for d in descendants(k)]
-
-
-def join_cpu_group(name, pid, path=None):
-    """Moves pid into the --cpu-split group name (nothing without --cpu-split)."""
-    path = path or CPU_SPLIT.get(name)
-    if path:
-        with open(os.path.join(path, "cgroup.procs"), "w") as f:
-            f.write(str(pid))
+def join_client_group():
+    """In a child before its exec (preexec_fn): itself into the --cpu-split client group."""
+    if "client" in CPU_SPLIT:
+        cpuacct.join(CPU_SPLIT["client"], os.getpid())
 
 
 def cpu_now():
     """{"machine": s, group: s, ...}: CPU seconds so far (machine_busy_s, CPU_SPLIT's groups)."""
     out = {"machine": machine_busy_s()}
     for name, path in CPU_SPLIT.items():
-        with open(os.path.join(path, "cpuacct.usage")) as f:
-            out[name] = int(f.read()) / 1e9
+        out[name] = cpuacct.usage_s(path)
     return out
 
 
@@ -213,7 +191,8 @@ class Daemon:
         self.log = open(os.path.join(logdir, name + ".log"), "a")
         self.p = subprocess.Popen([os.path.join(bindir, "correctomatic-" + name)], env=full,
                                   stdin=subprocess.DEVNULL, stdout=self.log, stderr=self.log)
-        join_cpu_group("ours", self.p.pid)
+        if "ours" in CPU_SPLIT:
+            cpuacct.join(CPU_SPLIT["ours"], self.p.pid)
         self.peak = {}
         self.stop_sampling = threading.Event()
         if sample:
@@ -570,7 +549,7 @@ class Bench:
             self.r["commands"].append(" ".join(os.path.basename(c) if i == 0 else c
                                                for i, c in enumerate(cmd)))
         p = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout,
-                           preexec_fn=lambda: join_cpu_group("client", os.getpid()))
+                           preexec_fn=join_client_group)
         if p.returncode != 0:
             log("command failed:", " ".join(cmd), p.stderr[-2000:])
             raise RuntimeError("%s failed" % cmd[0])
@@ -586,7 +565,7 @@ class Bench:
                "--image", "ct-ok", "--file", self.file, "--tag", tag, *extra]
         self.r["commands"].append(" ".join([os.path.basename(cmd[0])] + cmd[1:]))
         p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
-                             preexec_fn=lambda: join_cpu_group("client", os.getpid()))
+                             preexec_fn=join_client_group)
         box = {}
         reader = threading.Thread(target=lambda: box.update(zip(("out", "err"), p.communicate())))
         reader.start()
@@ -744,7 +723,7 @@ class Bench:
                         return
                     left[0] -= 1
                 p = subprocess.run(args, capture_output=True, timeout=600,
-                                   preexec_fn=lambda: join_cpu_group("client", os.getpid()))
+                                   preexec_fn=join_client_group)
                 with lock:
                     if p.returncode != 0:
                         errors[0] += 1

@@ -41,9 +41,12 @@ import tempfile
 import time
 import urllib.parse
 
+import cpuacct
+from cpuacct import children, pid_of
+
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 NET = "ct-profile-internal"
-CG = "/sys/fs/cgroup/cpuacct/ct-profile-engine"
+CG = "ct-profile-engine"  # the engine's cpuacct group (cpuacct.py)
 
 
 def log(*a):
@@ -81,22 +84,6 @@ class Engine:
 
 # ------------------------------------------------------------------------------ engine CPU
 
-def pid_of(path):
-    with open(path) as f:
-        return int(f.read().strip())
-
-
-def children(pid):
-    out = []
-    try:
-        for tid in os.listdir("/proc/%d/task" % pid):
-            with open("/proc/%d/task/%s/children" % (pid, tid)) as f:
-                out += [int(x) for x in f.read().split()]
-    except OSError:
-        pass
-    return out
-
-
 def proc_ticks(pid, reaped=True):
     try:
         with open("/proc/%d/stat" % pid) as f:
@@ -130,11 +117,10 @@ class EngineCPU:
         self.containerd = [c for c in children(dockerd)]
         self.cgroup = None
         try:
-            os.makedirs(CG, exist_ok=True)
+            path = cpuacct.make(CG)
             for pid in [dockerd] + self.containerd:
-                with open(CG + "/cgroup.procs", "w") as f:
-                    f.write(str(pid))
-            self.cgroup = CG
+                cpuacct.join(path, pid)
+            self.cgroup = path
         except OSError as e:
             log("no cpuacct cgroup (%s): /proc counters instead" % e)
 
@@ -143,8 +129,7 @@ class EngineCPU:
 
     def now(self):
         if self.cgroup:
-            with open(self.cgroup + "/cpuacct.usage") as f:
-                return int(f.read()) / 1e9
+            return cpuacct.usage_s(self.cgroup)
         t = proc_ticks(self.dockerd) + sum(proc_ticks(c) for c in self.containerd)
         t += sum(proc_ticks(s, reaped=False) for s in shims())
         return t / CLK_TCK
@@ -154,15 +139,7 @@ class EngineCPU:
         if not self.cgroup:
             return
         try:
-            with open(self.cgroup + "/cgroup.procs") as f:
-                pids = f.read().split()
-            for pid in pids:
-                try:
-                    with open("/sys/fs/cgroup/cpuacct/cgroup.procs", "w") as f:
-                        f.write(pid)
-                except OSError:
-                    pass
-            os.rmdir(self.cgroup)
+            cpuacct.release(self.cgroup)
         except OSError:
             pass
 
